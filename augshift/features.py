@@ -1,0 +1,106 @@
+"""Pooled pre-classifier features, captured in the same forward that produces the logits.
+
+:class:`PooledFeatures` puts a forward pre-hook on the model's classifier and keeps the classifier's
+input, i.e. the globally pooled features ``(N, D)``. The hook runs inside the model's own ``forward``,
+so it works unchanged when the model is wrapped by DDP, ``accelerate`` or ``torch.compile``: nothing
+is ever computed beside the wrapped call. The model itself is not edited (``state_dict`` keys stay).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from torch import Tensor, nn
+
+# torchvision (and most hand-written) classifiers, in the order they are looked up
+CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")
+
+SUPPORTED = (
+    "timm models (the module returned by model.get_classifier(): ResNet, ResNet-blur, ConvNeXt, "
+    "EfficientNet, MobileNetV3, RegNet, DenseNet, ViT, Swin, ...), torchvision classifiers with "
+    f"one of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}, or any model with classifier='<module name>' "
+    "naming the module whose input is the pooled (N, D) feature"
+)
+
+
+def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Module:
+    """Return the module whose input is the pooled feature: ``classifier`` by name, else looked up."""
+    if classifier is not None:
+        modules = dict(model.named_modules())
+        if classifier not in modules:
+            raise ValueError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED}")
+        return modules[classifier]
+    get_classifier = getattr(model, "get_classifier", None)
+    if callable(get_classifier):
+        found = get_classifier()
+        if isinstance(found, nn.Module):
+            return found
+    for name in CLASSIFIER_ATTRIBUTES:
+        found = getattr(model, name, None)
+        if isinstance(found, nn.Module):
+            return found
+    raise ValueError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED}")
+
+
+class PooledFeatures:
+    """Keep the pooled features (N, D) that enter ``model``'s classifier while capturing is on.
+
+    Usage::
+
+        features = PooledFeatures(model)
+        with features.capture():
+            logits = wrapped_model(x)      # the model, or its DDP / accelerate / compiled wrapper
+            pooled = features.pop()        # (N, D), same forward as the logits
+    """
+
+    def __init__(self, model: nn.Module, classifier: Optional[str] = None) -> None:
+        self.module = find_classifier(model, classifier)
+        self.model_name = type(model).__name__
+        self._capturing = False
+        self._captured: Optional[Tensor] = None
+        self._handle = self.module.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        if not self._capturing:
+            return
+        pooled = args[0] if args else None
+        if not isinstance(pooled, Tensor) or pooled.dim() != 2:
+            shape = tuple(pooled.shape) if isinstance(pooled, Tensor) else type(pooled).__name__
+            raise ValueError(
+                f"the input of {self.model_name}'s classifier ({type(module).__name__}) has shape {shape}, "
+                f"not pooled (N, D) features; supported: {SUPPORTED}"
+            )
+        self._captured = pooled
+
+    @contextmanager
+    def capture(self) -> Iterator["PooledFeatures"]:
+        """Capture during this block only (so EMA copies and eval forwards keep nothing)."""
+        self._capturing, self._captured = True, None
+        try:
+            yield self
+        finally:
+            self._capturing = False
+
+    def pop(self) -> Tensor:
+        """Return the features of the last forward inside :meth:`capture` and forget them."""
+        if self._captured is None:
+            raise RuntimeError(
+                f"no pooled features were captured: {self.model_name}'s classifier did not run inside capture()"
+            )
+        pooled, self._captured = self._captured, None
+        return pooled
+
+    def remove(self) -> None:
+        """Remove the hook from the model."""
+        self._handle.remove()
+
+
+def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] = None) -> tuple[Tensor, Tensor]:
+    """One forward of ``model`` on ``x``: returns ``(logits (N, K), pooled features (N, D))``."""
+    features = PooledFeatures(model, classifier)
+    try:
+        with features.capture():
+            logits = model(x)
+            return logits, features.pop()
+    finally:
+        features.remove()

@@ -1,0 +1,1 @@
+"""augshift.integrations.evaluate"""
