@@ -141,14 +141,19 @@ class ShiftConsistency:
             raise ValueError(f"shifts up to {largest} px do not fit images of H={h}, W={w}; use a smaller max_shift")
 
     @torch.no_grad()
-    def update(
+    def flags(
         self,
         model: Callable[[Tensor], Tensor],
         images: Tensor,
         targets: Tensor,
         indices: Optional[Tensor] = None,
-    ) -> None:
-        """Evaluate ``model`` (in eval mode) on ``images`` (N, C, H, W) with class ``targets`` (N,)."""
+    ) -> Tensor:
+        """Per-sample 0/1 outcomes (N, F) for ``images`` (N, C, H, W) and class ``targets`` (N,).
+
+        Columns: [1, correct, agree per protocol..., curve agree per grid shift..., curve correct...];
+        their column sums are this batch's counts. Gather them across processes (e.g. with
+        ``accelerator.gather_for_metrics``) and :meth:`add` them, or call :meth:`update`.
+        """
         check_images(images, "images", floating=True)
         n = images.shape[0]
         if targets.shape != (n,) or targets.is_floating_point():
@@ -169,20 +174,35 @@ class ShiftConsistency:
         c = self.curve_max_shift
         grid = [(dx, dy) for dy in range(-c, c + 1) for dx in range(-c, c + 1)] if c is not None else []
         views.extend(shift(images, dx, dy, self.mode) for dx, dy in grid)
-        preds = self._predict(model, torch.cat(views)).view(len(views), n).cpu()
-        targets = targets.cpu()
-        counts = [n, int((preds[0] == targets).sum())]
-        for p in range(len(self.protocols)):
-            counts.append(agreement_counts(preds[1 + 2 * p], preds[2 + 2 * p])[1])
-        curve = preds[1 + 2 * len(self.protocols):]
-        counts.extend((curve == preds[0]).sum(dim=1).tolist())
-        counts.extend((curve == targets).sum(dim=1).tolist())
-        self.counts += torch.tensor(counts, dtype=torch.long)
+        preds = self._predict(model, torch.cat(views)).view(len(views), n)
+        targets = targets.to(preds.device)
+        k = len(self.protocols)
+        curve = preds[1 + 2 * k:]
+        columns = [torch.ones_like(targets), preds[0] == targets]
+        columns += [preds[1 + 2 * p] == preds[2 + 2 * p] for p in range(k)]
+        return torch.cat([torch.stack(columns), curve == preds[0], curve == targets]).t().long()
 
-    def compute(self) -> ConsistencyReport:
-        """Sum the counts over all processes (when torch.distributed is initialised) and report."""
+    def add(self, flags: Tensor) -> None:
+        """Add per-sample outcomes from :meth:`flags` (any number of rows, e.g. gathered ones)."""
+        if flags.dim() != 2 or flags.shape[1] != self.counts.numel():
+            raise ValueError(f"flags must have shape (N, {self.counts.numel()}), got {tuple(flags.shape)}")
+        self.counts += flags.sum(dim=0).cpu()
+
+    def update(
+        self,
+        model: Callable[[Tensor], Tensor],
+        images: Tensor,
+        targets: Tensor,
+        indices: Optional[Tensor] = None,
+    ) -> None:
+        """Evaluate ``model`` (in eval mode) on one batch and add its counts."""
+        self.add(self.flags(model, images, targets, indices))
+
+    def compute(self, *, sync: bool = True) -> ConsistencyReport:
+        """Report; with ``sync`` the counts are first summed over all processes (when torch.distributed
+        is initialised). Pass ``sync=False`` when every process already added gathered flags."""
         counts = self.counts.clone()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
             counts = counts.to(backend_device)
             dist.all_reduce(counts)

@@ -1,0 +1,35 @@
+"""Shared test set-up: offline Hugging Face, a project-local HF_HOME, few threads, the shared CIFAR-10."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HOME", str(ROOT / ".hf_home"))
+for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+
+import torch  # noqa: E402  (after the environment is set)
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+CIFAR10_DIR = Path(os.environ.get("AUGSHIFT_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10"))
+TIMM_TRAIN_PY = Path(os.environ.get("AUGSHIFT_TIMM_TRAIN", ROOT.parent / "shared" / "timm" / "train.py"))
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir() -> Path:
+    """The shared CIFAR-10 parquet folder (hub schema ``img``/``label``); skips when absent."""
+    if not (CIFAR10_DIR / "test-00000-of-00001.parquet").is_file():
+        pytest.skip(f"shared CIFAR-10 parquet not found at {CIFAR10_DIR} (set AUGSHIFT_CIFAR10)")
+    return CIFAR10_DIR
+
+
+@pytest.fixture(scope="session")
+def timm_train_py() -> Path:
+    """The real timm train.py from pytorch-image-models; skips when absent."""
+    if not TIMM_TRAIN_PY.is_file():
+        pytest.skip(f"timm train.py not found at {TIMM_TRAIN_PY} (set AUGSHIFT_TIMM_TRAIN)")
+    return TIMM_TRAIN_PY
