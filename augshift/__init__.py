@@ -9,6 +9,7 @@ from .loss import ConsistencyLoss
 from .metrics import ShiftConsistency, evaluate_shift_consistency
 from .permute import ChannelPermutation, permute_channels
 from .shift import RandomShift, ShiftParams, shift
+from .zoo import FCN, GAPNet  # importing registers gapnet_*, permutenet_*, fcn_resnet18 with timm
 
 __version__ = "0.1.0"
 
@@ -17,3 +18,4 @@ __all__ = [
     "ShiftConsistency", "ShiftParams", "evaluate_shift_consistency", "find_classifier", "logits_and_features",
     "loss_parts", "permute_channels", "shift",
 ]
+__all__ += ["FCN", "GAPNet"]

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
+
+from augshift.training import CIFAR_MEAN, CIFAR_STD, normalize
 
 IMAGE_COLUMNS = ("img", "image", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
+INDEX_COLUMN = "index"  # the row index added by with_tensors (keys evaluation shifts)
 
 
 def _parquet_files(source: str, split: str) -> list[str]:
@@ -59,6 +64,28 @@ def resolve_columns(dataset, image_column: Optional[str] = None, label_column: O
     return pick(image_column, IMAGE_COLUMNS, "image"), pick(label_column, LABEL_COLUMNS, "label")
 
 
+def decode_images(images: Sequence, *, size: Optional[int] = None) -> Tensor:
+    """Decode PIL images (a ``datasets`` ``Image`` column) into ``uint8`` (N, 3, H, W).
+
+    ``size``: resize every image to ``size`` x ``size`` (bilinear) first; without it all images must
+    already have one size (true of CIFAR).
+    """
+    arrays = []
+    for image in images:
+        if not hasattr(image, "convert"):
+            raise TypeError(f"expected PIL images (a datasets Image column), got {type(image).__name__}")
+        image = image.convert("RGB")
+        if size is not None and image.size != (size, size):
+            image = image.resize((size, size), resample=Image.Resampling.BILINEAR)
+        arrays.append(np.asarray(image))
+    if not arrays:
+        raise ValueError("no images to decode")
+    sizes = {a.shape for a in arrays}
+    if len(sizes) != 1:
+        raise ValueError(f"images have different sizes {sorted(sizes)[:4]}...; pass size= to resize them")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
 def to_tensors(
     dataset,
     *,
@@ -75,10 +102,57 @@ def to_tensors(
         dataset = dataset.select(range(min(limit, len(dataset))))
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
-    arrays = [np.asarray(image.convert("RGB")) for image in dataset[image_column]]
-    sizes = {a.shape for a in arrays}
-    if len(sizes) != 1:
-        raise ValueError(f"images have different sizes {sorted(sizes)[:4]}...; resize them first")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    images = decode_images(dataset[image_column])
     labels = torch.tensor(dataset[label_column], dtype=torch.long)
     return images, labels
+
+
+def num_classes(dataset, label_column: Optional[str] = None) -> int:
+    """Number of classes: from the ``ClassLabel`` feature of the label column, else ``max(label) + 1``."""
+    label_column = resolve_columns(dataset, label_column=label_column)[1]
+    found = getattr(dataset.features[label_column], "num_classes", None)
+    return int(found) if found is not None else int(max(dataset.with_format(None)[label_column])) + 1
+
+
+@dataclass(frozen=True)
+class TensorTransform:
+    """The ``with_transform`` function of :func:`with_tensors` (a class, so it pickles into workers)."""
+
+    image_column: str
+    label_column: str
+    size: Optional[int] = None
+    mean: tuple[float, ...] = CIFAR_MEAN
+    std: tuple[float, ...] = CIFAR_STD
+
+    def __call__(self, batch: dict) -> dict:
+        images = decode_images(batch[self.image_column], size=self.size)
+        return {
+            "pixel_values": normalize(images, self.mean, self.std),
+            "labels": torch.as_tensor(batch[self.label_column], dtype=torch.long),
+            INDEX_COLUMN: torch.as_tensor(batch[INDEX_COLUMN], dtype=torch.long),
+        }
+
+
+def with_tensors(
+    dataset,
+    *,
+    image_column: Optional[str] = None,
+    label_column: Optional[str] = None,
+    size: Optional[int] = None,
+    mean: tuple[float, ...] = CIFAR_MEAN,
+    std: tuple[float, ...] = CIFAR_STD,
+):
+    """Return ``dataset`` yielding tensors, decoded on the fly with ``with_transform``.
+
+    Each row becomes ``{"pixel_values": float (3, H, W) normalised with mean/std, "labels": long,
+    "index": long}``, so a ``DataLoader`` gives batches of (B, 3, H, W), (B,) and (B,). ``index`` is the
+    row's index in ``dataset`` (an ``index`` column is added unless there is one), so it survives
+    ``select`` / ``shuffle`` and keys the evaluation shifts of :class:`augshift.ShiftConsistency`.
+    Image and label columns are found by name (``img``/``image``, ``label``/``fine_label``, ...) or given;
+    a wrong name raises an error listing the dataset's columns. ``size`` resizes to ``size`` x ``size``.
+    """
+    image_column, label_column = resolve_columns(dataset, image_column, label_column)
+    if INDEX_COLUMN not in dataset.column_names:
+        dataset = dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
+    transform = TensorTransform(image_column, label_column, size, tuple(mean), tuple(std))
+    return dataset.with_transform(transform, columns=[image_column, label_column, INDEX_COLUMN])

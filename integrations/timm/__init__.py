@@ -1,1 +1,19 @@
-"""augshift.integrations.timm"""
+"""timm integration: :class:`AugShiftTask` and the ``augshift-timm`` launcher for an unmodified train.py.
+
+See ``integrations/timm/README.md`` (section "Add AugShift to a timm run") for the commands.
+"""
+from .consistency import loader_indices, loader_shift_consistency
+from .launcher import SUPPORTED, TrainScriptError, add_arguments, load_train_script, main
+from .task import AugShiftTask, PortableClassificationTask
+
+__all__ = [
+    "AugShiftTask",
+    "PortableClassificationTask",
+    "SUPPORTED",
+    "TrainScriptError",
+    "add_arguments",
+    "load_train_script",
+    "loader_indices",
+    "loader_shift_consistency",
+    "main",
+]

@@ -1,0 +1,44 @@
+"""A small CNN for the demo: strided convolutions (so it aliases, like ResNets do), global average
+pooling and a linear classifier ``fc``, with timm's ``forward_features`` / ``forward_head`` split."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """(N, 3, H, W) -> logits (N, num_classes); stages of ``width * 2**i`` channels, each halving H, W."""
+
+    def __init__(self, num_classes: int = 10, *, width: int = 32, stages: int = 3, in_chans: int = 3) -> None:
+        super().__init__()
+        layers, cin = [_conv_bn(in_chans, width, 1)], width
+        for i in range(stages):
+            cout = width * 2 ** (i + 1)
+            layers += [_conv_bn(cin, cout, 2), _conv_bn(cout, cout, 1)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.num_features = cin
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = x.mean(dim=(2, 3))
+        return x if pre_logits else self.fc(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def create_small_cnn(num_classes: int = 10, **kwargs) -> SmallCNN:
+    """The demo model; see :class:`SmallCNN` for options."""
+    torch._assert(num_classes > 0, "num_classes must be > 0")
+    return SmallCNN(num_classes, **kwargs)

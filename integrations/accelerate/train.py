@@ -1,0 +1,149 @@
+"""AugShift in a plain Accelerate training loop: copy this file and change what you need.
+
+    accelerate launch integrations/accelerate/train.py --data uoft-cs/cifar10 --model resnet18 --output runs/r18
+    accelerate launch --multi_gpu --num_processes 2 integrations/accelerate/train.py --data DIR --cpu ...
+
+Any timm model name (or ``torchvision/<name>``), any Hugging Face image-classification dataset (hub name,
+parquet, image folder). Each epoch: train (AugShift on unless ``--no-augshift``), evaluate accuracy and shift
+consistency over all processes, save a checkpoint (``--resume`` continues from the last one) and
+``metrics.json``; the plain model's weights go to ``model.safetensors``.
+"""
+import argparse
+import json
+import os
+
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from augshift import AugShift, RandomShift, ShiftConsistency, loss_parts
+from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, seed_shifts, sync_buffers, weights_digest
+from augshift.integrations.datasets import load_image_dataset, num_classes, with_tensors
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = p.add_argument
+    add("--data", default="uoft-cs/cifar10", help="hub name, parquet file/folder or image folder")
+    add("--train-split", default="train")
+    add("--eval-split", default="test")
+    add("--image-column", default=None)
+    add("--label-column", default=None)
+    add("--image-size", type=int, default=None, help="resize to this square size")
+    add("--train-samples", type=int, default=None, help="train on the first N samples")
+    add("--eval-samples", type=int, default=None, help="evaluate on the first N samples")
+    add("--model", default="resnet18", help="timm model name, or torchvision/<name>")
+    add("--pretrained", action="store_true")
+    add("--epochs", type=int, default=30)
+    add("--batch-size", type=int, default=128, help="per process")
+    add("--eval-batch-size", type=int, default=256, help="per process")
+    add("--lr", type=float, default=0.1)
+    add("--weight-decay", type=float, default=5e-4)
+    add("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
+    add("--no-augshift", dest="augshift", action="store_false", help="baseline: one shifted view, CE only")
+    add("--max-shift", type=int, default=4)
+    add("--weight", type=float, default=1.0, help="weight of the consistency loss")
+    add("--workers", type=int, default=0)
+    add("--seed", type=int, default=0)
+    add("--output", required=True)
+    add("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    add("--cpu", action="store_true", help="run on CPU (with --multi_gpu: several CPU processes)")
+    return p.parse_args(argv)
+
+
+def create_model(name: str, classes: int, pretrained: bool) -> nn.Module:
+    if name.startswith("torchvision/"):
+        return torchvision.models.get_model(name.split("/", 1)[1], num_classes=classes)
+    return timm.create_model(name, pretrained=pretrained, num_classes=classes)
+
+
+def load_split(args, split: str, samples):
+    dataset = load_image_dataset(args.data, split)
+    dataset = with_tensors(dataset, image_column=args.image_column, label_column=args.label_column, size=args.image_size)
+    return dataset.select(range(min(samples, len(dataset)))) if samples else dataset
+
+
+def evaluate(accelerator, model: nn.Module, loader) -> dict:
+    """Accuracy and shift consistency; per-sample flags are gathered, so counts are exact."""
+    metric = ShiftConsistency()
+    model.eval()
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
+        flags = metric.flags(model, batch["pixel_values"], batch["labels"], batch["index"])
+        metric.add(accelerator.gather_for_metrics(flags))
+    model.train()
+    return metric.compute(sync=False).to_dict()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
+                              gradient_accumulation_steps=args.grad_accum)
+    with accelerator.main_process_first():  # the first process builds the datasets cache
+        train_set = load_split(args, args.train_split, args.train_samples)
+        eval_set = load_split(args, args.eval_split, args.eval_samples)
+    model = create_model(args.model, num_classes(train_set, args.label_column), args.pretrained)
+    shifts, order = torch.Generator(), torch.Generator()  # re-seeded every epoch: resumable
+    if args.augshift:
+        net = AugShift(model, max_shift=args.max_shift, weight=args.weight, generator=shifts)
+    else:
+        net = nn.Sequential(RandomShift(args.max_shift, generator=shifts), model)
+    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)  # stepped per epoch
+    train_loader = DataLoader(train_set, args.batch_size, shuffle=True, generator=order, num_workers=args.workers)
+    eval_loader = DataLoader(eval_set, args.eval_batch_size, num_workers=args.workers)
+    net, optimizer, train_loader, eval_loader = accelerator.prepare(net, optimizer, train_loader, eval_loader)
+    accelerator.register_for_checkpointing(scheduler)
+
+    checkpoint, start = last_checkpoint(os.path.join(args.output, "checkpoints"))
+    if checkpoint and not args.resume:
+        raise SystemExit(f"{args.output} has checkpoints: pass --resume, or another --output")
+    metrics_path, history = os.path.join(args.output, "metrics.json"), []
+    if checkpoint:
+        accelerator.load_state(checkpoint)
+        with open(metrics_path) as f:
+            history = [row for row in json.load(f)["epochs"] if row["epoch"] <= start]
+
+    for epoch in range(start, args.epochs):
+        order.manual_seed(args.seed + epoch)  # the same data order on every process
+        seed_shifts(shifts, seed=args.seed, epoch=epoch, process_index=accelerator.process_index)
+        totals = {}
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_main_process)
+        for batch in bar:
+            images, labels = batch["pixel_values"], batch["labels"]
+            with accelerator.accumulate(net):
+                if args.augshift:
+                    result = net(images, labels)  # CE on two shifted views + pooled-feature consistency
+                    loss, parts = result["loss"], loss_parts(result)
+                else:
+                    loss = F.cross_entropy(net(images), labels)
+                    parts = {"loss": loss.item()}
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            totals = {key: totals.get(key, 0.0) + value / len(bar) for key, value in parts.items()}
+            bar.set_postfix(loss=f"{parts['loss']:.3f}")
+        scheduler.step()
+        sync_buffers(accelerator, model)  # BatchNorm statistics: the same on every process
+        train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device))
+        history.append({"epoch": epoch + 1, "train": dict(zip(totals, train.tolist())),
+                        "eval": evaluate(accelerator, model, eval_loader),
+                        "rank_weight_digests": gather_object([weights_digest(model)])})
+        accelerator.print(json.dumps({"epoch": epoch + 1, **history[-1]["train"], **history[-1]["eval"]}))
+        save_checkpoint(accelerator, os.path.join(args.output, "checkpoints", f"epoch_{epoch + 1}"))
+        if accelerator.is_main_process:  # metrics.json: written beside, then renamed (atomic)
+            with open(metrics_path + ".tmp", "w") as f:
+                json.dump({"args": vars(args), "epochs": history}, f, indent=2)
+            os.replace(metrics_path + ".tmp", metrics_path)
+    accelerator.save_model(model, args.output)  # model.safetensors with the plain model's keys
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""``augshift-timm``: run an unmodified timm ``train.py`` with AugShift flags.
+
+::
+
+    augshift-timm path/to/train.py <train.py arguments> --augshift --augshift-max-shift 4
+    torchrun --nproc_per_node 2 -m augshift.integrations.timm path/to/train.py <arguments> --augshift
+
+The launcher imports the user's ``train.py`` as a module, checks the small contract it relies on
+(:data:`CONTRACT`), adds the ``--augshift*`` flags to its ``parser`` (so they show in ``--help``,
+are saved in ``args.yaml`` and can come from ``-c config.yaml``) and, once the arguments are parsed,
+replaces the module attributes ``ClassificationTask`` (AugShift / PermuteNet task),
+``train_one_epoch`` (adds the epoch's loss parts) and ``validate`` (adds shift consistency columns).
+Without any ``--augshift*`` flag nothing is replaced: the run is plain ``python train.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+from contextlib import suppress
+from types import ModuleType
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from augshift.augshift import DEFAULT_DISTANCE, DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
+from augshift.loss import DISTANCES
+from augshift.metrics import proportion_ci
+from augshift.permute import POOL, permute_channels
+from augshift.shift import SHIFT_MODES
+
+from .consistency import loader_shift_consistency
+from .task import AugShiftTask, PortableClassificationTask
+
+_logger = logging.getLogger(__name__)
+
+TRAIN_MODULE = "augshift_timm_train"  # sys.modules name of the loaded train.py
+CONTRACT = ("parser", "_parse_args", "main", "ClassificationTask", "train_one_epoch", "validate")
+VALIDATE_PARAMETERS = ("model", "loader", "args")
+SUPPORTED = (
+    "train.py of pytorch-image-models with timm >= 1.0.27 (the versions whose main() builds a "
+    "timm.task.ClassificationTask with get_trainable_module(); tested with train.py 1.0.29.dev0 and timm 1.0.31)"
+)
+CONSISTENCY_COLUMNS = {"shift_consistency": "random", "shift_consistency_circular": "circular"}
+SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams, offset from timm's own seed + rank
+
+
+class TrainScriptError(RuntimeError):
+    """The given train.py does not fit the contract this launcher relies on."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--augshift*`` flags (an argument group) to ``parser``."""
+    group = parser.add_argument_group("AugShift parameters (augshift-timm)")
+    group.add_argument("--augshift", action="store_true", default=False,
+                       help="train with AugShift: two shifted views per image in one forward, the train loss on "
+                            "both plus a consistency loss on the pooled features")
+    group.add_argument("--augshift-max-shift", type=int, default=DEFAULT_MAX_SHIFT, metavar="PX",
+                       help=f"largest shift per axis, in pixels, for training and for --augshift-consistency "
+                            f"(default: {DEFAULT_MAX_SHIFT})")
+    group.add_argument("--augshift-weight", type=float, default=DEFAULT_WEIGHT, metavar="W",
+                       help=f"weight of the consistency loss (default: {DEFAULT_WEIGHT})")
+    group.add_argument("--augshift-mode", default=DEFAULT_MODE, choices=SHIFT_MODES,
+                       help=f"what fills the uncovered border of a shifted image (default: {DEFAULT_MODE})")
+    group.add_argument("--augshift-distance", default=DEFAULT_DISTANCE, choices=DISTANCES,
+                       help=f"distance between the two views' pooled features (default: {DEFAULT_DISTANCE})")
+    group.add_argument("--augshift-normalize", action="store_true", default=False,
+                       help="L2-normalise the pooled features before an mse / l1 distance")
+    group.add_argument("--augshift-permute", nargs="?", const=POOL, default=None, metavar="LAYER",
+                       help="PermuteNet: a fresh random channel permutation on every forward, after global "
+                            f"pooling (no value, or '{POOL}') or after the named module (e.g. layer3)")
+    group.add_argument("--augshift-consistency", action="store_true", default=False,
+                       help="validation also reports the shift consistency in %% ("
+                            + ", ".join(CONSISTENCY_COLUMNS) + " columns of summary.csv; "
+                            "usable as --eval-metric shift_consistency)")
+
+
+def augshift_requested(args: argparse.Namespace) -> bool:
+    """Whether any flag that changes the run was given."""
+    return bool(args.augshift or args.augshift_permute or args.augshift_consistency)
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject flag combinations the integration does not support (``parser.error`` exits with 2)."""
+    if args.eval_metric in CONSISTENCY_COLUMNS and not args.augshift_consistency:
+        parser.error(f"--eval-metric {args.eval_metric} needs --augshift-consistency")
+    if not augshift_requested(args):
+        return
+    unsupported = {
+        "--kd-model-name (distillation tasks)": getattr(args, "kd_model_name", None),
+        "--naflex-loader": getattr(args, "naflex_loader", False),
+        "--torchscript (hooks cannot be scripted)": getattr(args, "torchscript", False),
+    }
+    if args.augshift:
+        unsupported["--jsd-loss / --aug-splits (they split the batch AugShift doubles)"] = (
+            getattr(args, "jsd_loss", False) or getattr(args, "aug_splits", 0))
+    if args.augshift_consistency:
+        unsupported["--tta"] = getattr(args, "tta", 0) > 1
+    given = [name for name, value in unsupported.items() if value]
+    if given:
+        parser.error(f"the --augshift flags do not support {', '.join(given)}")
+    if args.augshift_max_shift < 0 or args.augshift_weight < 0:
+        parser.error("--augshift-max-shift and --augshift-weight must be >= 0")
+
+
+def seeded(seed: int, rank: int, stream: int) -> torch.Generator:
+    """A CPU generator for one random stream of one process (timm seeds its own RNG with seed + rank)."""
+    return torch.Generator().manual_seed(seed + rank + 1_000_000 * stream)
+
+
+def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificationTask]:
+    """Stand-in for ``train.ClassificationTask`` configured from the parsed ``args``.
+
+    Called as train.py calls the class (``model=..., criterion=..., device=..., ...``); applies the
+    PermuteNet hook to the model and returns an :class:`AugShiftTask` (``--augshift``) or a
+    :class:`PortableClassificationTask`.
+    """
+
+    def build(model: torch.nn.Module, *task_args, **task_kwargs) -> PortableClassificationTask:
+        rank = getattr(args, "rank", 0)
+        if args.augshift_permute:
+            permute_channels(model, args.augshift_permute, generator=seeded(args.seed, rank, PERMUTE_STREAM))
+        if not args.augshift:
+            return PortableClassificationTask(model, *task_args, **task_kwargs)
+        return AugShiftTask(
+            model, *task_args,
+            max_shift=args.augshift_max_shift, mode=args.augshift_mode, weight=args.augshift_weight,
+            distance=args.augshift_distance, normalize=args.augshift_normalize,
+            generator=seeded(args.seed, rank, SHIFT_STREAM), log_interval=args.log_interval,
+            **task_kwargs,
+        )
+
+    return build
+
+
+def with_loss_parts(train_one_epoch: Callable) -> Callable:
+    """Wrap train.py's ``train_one_epoch`` so its metrics (summary.csv ``train_*`` columns) also hold
+    the epoch's ``augshift_criterion`` and ``augshift_consistency``, averaged over all processes."""
+    signature = inspect.signature(train_one_epoch)
+
+    @functools.wraps(train_one_epoch)
+    def wrapped(*args, **kwargs):
+        call = signature.bind(*args, **kwargs).arguments
+        task = call.get("task")
+        if not isinstance(task, AugShiftTask):
+            return train_one_epoch(*args, **kwargs)
+        task.loss_parts(sync=False, reset=True)
+        metrics = train_one_epoch(*args, **kwargs)
+        parts = task.loss_parts(sync=True, reset=True)
+        metrics.update((f"augshift_{name}", value) for name, value in parts.items())
+        if task.verbose:
+            _logger.info(
+                f"AugShift epoch {call.get('epoch')}: criterion {parts['criterion']:#.4g}  "
+                f"consistency {parts['consistency']:#.4g}"
+            )
+        return metrics
+
+    return wrapped
+
+
+def with_shift_consistency(validate: Callable) -> Callable:
+    """Wrap train.py's ``validate`` so its OrderedDict also holds the :data:`CONSISTENCY_COLUMNS` (%)."""
+    signature = inspect.signature(validate)
+
+    @functools.wraps(validate)
+    def wrapped(*args, **kwargs):
+        metrics = validate(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        call = bound.arguments
+        train_args, model = call["args"], call["model"]
+        model.eval()
+        primary = getattr(train_args, "rank", 0) == 0
+        report = loader_shift_consistency(
+            model, call["loader"],
+            device=call.get("device"), to_device=not train_args.prefetcher,
+            channels_last=train_args.channels_last, model_dtype=call.get("model_dtype"),
+            amp_autocast=call.get("amp_autocast", suppress), progress=primary,
+            max_shift=train_args.augshift_max_shift, mode=train_args.augshift_mode,
+            chunk_size=train_args.validation_batch_size or train_args.batch_size,
+        )
+        for column, protocol in CONSISTENCY_COLUMNS.items():
+            metrics[column] = report.consistency(protocol)
+        if primary:
+            text = ", ".join(
+                f"{protocol} {report.consistency(protocol):.2f}% (95% CI {low:.1f}-{high:.1f})"
+                for protocol in CONSISTENCY_COLUMNS.values()
+                for low, high in [proportion_ci(report.agree[protocol], report.samples)]
+            )
+            _logger.info(f"Shift consistency{call.get('log_suffix', '')}: {text} over {report.samples} samples")
+        return metrics
+
+    return wrapped
+
+
+def configure(train: ModuleType, args: argparse.Namespace) -> None:
+    """Check ``args`` and replace train.py's module attributes for the requested flags."""
+    check_args(train.parser, args)
+    if not augshift_requested(args):
+        return
+    train.ClassificationTask = task_factory(args)
+    if args.augshift:
+        train.train_one_epoch = with_loss_parts(train.train_one_epoch)
+    if args.augshift_consistency:
+        train.validate = with_shift_consistency(train.validate)
+
+
+def check_contract(train: ModuleType) -> None:
+    """Raise :class:`TrainScriptError` naming what ``train`` lacks of :data:`CONTRACT`."""
+    import timm
+    import timm.task
+
+    where = getattr(train, "__file__", train.__name__)
+    missing = [name for name in CONTRACT if not hasattr(train, name)]
+    if missing:
+        raise TrainScriptError(
+            f"{where} has no module-level {', '.join(missing)}; augshift-timm supports {SUPPORTED}"
+        )
+    if not isinstance(train.parser, argparse.ArgumentParser):
+        raise TrainScriptError(f"{where}: 'parser' is a {type(train.parser).__name__}, not an argparse.ArgumentParser")
+    if train.ClassificationTask is not timm.task.ClassificationTask:
+        raise TrainScriptError(
+            f"{where}: 'ClassificationTask' is not timm.task.ClassificationTask; augshift-timm supports {SUPPORTED}"
+        )
+    if not hasattr(timm.task.ClassificationTask, "get_trainable_module"):
+        raise TrainScriptError(f"the installed timm {timm.__version__} is too old; augshift-timm supports {SUPPORTED}")
+    parameters = inspect.signature(train.validate).parameters
+    lacking = [name for name in VALIDATE_PARAMETERS if name not in parameters]
+    if lacking:
+        raise TrainScriptError(f"{where}: validate() has no parameter {', '.join(lacking)}; augshift-timm supports {SUPPORTED}")
+
+
+def load_train_script(path: str) -> ModuleType:
+    """Import ``path`` (a timm train.py) as the module :data:`TRAIN_MODULE` and check its contract."""
+    if not os.path.isfile(path):
+        raise TrainScriptError(f"no such file: {path}; give the path of your timm train.py first")
+    spec = importlib.util.spec_from_file_location(TRAIN_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise TrainScriptError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[TRAIN_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as error:
+        raise TrainScriptError(f"importing {path} failed ({error}); augshift-timm supports {SUPPORTED}") from error
+    check_contract(module)
+    return module
+
+
+def install(train: ModuleType) -> None:
+    """Add the flags to ``train.parser`` and hook ``train._parse_args`` so that the parsed arguments
+    configure the run (see :func:`configure`)."""
+    add_arguments(train.parser)
+    parse_args = train._parse_args
+
+    def _parse_args():
+        args, args_text = parse_args()
+        configure(train, args)
+        return args, args_text
+
+    train._parse_args = _parse_args
+
+
+def usage() -> str:
+    parser = argparse.ArgumentParser(
+        prog="augshift-timm",
+        usage="augshift-timm TRAIN_PY [train.py arguments] [AugShift arguments]",
+        description="Run timm's train.py (pytorch-image-models) unmodified, with AugShift, PermuteNet and "
+                    "shift-consistency flags. Also: torchrun --nproc_per_node N -m augshift.integrations.timm "
+                    "TRAIN_PY ..., and accelerate launch ... -m augshift.integrations.timm TRAIN_PY ...",
+        epilog=f"Supports {SUPPORTED}. 'augshift-timm TRAIN_PY --help' lists all train.py arguments.",
+        add_help=False,
+    )
+    add_arguments(parser)
+    return parser.format_help()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console script: ``augshift-timm TRAIN_PY [arguments]``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    script, train_argv = argv[0], argv[1:]
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    sys.argv = [script, *train_argv]  # as `python train.py ...` would see them
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    try:
+        train = load_train_script(script)
+        install(train)
+        train.main()
+    except TrainScriptError as error:
+        print(f"augshift-timm: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    return 0

@@ -1,0 +1,94 @@
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+
+from augshift import AugShift, ConsistencyLoss, logits_and_features, loss_parts, shift
+
+
+def make_model(num_classes=4):
+    torch.manual_seed(0)
+    return timm.create_model("resnet18", num_classes=num_classes)
+
+
+def test_loss_equals_manual_two_view_computation():
+    model = make_model()
+    aug = AugShift(model, max_shift=3, weight=0.7, distance="mse", generator=torch.Generator().manual_seed(1))
+    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 4, (6,))
+    result = aug(x, y)
+    pa, pb = result["params"]
+    assert not (torch.equal(pa.dx, pb.dx) and torch.equal(pa.dy, pb.dy))  # independent views
+    views = torch.cat([shift(x, pa.dx, pa.dy, "zeros"), shift(x, pb.dx, pb.dy, "zeros")])
+    logits, pooled = logits_and_features(model, views)
+    ce = F.cross_entropy(logits, torch.cat([y, y]))
+    expected = ce + 0.7 * F.mse_loss(pooled[:6], pooled[6:])
+    torch.testing.assert_close(result["loss"], expected)
+    torch.testing.assert_close(result["logits"], logits)
+    assert result["output"].shape == (6, 4)
+    parts = loss_parts(result)
+    assert set(parts) == {"loss", "criterion", "consistency"} and all(isinstance(v, float) for v in parts.values())
+    assert parts["loss"] == pytest.approx(parts["criterion"] + 0.7 * parts["consistency"], rel=1e-5)
+
+
+def test_gradient_reaches_encoder_through_both_views():
+    model = make_model()
+    seen = {}
+
+    def keep_views(module, args):
+        args[0].retain_grad()
+        seen["views"] = args[0]
+
+    model.conv1.register_forward_pre_hook(keep_views)
+    # criterion switched off: the gradient comes from the consistency term alone
+    aug = AugShift(model, max_shift=2, weight=1.0, criterion=lambda logits, t: logits.sum() * 0)
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    aug(x, torch.randint(0, 4, (4,)))["loss"].backward()
+    grad = seen["views"].grad
+    assert grad[:4].abs().sum() > 0 and grad[4:].abs().sum() > 0
+    assert model.conv1.weight.grad.abs().sum() > 0 and model.layer4[1].bn2.weight.grad.abs().sum() > 0  # last BN: timm zero-inits its scale
+
+
+def test_soft_targets_and_state_dict_unchanged():
+    model = make_model()
+    keys = list(model.state_dict())
+    aug = AugShift(model, max_shift=2)
+    soft = torch.softmax(torch.randn(3, 4), dim=1)
+    result = aug(torch.randn(3, 3, 16, 16), soft)
+    assert torch.isfinite(result["loss"])
+    assert [k.removeprefix("model.") for k in aug.state_dict()] == keys
+    plain = timm.create_model("resnet18", num_classes=4)
+    plain.load_state_dict(aug.model.state_dict())
+
+
+@pytest.mark.parametrize(
+    "images,targets,error,match",
+    [
+        (torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8), torch.tensor([0, 1]), TypeError, "floating"),
+        (torch.randn(3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "\\(N, C, H, W\\)"),
+        (torch.randn(0, 3, 16, 16), torch.tensor([], dtype=torch.long), ValueError, "empty batch"),
+        (torch.randn(2, 3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "shape \\(2,\\)"),
+        (torch.randn(2, 3, 16, 16), torch.tensor([0.0, 1.0]), ValueError, "class indices"),
+        (torch.randn(2, 3, 4, 4), torch.tensor([0, 1]), ValueError, "smaller than the image"),
+    ],
+)
+def test_bad_input(images, targets, error, match):
+    aug = AugShift(make_model(), max_shift=4)
+    with pytest.raises(error, match=match):
+        aug(images, targets)
+
+
+def test_consistency_loss_distances_against_formulas():
+    a, b = torch.randn(5, 8), torch.randn(5, 8)
+    torch.testing.assert_close(ConsistencyLoss("mse")(a, b), ((a - b) ** 2).mean())
+    torch.testing.assert_close(ConsistencyLoss("l1")(a, b), (a - b).abs().mean())
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    torch.testing.assert_close(ConsistencyLoss("cosine")(a, b), (1 - cos).mean())
+    na, nb = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(ConsistencyLoss("mse", normalize=True)(a, b), ((na - nb) ** 2).mean())
+    # a normalised distance cannot be lowered by shrinking the features; raw MSE can
+    assert ConsistencyLoss("mse")(a * 0.1, b * 0.1) < ConsistencyLoss("mse")(a, b)
+    torch.testing.assert_close(ConsistencyLoss("mse", normalize=True)(a * 0.1, b * 0.1), ConsistencyLoss("mse", normalize=True)(a, b))
+    with pytest.raises(ValueError, match="supported: mse, l1, cosine"):
+        ConsistencyLoss("kl")
+    with pytest.raises(ValueError, match="\\(N, D\\)"):
+        ConsistencyLoss()(a, b[:3])

@@ -1,0 +1,153 @@
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from augshift.metrics import (
+    ShiftConsistency, agreement_counts, consistency_from_predictions, hashed_shifts, proportion_ci,
+)
+
+
+class LeftRight(nn.Module):
+    """Hand-checkable classifier: class 1 when the image's mass is in the right half, else 0."""
+
+    def forward(self, x):
+        w = x.shape[-1]
+        return torch.stack([x[..., : w // 2].sum(dim=(1, 2, 3)), x[..., w // 2:].sum(dim=(1, 2, 3))], dim=1)
+
+
+def dot_images(cols, size=8):
+    x = torch.zeros(len(cols), 1, size, size)
+    for i, c in enumerate(cols):
+        x[i, 0, size // 2, c] = 1.0
+    return x
+
+
+def hand_prediction(col, dx, size=8):
+    """LeftRight's prediction for a dot at column ``col`` shifted by ``dx`` with zero padding."""
+    new = col + dx
+    if not 0 <= new < size:
+        return 0  # the dot left the image: both halves sum to 0, argmax picks class 0
+    return int(new >= size // 2)
+
+
+def test_random_protocol_against_hand_count():
+    cols = [0, 2, 3, 4, 5, 7, 1, 6, 3, 4]
+    targets = torch.tensor([hand_prediction(c, 0) for c in cols])
+    targets[0] = 1  # one wrong label
+    metric = ShiftConsistency(max_shift=3, mode="zeros", protocols=("random",), seed=5)
+    indices = torch.arange(len(cols))
+    metric.update(LeftRight(), dot_images(cols), targets, indices)
+    report = metric.compute()
+    agree = 0
+    for view_salt in [(5000, 5001, 5002, 5003)]:
+        dxa = hashed_shifts(indices, view_salt[0], 3)
+        dxb = hashed_shifts(indices, view_salt[2], 3)
+        for i, c in enumerate(cols):
+            agree += hand_prediction(c, int(dxa[i])) == hand_prediction(c, int(dxb[i]))
+    assert report.samples == 10 and report.correct == 9
+    assert report.agree["random"] == agree
+    assert 0 < agree < 10  # the test data exercises both outcomes
+
+
+def test_curve_against_hand_count():
+    cols = [0, 3, 4, 7, 5]
+    metric = ShiftConsistency(max_shift=1, protocols=(), curve_max_shift=2)
+    metric.update(LeftRight(), dot_images(cols), torch.zeros(5, dtype=torch.long))
+    report = metric.compute()
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            expected = sum(hand_prediction(c, dx) == hand_prediction(c, 0) for c in cols)
+            correct = sum(hand_prediction(c, dx) == 0 for c in cols)
+            assert report.curve_agree[dy + 2, dx + 2] == expected
+            assert report.curve_correct[dy + 2, dx + 2] == correct
+    assert report.to_dict()["curve_consistency"][2][2] == 100.0
+
+
+def test_circular_protocol_keeps_content():
+    # with torch.roll the dot never leaves the image: prediction flips only when it crosses the middle
+    metric = ShiftConsistency(max_shift=1, protocols=("circular",), seed=0)
+    cols = [0, 1, 2, 5, 6]  # dots at least 2 px from the middle boundary (cols 3|4) and... col 0 wraps to 7
+    indices = torch.arange(5)
+    metric.update(LeftRight(), dot_images(cols), torch.zeros(5, dtype=torch.long), indices)
+    dxa, dxb = hashed_shifts(indices, 0, 1), hashed_shifts(indices, 2, 1)
+    expected = sum(int((c + int(a)) % 8 >= 4) == int((c + int(b)) % 8 >= 4) for c, a, b in zip(cols, dxa, dxb))
+    assert metric.compute().agree["circular"] == expected
+
+
+def test_hashed_shifts_cover_range_and_are_deterministic():
+    idx = torch.arange(5000)
+    s = hashed_shifts(idx, 3, 4)
+    assert s.min() == -4 and s.max() == 4 and torch.equal(s, hashed_shifts(idx, 3, 4))
+    counts = torch.bincount(s + 4)
+    assert counts.min() > 5000 / 9 * 0.8  # roughly uniform
+    assert not torch.equal(s, hashed_shifts(idx, 4, 4))
+
+
+def test_agreement_helpers_and_ci():
+    a, b = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0])
+    assert agreement_counts(a, b, torch.tensor([1, 2, 0, 0])) == (4, 2, 2)
+    assert consistency_from_predictions(a, b) == 50.0
+    low, high = proportion_ci(50, 100)  # textbook Wilson interval for 50/100
+    assert low == pytest.approx(40.38, abs=0.01) and high == pytest.approx(59.62, abs=0.01)
+    with pytest.raises(ValueError, match="empty"):
+        consistency_from_predictions(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long))
+
+
+def test_bad_input_messages():
+    metric = ShiftConsistency(max_shift=8)
+    with pytest.raises(ValueError, match="do not fit"):
+        metric.update(LeftRight(), dot_images([1]), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        ShiftConsistency(protocols=("zhang",))
+    with pytest.raises(TypeError, match="floating"):
+        ShiftConsistency().update(LeftRight(), torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)).eval()
+
+
+def _data():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(37, 3, 16, 16, generator=g), torch.randint(0, 5, (37,), generator=g)
+
+
+def _evaluate(indices, x, y):
+    metric = ShiftConsistency(max_shift=3, curve_max_shift=1, chunk_size=7)
+    for batch in indices.split(5):  # uneven last batch on purpose
+        metric.update(_model(), x[batch], y[batch], batch)
+    return metric
+
+
+def _worker(rank, world, port, queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    x, y = _data()
+    report = _evaluate(torch.arange(rank, len(x), world), x, y).compute()  # disjoint shards, no padding
+    if rank == 0:
+        queue.put(report.to_dict())
+    dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_equals_single_process():
+    x, y = _data()
+    single = _evaluate(torch.arange(len(x)), x, y).compute(sync=False).to_dict()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    mp.spawn(_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
+    assert queue.get(timeout=10) == single
+    assert 0 < single["consistency_random"] < 100 or single["accuracy"] < 100
