@@ -1,0 +1,70 @@
+import json
+import struct
+
+import pytest
+
+from augshift.cli import main
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_demo_small_run_writes_consistent_results(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--train-size", "256", "--test-size", "96", "--curve-size", "16",
+            "--epochs", "1", "--width", "8", "--max-shift", "2", "--threads", "1"]
+    assert main(args) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    for name in ("baseline", "augshift"):
+        result = summary["results"][name]
+        assert result["samples"] == 96 and result["curve_samples"] == 16
+        assert len(result["curve_consistency"]) == 5 and result["curve_consistency"][2][2] == 100.0
+        low, high = result["consistency_random_ci95"]
+        assert low <= result["consistency_random"] <= high
+        assert f"{result['accuracy']:.2f}" in (out / "demo.md").read_text()
+    assert summary["configs"]["augshift"]["augshift"] and not summary["configs"]["baseline"]["augshift"]
+    assert summary["consistency_gain"]["random"] == pytest.approx(
+        summary["results"]["augshift"]["consistency_random"] - summary["results"]["baseline"]["consistency_random"])
+    width, height = png_size(out / "consistency_vs_shift.png")
+    assert width > 400 and height > 200
+    assert "| baseline |" in capsys.readouterr().out
+
+
+def test_demo_on_parquet_data(tmp_path, cifar10_dir):
+    out = tmp_path / "demo"
+    args = ["demo", "--data", str(cifar10_dir), "--out", str(out), "--train-size", "128", "--test-size", "64",
+            "--curve-size", "8", "--epochs", "1", "--width", "8", "--max-shift", "1", "--threads", "1"]
+    assert main(args) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert str(cifar10_dir) in summary["data"] and summary["results"]["baseline"]["samples"] == 64
+
+
+@pytest.mark.slow
+def test_default_demo_improves_consistency(tmp_path):
+    """The README's main job as shipped: AugShift beats the baseline on both protocols."""
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    gain = json.loads((tmp_path / "demo.json").read_text())["consistency_gain"]
+    assert gain["random"] > 0 and gain["circular"] > 0
+
+
+def test_consistency_command_on_checkpoint(tmp_path, cifar10_dir):
+    import timm
+    import torch
+
+    model = timm.create_model("resnet18", num_classes=10)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpt.pth")
+    args = ["consistency", "--model", "resnet18", "--num-classes", "10", "--checkpoint", str(tmp_path / "ckpt.pth"),
+            "--data", str(cifar10_dir), "--limit", "24", "--curve-max-shift", "1", "--out", str(tmp_path / "c"),
+            "--device", "cpu"]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "c" / "consistency.json").read_text())["results"]
+    assert result["samples"] == 24 and (tmp_path / "c" / "consistency_vs_shift.png").is_file()
+
+
+def test_cli_requires_a_command(capsys):
+    with pytest.raises(SystemExit):
+        main([])
+    assert "COMMAND" in capsys.readouterr().err

@@ -1,0 +1,31 @@
+"""The README's copy-paste examples run as written."""
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_blocks(language: str) -> list[tuple[str, str]]:
+    """``(heading, code)`` for every fenced block of ``language`` in the README."""
+    blocks, heading = [], ""
+    for match in re.finditer(r"^(#+ [^\n]*)$|^```(\w*)\n(.*?)^```", README.read_text(), re.M | re.S):
+        if match.group(1):
+            heading = match.group(1).lstrip("# ").strip()
+        elif match.group(2) == language:
+            blocks.append((heading, match.group(3)))
+    return blocks
+
+
+def test_readme_has_the_two_setup_commands():
+    setup = [code.strip() for heading, code in readme_blocks("bash") if heading.startswith("Set-up")]
+    assert setup == ['pip install -e ".[test]" && augshift demo', 'python -m pytest -m "not slow"']
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert 'python3 -m pytest -m "not slow"' in ci
+
+
+@pytest.mark.parametrize("heading,code", readme_blocks("python"), ids=lambda v: v if len(v) < 40 else None)
+def test_readme_python_block_runs(heading, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"README.md: {heading}", "exec"), {"__name__": "__readme__"})
