@@ -92,3 +92,42 @@ def test_consistency_loss_distances_against_formulas():
         ConsistencyLoss("kl")
     with pytest.raises(ValueError, match="\\(N, D\\)"):
         ConsistencyLoss()(a, b[:3])
+
+
+def _ddp_worker(rank, world, port, queue):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from helpers import init_gloo
+
+    init_gloo(rank, world, port)
+    torch.set_num_threads(1)
+    model = make_model()  # same seed on both ranks
+    wrapped = DDP(AugShift(model, max_shift=2, generator=torch.Generator().manual_seed(rank)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = torch.Generator().manual_seed(100 + rank)  # each rank its own batch
+    consistency = []
+    for _ in range(3):
+        result = wrapped(torch.randn(4, 3, 16, 16, generator=data), torch.randint(0, 4, (4,), generator=data))
+        optimizer.zero_grad()
+        result["loss"].backward()
+        optimizer.step()
+        consistency.append(float(result["consistency"]))
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    if rank == 0:
+        queue.put((torch.equal(gathered[0], gathered[1]), consistency))
+    dist.destroy_process_group()
+
+
+def test_ddp_wrapped_augshift_keeps_ranks_identical():
+    import torch.multiprocessing as mp
+
+    from helpers import free_port
+
+    queue = mp.get_context("spawn").Queue()
+    mp.spawn(_ddp_worker, args=(2, free_port(), queue), nprocs=2, join=True)
+    identical, consistency = queue.get(timeout=10)
+    assert identical
+    assert all(c > 0 for c in consistency)  # features were captured inside the DDP forward

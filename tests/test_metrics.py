@@ -1,11 +1,10 @@
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+
+from helpers import free_port, init_gloo
 
 from augshift.metrics import (
     ShiftConsistency, agreement_counts, consistency_from_predictions, hashed_shifts, proportion_ci,
@@ -127,8 +126,7 @@ def _evaluate(indices, x, y):
 
 
 def _worker(rank, world, port, queue):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)
     torch.set_num_threads(1)
     x, y = _data()
     report = _evaluate(torch.arange(rank, len(x), world), x, y).compute()  # disjoint shards, no padding
@@ -137,17 +135,11 @@ def _worker(rank, world, port, queue):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_equals_single_process():
     x, y = _data()
     single = _evaluate(torch.arange(len(x)), x, y).compute(sync=False).to_dict()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    mp.spawn(_worker, args=(2, _free_port(), queue), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), queue), nprocs=2, join=True)
     assert queue.get(timeout=10) == single
     assert 0 < single["consistency_random"] < 100 or single["accuracy"] < 100

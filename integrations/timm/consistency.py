@@ -75,14 +75,15 @@ def loader_shift_consistency(
 
     ``to_device``: move batches to ``device`` / ``model_dtype`` (False for timm's prefetching loader,
     whose batches are already there). ``options`` are those of
-    :class:`~augshift.metrics.ShiftConsistency`. Counts are summed over processes when
-    torch.distributed is initialised; padding repeats of timm's eval sampler are not counted.
+    :class:`~augshift.metrics.ShiftConsistency`; ``progress`` shows a tqdm bar on terminals. Counts are
+    summed over processes when torch.distributed is initialised; padding repeats of timm's eval sampler
+    are not counted.
     """
     indices, keep = loader_indices(loader)
     metric = ShiftConsistency(**options)
     predict = _first_output(model)
     offset = 0
-    for input, target in tqdm(loader, desc="shift consistency", disable=not progress, leave=False):
+    for input, target in tqdm(loader, desc="shift consistency", disable=None if progress else True, leave=False):
         if to_device:
             input, target = input.to(device=device, dtype=model_dtype), target.to(device=device)
         if channels_last:
