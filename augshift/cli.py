@@ -10,7 +10,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-COMMAND_MODULES = ("augshift.demo", "augshift.consistency_cli")
+COMMAND_MODULES = ("augshift.demo", "augshift.consistency_cli", "augshift.position_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,16 +15,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .position import TrainConfig, evaluating, fit, tile
+from .position import PositionConfig, evaluating, fit, tile
 from .shift import check_images
 
 IGNORE_INDEX = 255
 
 SEGMENTATION_PRESETS = {
     # the location recipe (Adam lr 1e-3 betas (0.5, 0.999), flips), 20 epochs of mosaics of the full train set
-    "paper": TrainConfig(epochs=20, test_limit=None),
+    "paper": PositionConfig(epochs=20, test_limit=None),
     # 2 CPU cores, a few minutes: 3 epochs of 2700 mosaics (24300 images), 400 test mosaics
-    "quick": TrainConfig(epochs=3, batch_size=32, train_limit=24300, test_limit=3600),
+    "quick": PositionConfig(epochs=3, batch_size=32, train_limit=24300, test_limit=3600),
 }
 
 
@@ -80,7 +80,7 @@ class MosaicSegmentation(Dataset):
 
 
 def mosaic_batches(
-    mosaics: MosaicSegmentation, *, config: TrainConfig, generator: Optional[torch.Generator] = None
+    mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``."""
     for _ in range(config.epochs):
@@ -93,7 +93,7 @@ def mosaic_batches(
 
 
 def train_segmentation(
-    model: nn.Module, mosaics: MosaicSegmentation, *, config: TrainConfig = SEGMENTATION_PRESETS["paper"],
+    model: nn.Module, mosaics: MosaicSegmentation, *, config: PositionConfig = SEGMENTATION_PRESETS["paper"],
     generator: Optional[torch.Generator] = None, device: Union[str, torch.device] = "cpu", progress: bool = True,
 ) -> list[float]:
     """Train a segmenter on ``mosaics`` with per-pixel cross-entropy; returns the losses."""

@@ -8,7 +8,7 @@ settings, so the comparison differs only in the second view and the consistency 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -73,18 +73,30 @@ class TrainConfig:
 
 
 class Trainer:
-    """SGD + cosine schedule over ``epochs``; ``step(images, labels)`` does one optimisation step."""
+    """SGD + one-cycle schedule over ``epochs``; ``step(images, labels)`` does one optimisation step.
 
-    def __init__(self, model: nn.Module, config: TrainConfig, *, steps_per_epoch: int) -> None:
+    ``wrap``: applied to the module that runs the model (``AugShift(model)``, or the baseline's
+    ``Sequential(RandomShift, model)``), e.g. ``DistributedDataParallel`` for data-parallel training; all
+    computation then happens inside the wrapped forward. ``generator``: draws the shifts (default: one
+    seeded with ``config.seed``); re-seed it per epoch and process for resumable multi-process runs.
+    """
+
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, *, steps_per_epoch: int,
+        wrap: Optional[Callable[[nn.Module], nn.Module]] = None, generator: Optional[torch.Generator] = None,
+    ) -> None:
         self.model, self.config = model, config
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
         if config.augshift:
             self.augshift = AugShift(
                 model, max_shift=config.max_shift, mode=config.mode, weight=config.weight,
                 distance=config.distance, normalize=config.normalize, generator=self.generator,
             )
+            net: nn.Module = self.augshift
         else:
             self.shifter = RandomShift(config.max_shift, mode=config.mode, generator=self.generator)
+            net = nn.Sequential(self.shifter, model)
+        self.net = wrap(net) if wrap is not None else net
         self.optimizer = torch.optim.SGD(
             model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
         )
@@ -95,17 +107,27 @@ class Trainer:
     def step(self, images: Tensor, labels: Tensor) -> dict[str, float]:
         self.model.train()
         if self.config.augshift:
-            result = self.augshift(images, labels)
+            result = self.net(images, labels)
             loss = result["loss"]
             parts = {"criterion": float(result["criterion"]), "consistency": float(result["consistency"])}
         else:
-            loss = F.cross_entropy(self.model(self.shifter(images)), labels)
+            loss = F.cross_entropy(self.net(images), labels)
             parts = {"criterion": float(loss.detach())}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
         return {"loss": float(loss.detach()), **parts}
+
+    def state_dict(self) -> dict:
+        """Model, optimizer and schedule state (the model's keys are the plain model's)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def train_classifier(

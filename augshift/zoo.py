@@ -40,11 +40,12 @@ def _check_not_pretrained(name: str, pretrained: bool, kwargs: dict) -> None:
         kwargs.pop(key, None)
 
 
-def _pretrained_cfg(num_classes: int, input_size: int) -> dict:
+def _pretrained_cfg(num_classes: int) -> dict:
+    """timm's data config (what ``train.py`` resolves): the usual 224 px ImageNet defaults."""
     return dict(
-        url="", num_classes=num_classes, input_size=(3, input_size, input_size), pool_size=None, crop_pct=1.0,
+        url="", num_classes=num_classes, input_size=(3, 224, 224), pool_size=None, crop_pct=0.875,
         interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv="trunk.conv1",
-        classifier="classifier",
+        classifier="head",
     )
 
 
@@ -68,10 +69,11 @@ class GAPNet(nn.Module):
             trunk, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans, **factory, **trunk_kwargs
         )
         self.num_features = self.trunk.num_features
+        self.feature_module = "trunk." + self.trunk.feature_info[-1]["module"]  # last stage, e.g. trunk.layer4
         self.num_classes, self.drop_rate = num_classes, drop_rate
         self.head = nn.Conv2d(self.num_features, num_classes, kernel_size=3, padding=1, **factory)
         self.classifier = nn.Identity()
-        self.pretrained_cfg = _pretrained_cfg(num_classes, 96)
+        self.pretrained_cfg = _pretrained_cfg(num_classes)
 
     def get_classifier(self) -> nn.Module:
         """The identity that receives the pooled logits (N, num_classes): GAPNet's pooled-features point."""
@@ -117,7 +119,7 @@ class FCN(nn.Module):
         self.feature_module = "trunk." + self.trunk.feature_info.module_name()[0]
         self.num_classes = num_classes
         self.head = nn.Conv2d(self.trunk.feature_info.channels()[0], num_classes, kernel_size=1, **factory)
-        self.pretrained_cfg = _pretrained_cfg(num_classes, 96)
+        self.pretrained_cfg = _pretrained_cfg(num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.head(self.trunk(x)[-1])

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -65,8 +65,8 @@ def create_model(name: str, classes: int, pretrained: bool) -> nn.Module:
 
 
 def load_split(args, split: str, samples):
-    dataset = load_image_dataset(args.data, split)
-    dataset = with_tensors(dataset, image_column=args.image_column, label_column=args.label_column, size=args.image_size)
+    dataset = with_tensors(load_image_dataset(args.data, split), image_column=args.image_column,
+                           label_column=args.label_column, size=args.image_size)
     return dataset.select(range(min(samples, len(dataset)))) if samples else dataset
 
 
@@ -88,12 +88,11 @@ def main(argv=None) -> None:
     with accelerator.main_process_first():  # the first process builds the datasets cache
         train_set = load_split(args, args.train_split, args.train_samples)
         eval_set = load_split(args, args.eval_split, args.eval_samples)
+    set_seed(args.seed)  # the model's initial weights
     model = create_model(args.model, num_classes(train_set, args.label_column), args.pretrained)
     shifts, order = torch.Generator(), torch.Generator()  # re-seeded every epoch: resumable
-    if args.augshift:
-        net = AugShift(model, max_shift=args.max_shift, weight=args.weight, generator=shifts)
-    else:
-        net = nn.Sequential(RandomShift(args.max_shift, generator=shifts), model)
+    net = (AugShift(model, max_shift=args.max_shift, weight=args.weight, generator=shifts) if args.augshift
+           else nn.Sequential(RandomShift(args.max_shift, generator=shifts), model))  # baseline: 1 shifted view
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)  # stepped per epoch
     train_loader = DataLoader(train_set, args.batch_size, shuffle=True, generator=order, num_workers=args.workers)

@@ -44,24 +44,26 @@ def load_image_dataset(source: str, split: str = "train"):
     return datasets.load_dataset(source, split=split)
 
 
+def _pick_column(columns: list[str], given: Optional[str], known: tuple[str, ...], what: str) -> str:
+    if given is not None:
+        if given not in columns:
+            raise ValueError(f"no {what} column {given!r} in this dataset; its columns are: {', '.join(columns)}")
+        return given
+    for name in known:
+        if name in columns:
+            return name
+    raise ValueError(
+        f"cannot find the {what} column (tried {', '.join(known)}); the dataset's columns are: "
+        f"{', '.join(columns)}; name it with {what}_column="
+    )
+
+
 def resolve_columns(dataset, image_column: Optional[str] = None, label_column: Optional[str] = None) -> tuple[str, str]:
     """The image and label column names: the given ones (checked) or the first known name present."""
     columns = list(dataset.column_names)
-
-    def pick(given: Optional[str], known: tuple[str, ...], what: str) -> str:
-        if given is not None:
-            if given not in columns:
-                raise ValueError(f"no {what} column {given!r} in this dataset; its columns are: {', '.join(columns)}")
-            return given
-        for name in known:
-            if name in columns:
-                return name
-        raise ValueError(
-            f"cannot find the {what} column (tried {', '.join(known)}); the dataset's columns are: "
-            f"{', '.join(columns)}; name it with {what}_column="
-        )
-
-    return pick(image_column, IMAGE_COLUMNS, "image"), pick(label_column, LABEL_COLUMNS, "label")
+    return _pick_column(columns, image_column, IMAGE_COLUMNS, "image"), _pick_column(
+        columns, label_column, LABEL_COLUMNS, "label"
+    )
 
 
 def decode_images(images: Sequence, *, size: Optional[int] = None) -> Tensor:
@@ -109,7 +111,7 @@ def to_tensors(
 
 def num_classes(dataset, label_column: Optional[str] = None) -> int:
     """Number of classes: from the ``ClassLabel`` feature of the label column, else ``max(label) + 1``."""
-    label_column = resolve_columns(dataset, label_column=label_column)[1]
+    label_column = _pick_column(list(dataset.column_names), label_column, LABEL_COLUMNS, "label")
     found = getattr(dataset.features[label_column], "num_classes", None)
     return int(found) if found is not None else int(max(dataset.with_format(None)[label_column])) + 1
 

@@ -86,8 +86,9 @@ def augshift_requested(args: argparse.Namespace) -> bool:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject flag combinations the integration does not support (``parser.error`` exits with 2)."""
-    if args.eval_metric in CONSISTENCY_COLUMNS and not args.augshift_consistency:
-        parser.error(f"--eval-metric {args.eval_metric} needs --augshift-consistency")
+    eval_metric = getattr(args, "eval_metric", None)
+    if eval_metric in CONSISTENCY_COLUMNS and not args.augshift_consistency:
+        parser.error(f"--eval-metric {eval_metric} needs --augshift-consistency")
     if not augshift_requested(args):
         return
     unsupported = {

@@ -1,0 +1,127 @@
+"""Invariance benchmark (the paper's Table 2): top-1 accuracy and shift consistency of plain, BlurPool and
+AugShift timm ResNets, trained with the same recipe, data and seeds.
+
+    python benchmarks/invariance.py --preset quick                       # CIFAR-10, 2 CPU cores, < 45 min
+    torchrun --nproc_per_node 8 benchmarks/invariance.py --preset paper  # data-parallel (NCCL / gloo)
+    accelerate launch --multi_gpu --num_processes 8 benchmarks/invariance.py --preset paper
+    python benchmarks/invariance.py --preset paper --devices cuda:0,cuda:1,cuda:2,cuda:3  # runs spread over GPUs
+
+Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), resnet18+augshift, resnetblur18+augshift. Writes
+``results.json``, ``results.md`` and ``consistency_vs_shift_<dataset>.png`` under ``--out``; runs resume
+from ``--workdir`` (a finished run is skipped, an interrupted one continues from its last epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench_common import (
+    MODELS, RESULTS, WORK, RunSpec, add_common_args, command_line, comparison_table, default_source,
+    init_distributed, load_data, overrides, parse_model, recipe, run_sweep, summarize, summary_table,
+)
+
+from augshift.io import write_json_atomic, write_text_atomic
+from augshift.report import plot_consistency_curves
+
+PRESETS = {
+    # 2 CPU cores, 45 minutes: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
+    "quick": dict(datasets=["cifar10"], seeds=[0, 1], train_size=20_000, test_size=None, epochs=6, batch_size=128,
+                  lr=0.1, stem="standard", curve_size=500),
+    # the paper's scale (GPUs): CIFAR stem, full training sets, 3 seeds, 200 epochs of SGD
+    "paper": dict(datasets=["cifar10", "cifar100"], seeds=[0, 1, 2], train_size=None, test_size=None, epochs=200,
+                  batch_size=128, lr=0.1, stem="cifar", curve_size=2000),
+}
+PAPER = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
+    "cifar10": {"resnet18": (93.1, 90.8), "resnetblur18": (92.5, 92.5), "resnet18+augshift": (92.1, 94.8)},
+    "cifar100": {"resnet18": (72.6, 70.1), "resnetblur18": (72.4, 78.2), "resnet18+augshift": (72.6, 85.6)},
+}
+PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"),
+         ("resnetblur18+augshift", "resnetblur18"), ("resnetblur18+augshift", "resnet18+augshift")]
+
+
+def specs_for(models: list[str], preset: dict) -> list[RunSpec]:
+    specs = []
+    for seed in preset["seeds"]:
+        for model in models:
+            arch, augshift = parse_model(model)
+            specs.append(RunSpec(f"{model}_seed{seed}", arch, recipe(preset, seed=seed, augshift=augshift),
+                                 stem=preset["stem"], label=model))
+    return specs
+
+
+def paper_table(dataset: str) -> str:
+    rows = PAPER.get(dataset, {})
+    lines = ["| model (paper, CIFAR stem, full training) | top-1 % | consistency % |", "|---|---|---|"]
+    lines += [f"| {model} | {acc} | {cons} |" for model, (acc, cons) in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
+    """results.json, results.md and one PNG per dataset."""
+    runs = [run for block in datasets.values() for run in block["runs"]]
+    augshift = next((run["config"] for run in runs if run["config"]["augshift"]), None)
+    settings = ("AugShift: " + ", ".join(f"{k}={augshift[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
+                if augshift else "no AugShift run")
+    compute = sum(run["train_seconds"] + run["eval_seconds"] for run in runs)
+    md = [f"# Invariance benchmark — preset `{preset_name}`\n", f"Command: `{command}`\n",
+          f"Recipe: {preset['epochs']} epochs, SGD (nesterov, momentum 0.9, wd 5e-4), one-cycle lr peak {preset['lr']}, "
+          f"global batch {preset['batch_size']}, {preset['stem']} stem, shifts up to 4 px (zeros) for every model; "
+          f"{settings}. Seeds {preset['seeds']}. Training + evaluation time of the runs: {compute / 60:.1f} min "
+          f"({runs[0]['world_size'] if runs else 1} process(es)); this invocation: {seconds / 60:.1f} min.\n",
+          "Cells: mean ± std over seeds [95% Wilson interval pooled over the seeds' test predictions]. "
+          "Consistency: same class for two random shifts in [-4, 4] px (random: zero padding, Zhang 2019; "
+          "circular: torch.roll).\n"]
+    for dataset, block in datasets.items():
+        md += [f"## {dataset} — {block['data']}\n", summary_table(block["summary"]),
+               "\nDifferences (points) with 95% intervals:\n", comparison_table(block["summary"], PAIRS),
+               "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
+               paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n"]
+        plot_consistency_curves(block["summary"], out / f"consistency_vs_shift_{dataset}.png",
+                                title=f"{dataset}, preset {preset_name} (mean over seeds)")
+    write_text_atomic(out / "results.md", "\n".join(md))
+    write_json_atomic(out / "results.json", {"command": command, "preset": preset_name, "recipe": preset,
+                                             "seconds": round(seconds, 1), "datasets": datasets})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated; a timm ResNet name, optionally +augshift")
+    parser.add_argument("--datasets", default=None, help="comma-separated: cifar10, cifar100 (overrides the preset)")
+    parser.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE",
+                        help="where a dataset comes from: hub name, parquet file/folder or image folder "
+                             "(default: the shared local CIFAR-10 when present, else uoft-cs/cifar10 / uoft-cs/cifar100)")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    command, start = command_line(), time.time()
+    preset = overrides(args, PRESETS[args.preset])
+    if args.datasets:
+        preset["datasets"] = args.datasets.split(",")
+    sources = dict(item.split("=", 1) for item in args.data)
+    place = init_distributed(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
+    work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
+    models = args.models.split(",")
+    datasets = {}
+    for dataset in preset["datasets"]:
+        source = sources.get(dataset, default_source(dataset))
+        data = load_data(source, preset, cache=work / "cache")
+        results = run_sweep(specs_for(models, preset), data, work / dataset, place,
+                            devices=[d for d in args.devices.split(",") if d], threads=args.threads)
+        datasets[dataset] = {"data": data.description, "summary": summarize(results), "runs": results}
+        if place.main:
+            print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
+    if place.main:
+        report(out, args.preset, preset, datasets, command, time.time() - start)
+        print(f"wrote {out / 'results.md'}, {out / 'results.json'} and the plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Position benchmark (the paper's Table 1): GAPNet vs PermuteNet on 3x3 and 7x7 CIFAR-10 canvases.
+
+    python benchmarks/position.py --preset quick
+    python benchmarks/position.py --preset paper --device cuda
+
+A thin loop over ``augshift locate`` (:mod:`augshift.position_cli`, the position code of the library):
+for each model (gapnet, permutenet), task (location, class) and grid (3, 7) it runs ``augshift locate``
+unless its JSON already exists under ``--out`` (so an interrupted sweep resumes), then collects the
+results into ``table1.md`` / ``table1.json`` next to the paper's numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench_common import RESULTS, command_line, default_source
+
+from augshift.cli import main as augshift_main
+from augshift.io import write_json_atomic, write_text_atomic
+from augshift.position_cli import PAPER
+
+MODELS, TASKS, GRIDS = ("gapnet", "permutenet"), ("location", "class"), (3, 7)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    parser.add_argument("--data", default=None, help="CIFAR-10 source (default: the shared local copy, else the hub)")
+    parser.add_argument("--grids", default="3,7")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", default=None, help="default benchmarks/results/position/<preset>")
+    parser.add_argument("locate_options", nargs="*", help="after --: more options for augshift locate (e.g. --epochs 1)")
+    args = parser.parse_args(argv)
+    command = command_line()
+    out = Path(args.out) if args.out else RESULTS / "position" / args.preset
+    rows = []
+    for grid in (int(g) for g in args.grids.split(",")):
+        for task in args.tasks.split(","):
+            for model in MODELS:
+                path = out / f"locate-{model}-resnet18-{task}-g{grid}.json"
+                if not path.is_file():
+                    options = ["locate", "--data", args.data or default_source("cifar10"), "--model", model,
+                               "--grid", str(grid), "--task", task, "--preset", args.preset, "--out", str(out)]
+                    options += ["--device", args.device] if args.device else []
+                    augshift_main(options + args.locate_options)
+                result = json.loads(path.read_text())
+                rows.append(dict(model=model, task=task, grid=grid, accuracy=100 * result["results"]["accuracy"],
+                                 paper=PAPER.get((model, task, grid)), command=result["command"]))
+    lines = [f"# Position benchmark (Table 1) — preset `{args.preset}`\n", f"Command: `{command}`\n",
+             "| model | task | grid | accuracy % (this run) | paper % |", "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['task']} | {r['grid']}x{r['grid']} | {r['accuracy']:.2f} | "
+              f"{r['paper'] if r['paper'] is not None else '-'} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(out / "table1.md", text)
+    write_json_atomic(out / "table1.json", {"command": command, "preset": args.preset, "rows": rows})
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""A 2-process (gloo, CPU) run of the invariance benchmark evaluates exactly like one process on its checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_common as bc  # noqa: E402
+
+
+@pytest.mark.slow
+def test_two_process_run_equals_single_process_evaluation(tmp_path, cifar10_dir):
+    work, out = tmp_path / "work", tmp_path / "out"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(ROOT / "benchmarks" / "invariance.py"), "--preset", "quick", "--data", f"cifar10={cifar10_dir}",
+        "--models", "resnet18+augshift", "--seeds", "0", "--train-size", "96", "--test-size", "101", "--epochs", "1",
+        "--batch-size", "32", "--curve-size", "11", "--threads", "1", "--workdir", str(work), "--out", str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, check=True, cwd=ROOT, env=env, timeout=600)
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["command"].startswith("torchrun --nproc_per_node 2 ")
+    (two,) = summary["datasets"]["cifar10"]["runs"]
+    assert two["world_size"] == 2 and two["counts"]["samples"] == 101 and two["curve_samples"] == 11
+
+    # one process, fresh model from the checkpoint, the same evaluation function
+    run_dir = work / "cifar10" / "resnet18+augshift_seed0"
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    model = bc.create_model("resnet18", 10, stem=two["stem"])
+    model.load_state_dict(state["trainer"]["model"])
+    data = bc.load_data(str(cifar10_dir), {"train_size": 96, "test_size": 101, "curve_size": 11}, cache=work / "cache")
+    one = bc.evaluate_model(model, data, bc.Dist(), progress=False)
+    for key in ("accuracy", "accuracy_ci95", "consistency_random", "consistency_circular", "counts",
+                "curve_consistency", "curve_accuracy", "curve_samples"):
+        assert two[key] == (list(one[key]) if isinstance(one[key], tuple) else one[key]), key

@@ -1,0 +1,82 @@
+"""The ``shift_consistency`` evaluate module: loads offline, equals the core metric, documented card runs."""
+from __future__ import annotations
+
+import doctest
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augshift.metrics import agreement_counts, consistency_from_predictions, proportion_ci
+from augshift.integrations.evaluate import METRIC_PATH
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def metric(no_network):
+    import evaluate
+
+    return evaluate.load(METRIC_PATH)
+
+
+def test_loads_offline_and_equals_the_core_metric_on_random_predictions(metric):
+    rng = np.random.default_rng(0)
+    pred_a, pred_b, refs = (rng.integers(0, 10, 1000) for _ in range(3))
+    pred_b[:700] = pred_a[:700]  # ~73% agreement, so that the value is not trivial
+    result = metric.compute(predictions=pred_a, shifted_predictions=pred_b, references=refs)
+
+    a, b, r = (torch.from_numpy(x) for x in (pred_a, pred_b, refs))
+    n, agree, correct = agreement_counts(a, b, r)
+    assert result["consistency"] == consistency_from_predictions(a, b) == 100.0 * np.mean(pred_a == pred_b)
+    assert result["accuracy"] == 100.0 * correct / n == 100.0 * np.mean(pred_a == refs)
+    assert result["samples"] == n == 1000
+    assert result["consistency_ci95"] == list(proportion_ci(agree, n))
+    assert result["accuracy_ci95"] == list(proportion_ci(correct, n))
+    assert result["consistency_ci95"][0] < result["consistency"] < result["consistency_ci95"][1]
+
+
+def test_batches_tensors_and_optional_references(metric):
+    pred_a, pred_b = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 9, 3, 9, 5])
+    for a, b in zip(pred_a.split(4), pred_b.split(4)):
+        metric.add_batch(predictions=a, shifted_predictions=b)
+    batched = metric.compute()
+    assert batched["consistency"] == pytest.approx(400 / 6) and batched["samples"] == 6
+    assert "accuracy" not in batched  # no references: consistency only
+    assert metric.compute(predictions=pred_a, shifted_predictions=pred_b) == batched
+
+    metric.add_batch(predictions=[1, 2], shifted_predictions=[1, 2], references=[1, 0])
+    metric.add_batch(predictions=[3], shifted_predictions=[3])
+    with pytest.raises(ValueError, match="references were given for 2 of 3 samples"):
+        metric.compute()
+
+
+def card_code(card: Path) -> str:
+    """The fenced python blocks of the metric card, in order."""
+    return "\n".join(re.findall(r"```python\n(.*?)```", card.read_text(), re.S))
+
+
+def test_metric_card_has_evaluate_sections_and_its_examples_run(no_network):
+    card = Path(METRIC_PATH) / "README.md"
+    text = card.read_text()
+    assert text.startswith("---\n") and "\ntags:\n- evaluate\n- metric\n" in text  # hub metadata header
+    for section in ("# Metric Card for Shift Consistency", "## Metric Description", "## How to Use",
+                    "### Inputs", "### Output Values", "### Examples", "## Limitations and Bias", "## Citation"):
+        assert f"\n{section}\n" in text, section
+    test = doctest.DocTestParser().get_doctest(card_code(card), {}, card.name, str(card), 0)
+    assert len(test.examples) >= 8
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -1,0 +1,327 @@
+"""Location canvas, GAPNet, channel ranking, channel ablation and attack curves (augshift.position / zoo)."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+import augshift  # noqa: F401  (registers the timm models)
+from augshift import GAPNet, PooledFeatures, permute_channels
+from augshift.position import (
+    ChannelRanking, LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, fit, paste_in_cells,
+    position_pairs, rank_position_channels,
+)
+
+
+def reference_canvas(image: torch.Tensor, cell: int, grid: int) -> torch.Tensor:
+    c, h, w = image.shape
+    canvas = torch.zeros(c, grid * h, grid * w)
+    row, col = divmod(cell, grid)
+    canvas[:, row * h:(row + 1) * h, col * w:(col + 1) * w] = image
+    return canvas
+
+
+# ----------------------------------------------------------------------------------------------- canvas
+
+@pytest.mark.parametrize("grid", [1, 3, 4])
+def test_paste_in_cells_pixel_exact(grid):
+    images = torch.rand(7, 3, 5, 6) + 0.1  # non-square, never zero
+    cells = torch.randint(grid * grid, (7,), generator=torch.Generator().manual_seed(grid))
+    canvases = paste_in_cells(images, cells, grid)
+    assert canvases.shape == (7, 3, grid * 5, grid * 6)
+    for i in range(7):
+        assert torch.equal(canvases[i], reference_canvas(images[i], int(cells[i]), grid))
+
+
+def test_location_canvas_items_targets_and_flip():
+    images, labels = torch.rand(10, 3, 4, 4) + 0.1, torch.arange(10) % 7
+    canvas = LocationCanvas(images, labels, grid=3, generator=torch.Generator().manual_seed(0))
+    assert len(canvas) == 10 and canvas.cells.shape == (10,) and 0 <= canvas.cells.min() <= canvas.cells.max() < 9
+    for i in range(10):
+        x, cell, label = canvas[i]
+        assert cell == int(canvas.cells[i]) and label == int(labels[i])
+        assert torch.equal(x, reference_canvas(images[i], cell, 3))
+    idx = torch.tensor([2, 5])
+    flip = torch.tensor([True, False])
+    x, cells, lab = canvas.batch(idx, torch.tensor([8, 0]), flip=flip)
+    assert torch.equal(x[0], reference_canvas(images[2].flip(-1), 8, 3))
+    assert torch.equal(x[1], reference_canvas(images[5], 0, 3))
+    assert canvas.targets(cells, lab, "location").tolist() == [8, 0]
+    assert canvas.targets(cells, lab, "class").tolist() == [2, 5]
+    with pytest.raises(ValueError, match="task"):
+        canvas.targets(cells, lab, "segmentation")
+
+
+def test_location_canvas_resample_is_replayable():
+    images = torch.rand(50, 3, 2, 2)
+    a = LocationCanvas(images, grid=3, generator=torch.Generator().manual_seed(4))
+    b = LocationCanvas(images, grid=3, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a.cells, b.cells) and torch.equal(a.resample(), b.resample())
+    assert set(a.cells.tolist()) == set(range(9))  # 50 draws cover the 9 cells
+    with pytest.raises(TypeError, match="floating"):
+        LocationCanvas(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="cells must be"):
+        paste_in_cells(images[:2], torch.tensor([0, 9]), 3)
+
+
+class CellOracle(nn.Module):
+    """Predicts the cell holding the most energy (exact for canvases of positive images)."""
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, hh, ww = x.shape
+        g = self.grid
+        return x.abs().view(n, c, g, hh // g, g, ww // g).sum(dim=(1, 3, 5)).view(n, g * g)
+
+
+class Constant(nn.Module):
+    def __init__(self, k: int, num_classes: int) -> None:
+        super().__init__()
+        self.k, self.num_classes = k, num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(len(x), self.num_classes)
+        out[:, self.k] = 1
+        return out
+
+
+def test_evaluate_canvas_overall_and_per_cell():
+    images = torch.rand(12, 3, 4, 4) + 0.1
+    labels = torch.tensor([1, 3] * 6)
+    canvas = LocationCanvas(images, labels, grid=3, generator=torch.Generator().manual_seed(0))
+    oracle = evaluate_canvas(CellOracle(3), canvas, exhaustive=True, batch_size=5)
+    assert oracle.accuracy == 1.0 and oracle.total == [12] * 9 and torch.equal(oracle.per_cell, torch.ones(3, 3, dtype=torch.float64))
+    const = evaluate_canvas(Constant(4, 9), canvas, exhaustive=True)
+    expected = torch.zeros(9, dtype=torch.float64)
+    expected[4] = 1
+    assert torch.equal(const.per_cell.flatten(), expected) and const.accuracy == pytest.approx(1 / 9)
+    classes = evaluate_canvas(Constant(3, 10), canvas, task="class", passes=2, generator=torch.Generator().manual_seed(1))
+    assert sum(classes.total) == 24 and classes.accuracy == 0.5  # half the labels are 3
+    data = classes.to_dict()
+    assert data["accuracy"] == 0.5 and len(data["per_cell"]) == 3
+
+
+def test_fit_learns_the_location_of_a_tiny_canvas():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 2, 2) + 0.5
+    canvas = LocationCanvas(images, grid=2, generator=torch.Generator().manual_seed(0))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    x, cells, _ = canvas.batch(torch.arange(64))
+    losses = fit(model, [(x, cells)] * 150, total=150, lr=0.05, progress=False)
+    assert losses[-1] < 0.2 * losses[0]
+    assert evaluate_canvas(model, canvas, exhaustive=True).accuracy == 1.0
+
+
+# ----------------------------------------------------------------------------------------------- GAPNet
+
+def test_gapnet_is_conv_then_global_average_pool():
+    torch.manual_seed(0)
+    model = timm.create_model("gapnet_resnet18", num_classes=9).eval()
+    assert isinstance(model, GAPNet) and not any(isinstance(m, nn.Linear) for m in model.modules())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        logits = model(x)
+        reference = model.head(model.trunk.forward_features(x)).mean(dim=(2, 3))
+    assert logits.shape == (2, 9) and torch.allclose(logits, reference, atol=1e-6)
+    assert model.head.kernel_size == (3, 3) and model.feature_module == "trunk.layer4"
+    assert model.trunk.forward_features(x).shape[-2:] == (3, 3)  # one feature cell per canvas cell
+    pooled = PooledFeatures(model)
+    with torch.no_grad(), pooled.capture():
+        out = model(x)
+        assert torch.equal(pooled.pop(), out)  # GAPNet's pooled point is the logit vector itself
+    model.reset_classifier(10)
+    assert model(x).shape == (2, 10)
+
+
+def test_gapnet_class_head_and_other_trunk():
+    model = timm.create_model("gapnet_resnet18", num_classes=10, in_chans=1)
+    assert model(torch.randn(1, 1, 64, 64)).shape == (1, 10)
+    other = GAPNet("resnet10t", num_classes=4)
+    assert other(torch.randn(1, 3, 64, 64)).shape == (1, 4)
+    with pytest.raises(ValueError, match="global average"):
+        GAPNet("resnet18", global_pool="max")
+
+
+@pytest.mark.parametrize("name", ["gapnet_resnet18", "permutenet_resnet18", "fcn_resnet18"])
+def test_pretrained_weights_are_refused_clearly(name):
+    with pytest.raises(ValueError, match="no pretrained weights.*pretrained=False"):
+        timm.create_model(name, pretrained=True)
+
+
+def test_permuting_gapnet_pool_permutes_its_logits():
+    model = timm.create_model("gapnet_resnet18", num_classes=9).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        plain = model(x)
+        permute_channels(model, "pool", generator=torch.Generator().manual_seed(0))
+        permuted = model(x)
+    assert not torch.equal(plain, permuted)
+    assert torch.equal(plain.sort(1).values, permuted.sort(1).values)
+
+
+# ----------------------------------------------------------------------------------------------- ranking
+
+class PlantedLayer(nn.Module):
+    """Channel ``left`` sees only the left half, ``right`` only the right half; the others everything."""
+
+    def __init__(self, channels: int = 6, left: int = 4, right: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 1, bias=False)
+        nn.init.constant_(self.conv.weight, 1 / 3)  # every channel = mean over RGB, a symmetric response
+        self.left, self.right = left, right
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.conv(x)
+        w = f.shape[-1]
+        column = torch.arange(w, device=f.device)
+        mask = torch.ones(f.shape[1], w)
+        mask[self.left] = (column < w // 2).float()
+        mask[self.right] = (column >= w // 2).float()
+        return f * mask.view(1, -1, 1, w)
+
+
+class Planted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = PlantedLayer()
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.layer(x).mean(dim=(2, 3)))
+
+
+def test_planted_channels_ranked_first_with_exact_scores():
+    images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ranking = rank_position_channels(Planted(), "layer", images, transform="hflip")
+    assert isinstance(ranking, ChannelRanking) and ranking.channels.shape == (6,) and ranking.num_images == 16
+    assert set(ranking.top(2)) == {4, 1}
+    gray = images.mean(1)
+    left, right = gray[:, :, :4].sum(dim=(1, 2)) / 64, gray[:, :, 4:].sum(dim=(1, 2)) / 64
+    expected = (left - right).abs().mean()
+    assert torch.allclose(ranking.scores[4], expected, atol=1e-6) and torch.allclose(ranking.scores[1], expected, atol=1e-6)
+    others = [c for c in range(6) if c not in (1, 4)]
+    assert ranking.scores[others].abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("transform", ["hflip", "shift"])
+def test_region_specific_ranking_is_signed(transform):
+    images = torch.zeros(16, 3, 8, 16)
+    images[..., 4:12] = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(1)) + 0.1  # zero borders
+    model = Planted()
+    left = rank_position_channels(model, "layer", images, transform=transform, region="left", amount=0.25)
+    right = rank_position_channels(model, "layer", images, transform=transform, region="right", amount=0.25)
+    assert left.channels[0] == 4 and left.scores[4] > 0 and left.scores[1] < 0 and left.channels[-1] == 1
+    assert right.channels[0] == 1 and right.scores[1] > 0 and right.scores[4] < 0
+    if transform == "shift":  # the same two positions, swapped
+        assert torch.allclose(right.scores, -left.scores, atol=1e-6)
+    others = [c for c in range(6) if c not in (1, 4)]
+    assert left.scores[others].abs().max() < 1e-6
+
+
+def test_position_pairs_definitions_and_errors():
+    x = torch.rand(2, 3, 4, 6)
+    a, b = position_pairs(x, "hflip")
+    assert torch.equal(a, x) and torch.equal(b, x.flip(-1))
+    a, b = position_pairs(x, "vflip", region="top")
+    assert torch.equal(a[..., 2:, :], torch.zeros(2, 3, 2, 6)) and torch.equal(a[..., :2, :], x[..., :2, :])
+    assert torch.equal(b, a.flip(-2))
+    a, b = position_pairs(x, "shift", region="right", amount=0.5)
+    assert torch.equal(a[..., 3:], x[..., :3]) and torch.equal(b[..., :3], x[..., 3:])
+    with pytest.raises(ValueError, match="region 'top' needs"):
+        position_pairs(x, "hflip", region="top")
+    with pytest.raises(ValueError, match="unknown transform"):
+        position_pairs(x, "rotate")
+    with pytest.raises(ValueError, match="no module 'layer9'"):
+        rank_position_channels(Planted(), "layer9", x)
+
+
+def test_ranking_plot_writes_png(tmp_path):
+    ranking = rank_position_channels(Planted(), "layer", torch.rand(4, 3, 8, 8))
+    path = tmp_path / "ranking.png"
+    ranking.plot(str(path), top=2)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert ranking.to_dict()["channels"] == ranking.channels.tolist()
+
+
+# ----------------------------------------------------------------------------------------------- ablation
+
+def test_ablate_channels_zeroes_inside_and_restores_exactly():
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    probe = model.layer4.register_forward_pre_hook(lambda m, a: seen.append(a[0]))  # what layer3 passes on
+    with torch.no_grad():
+        before = model(x)
+        with ablate_channels(model, "layer3", [1, 5, 200]) as same:
+            assert same is model
+            inside = model(x)
+        after = model(x)
+    probe.remove()
+    assert seen[1][:, [1, 5, 200]].abs().max() == 0 and seen[0][:, [1, 5, 200]].abs().max() > 0
+    assert not torch.equal(before, inside) and torch.equal(before, after)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert len(model.layer3._forward_hooks) == 0
+    with pytest.raises(RuntimeError, match="boom"), ablate_channels(model, "layer3", [0]):
+        raise RuntimeError("boom")
+    assert len(model.layer3._forward_hooks) == 0
+    with pytest.raises(ValueError, match=r"channels must lie in \[0, 256\)"), ablate_channels(model, "layer3", [256]):
+        model(x)
+
+
+class Readout(nn.Module):
+    """Output = the pooled channels of ``layer`` (so an ablation shows up channel by channel)."""
+
+    def __init__(self, channels: int = 10) -> None:
+        super().__init__()
+        self.layer = nn.Conv2d(1, channels, 1, bias=False)
+        nn.init.constant_(self.layer.weight, 1.0)
+        self.scale = torch.arange(1, channels + 1, dtype=torch.float32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x).mean(dim=(2, 3)) * self.scale
+
+
+def test_attack_curve_top_vs_random():
+    model, x = Readout(), torch.ones(1, 1, 2, 2)
+
+    def evaluate(m: nn.Module) -> dict:
+        with torch.no_grad():
+            return {"total": float(m(x).sum())}
+
+    ranking = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # largest contributions first
+    curve = attack_curve(model, "layer", ranking, evaluate, counts=[1, 3], draws=4,
+                         generator=torch.Generator().manual_seed(0), progress=False)
+    assert curve.baseline == {"total": 55.0} and curve.top["total"] == [45.0, 28.0]
+    again = attack_curve(model, "layer", ranking, evaluate, counts=[1, 3], draws=4,
+                         generator=torch.Generator().manual_seed(0), progress=False)
+    assert curve.random == again.random and all(len(v) == 4 for v in curve.random["total"])
+    assert all(v >= 45.0 for v in curve.random["total"][0]) and curve.random_mean("total")[1] > 28.0
+    assert "| 3 | 28.0000 |" in curve.markdown()
+    with pytest.raises(ValueError, match="counts go up to 11"):
+        attack_curve(model, "layer", ranking, evaluate, counts=[11], progress=False)
+
+
+def test_readme_python_example():
+    # the "Position information" README snippet, verbatim
+    import timm
+    import torch
+
+    import augshift  # registers gapnet_resnet18, permutenet_resnet18, fcn_resnet18 with timm
+    from augshift.position import LocationCanvas, ablate_channels, rank_position_channels
+
+    model = timm.create_model("gapnet_resnet18", num_classes=9)  # 3x3 location task, logits = pooled 9-channel map
+    images = torch.randn(8, 3, 32, 32)  # your normalised 32x32 images
+    canvas = LocationCanvas(images, grid=3, generator=torch.Generator().manual_seed(0))
+    x, cells, _ = canvas.batch(torch.arange(8))  # (8, 3, 96, 96) canvases, targets = cell indices
+    ranking = rank_position_channels(model, "trunk.layer4", x, transform="hflip")
+    print(ranking.top(10))  # the 10 channels whose pooled value moves most under a horizontal flip
+    with ablate_channels(model, "trunk.layer4", ranking.top(10)):
+        logits = model(x)
+
+    assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.GAPNet is type(model)

@@ -1,0 +1,58 @@
+"""``augshift locate / channels / attack`` end to end on the shared CIFAR-10 (tiny limits; slow: the README run)."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from augshift.cli import main
+
+
+def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
+    data, out = str(cifar10_dir), str(tmp_path)
+    assert main(["locate", "--data", data, "--model", "permutenet", "--train-limit", "48", "--test-limit", "6",
+                 "--out", out, "--save-model", str(tmp_path / "p.pt"), "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "locate-permutenet-resnet18-location-g3.json").read_text())
+    assert result["command"].startswith("augshift locate ") and "--model permutenet" in result["command"]
+    assert result["train_images"] == 48 and result["train_steps"] == 1 and result["paper_accuracy"] == 78.8
+    assert sum(result["results"]["total"]) == 6 * 9 and 0 <= result["results"]["accuracy"] <= 1  # every cell
+    assert (tmp_path / "locate-permutenet-resnet18-location-g3.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| permutenet_resnet18 | 3x3 | location |" in (tmp_path / "locate-permutenet-resnet18-location-g3.md").read_text()
+
+    assert main(["attack", "--data", data, "--train-limit", "36", "--test-limit", "18", "--epochs", "1",
+                 "--counts", "2,4", "--draws", "2", "--out", out, "--save-model", str(tmp_path / "f.pt")]) == 0
+    attack = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())
+    curve = attack["curve"]
+    assert attack["test_images"] == 2 and curve["counts"] == [2, 4] and curve["layer"] == "trunk.layer4"
+    assert set(curve["top"]) == {"miou", "pixel_accuracy", "miou_left", "miou_center", "miou_right"}
+    assert all(len(draws) == 2 for draws in curve["random"]["miou"])
+    assert (tmp_path / "attack-trunk_layer4-hflip-ranking.png").exists()
+
+    assert main(["channels", "--checkpoint", str(tmp_path / "p.pt"), "--layer", "layer4", "--data", data,
+                 "--limit", "6", "--region", "left", "--out", out]) == 0
+    ranking = json.loads((tmp_path / "channels-layer4-hflip-left.json").read_text())["ranking"]
+    assert ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(512))
+
+
+def test_attack_on_a_location_checkpoint(cifar10_dir, tmp_path):
+    data, out = str(cifar10_dir), str(tmp_path)
+    assert main(["locate", "--data", data, "--train-limit", "48", "--test-limit", "4", "--out", out,
+                 "--save-model", str(tmp_path / "g.pt")]) == 0
+    assert main(["attack", "--checkpoint", str(tmp_path / "g.pt"), "--data", data, "--test-limit", "4",
+                 "--counts", "8", "--draws", "1", "--out", out]) == 0
+    curve = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())["curve"]
+    assert set(curve["top"]) == {"accuracy"} and len(curve["random"]["accuracy"][0]) == 1
+
+
+README_LOCATE = "augshift locate --data ../shared/data/cifar10 --model gapnet --grid 3 --preset quick --out {out}"
+
+
+@pytest.mark.slow
+def test_readme_quick_gapnet_command_reaches_99_percent(cifar10_dir, tmp_path):
+    command = README_LOCATE.format(out=tmp_path).replace("../shared/data/cifar10", str(cifar10_dir))
+    subprocess.run([sys.executable, "-m", "augshift.cli", *shlex.split(command)[1:]], check=True)
+    result = json.loads((tmp_path / "locate-gapnet-resnet18-location-g3.json").read_text())
+    assert result["results"]["accuracy"] >= 0.99 and sum(result["results"]["total"]) == 9000
