@@ -10,7 +10,8 @@ process's peak resident memory during the step, read from ``/proc/self/status`` 
 an inference forward. AugShift is also timed at half the batch (the same number of images through the
 network per step: equal compute). AugShift's inference is the plain network's by construction (``AugShift``
 wraps the unmodified model, which is what is evaluated and saved), so its inference ratio is that of its base.
-Each measurement runs in a fresh process (so memory peaks do not mix). Writes ``results.json`` /
+Times are taken round-robin over the configurations (a change of load hits all alike); each memory
+peak is measured in a fresh process. Writes ``results.json`` /
 ``results.md`` to ``--out``.
 """
 from __future__ import annotations
@@ -46,15 +47,14 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def measure(model_name: str, size: int, batch: int, *, device: str, stem: str, repeats: int, threads: int,
-            inference: bool) -> dict:
-    """Median step seconds, peak step memory (MiB) and median inference seconds of one configuration."""
+def build(model_name: str, size: int, batch: int, *, device: str, stem: str):
+    """``(step, infer, sync)`` closures: one SGD step (AugShift: two views, one forward of 2N images) and one
+    inference forward of the plain network, on a fixed random batch."""
     import torch
     import torch.nn.functional as F
 
     from augshift import AugShift
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     arch, augshift = parse_model(model_name)
     dev = torch.device(device)
@@ -69,52 +69,58 @@ def measure(model_name: str, size: int, batch: int, *, device: str, stem: str, r
             torch.cuda.synchronize(dev)
 
     def step() -> None:
+        model.train()
         loss = net(x, y)["loss"] if augshift else F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    # memory: the first step (activations, gradients and momentum buffers appear)
-    sync()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-        step()
-        sync()
-        peak_mib = (torch.cuda.max_memory_allocated(dev) - before) / 2**20
-    else:
-        reset = _reset_peak_rss()
-        before = _rss_kib("VmRSS") if reset else _rss_kib("VmHWM")
-        step()
-        peak_mib = (_rss_kib("VmHWM") - before) / 1024
-    times = []
-    for _ in range(repeats):
-        sync()
-        began = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - began)
-    out = {"model": model_name, "size": size, "batch": batch, "step_s": statistics.median(times),
-           "step_s_all": times, "peak_step_mib": peak_mib}
-    if inference:
+    @torch.no_grad()
+    def infer() -> None:
         model.eval()
-        infer = []
-        with torch.no_grad():
-            model(x)
-            for _ in range(repeats):
-                sync()
-                began = time.perf_counter()
-                model(x)
-                sync()
-                infer.append(time.perf_counter() - began)
-        out["infer_s"] = statistics.median(infer)
-    return out
+        model(x)
+
+    return step, infer, sync
 
 
-def run_isolated(**kwargs) -> dict:
-    """:func:`measure` in a fresh spawned process."""
+def peak_memory(model_name: str, size: int, batch: int, *, device: str, stem: str, threads: int) -> float:
+    """MiB the first training step adds at its peak (activations, gradients, momentum buffers)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    step, _, sync = build(model_name, size, batch, device=device, stem=stem)
+    sync()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        sync()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    before = _rss_kib("VmRSS") if _reset_peak_rss() else _rss_kib("VmHWM")
+    step()
+    return (_rss_kib("VmHWM") - before) / 1024
+
+
+def peak_memory_isolated(**kwargs) -> float:
+    """:func:`peak_memory` in a fresh spawned process (so peaks of different models do not mix)."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, kwds=kwargs)
+        return pool.apply(peak_memory, kwds=kwargs)
+
+
+def interleaved_times(closures: list, repeats: int) -> list[float]:
+    """Median seconds of each closure, timed round-robin (one call of each per round, after a warm-up),
+    so a change of machine load hits every configuration alike."""
+    samples: list[list[float]] = [[] for _ in closures]
+    for fn, sync in closures:
+        fn()
+    for _ in range(repeats):
+        for i, (fn, sync) in enumerate(closures):
+            sync()
+            began = time.perf_counter()
+            fn()
+            sync()
+            samples[i].append(time.perf_counter() - began)
+    return [statistics.median(s) for s in samples]
 
 
 def main(argv=None) -> int:
@@ -123,28 +129,34 @@ def main(argv=None) -> int:
     parser.add_argument("--stem", default="cifar", choices=("standard", "cifar"), help="stem at 32 px (224 px: standard)")
     parser.add_argument("--batch-32", type=int, default=128)
     parser.add_argument("--batch-224", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per configuration (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "cost"))
     args = parser.parse_args(argv)
-    command, rows = command_line(), []
+    import torch
     from tqdm.auto import tqdm
 
-    configs = []
-    for size, batch, stem in ((32, args.batch_32, args.stem), (224, args.batch_224, "standard")):
-        for model in MODELS:
-            configs.append((model, size, batch, stem, not parse_model(model)[1]))
-            if parse_model(model)[1]:
-                configs.append((model, size, batch // 2, stem, False))
-    for model, size, batch, stem, inference in tqdm(configs, desc="cost"):
-        row = run_isolated(model_name=model, size=size, batch=batch, device=args.device, stem=stem,
-                           repeats=args.repeats, threads=args.threads, inference=inference)
-        rows.append({**row, "stem": stem})
+    torch.set_num_threads(args.threads)
+    command, rows = command_line(), []
+    for size, batch, stem in tqdm(((32, args.batch_32, args.stem), (224, args.batch_224, "standard")), desc="cost"):
+        configs = [(model, b) for model in MODELS for b in ((batch, batch // 2) if parse_model(model)[1] else (batch,))]
+        built = [build(model, size, b, device=args.device, stem=stem) for model, b in configs]
+        steps = interleaved_times([(step, sync) for step, _, sync in built], args.repeats)
+        plain = [i for i, (model, _) in enumerate(configs) if not parse_model(model)[1]]
+        infers = dict(zip(plain, interleaved_times([built[i][1:] for i in plain], args.repeats)))
+        del built
+        for i, (model, b) in enumerate(configs):
+            memory = peak_memory_isolated(model_name=model, size=size, batch=b, device=args.device, stem=stem,
+                                          threads=args.threads)
+            rows.append({"model": model, "size": size, "batch": b, "stem": stem, "step_s": steps[i],
+                         "peak_step_mib": memory, **({"infer_s": infers[i]} if i in infers else {})})
     table = ratios(rows)
     text = (f"# Cost benchmark ({args.device}, {args.threads} threads)\n\nCommand: `{command}`\n\n"
-            "Ratios to plain resnet18 on the same batch size (times: median of "
-            f"{args.repeats} steps; memory: peak rise during the first training step). AugShift's inference is "
-            "the plain network's (same model), so its ratio is its base model's.\n\n" + table)
+            f"Ratios to plain resnet18 at the same image size and batch (times: median of {args.repeats} rounds, the "
+            "configurations timed round-robin; memory: peak rise during the first training step, each in a fresh "
+            "process). 32 px uses the " + args.stem + " stem, 224 px the standard one. AugShift's inference is the "
+            "plain network's (AugShift wraps the unmodified model), so its inference column is its base model's.\n\n"
+            + table)
     print(text)
     out = Path(args.out)
     write_text_atomic(out / "results.md", text)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -177,3 +178,21 @@ def test_readme_custom_loop_snippet_runs_as_written(fresh_accelerate):
     assert 0 <= report.consistency("random") <= 100 and 0 <= report.accuracy <= 100
     assert namespace["optimizer"].state  # momentum buffers: optimizer steps were taken
     assert "consistency_random" in stdout.getvalue()
+
+
+def test_example_loop_one_process_baseline_bf16_refuses_to_overwrite(fresh_accelerate, cifar10_dir, tmp_path):
+    from augshift.integrations.accelerate.train import main
+
+    args = ["--data", str(cifar10_dir), "--cpu", "--no-augshift", "--mixed-precision", "bf16", "--epochs", "1",
+            "--train-samples", "32", "--eval-samples", "20", "--batch-size", "16", "--eval-batch-size", "8",
+            "--output", str(tmp_path)]
+    main(args)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (row,) = metrics["epochs"]
+    assert set(row["train"]) == {"loss"} and row["eval"]["samples"] == 20  # baseline: cross-entropy only
+    assert metrics["args"]["mixed_precision"] == "bf16" and not metrics["args"]["augshift"]
+    with pytest.raises(SystemExit, match="pass --resume"):
+        main(args)
+    main(args + ["--resume"])  # nothing left to train: the checkpoint and metrics stay as they were
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert last_checkpoint(str(tmp_path / "checkpoints")) == (str(tmp_path / "checkpoints" / "epoch_1"), 1)

@@ -1,8 +1,10 @@
-"""A 2-process (gloo, CPU) run of the invariance benchmark evaluates exactly like one process on its checkpoint."""
+"""A 2-process (gloo, CPU) run of the invariance benchmark, under torchrun and under accelerate launch,
+evaluates exactly like one process on its checkpoint."""
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +18,27 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_common as bc  # noqa: E402
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_cpu_threads_per_process", "1", "--main_process_port", "{port}"],
+}
+
+
 @pytest.mark.slow
-def test_two_process_run_equals_single_process_evaluation(tmp_path, cifar10_dir):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_process_run_equals_single_process_evaluation(tmp_path, cifar10_dir, launcher):
     work, out = tmp_path / "work", tmp_path / "out"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        sys.executable, *[w.format(port=free_port()) for w in LAUNCHERS[launcher]],
         str(ROOT / "benchmarks" / "invariance.py"), "--preset", "quick", "--data", f"cifar10={cifar10_dir}",
+        "--device", "cpu",
         "--models", "resnet18+augshift", "--seeds", "0", "--train-size", "96", "--test-size", "101", "--epochs", "1",
         "--batch-size", "32", "--curve-size", "11", "--threads", "1", "--workdir", str(work), "--out", str(out),
     ]

@@ -32,8 +32,9 @@ Returns:
 
 Examples:
     >>> metric = evaluate.load(METRIC_PATH)
-    >>> metric.compute(predictions=[0, 1, 2, 3], shifted_predictions=[0, 1, 2, 0], references=[0, 1, 1, 3])["consistency"]
-    75.0
+    >>> results = metric.compute(predictions=[0, 1, 2, 3], shifted_predictions=[0, 1, 2, 0], references=[0, 1, 1, 3])
+    >>> results["consistency"], results["accuracy"]
+    (75.0, 75.0)
 """
 
 _CITATION = """
