@@ -16,11 +16,16 @@ from pathlib import Path
 
 import torch
 
-from .augshift import DEFAULT_DISTANCE, DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
+from .augshift import DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
 from .io import write_json_atomic, write_text_atomic
 from .models import create_small_cnn
 from .report import markdown_table, plot_consistency_curves
 from .training import TrainConfig, evaluate_classifier, train_classifier
+
+
+# The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
+# consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
+DEMO_DISTANCE = "mse"
 
 
 def load_data(args: argparse.Namespace) -> tuple[tuple, tuple, str]:
@@ -107,7 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-shift", type=int, default=DEFAULT_MAX_SHIFT)
     parser.add_argument("--mode", default=DEFAULT_MODE, choices=("zeros", "circular", "reflect", "replicate"))
     parser.add_argument("--weight", type=float, default=DEFAULT_WEIGHT, help="AugShift consistency weight")
-    parser.add_argument("--distance", default=DEFAULT_DISTANCE, choices=("mse", "l1", "cosine"))
+    parser.add_argument("--distance", default=DEMO_DISTANCE, choices=("mse", "l1", "cosine"),
+                        help="consistency distance (default: %(default)s, measured best on the demo data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.set_defaults(run=run)

@@ -158,7 +158,8 @@ def _test_set(
     generator = torch.Generator().manual_seed(args.seed)
     images, labels = _load(args, args.test_split, limit)
     if meta["task"] == "segmentation":
-        mosaics, masks = MosaicSegmentation(images, labels, grid=meta["grid"], generator=generator).tensors()
+        mosaics, masks = MosaicSegmentation(images, labels, grid=meta["grid"], generator=generator,
+                                            layout_prior=meta.get("layout_prior", 0.0)).tensors()
 
         def scores(model: torch.nn.Module) -> dict:
             return segmentation_scores(model, mosaics, masks, num_classes=model.num_classes, regions=regions,
@@ -211,9 +212,9 @@ def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch
     model = timm.create_model(name, **kwargs)
     images, labels = _load(args, args.train_split, config.train_limit)
     start = time.time()
-    losses = train_segmentation(model, MosaicSegmentation(images, labels, grid=args.grid, generator=generator),
-                                config=config, generator=generator, device=device)
-    meta = dict(task="segmentation", grid=args.grid)
+    mosaics = MosaicSegmentation(images, labels, grid=args.grid, layout_prior=args.layout_prior, generator=generator)
+    losses = train_segmentation(model, mosaics, config=config, generator=generator, device=device)
+    meta = dict(task="segmentation", grid=args.grid, layout_prior=args.layout_prior)
     if args.save_model:
         _save_model(args.save_model, model, name, kwargs, meta)
     info = dict(model=name, config=config.to_dict(), train_images=len(images), train_steps=len(losses),
@@ -232,7 +233,8 @@ def run_attack(args: argparse.Namespace) -> int:
     curve = attack_curve(model, layer, ranking, evaluate, counts=counts, draws=args.draws,
                          generator=torch.Generator().manual_seed(args.seed + 2))
     region = f"-{args.region}" if args.region else ""
-    stem = f"attack-{layer.replace('.', '_')}-{args.transform}{region}"
+    prior = f"-prior{meta['layout_prior']:g}" if meta.get("layout_prior") else ""
+    stem = f"attack-{layer.replace('.', '_')}-{args.transform}{region}{prior}"
     curve.plot(str(Path(args.out) / f"{stem}.png"))
     ranking.plot(str(Path(args.out) / f"{stem}-ranking.png"), top=counts[0])
     data = dict(command=_command(args), preset=args.preset, seed=args.seed, device=str(device), meta=meta, model=info,
@@ -240,7 +242,8 @@ def run_attack(args: argparse.Namespace) -> int:
     markdown = "\n".join([
         f"# Position attack on {layer} ({args.transform}{', region ' + args.region if args.region else ''} ranking)",
         "", f"`{data['command']}`", "",
-        f"{len(images)} test {'mosaics' if meta['task'] == 'segmentation' else 'canvases'}; each random-N value: "
+        f"{len(images)} test {'mosaics' if meta['task'] == 'segmentation' else 'canvases'}"
+        f"{' (layout prior %g)' % meta['layout_prior'] if meta.get('layout_prior') else ''}; each random-N value: "
         f"{args.draws} draws of N random channels.", "", curve.markdown(),
     ])
     _write(args.out, stem, data, markdown)
@@ -305,6 +308,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a model saved by locate/attack --save-model; default: train fcn_<trunk> on mosaics")
     attack.add_argument("--trunk", default="resnet18", help="trunk of the trained FCN")
     attack.add_argument("--grid", type=int, default=3, help="mosaics of grid x grid images")
+    attack.add_argument("--layout-prior", type=float, default=0.0,
+                        help="probability that a tile's class comes from its column's classes (class %% grid), "
+                             "a scene layout like street scenes; 0: uniform mosaics")
     attack.add_argument("--layer", default=None, help="module to rank and ablate (default: the FCN's last stage)")
     attack.add_argument("--counts", default="8,16,32,64,128,256", help="comma-separated numbers of channels N")
     attack.add_argument("--draws", type=int, default=3, help="random draws of N channels per N")

@@ -31,13 +31,18 @@ SEGMENTATION_PRESETS = {
 class MosaicSegmentation(Dataset):
     """Mosaics of ``grid x grid`` images (N, C, h, w) with per-pixel labels = the tile's class.
 
-    Mosaic ``i`` uses images ``tiles[i]`` (row-major), drawn without replacement from ``generator``;
-    :meth:`resample` draws new mosaics. Item ``i`` is ``(image (C, grid*h, grid*w), mask (grid*h, grid*w))``.
+    Mosaic ``i`` uses images ``tiles[i]`` (row-major), drawn from ``generator``; :meth:`resample` draws
+    new mosaics. Item ``i`` is ``(image (C, grid*h, grid*w), mask (grid*h, grid*w))``.
+
+    ``layout_prior=0`` gives uniform mosaics (no image used twice): position says nothing about the class.
+    ``layout_prior=p`` gives scenes with a layout, like street scenes (sky on top, road below): with
+    probability ``p`` a tile's image is drawn from the classes of its column (``class % grid == column``),
+    otherwise from all images (with replacement).
     """
 
     def __init__(
         self, images: Tensor, labels: Tensor, *, grid: int = 3, count: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        layout_prior: float = 0.0, generator: Optional[torch.Generator] = None,
     ) -> None:
         check_images(images, "images", floating=True)
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -47,13 +52,28 @@ class MosaicSegmentation(Dataset):
         count = capacity if count is None else count
         if not 0 < count <= capacity:
             raise ValueError(f"{len(images)} images make at most {capacity} mosaics of {grid}x{grid} tiles, asked {count}")
+        if not 0.0 <= layout_prior <= 1.0:
+            raise ValueError(f"layout_prior is a probability in [0, 1], got {layout_prior}")
         self.images, self.labels, self.grid, self.count, self.generator = images, labels, grid, count, generator
+        self.layout_prior = layout_prior
+        self.groups = [torch.nonzero(labels % grid == column).flatten() for column in range(grid)]
+        if layout_prior > 0 and min(len(g) for g in self.groups) == 0:
+            raise ValueError(f"layout_prior needs images of every class group (class % {grid}) in the data")
         self.tiles = self.resample()
 
     def resample(self) -> Tensor:
-        """Draw new tiles (count, grid*grid) from ``generator``, no image used twice; returns them."""
-        picked = torch.randperm(len(self.images), generator=self.generator)[: self.count * self.grid ** 2]
-        self.tiles = picked.view(self.count, self.grid ** 2)
+        """Draw new tiles (count, grid*grid) from ``generator`` (see ``layout_prior``); returns them."""
+        shape = (self.count, self.grid ** 2)
+        if self.layout_prior == 0:
+            self.tiles = torch.randperm(len(self.images), generator=self.generator)[: shape[0] * shape[1]].view(shape)
+            return self.tiles
+        tiles = torch.randint(len(self.images), shape, generator=self.generator)
+        use_prior = torch.rand(shape, generator=self.generator) < self.layout_prior
+        column = torch.arange(shape[1]).expand(shape) % self.grid
+        for c, group in enumerate(self.groups):
+            chosen = use_prior & (column == c)
+            tiles[chosen] = group[torch.randint(len(group), (int(chosen.sum()),), generator=self.generator)]
+        self.tiles = tiles
         return self.tiles
 
     def __len__(self) -> int:

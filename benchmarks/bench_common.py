@@ -168,6 +168,18 @@ class RunSpec:
         return {"name": self.name, "arch": self.arch, "stem": self.stem, "label": self.label, "config": self.config.to_dict()}
 
 
+AUGSHIFT_ONLY = ("weight", "distance", "normalize")  # settings that do not change a run without AugShift
+
+
+def same_recipe(stored: dict, spec: RunSpec) -> bool:
+    """Whether a stored run (its spec fields) is ``spec``'s run; AugShift-only settings of a plain run do not count."""
+    def identity(d: dict) -> dict:
+        config = {k: v for k, v in d["config"].items() if d["config"]["augshift"] or k not in AUGSHIFT_ONLY}
+        return {**{k: d[k] for k in ("name", "arch", "stem", "label")}, "config": config}
+
+    return identity(stored) == identity(spec.to_dict())
+
+
 @dataclass
 class RunData:
     """Train and test tensors (uint8 images, long labels) and the evaluation options."""
@@ -233,7 +245,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
     result_path, ckpt_path = run_dir / "result.json", run_dir / "checkpoint.pt"
     if result_path.is_file():
         result = json.loads(result_path.read_text())
-        if {key: result[key] for key in spec.to_dict()} != spec.to_dict():
+        if not same_recipe(result, spec):
             raise ValueError(f"{result_path} was written by another recipe; use another --workdir")
         return result
     config = spec.config
@@ -258,7 +270,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
     start, history, seconds = 0, [], 0.0
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state["spec"] != spec.to_dict():
+        if not same_recipe(state["spec"], spec):
             raise ValueError(f"{ckpt_path} was written by another recipe ({state['spec']}); use another --workdir")
         trainer.load_state_dict(state["trainer"])
         start, history, seconds = state["epoch"], state["history"], state["seconds"]

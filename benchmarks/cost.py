@@ -8,7 +8,8 @@ one SGD training step (AugShift: two shifted views of the batch, one forward of 
 the consistency loss), its peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the rise of the
 process's peak resident memory during the step, read from ``/proc/self/status`` after resetting it), and
 an inference forward. AugShift is also timed at half the batch (the same number of images through the
-network per step: equal compute). AugShift's inference is the plain network's by construction (``AugShift``
+network per step: equal compute), and plain resnet18 at double batch is the reference for the 2N images
+an AugShift step runs (on CPUs a step's time grows faster than its batch). AugShift's inference is the plain network's by construction (``AugShift``
 wraps the unmodified model, which is what is evaluated and saved), so its inference ratio is that of its base.
 Times are taken round-robin over the configurations (a change of load hits all alike); each memory
 peak is measured in a fresh process. Writes ``results.json`` /
@@ -140,9 +141,10 @@ def main(argv=None) -> int:
     command, rows = command_line(), []
     for size, batch, stem in tqdm(((32, args.batch_32, args.stem), (224, args.batch_224, "standard")), desc="cost"):
         configs = [(model, b) for model in MODELS for b in ((batch, batch // 2) if parse_model(model)[1] else (batch,))]
+        configs.append(("resnet18", 2 * batch))  # reference: the 2N images an AugShift step runs, without AugShift
         built = [build(model, size, b, device=args.device, stem=stem) for model, b in configs]
         steps = interleaved_times([(step, sync) for step, _, sync in built], args.repeats)
-        plain = [i for i, (model, _) in enumerate(configs) if not parse_model(model)[1]]
+        plain = [i for i, (model, b) in enumerate(configs) if not parse_model(model)[1] and b == batch]
         infers = dict(zip(plain, interleaved_times([built[i][1:] for i in plain], args.repeats)))
         del built
         for i, (model, b) in enumerate(configs):
@@ -172,11 +174,12 @@ def ratios(rows: list[dict]) -> str:
         base = next(r for r in rows if r["model"] == "resnet18" and r["size"] == row["size"])
         arch = parse_model(row["model"])[0]
         infer = next(r for r in rows if r["model"] == arch and r["size"] == row["size"])["infer_s"]
-        name = row["model"] + (" (half batch)" if row["batch"] < base["batch"] else "")
+        scale = {row["batch"] < base["batch"]: " (half batch)", row["batch"] > base["batch"]: " (double batch, reference)"}
+        name = row["model"] + scale.get(True, "")
+        inference = f"{infer * 1e3:.0f} | {infer / base['infer_s']:.2f}" if row["batch"] <= base["batch"] else "- | -"
         lines.append(
             f"| {row['size']} | {name} | {row['batch']} | {row['step_s'] * 1e3:.0f} | {row['step_s'] / base['step_s']:.2f} | "
-            f"{row['peak_step_mib']:.0f} | {row['peak_step_mib'] / base['peak_step_mib']:.2f} | {infer * 1e3:.0f} | "
-            f"{infer / base['infer_s']:.2f} |")
+            f"{row['peak_step_mib']:.0f} | {row['peak_step_mib'] / base['peak_step_mib']:.2f} | {inference} |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,13 +41,15 @@ PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"
          ("resnetblur18+augshift", "resnetblur18"), ("resnetblur18+augshift", "resnet18+augshift")]
 
 
-def specs_for(models: list[str], preset: dict) -> list[RunSpec]:
+def specs_for(models: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:
+    """One run per (seed, model); ``augshift_settings`` (weight, distance, normalize) override the library
+    defaults in the AugShift runs."""
     specs = []
     for seed in preset["seeds"]:
         for model in models:
             arch, augshift = parse_model(model)
-            specs.append(RunSpec(f"{model}_seed{seed}", arch, recipe(preset, seed=seed, augshift=augshift),
-                                 stem=preset["stem"], label=model))
+            config = recipe(preset, seed=seed, augshift=augshift, **(augshift_settings or {}))
+            specs.append(RunSpec(f"{model}_seed{seed}", arch, config, stem=preset["stem"], label=model))
     return specs
 
 
@@ -93,6 +95,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE",
                         help="where a dataset comes from: hub name, parquet file/folder or image folder "
                              "(default: the shared local CIFAR-10 when present, else uoft-cs/cifar10 / uoft-cs/cifar100)")
+    parser.add_argument("--weight", type=float, default=None, help="AugShift consistency weight (default: the library's)")
+    parser.add_argument("--distance", choices=("mse", "l1", "cosine"), default=None, help="AugShift distance")
+    parser.add_argument("--normalize", action="store_true", default=None, help="AugShift: L2-normalise the features first")
     add_common_args(parser)
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
@@ -112,7 +117,8 @@ def main(argv=None) -> int:
     for dataset in preset["datasets"]:
         source = sources.get(dataset, default_source(dataset))
         data = load_data(source, preset, cache=work / "cache")
-        results = run_sweep(specs_for(models, preset), data, work / dataset, place,
+        settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
+        results = run_sweep(specs_for(models, preset, settings), data, work / dataset, place,
                             devices=[d for d in args.devices.split(",") if d], threads=args.threads)
         datasets[dataset] = {"data": data.description, "summary": summarize(results), "runs": results}
         if place.main:

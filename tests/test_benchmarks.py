@@ -123,11 +123,13 @@ def test_cost_table_ratios():
     rows = [dict(model="resnet18", size=32, batch=8, step_s=0.1, peak_step_mib=100.0, infer_s=0.02),
             dict(model="resnetblur18", size=32, batch=8, step_s=0.15, peak_step_mib=120.0, infer_s=0.03),
             dict(model="resnet18+augshift", size=32, batch=8, step_s=0.19, peak_step_mib=190.0),
-            dict(model="resnet18+augshift", size=32, batch=4, step_s=0.1, peak_step_mib=99.0)]
+            dict(model="resnet18+augshift", size=32, batch=4, step_s=0.1, peak_step_mib=99.0),
+            dict(model="resnet18", size=32, batch=16, step_s=0.22, peak_step_mib=200.0)]
     lines = cost.ratios(rows).splitlines()
     assert "| 32 | resnetblur18 | 8 | 150 | 1.50 | 120 | 1.20 | 30 | 1.50 |" in lines
     assert "| 32 | resnet18+augshift | 8 | 190 | 1.90 | 190 | 1.90 | 20 | 1.00 |" in lines
     assert "| 32 | resnet18+augshift (half batch) | 4 | 100 | 1.00 | 99 | 0.99 | 20 | 1.00 |" in lines
+    assert "| 32 | resnet18 (double batch, reference) | 16 | 220 | 2.20 | 200 | 2.00 | - | - |" in lines
 
 
 def test_ablation_variants_are_distinct_and_recommendation_respects_accuracy():
@@ -147,3 +149,16 @@ def test_ablation_variants_are_distinct_and_recommendation_respects_accuracy():
     }
     assert ablation.recommend(summary, 1.5) == (names[3], table[names[3]])
     assert ablation.recommend(summary, 0.5) == (names[4], table[names[4]])
+
+
+def test_same_recipe_ignores_augshift_settings_of_plain_runs_only():
+    import dataclasses
+
+    plain, augshift = tiny_spec(augshift=False), tiny_spec(augshift=True)
+    def changed(spec, **kw):
+        return dataclasses.replace(spec, config=dataclasses.replace(spec.config, **kw))
+
+    assert bc.same_recipe(changed(plain, weight=5.0, distance="l1").to_dict(), plain)
+    assert not bc.same_recipe(changed(plain, max_shift=1).to_dict(), plain)  # the baseline's augmentation
+    assert not bc.same_recipe(changed(augshift, weight=5.0).to_dict(), augshift)
+    assert not bc.same_recipe(plain.to_dict(), augshift)

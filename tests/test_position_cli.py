@@ -23,13 +23,14 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     assert "| permutenet_resnet18 | 3x3 | location |" in (tmp_path / "locate-permutenet-resnet18-location-g3.md").read_text()
 
     assert main(["attack", "--data", data, "--train-limit", "36", "--test-limit", "18", "--epochs", "1",
-                 "--counts", "2,4", "--draws", "2", "--out", out, "--save-model", str(tmp_path / "f.pt")]) == 0
-    attack = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())
+                 "--layout-prior", "0.5", "--counts", "2,4", "--draws", "2", "--out", out]) == 0
+    attack = json.loads((tmp_path / "attack-trunk_layer4-hflip-prior0.5.json").read_text())
     curve = attack["curve"]
     assert attack["test_images"] == 2 and curve["counts"] == [2, 4] and curve["layer"] == "trunk.layer4"
+    assert attack["meta"] == {"task": "segmentation", "grid": 3, "layout_prior": 0.5}
     assert set(curve["top"]) == {"miou", "pixel_accuracy", "miou_left", "miou_center", "miou_right"}
     assert all(len(draws) == 2 for draws in curve["random"]["miou"])
-    assert (tmp_path / "attack-trunk_layer4-hflip-ranking.png").exists()
+    assert (tmp_path / "attack-trunk_layer4-hflip-prior0.5-ranking.png").exists()
 
     assert main(["channels", "--checkpoint", str(tmp_path / "p.pt"), "--layer", "layer4", "--data", data,
                  "--limit", "6", "--region", "left", "--out", out]) == 0

@@ -33,6 +33,23 @@ def test_mosaic_pixels_and_masks_exact():
         MosaicSegmentation(images, labels, grid=2, count=6)
 
 
+def test_layout_prior_ties_classes_to_columns():
+    images, labels = torch.rand(60, 3, 2, 2), torch.arange(60) % 10
+    column = torch.arange(9) % 3
+    full = MosaicSegmentation(images, labels, grid=3, layout_prior=1.0, generator=torch.Generator().manual_seed(0))
+    assert (labels[full.tiles] % 3 == column).all()
+    again = MosaicSegmentation(images, labels, grid=3, layout_prior=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(full.tiles, again.tiles)
+    x, masks = full.tensors()
+    assert (masks[:, :, :2] % 3 == 0).all() and (masks[:, :, 4:] % 3 == 2).all()  # left column, right column
+    uniform = MosaicSegmentation(images, labels, grid=3, generator=torch.Generator().manual_seed(0))
+    assert not (labels[uniform.tiles] % 3 == column).all()
+    with pytest.raises(ValueError, match="probability"):
+        MosaicSegmentation(images, labels, layout_prior=1.5)
+    with pytest.raises(ValueError, match="every class group"):
+        MosaicSegmentation(images[:9], torch.zeros(9, dtype=torch.long), layout_prior=0.5)
+
+
 def test_region_masks_and_mean_iou():
     thirds = region_masks(2, 9)
     assert list(thirds) == ["left", "center", "right"]

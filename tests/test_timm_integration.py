@@ -313,7 +313,14 @@ def check_run(experiment: Path, model: str, digests: Path, *, processes: int, au
     if augshift:
         assert row["train_loss"] == pytest.approx(
             row["train_augshift_criterion"] + options["augshift_weight"] * row["train_augshift_consistency"], rel=1e-5)
-    plain = timm.create_model(model, num_classes=10, checkpoint_path=str(experiment / "last.pth.tar"))
+    timm.create_model(model, num_classes=10, checkpoint_path=str(experiment / "last.pth.tar"))  # EMA if saved
+    checkpoint = torch.load(experiment / "last.pth.tar", map_location="cpu", weights_only=False)
+    loaded = {}
+    for key in ("state_dict", "state_dict_ema"):
+        if key in checkpoint:
+            loaded[key] = timm.create_model(model, num_classes=10)
+            loaded[key].load_state_dict(checkpoint[key])  # strict: the plain model's keys
+    plain = loaded["state_dict"]
     if processes > 1:
         digests = digests / experiment.name
         final = {(digests / f"final-{r}").read_text() for r in range(processes)}

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from augshift import AugShift, RandomShift, ShiftConsistency, loss_parts
 from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, seed_shifts, sync_buffers, weights_digest
 from augshift.integrations.datasets import load_image_dataset, num_classes, with_tensors
+from augshift.io import write_json_atomic
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -136,10 +137,8 @@ def main(argv=None) -> None:
                         "rank_weight_digests": gather_object([weights_digest(model)])})
         accelerator.print(json.dumps({"epoch": epoch + 1, **history[-1]["train"], **history[-1]["eval"]}))
         save_checkpoint(accelerator, os.path.join(args.output, "checkpoints", f"epoch_{epoch + 1}"))
-        if accelerator.is_main_process:  # metrics.json: written beside, then renamed (atomic)
-            with open(metrics_path + ".tmp", "w") as f:
-                json.dump({"args": vars(args), "epochs": history}, f, indent=2)
-            os.replace(metrics_path + ".tmp", metrics_path)
+        if accelerator.is_main_process:
+            write_json_atomic(metrics_path, {"args": vars(args), "epochs": history})
     accelerator.save_model(model, args.output)  # model.safetensors with the plain model's keys
     accelerator.end_training()
 
