@@ -47,7 +47,8 @@ def pad_crop(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tenso
     m = int(max(dx.abs().max(), dy.abs().max()))
     padded = F.pad(x, (m, m, m, m))
     h, w = x.shape[-2:]
-    return torch.stack([padded[i, :, m - b: m - b + h, m - a: m - a + w] for i, (a, b) in enumerate(zip(dx.tolist(), dy.tolist()))])
+    crops = [padded[i, :, m - b: m - b + h, m - a: m - a + w] for i, (a, b) in enumerate(zip(dx.tolist(), dy.tolist()))]
+    return torch.stack(crops)
 
 
 @pytest.mark.parametrize("criterion,soft", [
@@ -227,7 +228,7 @@ from timm.utils import unwrap_model
 from augshift.integrations.accelerate import weights_digest
 from augshift.integrations.timm import launcher
 
-train = sys.modules[launcher.TRAIN_MODULE]
+train = sys.modules.get(launcher.TRAIN_MODULE) or sys.modules["__main__"]  # augshift-timm's, or python train.py
 build, tasks = train.ClassificationTask, []
 
 def record(*args, **kwargs):
@@ -285,7 +286,8 @@ def run_env(tmp_path) -> dict:
             "PYTHONPATH": os.pathsep.join([str(tmp_path / "hooks"), os.environ.get("PYTHONPATH", "")])}
 
 
-TEST_OPTIONS = "--device cpu --workers 0 --batch-size 16 --log-interval 4 --seed 0 --device-modules augshift_rank_digest"
+TEST_OPTIONS = ("--device cpu --workers 0 --batch-size 16 --log-interval 4 --seed 0 "
+                "--device-modules augshift_rank_digest")
 
 
 def run(command, env: dict, cwd: Path) -> str:
@@ -311,8 +313,8 @@ def check_run(experiment: Path, model: str, digests: Path, *, processes: int, au
         assert 0.0 <= row[column] <= 100.0
         assert round(row[column] * VAL_SAMPLES / 100, 6) % 1 == 0  # a count out of the 101 unique samples
     if augshift:
-        assert row["train_loss"] == pytest.approx(
-            row["train_augshift_criterion"] + options["augshift_weight"] * row["train_augshift_consistency"], rel=1e-5)
+        criterion, consistency = (row[column] for column in LOSS_COLUMNS)
+        assert row["train_loss"] == pytest.approx(criterion + options["augshift_weight"] * consistency, rel=1e-5)
     timm.create_model(model, num_classes=10, checkpoint_path=str(experiment / "last.pth.tar"))  # EMA if saved
     checkpoint = torch.load(experiment / "last.pth.tar", map_location="cpu", weights_only=False)
     loaded = {}
@@ -360,7 +362,7 @@ def test_readme_commands_run_as_written(timm_train_py, image_folder, run_env, tm
     for name in ("augshift-torchrun", "augshift-accelerate"):
         check_run(output / name, "resnet18", tmp_path / "digests", processes=2)
     permuted = check_run(output / "permutenet", "resnet18", tmp_path / "digests", processes=1, augshift=False)
-    assert permuted["options"]["augshift_permute"] == "pool" and "train_augshift_criterion" not in permuted["row"]
+    assert permuted["options"]["augshift_permute"] == "pool" and not set(LOSS_COLUMNS) & set(permuted["row"])
     configured = check_run(output / "augshift-config", "resnet18", tmp_path / "digests", processes=1)
     assert configured["options"]["augshift_weight"] == 0.5 and configured["options"]["augshift"] is True
     assert log.count("AugShift epoch 0: criterion") == 4
@@ -385,7 +387,8 @@ def test_models_one_and_two_processes(model, extra, timm_train_py, image_folder,
 
 
 def loss_log(log: str) -> list[str]:
-    return re.findall(r"^Train: .*?(Loss: \S+ \(\S+\))", log, re.M) + re.findall(r"^Test: .*?(Loss: .*?Acc@5.*)$", log, re.M)
+    train = re.findall(r"^Train: .*?(Loss: \S+ \(\S+\))", log, re.M)
+    return train + re.findall(r"^Test: .*?(Loss: .*?Acc@5.*)$", log, re.M)
 
 
 @pytest.mark.slow

@@ -28,7 +28,8 @@ def loader_indices(loader) -> tuple[Tensor, Tensor]:
     """Dataset indices (M,) of the samples this process's ``loader`` yields, in order, and a bool mask
     (M,) that is True for the first occurrence of each index over all processes (rank order)."""
     sampler = getattr(loader, "sampler", None)
-    if isinstance(getattr(loader, "dataset", None), IterableDataset) or sampler is None or not hasattr(sampler, "__len__"):
+    iterable = isinstance(getattr(loader, "dataset", None), IterableDataset)
+    if iterable or sampler is None or not hasattr(sampler, "__len__"):
         raise ValueError(
             "shift consistency needs a map-style validation dataset with a sampler (an image folder, parquet or "
             "hfds/ dataset); iterable datasets (tfds/, wds/, hfids/) do not say which sample is which"

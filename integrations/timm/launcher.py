@@ -232,7 +232,9 @@ def check_contract(train: ModuleType) -> None:
     parameters = inspect.signature(train.validate).parameters
     lacking = [name for name in VALIDATE_PARAMETERS if name not in parameters]
     if lacking:
-        raise TrainScriptError(f"{where}: validate() has no parameter {', '.join(lacking)}; augshift-timm supports {SUPPORTED}")
+        raise TrainScriptError(
+            f"{where}: validate() has no parameter {', '.join(lacking)}; augshift-timm supports {SUPPORTED}"
+        )
 
 
 def load_train_script(path: str) -> ModuleType:
