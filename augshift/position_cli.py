@@ -91,9 +91,9 @@ def load_model(path: str) -> tuple[torch.nn.Module, dict]:
 
 
 def _write(out: str, stem: str, data: dict, markdown: str) -> Path:
-    path = Path(out) / stem
-    write_json_atomic(path.with_suffix(".json"), data)
-    write_text_atomic(path.with_suffix(".md"), markdown + "\n")
+    path = Path(out) / stem  # stems may hold dots (prior0.8): no with_suffix
+    write_json_atomic(f"{path}.json", data)
+    write_text_atomic(f"{path}.md", markdown + "\n")
     print(markdown)
     print(f"wrote {path}.json, .md, .png")
     return path

@@ -38,10 +38,12 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     assert ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(512))
 
 
-def test_attack_on_a_location_checkpoint(cifar10_dir, tmp_path):
+def test_attack_on_a_canvas_classification_checkpoint(cifar10_dir, tmp_path):
     data, out = str(cifar10_dir), str(tmp_path)
-    assert main(["locate", "--data", data, "--train-limit", "48", "--test-limit", "4", "--out", out,
+    assert main(["locate", "--data", data, "--task", "class", "--train-limit", "48", "--test-limit", "4", "--out", out,
                  "--save-model", str(tmp_path / "g.pt")]) == 0
+    result = json.loads((tmp_path / "locate-gapnet-resnet18-class-g3.json").read_text())
+    assert result["model_kwargs"] == {"num_classes": 10} and result["paper_accuracy"] == 82.6
     assert main(["attack", "--checkpoint", str(tmp_path / "g.pt"), "--data", data, "--test-limit", "4",
                  "--counts", "8", "--draws", "1", "--out", out]) == 0
     curve = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())["curve"]
