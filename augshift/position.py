@@ -183,18 +183,26 @@ def fit(
     return losses
 
 
+def epoch_batches(
+    data, *, config: PositionConfig, generator: Optional[torch.Generator] = None
+) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    """``(indices, flip)`` per batch: each epoch ``data.resample()``, a new order and (if ``config.hflip``)
+    random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set)."""
+    for _ in range(config.epochs):
+        data.resample()
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            indices = order[start:start + config.batch_size]
+            yield indices, torch.rand(len(indices), generator=generator) < 0.5 if config.hflip else None
+
+
 def canvas_batches(
     canvas: LocationCanvas, *, task: str, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips."""
-    for _ in range(config.epochs):
-        canvas.resample()
-        order = torch.randperm(len(canvas), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            indices = order[start:start + config.batch_size]
-            flip = torch.rand(len(indices), generator=generator) < 0.5 if config.hflip else None
-            x, cells, labels = canvas.batch(indices, flip=flip)
-            yield x, canvas.targets(cells, labels, task)
+    for indices, flip in epoch_batches(canvas, config=config, generator=generator):
+        x, cells, labels = canvas.batch(indices, flip=flip)
+        yield x, canvas.targets(cells, labels, task)
 
 
 def train_on_canvas(

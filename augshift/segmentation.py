@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .position import PositionConfig, evaluating, fit, tile
+from .position import PositionConfig, epoch_batches, evaluating, fit, tile
 from .shift import check_images
 
 IGNORE_INDEX = 255
@@ -103,13 +103,8 @@ def mosaic_batches(
     mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``."""
-    for _ in range(config.epochs):
-        mosaics.resample()
-        order = torch.randperm(len(mosaics), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            indices = order[start:start + config.batch_size]
-            flip = torch.rand(len(indices), generator=generator) < 0.5 if config.hflip else None
-            yield mosaics.batch(indices, flip=flip)
+    for indices, flip in epoch_batches(mosaics, config=config, generator=generator):
+        yield mosaics.batch(indices, flip=flip)
 
 
 def train_segmentation(
