@@ -1,7 +1,7 @@
 """Cost benchmark: training-step time, peak training memory and inference time, as ratios to plain resnet18.
 
     python benchmarks/cost.py                         # CPU: 32 px (batch 128) and 224 px (batch 32)
-    python benchmarks/cost.py --device cuda --batch-32 256 --batch-224 128
+    python benchmarks/cost.py --device cuda --batch-32 128 --batch-224 128 --repeats 20 --warmup 3
 
 Per model (resnet18, resnetblur18, and both with AugShift) and image size, in one run, on the same batch:
 one SGD training step (AugShift: two shifted views of the batch, one forward of 2N images, CE on both and
@@ -11,8 +11,8 @@ an inference forward. AugShift is also timed at half the batch (the same number 
 network per step: equal compute), and plain resnet18 at double batch is the reference for the 2N images
 an AugShift step runs (on CPUs a step's time grows faster than its batch). AugShift's inference is the plain network's by construction (``AugShift``
 wraps the unmodified model, which is what is evaluated and saved), so its inference ratio is that of its base.
-Times are taken round-robin over the configurations (a change of load hits all alike); each memory
-peak is measured in a fresh process. Writes ``results.json`` /
+Times are taken round-robin over the configurations (a change of load hits all alike); each CPU memory
+peak is measured in a fresh process (CUDA: the allocator's peak, reset before the step). Writes ``results.json`` /
 ``results.md`` to ``--out``.
 """
 from __future__ import annotations
@@ -103,17 +103,21 @@ def peak_memory(model_name: str, size: int, batch: int, *, device: str, stem: st
 
 
 def peak_memory_isolated(**kwargs) -> float:
-    """:func:`peak_memory` in a fresh spawned process (so peaks of different models do not mix)."""
+    """:func:`peak_memory` where peaks of different models do not mix: on CUDA in this process (the
+    allocator's peak counter is reset per step), on CPU in a fresh spawned process (a process's peak RSS is not)."""
+    if kwargs["device"].startswith("cuda"):
+        return peak_memory(**kwargs)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(peak_memory, kwds=kwargs)
 
 
-def interleaved_times(closures: list, repeats: int) -> list[float]:
-    """Median seconds of each closure, timed round-robin (one call of each per round, after a warm-up),
-    so a change of machine load hits every configuration alike."""
+def interleaved_times(closures: list, repeats: int, *, warmup: int = 1) -> list[float]:
+    """Median seconds of each closure, timed round-robin (one call of each per round, after ``warmup``
+    calls of each), so a change of machine load hits every configuration alike."""
     samples: list[list[float]] = [[] for _ in closures]
-    for fn, sync in closures:
-        fn()
+    for _ in range(warmup):
+        for fn, sync in closures:
+            fn()
     for _ in range(repeats):
         for i, (fn, sync) in enumerate(closures):
             sync()
@@ -131,6 +135,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-32", type=int, default=128)
     parser.add_argument("--batch-224", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (CUDA: cudnn autotuning)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "cost"))
     args = parser.parse_args(argv)
@@ -138,14 +143,15 @@ def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = True  # on CUDA each model gets its fastest kernels (warm-up rounds tune them)
     command, rows = command_line(), []
     for size, batch, stem in tqdm(((32, args.batch_32, args.stem), (224, args.batch_224, "standard")), desc="cost"):
         configs = [(model, b) for model in MODELS for b in ((batch, batch // 2) if parse_model(model)[1] else (batch,))]
         configs.append(("resnet18", 2 * batch))  # reference: the 2N images an AugShift step runs, without AugShift
         built = [build(model, size, b, device=args.device, stem=stem) for model, b in configs]
-        steps = interleaved_times([(step, sync) for step, _, sync in built], args.repeats)
+        steps = interleaved_times([(step, sync) for step, _, sync in built], args.repeats, warmup=args.warmup)
         plain = [i for i, (model, b) in enumerate(configs) if not parse_model(model)[1] and b == batch]
-        infers = dict(zip(plain, interleaved_times([built[i][1:] for i in plain], args.repeats)))
+        infers = dict(zip(plain, interleaved_times([built[i][1:] for i in plain], args.repeats, warmup=args.warmup)))
         del built
         for i, (model, b) in enumerate(configs):
             memory = peak_memory_isolated(model_name=model, size=size, batch=b, device=args.device, stem=stem,
@@ -153,16 +159,18 @@ def main(argv=None) -> int:
             rows.append({"model": model, "size": size, "batch": b, "stem": stem, "step_s": steps[i],
                          "peak_step_mib": memory, **({"infer_s": infers[i]} if i in infers else {})})
     table = ratios(rows)
-    text = (f"# Cost benchmark ({args.device}, {args.threads} threads)\n\nCommand: `{command}`\n\n"
-            f"Ratios to plain resnet18 at the same image size and batch (times: median of {args.repeats} rounds, the "
-            "configurations timed round-robin; memory: peak rise during the first training step, each in a fresh "
-            "process). 32 px uses the " + args.stem + " stem, 224 px the standard one. AugShift's inference is the "
+    machine = (f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}" if args.device.startswith("cuda")
+               else f"{args.threads} threads, torch {torch.__version__}")
+    text = (f"# Cost benchmark ({args.device}: {machine})\n\nCommand: `{command}`\n\n"
+            f"Ratios to plain resnet18 at the same image size and batch (times: median of {args.repeats} rounds after "
+            f"{args.warmup} warm-up round(s), the configurations timed round-robin, fp32; memory: peak rise during the "
+            "first training step, each CPU one in a fresh process). 32 px uses the " + args.stem + " stem, 224 px the standard one. AugShift's inference is the "
             "plain network's (AugShift wraps the unmodified model), so its inference column is its base model's.\n\n"
             + table)
     print(text)
     out = Path(args.out)
     write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {"command": command, "device": args.device, "rows": rows})
+    write_json_atomic(out / "results.json", {"command": command, "device": args.device, "machine": machine, "rows": rows})
     return 0
 
 

@@ -30,6 +30,24 @@ def test_loss_equals_manual_two_view_computation():
     assert parts["loss"] == pytest.approx(parts["criterion"] + 0.7 * parts["consistency"], rel=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_loss_and_gradients_match_cpu(monkeypatch):
+    """Shifts drawn from one CPU generator on both devices: the same loss and gradients (fp32, no TF32)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 4, (6,))
+    grads = []
+    for device in ("cpu", "cuda"):
+        model = make_model().to(device)
+        aug = AugShift(model, max_shift=3, generator=torch.Generator().manual_seed(1))
+        result = aug(x.to(device), y.to(device))
+        result["loss"].backward()
+        grads.append((result["loss"].detach().cpu(), model.conv1.weight.grad.cpu(), result["params"][0].dx.cpu()))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-3, atol=1e-5)
+    assert torch.equal(grads[1][2], grads[0][2])
+
+
 def test_gradient_reaches_encoder_through_both_views():
     model = make_model()
     seen = {}

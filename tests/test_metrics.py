@@ -7,7 +7,8 @@ from torch import nn
 from helpers import free_port, init_gloo
 
 from augshift.metrics import (
-    ShiftConsistency, agreement_counts, consistency_from_predictions, hashed_shifts, proportion_ci,
+    ShiftConsistency, agreement_counts, consistency_from_predictions, evaluate_shift_consistency, hashed_shifts,
+    proportion_ci,
 )
 
 
@@ -85,6 +86,21 @@ def test_hashed_shifts_cover_range_and_are_deterministic():
     counts = torch.bincount(s + 4)
     assert counts.min() > 5000 / 9 * 0.8  # roughly uniform
     assert not torch.equal(s, hashed_shifts(idx, 4, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_evaluation_equals_cpu():
+    """Same hashed shifts and counts on CUDA as on CPU (LeftRight's sums are exact on both)."""
+    cols = torch.randint(0, 8, (300,), generator=torch.Generator().manual_seed(0)).tolist()
+    images, targets = dot_images(cols), torch.tensor([hand_prediction(c, 0) for c in cols])
+    batches = [(images[i:i + 64], targets[i:i + 64], torch.arange(i, min(i + 64, 300))) for i in range(0, 300, 64)]
+    reports = [evaluate_shift_consistency(LeftRight(), batches, device=torch.device(d), max_shift=3, curve_max_shift=2)
+               for d in ("cpu", "cuda")]
+    assert reports[0].samples == reports[1].samples == 300
+    assert (reports[0].correct, reports[0].agree) == (reports[1].correct, reports[1].agree)
+    assert torch.equal(reports[0].curve_agree.cpu(), reports[1].curve_agree.cpu())
+    idx = torch.arange(1000)
+    assert torch.equal(hashed_shifts(idx.cuda(), 5, 4).cpu(), hashed_shifts(idx, 5, 4))
 
 
 def test_agreement_helpers_and_ci():

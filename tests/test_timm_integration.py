@@ -386,6 +386,17 @@ def test_models_one_and_two_processes(model, extra, timm_train_py, image_folder,
     assert "AugShift step 4: criterion" in log and "AugShiftTask: max_shift=4" in log
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_amp_channels_last_run(timm_train_py, image_folder, run_env, tmp_path):
+    args = [str(timm_train_py), *common_args(image_folder, tmp_path / "out", "resnet18"), "--augshift",
+            "--augshift-consistency", "--amp", "--channels-last", "--experiment", "cuda"]
+    args[args.index("--device") + 1] = "cuda"
+    log = run(["augshift-timm", *args], run_env, tmp_path)
+    check_run(tmp_path / "out" / "cuda", "resnet18", tmp_path / "digests", processes=1)
+    assert "AugShift step 4: criterion" in log and "cuda" in yaml.safe_load((tmp_path / "out" / "cuda" / "args.yaml").read_text())["device"]
+
+
 def loss_log(log: str) -> list[str]:
     train = re.findall(r"^Train: .*?(Loss: \S+ \(\S+\))", log, re.M)
     return train + re.findall(r"^Test: .*?(Loss: .*?Acc@5.*)$", log, re.M)
