@@ -62,3 +62,44 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
+
+
+def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
+    """PNG: consistency (random, circular) against top-1 accuracy, one point per row with its 95% intervals.
+
+    ``rows``: ``{name: {"accuracy": %, "consistency_random": %, "consistency_circular": %, "<key>_ci95": (lo, hi)}}``
+    (``ConsistencyReport.to_dict()`` or a benchmark summary); a protocol missing from every row is left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = [p for p in ("random", "circular") if any(f"consistency_{p}" in r for r in rows.values())]
+    if not protocols:
+        raise ValueError("rows have no consistency_random / consistency_circular values to plot")
+    colors = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20").colors
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6.0 * len(protocols), 4.6), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        key = f"consistency_{protocol}"
+        for i, (name, row) in enumerate(rows.items()):
+            if key not in row:
+                continue
+            x, y = row["accuracy"], row[key]
+            xerr = _ci_error(x, row.get("accuracy_ci95"))
+            yerr = _ci_error(y, row.get(f"{key}_ci95"))
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=3, color=colors[i % len(colors)], label=name)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set(xlabel="top-1 accuracy %", ylabel=f"consistency ({protocol}) %", title=f"{protocol} protocol, 95% intervals")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def _ci_error(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar ``[[below], [above]]`` of ``value`` for the interval ``ci``."""
+    return None if ci is None else [[value - ci[0]], [ci[1] - value]]

@@ -6,8 +6,9 @@
 Every variant changes one setting of the library's defaults (``augshift.augshift.DEFAULT_*``); the plain
 resnet18 (one shifted view, CE only) and AugShift with weight 0 (two views, no consistency term) are the
 controls. The recommendation is the variant with the highest mean consistency (both protocols) whose
-accuracy is within ``--max-accuracy-drop`` points of the plain model. Writes ``results.json`` /
-``results.md`` under ``--out``; runs resume like the invariance benchmark.
+accuracy is within ``--max-accuracy-drop`` points of the plain model. Writes ``results.json``,
+``results.md`` and ``tradeoff.png`` (consistency against accuracy) under ``--out``; runs resume like the
+invariance benchmark.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bench_common import (
 
 from augshift.augshift import DEFAULT_DISTANCE, DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
 from augshift.io import write_json_atomic, write_text_atomic
+from augshift.report import plot_tradeoff
 
 PRESETS = {
     "quick": dict(seeds=[0], train_size=10_000, test_size=None, epochs=6, batch_size=128, lr=0.1, stem="standard",
@@ -123,6 +125,8 @@ def main(argv=None) -> int:
         best, settings = recommend(summary, args.max_accuracy_drop)
         text += (f"\nBest mean consistency with accuracy within {args.max_accuracy_drop} points of plain resnet18: "
                  f"**{best}** -> {settings}\n")
+    text += "\n![consistency vs accuracy](tradeoff.png)\n"
+    plot_tradeoff(summary, out / "tradeoff.png", title=f"AugShift ablation, preset {args.preset}")
     write_text_atomic(out / "results.md", text)
     write_json_atomic(out / "results.json", {"command": command, "preset": args.preset, "recipe": preset,
                                              "defaults": DEFAULT, "summary": summary, "runs": results})

@@ -12,8 +12,8 @@ network per step: equal compute), and plain resnet18 at double batch is the refe
 an AugShift step runs (on CPUs a step's time grows faster than its batch). AugShift's inference is the plain network's by construction (``AugShift``
 wraps the unmodified model, which is what is evaluated and saved), so its inference ratio is that of its base.
 Times are taken round-robin over the configurations (a change of load hits all alike); each CPU memory
-peak is measured in a fresh process (CUDA: the allocator's peak, reset before the step). Writes ``results.json`` /
-``results.md`` to ``--out``.
+peak is measured in a fresh process (CUDA: the allocator's peak, reset before the step). Writes ``results.json``,
+``results.md`` and ``cost.png`` to ``--out``.
 """
 from __future__ import annotations
 
@@ -169,26 +169,69 @@ def main(argv=None) -> int:
             + table)
     print(text)
     out = Path(args.out)
+    plot_ratios(rows, out / "cost.png", title=f"Cost benchmark ({args.device}: {machine})")
+    text += "\n![cost ratios](cost.png)\n"
     write_text_atomic(out / "results.md", text)
     write_json_atomic(out / "results.json", {"command": command, "device": args.device, "machine": machine, "rows": rows})
     return 0
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Each row with its display ``name`` and ``step`` / ``memory`` / ``inference`` ratios to resnet18 at the
+    same size and batch (``inference`` None for the double-batch reference, which has no inference)."""
+    out = []
+    for row in rows:
+        base = next(r for r in rows if r["model"] == "resnet18" and r["size"] == row["size"])
+        arch = parse_model(row["model"])[0]
+        infer = next(r for r in rows if r["model"] == arch and r["size"] == row["size"])["infer_s"]
+        scale = {row["batch"] < base["batch"]: " (half batch)", row["batch"] > base["batch"]: " (double batch, reference)"}
+        out.append({**row, "name": row["model"] + scale.get(True, ""), "infer_s": infer,
+                    "step": row["step_s"] / base["step_s"], "memory": row["peak_step_mib"] / base["peak_step_mib"],
+                    "inference": infer / base["infer_s"] if row["batch"] <= base["batch"] else None})
+    return out
 
 
 def ratios(rows: list[dict]) -> str:
     """Markdown table of times, memory and their ratios to resnet18 at the same size and batch."""
     lines = ["| px | model | batch | step ms | step / r18 | peak step MiB | memory / r18 | inference ms | inference / r18 |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        base = next(r for r in rows if r["model"] == "resnet18" and r["size"] == row["size"])
-        arch = parse_model(row["model"])[0]
-        infer = next(r for r in rows if r["model"] == arch and r["size"] == row["size"])["infer_s"]
-        scale = {row["batch"] < base["batch"]: " (half batch)", row["batch"] > base["batch"]: " (double batch, reference)"}
-        name = row["model"] + scale.get(True, "")
-        inference = f"{infer * 1e3:.0f} | {infer / base['infer_s']:.2f}" if row["batch"] <= base["batch"] else "- | -"
+    for row in with_ratios(rows):
+        inference = f"{row['infer_s'] * 1e3:.0f} | {row['inference']:.2f}" if row["inference"] is not None else "- | -"
         lines.append(
-            f"| {row['size']} | {name} | {row['batch']} | {row['step_s'] * 1e3:.0f} | {row['step_s'] / base['step_s']:.2f} | "
-            f"{row['peak_step_mib']:.0f} | {row['peak_step_mib'] / base['peak_step_mib']:.2f} | {inference} |")
+            f"| {row['size']} | {row['name']} | {row['batch']} | {row['step_s'] * 1e3:.0f} | {row['step']:.2f} | "
+            f"{row['peak_step_mib']:.0f} | {row['memory']:.2f} | {inference} |")
     return "\n".join(lines) + "\n"
+
+
+def plot_ratios(rows: list[dict], path: Path, *, title: str) -> None:
+    """PNG: step time, peak memory and inference ratios to resnet18, one panel per image size, with the
+    2.1x step goal of AugShift at the same batch drawn as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from augshift.io import save_figure_atomic
+
+    table = with_ratios(rows)
+    sizes = sorted({r["size"] for r in table})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(7.5 * len(sizes), 4.8), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        block = [r for r in table if r["size"] == size]
+        x = list(range(len(block)))
+        for k, metric in enumerate(("step", "memory", "inference")):
+            values = [r[metric] if r[metric] is not None else 0.0 for r in block]
+            ax.bar([i + (k - 1) * 0.27 for i in x], values, width=0.27, label=metric)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axhline(2.1, color="red", linestyle="--", linewidth=0.8, label="2.1x step goal (AugShift, same batch)")
+        ax.set_xticks(x, [f"{r['name']} [{r['batch']}]" for r in block], rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel="ratio to resnet18, same batch", title=f"{size} px")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

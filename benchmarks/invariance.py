@@ -7,8 +7,8 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
     python benchmarks/invariance.py --preset paper --devices cuda:0,cuda:1,cuda:2,cuda:3  # runs spread over GPUs
 
 Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), resnet18+augshift, resnetblur18+augshift. Writes
-``results.json``, ``results.md`` and ``consistency_vs_shift_<dataset>.png`` under ``--out``; runs resume
-from ``--workdir`` (a finished run is skipped, an interrupted one continues from its last epoch).
+``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png``
+(consistency against accuracy) under ``--out``; runs resume from ``--workdir`` (a finished run is skipped, an interrupted one continues from its last epoch).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from bench_common import (
 )
 
 from augshift.io import write_json_atomic, write_text_atomic
-from augshift.report import plot_consistency_curves
+from augshift.report import plot_consistency_curves, plot_tradeoff
 
 PRESETS = {
     # 2 CPU cores, 45 minutes: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
@@ -79,12 +79,18 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
         md += [f"## {dataset} — {block['data']}\n", summary_table(block["summary"]),
                "\nDifferences (points) with 95% intervals:\n", comparison_table(block["summary"], PAIRS),
                "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
-               paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n"]
-        plot_consistency_curves(block["summary"], out / f"consistency_vs_shift_{dataset}.png",
-                                title=f"{dataset}, preset {preset_name} (mean over seeds)")
+               paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n",
+               f"![consistency vs accuracy](tradeoff_{dataset}.png)\n"]
+        plot_figures(block["summary"], out, dataset, title=f"{dataset}, preset {preset_name} (mean over seeds)")
     write_text_atomic(out / "results.md", "\n".join(md))
     write_json_atomic(out / "results.json", {"command": command, "preset": preset_name, "recipe": preset,
                                              "seconds": round(seconds, 1), "datasets": datasets})
+
+
+def plot_figures(summary: dict, out: Path, dataset: str, *, title: str) -> None:
+    """``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png`` of one dataset's summary."""
+    plot_consistency_curves(summary, out / f"consistency_vs_shift_{dataset}.png", title=title)
+    plot_tradeoff(summary, out / f"tradeoff_{dataset}.png", title=title)
 
 
 def main(argv=None) -> int:

@@ -162,3 +162,42 @@ def test_same_recipe_ignores_augshift_settings_of_plain_runs_only():
     assert not bc.same_recipe(changed(plain, max_shift=1).to_dict(), plain)  # the baseline's augmentation
     assert not bc.same_recipe(changed(augshift, weight=5.0).to_dict(), augshift)
     assert not bc.same_recipe(plain.to_dict(), augshift)
+
+
+def test_replot_draws_each_benchmark_from_its_results_and_links_once(tmp_path):
+    import shutil
+
+    import replot
+
+    results = ROOT / "benchmarks" / "results"
+    folders = {"cost": results / "cost" / "cuda", "ablation": results / "ablation" / "quick",
+               "invariance": results / "invariance" / "gpu-short"}
+    copies = []
+    for name, source in folders.items():
+        copy = tmp_path / name
+        copy.mkdir()
+        shutil.copy(source / "results.json", copy)
+        (copy / "results.md").write_text("# results\n")
+        copies.append(copy)
+    for _ in range(2):
+        assert replot.main([str(c) for c in copies]) == 0
+    expected = {"cost": ["cost.png"], "ablation": ["tradeoff.png"],
+                "invariance": ["consistency_vs_shift_cifar10.png", "tradeoff_cifar10.png"]}
+    for copy in copies:
+        text = (copy / "results.md").read_text()
+        assert sorted(p.name for p in copy.glob("*.png")) == expected[copy.name]
+        for png in expected[copy.name]:
+            assert (copy / png).read_bytes()[:4] == b"\x89PNG" and text.count(f"({png})") == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text(json.dumps({"command": "x"}))
+    with pytest.raises(ValueError, match="supported: invariance, ablation, cost"):
+        replot.replot(tmp_path / "other")
+
+
+def test_tradeoff_plot_needs_consistency_values(tmp_path):
+    from augshift.report import plot_tradeoff
+
+    with pytest.raises(ValueError, match="consistency_random / consistency_circular"):
+        plot_tradeoff({"model": {"accuracy": 50.0}}, tmp_path / "t.png")
+    plot_tradeoff({"model": {"accuracy": 50.0, "consistency_random": 60.0}}, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
