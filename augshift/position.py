@@ -15,6 +15,7 @@ Everything takes tensors and models; data loading lives in the CLI layer.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from itertools import islice
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -133,7 +134,8 @@ class PositionConfig:
     """Adam recipe of the paper's location experiments; ``train_limit``/``test_limit`` subsample the data.
 
     ``exhaustive`` evaluates every test image in every cell; otherwise ``passes`` (default grid*grid)
-    passes each put every test image in a random cell.
+    passes each put every test image in a random cell. ``bn_batches``: training batches over which the
+    BatchNorm statistics are re-estimated with the final weights (0: keep the running averages).
     """
 
     epochs: int = 20
@@ -145,6 +147,7 @@ class PositionConfig:
     test_limit: Optional[int] = None
     exhaustive: bool = False
     passes: Optional[int] = None
+    bn_batches: int = 50
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +186,19 @@ def fit(
     return losses
 
 
+def recalibrate_batchnorm(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, count: int, device: Union[str, torch.device] = "cpu"
+) -> None:
+    """Replace the BatchNorm running statistics of ``model`` by their average over the first ``count`` of
+    ``batches`` (inputs, targets), computed with the final weights (``torch.optim.swa_utils.update_bn``).
+
+    After a short run with a fast-moving optimiser the running averages lag behind the weights: a 7x7 GAPNet
+    after 200 Adam steps located 100 % of the canvases with batch statistics and 14 % with its running ones.
+    """
+    if count > 0:
+        torch.optim.swa_utils.update_bn((inputs for inputs, _ in islice(batches, count)), model, device=device)
+
+
 def epoch_batches(
     data, *, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
@@ -212,8 +228,11 @@ def train_on_canvas(
     """Train ``model`` on the location (``task="location"``) or canvas classification task; returns losses."""
     steps = config.epochs * -(-len(canvas) // config.batch_size)
     batches = canvas_batches(canvas, task=task, config=config, generator=generator)
-    return fit(model, batches, total=steps, lr=config.lr, betas=config.betas, device=device, progress=progress,
-               desc=f"train {task} {canvas.grid}x{canvas.grid}")
+    losses = fit(model, batches, total=steps, lr=config.lr, betas=config.betas, device=device, progress=progress,
+                 desc=f"train {task} {canvas.grid}x{canvas.grid}")
+    recalibrate_batchnorm(model, canvas_batches(canvas, task=task, config=config, generator=generator),
+                          count=config.bn_batches, device=device)
+    return losses
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .position import PositionConfig, epoch_batches, evaluating, fit, tile
+from .position import PositionConfig, epoch_batches, evaluating, fit, recalibrate_batchnorm, tile
 from .shift import check_images
 
 IGNORE_INDEX = 255
@@ -113,8 +113,11 @@ def train_segmentation(
 ) -> list[float]:
     """Train a segmenter on ``mosaics`` with per-pixel cross-entropy; returns the losses."""
     steps = config.epochs * -(-len(mosaics) // config.batch_size)
-    return fit(model, mosaic_batches(mosaics, config=config, generator=generator), total=steps, lr=config.lr,
-               betas=config.betas, device=device, progress=progress, desc="train segmentation")
+    losses = fit(model, mosaic_batches(mosaics, config=config, generator=generator), total=steps, lr=config.lr,
+                 betas=config.betas, device=device, progress=progress, desc="train segmentation")
+    recalibrate_batchnorm(model, mosaic_batches(mosaics, config=config, generator=generator),
+                          count=config.bn_batches, device=device)
+    return losses
 
 
 def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tensor]] = "thirds") -> dict[str, Tensor]:

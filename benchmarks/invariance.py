@@ -8,7 +8,8 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
 
 Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), resnet18+augshift, resnetblur18+augshift. Writes
 ``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png``
-(consistency against accuracy) under ``--out``; runs resume from ``--workdir`` (a finished run is skipped, an interrupted one continues from its last epoch).
+(consistency against accuracy) under ``--out``; runs resume from ``--workdir`` (a finished run is skipped,
+an interrupted one continues from its last epoch).
 """
 from __future__ import annotations
 

@@ -325,3 +325,23 @@ def test_readme_python_example():
         logits = model(x)
 
     assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.GAPNet is type(model)
+
+
+def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights():
+    from augshift.position import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    bn = model[1]
+    bn.running_mean.fill_(100.0), bn.running_var.fill_(100.0)
+    recalibrate_batchnorm(model, iter([(torch.randn(2, 3, 6, 6), None)]), count=0)
+    assert bn.running_mean.eq(100.0).all()  # count 0: untouched
+    batches = [(torch.randn(8, 3, 6, 6) * 2 + 1, None) for _ in range(5)]
+    recalibrate_batchnorm(model, iter(batches + [(torch.full((8, 3, 6, 6), 1e6), None)]), count=5)
+    with torch.no_grad():
+        outputs = [model[0](x) for x, _ in batches]
+    mean = torch.stack([a.mean(dim=(0, 2, 3)) for a in outputs]).mean(0)
+    var = torch.stack([a.var(dim=(0, 2, 3)) for a in outputs]).mean(0)  # BatchNorm keeps the unbiased variance
+    torch.testing.assert_close(bn.running_mean, mean)
+    torch.testing.assert_close(bn.running_var, var)
+    assert not model.training and bn.momentum == 0.1  # mode and momentum restored
