@@ -88,6 +88,11 @@ def recommend(summary: dict, max_drop: float) -> tuple[str, dict]:
     return best, variants()[best]
 
 
+def plot_figures(summary: dict, out: Path, preset_name: str) -> None:
+    """``tradeoff.png``: consistency against accuracy of every variant."""
+    plot_tradeoff(summary, out / "tradeoff.png", title=f"AugShift ablation, preset {preset_name}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
@@ -126,7 +131,7 @@ def main(argv=None) -> int:
         text += (f"\nBest mean consistency with accuracy within {args.max_accuracy_drop} points of plain resnet18: "
                  f"**{best}** -> {settings}\n")
     text += "\n![consistency vs accuracy](tradeoff.png)\n"
-    plot_tradeoff(summary, out / "tradeoff.png", title=f"AugShift ablation, preset {args.preset}")
+    plot_figures(summary, out, args.preset)
     write_text_atomic(out / "results.md", text)
     write_json_atomic(out / "results.json", {"command": command, "preset": args.preset, "recipe": preset,
                                              "defaults": DEFAULT, "summary": summary, "runs": results})

@@ -164,12 +164,12 @@ def main(argv=None) -> int:
     text = (f"# Cost benchmark ({args.device}: {machine})\n\nCommand: `{command}`\n\n"
             f"Ratios to plain resnet18 at the same image size and batch (times: median of {args.repeats} rounds after "
             f"{args.warmup} warm-up round(s), the configurations timed round-robin, fp32; memory: peak rise during the "
-            "first training step, each CPU one in a fresh process). 32 px uses the " + args.stem + " stem, 224 px the standard one. AugShift's inference is the "
-            "plain network's (AugShift wraps the unmodified model), so its inference column is its base model's.\n\n"
+            f"first training step, each CPU one in a fresh process). 32 px uses the {args.stem} stem, 224 px the "
+            "standard one. AugShift's inference is the plain network's (AugShift wraps the unmodified model), so its inference column is its base model's.\n\n"
             + table)
     print(text)
     out = Path(args.out)
-    plot_ratios(rows, out / "cost.png", title=f"Cost benchmark ({args.device}: {machine})")
+    plot_ratios(rows, out, device=args.device, machine=machine)
     text += "\n![cost ratios](cost.png)\n"
     write_text_atomic(out / "results.md", text)
     write_json_atomic(out / "results.json", {"command": command, "device": args.device, "machine": machine, "rows": rows})
@@ -203,9 +203,9 @@ def ratios(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_ratios(rows: list[dict], path: Path, *, title: str) -> None:
-    """PNG: step time, peak memory and inference ratios to resnet18, one panel per image size, with the
-    2.1x step goal of AugShift at the same batch drawn as a line."""
+def plot_ratios(rows: list[dict], out: Path, *, device: str, machine: str) -> None:
+    """``out/cost.png``: step time, peak memory and inference ratios to resnet18, one panel per image size,
+    with the 2.1x step goal of AugShift at the same batch drawn as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,9 +228,9 @@ def plot_ratios(rows: list[dict], path: Path, *, title: str) -> None:
         ax.set(ylabel="ratio to resnet18, same batch", title=f"{size} px")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(f"Cost benchmark ({device}: {machine})")
     fig.tight_layout()
-    save_figure_atomic(fig, path, dpi=110)
+    save_figure_atomic(fig, out / "cost.png", dpi=110)
     plt.close(fig)
 
 

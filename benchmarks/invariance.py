@@ -82,14 +82,15 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
                "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
                paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n",
                f"![consistency vs accuracy](tradeoff_{dataset}.png)\n"]
-        plot_figures(block["summary"], out, dataset, title=f"{dataset}, preset {preset_name} (mean over seeds)")
+        plot_figures(block["summary"], out, dataset, preset_name)
     write_text_atomic(out / "results.md", "\n".join(md))
     write_json_atomic(out / "results.json", {"command": command, "preset": preset_name, "recipe": preset,
                                              "seconds": round(seconds, 1), "datasets": datasets})
 
 
-def plot_figures(summary: dict, out: Path, dataset: str, *, title: str) -> None:
+def plot_figures(summary: dict, out: Path, dataset: str, preset_name: str) -> None:
     """``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png`` of one dataset's summary."""
+    title = f"{dataset}, preset {preset_name} (mean over seeds)"
     plot_consistency_curves(summary, out / f"consistency_vs_shift_{dataset}.png", title=title)
     plot_tradeoff(summary, out / f"tradeoff_{dataset}.png", title=title)
 

@@ -13,11 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from cost import plot_ratios
-from invariance import plot_figures
+import ablation
+import cost
+import invariance
 
 from augshift.io import write_text_atomic
-from augshift.report import plot_tradeoff
 
 
 def replot(folder: Path) -> list[Path]:
@@ -25,15 +25,15 @@ def replot(folder: Path) -> list[Path]:
     results = json.loads((folder / "results.json").read_text())
     if "datasets" in results:
         for dataset, block in results["datasets"].items():
-            plot_figures(block["summary"], folder, dataset, title=f"{dataset}, preset {results['preset']} (mean over seeds)")
+            invariance.plot_figures(block["summary"], folder, dataset, results["preset"])
         pngs = [folder / f"{kind}_{dataset}.png" for dataset in results["datasets"]
                 for kind in ("consistency_vs_shift", "tradeoff")]
     elif "summary" in results:
-        plot_tradeoff(results["summary"], folder / "tradeoff.png", title=f"AugShift ablation, preset {results['preset']}")
+        ablation.plot_figures(results["summary"], folder, results["preset"])
         pngs = [folder / "tradeoff.png"]
     elif "rows" in results:
-        machine = results.get("machine", results["device"])
-        plot_ratios(results["rows"], folder / "cost.png", title=f"Cost benchmark ({results['device']}: {machine})")
+        cost.plot_ratios(results["rows"], folder, device=results["device"],
+                         machine=results.get("machine", results["device"]))
         pngs = [folder / "cost.png"]
     else:
         raise ValueError(f"{folder / 'results.json'} is not from a benchmark with plots; supported: invariance, "
