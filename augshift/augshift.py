@@ -10,20 +10,15 @@
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
+from .config import DEFAULTS, AugShiftConfig, MaxShift
 from .features import PooledFeatures
 from .loss import ConsistencyLoss
 from .shift import RandomShift, check_images
-
-# Defaults, chosen by the ablation in benchmarks/ (see README "Defaults"):
-DEFAULT_MAX_SHIFT = 4  # the standard CIFAR pad-4 range, 1/8 of a 32 px image
-DEFAULT_MODE = "zeros"  # pad-and-crop, the usual CIFAR augmentation
-DEFAULT_WEIGHT = 1.0
-DEFAULT_DISTANCE = "cosine"  # measured best on CIFAR-10 (README "Defaults"); scale-free, cannot be met by shrinking features
 
 
 def check_targets(targets: Tensor, n: int) -> None:
@@ -40,7 +35,7 @@ def check_targets(targets: Tensor, n: int) -> None:
 
 
 class AugShiftObjective(nn.Module):
-    """The AugShift loss around any way of running the model.
+    """The AugShift loss around any way of running the model, configured by an :class:`AugShiftConfig`.
 
     ``forward(run_model, features, images, targets)``: ``run_model`` is the callable that runs the
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
@@ -52,22 +47,19 @@ class AugShiftObjective(nn.Module):
 
     def __init__(
         self,
+        config: AugShiftConfig = DEFAULTS,
         *,
-        max_shift: Union[int, tuple[int, int]] = DEFAULT_MAX_SHIFT,
-        mode: str = DEFAULT_MODE,
-        weight: float = DEFAULT_WEIGHT,
-        distance: str = DEFAULT_DISTANCE,
-        normalize: bool = False,
         criterion: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
         generator: Optional[torch.Generator] = None,
     ) -> None:
         super().__init__()
-        if weight < 0:
-            raise ValueError(f"weight must be >= 0, got {weight}")
-        self.shifter = RandomShift(max_shift, mode=mode, generator=generator)
-        self.consistency = ConsistencyLoss(distance, normalize=normalize)
+        if not isinstance(config, AugShiftConfig):
+            raise TypeError(f"config must be an AugShiftConfig, got {type(config).__name__}")
+        self.config = config
+        self.shifter = RandomShift(config.max_shift, mode=config.mode, generator=generator)
+        self.consistency = ConsistencyLoss(config.distance, normalize=config.normalize)
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-        self.weight = weight
+        self.weight = config.weight
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
@@ -103,17 +95,34 @@ class AugShift(nn.Module):
     """Wrap ``model`` for AugShift training: ``AugShift(model)(images, targets)['loss'].backward()``.
 
     ``images`` (N, C, H, W) floating, ``targets`` (N,) class indices or (N, K) soft targets (mixup).
-    Keyword options are those of :class:`AugShiftObjective`, plus ``classifier`` (module name of the
-    classifier, when it cannot be found automatically). The model is not edited: save
+    Options (keyword-only) are those of :class:`~augshift.config.AugShiftConfig` (``max_shift``, ``mode``,
+    ``weight``, ``distance``, ``normalize``), or a whole ``config``; ``classifier`` names the classifier
+    module when it cannot be found automatically; ``criterion`` (default cross-entropy) and ``generator``
+    (draws the shifts, reproducibly) go to :class:`AugShiftObjective`. The model is not edited: save
     ``augshift.model.state_dict()`` and it loads into the plain model. An ``nn.Module``, so
     ``accelerator.prepare`` and DDP can wrap it; evaluate with ``augshift.model``.
     """
 
-    def __init__(self, model: nn.Module, *, classifier: Optional[str] = None, **objective_kwargs) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        max_shift: MaxShift = DEFAULTS.max_shift,
+        mode: str = DEFAULTS.mode,
+        weight: float = DEFAULTS.weight,
+        distance: str = DEFAULTS.distance,
+        normalize: bool = DEFAULTS.normalize,
+        config: Optional[AugShiftConfig] = None,
+        classifier: Optional[str] = None,
+        criterion: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         super().__init__()
+        if config is None:
+            config = AugShiftConfig(max_shift=max_shift, mode=mode, weight=weight, distance=distance, normalize=normalize)
         self.model = model
         self.features = PooledFeatures(model, classifier)
-        self.objective = AugShiftObjective(**objective_kwargs)
+        self.objective = AugShiftObjective(config, criterion=criterion, generator=generator)
 
     def forward(self, images: Tensor, targets: Tensor) -> dict:
         return self.objective(self.model, self.features, images, targets)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 # torchvision (and most hand-written) classifiers, in the order they are looked up
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")
 
-SUPPORTED = (
+SUPPORTED_CLASSIFIERS = (
     "timm models (the module returned by model.get_classifier(): ResNet, ResNet-blur, ConvNeXt, "
     "EfficientNet, MobileNetV3, RegNet, DenseNet, ViT, Swin, ...), torchvision classifiers with "
     f"one of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}, or any model with classifier='<module name>' "
@@ -28,7 +28,7 @@ def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Mo
     if classifier is not None:
         modules = dict(model.named_modules())
         if classifier not in modules:
-            raise ValueError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED}")
+            raise ValueError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED_CLASSIFIERS}")
         return modules[classifier]
     get_classifier = getattr(model, "get_classifier", None)
     if callable(get_classifier):
@@ -39,7 +39,7 @@ def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Mo
         found = getattr(model, name, None)
         if isinstance(found, nn.Module):
             return found
-    raise ValueError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED}")
+    raise ValueError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED_CLASSIFIERS}")
 
 
 class PooledFeatures:
@@ -68,7 +68,7 @@ class PooledFeatures:
             shape = tuple(pooled.shape) if isinstance(pooled, Tensor) else type(pooled).__name__
             raise ValueError(
                 f"the input of {self.model_name}'s classifier ({type(module).__name__}) has shape {shape}, "
-                f"not pooled (N, D) features; supported: {SUPPORTED}"
+                f"not pooled (N, D) features; supported: {SUPPORTED_CLASSIFIERS}"
             )
         self._captured = pooled
 

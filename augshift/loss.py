@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DISTANCES = ("mse", "l1", "cosine")
+from .config import DEFAULTS, DISTANCES
 
 
 class ConsistencyLoss(nn.Module):
@@ -15,7 +15,7 @@ class ConsistencyLoss(nn.Module):
     loss cannot be lowered by shrinking the features (``cosine`` is scale-free by construction).
     """
 
-    def __init__(self, distance: str = "cosine", *, normalize: bool = False) -> None:
+    def __init__(self, distance: str = DEFAULTS.distance, *, normalize: bool = False) -> None:
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; supported: {', '.join(DISTANCES)}")

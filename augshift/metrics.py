@@ -16,7 +16,6 @@ gives exactly the single-process numbers.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -24,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .intervals import proportion_ci
 from .shift import check_images, check_mode, shift
 
 PROTOCOLS = {"random": None, "circular": "circular"}  # protocol -> forced mode (None: the evaluator's mode)
@@ -54,17 +54,6 @@ def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
     if n == 0:
         raise ValueError("no predictions: consistency of an empty set is undefined")
     return 100.0 * agree / n
-
-
-def proportion_ci(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval (percent) for ``successes`` out of ``total`` (95% for z=1.96)."""
-    if total <= 0:
-        return (float("nan"), float("nan"))
-    p = successes / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .features import SUPPORTED, find_classifier
+from .features import SUPPORTED_CLASSIFIERS, find_classifier
 
 POOL = "pool"
 
@@ -24,7 +24,7 @@ class ChannelPermutation:
     """
 
     def __init__(self, model: nn.Module, where: str = POOL, *, generator: Optional[torch.Generator] = None) -> None:
-        self.where, self.generator = where, generator
+        self.where, self.generator, self._model = where, generator, model
         self.last_permutation: Optional[Tensor] = None
         if where == POOL:
             self._handle = find_classifier(model).register_forward_pre_hook(self._permute_input)
@@ -34,7 +34,7 @@ class ChannelPermutation:
                 stages = [name for name, _ in model.named_children()]
                 raise ValueError(
                     f"{type(model).__name__} has no module {where!r}; use where='pool' (after global pooling, "
-                    f"{SUPPORTED}) or a module name such as {', '.join(stages)}"
+                    f"{SUPPORTED_CLASSIFIERS}) or a module name such as {', '.join(stages)}"
                 )
             self._handle = modules[where].register_forward_hook(self._permute_output)
 
@@ -55,9 +55,16 @@ class ChannelPermutation:
     def remove(self) -> None:
         """Take the permutation off the model."""
         self._handle.remove()
+        if getattr(self._model, "channel_permutation", None) is self:
+            self._model.channel_permutation = None
 
 
 def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional[torch.Generator] = None) -> nn.Module:
-    """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see :class:`ChannelPermutation`."""
-    ChannelPermutation(model, where, generator=generator)
+    """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see :class:`ChannelPermutation`.
+
+    The permutation is kept as ``model.channel_permutation`` (``model.channel_permutation.remove()`` takes it off).
+    """
+    if getattr(model, "channel_permutation", None) is not None:
+        raise ValueError(f"{type(model).__name__} is already a PermuteNet; call model.channel_permutation.remove() first")
+    model.channel_permutation = ChannelPermutation(model, where, generator=generator)
     return model

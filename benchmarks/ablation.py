@@ -3,7 +3,7 @@
     python benchmarks/ablation.py --preset quick       # resnet18 on a CIFAR-10 subset, 2 CPU cores
     torchrun --nproc_per_node 8 benchmarks/ablation.py --preset paper
 
-Every variant changes one setting of the library's defaults (``augshift.augshift.DEFAULT_*``); the plain
+Every variant changes one setting of the library's defaults (``augshift.config.DEFAULTS``); the plain
 resnet18 (one shifted view, CE only) and AugShift with weight 0 (two views, no consistency term) are the
 controls. The recommendation is the variant with the highest mean consistency (both protocols) whose
 accuracy is within ``--max-accuracy-drop`` points of the plain model. Writes ``results.json``,
@@ -17,14 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import (
-    RESULTS, WORK, RunSpec, add_common_args, command_line, comparison_table, default_source, init_distributed,
-    load_data, overrides, recipe, run_sweep, summarize, summary_table,
-)
+from paths import RESULTS, WORK, source_of
 
-from augshift.augshift import DEFAULT_DISTANCE, DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
-from augshift.io import write_json_atomic, write_text_atomic
-from augshift.report import plot_tradeoff
+from augshift.config import DEFAULTS, AugShiftConfig
+from augshift.engine import init_distributed
+from augshift.reporting.files import write_json_atomic, write_text_atomic
+from augshift.reporting.plots import plot_tradeoff
+from augshift.reporting.provenance import command_line
+from augshift.sweep import (
+    RunSpec, add_common_args, comparison_table, load_data, overrides, recipe, run_or_collect, summarize, summary_table,
+)
 
 PRESETS = {
     "quick": dict(seeds=[0], train_size=10_000, test_size=None, epochs=6, batch_size=128, lr=0.1, stem="standard",
@@ -32,9 +34,8 @@ PRESETS = {
     "paper": dict(seeds=[0, 1], train_size=None, test_size=None, epochs=200, batch_size=128, lr=0.1, stem="cifar",
                   curve_size=0),
 }
-DEFAULT = dict(max_shift=DEFAULT_MAX_SHIFT, mode=DEFAULT_MODE, weight=DEFAULT_WEIGHT, distance=DEFAULT_DISTANCE,
-               normalize=False)
-# AugShift settings, each a change of the library defaults (augshift.augshift.DEFAULT_*); the plain model
+DEFAULT = DEFAULTS.to_dict()
+# AugShift settings, each a change of the library defaults (augshift.config.DEFAULTS); the plain model
 # (one shifted view, CE only) and weight 0 (two views, no consistency term) are the controls
 CHANGES = [
     dict(weight=0.0),
@@ -72,8 +73,7 @@ def specs_for(preset: dict, labels: list[str]) -> list[RunSpec]:
     for seed in preset["seeds"]:
         for name in labels:
             settings = table[name]
-            config = (recipe(preset, seed=seed) if settings is None
-                      else recipe(preset, seed=seed, augshift=True, **settings))
+            config = recipe(preset, seed=seed, augshift=AugShiftConfig(**settings) if settings else None)
             specs.append(RunSpec(f"{slug(name)}_seed{seed}", "resnet18", config, stem=preset["stem"], label=name))
     return specs
 
@@ -102,27 +102,27 @@ def main(argv=None) -> int:
     add_common_args(parser)
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
-    preset = overrides(args, PRESETS[args.preset])
     labels = list(variants())
     if args.variants:
         labels = [labels[int(i)] for i in args.variants.split(",")]
     place = init_distributed(args.device)
+    devices = [d for d in args.devices.split(",") if d]
+    preset = overrides(args, PRESETS[args.preset], device=devices[0] if devices else place.device)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "ablation" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "ablation" / args.preset
-    data = load_data(args.data or default_source("cifar10"), preset, cache=work / "cache")
-    results = run_sweep(specs_for(preset, labels), data, work / "cifar10", place,
-                        devices=[d for d in args.devices.split(",") if d], threads=args.threads)
-    if not place.main:
+    results = run_or_collect(specs_for(preset, labels), args, work / "cifar10", place, devices=devices,
+                             load=lambda: load_data(args.data or source_of("cifar10"), preset, cache=work / "cache"))
+    if results is None or not place.main:
         return 0
     summary = summarize(results)
     default = label(DEFAULT)
     pairs = [(name, default) for name in summary if name not in (default, PLAIN)] + [(default, PLAIN)]
     text = (f"# AugShift ablation — preset `{args.preset}`\n\nCommand: `{command}`\n\n"
-            f"Data: {data.description}. resnet18 ({preset['stem']} stem), {preset['epochs']} epochs, seeds "
+            f"Data: {results[0]['data']}. resnet18 ({preset['stem']} stem), {preset['epochs']} epochs, seeds "
             f"{preset['seeds']}; variants: consistency distance, weight w, training shift range s, padding mode. Cells: mean ± std over seeds [95% Wilson interval]. "
             f"Wall time {(time.time() - start) / 60:.1f} min.\n\n" + summary_table(summary)
             + "\nDifferences to the current defaults (points):\n\n" + comparison_table(summary, pairs))

@@ -24,9 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import RESULTS, command_line, create_model, parse_model
+from paths import RESULTS
 
-from augshift.io import write_json_atomic, write_text_atomic
+from augshift.models import create_model
+from augshift.reporting.files import write_json_atomic, write_text_atomic
+from augshift.reporting.plots import pyplot, save_figure
+from augshift.reporting.provenance import command_line
+from augshift.sweep import parse_model
 
 MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
 
@@ -204,15 +208,8 @@ def ratios(rows: list[dict]) -> str:
 
 
 def plot_ratios(rows: list[dict], out: Path, *, device: str, machine: str) -> None:
-    """``out/cost.png``: step time, peak memory and inference ratios to resnet18, one panel per image size,
-    with the 2.1x step goal of AugShift at the same batch drawn as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from augshift.io import save_figure_atomic
-
+    """``out/cost.png``: step time, peak memory and inference ratios to resnet18, one panel per image size."""
+    plt = pyplot()
     table = with_ratios(rows)
     sizes = sorted({r["size"] for r in table})
     fig, axes = plt.subplots(1, len(sizes), figsize=(7.5 * len(sizes), 4.8), squeeze=False)
@@ -223,15 +220,13 @@ def plot_ratios(rows: list[dict], out: Path, *, device: str, machine: str) -> No
             values = [r[metric] if r[metric] is not None else 0.0 for r in block]
             ax.bar([i + (k - 1) * 0.27 for i in x], values, width=0.27, label=metric)
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.axhline(2.1, color="red", linestyle="--", linewidth=0.8, label="2.1x step goal (AugShift, same batch)")
         ax.set_xticks(x, [f"{r['name']} [{r['batch']}]" for r in block], rotation=30, ha="right", fontsize=7)
         ax.set(ylabel="ratio to resnet18, same batch", title=f"{size} px")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"Cost benchmark ({device}: {machine})")
     fig.tight_layout()
-    save_figure_atomic(fig, out / "cost.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "cost.png")
 
 
 if __name__ == "__main__":

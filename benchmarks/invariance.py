@@ -5,6 +5,9 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
     torchrun --nproc_per_node 8 benchmarks/invariance.py --preset paper  # data-parallel (NCCL / gloo)
     accelerate launch --multi_gpu --num_processes 8 benchmarks/invariance.py --preset paper
     python benchmarks/invariance.py --preset paper --devices cuda:0,cuda:1,cuda:2,cuda:3  # runs spread over GPUs
+    python benchmarks/invariance.py --preset paper --devices cuda:0,cuda:0,cuda:0,cuda:0  # 4 runs share one GPU
+    python benchmarks/invariance.py --preset paper --workdir /shared/w --shard $SLURM_ARRAY_TASK_ID/24  # a job array
+    python benchmarks/invariance.py --preset paper --workdir /shared/w --collect  # then the tables, from the runs
 
 Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), resnet18+augshift, resnetblur18+augshift. Writes
 ``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png``
@@ -18,13 +21,19 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import (
-    MODELS, RESULTS, WORK, RunSpec, add_common_args, command_line, comparison_table, default_source,
-    init_distributed, load_data, overrides, parse_model, recipe, run_sweep, summarize, summary_table,
+from paths import RESULTS, WORK, source_of
+
+from augshift.config import AugShiftConfig
+from augshift.engine import init_distributed
+from augshift.reporting.files import write_json_atomic, write_text_atomic
+from augshift.reporting.plots import plot_consistency_curves, plot_tradeoff
+from augshift.reporting.provenance import command_line
+from augshift.sweep import (
+    RunSpec, add_common_args, comparison_table, load_data, overrides, parse_model, recipe, run_or_collect, summarize,
+    summary_table,
 )
 
-from augshift.io import write_json_atomic, write_text_atomic
-from augshift.report import plot_consistency_curves, plot_tradeoff
+MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
 
 PRESETS = {
     # 2 CPU cores, 45 minutes: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
@@ -32,9 +41,9 @@ PRESETS = {
                   lr=0.1, stem="standard", curve_size=500),
     # the paper's scale (GPUs): CIFAR stem, full training sets, 3 seeds, 200 epochs of SGD
     "paper": dict(datasets=["cifar10", "cifar100"], seeds=[0, 1, 2], train_size=None, test_size=None, epochs=200,
-                  batch_size=128, lr=0.1, stem="cifar", curve_size=2000),
+                  batch_size=128, lr=0.1, stem="cifar", curve_size=2000, fast_path=True),
 }
-PAPER = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
+PAPER_TABLE2 = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
     "cifar10": {"resnet18": (93.1, 90.8), "resnetblur18": (92.5, 92.5), "resnet18+augshift": (92.1, 94.8)},
     "cifar100": {"resnet18": (72.6, 70.1), "resnetblur18": (72.4, 78.2), "resnet18+augshift": (72.6, 85.6)},
 }
@@ -49,13 +58,13 @@ def specs_for(models: list[str], preset: dict, augshift_settings: dict | None = 
     for seed in preset["seeds"]:
         for model in models:
             arch, augshift = parse_model(model)
-            config = recipe(preset, seed=seed, augshift=augshift, **(augshift_settings or {}))
+            config = recipe(preset, seed=seed, augshift=AugShiftConfig(**(augshift_settings or {})) if augshift else None)
             specs.append(RunSpec(f"{model}_seed{seed}", arch, config, stem=preset["stem"], label=model))
     return specs
 
 
 def paper_table(dataset: str) -> str:
-    rows = PAPER.get(dataset, {})
+    rows = PAPER_TABLE2.get(dataset, {})
     lines = ["| model (paper, CIFAR stem, full training) | top-1 % | consistency % |", "|---|---|---|"]
     lines += [f"| {model} | {acc} | {cons} |" for model, (acc, cons) in rows.items()]
     return "\n".join(lines) + "\n"
@@ -64,7 +73,7 @@ def paper_table(dataset: str) -> str:
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
     """results.json, results.md and one PNG per dataset."""
     runs = [run for block in datasets.values() for run in block["runs"]]
-    augshift = next((run["config"] for run in runs if run["config"]["augshift"]), None)
+    augshift = next((run["config"]["augshift"] for run in runs if run["config"]["augshift"]), None)
     settings = ("AugShift: " + ", ".join(f"{k}={augshift[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
                 if augshift else "no AugShift run")
     compute = sum(run["train_seconds"] + run["eval_seconds"] for run in runs)
@@ -109,11 +118,12 @@ def main(argv=None) -> int:
     add_common_args(parser)
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
-    preset = overrides(args, PRESETS[args.preset])
-    if args.datasets:
-        preset["datasets"] = args.datasets.split(",")
     sources = dict(item.split("=", 1) for item in args.data)
     place = init_distributed(args.device)
+    devices = [d for d in args.devices.split(",") if d]
+    preset = overrides(args, PRESETS[args.preset], device=devices[0] if devices else place.device)
+    if args.datasets:
+        preset["datasets"] = args.datasets.split(",")
     if args.threads:
         import torch
 
@@ -122,16 +132,19 @@ def main(argv=None) -> int:
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
     models = args.models.split(",")
     datasets = {}
+    settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
-        source = sources.get(dataset, default_source(dataset))
-        data = load_data(source, preset, cache=work / "cache")
-        settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
-        results = run_sweep(specs_for(models, preset, settings), data, work / dataset, place,
-                            devices=[d for d in args.devices.split(",") if d], threads=args.threads)
-        datasets[dataset] = {"data": data.description, "summary": summarize(results), "runs": results}
-        if place.main:
-            print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
-    if place.main:
+        source = sources.get(dataset) or source_of(dataset)
+        results = run_or_collect(specs_for(models, preset, settings), args, work / dataset, place, devices=devices,
+                                 load=lambda: load_data(source, preset, cache=work / "cache"))
+        if results is not None:
+            datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results), "runs": results}
+            if place.main:
+                print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; once every shard is, the same command with --collect "
+              "instead of --shard writes the tables")
+    elif place.main:
         report(out, args.preset, preset, datasets, command, time.time() - start)
         print(f"wrote {out / 'results.md'}, {out / 'results.json'} and the plots")
     return 0

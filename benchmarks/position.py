@@ -3,7 +3,7 @@
     python benchmarks/position.py --preset quick
     python benchmarks/position.py --preset paper --device cuda
 
-A thin loop over ``augshift locate`` (:mod:`augshift.position_cli`, the position code of the library):
+A thin loop over ``augshift locate`` (:mod:`augshift.cli.position`, the position code of the library):
 for each model (gapnet, permutenet), task (location, class) and grid (3, 7) it runs ``augshift locate``
 unless its JSON already exists under ``--out`` (so an interrupted sweep resumes), then collects the
 results into ``table1.md`` / ``table1.json`` next to the paper's numbers.
@@ -15,11 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-from bench_common import RESULTS, command_line, default_source
+from paths import RESULTS, source_of
 
 from augshift.cli import main as augshift_main
-from augshift.io import write_json_atomic, write_text_atomic
-from augshift.position_cli import PAPER
+from augshift.cli.position import PAPER_TABLE1
+from augshift.reporting.files import write_json_atomic, write_text_atomic
+from augshift.reporting.provenance import command_line
 
 MODELS, TASKS, GRIDS = ("gapnet", "permutenet"), ("location", "class"), (3, 7)
 
@@ -42,13 +43,13 @@ def main(argv=None) -> int:
             for model in MODELS:
                 path = out / f"locate-{model}-resnet18-{task}-g{grid}.json"
                 if not path.is_file():
-                    options = ["locate", "--data", args.data or default_source("cifar10"), "--model", model,
+                    options = ["locate", "--data", args.data or source_of("cifar10"), "--model", model,
                                "--grid", str(grid), "--task", task, "--preset", args.preset, "--out", str(out)]
                     options += ["--device", args.device] if args.device else []
                     augshift_main(options + args.locate_options)
                 result = json.loads(path.read_text())
                 rows.append(dict(model=model, task=task, grid=grid, accuracy=100 * result["results"]["accuracy"],
-                                 paper=PAPER.get((model, task, grid)), command=result["command"]))
+                                 paper=PAPER_TABLE1.get((model, task, grid)), command=result["command"]))
     lines = [f"# Position benchmark (Table 1) — preset `{args.preset}`\n", f"Command: `{command}`\n",
              "| model | task | grid | accuracy % (this run) | paper % |", "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['task']} | {r['grid']}x{r['grid']} | {r['accuracy']:.2f} | "

@@ -17,7 +17,7 @@ import ablation
 import cost
 import invariance
 
-from augshift.io import write_text_atomic
+from augshift.reporting.files import write_text_atomic
 
 
 def replot(folder: Path) -> list[Path]:

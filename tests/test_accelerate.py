@@ -13,13 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from augshift import AugShift
-from augshift.integrations.accelerate import (
-    last_checkpoint,
-    save_checkpoint,
-    seed_shifts,
-    sync_buffers,
-    weights_digest,
-)
+from augshift.engine import average_buffers, seed_generator
+from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 README_HEADING = "## Add AugShift to your own loop"
@@ -56,9 +51,9 @@ def fresh_accelerate():
     reset()
 
 
-def test_seed_shifts_differ_per_process_and_epoch_and_replay():
+def test_seeded_shifts_differ_per_process_and_epoch_and_replay():
     def draws(epoch: int, rank: int) -> torch.Tensor:
-        generator = seed_shifts(torch.Generator(), seed=7, epoch=epoch, process_index=rank)
+        generator = seed_generator(torch.Generator(), seed=7, epoch=epoch, rank=rank)
         return torch.randint(-4, 5, (64,), generator=generator)
 
     assert torch.equal(draws(0, 0), draws(0, 0))  # reproducible, e.g. after --resume
@@ -121,14 +116,14 @@ def test_bf16_mixed_precision_runs_the_model_in_bf16_and_trains(fresh_accelerate
     assert model.fc.weight.dtype == torch.float32 and not torch.equal(model.fc.weight, before)
 
 
-def test_sync_buffers_is_a_no_op_on_one_process_and_digest_sees_buffers(fresh_accelerate):
+def test_average_buffers_is_a_no_op_on_one_process_and_digest_sees_buffers(fresh_accelerate):
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=True)
+    Accelerator(cpu=True)
     model, copy = tiny_net(), tiny_net()
     model.train()(torch.randn(4, 3, 8, 8))  # updates the BatchNorm running statistics
     digest = weights_digest(model)
-    sync_buffers(accelerator, model)
+    average_buffers(model)
     assert weights_digest(model) == digest
     copy.load_state_dict(model.state_dict())
     assert weights_digest(copy) == digest

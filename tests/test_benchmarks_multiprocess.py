@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from augshift.engine import Dist
+from augshift.models import create_model
+from augshift.sweep import evaluate_model, load_data
 
-import bench_common as bc  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -52,10 +53,10 @@ def test_two_process_run_equals_single_process_evaluation(tmp_path, cifar10_dir,
     # one process, fresh model from the checkpoint, the same evaluation function
     run_dir = work / "cifar10" / "resnet18+augshift_seed0"
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    model = bc.create_model("resnet18", 10, stem=two["stem"])
+    model = create_model("resnet18", 10, stem=two["stem"])
     model.load_state_dict(state["trainer"]["model"])
-    data = bc.load_data(str(cifar10_dir), {"train_size": 96, "test_size": 101, "curve_size": 11}, cache=work / "cache")
-    one = bc.evaluate_model(model, data, bc.Dist(), progress=False)
+    data = load_data(str(cifar10_dir), {"train_size": 96, "test_size": 101, "curve_size": 11}, cache=work / "cache")
+    one = evaluate_model(model, data, Dist(), progress=False)
     for key in ("accuracy", "accuracy_ci95", "consistency_random", "consistency_circular", "counts",
                 "curve_consistency", "curve_accuracy", "curve_samples"):
         assert two[key] == (list(one[key]) if isinstance(one[key], tuple) else one[key]), key

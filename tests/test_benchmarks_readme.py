@@ -17,7 +17,9 @@ TINY = {  # appended to each README command: tiny sizes, temporary outputs
     "invariance.py": "--train-size 64 --test-size 40 --epochs 1 --batch-size 32 --curve-size 5 --seeds 0",
     "ablation.py": "--train-size 64 --test-size 40 --epochs 1 --batch-size 32 --variants 0,1,6 --threads 2",
     "cost.py": "--batch-32 4 --batch-224 2 --repeats 1",
-    "bench_shift.py": "--batch 16 3 32 32 --min-run-time 0.05",
+    "bench_shift.py": "--quick",
+    "throughput.py": "--models resnet18 --steps 1 --warmup 1 --rounds 1 --pool 64 --batch-size 8",
+    "fast_path.py": "--models resnet18 --epochs 1 --train-size 64 --test-size 40 --stem standard",
     "position.py": "--grids 3 --tasks location -- --epochs 1 --train-limit 32 --test-limit 10",
 }
 
@@ -45,7 +47,7 @@ def test_readme_command_runs(command, tmp_path, cifar10_dir):
         words[0] = sys.executable
     tiny = shlex.split(TINY[script])
     extra = ["--out", str(tmp_path / "out")]
-    if script in ("invariance.py", "ablation.py"):
+    if script in ("invariance.py", "ablation.py", "fast_path.py"):
         extra += ["--workdir", str(tmp_path / "work")]
     if "--" in tiny:  # position.py: options for augshift locate go last
         cut = tiny.index("--")

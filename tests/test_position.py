@@ -1,4 +1,4 @@
-"""Location canvas, GAPNet, channel ranking, channel ablation and attack curves (augshift.position / zoo)."""
+"""Location canvas, GAPNet, channel ranking, channel ablation and attack curves (augshift.position, augshift.models)."""
 from __future__ import annotations
 
 import pytest
@@ -8,9 +8,10 @@ from torch import nn
 
 import augshift  # noqa: F401  (registers the timm models)
 from augshift import GAPNet, PooledFeatures, permute_channels
+from augshift.engine import BatchSource, TrainConfig, Trainer, fit
 from augshift.position import (
-    ChannelRanking, LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, fit, paste_in_cells,
-    position_pairs, rank_position_channels,
+    ChannelRanking, LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, paste_in_cells, position_pairs,
+    rank_position_channels,
 )
 
 
@@ -111,8 +112,9 @@ def test_fit_learns_the_location_of_a_tiny_canvas():
     canvas = LocationCanvas(images, grid=2, generator=torch.Generator().manual_seed(0))
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
     x, cells, _ = canvas.batch(torch.arange(64))
-    losses = fit(model, [(x, cells)] * 150, total=150, lr=0.05, progress=False)
-    assert losses[-1] < 0.2 * losses[0]
+    config = TrainConfig(epochs=150, batch_size=64, optimizer="adam", lr=0.05, schedule="constant", max_shift=0)
+    history = fit(Trainer(model, config, steps_per_epoch=1), BatchSource(1, lambda epoch: [(x, cells)]), progress=False)
+    assert history[-1]["loss"] < 0.2 * history[0]["loss"]
     assert evaluate_canvas(model, canvas, exhaustive=True).accuracy == 1.0
 
 
@@ -328,7 +330,7 @@ def test_readme_python_example():
 
 
 def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights():
-    from augshift.position import recalibrate_batchnorm
+    from augshift.engine import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()

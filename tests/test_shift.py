@@ -1,9 +1,13 @@
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from augshift import RandomShift, shift
+from augshift import RandomShift, ShiftParams, shift
 from augshift.shift import SHIFT_MODES
+
+shift_module = sys.modules["augshift.shift"]  # the module (``augshift.shift`` the attribute is the function)
 
 
 def pad_and_crop(x: torch.Tensor, dx: int, dy: int, mode: str) -> torch.Tensor:
@@ -125,3 +129,228 @@ def test_random_shift_bad_config():
         RandomShift(2, p=1.5)
     with pytest.raises(ValueError, match="smaller than the image"):
         RandomShift(8)(torch.randn(2, 3, 8, 8))
+
+
+# ------------------------------------------------------------------------------------ independent references
+
+def roll_reference(x: torch.Tensor, dx, dy) -> torch.Tensor:
+    """Circular: ``torch.roll`` of each image on its own."""
+    return torch.stack([torch.roll(x[i], (int(dy[i]), int(dx[i])), (-2, -1)) for i in range(x.shape[0])])
+
+
+def zeros_reference(x: torch.Tensor, dx, dy) -> torch.Tensor:
+    """Zeros: ``torch.roll`` of each image, then the wrapped-around rows and columns set to zero by hand."""
+    out = roll_reference(x, dx, dy)
+    h, w = x.shape[-2:]
+    for i in range(x.shape[0]):
+        sx, sy = int(dx[i]), int(dy[i])
+        if sy > 0:
+            out[i, :, :sy] = 0
+        elif sy < 0:
+            out[i, :, h + sy:] = 0
+        if sx > 0:
+            out[i, :, :, :sx] = 0
+        elif sx < 0:
+            out[i, :, :, w + sx:] = 0
+    return out
+
+
+def per_sample_pad_reference(x: torch.Tensor, dx, dy, mode: str) -> torch.Tensor:
+    """Reflect / replicate: each image padded by its own |shift| with ``F.pad``, then cropped (a Python loop)."""
+    return torch.cat([pad_and_crop(x[i:i + 1], int(dx[i]), int(dy[i]), mode) for i in range(x.shape[0])])
+
+
+def reference(x: torch.Tensor, dx, dy, mode: str) -> torch.Tensor:
+    if mode == "circular":
+        return roll_reference(x, dx, dy)
+    if mode == "zeros":
+        return zeros_reference(x, dx, dy)
+    return per_sample_pad_reference(x, dx, dy, mode)
+
+
+def extreme_shifts(n: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample shifts covering +-(W-1), +-(H-1) and 0, the rest random in range."""
+    g = torch.Generator().manual_seed(seed)
+    dx = torch.randint(-(w - 1), w, (n,), generator=g)
+    dy = torch.randint(-(h - 1), h, (n,), generator=g)
+    corners = [(w - 1, h - 1), (-(w - 1), -(h - 1)), (0, 0), (w - 1, -(h - 1))]
+    for i, (cx, cy) in enumerate(corners[:n]):
+        dx[i], dy[i] = cx, cy
+    return dx, dy
+
+
+def make_images(shape, dtype, memory_format, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g) * 250
+    x = x.round().to(dtype) if dtype == torch.uint8 else x.to(dtype)
+    return x.contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else x
+
+
+def assert_layout(out: torch.Tensor, x: torch.Tensor) -> None:
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    if channels_last:
+        assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    else:
+        assert out.is_contiguous()
+
+
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("shape", [(6, 3, 7, 5), (1, 2, 7, 5), (4, 4, 5, 9)])
+def test_every_mode_matches_independent_reference(mode, memory_format, dtype, shape):
+    x = make_images(shape, dtype, memory_format)
+    n, _, h, w = shape
+    dx, dy = extreme_shifts(n, h, w, seed=sum(shape))
+    out = shift(x, dx, dy, mode)
+    assert_layout(out, x)
+    assert torch.equal(out, reference(x.contiguous(), dx, dy, mode))
+
+
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_int_shifts_up_to_size_minus_one(mode, memory_format):
+    x = make_images((2, 3, 7, 5), torch.float32, memory_format)
+    for dx, dy in [(4, 6), (-4, -6), (4, -6), (0, 6), (-4, 0)]:
+        out = shift(x, dx, dy, mode)
+        assert_layout(out, x)
+        assert torch.equal(out, reference(x.contiguous(), [dx] * 2, [dy] * 2, mode)), (dx, dy)
+
+
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.bfloat16, torch.int32, torch.float64])
+def test_other_dtypes_match_float_result(mode, dtype):
+    x = make_images((3, 2, 6, 7), torch.float32, "contiguous")
+    x = (x > 125) if dtype == torch.bool else x.to(dtype)
+    dx, dy = torch.tensor([6, -3, 0]), torch.tensor([-5, 2, 1])
+    out = shift(x, dx, dy, mode)
+    assert_layout(out, x)
+    assert torch.equal(out, shift(x.double(), dx, dy, mode).to(dtype))
+
+
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+def test_non_contiguous_input_gives_contiguous_output(mode):
+    base = make_images((3, 3, 8, 12), torch.float32, "contiguous")
+    x = base[:, :, 1:7, 2:11:2]  # neither contiguous nor channels-last
+    dx, dy = torch.tensor([4, -2, 0]), torch.tensor([-5, 3, 1])
+    out = shift(x, dx, dy, mode)
+    assert out.is_contiguous()
+    assert torch.equal(out, reference(x.contiguous(), dx, dy, mode))
+
+
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_chunked_cpu_path_equals_one_shot(mode, memory_format, monkeypatch):
+    x = make_images((7, 3, 9, 6), torch.uint8, memory_format)
+    dx, dy = extreme_shifts(7, 9, 6, seed=3)
+    one_shot = shift(x, dx, dy, mode)
+    monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
+    for chunk in (1, 2000):  # one sample per chunk; several samples per chunk with a ragged last one
+        monkeypatch.setattr(shift_module, "_CHUNK_BYTES", chunk)
+        out = shift(x, dx, dy, mode)
+        assert_layout(out, x)
+        assert torch.equal(out, one_shot)
+    assert torch.equal(one_shot, reference(x.contiguous(), dx, dy, mode))
+
+
+def test_pad_fallback_when_kernel_lacks_dtype(monkeypatch):
+    x = make_images((3, 2, 6, 5), torch.float32, "channels_last")
+    dx, dy = torch.tensor([4, -3, 0]), torch.tensor([-5, 2, 1])
+    expected = {mode: shift(x, dx, dy, mode) for mode in ("reflect", "replicate", "circular")}
+    real_pad = F.pad
+
+    def pad_without_kernels(input, pad, mode="constant", value=None):
+        if mode != "constant":
+            raise NotImplementedError(f'"{mode}_pad2d" not implemented for {input.dtype}')
+        return real_pad(input, pad, mode=mode, value=value)
+
+    monkeypatch.setattr(shift_module.F, "pad", pad_without_kernels)
+    for mode in ("reflect", "replicate", "circular"):
+        for images in (x, x.contiguous()):
+            out = shift(images, dx, dy, mode)
+            assert_layout(out, images)
+            assert torch.equal(out, expected[mode])
+
+
+def test_empty_channels():
+    x = torch.randn(2, 0, 4, 4)
+    assert shift(x, 1, -1, "reflect").shape == (2, 0, 4, 4)
+
+
+def test_gradient_is_the_adjoint_shift():
+    x = torch.randn(2, 3, 5, 6, requires_grad=True)
+    g = torch.randn(2, 3, 5, 6)
+    dx, dy = torch.tensor([2, -5]), torch.tensor([-4, 1])
+    (shift(x, dx, dy, "circular") * g).sum().backward()
+    assert torch.equal(x.grad, shift(g, -dx, -dy, "circular"))
+
+
+def test_random_shift_replay_skips_the_read_back(monkeypatch):
+    """Parameters drawn by a RandomShift carry their range: forward needs no range check (no CUDA sync)."""
+    aug = RandomShift((3, 2), mode="reflect", generator=torch.Generator().manual_seed(0))
+    x = make_images((16, 3, 8, 8), torch.float32, "channels_last")
+    params = aug.sample(16)
+    expected = shift(x, params.dx, params.dy, "reflect")
+
+    def no_read_back(*args):
+        raise AssertionError("range check called")
+
+    monkeypatch.setattr(shift_module, "_reach", no_read_back)
+    out = aug(x, params)
+    assert_layout(out, x)
+    assert torch.equal(out, expected)
+    assert torch.equal(aug(x, params.to(torch.device("cpu"))), expected)  # .to keeps the range
+    aug(x)  # self-drawn: no check either
+    with pytest.raises(AssertionError, match="range check"):
+        aug(x, ShiftParams(params.dx, params.dy))  # hand-made parameters are checked
+
+
+def test_random_shift_replay_of_wider_params_is_checked():
+    wide = RandomShift(6, generator=torch.Generator().manual_seed(0)).sample(200)
+    narrow = RandomShift(2)
+    with pytest.raises(ValueError, match="larger than the image"):
+        narrow(torch.randn(200, 1, 5, 5), wide)  # |shift| up to 6 on 5 px images: rejected, not wrapped
+    x = torch.randn(200, 1, 8, 8)
+    assert torch.equal(narrow(x, wide), shift(x, wide.dx, wide.dy, "zeros"))
+
+
+def test_random_shift_wrong_length_params():
+    params = RandomShift(2).sample(3)
+    with pytest.raises(ValueError, match="length-N"):
+        RandomShift(2)(torch.randn(4, 1, 8, 8), params)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("mode", SHIFT_MODES)
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.float16, torch.bool])
+def test_cuda_every_mode_matches_cpu(mode, memory_format, dtype):
+    x = make_images((5, 3, 7, 9), torch.float32, memory_format)
+    x = (x > 125) if dtype == torch.bool else x.to(dtype)
+    dx, dy = extreme_shifts(5, 7, 9, seed=1)
+    expected = shift(x, dx, dy, mode)
+    for sx, sy in [(dx, dy), (dx.cuda(), dy.cuda())]:
+        out = shift(x.cuda(), sx, sy, mode)
+        assert_layout(out, x.cuda())
+        assert torch.equal(out.cpu(), expected)
+    aug = RandomShift((8, 6), mode=mode)
+    params = aug.sample(5, torch.device("cuda"))
+    assert torch.equal(aug(x.cuda(), params).cpu(), shift(x, params.dx.cpu(), params.dy.cpu(), mode))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_cuda_random_shift_does_not_synchronize(memory_format):
+    x = make_images((8, 3, 16, 16), torch.uint8, memory_format).cuda()
+    aug = RandomShift(4, mode="reflect")
+    params = aug.sample(8, x.device)
+    aug(x), aug(x, params)  # warm-up (lazy initialisation may synchronise)
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        aug(x)
+        aug(x, params)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)

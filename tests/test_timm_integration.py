@@ -20,7 +20,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.task import ClassificationTask
 from torch import nn
 
-from augshift.augshift import DEFAULT_DISTANCE
+from augshift.config import DEFAULTS, AugShiftConfig
 from augshift.integrations.timm import AugShiftTask, TrainScriptError, launcher, loader_shift_consistency, main
 from augshift.metrics import evaluate_shift_consistency
 from augshift.shift import RandomShift
@@ -58,7 +58,7 @@ def test_task_loss_is_criterion_on_both_views_plus_weighted_consistency(criterio
     model, n = tiny_resnet(), 4
     images = torch.randn(n, 3, 32, 32)
     targets = torch.softmax(torch.randn(n, 10), 1) if soft else torch.tensor([0, 3, 3, 9])
-    task = AugShiftTask(model, criterion, max_shift=3, weight=0.5, distance="mse", verbose=False,
+    task = AugShiftTask(model, criterion, config=AugShiftConfig(max_shift=3, weight=0.5, distance="mse"), verbose=False,
                         generator=torch.Generator().manual_seed(7))
     result = task(images, targets)
     assert set(result) == {"loss", "output", "criterion", "consistency"}
@@ -109,7 +109,7 @@ def test_ema_compile_and_checkpoint_keep_the_plain_model():
     model = tiny_resnet()
     plain_keys = list(model.state_dict())
     args = argparse.Namespace(augshift=True, augshift_permute="layer3", augshift_max_shift=2, augshift_mode="zeros",
-                              augshift_weight=1.0, augshift_distance=DEFAULT_DISTANCE, augshift_normalize=False,
+                              augshift_weight=1.0, augshift_distance=DEFAULTS.distance, augshift_normalize=False,
                               seed=0, rank=0, log_interval=0)
     task = launcher.task_factory(args)(model=model, criterion=nn.CrossEntropyLoss(), verbose=False)
     assert isinstance(task, AugShiftTask) and isinstance(task, ClassificationTask)
@@ -206,11 +206,20 @@ def test_flags_show_in_train_py_help_and_bad_combinations_are_refused(timm_train
     assert "--augshift-permute" in out and "--lr-base" in out  # ours and train.py's own
     train = launcher.load_train_script(str(timm_train_py))
     launcher.install(train)
-    for bad in (["--eval-metric", "shift_consistency"], ["--augshift", "--jsd-loss", "--aug-splits", "2"]):
+    refused = {
+        ("--eval-metric", "shift_consistency"): "needs --augshift-consistency",
+        ("--augshift", "--jsd-loss", "--aug-splits", "2"): "do not support",
+        ("--augshift-weight", "0.5"): "--augshift-weight would be ignored: add --augshift",
+        ("--augshift-max-shift", "-1"): "would be ignored",
+        ("--augshift-consistency", "--augshift-distance", "mse"): "--augshift-distance would be ignored",
+        ("--augshift", "--augshift-max-shift", "-1"): "max_shift must be >= 0",
+        ("--augshift", "--augshift-weight", "nan"): "finite",
+    }
+    for bad, message in refused.items():
         monkeypatch.setattr(sys, "argv", ["train.py", *bad])
         with pytest.raises(SystemExit) as done:
             train._parse_args()
-        assert done.value.code == 2
+        assert done.value.code == 2 and message in capsys.readouterr().err, bad
     assert train.ClassificationTask is ClassificationTask  # nothing replaced
     monkeypatch.setattr(sys, "argv", ["train.py", "--augshift-consistency"])
     args, text = train._parse_args()

@@ -12,20 +12,20 @@ import argparse
 import json
 import os
 
-import timm
 import torch
 import torch.nn.functional as F
-import torchvision
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from augshift import AugShift, RandomShift, ShiftConsistency, loss_parts
-from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, seed_shifts, sync_buffers, weights_digest
-from augshift.integrations.datasets import load_image_dataset, num_classes, with_tensors
-from augshift.io import write_json_atomic
+from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
+from augshift.data import load_split_dataset, num_classes
+from augshift.engine import average_buffers, epoch_seed, seed_generator
+from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
+from augshift.models import create_model
+from augshift.reporting.files import write_json_atomic
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,8 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--grad-accum", type=int, default=1, help="gradient accumulation steps")
     add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
     add("--no-augshift", dest="augshift", action="store_false", help="baseline: one shifted view, CE only")
-    add("--max-shift", type=int, default=4)
-    add("--weight", type=float, default=1.0, help="weight of the consistency loss")
+    add_augshift_arguments(p)
     add("--workers", type=int, default=0)
     add("--seed", type=int, default=0)
     add("--output", required=True)
@@ -59,16 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def create_model(name: str, classes: int, pretrained: bool) -> nn.Module:
-    if name.startswith("torchvision/"):
-        return torchvision.models.get_model(name.split("/", 1)[1], num_classes=classes)
-    return timm.create_model(name, pretrained=pretrained, num_classes=classes)
-
-
 def load_split(args, split: str, samples):
-    dataset = with_tensors(load_image_dataset(args.data, split), image_column=args.image_column,
-                           label_column=args.label_column, size=args.image_size)
-    return dataset.select(range(min(samples, len(dataset)))) if samples else dataset
+    return load_split_dataset(args.data, split, limit=samples, size=args.image_size, image_column=args.image_column,
+                              label_column=args.label_column)
 
 
 def evaluate(accelerator, model: nn.Module, loader) -> dict:
@@ -90,10 +82,11 @@ def main(argv=None) -> None:
         train_set = load_split(args, args.train_split, args.train_samples)
         eval_set = load_split(args, args.eval_split, args.eval_samples)
     set_seed(args.seed)  # the model's initial weights
-    model = create_model(args.model, num_classes(train_set, args.label_column), args.pretrained)
+    model = create_model(args.model, num_classes(train_set, args.label_column), pretrained=args.pretrained)
     shifts, order = torch.Generator(), torch.Generator()  # re-seeded every epoch: resumable
-    net = (AugShift(model, max_shift=args.max_shift, weight=args.weight, generator=shifts) if args.augshift
-           else nn.Sequential(RandomShift(args.max_shift, generator=shifts), model))  # baseline: 1 shifted view
+    config = AugShiftConfig.from_args(args)
+    net = (AugShift(model, config=config, generator=shifts) if args.augshift
+           else nn.Sequential(RandomShift(config.max_shift, mode=config.mode, generator=shifts), model))  # baseline: 1 shifted view
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)  # stepped per epoch
     train_loader = DataLoader(train_set, args.batch_size, shuffle=True, generator=order, num_workers=args.workers)
@@ -111,8 +104,8 @@ def main(argv=None) -> None:
             history = [row for row in json.load(f)["epochs"] if row["epoch"] <= start]
 
     for epoch in range(start, args.epochs):
-        order.manual_seed(args.seed + epoch)  # the same data order on every process
-        seed_shifts(shifts, seed=args.seed, epoch=epoch, process_index=accelerator.process_index)
+        order.manual_seed(epoch_seed(args.seed, epoch, -1))  # the same data order on every process
+        seed_generator(shifts, seed=args.seed, epoch=epoch, rank=accelerator.process_index)
         totals = {}
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_main_process)
         for batch in bar:
@@ -130,7 +123,7 @@ def main(argv=None) -> None:
             totals = {key: totals.get(key, 0.0) + value / len(bar) for key, value in parts.items()}
             bar.set_postfix(loss=f"{parts['loss']:.3f}")
         scheduler.step()
-        sync_buffers(accelerator, model)  # BatchNorm statistics: the same on every process
+        average_buffers(model)  # BatchNorm statistics: the same on every process
         train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device))
         history.append({"epoch": epoch + 1, "train": dict(zip(totals, train.tolist())),
                         "eval": evaluate(accelerator, model, eval_loader),

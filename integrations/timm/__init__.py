@@ -3,13 +3,13 @@
 See ``integrations/timm/README.md`` (section "Add AugShift to a timm run") for the commands.
 """
 from .consistency import loader_indices, loader_shift_consistency
-from .launcher import SUPPORTED, TrainScriptError, add_arguments, load_train_script, main
+from .launcher import SUPPORTED_TRAIN_SCRIPTS, TrainScriptError, add_arguments, load_train_script, main
 from .task import AugShiftTask, PortableClassificationTask
 
 __all__ = [
     "AugShiftTask",
     "PortableClassificationTask",
-    "SUPPORTED",
+    "SUPPORTED_TRAIN_SCRIPTS",
     "TrainScriptError",
     "add_arguments",
     "load_train_script",

@@ -27,11 +27,10 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from augshift.augshift import DEFAULT_DISTANCE, DEFAULT_MAX_SHIFT, DEFAULT_MODE, DEFAULT_WEIGHT
-from augshift.loss import DISTANCES
-from augshift.metrics import proportion_ci
+from augshift.config import AugShiftConfig, add_augshift_arguments
+from augshift.engine.seeding import stream_seed
+from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
-from augshift.shift import SHIFT_MODES
 
 from .consistency import loader_shift_consistency
 from .task import AugShiftTask, PortableClassificationTask
@@ -41,12 +40,17 @@ _logger = logging.getLogger(__name__)
 TRAIN_MODULE = "augshift_timm_train"  # sys.modules name of the loaded train.py
 CONTRACT = ("parser", "_parse_args", "main", "ClassificationTask", "train_one_epoch", "validate")
 VALIDATE_PARAMETERS = ("model", "loader", "args")
-SUPPORTED = (
+SUPPORTED_TRAIN_SCRIPTS = (
     "train.py of pytorch-image-models with timm >= 1.0.27 (the versions whose main() builds a "
     "timm.task.ClassificationTask with get_trainable_module(); tested with train.py 1.0.29.dev0 and timm 1.0.31)"
 )
 CONSISTENCY_COLUMNS = {"shift_consistency": "random", "shift_consistency_circular": "circular"}
-SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams, offset from timm's own seed + rank
+SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams (keys beside timm's seed and the rank)
+# each AugShift option and the flags of which at least one must be given for it to be used
+OPTION_NEEDS = {
+    "augshift_max_shift": ("augshift", "augshift_consistency"), "augshift_mode": ("augshift", "augshift_consistency"),
+    "augshift_weight": ("augshift",), "augshift_distance": ("augshift",), "augshift_normalize": ("augshift",),
+}
 
 
 class TrainScriptError(RuntimeError):
@@ -59,17 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--augshift", action="store_true", default=False,
                        help="train with AugShift: two shifted views per image in one forward, the train loss on "
                             "both plus a consistency loss on the pooled features")
-    group.add_argument("--augshift-max-shift", type=int, default=DEFAULT_MAX_SHIFT, metavar="PX",
-                       help=f"largest shift per axis, in pixels, for training and for --augshift-consistency "
-                            f"(default: {DEFAULT_MAX_SHIFT})")
-    group.add_argument("--augshift-weight", type=float, default=DEFAULT_WEIGHT, metavar="W",
-                       help=f"weight of the consistency loss (default: {DEFAULT_WEIGHT})")
-    group.add_argument("--augshift-mode", default=DEFAULT_MODE, choices=SHIFT_MODES,
-                       help=f"what fills the uncovered border of a shifted image (default: {DEFAULT_MODE})")
-    group.add_argument("--augshift-distance", default=DEFAULT_DISTANCE, choices=DISTANCES,
-                       help=f"distance between the two views' pooled features (default: {DEFAULT_DISTANCE})")
-    group.add_argument("--augshift-normalize", action="store_true", default=False,
-                       help="L2-normalise the pooled features before an mse / l1 distance")
+    add_augshift_arguments(group, prefix="augshift-")
     group.add_argument("--augshift-permute", nargs="?", const=POOL, default=None, metavar="LAYER",
                        help="PermuteNet: a fresh random channel permutation on every forward, after global "
                             f"pooling (no value, or '{POOL}') or after the named module (e.g. layer3)")
@@ -89,6 +83,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     eval_metric = getattr(args, "eval_metric", None)
     if eval_metric in CONSISTENCY_COLUMNS and not args.augshift_consistency:
         parser.error(f"--eval-metric {eval_metric} needs --augshift-consistency")
+    ignored = [f"--{name.replace('_', '-')}" for name, needs in OPTION_NEEDS.items()
+               if getattr(args, name) != parser.get_default(name) and not any(getattr(args, n) for n in needs)]
+    if ignored:
+        parser.error(f"{', '.join(ignored)} would be ignored: add --augshift (or --augshift-consistency for "
+                     "--augshift-max-shift / --augshift-mode)")
     if not augshift_requested(args):
         return
     unsupported = {
@@ -104,13 +103,15 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     given = [name for name, value in unsupported.items() if value]
     if given:
         parser.error(f"the --augshift flags do not support {', '.join(given)}")
-    if args.augshift_max_shift < 0 or args.augshift_weight < 0:
-        parser.error("--augshift-max-shift and --augshift-weight must be >= 0")
+    try:
+        AugShiftConfig.from_args(args, prefix="augshift-")
+    except (TypeError, ValueError) as error:
+        parser.error(f"--augshift options: {error}")
 
 
 def seeded(seed: int, rank: int, stream: int) -> torch.Generator:
-    """A CPU generator for one random stream of one process (timm seeds its own RNG with seed + rank)."""
-    return torch.Generator().manual_seed(seed + rank + 1_000_000 * stream)
+    """A CPU generator for one random stream of one process (:func:`augshift.engine.seeding.stream_seed`)."""
+    return torch.Generator().manual_seed(stream_seed(seed, stream, rank))
 
 
 def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificationTask]:
@@ -128,11 +129,8 @@ def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificati
         if not args.augshift:
             return PortableClassificationTask(model, *task_args, **task_kwargs)
         return AugShiftTask(
-            model, *task_args,
-            max_shift=args.augshift_max_shift, mode=args.augshift_mode, weight=args.augshift_weight,
-            distance=args.augshift_distance, normalize=args.augshift_normalize,
-            generator=seeded(args.seed, rank, SHIFT_STREAM), log_interval=args.log_interval,
-            **task_kwargs,
+            model, *task_args, config=AugShiftConfig.from_args(args, prefix="augshift-"),
+            generator=seeded(args.seed, rank, SHIFT_STREAM), log_interval=args.log_interval, **task_kwargs,
         )
 
     return build
@@ -219,21 +217,21 @@ def check_contract(train: ModuleType) -> None:
     missing = [name for name in CONTRACT if not hasattr(train, name)]
     if missing:
         raise TrainScriptError(
-            f"{where} has no module-level {', '.join(missing)}; augshift-timm supports {SUPPORTED}"
+            f"{where} has no module-level {', '.join(missing)}; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}"
         )
     if not isinstance(train.parser, argparse.ArgumentParser):
         raise TrainScriptError(f"{where}: 'parser' is a {type(train.parser).__name__}, not an argparse.ArgumentParser")
     if train.ClassificationTask is not timm.task.ClassificationTask:
         raise TrainScriptError(
-            f"{where}: 'ClassificationTask' is not timm.task.ClassificationTask; augshift-timm supports {SUPPORTED}"
+            f"{where}: 'ClassificationTask' is not timm.task.ClassificationTask; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}"
         )
     if not hasattr(timm.task.ClassificationTask, "get_trainable_module"):
-        raise TrainScriptError(f"the installed timm {timm.__version__} is too old; augshift-timm supports {SUPPORTED}")
+        raise TrainScriptError(f"the installed timm {timm.__version__} is too old; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}")
     parameters = inspect.signature(train.validate).parameters
     lacking = [name for name in VALIDATE_PARAMETERS if name not in parameters]
     if lacking:
         raise TrainScriptError(
-            f"{where}: validate() has no parameter {', '.join(lacking)}; augshift-timm supports {SUPPORTED}"
+            f"{where}: validate() has no parameter {', '.join(lacking)}; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}"
         )
 
 
@@ -249,7 +247,7 @@ def load_train_script(path: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except ImportError as error:
-        raise TrainScriptError(f"importing {path} failed ({error}); augshift-timm supports {SUPPORTED}") from error
+        raise TrainScriptError(f"importing {path} failed ({error}); augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}") from error
     check_contract(module)
     return module
 
@@ -275,7 +273,7 @@ def usage() -> str:
         description="Run timm's train.py (pytorch-image-models) unmodified, with AugShift, PermuteNet and "
                     "shift-consistency flags. Also: torchrun --nproc_per_node N -m augshift.integrations.timm "
                     "TRAIN_PY ..., and accelerate launch ... -m augshift.integrations.timm TRAIN_PY ...",
-        epilog=f"Supports {SUPPORTED}. 'augshift-timm TRAIN_PY --help' lists all train.py arguments.",
+        epilog=f"Supports {SUPPORTED_TRAIN_SCRIPTS}. 'augshift-timm TRAIN_PY --help' lists all train.py arguments.",
         add_help=False,
     )
     add_arguments(parser)

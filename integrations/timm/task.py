@@ -17,13 +17,8 @@ from torch import Tensor, nn
 
 from timm.task import ClassificationTask
 
-from augshift.augshift import (
-    DEFAULT_DISTANCE,
-    DEFAULT_MAX_SHIFT,
-    DEFAULT_MODE,
-    DEFAULT_WEIGHT,
-    AugShiftObjective,
-)
+from augshift.augshift import AugShiftObjective
+from augshift.config import DEFAULTS, AugShiftConfig
 from augshift.features import PooledFeatures
 
 _logger = logging.getLogger(__name__)
@@ -52,8 +47,7 @@ class AugShiftTask(PortableClassificationTask):
     N x K), and the detached loss parts ``criterion`` and ``consistency``. The task's own criterion is
     used, so label smoothing, BCE and mixup / cutmix soft targets keep working.
 
-    AugShift options (keyword-only): ``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``
-    as in :class:`~augshift.augshift.AugShiftObjective`; ``classifier`` names the module whose input is
+    AugShift options (keyword-only): ``config``, an :class:`~augshift.config.AugShiftConfig`; ``classifier`` names the module whose input is
     the pooled feature when it cannot be found; ``generator`` draws the shifts (reproducible);
     ``log_interval`` logs the running loss parts every that many steps (0: never). Other keyword
     arguments (``device``, ``dtype``, ``verbose``, ...) go to ``ClassificationTask``.
@@ -64,11 +58,7 @@ class AugShiftTask(PortableClassificationTask):
         model: nn.Module,
         criterion: Optional[Union[nn.Module, Callable]] = None,
         *,
-        max_shift: int = DEFAULT_MAX_SHIFT,
-        mode: str = DEFAULT_MODE,
-        weight: float = DEFAULT_WEIGHT,
-        distance: str = DEFAULT_DISTANCE,
-        normalize: bool = False,
+        config: AugShiftConfig = DEFAULTS,
         classifier: Optional[str] = None,
         generator: Optional[torch.Generator] = None,
         log_interval: int = 0,
@@ -78,18 +68,12 @@ class AugShiftTask(PortableClassificationTask):
         if self.criterion is None:
             raise ValueError("AugShiftTask needs a criterion (train.py passes its train_loss_fn)")
         self.features = PooledFeatures(model, classifier)
-        self.objective = AugShiftObjective(
-            max_shift=max_shift, mode=mode, weight=weight, distance=distance, normalize=normalize,
-            criterion=self.criterion, generator=generator,
-        )
+        self.objective = AugShiftObjective(config, criterion=self.criterion, generator=generator)
         self.log_interval = log_interval
         self._sums: Optional[Tensor] = None  # (criterion * n, consistency * n, n) since the last reset
         self._steps = 0
         if self.verbose:
-            _logger.info(
-                f"AugShiftTask: max_shift={max_shift} mode={mode} weight={weight} distance={distance} "
-                f"normalize={normalize}"
-            )
+            _logger.info("AugShiftTask: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
         result = self.objective(self.trainable_module, self.features, input, target)

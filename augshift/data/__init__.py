@@ -1,0 +1,17 @@
+"""Data: dataset statistics and normalisation, the embedded default (generated shapes), Hugging Face
+``datasets`` sources, and :func:`load_split`, the one loader every command, benchmark and example uses."""
+from .batches import iterate_batches
+from .hub import (
+    IMAGE_COLUMNS, INDEX_COLUMN, LABEL_COLUMNS, TensorTransform, decode_images, load_image_dataset, num_classes,
+    resolve_columns, to_tensors, with_tensors,
+)
+from .shapes import SHAPE_CLASSES, make_shapes
+from .splits import EMBEDDED, HUB_NAMES, default_source, load_split, load_split_dataset, open_split
+from .stats import CIFAR_MEAN, CIFAR_STD, normalize
+
+__all__ = [
+    "CIFAR_MEAN", "CIFAR_STD", "EMBEDDED", "HUB_NAMES", "IMAGE_COLUMNS", "INDEX_COLUMN", "LABEL_COLUMNS",
+    "SHAPE_CLASSES", "TensorTransform", "decode_images", "default_source", "iterate_batches", "load_image_dataset",
+    "load_split", "load_split_dataset", "make_shapes", "normalize", "num_classes", "open_split", "resolve_columns",
+    "to_tensors", "with_tensors",
+]

@@ -1,0 +1,178 @@
+"""GAPNet, PermuteNet and a small FCN, registered as timm models.
+
+Importing :mod:`augshift` registers ``gapnet_resnet18``, ``gapnet_resnet50``, ``permutenet_resnet18``,
+``permutenet_resnet50`` and ``fcn_resnet18`` with timm's ``register_model``, so ``timm.create_model`` and
+timm's own ``train.py --model ...`` build them. They have no pretrained weights.
+
+* **GAPNet** (Islam et al. 2021): a timm trunk, a 3x3 conv to ``num_classes`` channels, global average
+  pooling; the pooled values are the logits (no fully-connected layer). For the location task
+  ``num_classes = grid * grid``; for image classification on canvases it is the number of classes.
+* **PermuteNet**: the plain timm model (trunk, global pooling, fully-connected classifier) with a fresh
+  random permutation of the pooled channels on every forward (:func:`augshift.permute.permute_channels`),
+  as in the authors' code. Permuting GAPNet's own pooled vector would permute the logits themselves.
+* **FCN**: a timm trunk (``features_only``), a 1x1 conv to ``num_classes`` and bilinear upsampling to the
+  input size; the mosaic segmentation test bed of :mod:`augshift.segmentation` trains it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import register_model
+from torch import Tensor, nn
+
+from ..permute import POOL, permute_channels
+
+# timm.create_model passes these to every entry point; they only matter for pretrained weights
+_TIMM_CFG_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+
+
+def _check_not_pretrained(name: str, pretrained: bool, kwargs: dict) -> None:
+    if pretrained:
+        raise ValueError(
+            f"{name} has no pretrained weights: it is trained from scratch on the location / canvas task "
+            f"(augshift locate); create it with pretrained=False and load a checkpoint with checkpoint_path="
+        )
+    for key in _TIMM_CFG_KWARGS:
+        kwargs.pop(key, None)
+
+
+def _pretrained_cfg(num_classes: int) -> dict:
+    """timm's data config (what ``train.py`` resolves): the usual 224 px ImageNet defaults."""
+    return dict(
+        url="", num_classes=num_classes, input_size=(3, 224, 224), pool_size=None, crop_pct=0.875,
+        interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv="trunk.conv1",
+        classifier="head",
+    )
+
+
+class GAPNet(nn.Module):
+    """Trunk -> 3x3 conv to ``num_classes`` channels -> global average pool = logits (N, num_classes).
+
+    ``trunk`` is any timm convnet name (built with ``pretrained=False``; extra ``trunk_kwargs`` go to it).
+    ``get_classifier()`` is an identity whose input is the pooled (N, num_classes) vector, so
+    :class:`augshift.PooledFeatures` and ``permute_channels(model, "pool")`` find the pooled point.
+    """
+
+    def __init__(
+        self, trunk: str = "resnet18", *, num_classes: int = 9, in_chans: int = 3, drop_rate: float = 0.0,
+        global_pool: Optional[str] = None, device: Any = None, dtype: Any = None, **trunk_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"GAPNet pools by global average only (global_pool='avg'), got global_pool={global_pool!r}")
+        factory = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
+        self.trunk = timm.create_model(
+            trunk, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans, **factory, **trunk_kwargs
+        )
+        self.num_features = self.trunk.num_features
+        self.feature_module = "trunk." + self.trunk.feature_info[-1]["module"]  # last stage, e.g. trunk.layer4
+        self.num_classes, self.drop_rate = num_classes, drop_rate
+        self.head = nn.Conv2d(self.num_features, num_classes, kernel_size=3, padding=1, **factory)
+        self.classifier = nn.Identity()
+        self.pretrained_cfg = _pretrained_cfg(num_classes)
+
+    def get_classifier(self) -> nn.Module:
+        """The identity that receives the pooled logits (N, num_classes): GAPNet's pooled-features point."""
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace the final 3x3 conv by a fresh one with ``num_classes`` output channels."""
+        ref = self.head.weight
+        self.head = nn.Conv2d(self.num_features, num_classes, 3, padding=1, device=ref.device, dtype=ref.dtype)
+        self.num_classes = num_classes
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) images -> trunk features (N, num_features, h, w)."""
+        return self.trunk.forward_features(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Trunk features -> pooled class maps (N, num_classes) (the logits; ``pre_logits`` is the same)."""
+        x = F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate else x
+        pooled = self.head(x).mean(dim=(2, 3))
+        return pooled if pre_logits else self.classifier(pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class FCN(nn.Module):
+    """Fully-convolutional segmenter: timm trunk (``features_only``) -> 1x1 conv -> bilinear upsampling.
+
+    Returns per-pixel logits (N, num_classes, H, W) at the input size. ``feature_index`` picks the trunk
+    stage (default: the last); its module is ``trunk.<stage name>`` (e.g. ``trunk.layer4`` for ResNets).
+    """
+
+    def __init__(
+        self, trunk: str = "resnet18", *, num_classes: int = 10, in_chans: int = 3, feature_index: int = -1,
+        device: Any = None, dtype: Any = None, **trunk_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        factory = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
+        self.trunk = timm.create_model(
+            trunk, pretrained=False, features_only=True, out_indices=(feature_index,), in_chans=in_chans,
+            **factory, **trunk_kwargs,
+        )
+        self.feature_module = "trunk." + self.trunk.feature_info.module_name()[0]
+        self.num_classes = num_classes
+        self.head = nn.Conv2d(self.trunk.feature_info.channels()[0], num_classes, kernel_size=1, **factory)
+        self.pretrained_cfg = _pretrained_cfg(num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = self.head(self.trunk(x)[-1])
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_gapnet(trunk: str, *, pretrained: bool = False, **kwargs: Any) -> GAPNet:
+    """GAPNet on a timm ``trunk`` (what ``gapnet_<trunk>`` builds)."""
+    _check_not_pretrained(f"gapnet_{trunk}", pretrained, kwargs)
+    return GAPNet(trunk, **kwargs)
+
+
+def build_permutenet(
+    trunk: str, *, pretrained: bool = False, where: str = POOL, seed: Optional[int] = None, **kwargs: Any
+) -> nn.Module:
+    """The timm model ``trunk`` with a fresh channel permutation per forward at ``where`` (``permutenet_<trunk>``).
+
+    ``seed`` makes the permutations reproducible (a ``torch.Generator`` seeded with it); keys of the
+    ``state_dict`` are those of the plain ``trunk`` model.
+    """
+    _check_not_pretrained(f"permutenet_{trunk}", pretrained, kwargs)
+    kwargs.setdefault("num_classes", 9)
+    model = timm.create_model(trunk, pretrained=False, **kwargs)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return permute_channels(model, where, generator=generator)
+
+
+@register_model
+def gapnet_resnet18(pretrained: bool = False, **kwargs: Any) -> GAPNet:
+    """GAPNet with a ResNet-18 trunk (``num_classes`` defaults to 9, the 3x3 location task)."""
+    return build_gapnet("resnet18", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def gapnet_resnet50(pretrained: bool = False, **kwargs: Any) -> GAPNet:
+    """GAPNet with a ResNet-50 trunk."""
+    return build_gapnet("resnet50", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def permutenet_resnet18(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-18 whose pooled channels are permuted at random on every forward (``where=``, ``seed=``)."""
+    return build_permutenet("resnet18", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def permutenet_resnet50(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-50 PermuteNet."""
+    return build_permutenet("resnet50", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def fcn_resnet18(pretrained: bool = False, **kwargs: Any) -> FCN:
+    """FCN segmenter on a ResNet-18 trunk (``num_classes`` defaults to 10, the CIFAR-10 mosaics)."""
+    _check_not_pretrained("fcn_resnet18", pretrained, kwargs)
+    return FCN("resnet18", **kwargs)

@@ -1,0 +1,19 @@
+"""Position information (Islam et al. 2021): the location task on canvases (:mod:`.canvas`), position-channel
+ranking (:mod:`.channels`), the channel-ablation attack (:mod:`.attack`), the mosaic segmentation test bed
+(:mod:`.segmentation`) and the paper's training recipe for them (:mod:`.recipes`)."""
+from .attack import AttackCurve, ablate_channels, attack_curve
+from .canvas import TASKS, LocationCanvas, LocationReport, evaluate_canvas, paste_in_cells, tile
+from .channels import REGIONS, TRANSFORMS, ChannelRanking, get_module, pooled_activations, position_pairs, rank_position_channels
+from .recipes import (
+    PRESETS, SEGMENTATION_PRESETS, PositionConfig, canvas_source, epoch_batches, mosaic_source, train_on_canvas,
+    train_position_model, train_segmentation,
+)
+from .segmentation import IGNORE_INDEX, MosaicSegmentation, mean_iou, region_masks, segmentation_scores
+
+__all__ = [
+    "IGNORE_INDEX", "PRESETS", "REGIONS", "SEGMENTATION_PRESETS", "TASKS", "TRANSFORMS", "AttackCurve", "ChannelRanking",
+    "LocationCanvas", "LocationReport", "MosaicSegmentation", "PositionConfig", "ablate_channels", "attack_curve",
+    "canvas_source", "epoch_batches", "evaluate_canvas", "get_module", "mean_iou", "mosaic_source", "paste_in_cells",
+    "pooled_activations", "position_pairs", "rank_position_channels", "region_masks", "segmentation_scores", "tile",
+    "train_on_canvas", "train_position_model", "train_segmentation",
+]

@@ -1,0 +1,101 @@
+"""Every plot of the project (PNG, written atomically): consistency curves, consistency-vs-accuracy trade-off,
+and the matplotlib set-up (:func:`pyplot`, :func:`save_figure`) that the position plots and the benchmark
+plots use."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .files import PathLike, save_figure_atomic
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: PathLike | None, *, dpi: int = 110) -> Any:
+    """Save ``figure`` to ``path`` atomically (if given) and close it; returns the figure."""
+    if path:
+        save_figure_atomic(figure, path, dpi=dpi, bbox_inches="tight")
+        pyplot().close(figure)
+    return figure
+
+
+def curve_by_distance(grid: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Average a (2c+1, 2c+1) per-shift grid over rings of equal Chebyshev distance max(|dx|, |dy|)."""
+    grid = np.asarray(grid, dtype=float)
+    c = grid.shape[0] // 2
+    d = np.arange(-c, c + 1)
+    distance = np.maximum(np.abs(d)[:, None], np.abs(d)[None, :])
+    radii = np.arange(c + 1)
+    return radii, np.array([grid[distance == r].mean() for r in radii])
+
+
+def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
+    """PNG: consistency with the unshifted prediction and accuracy vs shift distance, plus per-shift heatmaps."""
+    plt = pyplot()
+    names = [n for n, r in results.items() if "curve_consistency" in r]
+    fig, axes = plt.subplots(1, 2 + len(names), figsize=(4.2 * (2 + len(names)), 3.8))
+    for name in names:
+        radii, cons = curve_by_distance(results[name]["curve_consistency"])
+        _, acc = curve_by_distance(results[name]["curve_accuracy"])
+        axes[0].plot(radii, cons, marker="o", label=name)
+        axes[1].plot(radii, acc, marker="o", label=name)
+    axes[0].set(xlabel="shift distance max(|dx|, |dy|) [px]", ylabel="% same class as unshifted", title="consistency vs shift")
+    axes[1].set(xlabel="shift distance max(|dx|, |dy|) [px]", ylabel="accuracy %", title="accuracy vs shift")
+    for ax in axes[:2]:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax, name in zip(axes[2:], names):
+        grid = np.asarray(results[name]["curve_consistency"])
+        c = grid.shape[0] // 2
+        image = ax.imshow(grid, extent=(-c - 0.5, c + 0.5, c + 0.5, -c - 0.5), vmin=min(80, grid.min()), vmax=100, cmap="viridis")
+        ax.set(xlabel="dx", ylabel="dy", title=f"{name}: consistency per shift")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
+    """PNG: consistency (random, circular) against top-1 accuracy, one point per row with its 95% intervals.
+
+    ``rows``: ``{name: {"accuracy": %, "consistency_random": %, "consistency_circular": %, "<key>_ci95": (lo, hi)}}``
+    (``ConsistencyReport.to_dict()`` or a benchmark summary); a protocol missing from every row is left out.
+    """
+    plt = pyplot()
+    protocols = [p for p in ("random", "circular") if any(f"consistency_{p}" in r for r in rows.values())]
+    if not protocols:
+        raise ValueError("rows have no consistency_random / consistency_circular values to plot")
+    colors = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20").colors
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6.0 * len(protocols), 4.6), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        key = f"consistency_{protocol}"
+        for i, (name, row) in enumerate(rows.items()):
+            if key not in row:
+                continue
+            x, y = row["accuracy"], row[key]
+            xerr = _ci_error(x, row.get("accuracy_ci95"))
+            yerr = _ci_error(y, row.get(f"{key}_ci95"))
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=3, color=colors[i % len(colors)], label=name)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set(xlabel="top-1 accuracy %", ylabel=f"consistency ({protocol}) %", title=f"{protocol} protocol, 95% intervals")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _ci_error(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar ``[[below], [above]]`` of ``value`` for the interval ``ci``."""
+    return None if ci is None else [[value - ci[0]], [ci[1] - value]]

@@ -1,0 +1,13 @@
+"""Benchmark sweeps: resumable runs (:mod:`.runs`), their summaries with intervals (:mod:`.summary`) and the
+options the benchmark scripts share (:mod:`.options`)."""
+from .options import add_common_args, load_data, overrides, recipe, run_or_collect
+from .runs import (
+    EVAL, RunData, RunSpec, collect, evaluate_model, parse_model, parse_shard, read_result, run_one, run_sweep, shard_of,
+)
+from .summary import METRICS, comparison_table, summarize, summary_table
+
+__all__ = [
+    "EVAL", "METRICS", "RunData", "RunSpec", "add_common_args", "collect", "comparison_table", "evaluate_model",
+    "load_data", "overrides", "parse_model", "parse_shard", "read_result", "recipe", "run_or_collect", "run_one", "run_sweep", "shard_of",
+    "summarize", "summary_table",
+]

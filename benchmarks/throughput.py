@@ -1,0 +1,306 @@
+"""Throughput benchmark: training images/s of the engine's fast path against the loop it replaced, alone and
+with several runs sharing one device, and the projected wall time of the whole ``paper`` preset.
+
+    python benchmarks/throughput.py                                    # CPU: engine overhead vs a bare loop
+    python benchmarks/throughput.py --device cuda --concurrency 1,2,4  # GPU: old path, fast path, N runs at once
+
+Per model (resnet18, resnetblur18, and both with AugShift; CIFAR stem, 32 px, global batch 128 as in the
+``paper`` preset; random uint8 images, since the content does not change the speed):
+
+* ``old``: the loop before the engine, kept in this script as the reference: fp32, contiguous tensors, the
+  normalisation constants copied to the device every batch and the loss read back (``float(loss)``) after
+  every step, unfused optimizer.
+* ``fast``: the engine (``TensorBatches`` + ``Trainer.step`` as ``fit`` runs them): data on the device, loss
+  parts summed on the device and read once; on CUDA bf16 autocast, channels-last and the fused optimizer.
+* ``fast xN``: N processes each training its own model with the fast path on the same device at once
+  (aggregate images/s).
+* on CPU, ``bare``: a plain PyTorch loop on the same batches (shift, forward, CE, backward, step), against
+  which the engine's overhead is measured (fp32, the CPU default).
+
+Achieved TFLOP/s counts the FLOPs of one training step (``torch.utils.flop_counter``: forward and backward),
+and the fraction of the chip's dense bf16 peak is printed for GPUs it knows. The paper preset's projected
+wall time is 6 runs per model (3 seeds x CIFAR-10 and CIFAR-100) x 200 epochs x 50,000 images at the best
+measured throughput of that model, training only (evaluation adds about 1 %: ~0.2 M test forwards per run
+against 10 M training images, forward and backward). Writes ``results.json``, ``results.md`` and
+``throughput.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from paths import RESULTS
+
+from augshift import AugShift, AugShiftConfig, RandomShift
+from augshift.data import normalize
+from augshift.engine import TensorBatches, TrainConfig, Trainer
+from augshift.models import create_model
+from augshift.reporting.files import write_json_atomic, write_text_atomic
+from augshift.reporting.plots import pyplot, save_figure
+from augshift.reporting.provenance import command_line, machine
+from augshift.sweep import parse_model
+
+MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
+PAPER_IMAGES = 6 * 200 * 50_000  # per model: 3 seeds x 2 datasets, 200 epochs of 50k training images
+
+
+def peak_tflops(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
+def setup(model_name: str, *, device: str, fast: bool, batch: int, pool: int, seed: int = 0):
+    """``(trainer, batches)``: the engine on ``pool`` random images (``fast``: the CUDA fast path)."""
+    arch, augshift = parse_model(model_name)
+    cuda = device.startswith("cuda")
+    config = TrainConfig(epochs=1000, batch_size=batch, lr=0.1, seed=seed,
+                         augshift=AugShiftConfig() if augshift else None,
+                         precision="bf16" if fast and cuda else "fp32", channels_last=fast and cuda)
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (pool, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
+    labels = torch.randint(0, 10, (pool,), generator=g).to(device)
+    torch.manual_seed(seed)
+    model = create_model(arch, 10, stem="cifar").to(device)
+    batches = TensorBatches(images, labels, batch_size=batch, seed=seed)
+    trainer = Trainer(model, config, steps_per_epoch=batches.steps, generator=torch.Generator(device=device))
+    return trainer, batches
+
+
+def endless(batches: TensorBatches):
+    epoch = 0
+    while True:
+        yield from batches(epoch)
+        epoch += 1
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def time_fast(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int, device: str) -> float:
+    """Seconds for ``steps`` engine steps (loss parts summed on the device, read once at the end)."""
+    stream = endless(batches)
+    sums = torch.zeros(len(trainer.parts), device=device)
+    for _ in range(warmup):
+        sums += trainer.step(*next(stream))
+    sync(device)
+    began = time.perf_counter()
+    for _ in range(steps):
+        sums += trainer.step(*next(stream))
+    sums.tolist()
+    return time.perf_counter() - began
+
+
+def time_old(model_name: str, *, device: str, batch: int, pool: int, steps: int, warmup: int) -> float:
+    """Seconds for ``steps`` steps of the loop before the engine (see the module docstring)."""
+    arch, augshift = parse_model(model_name)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (pool, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
+    labels = torch.randint(0, 10, (pool,), generator=g).to(device)
+    torch.manual_seed(0)
+    model = create_model(arch, 10, stem="cifar").to(device)
+    shifts = torch.Generator(device=device).manual_seed(0)
+    net = AugShift(model, generator=shifts) if augshift else torch.nn.Sequential(RandomShift(4, generator=shifts), model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+
+    def step(i: int) -> float:
+        index = torch.arange(i * batch, (i + 1) * batch, device=device) % pool
+        x = normalize(images[index], list((0.4914, 0.4822, 0.4465)), list((0.2470, 0.2435, 0.2616)))
+        model.train()
+        loss = net(x, labels[index])["loss"] if augshift else F.cross_entropy(net(x), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())  # the per-step read-back of the old loop
+
+    for i in range(warmup):
+        step(i)
+    sync(device)
+    began = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return time.perf_counter() - began
+
+
+def time_bare(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int) -> float:
+    """Seconds for ``steps`` steps of a plain PyTorch loop on the engine's batches and model (CPU reference)."""
+    model, net = trainer.model, trainer.net
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    stream = endless(batches)
+    augshift = isinstance(net, AugShift)
+    for i in range(warmup + steps):
+        if i == warmup:
+            began = time.perf_counter()
+        x, y = next(stream)
+        loss = net(x, y)["loss"] if augshift else F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - began
+
+
+def step_flops(trainer: Trainer, batches: TensorBatches) -> float:
+    """FLOPs of one training step (forward + backward), counted by torch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = next(iter(batches(0)))
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(x, y)
+    return float(counter.get_total_flops())
+
+
+def _concurrent_worker(model_name: str, device: str, batch: int, pool: int, steps: int, warmup: int,
+                       barrier, seed: int) -> float:
+    trainer, batches = setup(model_name, device=device, fast=True, batch=batch, pool=pool, seed=seed)
+    stream = endless(batches)
+    for _ in range(warmup):
+        trainer.step(*next(stream))
+    sync(device)
+    barrier.wait()
+    began = time.perf_counter()
+    sums = torch.zeros(len(trainer.parts), device=device)
+    for _ in range(steps):
+        sums += trainer.step(*next(stream))
+    sums.tolist()
+    return time.perf_counter() - began
+
+
+def time_concurrent(model_name: str, n: int, *, device: str, batch: int, pool: int, steps: int, warmup: int) -> float:
+    """Wall seconds for ``n`` processes to each take ``steps`` fast-path steps on ``device`` at once."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(n)
+        with context.Pool(n) as workers:
+            jobs = [workers.apply_async(_concurrent_worker, (model_name, device, batch, pool, steps, warmup, barrier, i))
+                    for i in range(n)]
+            return max(job.get() for job in jobs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batch-size", type=int, default=128, help="global batch (the paper preset's)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 200 on CUDA, 8 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 30 on CUDA, 2 on CPU)")
+    parser.add_argument("--pool", type=int, default=4096, help="random training images kept on the device")
+    parser.add_argument("--concurrency", default="1,2,4", help="CUDA: runs sharing the device at once")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per path, median (default: 1 CUDA, 3 CPU)")
+    parser.add_argument("--out", default=None, help="default benchmarks/results/throughput/<cpu|cuda>")
+    args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    steps = args.steps or (200 if cuda else 8)
+    warmup = args.warmup if args.warmup is not None else (30 if cuda else 2)
+    args.rounds = args.rounds or (1 if cuda else 3)
+    torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = True
+    peak, rows = peak_tflops(args.device), []
+    options = dict(device=args.device, batch=args.batch_size, pool=args.pool)
+    for name in args.models.split(","):
+        trainer, batches = setup(name, fast=True, **options)
+        flops = step_flops(trainer, batches) / args.batch_size  # per training image
+        timers = {"old": lambda w: time_old(name, steps=steps, warmup=w, **options),
+                  "fast": lambda w: time_fast(trainer, batches, steps=steps, warmup=w, device=args.device)}
+        if not cuda:
+            timers["bare"] = lambda w: time_bare(trainer, batches, steps=steps, warmup=w)
+        samples: dict[str, list[float]] = {path: [] for path in timers}
+        for round_ in range(args.rounds):  # round-robin: a change of load hits every path alike
+            for path, timer in timers.items():
+                samples[path].append(timer(warmup if round_ == 0 else max(1, warmup // 4)))
+        seconds = {path: statistics.median(values) for path, values in samples.items()}
+        if cuda:
+            del trainer, batches, timers
+            torch.cuda.empty_cache()
+            for n in (int(c) for c in args.concurrency.split(",") if int(c) > 1):
+                seconds[f"fast x{n}"] = time_concurrent(name, n, steps=steps, warmup=warmup, **options) / n
+        for path, s in seconds.items():
+            images_per_s = steps * args.batch_size / s
+            tflops = flops * images_per_s / 1e12
+            rows.append(dict(model=name, path=path, images_per_s=images_per_s, epoch_s=50_000 / images_per_s,
+                             tflops=tflops, peak_fraction=tflops / peak if peak else None, flops_per_image=flops))
+        print(name, {p: f"{steps * args.batch_size / s:.0f} img/s" for p, s in seconds.items()}, flush=True)
+        write(rows, args, steps, warmup)  # after every model: a run cut short keeps what it measured
+    print(report(rows, args, machine(args.device, args.threads), command_line(), steps, warmup))
+    return 0
+
+
+def write(rows: list[dict], args: argparse.Namespace, steps: int, warmup: int) -> None:
+    """``results.md``, ``results.json`` and ``throughput.png`` under ``--out``."""
+    kind = "cuda" if args.device.startswith("cuda") else "cpu"
+    out = Path(args.out) if args.out else RESULTS / "throughput" / kind
+    name = machine(args.device, args.threads)
+    text = report(rows, args, name, command_line(), steps, warmup)
+    plot(rows, out / "throughput.png", title=f"Training throughput ({name})")
+    write_text_atomic(out / "results.md", text + "\n![throughput](throughput.png)\n")
+    write_json_atomic(out / "results.json", {"command": command_line(), "device": args.device, "machine": name,
+                                             "steps": steps, "warmup": warmup, "rows": rows})
+
+
+def projection(rows: list[dict]) -> dict:
+    """Hours of the whole paper preset per path, from each model's throughput on that path."""
+    paths = {row["path"] for row in rows}
+    models = {row["model"] for row in rows}
+    hours = {}
+    for path in paths:
+        rates = {row["model"]: row["images_per_s"] for row in rows if row["path"] == path}
+        if set(rates) == models:
+            hours[path] = sum(PAPER_IMAGES / rate for rate in rates.values()) / 3600
+    return hours
+
+
+def report(rows: list[dict], args, machine_name: str, command: str, steps: int, warmup: int) -> str:
+    lines = [f"# Training throughput ({args.device}: {machine_name})", "", f"Command: `{command}`", "",
+             f"{steps} timed steps after {warmup} warm-up steps per configuration (median of {args.rounds} round(s), "
+             f"paths timed round-robin); global batch {args.batch_size}, "
+             "32 px, CIFAR stem. `old`: the loop before the engine; `fast`: the engine (bf16 + channels-last + fused "
+             "optimizer on CUDA, fp32 on CPU); `fast xN`: N runs at once on the device, per-run share of the wall "
+             "time; `bare`: a plain PyTorch loop (CPU).", "",
+             "| model | path | images/s | epoch s (50k) | TFLOP/s | of bf16 peak | speed-up vs old |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        old = next(r for r in rows if r["model"] == row["model"] and r["path"] == "old")
+        frac = f"{100 * row['peak_fraction']:.1f} %" if row["peak_fraction"] is not None else "-"
+        lines.append(f"| {row['model']} | {row['path']} | {row['images_per_s']:.0f} | {row['epoch_s']:.2f} | "
+                     f"{row['tflops']:.1f} | {frac} | {row['images_per_s'] / old['images_per_s']:.2f}x |")
+    bare = {r["model"]: r for r in rows if r["path"] == "bare"}
+    if bare:
+        lines += ["", "Engine overhead against the bare loop (time ratio engine / bare, same batches and model):", ""]
+        lines += [f"- {m}: {r['images_per_s'] / next(x for x in rows if x['model'] == m and x['path'] == 'fast')['images_per_s']:.3f}"
+                  for m, r in bare.items()]
+    hours = projection(rows)
+    if hours:
+        lines += ["", "Projected wall time of the whole `paper` preset (24 runs x 200 epochs, training only, one "
+                  "device): " + ", ".join(f"{path} {h * 60:.0f} min" for path, h in sorted(hours.items(), key=lambda kv: -kv[1]))]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, *, title: str) -> None:
+    """Images/s per model, one bar per path."""
+    plt = pyplot()
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    paths = list(dict.fromkeys(r["path"] for r in rows))
+    fig, ax = plt.subplots(figsize=(2.2 * len(models) + 2, 4.2))
+    width = 0.8 / len(paths)
+    for k, name in enumerate(paths):
+        values = [next((r["images_per_s"] for r in rows if r["model"] == m and r["path"] == name), 0.0) for m in models]
+        ax.bar([i + (k - (len(paths) - 1) / 2) * width for i in range(len(models))], values, width=width, label=name)
+    ax.set_xticks(range(len(models)), models, rotation=15, fontsize=8)
+    ax.set(ylabel="training images / s", title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

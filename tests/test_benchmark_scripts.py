@@ -1,0 +1,79 @@
+"""The benchmark scripts' own logic: cost ratios, ablation variants, redrawing plots from saved results."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def benchmarks_importable(monkeypatch):
+    """The scripts import each other (``paths``, ``cost``, ...) as ``python benchmarks/<script>.py`` does."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+
+
+def test_cost_table_ratios():
+    import cost
+
+    rows = [dict(model="resnet18", size=32, batch=8, step_s=0.1, peak_step_mib=100.0, infer_s=0.02),
+            dict(model="resnetblur18", size=32, batch=8, step_s=0.15, peak_step_mib=120.0, infer_s=0.03),
+            dict(model="resnet18+augshift", size=32, batch=8, step_s=0.19, peak_step_mib=190.0),
+            dict(model="resnet18+augshift", size=32, batch=4, step_s=0.1, peak_step_mib=99.0),
+            dict(model="resnet18", size=32, batch=16, step_s=0.22, peak_step_mib=200.0)]
+    lines = cost.ratios(rows).splitlines()
+    assert "| 32 | resnetblur18 | 8 | 150 | 1.50 | 120 | 1.20 | 30 | 1.50 |" in lines
+    assert "| 32 | resnet18+augshift | 8 | 190 | 1.90 | 190 | 1.90 | 20 | 1.00 |" in lines
+    assert "| 32 | resnet18+augshift (half batch) | 4 | 100 | 1.00 | 99 | 0.99 | 20 | 1.00 |" in lines
+    assert "| 32 | resnet18 (double batch, reference) | 16 | 220 | 2.20 | 200 | 2.00 | - | - |" in lines
+
+
+def test_ablation_variants_are_distinct_and_recommendation_respects_accuracy():
+    import ablation
+
+    table = ablation.variants()
+    settings = [tuple(sorted(v.items())) for v in table.values() if v is not None]
+    assert len(settings) == len(set(settings)) == len(table) - 1
+    assert sum(name.endswith("(defaults)") for name in table) == 1
+    assert len({ablation.slug(name) for name in table}) == len(table)
+    names = list(table)
+    summary = {
+        ablation.PLAIN: dict(accuracy=70.0, consistency_random=70.0, consistency_circular=70.0),
+        names[2]: dict(accuracy=60.0, consistency_random=99.0, consistency_circular=99.0),  # accuracy drop: excluded
+        names[3]: dict(accuracy=69.0, consistency_random=80.0, consistency_circular=75.0),
+        names[4]: dict(accuracy=71.0, consistency_random=78.0, consistency_circular=76.0),
+    }
+    assert ablation.recommend(summary, 1.5) == (names[3], table[names[3]])
+    assert ablation.recommend(summary, 0.5) == (names[4], table[names[4]])
+
+
+def test_replot_draws_each_benchmark_from_its_results_and_links_once(tmp_path):
+    import shutil
+
+    import replot
+
+    results = ROOT / "benchmarks" / "results"
+    folders = {"cost": results / "cost" / "cuda", "ablation": results / "ablation" / "quick",
+               "invariance": results / "invariance" / "gpu-short"}
+    copies = []
+    for name, source in folders.items():
+        copy = tmp_path / name
+        copy.mkdir()
+        shutil.copy(source / "results.json", copy)
+        (copy / "results.md").write_text("# results\n")
+        copies.append(copy)
+    for _ in range(2):
+        assert replot.main([str(c) for c in copies]) == 0
+    expected = {"cost": ["cost.png"], "ablation": ["tradeoff.png"],
+                "invariance": ["consistency_vs_shift_cifar10.png", "tradeoff_cifar10.png"]}
+    for copy in copies:
+        text = (copy / "results.md").read_text()
+        assert sorted(p.name for p in copy.glob("*.png")) == expected[copy.name]
+        for png in expected[copy.name]:
+            assert (copy / png).read_bytes()[:4] == b"\x89PNG" and text.count(f"({png})") == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text(json.dumps({"command": "x"}))
+    with pytest.raises(ValueError, match="supported: invariance, ablation, cost"):
+        replot.replot(tmp_path / "other")

@@ -1,0 +1,133 @@
+"""The training engine: recipe validation, the one loop against a hand-written loop, fast-path numerics on the
+CPU, seeding, and the model factory."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from augshift import RandomShift
+from augshift.engine import BatchSource, TensorBatches, TrainConfig, Trainer, epoch_seed, fit
+from augshift.models import cifar_stem, create_model
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 4))
+
+
+def data(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g), torch.randint(0, 4, (n,), generator=g)
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    (dict(epochs=0), "epochs must be >= 1"), (dict(batch_size=0), "batch_size"), (dict(lr=0.0), "lr must be > 0"),
+    (dict(optimizer="lamb"), "supported: sgd, adam"), (dict(precision="fp16"), "supported: fp32, bf16"),
+    (dict(augshift={"weight": 1.0}), "AugShiftConfig"),
+])
+def test_recipe_refuses_bad_values(bad, fragment):
+    with pytest.raises((ValueError, TypeError), match=fragment):
+        TrainConfig(**bad)
+
+
+def test_fit_equals_a_hand_written_loop_on_the_same_batches():
+    images, labels = data()
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=3, max_shift=2)
+    model = tiny_net()
+    batches = TensorBatches(images, labels, batch_size=16, seed=3)
+    history = fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(), progress=False)
+
+    reference = tiny_net()  # the same loop written out: SGD nesterov + one-cycle, shifts re-seeded per epoch
+    shifts = torch.Generator()
+    net = nn.Sequential(RandomShift(2, generator=shifts), reference)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=2 * batches.steps,
+                                                   pct_start=0.15)
+    means = []
+    for epoch in range(2):
+        shifts.manual_seed(epoch_seed(3, epoch, 0))
+        order = torch.randperm(40, generator=torch.Generator().manual_seed(epoch_seed(3, epoch, -1)))
+        losses = []
+        for start in range(0, 40, 16):
+            index = order[start:start + 16]
+            x = (images[index].float() / 255 - torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)) / \
+                torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+            loss = F.cross_entropy(net(x), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        means.append(sum(losses) / len(losses))
+    assert [row["loss"] for row in history] == pytest.approx(means, rel=1e-5)
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert [row["steps"] for row in history] == [3, 3]
+
+
+def test_fast_path_numerics_on_cpu_follow_fp32():
+    images, labels = data()
+    losses = {}
+    for name, numerics in {"fp32": {}, "fast": dict(precision="bf16", channels_last=True)}.items():
+        config = TrainConfig(epochs=1, batch_size=40, lr=0.01, seed=0, max_shift=0, **numerics)
+        model = tiny_net()
+        trainer = Trainer(model, config, steps_per_epoch=1)
+        batches = TensorBatches(images, labels, batch_size=40, seed=0)
+        losses[name] = float(trainer.step(*next(iter(batches(0))))[0])
+        if name == "fast":
+            assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+            assert model[0].weight.dtype == torch.float32  # bf16 only inside autocast
+    assert losses["fast"] == pytest.approx(losses["fp32"], rel=2e-2)
+
+
+def test_flips_mirror_about_half_of_each_batch_and_replay_per_epoch():
+    images, labels = data(400)
+    flips = TensorBatches(images, labels, batch_size=400, seed=0, hflip=True)
+    plain = TensorBatches(images, labels, batch_size=400, seed=0)
+    (a, _), (b, _), (a2, _) = next(iter(flips(0))), next(iter(plain(0))), next(iter(flips(0)))
+    mirrored = (a == b.flip(-1)).flatten(1).all(1) & ~(a == b).flatten(1).all(1)
+    assert 120 < int(mirrored.sum()) < 280 and torch.equal(a, a2)
+    assert ((a == b).flatten(1).all(1) | mirrored).all()
+
+
+def test_bn_batches_reestimate_statistics_after_training():
+    images, labels = data()
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=0, max_shift=0, bn_batches=2)
+    model = tiny_net()
+    batches = TensorBatches(images, labels, batch_size=8, seed=0)
+    fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(), progress=False)
+    first = torch.cat([x for x, _ in list(batches(config.epochs))[:2]])
+    with torch.no_grad():
+        expected = model[0](first).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model[1].running_mean, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_source_with_segmentation_targets_and_dict_outputs():
+    class Segmenter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, 1)
+
+        def forward(self, x):
+            return {"out": self.conv(x)}
+
+    x, masks = torch.randn(4, 3, 6, 6), torch.randint(0, 5, (4, 6, 6))
+    config = TrainConfig(epochs=30, batch_size=4, optimizer="adam", lr=0.05, schedule="constant", max_shift=0)
+    history = fit(Trainer(Segmenter(), config, steps_per_epoch=1), BatchSource(1, lambda epoch: [(x, masks)]),
+                  progress=False)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_create_model_cifar_stem_keeps_padding_mode_and_torchvision_names_work():
+    model = create_model("resnet18", 10)
+    model.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False, padding_mode="circular")
+    cifar_stem(model)
+    assert model.conv1.padding_mode == "circular" and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, nn.Identity)
+    vision = create_model("torchvision/resnet18", 7)
+    assert vision.fc.out_features == 7
+    with pytest.raises(ValueError, match="use stem='standard'"):
+        create_model("torchvision/vgg11", 3, stem="cifar")

@@ -1,0 +1,150 @@
+"""Machinery of the benchmark suite (augshift.sweep): resumable runs, sharding, intervals, summaries, models."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+import torch
+
+import augshift.sweep.runs as runs
+from augshift.config import AugShiftConfig
+from augshift.engine import Dist, TensorBatches, TrainConfig, Trainer
+from augshift.intervals import difference_ci, proportion_ci
+from augshift.models import create_model
+from augshift.sweep import RunData, RunSpec, comparison_table, run_one, summarize, summary_table
+
+
+def tiny_data(n_train: int = 24, n_test: int = 20) -> RunData:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_train + n_test, 3, 16, 16), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 3, (n_train + n_test,), generator=g)
+    return RunData((images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:]), 3,
+                      curve_size=6, eval_batch_size=8, description="random")
+
+
+def tiny_spec(augshift: bool = True) -> RunSpec:
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.05, seed=3, max_shift=2,
+                         augshift=AugShiftConfig(max_shift=2) if augshift else None)
+    return RunSpec("run", "resnet18", config, label="resnet18+augshift" if augshift else "resnet18")
+
+
+def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
+    data, spec = tiny_data(), tiny_spec()
+    reference = run_one(spec, data, tmp_path / "straight", Dist(), progress=False)
+
+    # interrupt the second epoch: a checkpoint of epoch 1, no result, no temporary files
+    calls = {"n": 0}
+    step = Trainer.step
+
+    def failing_step(self, images, labels):
+        calls["n"] += 1
+        if calls["n"] == 4:  # 3 steps per epoch: the first step of epoch 2
+            raise KeyboardInterrupt
+        return step(self, images, labels)
+
+    monkeypatch.setattr(Trainer, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
+    monkeypatch.setattr(Trainer, "step", step)
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["checkpoint.pt"]
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+
+    resumed = run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
+    for key in ("accuracy", "consistency_random", "consistency_circular", "counts", "curve_consistency"):
+        assert resumed[key] == reference[key], key
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in reference["history"]], rel=1e-6)
+
+    # a finished run is not trained again
+    monkeypatch.setattr(runs, "create_model", lambda *a, **k: pytest.fail("finished run was retrained"))
+    again = run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
+    assert again == json.loads((tmp_path / "resumed" / "result.json").read_text())
+    # ... and a result of another recipe is refused
+    with pytest.raises(ValueError, match="another recipe"):
+        run_one(tiny_spec(augshift=False), data, tmp_path / "resumed", Dist(), progress=False)
+
+
+def test_epoch_shards_are_disjoint_equal_and_cover_one_permutation():
+    n, world = 103, 4
+    images, labels = torch.zeros(n, 1, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
+
+    def shard(epoch: int, place: Dist) -> torch.Tensor:
+        return TensorBatches(images, labels, batch_size=world * 2, seed=1, place=place).shard(epoch)
+
+    shards = [shard(2, Dist(rank, world)) for rank in range(world)]
+    assert {len(s) for s in shards} == {n // world}
+    together = torch.cat(shards)
+    assert len(set(together.tolist())) == len(together) == n - n % world
+    single = shard(2, Dist())
+    assert sorted(together.tolist()) == sorted(single[: n - n % world].tolist())
+    assert not torch.equal(single, shard(3, Dist()))
+
+
+def fake_run(label: str, seed: int, correct: int, agree_r: int, agree_c: int, n: int = 1000) -> dict:
+    return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0,
+            "accuracy": 100 * correct / n, "consistency_random": 100 * agree_r / n, "consistency_circular": 100 * agree_c / n,
+            "counts": {"samples": n, "correct": correct, "agree_random": agree_r, "agree_circular": agree_c},
+            "curve_consistency": [[seed * 1.0]], "curve_accuracy": [[2.0]]}
+
+
+def test_summary_mean_std_pooled_interval_and_differences():
+    runs = [fake_run("a", 0, 800, 900, 850), fake_run("a", 1, 820, 910, 870), fake_run("b", 0, 700, 950, 600)]
+    summary = summarize(runs)
+    a = summary["a"]
+    assert a["accuracy"] == pytest.approx(81.0)
+    assert a["accuracy_std"] == pytest.approx(statistics.stdev([80.0, 82.0]))
+    assert a["accuracy_ci95"] == proportion_ci(1620, 2000)
+    assert a["consistency_circular_per_seed"] == [85.0, 87.0]
+    assert a["curve_consistency"] == [[0.5]]
+    assert summary["b"]["accuracy_std"] == 0.0
+    # Newcombe difference interval: contains the difference, symmetric-ish, excludes 0 for a big gap
+    lo, hi = difference_ci(1620, 2000, 700, 1000)
+    assert lo < 81.0 - 70.0 < hi and lo > 0
+    (l1, u1), (l2, u2) = proportion_ci(1620, 2000), proportion_ci(700, 1000)
+    assert lo == pytest.approx(11.0 - math.sqrt((81.0 - l1) ** 2 + (u2 - 70.0) ** 2))
+    assert hi == pytest.approx(11.0 + math.sqrt((u1 - 81.0) ** 2 + (70.0 - l2) ** 2))
+    table = comparison_table(summary, [("a", "b")])
+    assert "+11.00" in table and "*" in table
+    assert "81.00 ± 1.41" in summary_table(summary)
+
+
+def test_cifar_stem_replaces_only_the_stem():
+    plain = create_model("resnetblur18", 10)
+    cifar = create_model("resnetblur18", 10, stem="cifar")
+    assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
+    assert isinstance(cifar.maxpool, torch.nn.Identity)
+    assert set(cifar.state_dict()) == set(plain.state_dict())
+    assert cifar(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="supported"):
+        create_model("resnet18", 10, stem="wide")
+
+
+def test_tradeoff_plot_needs_consistency_values(tmp_path):
+    from augshift.reporting.plots import plot_tradeoff
+
+    with pytest.raises(ValueError, match="consistency_random / consistency_circular"):
+        plot_tradeoff({"model": {"accuracy": 50.0}}, tmp_path / "t.png")
+    plot_tradeoff({"model": {"accuracy": 50.0, "consistency_random": 60.0}}, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs(tmp_path):
+    from augshift.sweep import collect, parse_shard, run_sweep, shard_of
+
+    data = tiny_data()
+    specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, max_shift=2),
+                     label="resnet18") for seed in (0, 1, 2)]
+    whole = run_sweep(specs, data, tmp_path / "one", Dist())
+    with pytest.raises(FileNotFoundError, match="r1"):
+        run_sweep(shard_of(specs, parse_shard("0/2")), data, tmp_path / "two", Dist())
+        collect(specs, tmp_path / "two")
+    run_sweep(shard_of(specs, parse_shard("1/2")), data, tmp_path / "two", Dist())
+    sharded = collect(specs, tmp_path / "two")
+    for a, b in zip(whole, sharded):
+        for key in ("name", "accuracy", "counts", "consistency_random", "consistency_circular", "curve_consistency"):
+            assert a[key] == b[key], key
+    assert [s.name for s in shard_of(specs, (0, 2))] == ["r0", "r2"]
+    for bad in ("2/2", "a/b", "1"):
+        with pytest.raises(ValueError, match="I/N"):
+            parse_shard(bad)
