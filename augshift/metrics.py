@@ -122,7 +122,16 @@ class ShiftConsistency:
         self.counts = torch.zeros(2 + len(self.protocols) + 2 * side * side, dtype=torch.long)
 
     def _predict(self, model: Callable[[Tensor], Tensor], views: Tensor) -> Tensor:
-        return torch.cat([model(chunk).argmax(dim=1) for chunk in views.split(self.chunk_size)])
+        preds = []
+        for chunk in views.split(self.chunk_size):
+            logits = model(chunk)
+            if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
+                raise ValueError(
+                    "the model returned non-finite logits (NaN or inf): its predictions, and so its shift consistency, "
+                    "are undefined; check the weights (a diverged run?) and the inputs"
+                )
+            preds.append(logits.argmax(dim=1))
+        return torch.cat(preds)
 
     def _check_size(self, h: int, w: int) -> None:
         largest = max(self.max_shift, self.curve_max_shift or 0)

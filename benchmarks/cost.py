@@ -32,7 +32,8 @@ from augshift.reporting.plots import pyplot, save_figure
 from augshift.reporting.provenance import command_line
 from augshift.sweep import parse_model
 
-MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
+MODELS = ("resnet18", "resnetblur18", "aps_resnet18", "resnet18+augshift", "resnetblur18+augshift",
+          "aps_resnet18+augshift")
 
 
 def _rss_kib(field: str) -> int:

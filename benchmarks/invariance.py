@@ -9,7 +9,8 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
     python benchmarks/invariance.py --preset paper --workdir /shared/w --shard $SLURM_ARRAY_TASK_ID/24  # a job array
     python benchmarks/invariance.py --preset paper --workdir /shared/w --collect  # then the tables, from the runs
 
-Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), resnet18+augshift, resnetblur18+augshift. Writes
+Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), aps_resnet18 (adaptive polyphase sampling, Chaman &
+Dokmanić 2021, circular padding: exactly invariant to circular shifts), each also +augshift. Writes
 ``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png``
 (consistency against accuracy) under ``--out``; runs resume from ``--workdir`` (a finished run is skipped,
 an interrupted one continues from its last epoch).
@@ -33,7 +34,8 @@ from augshift.sweep import (
     summary_table,
 )
 
-MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
+MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
+          "aps_resnet18+augshift")
 
 PRESETS = {
     # 2 CPU cores, 45 minutes: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
@@ -48,7 +50,9 @@ PAPER_TABLE2 = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
     "cifar100": {"resnet18": (72.6, 70.1), "resnetblur18": (72.4, 78.2), "resnet18+augshift": (72.6, 85.6)},
 }
 PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"),
-         ("resnetblur18+augshift", "resnetblur18"), ("resnetblur18+augshift", "resnet18+augshift")]
+         ("resnetblur18+augshift", "resnetblur18"), ("resnetblur18+augshift", "resnet18+augshift"),
+         ("aps_resnet18", "resnet18"), ("aps_resnet18", "resnetblur18"), ("resnet18+augshift", "aps_resnet18"),
+         ("aps_resnet18+augshift", "aps_resnet18")]
 
 
 def specs_for(models: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:

@@ -46,7 +46,8 @@ from augshift.reporting.plots import pyplot, save_figure
 from augshift.reporting.provenance import command_line, machine
 from augshift.sweep import parse_model
 
-MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift")
+MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
+          "aps_resnet18+augshift")
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 PAPER_IMAGES = 6 * 200 * 50_000  # per model: 3 seeds x 2 datasets, 200 epochs of 50k training images
 
@@ -280,8 +281,10 @@ def report(rows: list[dict], args, machine_name: str, command: str, steps: int, 
                   for m, r in bare.items()]
     hours = projection(rows)
     if hours:
-        lines += ["", "Projected wall time of the whole `paper` preset (24 runs x 200 epochs, training only, one "
-                  "device): " + ", ".join(f"{path} {h * 60:.0f} min" for path, h in sorted(hours.items(), key=lambda kv: -kv[1]))]
+        runs = 6 * len({row["model"] for row in rows})
+        lines += ["", f"Projected wall time of the `paper` preset's runs of these models ({runs} runs x 200 epochs of 50k "
+                  "images, training only, one device): "
+                  + ", ".join(f"{path} {h * 60:.0f} min" for path, h in sorted(hours.items(), key=lambda kv: -kv[1]))]
     return "\n".join(lines) + "\n"
 
 

@@ -182,3 +182,14 @@ def test_pooled_features_capture_the_classifier_input() -> None:
         pooled = features.pop()
     assert pooled.shape == (3, 512)
     assert torch.allclose(model.fc(pooled), logits)
+
+
+def test_consistency_command_reports_full_circular_consistency_for_a_circular_aps_model(tmp_path, cifar10_dir):
+    import json
+
+    from augshift.cli import main
+
+    assert main(["consistency", "--model", "aps_resnet18", "--num-classes", "10", "--data", str(cifar10_dir),
+                 "--limit", "48", "--batch-size", "48", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "consistency.json").read_text())["results"]
+    assert result["samples"] == 48 and result["consistency_circular"] == 100.0

@@ -131,3 +131,12 @@ def test_create_model_cifar_stem_keeps_padding_mode_and_torchvision_names_work()
     assert vision.fc.out_features == 7
     with pytest.raises(ValueError, match="use stem='standard'"):
         create_model("torchvision/vgg11", 3, stem="cifar")
+
+
+def test_a_diverging_run_stops_with_the_epoch_instead_of_training_on():
+    images, labels = data()
+    config = TrainConfig(epochs=3, batch_size=40, lr=1e30, seed=0, max_shift=0, schedule="constant")
+    model = tiny_net()
+    with pytest.raises(FloatingPointError, match="non-finite in epoch"):
+        fit(Trainer(model, config, steps_per_epoch=1), TensorBatches(images, labels, batch_size=40, seed=0).source(),
+            progress=False)

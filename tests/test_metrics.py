@@ -159,3 +159,13 @@ def test_two_process_gloo_equals_single_process():
     mp.spawn(_worker, args=(2, free_port(), queue), nprocs=2, join=True)
     assert queue.get(timeout=10) == single
     assert 0 < single["consistency_random"] < 100 or single["accuracy"] < 100
+
+
+def test_non_finite_logits_are_refused_not_counted_as_consistent():
+    from augshift import ShiftConsistency
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="non-finite logits"):
+        ShiftConsistency(max_shift=2).update(model, torch.randn(5, 3, 8, 8), torch.zeros(5, dtype=torch.long))

@@ -27,7 +27,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     return int(args.run(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

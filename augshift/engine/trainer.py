@@ -10,6 +10,7 @@ once per epoch, and the progress bar counts steps without reading the loss.
 """
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -212,6 +213,9 @@ def fit(
                 bar.update(1)
             average_buffers(trainer.model)
             means = (sums / source.steps).tolist()  # the epoch's one host synchronisation
+            if not all(math.isfinite(value) for value in means):
+                raise FloatingPointError(f"{desc}: the loss became non-finite in epoch {epoch + 1} "
+                                         f"({dict(zip(trainer.parts, means))}); lower the learning rate or check the data")
             history.append({"epoch": epoch + 1, **dict(zip(trainer.parts, means)), "steps": source.steps,
                             "seconds": round(time.perf_counter() - began, 3)})
             bar.set_postfix(epoch=epoch + 1, loss=f"{means[0]:.3f}")
