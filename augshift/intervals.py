@@ -12,7 +12,8 @@ def proportion_ci(successes: int, total: int, z: float = 1.96) -> tuple[float, f
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+    # the interval always holds p (at p = 0 or 1 rounding could leave the bound a hair inside it)
+    return (100.0 * min(p, max(0.0, centre - half)), 100.0 * max(p, min(1.0, centre + half)))
 
 
 def difference_ci(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:

@@ -77,3 +77,24 @@ def test_replot_draws_each_benchmark_from_its_results_and_links_once(tmp_path):
     (tmp_path / "other" / "results.json").write_text(json.dumps({"command": "x"}))
     with pytest.raises(ValueError, match="supported: invariance, ablation, cost"):
         replot.replot(tmp_path / "other")
+
+
+def test_combine_puts_runs_of_two_results_in_one_table_and_refuses_a_row_twice(tmp_path):
+    import combine
+
+    def results(folder: Path, labels: list[str]) -> Path:
+        runs = [{"label": label, "config": {"seed": seed}, "train_seconds": 1.0, "accuracy": 50.0 + seed,
+                 "consistency_random": 60.0, "consistency_circular": 70.0,
+                 "counts": {"samples": 100, "correct": 50 + seed, "agree_random": 60, "agree_circular": 70}}
+                for label in labels for seed in (0, 1)]
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"datasets": {"cifar10": {"runs": runs}}}))
+        return folder
+
+    first, second = results(tmp_path / "a", ["resnet18"]), results(tmp_path / "b", ["aps_resnet18"])
+    assert combine.main([str(first), str(second), "--seeds", "0", "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "results.json").read_text())["summaries"]["cifar10"]
+    assert set(summary) == {"resnet18", "aps_resnet18"} and summary["resnet18"]["seeds"] == [0]
+    assert "| aps_resnet18 − resnet18 |" in (tmp_path / "out" / "results.md").read_text()
+    with pytest.raises(ValueError, match="already taken"):
+        combine.main([str(first), str(first), "--out", str(tmp_path / "again")])

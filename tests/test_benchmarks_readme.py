@@ -20,6 +20,7 @@ TINY = {  # appended to each README command: tiny sizes, temporary outputs
     "bench_shift.py": "--quick",
     "throughput.py": "--models resnet18 --steps 1 --warmup 1 --rounds 1 --pool 64 --batch-size 8",
     "fast_path.py": "--models resnet18 --epochs 1 --train-size 64 --test-size 40 --stem standard",
+    "combine.py": "",
     "position.py": "--grids 3 --tasks location -- --epochs 1 --train-limit 32 --test-limit 10",
 }
 

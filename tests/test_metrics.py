@@ -169,3 +169,10 @@ def test_non_finite_logits_are_refused_not_counted_as_consistent():
         model[1].weight.fill_(float("nan"))
     with pytest.raises(ValueError, match="non-finite logits"):
         ShiftConsistency(max_shift=2).update(model, torch.randn(5, 3, 8, 8), torch.zeros(5, dtype=torch.long))
+
+
+def test_wilson_interval_holds_the_estimate_at_the_edges():
+    for k, n in ((0, 10_000), (10_000, 10_000), (9_999, 10_000), (1, 3)):
+        low, high = proportion_ci(k, n)
+        assert low <= 100.0 * k / n <= high
+    assert proportion_ci(10_000, 10_000)[1] == 100.0 and proportion_ci(0, 7)[0] == 0.0

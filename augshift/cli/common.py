@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from ..engine.checkpoint import save_checkpoint
 from ..reporting.files import write_json_atomic, write_text_atomic
 from ..reporting.provenance import command_line
 
@@ -34,8 +35,6 @@ def write_results(out: str, stem: str, data: dict, markdown: str) -> Path:
 
 def save_model(path: str, model: torch.nn.Module, name: str, kwargs: dict, meta: dict) -> None:
     """Save a model trained by a command: timm ``name`` and ``kwargs`` to rebuild it, ``meta``, ``state_dict``."""
-    from ..engine.checkpoint import save_checkpoint
-
     save_checkpoint(path, {"name": name, "kwargs": kwargs, "meta": meta, "state_dict": model.state_dict()})
     print(f"saved {name} to {path}")
 
