@@ -88,13 +88,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
-def time_fast(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int, device: str) -> float:
-    """Seconds for ``steps`` engine steps (loss parts summed on the device, read once at the end)."""
+def time_fast(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int, device: str,
+              barrier=None) -> float:
+    """Seconds for ``steps`` engine steps (loss parts summed on the device, read once at the end); with a
+    ``barrier``, the timing starts when every process sharing it has warmed up."""
     stream = endless(batches)
     sums = torch.zeros(len(trainer.parts), device=device)
     for _ in range(warmup):
         sums += trainer.step(*next(stream))
     sync(device)
+    if barrier is not None:
+        barrier.wait()
     began = time.perf_counter()
     for _ in range(steps):
         sums += trainer.step(*next(stream))
@@ -163,17 +167,7 @@ def step_flops(trainer: Trainer, batches: TensorBatches) -> float:
 def _concurrent_worker(model_name: str, device: str, batch: int, pool: int, steps: int, warmup: int,
                        barrier, seed: int) -> float:
     trainer, batches = setup(model_name, device=device, fast=True, batch=batch, pool=pool, seed=seed)
-    stream = endless(batches)
-    for _ in range(warmup):
-        trainer.step(*next(stream))
-    sync(device)
-    barrier.wait()
-    began = time.perf_counter()
-    sums = torch.zeros(len(trainer.parts), device=device)
-    for _ in range(steps):
-        sums += trainer.step(*next(stream))
-    sums.tolist()
-    return time.perf_counter() - began
+    return time_fast(trainer, batches, steps=steps, warmup=warmup, device=device, barrier=barrier)
 
 
 def time_concurrent(model_name: str, n: int, *, device: str, batch: int, pool: int, steps: int, warmup: int) -> float:

@@ -23,6 +23,7 @@ from ..models import create_small_cnn
 from ..reporting.files import write_json_atomic, write_text_atomic
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
+from .common import recorded_command
 
 # The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
 # consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json_atomic(out / "demo.json", summary)
     markdown = (
-        f"# augshift demo\n\nData: {data_description}. Model: SmallCNN(width={args.width}), {args.epochs} epochs, "
+        f"# augshift demo\n\nCommand: `{recorded_command(args)}`\n\nData: {data_description}. Model: SmallCNN(width={args.width}), {args.epochs} epochs, "
         f"shifts up to {args.max_shift} px ({args.mode} padding). Values in % with 95% Wilson intervals; "
         f"consistency = same class for two random shifts (random: {args.mode} padding, circular: torch.roll).\n\n"
         f"{table}\n"

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..engine.evaluation import evaluating
+from ..engine.trainer import logits_of
 from ..shift import check_images
 from .canvas import tile
 
@@ -133,8 +134,7 @@ def segmentation_scores(
     confusions = {name: torch.zeros(num_classes, num_classes, dtype=torch.long) for name in ("all", *areas)}
     with evaluating(model.to(device)):
         for start in range(0, len(images), batch_size):
-            logits = model(images[start:start + batch_size].to(device))
-            logits = logits["out"] if isinstance(logits, Mapping) else logits
+            logits = logits_of(model(images[start:start + batch_size].to(device)))
             if logits.shape[-2:] != (h, w):
                 logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
             pred, target = logits.argmax(1).cpu(), masks[start:start + batch_size]
