@@ -122,5 +122,7 @@ def test_torchvision_deeplab_backbone_layer4_without_downloads():
     with ablate_channels(model, "backbone.layer4", ranking.top(1024)):
         during = segmentation_scores(model, images, masks, num_classes=4)
     assert set(before) == set(during) and before == segmentation_scores(model, images, masks, num_classes=4)
-    with pytest.raises(ValueError, match="not a \\(N, C, ...\\) tensor"):
-        rank_position_channels(model, "backbone", images)  # IntermediateLayerGetter returns a dict
+    backbone = rank_position_channels(model, "backbone", images)  # IntermediateLayerGetter's {"out": layer4}
+    assert torch.allclose(backbone.scores, ranking.scores)
+    with ablate_channels(model, "backbone", ranking.top(1024)):
+        assert segmentation_scores(model, images, masks, num_classes=4) == during

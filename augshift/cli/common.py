@@ -9,6 +9,10 @@ from typing import Optional
 import torch
 
 from ..engine.checkpoint import save_checkpoint
+from ..errors import UsageError
+from ..models.checkpoints import infer_num_classes, load_state, read_checkpoint
+from ..models.factory import create_model
+from ..models.segmentation import create_segmentation_model
 from ..reporting.files import write_json_atomic, write_text_atomic
 from ..reporting.provenance import command_line
 
@@ -39,23 +43,62 @@ def save_model(path: str, model: torch.nn.Module, name: str, kwargs: dict, meta:
     print(f"saved {name} to {path}")
 
 
-def load_model(path: str) -> tuple[torch.nn.Module, dict]:
-    """Rebuild a model saved by :func:`save_model` (``locate``/``attack --save-model``); returns ``(model, meta)``."""
-    import timm
+def load_model(
+    path: Optional[str], *, model: Optional[str] = None, num_classes: Optional[int] = None, pretrained: bool = False,
+    segmentation: bool = False,
+) -> tuple[torch.nn.Module, dict]:
+    """The model of checkpoint ``path`` or, without one, ``model`` with its hub weights (``pretrained``); returns
+    ``(model, meta)``.
 
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model = timm.create_model(saved["name"], **saved["kwargs"])
-    model.load_state_dict(saved["state_dict"])
-    return model, saved["meta"]
+    ``path``: any layout :func:`augshift.models.checkpoints.read_checkpoint` reads (a ``--save-model`` file, a timm
+    ``train.py`` checkpoint or output folder, the Accelerate example's output folder, a plain state_dict).
+    ``model`` names the architecture (needed for a plain state_dict; timm, ``torchvision/<name>``, or with
+    ``segmentation`` a segmenter of :func:`~augshift.models.create_segmentation_model`); ``num_classes`` defaults
+    to what the checkpoint records or its head's size. ``meta``: what a ``--save-model`` file records about the
+    training task (``task``, ``grid``...), else ``{}``.
+    """
+    if path is None:
+        if model is None or not pretrained:
+            raise UsageError("no model to load: pass --checkpoint PATH (with --model NAME for a plain state_dict), "
+                             "or --model NAME --pretrained for the hub weights")
+        return _build(model, num_classes, pretrained=True, segmentation=segmentation), {}
+    if pretrained:
+        raise UsageError("--pretrained and --checkpoint both give the weights: pass one of them")
+    checkpoint = read_checkpoint(path)
+    if checkpoint.kwargs:  # a model saved by locate / attack --save-model
+        name, meta = checkpoint.name, checkpoint.meta
+        if meta.get("task") == "segmentation":
+            net = create_segmentation_model(name, checkpoint.kwargs.get("num_classes"))
+        else:
+            import timm
+
+            net = timm.create_model(name, **checkpoint.kwargs)
+        return load_state(net, checkpoint, name), meta
+    name = model or checkpoint.name
+    if name is None:
+        raise UsageError(f"{path} is a plain state_dict that does not name its architecture: pass --model NAME "
+                         f"(e.g. --model resnet18, --model torchvision/resnet50, --model deeplabv3_resnet50)")
+    aux = any(key.startswith("aux_classifier.") for key in checkpoint.state_dict)
+    net = _build(name, num_classes or checkpoint.num_classes, segmentation=segmentation, aux_loss=aux)
+    found = None if num_classes or checkpoint.num_classes else infer_num_classes(net, checkpoint.state_dict)
+    if found is not None:
+        net = _build(name, found, segmentation=segmentation, aux_loss=aux)
+    return load_state(net, checkpoint, name), {}
+
+
+def _build(
+    name: str, num_classes: Optional[int], *, pretrained: bool = False, segmentation: bool = False,
+    aux_loss: bool = False,
+) -> torch.nn.Module:
+    """Classifier ``name`` (:func:`~augshift.models.create_model`, 1000 classes unless given) or segmenter."""
+    if segmentation:
+        return create_segmentation_model(name, num_classes, pretrained=pretrained, aux_loss=aux_loss)
+    try:
+        return create_model(name, num_classes or 1000, pretrained=pretrained)
+    except RuntimeError as error:  # timm: "Unknown model (...)"
+        raise UsageError(f"cannot build --model {name!r} ({error}): give a timm model name or torchvision/<name>") from None
 
 
 def load_weights(model: torch.nn.Module, path: str) -> None:
-    """Load a plain or timm-style checkpoint (``state_dict`` / ``model`` / ``state_dict_ema`` keys) into ``model``."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(state, dict):
-        for key in ("state_dict_ema", "state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-    state = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items()}
-    model.load_state_dict(state)
+    """Load checkpoint ``path`` (any layout of :func:`~augshift.models.checkpoints.read_checkpoint`) into ``model``."""
+    load_state(model, read_checkpoint(path), type(model).__name__)

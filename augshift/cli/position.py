@@ -6,26 +6,37 @@ Examples::
     augshift locate --data ../shared/data/cifar10 --model permutenet --grid 7 --task class --preset paper --out results/
     augshift attack --data ../shared/data/cifar10 --preset quick --save-model fcn.pt --out results/
     augshift channels --checkpoint fcn.pt --data ../shared/data/cifar10 --region left --out results/
+    augshift channels --model resnet18 --checkpoint my_resnet18.pth --data ../shared/data/cifar10 --out results/
+    augshift attack --model deeplabv3_resnet50 --checkpoint city.pth --data cityscapes/ --num-classes 19 --out results/
 
 ``locate`` trains GAPNet or PermuteNet on the location task (or on image classification on the canvases)
-and writes overall and per-cell accuracy; ``attack`` trains (or loads) a mosaic segmentation FCN, ranks its
-position channels and ablates the top-N against N random channels; ``channels`` ranks and plots the
-position channels of a saved model. Each writes JSON (with the exact command), markdown and PNG files.
+and writes overall and per-cell accuracy; ``attack`` trains a segmenter on CIFAR mosaics (or loads any
+segmentation model: torchvision's ``deeplabv3_*``/``fcn_*``/``lraspp_*`` or a timm model returning (N, K, H, W)),
+ranks its position channels and ablates the top-N against N random channels, scored on mosaics or on the
+user's image + mask data; ``channels`` ranks the position channels of any classifier (or saved model) and maps
+where the top ones fire. Each writes JSON (with the exact command), markdown and PNG files.
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..data import load_split, normalize
+from ..data import CIFAR_MEAN, CIFAR_STD, load_split, normalize
+from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
+from ..engine.evaluation import evaluating
+from ..engine.trainer import logits_of
+from ..errors import UsageError
+from ..models.segmentation import create_segmentation_model, torchvision_segmentation_names
 from ..position import (
     PRESETS, REGIONS, SEGMENTATION_PRESETS, TASKS, TRANSFORMS, LocationCanvas, MosaicSegmentation, PositionConfig,
     attack_curve, evaluate_canvas, rank_position_channels, segmentation_scores, train_on_canvas, train_segmentation,
 )
+from ..position.channels import channel_maps, default_layer, plot_channel_maps
+from ..position.segmentation import REGION_SETS
 from ..reporting.tables import markdown_grid
 from .common import choose_device, load_model, recorded_command, save_model, write_results
 
@@ -47,12 +58,16 @@ def _config(args: argparse.Namespace, presets: dict) -> PositionConfig:
     return config
 
 
-def _load(args: argparse.Namespace, split: str, limit: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised float images (N, C, h, w) and labels of ``split`` (first ``limit`` rows)."""
+def _load(
+    args: argparse.Namespace, split: str, limit: Optional[int], *, mean: Sequence[float] = CIFAR_MEAN,
+    std: Sequence[float] = CIFAR_STD, size: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, C, h, w) of ``split`` (first ``limit`` rows, resized to ``size``) normalised with mean/std, and
+    labels."""
     images, labels = load_split(args.data, split, image_column=args.image_column, label_column=args.label_column,
-                                limit=limit)
+                                limit=limit, size=size)
     print(f"{len(images)} images from {args.data} [{split}]")
-    return normalize(images), labels
+    return normalize(images, mean, std), labels
 
 
 # ----------------------------------------------------------------------------------------------- locate
@@ -106,47 +121,103 @@ def run_locate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- channels
 
+def _stats(args: argparse.Namespace, model: torch.nn.Module, meta: dict) -> tuple[tuple, tuple]:
+    """Mean and std to normalise with: ``--mean``/``--std``; CIFAR's for a model trained by these commands (what
+    they train with); else the model's data config (timm's ``resolve_data_config``: ImageNet for torchvision)."""
+    if (args.mean is None) != (args.std is None):
+        raise UsageError("--mean and --std go together: pass both (three numbers each) or neither")
+    if args.mean is not None:
+        return tuple(args.mean), tuple(args.std)
+    if meta:
+        return CIFAR_MEAN, CIFAR_STD
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, model=model)
+    return tuple(config["mean"]), tuple(config["std"])
+
+
+def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> int:
+    """K of a segmenter's logits (N, K, H, W), from the first of ``images`` (N, C, H, W)."""
+    with evaluating(model.to(device)):
+        logits = logits_of(model(images[:1].to(device)))
+    if logits.dim() != 4:
+        raise UsageError(f"{type(model).__name__} returns logits of shape {tuple(logits.shape)}, not (N, K, H, W): the "
+                         f"attack scores segmenters; rank a classifier's channels with `augshift channels`")
+    return int(logits.shape[1])
+
+
 def _test_set(
-    args: argparse.Namespace, meta: dict, limit: Optional[int], device: torch.device, regions: str = "thirds"
-) -> tuple[torch.Tensor, Callable[[torch.nn.Module], dict]]:
-    """Test inputs as the saved model saw them (mosaics, or canvases in random cells) and its evaluation."""
+    args: argparse.Namespace, model: torch.nn.Module, meta: dict, limit: Optional[int], device: torch.device,
+) -> tuple[torch.Tensor, Callable[[torch.nn.Module], dict], str]:
+    """Test inputs (N, C, H, W), their evaluation and a description: canvases in every cell for a model saved by
+    ``locate``; the user's masks when ``--data`` has them; else mosaics of ``--data``'s images (the test bed)."""
     generator = torch.Generator().manual_seed(args.seed)
-    images, labels = _load(args, args.test_split, limit)
-    if meta["task"] == "segmentation":
-        mosaics, masks = MosaicSegmentation(images, labels, grid=meta["grid"], generator=generator,
-                                            layout_prior=meta.get("layout_prior", 0.0)).tensors()
+    mean, std = _stats(args, model, meta)
+    if meta.get("task") in ("location", "class"):
+        canvas = LocationCanvas(*_load(args, args.test_split, limit, mean=mean, std=std, size=args.image_size),
+                                grid=meta["grid"], generator=generator)
 
-        def scores(model: torch.nn.Module) -> dict:
-            return segmentation_scores(model, mosaics, masks, num_classes=model.num_classes, regions=regions,
-                                       device=device)
-        return mosaics, scores
-    canvas = LocationCanvas(images, labels, grid=meta["grid"], generator=generator)
+        def accuracy(net: torch.nn.Module) -> dict:
+            report = evaluate_canvas(net, canvas, task=meta["task"], exhaustive=True, device=device)
+            return {"accuracy": report.accuracy}
+        return canvas.batch(torch.arange(len(canvas)))[0], accuracy, f"{len(canvas)} test canvases"
+    if is_segmentation_source(args.data, args.test_split, mask_column=args.mask_column):
+        images, masks = load_segmentation_split(args.data, args.test_split, limit=limit, size=args.image_size,
+                                                image_column=args.image_column, mask_column=args.mask_column)
+        images = normalize(images, mean, std)
+        what = f"{len(images)} images with masks ({args.data} [{args.test_split}])"
+    else:
+        prior = meta.get("layout_prior", args.layout_prior)
+        images, labels = _load(args, args.test_split, limit, mean=mean, std=std, size=args.image_size)
+        images, masks = MosaicSegmentation(images, labels, grid=meta.get("grid", args.grid), layout_prior=prior,
+                                           generator=generator).tensors()
+        what = f"{len(images)} test mosaics" + (f" (layout prior {prior:g})" if prior else "")
+    num_classes = args.num_classes or _num_outputs(model, images, device)
+    check_masks(masks, num_classes, ignore_index=args.ignore_index)
 
-    def accuracy(model: torch.nn.Module) -> dict:
-        return {"accuracy": evaluate_canvas(model, canvas, task=meta["task"], exhaustive=True, device=device).accuracy}
-    return canvas.batch(torch.arange(len(canvas)))[0], accuracy
+    def scores(net: torch.nn.Module) -> dict:
+        return segmentation_scores(net, images, masks, num_classes=num_classes, regions=args.regions, device=device,
+                                   ignore_index=args.ignore_index)
+    return images, scores, what
 
 
-def _layer(args: argparse.Namespace, model: torch.nn.Module) -> str:
-    layer = args.layer or getattr(model, "feature_module", None)
-    if layer is None:
-        raise SystemExit("--layer is required for this model (a module name from model.named_modules())")
-    return layer
+def _channel_images(args: argparse.Namespace, model: torch.nn.Module, meta: dict, device: torch.device) -> torch.Tensor:
+    """What ``channels`` ranks with: the canvases / mosaics a model saved by ``locate``/``attack`` was trained on,
+    else the first ``--limit`` images of ``--data`` normalised for the model (N, C, H, W)."""
+    if meta:
+        return _test_set(args, model, meta, args.limit, device)[0]
+    mean, std = _stats(args, model, meta)
+    return _load(args, args.test_split, args.limit, mean=mean, std=std, size=args.image_size)[0]
 
 
 def run_channels(args: argparse.Namespace) -> int:
-    model, meta = load_model(args.checkpoint)
+    model, meta = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes,
+                             pretrained=args.pretrained)
     device = choose_device(args.device)
-    images, _ = _test_set(args, meta, args.limit, device)
-    layer = _layer(args, model)
+    images = _channel_images(args, model, meta, device)
+    layer = args.layer or default_layer(model, images)
     ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region,
                                      device=device)
+    top = ranking.top(args.top)
     stem = f"channels-{layer.replace('.', '_')}-{args.transform}" + (f"-{args.region}" if args.region else "")
     ranking.plot(str(Path(args.out) / f"{stem}.png"), top=args.top)
-    data = dict(command=recorded_command(args), checkpoint=args.checkpoint, meta=meta, ranking=ranking.to_dict())
-    top = ", ".join(f"{c} ({ranking.scores[c]:.4f})" for c in ranking.top(args.top))
-    markdown = (f"# Position channels of {layer} ({args.transform}{', ' + args.region if args.region else ''})\n\n"
-                f"`{data['command']}`\n\n{len(images)} images; top {args.top} channels (score): {top}")
+    maps = channel_maps(model, layer, images, top, device=device)
+    plot_channel_maps(maps, top, str(Path(args.out) / f"{stem}-maps.png"),
+                      title=f"{layer}: mean activation of the top {len(top)} channels over {len(images)} images")
+    mean, std = _stats(args, model, meta)
+    data = dict(command=recorded_command(args), checkpoint=args.checkpoint, model=args.model, meta=meta,
+                mean=list(mean), std=list(std),
+                ranking=ranking.to_dict(), top_channel_maps={str(c): m.tolist() for c, m in zip(top, maps)})
+    table = markdown_grid(("rank", "channel", "score", "peak of its mean map (row, col)"), [
+        (i + 1, c, f"{float(ranking.scores[c]):.4f}", "%d, %d" % divmod(int(m.argmax()), m.shape[-1]))
+        for i, (c, m) in enumerate(zip(top, maps))])
+    score = (f"mean pooled(A) - pooled(B), A with the content in the {args.region} region" if args.region
+             else "mean |pooled(x) - pooled(moved x)|")
+    markdown = "\n".join([
+        f"# Position channels of {layer} ({args.transform}{', ' + args.region if args.region else ''})", "",
+        f"`{data['command']}`", "",
+        f"{len(images)} images; score: {score}; "
+        f"`{stem}.png`: the sorted scores, `{stem}-maps.png`: where the top channels fire.", "", table])
     write_results(args.out, stem, data, markdown)
     return 0
 
@@ -154,17 +225,17 @@ def run_channels(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- attack
 
 def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:
-    """Load ``--checkpoint`` or train ``fcn_<trunk>`` on CIFAR mosaics with the preset; returns (model, meta, info)."""
-    if args.checkpoint:
-        model, meta = load_model(args.checkpoint)
-        return model, meta, dict(checkpoint=args.checkpoint)
-    import timm
-
+    """``--checkpoint`` / ``--pretrained``, or ``--model`` (default ``fcn_resnet18``) trained on CIFAR mosaics with
+    the preset; returns (model, meta, info)."""
+    if args.checkpoint or args.pretrained:
+        model, meta = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes,
+                                 pretrained=args.pretrained, segmentation=True)
+        return model, meta, dict(checkpoint=args.checkpoint, model=args.model, pretrained=args.pretrained)
     config = _config(args, SEGMENTATION_PRESETS)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    name, kwargs = f"fcn_{args.trunk}", dict(num_classes=NUM_CLASSES)
-    model = timm.create_model(name, **kwargs)
+    name, kwargs = args.model or "fcn_resnet18", dict(num_classes=args.num_classes or NUM_CLASSES)
+    model = create_segmentation_model(name, kwargs["num_classes"])
     images, labels = _load(args, args.train_split, config.train_limit)
     start = time.time()
     mosaics = MosaicSegmentation(images, labels, grid=args.grid, layout_prior=args.layout_prior, generator=generator)
@@ -181,8 +252,8 @@ def run_attack(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
     model, meta, info = _attack_model(args, device)
     test_limit = args.test_limit or _config(args, SEGMENTATION_PRESETS).test_limit
-    images, evaluate = _test_set(args, meta, test_limit, device, args.regions)
-    layer = _layer(args, model)
+    images, evaluate, what = _test_set(args, model, meta, test_limit, device)
+    layer = args.layer or default_layer(model, images)
     ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region, device=device)
     counts = [int(c) for c in args.counts.split(",")]
     curve = attack_curve(model, layer, ranking, evaluate, counts=counts, draws=args.draws,
@@ -193,13 +264,13 @@ def run_attack(args: argparse.Namespace) -> int:
     curve.plot(str(Path(args.out) / f"{stem}.png"))
     ranking.plot(str(Path(args.out) / f"{stem}-ranking.png"), top=counts[0])
     data = dict(command=recorded_command(args), preset=args.preset, seed=args.seed, device=str(device), meta=meta, model=info,
-                test_images=len(images), curve=curve.to_dict())
+                test_images=len(images), regions=args.regions, ignore_index=args.ignore_index, curve=curve.to_dict())
+    ranked = (f"signed {args.region}-region ranking (the project's procedure: A = the content in the {args.region} "
+              f"region, B = mirrored)" if args.region else f"{args.transform} ranking (Islam et al.)")
     markdown = "\n".join([
-        f"# Position attack on {layer} ({args.transform}{', region ' + args.region if args.region else ''} ranking)",
-        "", f"`{data['command']}`", "",
-        f"{len(images)} test {'mosaics' if meta['task'] == 'segmentation' else 'canvases'}"
-        f"{' (layout prior %g)' % meta['layout_prior'] if meta.get('layout_prior') else ''}; each random-N value: "
-        f"{args.draws} draws of N random channels.", "", curve.markdown(),
+        f"# Position attack on {layer}: {ranked}", "", f"`{data['command']}`", "",
+        f"{what}; mIoU per region ({args.regions}: the other pixels ignored); each random-N value: {args.draws} draws "
+        f"of N random channels out of {len(ranking.channels)}.", "", curve.markdown(),
     ])
     write_results(args.out, stem, data, markdown)
     return 0
@@ -246,34 +317,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _train_args(locate)
     locate.set_defaults(run=run_locate)
 
-    channels = subparsers.add_parser("channels", help="rank and plot the position channels of a saved model",
-                                     formatter_class=fmt)
-    channels.add_argument("--checkpoint", required=True, help="a model saved by locate/attack --save-model")
+    channels = subparsers.add_parser(
+        "channels", formatter_class=fmt,
+        help="rank and plot the position channels of any classifier (timm or torchvision) or saved model")
+    _model_args(channels, fallback="the one the checkpoint names (a plain state_dict names none)")
     channels.add_argument("--layer", default=None,
-                          help="module name from model.named_modules() (default: the trunk's last stage)")
+                          help="module name from model.named_modules(); if not given: the last stage")
     channels.add_argument("--limit", type=int, default=1800, help="test images to rank with")
-    channels.add_argument("--top", type=int, default=16, help="channels to highlight")
+    channels.add_argument("--top", type=int, default=16, help="channels to tabulate and map")
     _rank_args(channels)
+    _segmentation_args(channels)
     _data_args(channels)
     channels.set_defaults(run=run_channels)
 
     attack = subparsers.add_parser("attack", help="ablate top-N position channels vs N random ones (mIoU curves)",
                                    formatter_class=fmt)
-    attack.add_argument("--checkpoint", default=None,
-                        help="a model saved by locate/attack --save-model; default: train fcn_<trunk> on mosaics")
-    attack.add_argument("--trunk", default="resnet18", help="trunk of the trained FCN")
-    attack.add_argument("--grid", type=int, default=3, help="mosaics of grid x grid images")
-    attack.add_argument("--layout-prior", type=float, default=0.0,
-                        help="probability that a tile's class comes from its column's classes (class %% grid), "
-                             "a scene layout like street scenes; 0: uniform mosaics")
-    attack.add_argument("--layer", default=None, help="module to rank and ablate (default: the FCN's last stage)")
-    attack.add_argument("--counts", default="8,16,32,64,128,256", help="comma-separated numbers of channels N")
+    _model_args(attack, fallback="fcn_resnet18 when training, the one the checkpoint names when loading",
+                models=f"a segmenter: torchvision's {', '.join(torchvision_segmentation_names())}, or a timm model "
+                       f"returning (N, K, H, W) logits such as fcn_resnet18")
+    attack.add_argument("--layer", default=None,
+                        help="module to rank and ablate; if not given: torchvision's 'backbone' output before the "
+                             "head, the FCN's last stage")
+    attack.add_argument("--counts", default="8,16,32,64,100,128,256",
+                        help="comma-separated numbers of channels N (100: the paper's)")
     attack.add_argument("--draws", type=int, default=3, help="random draws of N channels per N")
-    attack.add_argument("--regions", choices=("thirds", "halves"), default="thirds", help="mIoU per image region")
     _rank_args(attack)
+    _segmentation_args(attack)
     _data_args(attack)
     _train_args(attack)
     attack.set_defaults(run=run_attack)
+
+
+def _model_args(parser: argparse.ArgumentParser, *, fallback: str,
+                models: str = "a timm model name or torchvision/<name>") -> None:
+    parser.add_argument("--model", default=None, help=f"architecture: {models}; if not given: {fallback}")
+    parser.add_argument("--checkpoint", default=None,
+                        help="weights: a file saved by locate/attack --save-model, a timm checkpoint or plain "
+                             "state_dict (.pth/.pt/.safetensors), or a timm train.py / Accelerate output folder")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="the hub weights of --model instead of a checkpoint (needs network or a filled cache)")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="classes of the model's head; if not given: what the checkpoint records, or its head's size")
+    parser.add_argument("--mean", type=float, nargs=3, default=None,
+                        help="normalisation; if not given: CIFAR's for models trained by these commands, else the "
+                             "model's data config (ImageNet's for torchvision)")
+    parser.add_argument("--std", type=float, nargs=3, default=None, help="normalisation, with --mean")
+    parser.add_argument("--image-size", type=int, default=None, help="resize the images (and masks) to this square size")
+
+
+def _segmentation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mask-column", default=None,
+                        help="masks of a dataset (if not given: found by name; an images/ + masks/ folder needs none); "
+                             "without masks, --data's images are tiled into mosaics (the test bed)")
+    parser.add_argument("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, help="mask value of unlabelled pixels")
+    parser.add_argument("--regions", choices=REGION_SETS, default="paper",
+                        help="mIoU per region, the other pixels ignored; paper: left half, right half, centre "
+                             "(middle half of the columns)")
+    parser.add_argument("--grid", type=int, default=3, help="mosaics of grid x grid images")
+    parser.add_argument("--layout-prior", type=float, default=0.0,
+                        help="probability that a tile's class comes from its column's classes (class %% grid), "
+                             "a scene layout like street scenes; 0: uniform mosaics")
 
 
 def _rank_args(parser: argparse.ArgumentParser) -> None:

@@ -10,21 +10,26 @@ import torch
 from torch import Tensor, nn
 
 from ..reporting.plots import pyplot, save_figure
-from .channels import ChannelRanking, get_module
+from ..errors import UsageError
+from .channels import ChannelRanking, feature_key, feature_map, get_module
 
 
 @contextmanager
 def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> Iterator[nn.Module]:
-    """Zero ``channels`` of module ``layer``'s output (N, C, ...) inside the block (forward hook, removed on exit)."""
+    """Zero ``channels`` of module ``layer``'s output (N, C, ...) inside the block (forward hook, removed on exit).
+
+    A module returning a dict (torchvision segmentation backbones) has its deepest entry ablated (``"out"``; see
+    :func:`~augshift.position.channels.feature_key`), so the head reads the ablated features, as in Islam et al.'s
+    attack on DeepLabv3's backbone."""
     module = get_module(model, layer)
     index = torch.as_tensor(list(channels), dtype=torch.long)
 
-    def hook(mod: nn.Module, args: tuple, output: Tensor) -> Tensor:
-        if not isinstance(output, Tensor) or output.dim() < 2:
-            raise ValueError(f"cannot ablate channels of {layer!r}: its output is {type(output).__name__}, not (N, C, ...)")
-        if len(index) and (index.min() < 0 or index.max() >= output.shape[1]):
-            raise ValueError(f"channels must lie in [0, {output.shape[1]}) for {layer!r}, got {index.tolist()[:8]}...")
-        return output.index_fill(1, index.to(output.device), 0) if len(index) else output
+    def hook(mod: nn.Module, args: tuple, output):
+        maps = feature_map(output, layer)
+        if len(index) and (index.min() < 0 or index.max() >= maps.shape[1]):
+            raise UsageError(f"channels must lie in [0, {maps.shape[1]}) for {layer!r}, got {index.tolist()[:8]}...")
+        ablated = maps.index_fill(1, index.to(maps.device), 0) if len(index) else maps
+        return ablated if isinstance(output, Tensor) else {**output, feature_key(output): ablated}
 
     handle = module.register_forward_hook(hook)
     try:

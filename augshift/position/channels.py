@@ -4,12 +4,14 @@ region-specific ranking (channels that fire for content on the left, right, top 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..engine.evaluation import evaluating
+from ..errors import UsageError
+from ..models.segmentation import feature_layer
 from ..reporting.plots import pyplot, save_figure
 from ..shift import check_images, shift
 
@@ -22,30 +24,95 @@ def get_module(model: nn.Module, layer: str) -> nn.Module:
     modules = dict(model.named_modules())
     if layer not in modules or layer == "":
         convs = [name for name, m in modules.items() if name and len(list(m.children())) > 0][:12]
-        raise ValueError(f"{type(model).__name__} has no module {layer!r}; module names look like: {', '.join(convs)}")
+        raise UsageError(f"{type(model).__name__} has no module {layer!r}; module names look like: {', '.join(convs)}")
     return modules[layer]
+
+
+def feature_key(output: Mapping[str, Tensor]) -> str:
+    """The entry of a dict output holding the deepest features: ``"out"`` (torchvision's DeepLabv3 / FCN backbones),
+    else the last one (LRASPP's backbone returns ``{"low": ..., "high": ...}``)."""
+    return "out" if "out" in output else list(output)[-1]
+
+
+def feature_map(output: Union[Tensor, Mapping[str, Tensor]], layer: str) -> Tensor:
+    """The (N, C, ...) feature tensor of module ``layer``'s output: the tensor itself, or for a module returning a
+    dict (torchvision segmentation backbones) its :func:`feature_key` entry."""
+    if isinstance(output, Mapping) and output:
+        output = output[feature_key(output)]
+    if not isinstance(output, Tensor) or output.dim() < 2:
+        raise UsageError(f"module {layer!r} outputs {type(output).__name__}, not a (N, C, ...) tensor; pick a layer "
+                         "whose output is a feature map, e.g. 'layer4' or 'backbone'")
+    return output
+
+
+def default_layer(model: nn.Module, images: Tensor) -> str:
+    """The last stage of ``model``: a segmenter's :func:`~augshift.models.segmentation.feature_layer`, timm's last
+    ``feature_info`` module, else the last module to finish whose output is a (N, C, h, w) map with h * w > 1
+    (found by running ``images[:1]`` (1, C_in, H, W) through ``model``)."""
+    named = feature_layer(model)
+    if named is None and isinstance(getattr(model, "feature_info", None), list) and model.feature_info:
+        named = model.feature_info[-1].get("module")
+    if named:
+        return named
+    finished: list[str] = []
+    hooks = [module.register_forward_hook(
+        lambda m, a, out, name=name: finished.append(name) if isinstance(out, Tensor) and out.dim() == 4
+        and out.shape[-1] * out.shape[-2] > 1 else None) for name, module in model.named_modules() if name]
+    try:
+        with evaluating(model):
+            model(images[:1].to(next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not finished:
+        raise UsageError(f"{type(model).__name__} has no module with a (N, C, h, w) output: name one with --layer")
+    return finished[-1]
 
 
 def pooled_activations(
     model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
 ) -> Tensor:
     """Spatially averaged output (N, C) of module ``layer`` for ``images`` (N, C_in, H, W), in eval mode."""
+    return torch.cat([(maps.flatten(2).mean(-1) if maps.dim() > 2 else maps).float().cpu()
+                      for maps in layer_outputs(model, layer, images, batch_size=batch_size, device=device)])
+
+
+def layer_outputs(
+    model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
+) -> Iterator[Tensor]:
+    """Module ``layer``'s feature maps (B, C, ...) (on ``device``, detached) per batch of ``images`` (N, C_in, H, W),
+    in eval mode (:func:`~augshift.engine.evaluation.evaluating`)."""
     captured: list[Tensor] = []
 
-    def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-        if not isinstance(output, Tensor) or output.dim() < 2:
-            raise ValueError(f"module {layer!r} outputs {type(output).__name__}, not a (N, C, ...) tensor; pick a layer "
-                             "whose output is a feature map, e.g. 'layer4' or 'backbone.layer4'")
-        captured.append(output.flatten(2).mean(-1).float().cpu() if output.dim() > 2 else output.float().cpu())
+    def hook(module: nn.Module, args: tuple, output) -> None:
+        captured.append(feature_map(output, layer).detach())
 
     handle = get_module(model, layer).register_forward_hook(hook)
     try:
         with evaluating(model.to(device)):
             for start in range(0, len(images), batch_size):
                 model(images[start:start + batch_size].to(device))
+                if not captured:
+                    raise UsageError(f"module {layer!r} does not run in {type(model).__name__}'s forward: pick another layer")
+                yield captured.pop()
     finally:
         handle.remove()
-    return torch.cat(captured)
+
+
+def channel_maps(
+    model: nn.Module, layer: str, images: Tensor, channels: Sequence[int], *, batch_size: int = 64,
+    device: Union[str, torch.device] = "cpu",
+) -> Tensor:
+    """Where ``channels`` of module ``layer`` fire: their mean activation maps (len(channels), h, w) over
+    ``images`` (N, C_in, H, W)."""
+    index = torch.as_tensor(list(channels), dtype=torch.long)
+    total = None
+    for maps in layer_outputs(model, layer, images, batch_size=batch_size, device=device):
+        if maps.dim() != 4:
+            raise UsageError(f"module {layer!r} outputs {tuple(maps.shape)}, not (N, C, h, w) maps: pick a conv stage")
+        part = maps[:, index.to(maps.device)].float().sum(0).cpu()
+        total = part if total is None else total + part
+    return total / len(images)
 
 
 def position_pairs(
@@ -135,3 +202,19 @@ def rank_position_channels(
         model, layer, b, batch_size=batch_size, device=device)
     scores = diff.mean(0) if region is not None else diff.abs().mean(0)
     return ChannelRanking(layer, transform, region, scores, torch.argsort(scores, descending=True, stable=True), len(images))
+
+
+def plot_channel_maps(maps: Tensor, channels: Sequence[int], path: Optional[str] = None, *, title: str = ""):
+    """One heatmap per channel: ``maps`` (K, h, w) from :func:`channel_maps`, labelled by ``channels`` (K,).
+    Returns the figure."""
+    plt = pyplot()
+    cols = min(8, len(channels))
+    rows = -(-len(channels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, channel, image in zip(axes.flat, channels, maps):
+        ax.imshow(image.numpy(), cmap="magma")
+        ax.set_title(f"channel {channel}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path, dpi=120)

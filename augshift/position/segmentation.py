@@ -94,17 +94,27 @@ class MosaicSegmentation(Dataset):
         return self.batch(torch.arange(self.count))
 
 
+REGION_SETS = ("paper", "thirds", "halves")
+
+
 def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tensor]] = "thirds") -> dict[str, Tensor]:
-    """Boolean (H, W) masks: ``"thirds"`` (left/center/right columns), ``"halves"`` (left/right), or given masks."""
+    """Boolean (H, W) masks: ``"paper"`` (Islam et al.'s attack: left half, right half, and the centre = the
+    middle half of the columns), ``"thirds"`` (left/center/right columns), ``"halves"`` (left/right), or given
+    masks. Scoring only a region's pixels is the official "rest set to the ignore index"."""
     if isinstance(regions, Mapping):
         out = {name: torch.as_tensor(mask, dtype=torch.bool) for name, mask in regions.items()}
         bad = {name: tuple(m.shape) for name, m in out.items() if m.shape != (height, width)}
         if bad:
             raise ValueError(f"region masks must be ({height}, {width}) booleans, got {bad}")
         return out
+    if regions == "paper":
+        column = torch.arange(width)
+        return {name: mask.expand(height, width) for name, mask in (
+            ("left", column < width // 2), ("right", column >= width - width // 2),
+            ("center", (column >= width // 4) & (column < width - width // 4)))}
     parts = {"thirds": ("left", "center", "right"), "halves": ("left", "right")}
     if regions not in parts:
-        raise ValueError(f"regions must be 'thirds', 'halves' or a dict of (H, W) masks, got {regions!r}")
+        raise ValueError(f"regions must be one of {', '.join(REGION_SETS)} or a dict of (H, W) masks, got {regions!r}")
     names = parts[regions]
     column = torch.arange(width) * len(names) // width
     return {name: (column == i).expand(height, width) for i, name in enumerate(names)}

@@ -1,0 +1,183 @@
+"""``augshift channels`` / ``augshift attack`` on the user's own models: plain timm state_dicts, timm train.py and
+Accelerate output folders, hub weights (offline, from a filled cache), torchvision segmentation models on image +
+mask folders."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+import torchvision
+import yaml
+from PIL import Image
+
+from augshift.cli import build_parser, main
+from augshift.cli.common import load_model
+from augshift.errors import UsageError
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+@pytest.fixture(scope="module")
+def resnet18_10() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return timm.create_model("resnet18", num_classes=10)
+
+
+def test_channels_of_a_plain_timm_state_dict(cifar10_dir, tmp_path, resnet18_10):
+    path = tmp_path / "r18.pth"
+    torch.save(resnet18_10.state_dict(), path)
+    assert main(["channels", "--model", "resnet18", "--checkpoint", str(path), "--data", str(cifar10_dir),
+                 "--limit", "6", "--top", "4", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "channels-layer4-hflip.json").read_text())
+    ranking = result["ranking"]
+    assert ranking["layer"] == "layer4" and ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(512))
+    assert result["mean"] == list(timm.data.IMAGENET_DEFAULT_MEAN)  # the model's data config, not CIFAR's
+    assert len(result["top_channel_maps"]) == 4 and np.array(result["top_channel_maps"][str(ranking["channels"][0])]).shape == (1, 1)
+    markdown = (tmp_path / "channels-layer4-hflip.md").read_text()
+    assert f"| 1 | {ranking['channels'][0]} |" in markdown
+    for png in ("channels-layer4-hflip.png", "channels-layer4-hflip-maps.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    model, meta = load_model(str(path), model="resnet18")  # 10 classes, from the head's shape
+    assert meta == {} and model.num_classes == 10 and same_weights(model, resnet18_10)
+
+
+def test_plain_state_dict_errors_name_the_fix(tmp_path, resnet18_10):
+    path = tmp_path / "r18.pth"
+    torch.save({"model": resnet18_10.state_dict()}, path)
+    with pytest.raises(UsageError, match="--model NAME"):
+        load_model(str(path))
+    with pytest.raises(UsageError, match="does not fit resnet34: missing layer"):
+        load_model(str(path), model="resnet34")
+    with pytest.raises(UsageError, match="does not exist"):
+        load_model(str(tmp_path / "nope.pth"), model="resnet18")
+    with pytest.raises(UsageError, match="--pretrained"):
+        load_model(None, model="resnet18")
+
+
+def test_timm_train_py_and_accelerate_output_folders(tmp_path, resnet18_10):
+    run = tmp_path / "train" / "20250101-resnet18"
+    run.mkdir(parents=True)
+    (run / "args.yaml").write_text(yaml.safe_dump({"model": "resnet18", "num_classes": 10, "lr": 0.1}))
+    torch.save({"epoch": 3, "arch": "resnet18", "state_dict": {f"module.{k}": v for k, v in resnet18_10.state_dict().items()},
+                "args": argparse.Namespace(model="resnet18"), "metric": 50.0}, run / "model_best.pth.tar")
+    model, _ = load_model(str(run))
+    assert model.num_classes == 10 and same_weights(model, resnet18_10)
+    model, _ = load_model(str(run / "model_best.pth.tar"))  # the file alone names its arch
+    assert same_weights(model, resnet18_10)
+
+    from safetensors.torch import save_file
+
+    out = tmp_path / "accelerate"
+    out.mkdir()
+    save_file({k: v.contiguous() for k, v in resnet18_10.state_dict().items()}, str(out / "model.safetensors"))
+    (out / "metrics.json").write_text(json.dumps({"args": {"model": "resnet18"}, "epochs": []}))
+    model, _ = load_model(str(out))
+    assert same_weights(model, resnet18_10)
+    with pytest.raises(UsageError, match="model_best.pth.tar"):
+        load_model(str(tmp_path / "train"))
+
+
+def test_pretrained_goes_through_timm_hub_path_offline(tmp_path, monkeypatch):
+    """``--pretrained`` is timm's real Hugging Face hub path; offline, a filled hub cache stands in for the network."""
+    import huggingface_hub.constants
+    from safetensors.torch import save_file
+
+    hub_id = timm.create_model("resnet18").pretrained_cfg["hf_hub_id"]
+    repo = tmp_path / ("models--" + hub_id.replace("/", "--"))
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    torch.manual_seed(5)
+    hub = timm.create_model("resnet18")
+    save_file(hub.state_dict(), str(repo / "snapshots" / commit / "model.safetensors"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    model, meta = load_model(None, model="resnet18", pretrained=True)
+    assert meta == {} and same_weights(model, hub)
+    with pytest.raises(UsageError, match="one of them"):
+        load_model(str(tmp_path), model="resnet18", pretrained=True)
+
+
+def mask_folder(root, count: int = 4, size: int = 16) -> None:
+    """``root/val/images`` + ``root/val/masks``: 3 classes by column band, 255 on the border."""
+    for sub in ("images", "masks"):
+        (root / "val" / sub).mkdir(parents=True)
+    g = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(g.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / "val" / "images" / f"{i}.jpg")
+        mask = (np.arange(size)[None, :].repeat(size, 0) * 3 // size).astype(np.uint8)
+        mask[0] = 255
+        Image.fromarray(mask, mode="L").save(root / "val" / "masks" / f"{i}.png")
+
+
+def test_attack_torchvision_deeplab_state_dict_on_mask_folders(tmp_path):
+    mask_folder(tmp_path / "data")
+    torch.manual_seed(0)
+    net = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=3, aux_loss=True)
+    torch.save(net.state_dict(), tmp_path / "deeplab.pth")
+    out = tmp_path / "out"
+    assert main(["attack", "--model", "deeplabv3_mobilenet_v3_large", "--checkpoint", str(tmp_path / "deeplab.pth"),
+                 "--data", str(tmp_path / "data"), "--test-split", "val", "--counts", "100", "--draws", "1",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "attack-backbone-hflip.json").read_text())
+    curve = result["curve"]
+    assert result["test_images"] == 4 and curve["layer"] == "backbone" and curve["counts"] == [100]
+    assert set(curve["top"]) == {"miou", "pixel_accuracy", "miou_left", "miou_right", "miou_center"}
+    assert len(curve["ranking"]["channels"]) == 960 and all(len(d) == 1 for d in curve["random"]["miou"])
+    assert result["regions"] == "paper" and result["ignore_index"] == 255
+    assert "4 images with masks" in (out / "attack-backbone-hflip.md").read_text()
+    argv = ["attack", "--model", "deeplabv3_mobilenet_v3_large", "--checkpoint", str(tmp_path / "deeplab.pth"),
+            "--data", str(tmp_path / "data"), "--test-split", "val", "--ignore-index", "0", "--counts", "4"]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    with pytest.raises(UsageError, match="pass --ignore-index"):  # a user mistake: the CLI prints it as one line
+        args.run(args)
+
+
+def test_attack_trains_a_torchvision_segmenter_on_mosaics_and_reloads_it(cifar10_dir, tmp_path):
+    data, out, saved = str(cifar10_dir), str(tmp_path), str(tmp_path / "lraspp.pt")
+    assert main(["attack", "--model", "lraspp_mobilenet_v3_large", "--data", data, "--train-limit", "36",
+                 "--test-limit", "18", "--epochs", "1", "--counts", "4", "--draws", "1", "--save-model", saved,
+                 "--out", out]) == 0
+    first = json.loads((tmp_path / "attack-backbone-hflip.json").read_text())
+    assert first["model"]["model"] == "lraspp_mobilenet_v3_large" and first["test_images"] == 2
+    assert main(["attack", "--checkpoint", saved, "--data", data, "--test-limit", "18", "--region", "left",
+                 "--counts", "4", "--draws", "1", "--out", out]) == 0
+    second = json.loads((tmp_path / "attack-backbone-hflip-left.json").read_text())
+    assert second["curve"]["baseline"] == first["curve"]["baseline"]  # the same model, the same mosaics
+    assert second["curve"]["ranking"]["region"] == "left"
+
+
+def readme_command(prefix: str) -> list[str]:
+    """The README's ``augshift ...`` line starting with ``prefix``, as arguments."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if line.startswith(prefix)]
+    assert lines, f"the README has no line starting with {prefix!r}"
+    return shlex.split(lines[0])[1:]
+
+
+def test_readme_channels_and_attack_commands_run(cifar10_dir, tmp_path, monkeypatch, resnet18_10):
+    monkeypatch.chdir(tmp_path)
+    torch.save(resnet18_10.state_dict(), "resnet18.pth")  # the README's plain timm checkpoint
+    channels = [a.replace("../shared/data/cifar10", str(cifar10_dir)) for a in readme_command(
+        "augshift channels --model resnet18 --checkpoint resnet18.pth")]
+    assert main([*channels, "--limit", "8"]) == 0
+    assert json.loads(next((tmp_path / "results").rglob("channels-layer4-hflip.json")).read_text())["ranking"]["num_images"] == 8
+    args = readme_command("augshift attack --model deeplabv3_mobilenet_v3_large --checkpoint")
+    checkpoint, data = args[args.index("--checkpoint") + 1], args[args.index("--data") + 1]
+    mask_folder(tmp_path / data)
+    torch.save(torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=19).state_dict(), checkpoint)
+    assert main([*args, "--counts", "100", "--draws", "1"]) == 0
+    result = json.loads(next((tmp_path / "results").rglob("attack-backbone-hflip.json")).read_text())
+    assert result["curve"]["counts"] == [100] and result["test_images"] == 4
