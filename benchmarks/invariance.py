@@ -10,10 +10,14 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
     python benchmarks/invariance.py --preset paper --workdir /shared/w --collect  # then the tables, from the runs
 
 Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), aps_resnet18 (adaptive polyphase sampling, Chaman &
-Dokmanić 2021, circular padding: exactly invariant to circular shifts), each also +augshift. Writes
-``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png``
-(consistency against accuracy) under ``--out``; runs resume from ``--workdir`` (a finished run is skipped,
-an interrupted one continues from its last epoch).
+Dokmanić 2021, circular padding: exactly invariant to circular shifts), each also +augshift: the library
+default (cosine distance) or the paper's loss, ``+augshift:mse@WEIGHT`` (mean squared error of the pooled
+features; raw MSE depends on the feature scale, hence the weight sweep of the presets). Every model trains
+with horizontal flips and shifts, as standard CIFAR training does. Consistency is reported under the whole
+protocol family (±4, ±8, ±16 px zero-padded, ±4 px and whole-image circular), for the last epoch and for the
+epoch of the best test top-1. Writes ``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png``
+and ``tradeoff_<dataset>.png`` (consistency against accuracy) under ``--out``; runs resume from ``--workdir``
+(a finished run is skipped, an interrupted one continues from its last epoch).
 """
 from __future__ import annotations
 
@@ -34,22 +38,25 @@ from augshift.sweep import (
     summary_table,
 )
 
-MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
-          "aps_resnet18+augshift")
-
+MSE_WEIGHTS = (1.0, 3.0, 10.0)  # the paper's loss at three scales (the CPU ablation: more weight, more consistency)
 PRESETS = {
-    # 2 CPU cores, 45 minutes: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
+    # 2 CPU cores, ~1 h: standard timm stem at 32 px (16x cheaper than the CIFAR stem), a 20k subset
     "quick": dict(datasets=["cifar10"], seeds=[0, 1], train_size=20_000, test_size=None, epochs=6, batch_size=128,
-                  lr=0.1, stem="standard", curve_size=500),
+                  lr=0.1, hflip=True, stem="standard", curve_size=500,
+                  models=("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3",
+                          "resnetblur18+augshift")),
     # the paper's scale (GPUs): CIFAR stem, full training sets, 3 seeds, 200 epochs of SGD
     "paper": dict(datasets=["cifar10", "cifar100"], seeds=[0, 1, 2], train_size=None, test_size=None, epochs=200,
-                  batch_size=128, lr=0.1, stem="cifar", curve_size=2000, fast_path=True),
+                  batch_size=128, lr=0.1, hflip=True, stem="cifar", curve_size=2000, fast_path=True,
+                  models=("resnet18", "resnetblur18", "resnet18+augshift",
+                          *(f"resnet18+augshift:mse@{w:g}" for w in MSE_WEIGHTS), "resnetblur18+augshift")),
 }
 PAPER_TABLE2 = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
     "cifar10": {"resnet18": (93.1, 90.8), "resnetblur18": (92.5, 92.5), "resnet18+augshift": (92.1, 94.8)},
     "cifar100": {"resnet18": (72.6, 70.1), "resnetblur18": (72.4, 78.2), "resnet18+augshift": (72.6, 85.6)},
 }
 PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"),
+         *((f"resnet18+augshift:mse@{w:g}", other) for w in MSE_WEIGHTS for other in ("resnet18", "resnetblur18")),
          ("resnetblur18+augshift", "resnetblur18"), ("resnetblur18+augshift", "resnet18+augshift"),
          ("aps_resnet18", "resnet18"), ("aps_resnet18", "resnetblur18"), ("resnet18+augshift", "aps_resnet18"),
          ("aps_resnet18+augshift", "aps_resnet18")]
@@ -57,19 +64,20 @@ PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"
 
 def specs_for(models: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:
     """One run per (seed, model); ``augshift_settings`` (weight, distance, normalize) override the library
-    defaults in the AugShift runs."""
-    specs = []
+    defaults in the AugShift runs (a row's own ``:distance@weight`` overrides those)."""
+    specs, defaults = [], AugShiftConfig(**(augshift_settings or {}))
     for seed in preset["seeds"]:
         for model in models:
-            arch, augshift = parse_model(model)
-            config = recipe(preset, seed=seed, augshift=AugShiftConfig(**(augshift_settings or {})) if augshift else None)
+            arch, augshift = parse_model(model, defaults=defaults)
+            config = recipe(preset, seed=seed, augshift=augshift)
             specs.append(RunSpec(f"{model}_seed{seed}", arch, config, stem=preset["stem"], label=model))
     return specs
 
 
 def paper_table(dataset: str) -> str:
     rows = PAPER_TABLE2.get(dataset, {})
-    lines = ["| model (paper, CIFAR stem, full training) | top-1 % | consistency % |", "|---|---|---|"]
+    lines = ["| model (paper, CIFAR stem, full training; AugShift with the MSE loss) | top-1 % | consistency % |",
+             "|---|---|---|"]
     lines += [f"| {model} | {acc} | {cons} |" for model, (acc, cons) in rows.items()]
     return "\n".join(lines) + "\n"
 
@@ -77,21 +85,27 @@ def paper_table(dataset: str) -> str:
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
     """results.json, results.md and one PNG per dataset."""
     runs = [run for block in datasets.values() for run in block["runs"]]
-    augshift = next((run["config"]["augshift"] for run in runs if run["config"]["augshift"]), None)
-    settings = ("AugShift: " + ", ".join(f"{k}={augshift[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
-                if augshift else "no AugShift run")
+    augshift = {run["label"]: run["config"]["augshift"] for run in runs if run["config"]["augshift"]}
+    settings = ("AugShift rows: " + "; ".join(
+        f"{label}: " + ", ".join(f"{k}={a[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
+        for label, a in augshift.items()) if augshift else "no AugShift run")
     compute = sum(run["train_seconds"] + run["eval_seconds"] for run in runs)
     md = [f"# Invariance benchmark — preset `{preset_name}`\n", f"Command: `{command}`\n",
           f"Recipe: {preset['epochs']} epochs, SGD (nesterov, momentum 0.9, wd 5e-4), one-cycle lr peak {preset['lr']}, "
-          f"global batch {preset['batch_size']}, {preset['stem']} stem, shifts up to 4 px (zeros) for every model; "
+          f"global batch {preset['batch_size']}, {preset['stem']} stem, shifts up to 4 px (zeros)"
+          f"{' and horizontal flips' if preset.get('hflip') else ''} for every model; "
           f"{settings}. Seeds {preset['seeds']}. Training + evaluation time of the runs: {compute / 60:.1f} min "
           f"({runs[0]['world_size'] if runs else 1} process(es)); this invocation: {seconds / 60:.1f} min.\n",
           "Cells: mean ± std over seeds [95% Wilson interval pooled over the seeds' test predictions]. "
-          "Consistency: same class for two random shifts in [-4, 4] px (random: zero padding, Zhang 2019; "
-          "circular: torch.roll).\n"]
+          "Consistency: same class for two shifts of each test image (protocols: random = zero-padded shifts in "
+          "[-4, 4] px, Zhang 2019; random8 / random16: in [-8, 8] / [-16, 16] px; circular: torch.roll in [-4, 4] px; "
+          "circular_full: torch.roll by any offset of the image). *Last epoch*: the weights after training; "
+          "*best epoch*: those of the epoch with the highest test top-1 (chosen on the test set, as much CIFAR code "
+          "does: optimistic).\n"]
     for dataset, block in datasets.items():
-        md += [f"## {dataset} — {block['data']}\n", summary_table(block["summary"]),
-               "\nDifferences (points) with 95% intervals:\n", comparison_table(block["summary"], PAIRS),
+        md += [f"## {dataset} — {block['data']}\n", "### Last epoch\n", summary_table(block["summary"]),
+               "\n### Best epoch\n", summary_table(block["best"]),
+               "\nDifferences (points, last epoch) with 95% intervals:\n", comparison_table(block["summary"], PAIRS),
                "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
                paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n",
                f"![consistency vs accuracy](tradeoff_{dataset}.png)\n"]
@@ -111,7 +125,9 @@ def plot_figures(summary: dict, out: Path, dataset: str, preset_name: str) -> No
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated; a timm ResNet name, optionally +augshift")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated (default: the preset's); a timm ResNet name, optionally +augshift, "
+                             "+augshift:DISTANCE or +augshift:DISTANCE@WEIGHT (e.g. resnet18+augshift:mse@3)")
     parser.add_argument("--datasets", default=None, help="comma-separated: cifar10, cifar100 (overrides the preset)")
     parser.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE",
                         help="where a dataset comes from: hub name, parquet file/folder or image folder "
@@ -134,7 +150,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
-    models = args.models.split(",")
+    models = args.models.split(",") if args.models else list(preset["models"])
     datasets = {}
     settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
@@ -142,7 +158,8 @@ def main(argv=None) -> int:
         results = run_or_collect(specs_for(models, preset, settings), args, work / dataset, place, devices=devices,
                                  load=lambda: load_data(source, preset, cache=work / "cache"))
         if results is not None:
-            datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results), "runs": results}
+            datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
+                                 "best": summarize(results, epoch="best"), "runs": results}
             if place.main:
                 print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
     if args.shard is not None:

@@ -7,9 +7,10 @@ from torch import nn
 from helpers import free_port, init_gloo
 
 from augshift.metrics import (
-    ShiftConsistency, agreement_counts, consistency_from_predictions, evaluate_shift_consistency, hashed_shifts,
-    proportion_ci,
+    PROTOCOL_FAMILY, ShiftConsistency, agreement_counts, consistency_from_predictions, curve_offsets_to,
+    evaluate_shift_consistency, hashed_offsets, hashed_shifts, proportion_ci,
 )
+from augshift.errors import UsageError
 
 
 class LeftRight(nn.Module):
@@ -79,6 +80,83 @@ def test_circular_protocol_keeps_content():
     assert metric.compute().agree["circular"] == expected
 
 
+def hand_prediction_2d(row, col, dx, dy, size, circular):
+    """LeftRight's prediction for a dot at (row, col) moved by (dx, dy): rolled, or zero-padded (lost outside)."""
+    if circular:
+        return int((col + dx) % size >= size // 2)
+    if not (0 <= row + dy < size and 0 <= col + dx < size):
+        return 0
+    return int(col + dx >= size // 2)
+
+
+def test_protocol_family_against_hand_count():
+    """Every protocol of the family against a hand count: a dot at a random place in a 20 px image, two views per
+    protocol (zero-padded +-3 / +-8 / +-16 px, rolled +-3 px, rolled by any offset), LeftRight's prediction by hand."""
+    size, n, seed, max_shift = 20, 60, 2, 3
+    g = torch.Generator().manual_seed(0)
+    rows, cols = torch.randint(0, size, (n,), generator=g).tolist(), torch.randint(0, size, (n,), generator=g).tolist()
+    images = torch.zeros(n, 1, size, size)
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        images[i, 0, r, c] = 1.0
+    indices = torch.arange(100, 100 + n)
+    metric = ShiftConsistency(max_shift=max_shift, protocols=PROTOCOL_FAMILY, seed=seed)
+    metric.update(LeftRight(), images, torch.zeros(n, dtype=torch.long), indices)
+    report = metric.compute()
+    ranges = {"random": max_shift, "circular": max_shift, "random8": 8, "random16": 16, "circular_full": None}
+    for position, protocol in enumerate(("random", "circular", "random8", "random16", "circular_full")):
+        salt = seed * 1000 + position * 10  # the protocol's place in PROTOCOLS keys its shifts
+        if ranges[protocol] is None:
+            views = [(hashed_offsets(indices, salt + v, size), hashed_offsets(indices, salt + v + 1, size)) for v in (0, 2)]
+        else:
+            views = [(hashed_shifts(indices, salt + v, ranges[protocol]), hashed_shifts(indices, salt + v + 1, ranges[protocol]))
+                     for v in (0, 2)]
+        circular = protocol.startswith("circular")
+        expected = sum(
+            hand_prediction_2d(rows[i], cols[i], int(views[0][0][i]), int(views[0][1][i]), size, circular)
+            == hand_prediction_2d(rows[i], cols[i], int(views[1][0][i]), int(views[1][1][i]), size, circular)
+            for i in range(n))
+        assert report.agree[protocol] == expected, protocol
+        assert 0 < expected < n, protocol  # the data exercises both outcomes
+    # harsher protocols are harsher on this model; the whole-image roll moves dots across the middle most often
+    assert report.agree["random16"] < report.agree["random"] and report.agree["circular_full"] < report.agree["circular"]
+
+
+def test_default_protocols_keep_their_shifts():
+    """Adding protocols changes no number of ``random`` / ``circular``: a protocol's shifts are its own."""
+    x, y = torch.rand(30, 1, 20, 20), torch.zeros(30, dtype=torch.long)
+    small = ShiftConsistency(max_shift=3, seed=1)
+    family = ShiftConsistency(max_shift=3, seed=1, protocols=PROTOCOL_FAMILY[::-1])
+    for metric in (small, family):
+        metric.update(LeftRight(), x, y)
+    a, b = small.compute(), family.compute()
+    assert a.agree == {k: b.agree[k] for k in ("random", "circular")} and set(b.agree) == set(PROTOCOL_FAMILY)
+
+
+def test_circular_full_offsets_cover_the_whole_image():
+    offsets = hashed_offsets(torch.arange(4000), 7, 32)
+    counts = torch.bincount(offsets, minlength=32)
+    assert offsets.min() == 0 and offsets.max() == 31 and counts.min() > 4000 / 32 * 0.7
+
+
+def test_sparse_curve_offsets_against_hand_count():
+    offsets = curve_offsets_to(16)
+    assert offsets == (-16, -12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12, 16)
+    size, cols = 20, [0, 5, 9, 10, 14, 19]
+    x = torch.zeros(len(cols), 1, size, size)
+    for i, c in enumerate(cols):
+        x[i, 0, size // 2, c] = 1.0
+    metric = ShiftConsistency(protocols=(), curve_offsets=offsets)
+    metric.update(LeftRight(), x, torch.ones(len(cols), dtype=torch.long))
+    report = metric.compute()
+    for a, dy in enumerate(offsets):
+        for b, dx in enumerate(offsets):
+            shifted = [hand_prediction_2d(size // 2, c, dx, dy, size, False) for c in cols]
+            unshifted = [hand_prediction_2d(size // 2, c, 0, 0, size, False) for c in cols]
+            assert report.curve_agree[a, b] == sum(s == u for s, u in zip(shifted, unshifted))
+            assert report.curve_correct[a, b] == sum(shifted)
+    assert report.to_dict()["curve_offsets"] == list(offsets)
+
+
 def test_hashed_shifts_cover_range_and_are_deterministic():
     idx = torch.arange(5000)
     s = hashed_shifts(idx, 3, 4)
@@ -121,6 +199,14 @@ def test_bad_input_messages():
         ShiftConsistency(protocols=("zhang",))
     with pytest.raises(TypeError, match="floating"):
         ShiftConsistency().update(LeftRight(), torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(UsageError, match="indices must be the 2 samples"):  # not a message about dx
+        ShiftConsistency(max_shift=1).update(LeftRight(), dot_images([1, 2]), torch.zeros(2, dtype=torch.long),
+                                             torch.arange(3))
+    with pytest.raises(UsageError, match="do not fit"):  # random16 needs images of more than 16 px
+        ShiftConsistency(max_shift=1, protocols=PROTOCOL_FAMILY).update(LeftRight(), dot_images([1]),
+                                                                        torch.zeros(1, dtype=torch.long))
+    with pytest.raises(UsageError, match="no samples were evaluated"):
+        evaluate_shift_consistency(LeftRight(), [], device=torch.device("cpu")).accuracy
 
 
 def _model():

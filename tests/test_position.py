@@ -347,3 +347,22 @@ def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights
     torch.testing.assert_close(bn.running_mean, mean)
     torch.testing.assert_close(bn.running_var, var)
     assert not model.training and bn.momentum == 0.1  # mode and momentum restored
+
+
+def test_official_trunk_has_stride_16_and_resnet18_keys():
+    """resnet18_stride16 (the official PermuteNet code's ResNet-18): no max-pool, so a 96 px canvas ends at 6x6
+    (timm's resnet18: 3x3); same weights as timm's resnet18; the *_stride16 position nets build on it."""
+    import timm
+    from torch import nn
+
+    official, plain = timm.create_model("resnet18_stride16"), timm.create_model("resnet18")
+    x = torch.randn(1, 3, 96, 96)
+    assert official.forward_features(x).shape[-2:] == (6, 6) and plain.forward_features(x).shape[-2:] == (3, 3)
+    assert isinstance(official.maxpool, nn.Identity) and official.conv1.stride == (2, 2) and official.conv1.kernel_size == (7, 7)
+    assert set(official.state_dict()) == set(plain.state_dict())
+    assert [info["reduction"] for info in official.feature_info] == [2, 2, 4, 8, 16]
+    official.load_state_dict(plain.state_dict())  # the same shapes: weights move between them
+    assert timm.create_model("gapnet_resnet18_stride16", num_classes=9)(x).shape == (1, 9)
+    assert timm.create_model("permutenet_resnet18_stride16", num_classes=9, seed=0)(x).shape == (1, 9)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        timm.create_model("resnet18_stride16", pretrained=True)

@@ -59,3 +59,22 @@ def test_readme_quick_gapnet_command_reaches_99_percent(cifar10_dir, tmp_path):
     subprocess.run([sys.executable, "-m", "augshift.cli", *shlex.split(command)[1:]], check=True)
     result = json.loads((tmp_path / "locate-gapnet-resnet18-location-g3.json").read_text())
     assert result["results"]["accuracy"] >= 0.99 and sum(result["results"]["total"]) == 9000
+
+
+def test_locate_official_trunk_reports_last_and_best_epoch(cifar10_dir, tmp_path):
+    """The paper preset's trunk (resnet18_stride16) on a tiny run of 3 epochs: each epoch's test score joins the
+    history, the best epoch is the first of the highest scores, and its report is of that epoch's weights."""
+    out = str(tmp_path)
+    assert main(["locate", "--data", str(cifar10_dir), "--model", "gapnet", "--trunk", "resnet18_stride16",
+                 "--train-limit", "48", "--test-limit", "6", "--epochs", "3", "--out", out, "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "locate-gapnet-resnet18_stride16-location-g3.json").read_text())
+    scores = [row["test_accuracy"] for row in result["history"]]
+    assert len(scores) == 3 and all(0 <= s <= 100 for s in scores)
+    assert result["best"]["epoch"] == scores.index(max(scores)) + 1
+    assert result["paper_accuracy"] == 100.0 and result["model"] == "gapnet_resnet18_stride16"
+    for report in (result["results"], result["best"]["results"]):
+        assert sum(report["total"]) == 6 * 9  # every test image in every cell
+    if result["best"]["epoch"] == 3:
+        assert result["best"]["results"] == result["results"]
+    assert (tmp_path / "locate-gapnet-resnet18_stride16-location-g3-curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "best epoch" in (tmp_path / "locate-gapnet-resnet18_stride16-location-g3.md").read_text()

@@ -18,7 +18,7 @@ from augshift.sweep import RunData, RunSpec, comparison_table, run_one, summariz
 
 def tiny_data(n_train: int = 24, n_test: int = 20) -> RunData:
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n_train + n_test, 3, 16, 16), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (n_train + n_test, 3, 20, 20), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 3, (n_train + n_test,), generator=g)
     return RunData((images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:]), 3,
                       curve_size=6, eval_batch_size=8, description="random")
@@ -48,11 +48,12 @@ def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
     monkeypatch.setattr(Trainer, "step", step)
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["best.pt", "checkpoint.pt"]
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == 1
 
     resumed = run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
-    for key in ("accuracy", "consistency_random", "consistency_circular", "counts", "curve_consistency"):
+    for key in ("accuracy", "consistency_random", "consistency_circular", "consistency_random16",
+                "consistency_circular_full", "counts", "curve_consistency", "best"):
         assert resumed[key] == reference[key], key
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in reference["history"]], rel=1e-6)
 
@@ -63,6 +64,47 @@ def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
     # ... and a result of another recipe is refused
     with pytest.raises(ValueError, match="another recipe"):
         run_one(tiny_spec(augshift=False), data, tmp_path / "resumed", Dist(), progress=False)
+
+
+def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
+    """The epoch of the highest test top-1 is the ``best`` entry: its weights (``best.pt``) are those after that
+    epoch, and its metrics are theirs; the top-level metrics stay the last epoch's."""
+    data = tiny_data()
+    spec = RunSpec("run", "resnet18", TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, max_shift=2), label="r")
+    scripted, states = iter([10.0, 50.0, 30.0]), {}
+
+    def scripted_accuracy(model, data, place):
+        states[len(states) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(scripted)
+
+    monkeypatch.setattr(runs, "test_accuracy", scripted_accuracy)
+    result = run_one(spec, data, tmp_path / "run", Dist(), progress=False)
+    assert [row["test_accuracy"] for row in result["history"]] == [10.0, 50.0, 30.0]
+    assert result["best"]["epoch"] == 2
+    saved = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert saved["epoch"] == 2 and all(torch.equal(saved["model"][k], states[2][k]) for k in states[2])
+    model = create_model("resnet18", 3)
+    model.load_state_dict(states[2])
+    expected = runs.evaluate_model(model, data, Dist(), progress=False)
+    assert {k: result["best"][k] for k in expected} == expected
+    model.load_state_dict(states[3])
+    assert result["accuracy"] == runs.evaluate_model(model, data, Dist(), progress=False)["accuracy"]
+    best = summarize([{**result, "label": "r"}], epoch="best")["r"]
+    assert best["best_epoch"] == [2] and best["accuracy"] == result["best"]["accuracy"]
+    assert "best epoch" in summary_table({"r": best})
+
+
+def test_parse_model_rows():
+    from augshift.sweep import parse_model
+
+    assert parse_model("resnet18") == ("resnet18", None)
+    assert parse_model("resnet18+augshift") == ("resnet18", AugShiftConfig())
+    assert parse_model("resnetblur18+augshift:mse@0.25") == ("resnetblur18", AugShiftConfig(distance="mse", weight=0.25))
+    assert parse_model("resnet18+augshift:l1", defaults=AugShiftConfig(weight=3.0)) == (
+        "resnet18", AugShiftConfig(distance="l1", weight=3.0))
+    for bad in ("resnet18+blur", "resnet18+augshift:huber", "resnet18+augshift:mse@x", "resnet18+augshift:mse@-1"):
+        with pytest.raises(ValueError, match="augshift:DISTANCE@WEIGHT"):
+            parse_model(bad)
 
 
 def test_epoch_shards_are_disjoint_equal_and_cover_one_permutation():
@@ -123,7 +165,7 @@ def test_cifar_stem_replaces_only_the_stem():
 def test_tradeoff_plot_needs_consistency_values(tmp_path):
     from augshift.reporting.plots import plot_tradeoff
 
-    with pytest.raises(ValueError, match="consistency_random / consistency_circular"):
+    with pytest.raises(ValueError, match="no consistency_<protocol> values"):
         plot_tradeoff({"model": {"accuracy": 50.0}}, tmp_path / "t.png")
     plot_tradeoff({"model": {"accuracy": 50.0, "consistency_random": 60.0}}, tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
@@ -148,3 +190,30 @@ def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs
     for bad in ("2/2", "a/b", "1"):
         with pytest.raises(ValueError, match="I/N"):
             parse_shard(bad)
+
+
+def test_cifar100_schema_parquet_loads_through_the_benchmark_path(tmp_path):
+    """CIFAR-100 cannot be downloaded here: a parquet folder in the exact ``uoft-cs/cifar100`` schema (``img``,
+    ``fine_label`` with 100 names, ``coarse_label`` with 20) goes through the benchmarks' loader; the class count
+    comes from the ClassLabel (100), not from the labels a small subset happens to hold."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    from augshift.sweep import load_data
+
+    features = datasets.Features({"img": datasets.Image(),
+                                  "fine_label": datasets.ClassLabel(names=[f"fine{i}" for i in range(100)]),
+                                  "coarse_label": datasets.ClassLabel(names=[f"coarse{i}" for i in range(20)])})
+    rng = np.random.default_rng(0)
+    fine = {"train": [3, 57, 0, 12, 57, 9], "test": [1, 2, 44]}
+    for split, labels in fine.items():
+        images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in labels]
+        datasets.Dataset.from_dict({"img": images, "fine_label": labels, "coarse_label": [x // 5 for x in labels]},
+                                   features=features).to_parquet(str(tmp_path / f"{split}-00000-of-00001.parquet"))
+    data = load_data(str(tmp_path), {"train_size": None, "test_size": None})
+    assert data.num_classes == 100
+    assert data.train[1].tolist() == fine["train"] and data.test[1].tolist() == fine["test"]
+    assert data.train[0].shape == (6, 3, 32, 32) and data.train[0].dtype == torch.uint8
+    coarse = load_data(str(tmp_path), {"train_size": None, "test_size": None}, label_column="coarse_label")
+    assert coarse.num_classes == 20 and coarse.train[1].tolist() == [x // 5 for x in fine["train"]]

@@ -1,5 +1,6 @@
 """The training engine: one loop (:func:`fit` over a :class:`Trainer`), its recipe (:class:`TrainConfig`),
-data-parallel placement, the seeding scheme, atomic checkpoints and evaluation helpers."""
+data-parallel placement, the seeding scheme, atomic checkpoints, the best epoch and evaluation helpers."""
+from .best_epoch import BestEpoch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from .distributed import Dist, average_buffers, barrier, init_distributed, world_size
@@ -8,7 +9,7 @@ from .seeding import epoch_seed, seed_generator, stream_seed
 from .trainer import BatchSource, TensorBatches, Trainer, fit, logits_of, recalibrate_batchnorm
 
 __all__ = [
-    "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "BatchSource", "Dist", "TensorBatches", "TrainConfig", "Trainer",
+    "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "BatchSource", "BestEpoch", "Dist", "TensorBatches", "TrainConfig", "Trainer",
     "average_buffers", "barrier", "epoch_seed", "evaluate_classifier", "evaluating", "fit", "init_distributed",
     "load_checkpoint", "logits_of", "recalibrate_batchnorm", "save_checkpoint", "seed_generator", "stream_seed",
     "world_size",

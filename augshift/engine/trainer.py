@@ -182,9 +182,14 @@ def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, dev
 def fit(
     trainer: Trainer, source: BatchSource, *, place: Dist = Dist(), checkpoint: Optional[Path] = None,
     identity: Optional[dict] = None, progress: bool = True, desc: str = "train",
+    after_epoch: Optional[Callable[[int, list[dict]], dict]] = None,
 ) -> list[dict]:
     """Train ``trainer`` for ``config.epochs`` epochs of ``source``; returns one row per epoch (mean loss parts,
     steps and seconds).
+
+    ``after_epoch(epoch, history)``: called (on every process) after each epoch with the epoch (from 1) and the
+    rows of the epochs before it; the dict it returns joins the epoch's row (e.g. a test accuracy), before the
+    checkpoint is written. Its time is not in the row's ``seconds``.
 
     ``checkpoint``: a file written (atomically, by the main process) after every epoch; a run finding one
     continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). ``identity``: what the
@@ -216,8 +221,9 @@ def fit(
             if not all(math.isfinite(value) for value in means):
                 raise FloatingPointError(f"{desc}: the loss became non-finite in epoch {epoch + 1} "
                                          f"({dict(zip(trainer.parts, means))}); lower the learning rate or check the data")
-            history.append({"epoch": epoch + 1, **dict(zip(trainer.parts, means)), "steps": source.steps,
-                            "seconds": round(time.perf_counter() - began, 3)})
+            row = {"epoch": epoch + 1, **dict(zip(trainer.parts, means)), "steps": source.steps,
+                   "seconds": round(time.perf_counter() - began, 3)}
+            history.append({**row, **(after_epoch(epoch + 1, history) if after_epoch is not None else {})})
             bar.set_postfix(epoch=epoch + 1, loss=f"{means[0]:.3f}")
             if checkpoint is not None and place.main:
                 save_checkpoint(checkpoint, {"identity": identity, "trainer": trainer.state_dict(),

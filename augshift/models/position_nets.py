@@ -1,7 +1,8 @@
 """GAPNet, PermuteNet and a small FCN, registered as timm models.
 
 Importing :mod:`augshift` registers ``gapnet_resnet18``, ``gapnet_resnet50``, ``permutenet_resnet18``,
-``permutenet_resnet50`` and ``fcn_resnet18`` with timm's ``register_model``, so ``timm.create_model`` and
+``permutenet_resnet50``, ``gapnet_resnet18_stride16`` and ``permutenet_resnet18_stride16`` (the official code's
+trunk, :mod:`.resnet_stride16`) and ``fcn_resnet18`` with timm's ``register_model``, so ``timm.create_model`` and
 timm's own ``train.py --model ...`` build them. They have no pretrained weights.
 
 * **GAPNet** (Islam et al. 2021): a timm trunk, a 3x3 conv to ``num_classes`` channels, global average
@@ -25,6 +26,7 @@ from timm.models import register_model
 from torch import Tensor, nn
 
 from ..permute import POOL, permute_channels
+from . import resnet_stride16  # noqa: F401  (registers resnet18_stride16, the trunk of the *_stride16 models)
 
 # timm.create_model passes these to every entry point; they only matter for pretrained weights
 _TIMM_CFG_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
@@ -169,6 +171,18 @@ def permutenet_resnet18(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 def permutenet_resnet50(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """ResNet-50 PermuteNet."""
     return build_permutenet("resnet50", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def gapnet_resnet18_stride16(pretrained: bool = False, **kwargs: Any) -> GAPNet:
+    """GAPNet on the official code's ResNet-18 (no max-pool, stride 16): the paper's Table 1 GAPNet."""
+    return build_gapnet("resnet18_stride16", pretrained=pretrained, **kwargs)
+
+
+@register_model
+def permutenet_resnet18_stride16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """PermuteNet on the official code's ResNet-18 (no max-pool, stride 16): the paper's Table 1 PermuteNet."""
+    return build_permutenet("resnet18_stride16", pretrained=pretrained, **kwargs)
 
 
 @register_model

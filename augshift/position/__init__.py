@@ -5,7 +5,7 @@ from .attack import AttackCurve, ablate_channels, attack_curve
 from .canvas import TASKS, LocationCanvas, LocationReport, evaluate_canvas, paste_in_cells, tile
 from .channels import REGIONS, TRANSFORMS, ChannelRanking, get_module, pooled_activations, position_pairs, rank_position_channels
 from .recipes import (
-    PRESETS, SEGMENTATION_PRESETS, PositionConfig, canvas_source, epoch_batches, mosaic_source, train_on_canvas,
+    PRESETS, SEGMENTATION_PRESETS, PositionConfig, canvas_scorer, canvas_source, epoch_batches, mosaic_source, train_on_canvas,
     train_position_model, train_segmentation,
 )
 from .segmentation import IGNORE_INDEX, MosaicSegmentation, mean_iou, region_masks, segmentation_scores
@@ -13,7 +13,7 @@ from .segmentation import IGNORE_INDEX, MosaicSegmentation, mean_iou, region_mas
 __all__ = [
     "IGNORE_INDEX", "PRESETS", "REGIONS", "SEGMENTATION_PRESETS", "TASKS", "TRANSFORMS", "AttackCurve", "ChannelRanking",
     "LocationCanvas", "LocationReport", "MosaicSegmentation", "PositionConfig", "ablate_channels", "attack_curve",
-    "canvas_source", "epoch_batches", "evaluate_canvas", "get_module", "mean_iou", "mosaic_source", "paste_in_cells",
+    "canvas_scorer", "canvas_source", "epoch_batches", "evaluate_canvas", "get_module", "mean_iou", "mosaic_source", "paste_in_cells",
     "pooled_activations", "position_pairs", "rank_position_channels", "region_masks", "segmentation_scores", "tile",
     "train_on_canvas", "train_position_model", "train_segmentation",
 ]

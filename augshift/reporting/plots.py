@@ -1,5 +1,5 @@
 """Every plot of the project (PNG, written atomically): consistency curves, consistency-vs-accuracy trade-off,
-and the matplotlib set-up (:func:`pyplot`, :func:`save_figure`) that the position plots and the benchmark
+training curves, and the matplotlib set-up (:func:`pyplot`, :func:`save_figure`) that the position plots and the benchmark
 plots use."""
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def save_figure(figure: Any, path: PathLike | None, *, dpi: int = 110) -> Any:
     return figure
 
 
-def curve_by_distance(grid: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Average a (2c+1, 2c+1) per-shift grid over rings of equal Chebyshev distance max(|dx|, |dy|)."""
+def curve_by_distance(grid: Sequence[Sequence[float]], offsets: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Average an (S, S) per-shift grid over rings of equal Chebyshev distance max(|dx|, |dy|); ``offsets``: the
+    S shifts per axis (default: the dense grid ``-c..c``, S = 2c+1)."""
     grid = np.asarray(grid, dtype=float)
-    c = grid.shape[0] // 2
-    d = np.arange(-c, c + 1)
+    d = np.asarray(offsets if offsets is not None else np.arange(grid.shape[0]) - grid.shape[0] // 2)
     distance = np.maximum(np.abs(d)[:, None], np.abs(d)[None, :])
-    radii = np.arange(c + 1)
+    radii = np.unique(np.abs(d))
     return radii, np.array([grid[distance == r].mean() for r in radii])
 
 
@@ -44,8 +44,9 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
     names = [n for n, r in results.items() if "curve_consistency" in r]
     fig, axes = plt.subplots(1, 2 + len(names), figsize=(4.2 * (2 + len(names)), 3.8))
     for name in names:
-        radii, cons = curve_by_distance(results[name]["curve_consistency"])
-        _, acc = curve_by_distance(results[name]["curve_accuracy"])
+        offsets = results[name].get("curve_offsets")
+        radii, cons = curve_by_distance(results[name]["curve_consistency"], offsets)
+        _, acc = curve_by_distance(results[name]["curve_accuracy"], offsets)
         axes[0].plot(radii, cons, marker="o", label=name)
         axes[1].plot(radii, acc, marker="o", label=name)
     axes[0].set(xlabel="shift distance max(|dx|, |dy|) [px]", ylabel="% same class as unshifted", title="consistency vs shift")
@@ -55,9 +56,12 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
         ax.legend()
     for ax, name in zip(axes[2:], names):
         grid = np.asarray(results[name]["curve_consistency"])
-        c = grid.shape[0] // 2
-        image = ax.imshow(grid, extent=(-c - 0.5, c + 0.5, c + 0.5, -c - 0.5), vmin=min(80, grid.min()), vmax=100, cmap="viridis")
-        ax.set(xlabel="dx", ylabel="dy", title=f"{name}: consistency per shift")
+        offsets = results[name].get("curve_offsets") or list(np.arange(grid.shape[0]) - grid.shape[0] // 2)
+        image = ax.imshow(grid, vmin=min(80, grid.min()), vmax=100, cmap="viridis")  # one cell per offset
+        ticks = range(0, len(offsets), max(1, len(offsets) // 8))
+        ax.set_xticks(list(ticks), [str(offsets[i]) for i in ticks])
+        ax.set_yticks(list(ticks), [str(offsets[i]) for i in ticks])
+        ax.set(xlabel="dx [px]", ylabel="dy [px]", title=f"{name}: consistency per shift")
         fig.colorbar(image, ax=ax, fraction=0.046)
     if title:
         fig.suptitle(title)
@@ -66,15 +70,17 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
 
 
 def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
-    """PNG: consistency (random, circular) against top-1 accuracy, one point per row with its 95% intervals.
+    """PNG: consistency under each protocol against top-1 accuracy, one point per row with its 95% intervals.
 
-    ``rows``: ``{name: {"accuracy": %, "consistency_random": %, "consistency_circular": %, "<key>_ci95": (lo, hi)}}``
-    (``ConsistencyReport.to_dict()`` or a benchmark summary); a protocol missing from every row is left out.
+    ``rows``: ``{name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi)}}``
+    (``ConsistencyReport.to_dict()`` or a benchmark summary); one panel per protocol some row has.
     """
     plt = pyplot()
-    protocols = [p for p in ("random", "circular") if any(f"consistency_{p}" in r for r in rows.values())]
+    protocols = list(dict.fromkeys(  # every protocol some row has, in the rows' order
+        key[len("consistency_"):] for r in rows.values() for key in r
+        if key.startswith("consistency_") and not key.endswith(("_ci95", "_std", "_per_seed", "_counts"))))
     if not protocols:
-        raise ValueError("rows have no consistency_random / consistency_circular values to plot")
+        raise ValueError("rows have no consistency_<protocol> values (e.g. consistency_random) to plot")
     colors = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20").colors
     fig, axes = plt.subplots(1, len(protocols), figsize=(6.0 * len(protocols), 4.6), squeeze=False)
     for ax, protocol in zip(axes[0], protocols):
@@ -99,3 +105,24 @@ def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "
 def _ci_error(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
     """matplotlib's asymmetric error bar ``[[below], [above]]`` of ``value`` for the interval ``ci``."""
     return None if ci is None else [[value - ci[0]], [ci[1] - value]]
+
+
+def plot_training_curve(history: Sequence[Mapping], path: PathLike, *, score: str = "test_accuracy",
+                        title: str = "") -> None:
+    """PNG: the training loss and (when the rows have it) ``score`` per epoch, from a training history (the
+    engine's per-epoch rows)."""
+    plt = pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(epochs, [row["loss"] for row in history], marker="o", color="tab:blue", label="training loss")
+    ax.set(xlabel="epoch", ylabel="training loss")
+    ax.grid(alpha=0.3)
+    if all(score in row for row in history):
+        twin = ax.twinx()
+        twin.plot(epochs, [row[score] for row in history], marker="s", color="tab:orange", label=score)
+        twin.set_ylabel(f"{score} (%)")
+        fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, path)

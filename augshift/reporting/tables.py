@@ -8,8 +8,12 @@ def _fmt(value: float, ci: Sequence[float] | None = None) -> str:
     return f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci is not None else f"{value:.2f}"
 
 
-def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str] = ("accuracy", "consistency_random", "consistency_circular")) -> str:
-    """One row per model from ``ConsistencyReport.to_dict()``-like dicts; values with their 95% CI."""
+def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str] | None = None) -> str:
+    """One row per model from ``ConsistencyReport.to_dict()``-like dicts; values with their 95% CI. ``columns``
+    default: ``accuracy`` and every ``consistency_<protocol>`` the rows have."""
+    if columns is None:
+        keys = dict.fromkeys(key for row in rows.values() for key in row)
+        columns = ["accuracy"] + [k for k in keys if k.startswith("consistency_") and f"{k}_ci95" in keys]
     header = "| model | " + " | ".join(columns) + " |"
     lines = [header, "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..config import AugShiftConfig
-from ..data import load_split
+from ..data import EMBEDDED, load_split, num_classes, open_split
 from ..engine import PRECISIONS, Dist, TrainConfig
 from ..models import STEMS
 from .runs import RunData, RunSpec, collect, parse_shard, run_sweep, shard_of
@@ -65,7 +65,9 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
     """Train subset and test set of ``source`` as in the preset."""
     train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column)
     test = load_split(source, "test", limit=preset.get("test_size"), cache=cache, label_column=label_column)
-    classes = int(max(train[1].max(), test[1].max())) + 1
+    # the dataset's ClassLabel says how many classes there are (a subset may lack some); plain integers: max + 1
+    classes = int(max(train[1].max(), test[1].max())) + 1 if source == EMBEDDED else num_classes(
+        open_split(source, "train"), label_column)
     description = f"{source}: {len(train[0])} train / {len(test[0])} test images, {classes} classes"
     return RunData(train, test, classes, curve_size=preset.get("curve_size", 1000), description=description)
 

@@ -20,19 +20,35 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..engine import Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
+from ..config import DISTANCES, AugShiftConfig
+from ..engine import BestEpoch, Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
+from ..errors import UsageError
+from ..metrics import PROTOCOL_FAMILY, curve_offsets_to
 from ..models import create_model
 from ..reporting.files import write_json_atomic
 
-EVAL = dict(max_shift=4, mode="zeros")  # the metric's protocol (fixed, whatever the training recipe)
+# the metric's protocols (fixed, whatever the training recipe): the whole family, and the per-shift curve out to 16 px
+EVAL = dict(max_shift=4, mode="zeros", protocols=PROTOCOL_FAMILY)
+CURVE_OFFSETS = curve_offsets_to(16)
 
 
-def parse_model(name: str) -> tuple[str, bool]:
-    """``"resnet18+augshift"`` -> ``("resnet18", True)``."""
-    arch, _, suffix = name.partition("+")
-    if suffix not in ("", "augshift"):
-        raise ValueError(f"model {name!r}: expected a timm name, optionally followed by '+augshift'")
-    return arch, suffix == "augshift"
+def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
+    """A benchmark row's model: ``"resnet18"`` -> ``("resnet18", None)``; ``"resnet18+augshift"`` -> AugShift with
+    ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight."""
+    arch, plus, suffix = name.partition("+")
+    if not plus:
+        return arch, None
+    method, _, setting = suffix.partition(":")
+    distance, _, weight = setting.partition("@")
+    try:
+        if method != "augshift" or (distance and distance not in DISTANCES):
+            raise ValueError
+        changes = dict(distance=distance or defaults.distance, weight=float(weight) if weight else defaults.weight)
+        return arch, AugShiftConfig(**{**defaults.to_dict(), **changes})
+    except ValueError:
+        raise UsageError(f"model {name!r}: expected a timm name, optionally followed by '+augshift', "
+                         f"'+augshift:DISTANCE' or '+augshift:DISTANCE@WEIGHT' (distances: {', '.join(DISTANCES)}), "
+                         "e.g. resnet18+augshift:mse@0.1") from None
 
 
 @dataclass(frozen=True)
@@ -65,20 +81,31 @@ class RunData:
     description: str = ""
 
 
-def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
-    """Accuracy and consistency (both protocols) on the whole test set, and the per-shift curve on its first
-    ``curve_size`` images; each rank takes a strided shard, counts are summed over ranks."""
+def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool) -> partial:
     images, labels = data.test
-    evaluate = partial(evaluate_classifier, model, images, labels, batch_size=data.eval_batch_size,
-                       device=place.device, progress=progress, seed=0, **EVAL)
-    report = evaluate(indices=torch.arange(len(images))[place.rank::place.world])
+    return partial(evaluate_classifier, model, images, labels, batch_size=data.eval_batch_size, device=place.device,
+                   progress=progress, seed=0, **EVAL)
+
+
+def test_accuracy(model: torch.nn.Module, data: RunData, place: Dist) -> float:
+    """Top-1 % on the whole test set (no shifts; each rank a strided shard, counts summed over ranks)."""
+    shard = torch.arange(len(data.test[0]))[place.rank::place.world]
+    return _evaluator(model, data, place, progress=False)(indices=shard, protocols=()).accuracy
+
+
+def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
+    """Accuracy and consistency (the protocol family) on the whole test set, and the per-shift curve (offsets
+    :data:`CURVE_OFFSETS`) on its first ``curve_size`` images; each rank takes a strided shard, counts are summed
+    over ranks."""
+    evaluate = _evaluator(model, data, place, progress=progress)
+    report = evaluate(indices=torch.arange(len(data.test[0]))[place.rank::place.world])
     out = report.to_dict()
     out["counts"] = {"samples": report.samples, "correct": report.correct,
                      **{f"agree_{k}": v for k, v in report.agree.items()}}
     if data.curve_size:
-        curve = evaluate(indices=torch.arange(min(data.curve_size, len(images)))[place.rank::place.world],
-                         protocols=(), curve_max_shift=EVAL["max_shift"]).to_dict()
-        out.update(curve_consistency=curve["curve_consistency"], curve_accuracy=curve["curve_accuracy"],
+        curve = evaluate(indices=torch.arange(min(data.curve_size, len(data.test[0])))[place.rank::place.world],
+                         protocols=(), curve_offsets=CURVE_OFFSETS).to_dict()
+        out.update({key: curve[key] for key in ("curve_offsets", "curve_consistency", "curve_accuracy")},
                    curve_samples=curve["samples"])
     return out
 
@@ -103,17 +130,25 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
         wrap = partial(DistributedDataParallel, device_ids=[device.index] if device.type == "cuda" else None)
     trainer = Trainer(model, config, steps_per_epoch=batches.steps, wrap=wrap, generator=torch.Generator(device=device))
     desc = f"{spec.name} ({place.world} proc)" if place.world > 1 else spec.name
+    best = BestEpoch(model, lambda net: test_accuracy(net, data, place), path=run_dir / "best.pt", write=place.main,
+                     identity=spec.to_dict())
     history = fit(trainer, batches.source(), place=place, checkpoint=run_dir / "checkpoint.pt",
-                  identity=spec.to_dict(), progress=progress, desc=desc)
+                  identity=spec.to_dict(), progress=progress, desc=desc, after_epoch=best)
     began = time.perf_counter()
     metrics = evaluate_model(model, data, place, progress=progress and place.main)
+    best_epoch, best_metrics = best.best_epoch(history), metrics
+    if best_epoch != history[-1]["epoch"]:
+        barrier()
+        best.load_best(device)
+        best_metrics = evaluate_model(model, data, place, progress=progress and place.main)
     result = {**spec.to_dict(), "world_size": place.world, "device": place.device, "data": data.description,
               "train_seconds": round(sum(row["seconds"] for row in history), 1),
-              "eval_seconds": round(time.perf_counter() - began, 1), "history": history, **metrics}
+              "eval_seconds": round(time.perf_counter() - began, 1), "history": history, **metrics,
+              "best": {"epoch": best_epoch, **best_metrics}}
     if place.main:
         write_json_atomic(run_dir / "result.json", result)
         print(f"{spec.name}: accuracy {result['accuracy']:.2f}%, consistency random {result['consistency_random']:.2f}% "
-              f"/ circular {result['consistency_circular']:.2f}%", flush=True)
+              f"/ circular {result['consistency_circular']:.2f}% (last epoch; best epoch {best_epoch})", flush=True)
     barrier()
     return result
 

@@ -7,20 +7,31 @@ from typing import Sequence
 import numpy as np
 
 from ..intervals import difference_ci, proportion_ci
+from ..metrics import PROTOCOL_FAMILY
 
-METRICS = {"accuracy": "correct", "consistency_random": "agree_random", "consistency_circular": "agree_circular"}
+METRICS = {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in PROTOCOL_FAMILY}}
+EPOCHS = ("last", "best")  # which weights of a run: after the last epoch, or of its best test top-1
 
 
-def summarize(results: Sequence[dict]) -> dict:
+def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     """Per row label: mean and std over seeds, the pooled 95% Wilson interval (all seeds' test images),
-    each seed's value, and the mean curves."""
+    each seed's value, and the mean curves; of the last epoch's weights or (``epoch="best"``) the best epoch's
+    (each run's ``best`` entry; ``best_epoch`` lists them). Metrics missing from a run (results of an older
+    version) are left out of its row."""
+    if epoch not in EPOCHS:
+        raise ValueError(f"epoch must be one of {EPOCHS}, got {epoch!r}")
     rows: dict[str, list[dict]] = {}
     for result in results:
-        rows.setdefault(result["label"], []).append(result)
+        rows.setdefault(result["label"], []).append(
+            result if epoch == "last" else {**result, **result["best"], "best_epoch": result["best"]["epoch"]})
     summary = {}
     for label, runs in rows.items():
         row: dict = {"seeds": [r["config"]["seed"] for r in runs]}
+        if epoch == "best":
+            row["best_epoch"] = [r["best_epoch"] for r in runs]
         for metric, count in METRICS.items():
+            if not all(metric in r for r in runs):
+                continue
             values = np.array([r[metric] for r in runs])
             k, n = sum(r["counts"][count] for r in runs), sum(r["counts"]["samples"] for r in runs)
             row[metric] = float(values.mean())
@@ -31,32 +42,49 @@ def summarize(results: Sequence[dict]) -> dict:
         for curve in ("curve_consistency", "curve_accuracy"):
             if all(curve in r for r in runs):
                 row[curve] = np.mean([r[curve] for r in runs], axis=0).tolist()
+        if "curve_offsets" in runs[0]:
+            row["curve_offsets"] = runs[0]["curve_offsets"]
         row["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
         summary[label] = row
     return summary
 
 
+def _metrics(summary: dict) -> list[str]:
+    """The metrics every row of ``summary`` has, in :data:`METRICS` order."""
+    return [m for m in METRICS if all(m in row for row in summary.values())]
+
+
+def _header(metric: str) -> str:
+    return "top-1" if metric == "accuracy" else metric.replace("consistency_", "cons. ")
+
+
 def summary_table(summary: dict) -> str:
-    """Markdown: mean +- std over seeds [pooled 95% CI] for accuracy and both consistency protocols."""
-    lines = ["| model | seeds | top-1 % | consistency random % | consistency circular % | train s/run |",
-             "|---|---|---|---|---|---|"]
+    """Markdown: mean +- std over seeds [pooled 95% CI] for accuracy and each consistency protocol (and the best
+    epochs, for a summary of best epochs)."""
+    metrics = _metrics(summary)
+    best = all("best_epoch" in row for row in summary.values())
+    lines = ["| model | seeds | " + " | ".join(f"{_header(m)} %" for m in metrics)
+             + (" | best epoch |" if best else "") + " train s/run |",
+             "|---|---|" + "---|" * (len(metrics) + 1 + best)]
     for label, row in summary.items():
         cells = []
-        for metric in METRICS:
+        for metric in metrics:
             lo, hi = row[f"{metric}_ci95"]
             cells.append(f"{row[metric]:.2f} ± {row[f'{metric}_std']:.2f} [{lo:.1f}, {hi:.1f}]")
+        cells += [",".join(map(str, row["best_epoch"]))] if best else []
         lines.append(f"| {label} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
 def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
     """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals."""
-    lines = ["| comparison | Δ top-1 | Δ consistency random | Δ consistency circular |", "|---|---|---|---|"]
+    metrics = _metrics(summary)
+    lines = ["| comparison | " + " | ".join(f"Δ {_header(m)}" for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
     for a, b in pairs:
         if a not in summary or b not in summary:
             continue
         cells = []
-        for metric in METRICS:
+        for metric in metrics:
             lo, hi = difference_ci(*summary[a][f"{metric}_counts"], *summary[b][f"{metric}_counts"])
             d = summary[a][metric] - summary[b][metric]
             mark = " *" if lo > 0 or hi < 0 else ""
