@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -129,5 +130,13 @@ class AugShift(nn.Module):
 
 
 def loss_parts(result: dict) -> dict[str, float]:
-    """The logging-friendly floats of an AugShift result: ``loss``, ``criterion``, ``consistency``."""
-    return {key: float(result[key].detach()) for key in ("loss", "criterion", "consistency")}
+    """The logging-friendly floats of an AugShift result: ``loss``, ``criterion``, ``consistency``.
+
+    Raises ``FloatingPointError`` when one is NaN or infinite (NaN / inf inputs or weights, a diverged run), so a
+    loop that logs its loss stops there instead of training on; the engine's :func:`~augshift.engine.fit` checks
+    once per epoch. (The forward itself does not check: that would wait for the GPU at every step.)"""
+    parts = {key: float(result[key].detach()) for key in ("loss", "criterion", "consistency")}
+    if not all(math.isfinite(value) for value in parts.values()):
+        raise FloatingPointError(f"the AugShift loss is not finite ({parts}): the images or the model's weights hold "
+                                 "NaN or inf (a diverged run? lower the learning rate; check the data)")
+    return parts

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Union
 
 from .shift import SHIFT_MODES
+from .errors import UsageError
 
 MaxShift = Union[int, tuple[int, int]]
 DISTANCES = ("mse", "l1", "cosine")  # see augshift.loss.ConsistencyLoss
@@ -40,15 +41,15 @@ class AugShiftConfig:
         if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
             raise TypeError(f"max_shift must be a whole number of pixels (int) or a pair of ints, got {self.max_shift!r}")
         if min(pair) < 0:
-            raise ValueError(f"max_shift must be >= 0 pixels, got {self.max_shift!r}")
+            raise UsageError(f"max_shift must be >= 0 pixels, got {self.max_shift!r}")
         if self.mode not in SHIFT_MODES:
-            raise ValueError(f"unknown shift mode {self.mode!r}; supported modes: {', '.join(SHIFT_MODES)}")
+            raise UsageError(f"unknown shift mode {self.mode!r}; supported modes: {', '.join(SHIFT_MODES)}")
         if self.distance not in DISTANCES:
-            raise ValueError(f"unknown distance {self.distance!r}; supported: {', '.join(DISTANCES)}")
+            raise UsageError(f"unknown distance {self.distance!r}; supported: {', '.join(DISTANCES)}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
             raise TypeError(f"weight must be a number, got {self.weight!r}")
         if not math.isfinite(self.weight) or self.weight < 0:
-            raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}")
+            raise UsageError(f"weight must be a finite number >= 0, got {self.weight!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,11 +1,59 @@
-"""The one exception type for user mistakes.
+"""The one exception type for user mistakes, and the one error boundary of the command-line entry points.
 
 ``UsageError`` is a ``ValueError`` (so code that catches ``ValueError`` keeps working); the ``augshift``
-commands print its message as one line on standard error and exit with code 2. Anything else that escapes a
-command is a bug and keeps its traceback.
+commands, ``augshift-timm`` and the Accelerate example (:func:`run_command`) print its message as one line on
+standard error and exit with code 2, as ``argparse`` does for a bad option. So do the ``OSError`` s about a path
+the user named on the command line (a missing ``--checkpoint``, an ``--out`` that is a file, ...). Anything else
+that escapes a command is a bug and keeps its traceback.
+
+``TypeError`` stays ``TypeError``: it marks a programmer's misuse of the Python API (``max_shift=4.0``, a list
+where a tensor belongs); the commands never produce one from user input, because ``argparse`` types them.
 """
 from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+EXIT_USAGE = 2  # argparse's exit status for a bad command line
+PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
 
 
 class UsageError(ValueError):
     """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix."""
+
+
+def _named_by_user(filename: str, argv: Sequence[str]) -> bool:
+    """Whether ``filename`` is, or lies inside, a path given in ``argv`` (``PATH`` or ``--opt=PATH``)."""
+    target = os.path.abspath(os.fspath(filename))
+    for token in argv:
+        value = token.split("=", 1)[1] if token.startswith("-") and "=" in token else token
+        if value and not value.startswith("-"):
+            named = os.path.abspath(value)
+            if target == named or target.startswith(named.rstrip(os.sep) + os.sep):
+                return True
+    return False
+
+
+def user_error_message(error: BaseException, argv: Sequence[str]) -> Optional[str]:
+    """The one-line message for a user mistake, or ``None`` for anything else (a bug)."""
+    if isinstance(error, UsageError):
+        message = str(error)
+    elif isinstance(error, PATH_ERRORS) and error.filename is not None and _named_by_user(error.filename, argv):
+        message = f"{error.strerror or type(error).__name__}: {error.filename}"
+    else:
+        return None
+    return " ".join(message.split())
+
+
+def run_command(prog: str, command: Callable[[], Optional[int]], argv: Sequence[str]) -> int:
+    """Run ``command`` (an entry point's work, ``argv`` its arguments) and return its exit status; a user mistake
+    prints ``<prog>: error: <message>`` on standard error and returns :data:`EXIT_USAGE`."""
+    try:
+        return int(command() or 0)
+    except Exception as error:  # noqa: BLE001 -- re-raised unless it is a user mistake
+        message = user_error_message(error, argv)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE

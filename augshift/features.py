@@ -1,20 +1,30 @@
 """Pooled pre-classifier features, captured in the same forward that produces the logits.
 
 :class:`PooledFeatures` puts a forward pre-hook on the model's classifier and keeps the classifier's
-input, i.e. the globally pooled features ``(N, D)``. The hook runs inside the model's own ``forward``,
-so it works unchanged when the model is wrapped by DDP, ``accelerate`` or ``torch.compile``: nothing
-is ever computed beside the wrapped call. The model itself is not edited (``state_dict`` keys stay).
+input, i.e. the globally pooled features ``(N, D)`` (``(N, C, 1, 1)`` is flattened). The hook runs inside the
+model's own ``forward``, so it works unchanged when the model is wrapped by DDP, ``accelerate`` or
+``torch.compile``: nothing is ever computed beside the wrapped call. The model itself is not edited
+(``state_dict`` keys stay).
+
+The capture verifies that the classifier's input is a global pool: a 4-D map larger than 1 x 1 is refused,
+and so is the flattened output of a pooling module that kept an ``h x w`` map (torchvision's VGG and AlexNet
+pool to 7 x 7 / 6 x 6 and flatten: their classifier input is a spatial map, whose "consistency" would pull
+against the shift instead of ignoring it).
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from torch import Tensor, nn
 
+from .errors import UsageError
+
 # torchvision (and most hand-written) classifiers, in the order they are looked up
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")
 
+POOLING_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
 SUPPORTED_CLASSIFIERS = (
     "timm models (the module returned by model.get_classifier(): ResNet, ResNet-blur, ConvNeXt, "
     "EfficientNet, MobileNetV3, RegNet, DenseNet, ViT, Swin, ...), torchvision classifiers with "
@@ -28,7 +38,7 @@ def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Mo
     if classifier is not None:
         modules = dict(model.named_modules())
         if classifier not in modules:
-            raise ValueError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED_CLASSIFIERS}")
+            raise UsageError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED_CLASSIFIERS}")
         return modules[classifier]
     get_classifier = getattr(model, "get_classifier", None)
     if callable(get_classifier):
@@ -39,7 +49,7 @@ def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Mo
         found = getattr(model, name, None)
         if isinstance(found, nn.Module):
             return found
-    raise ValueError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED_CLASSIFIERS}")
+    raise UsageError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED_CLASSIFIERS}")
 
 
 class PooledFeatures:
@@ -58,24 +68,44 @@ class PooledFeatures:
         self.model_name = type(model).__name__
         self._capturing = False
         self._captured: Optional[Tensor] = None
-        self._handle = self.module.register_forward_pre_hook(self._hook)
+        self._last_pool: Optional[tuple[str, nn.Module, tuple[int, ...]]] = None  # (name, module, output shape)
+        self._handles = [self.module.register_forward_pre_hook(self._hook)] + [
+            module.register_forward_hook(functools.partial(self._pool_hook, name))
+            for name, module in model.named_modules() if isinstance(module, POOLING_MODULES)
+        ]
+
+    def _pool_hook(self, name: str, module: nn.Module, args: tuple, output: Tensor) -> None:
+        if self._capturing:
+            self._last_pool = (name, module, tuple(output.shape))
+
+    def _refuse(self, module: nn.Module, found: str) -> None:
+        raise UsageError(
+            f"the input of {self.model_name}'s classifier ({type(module).__name__}) is {found}, not a globally pooled "
+            f"(N, C) feature, which the consistency loss needs: pool globally before the classifier (e.g. "
+            f"nn.AdaptiveAvgPool2d(1)), or name with classifier='<module name>' a module whose input is a global "
+            f"pool; supported: {SUPPORTED_CLASSIFIERS}"
+        )
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         if not self._capturing:
             return
         pooled = args[0] if args else None
+        if isinstance(pooled, Tensor) and pooled.dim() == 4 and pooled.shape[-2:] == (1, 1):
+            pooled = pooled.flatten(1)
         if not isinstance(pooled, Tensor) or pooled.dim() != 2:
             shape = tuple(pooled.shape) if isinstance(pooled, Tensor) else type(pooled).__name__
-            raise ValueError(
-                f"the input of {self.model_name}'s classifier ({type(module).__name__}) has shape {shape}, "
-                f"not pooled (N, D) features; supported: {SUPPORTED_CLASSIFIERS}"
-            )
+            self._refuse(module, f"of shape {shape}")
+        if self._last_pool is not None:
+            name, pool, shape = self._last_pool
+            if len(shape) == 4 and shape[-1] * shape[-2] > 1 and shape[1] * shape[2] * shape[3] == pooled.shape[1]:
+                self._refuse(module, f"the flattened {shape[1]} x {shape[2]} x {shape[3]} map of its module {name!r} "
+                                     f"({pool})")
         self._captured = pooled
 
     @contextmanager
     def capture(self) -> Iterator["PooledFeatures"]:
         """Capture during this block only (so EMA copies and eval forwards keep nothing)."""
-        self._capturing, self._captured = True, None
+        self._capturing, self._captured, self._last_pool = True, None, None
         try:
             yield self
         finally:
@@ -91,8 +121,9 @@ class PooledFeatures:
         return pooled
 
     def remove(self) -> None:
-        """Remove the hook from the model."""
-        self._handle.remove()
+        """Remove the hooks from the model."""
+        for handle in self._handles:
+            handle.remove()
 
 
 def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] = None) -> tuple[Tensor, Tensor]:

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import DEFAULTS, DISTANCES
+from .errors import UsageError
 
 
 class ConsistencyLoss(nn.Module):
@@ -18,7 +19,7 @@ class ConsistencyLoss(nn.Module):
     def __init__(self, distance: str = DEFAULTS.distance, *, normalize: bool = False) -> None:
         super().__init__()
         if distance not in DISTANCES:
-            raise ValueError(f"unknown distance {distance!r}; supported: {', '.join(DISTANCES)}")
+            raise UsageError(f"unknown distance {distance!r}; supported: {', '.join(DISTANCES)}")
         self.distance, self.normalize = distance, normalize
 
     def extra_repr(self) -> str:

@@ -18,6 +18,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from .errors import UsageError
 
 SHIFT_MODES = ("zeros", "circular", "reflect", "replicate")
 ShiftAmount = Union[int, Tensor]
@@ -40,7 +41,7 @@ def check_images(x: Tensor, name: str = "images", *, floating: bool = False) -> 
 
 def check_mode(mode: str) -> None:
     if mode not in SHIFT_MODES:
-        raise ValueError(f"unknown shift mode {mode!r}; supported modes: {', '.join(SHIFT_MODES)}")
+        raise UsageError(f"unknown shift mode {mode!r}; supported modes: {', '.join(SHIFT_MODES)}")
 
 
 def _as_shift_tensor(value: ShiftAmount, n: int, name: str, device: torch.device) -> Tensor:
@@ -225,9 +226,9 @@ class RandomShift(nn.Module):
         if isinstance(max_dx, bool) or not isinstance(max_dx, int) or not isinstance(max_dy, int):
             raise TypeError(f"max_shift must be an int or a pair of ints, got {max_shift!r}")
         if max_dx < 0 or max_dy < 0:
-            raise ValueError(f"max_shift must be >= 0, got {max_shift!r}")
+            raise UsageError(f"max_shift must be >= 0, got {max_shift!r}")
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p}")
+            raise UsageError(f"p must be a probability in [0, 1], got {p}")
         check_mode(mode)
         self.max_dx, self.max_dy, self.mode, self.p, self.generator = max_dx, max_dy, mode, p, generator
         self.last_params: Optional[ShiftParams] = None
@@ -237,7 +238,7 @@ class RandomShift(nn.Module):
 
     def check_size(self, height: int, width: int) -> None:
         if self.max_dx >= width or self.max_dy >= height:
-            raise ValueError(
+            raise UsageError(
                 f"max_shift=({self.max_dx}, {self.max_dy}) must be smaller than the image "
                 f"(W={width}, H={height})"
             )

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from augshift import AugShift
 from augshift.engine import average_buffers, seed_generator
+from augshift.errors import UsageError
 from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +187,7 @@ def test_example_loop_one_process_baseline_bf16_refuses_to_overwrite(fresh_accel
     (row,) = metrics["epochs"]
     assert set(row["train"]) == {"loss"} and row["eval"]["samples"] == 20  # baseline: cross-entropy only
     assert metrics["args"]["mixed_precision"] == "bf16" and not metrics["args"]["augshift"]
-    with pytest.raises(SystemExit, match="pass --resume"):
+    with pytest.raises(UsageError, match="pass --resume"):
         main(args)
     main(args + ["--resume"])  # nothing left to train: the checkpoint and metrics stay as they were
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics

@@ -71,5 +71,5 @@ def test_named_classifier_and_errors():
 
 def test_unpooled_classifier_input_is_rejected():
     model = torchvision.models.squeezenet1_0(num_classes=3)  # its classifier sees (N, 512, h, w)
-    with pytest.raises(ValueError, match="not pooled \\(N, D\\) features"):
+    with pytest.raises(ValueError, match="not a globally pooled \\(N, C\\) feature"):
         logits_and_features(model, torch.randn(1, 3, 64, 64))

@@ -2,6 +2,9 @@
 (``locate``, ``channels``, ``attack``).
 
 Each command group lives in its own module with ``register(subparsers)``; the parser sets ``args.run``.
+:func:`main` is the error boundary: a user mistake (:class:`~augshift.errors.UsageError`, a path the user named
+that is missing or unusable, a bad option) prints one line on standard error and exits with 2; anything else
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from ..errors import run_command
 from . import consistency, demo, position
+from .options import Parser, check_outputs
 
 COMMAND_GROUPS = (demo, consistency, position)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="augshift", description=__doc__.splitlines()[0])
+    parser = Parser(prog="augshift", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(subparsers)
@@ -23,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``augshift`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2: a user mistake)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    return int(args.run(args) or 0)
+
+    def command() -> int:
+        check_outputs(args)
+        return int(args.run(args) or 0)
+
+    return run_command("augshift", command, argv)

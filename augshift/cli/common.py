@@ -3,8 +3,9 @@ checkpoint format of models trained by the commands (plus loading plain / timm c
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -13,7 +14,7 @@ from ..errors import UsageError
 from ..models.checkpoints import infer_num_classes, load_state, read_checkpoint
 from ..models.factory import create_model
 from ..models.segmentation import create_segmentation_model
-from ..reporting.files import write_json_atomic, write_text_atomic
+from ..reporting.files import result_unit, write_json_atomic, write_text_atomic
 from ..reporting.provenance import command_line
 
 
@@ -23,18 +24,31 @@ def recorded_command(args: argparse.Namespace) -> str:
 
 
 def choose_device(name: Optional[str]) -> torch.device:
-    """``name``, or CUDA when available, else the CPU."""
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """``name``, or CUDA when available, else the CPU; a device this machine lacks is a :class:`UsageError`."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise UsageError(f"--device {name!r} is not a device ({error}); use cpu, cuda or cuda:<index>") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
 
 
-def write_results(out: str, stem: str, data: dict, markdown: str) -> Path:
-    """``<out>/<stem>.json`` and ``<out>/<stem>.md`` (atomically); prints the markdown. Returns the stem path."""
-    path = Path(out) / stem  # stems may hold dots (prior0.8): no with_suffix
-    write_json_atomic(f"{path}.json", data)
-    write_text_atomic(f"{path}.md", markdown + "\n")
+def write_results(out: str, stem: str, data: dict, markdown: str, *,
+                  figures: Optional[dict[str, Callable[[Path], Any]]] = None) -> Path:
+    """``<out>/<stem>.md``, the ``figures`` (``{file name: function drawing to a path}``) and ``<out>/<stem>.json``
+    written as one unit (:func:`~augshift.reporting.files.result_unit`); the JSON, moved last, is the manifest:
+    ``data`` plus ``files``, the SHA-256 of every other file of the unit. Prints the markdown; returns the stem path."""
+    manifest = f"{stem}.json"  # stems may hold dots (prior0.8): no with_suffix
+    with result_unit(out, manifest=manifest) as staging:
+        for name, draw in (figures or {}).items():
+            draw(staging / name)
+        write_text_atomic(staging / f"{stem}.md", markdown + "\n")
+        files = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(staging.iterdir())}
+        write_json_atomic(staging / manifest, {**data, "files": files})
     print(markdown)
-    print(f"wrote {path}.json, .md, .png")
-    return path
+    print(f"wrote {', '.join(str(Path(out) / name) for name in [*files, manifest])}")
+    return Path(out) / stem
 
 
 def save_model(path: str, model: torch.nn.Module, name: str, kwargs: dict, meta: dict) -> None:

@@ -8,43 +8,63 @@ Examples::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import functools
 
+import torch
 
-from ..data import iterate_batches, load_split
+from ..data import describe_split, iterate_batches, load_split, open_split, resolve_columns
+from ..errors import UsageError
 from ..metrics import evaluate_shift_consistency
-from ..reporting.files import write_json_atomic, write_text_atomic
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import SHIFT_MODES
-from .common import choose_device, load_weights, recorded_command
+from .common import choose_device, load_weights, recorded_command, write_results
+from .options import whole
+
+
+def check_classes(model: torch.nn.Module, args: argparse.Namespace) -> None:
+    """Refuse a model whose number of classes is not the data's (declared by its label feature) or is too small
+    for its labels: accuracy would be meaningless."""
+    classes = getattr(model, "num_classes", None)
+    dataset = open_split(args.data, args.split)
+    _, label_column = resolve_columns(dataset, args.image_column, args.label_column)
+    declared = getattr(dataset.features[label_column], "num_classes", None)
+    found = declared if declared is not None else int(max(dataset.with_format(None)[label_column])) + 1
+    if classes is not None and (found != classes if declared is not None else found > classes):
+        raise UsageError(f"{args.model} has {classes} classes but {args.data} [{args.split}] has {found}: pass "
+                         f"--num-classes {found} (with the --checkpoint of a model trained on this data)")
 
 
 def run(args: argparse.Namespace) -> int:
     import timm
 
+    device = choose_device(args.device)
     kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
     model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
+    check_classes(model, args)
     config = timm.data.resolve_data_config({}, model=model)
     mean = args.mean or config["mean"]
     std = args.std or config["std"]
-    images, labels = load_split(args.data, args.split, limit=args.limit, size=args.image_size)
-    print(f"{args.model}: {len(images)} images from {args.data} [{args.split}], normalised with mean {mean} std {std}")
+    images, labels = load_split(args.data, args.split, limit=args.limit, size=args.image_size,
+                                image_column=args.image_column, label_column=args.label_column)
+    data = f"first {len(images)} images of {describe_split(args.data, args.split)}"
+    print(f"{args.model}: {data}, normalised with mean {mean} std {std}")
     report = evaluate_shift_consistency(
-        model, iterate_batches(images, labels, args.batch_size, mean=mean, std=std), device=choose_device(args.device),
+        model, iterate_batches(images, labels, args.batch_size, mean=mean, std=std), device=device,
         progress=True, max_shift=args.max_shift, mode=args.mode, seed=args.seed, curve_max_shift=args.curve_max_shift,
     ).to_dict()
     table = markdown_table({args.model: report})
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        write_json_atomic(out / "consistency.json", {"args": vars(args) | {"run": None}, "command": recorded_command(args), "results": report})
-        write_text_atomic(out / "consistency.md", table)
-        if args.curve_max_shift is not None:
-            plot_consistency_curves({args.model: report}, out / "consistency_vs_shift.png", title=args.model)
-        print(f"wrote {out}")
+    if not args.out:
+        print(table)
+        return 0
+    figures = {}
+    if args.curve_max_shift is not None:
+        figures["consistency_vs_shift.png"] = functools.partial(plot_consistency_curves, {args.model: report},
+                                                                title=args.model)
+    summary = {"args": vars(args) | {"run": None}, "command": recorded_command(args), "data": data, "results": report}
+    write_results(args.out, "consistency", summary, table, figures=figures)
     return 0
 
 
@@ -54,17 +74,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="timm model name")
     parser.add_argument("--pretrained", action="store_true", help="load timm's pretrained weights (needs network or cache)")
     parser.add_argument("--checkpoint", default=None, help="a checkpoint file (plain or timm train.py format)")
-    parser.add_argument("--num-classes", type=int, default=None)
-    parser.add_argument("--data", required=True, help="image folder, parquet file/folder (hub schema) or hub dataset name")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=None, help="use the first N images")
-    parser.add_argument("--image-size", type=int, default=None, help="resize images to this size first")
+    parser.add_argument("--num-classes", type=whole(1), default=None, help="default: the model's (timm: 1000)")
+    parser.add_argument("--data", required=True,
+                        help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
+                             "layout (<split>-*.parquet) or file, or hub dataset name")
+    parser.add_argument("--split", default="test",
+                        help="split of --data (default: %(default)s; a source without named splits has 'train' and "
+                             "'test' = every 5th image)")
+    parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
+    parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
+    parser.add_argument("--limit", type=whole(1), default=None, help="use the first N images")
+    parser.add_argument("--image-size", type=whole(1), default=None, help="resize images to this size first")
     parser.add_argument("--mean", type=float, nargs=3, default=None)
     parser.add_argument("--std", type=float, nargs=3, default=None)
-    parser.add_argument("--max-shift", type=int, default=4)
+    parser.add_argument("--max-shift", type=whole(0), default=4)
     parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES)
-    parser.add_argument("--curve-max-shift", type=int, default=None, help="also the per-shift curve up to this shift")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")
+    parser.add_argument("--batch-size", type=whole(1), default=256)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for consistency.json / .md / .png")

@@ -6,24 +6,29 @@ and seed otherwise.
 
 With no ``--data`` it runs on the embedded default (generated shapes, :mod:`augshift.data.shapes`), so it
 needs no download. ``--data`` takes a local image folder, a parquet file/folder in the hub CIFAR schema
-or a hub dataset name. Writes ``demo.json``, ``demo.md`` and ``consistency_vs_shift.png`` to ``--out``.
+or a hub dataset name; it trains on ``--train-split`` and tests on ``--test-split``. A source without named
+splits (one parquet file, an image folder of class folders) is split deterministically: test = every 5th
+image, train = the others. Writes ``demo.json`` (naming the images of each split), ``demo.md`` and
+``consistency_vs_shift.png`` to ``--out``, as one unit.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import time
-from pathlib import Path
 
 import torch
 
 from ..config import AugShiftConfig, add_augshift_arguments
-from ..data import EMBEDDED, load_split
+from ..data import EMBEDDED, describe_split, load_split
 from ..engine import TensorBatches, TrainConfig, Trainer, evaluate_classifier, fit
+from ..errors import UsageError
 from ..models import create_small_cnn
-from ..reporting.files import write_json_atomic, write_text_atomic
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
-from .common import recorded_command
+from ..shift import RandomShift
+from .common import recorded_command, write_results
+from .options import positive_float, whole
 
 # The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
 # consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
@@ -32,13 +37,24 @@ SHAPES_DESCRIPTION = "embedded default: generated shapes (augshift.data.shapes),
 
 
 def load_data(args: argparse.Namespace) -> tuple[tuple, tuple, str]:
-    """``((train images, labels), (test images, labels), description)``; uint8 tensors."""
-    source = args.data or EMBEDDED
-    train = load_split(source, "train", limit=args.train_size, seed=args.seed)
-    test = load_split(source, "test", limit=args.test_size, seed=args.seed)
+    """``((train images, labels), (test images, labels), description)``; uint8 tensors. Refuses a test split
+    that is the training split, or whose images all are training images."""
     if args.data is None:
-        return train, test, SHAPES_DESCRIPTION
-    return train, test, f"{args.data} (first {len(train[0])} train / {len(test[0])} test images)"
+        train = load_split(EMBEDDED, "train", limit=args.train_size, seed=args.seed)
+        return train, load_split(EMBEDDED, "test", limit=args.test_size, seed=args.seed), SHAPES_DESCRIPTION
+    if args.train_split == args.test_split:
+        raise UsageError(f"--train-split and --test-split are both {args.train_split!r}: the demo would test on its "
+                         "training images; name two different splits")
+    columns = dict(image_column=args.image_column, label_column=args.label_column)
+    train = load_split(args.data, args.train_split, limit=args.train_size, seed=args.seed, **columns)
+    test = load_split(args.data, args.test_split, limit=args.test_size, seed=args.seed, **columns)
+    seen = {image.numpy().tobytes() for image in train[0]}
+    if all(image.numpy().tobytes() in seen for image in test[0]):
+        raise UsageError(f"every test image of {args.data} [{args.test_split}] is also a training image "
+                         f"[{args.train_split}]: the demo would report accuracy on training images; name a test split "
+                         f"with other images (--test-split)")
+    return train, test, (f"{args.data}: train = first {len(train[0])} images of {describe_split(args.data, args.train_split)}; "
+                         f"test = first {len(test[0])} images of {describe_split(args.data, args.test_split)}")
 
 
 def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, *,
@@ -52,12 +68,13 @@ def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, co
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     start = time.time()
-    (x_train, y_train), (x_test, y_test), data_description = load_data(args)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    print(f"data: {data_description}; {len(x_train)} train, {len(x_test)} test, {num_classes} classes")
     augshift = AugShiftConfig.from_args(args)
     base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        max_shift=augshift.max_shift, mode=augshift.mode)
+    (x_train, y_train), (x_test, y_test), data_description = load_data(args)
+    RandomShift(augshift.max_shift).check_size(*x_test.shape[-2:])
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    print(f"data: {data_description}; {len(x_train)} train, {len(x_test)} test, {num_classes} classes")
     results, configs = {}, {}
     variants = (("plain", {"max_shift": 0}), ("shift-aug", {}), ("augshift", {"augshift": augshift}))
     for name, variant in variants:
@@ -76,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
         results[name], configs[name] = report, config.to_dict()
         print(f"{name}: accuracy {report['accuracy']:.2f}%, consistency random {report['consistency_random']:.2f}% "
               f"/ circular {report['consistency_circular']:.2f}%")
-    out = Path(args.out)
     table = markdown_table(results)
     gain = {
         baseline: {p: results["augshift"][f"consistency_{p}"] - results[baseline][f"consistency_{p}"] for p in ("random", "circular")}
@@ -86,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
         "data": data_description, "model": f"SmallCNN(width={args.width})", "configs": configs, "results": results,
         "consistency_gain": gain, "seconds": round(time.time() - start, 1),
     }
-    write_json_atomic(out / "demo.json", summary)
     markdown = (
         f"# augshift demo\n\nCommand: `{recorded_command(args)}`\n\nData: {data_description}. Model: SmallCNN(width={args.width}), {args.epochs} epochs, "
         f"shifts up to {args.max_shift} px ({args.mode} padding). Values in % with 95% Wilson intervals; "
@@ -94,27 +109,33 @@ def run(args: argparse.Namespace) -> int:
         f"{table}\n"
         + "".join(f"AugShift - {b} consistency: random {g['random']:+.2f}, circular {g['circular']:+.2f} points.\n" for b, g in gain.items())
     )
-    write_text_atomic(out / "demo.md", markdown)
-    plot_consistency_curves(results, out / "consistency_vs_shift.png", title=f"augshift demo: {data_description}")
-    print("\n" + table)
-    print(f"wrote {out / 'demo.json'}, {out / 'demo.md'}, {out / 'consistency_vs_shift.png'} ({summary['seconds']:.0f} s)")
+    figures = {"consistency_vs_shift.png": functools.partial(plot_consistency_curves, results,
+                                                             title=f"augshift demo: {data_description}")}
+    write_results(args.out, "demo", summary, markdown.rstrip("\n"), figures=figures)
+    print(f"({summary['seconds']:.0f} s)")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="train a small CNN with and without AugShift, compare shift consistency",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None, help="image folder, parquet file/folder (hub CIFAR schema) or hub name; "
-                                                     "default: the embedded generated shapes")
+    parser.add_argument("--data", default=None,
+                        help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
+                             "layout (<split>-*.parquet) or file, or hub name; a source without named splits is "
+                             "split: test = every 5th image, train = the others. Default: the embedded generated shapes")
+    parser.add_argument("--train-split", default="train", help="split of --data to train on (default: %(default)s)")
+    parser.add_argument("--test-split", default="test", help="split of --data to test on (default: %(default)s)")
+    parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
+    parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
     parser.add_argument("--out", default="augshift-demo", help="output folder (default: %(default)s)")
-    parser.add_argument("--train-size", type=int, default=8000)
-    parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--curve-size", type=int, default=500, help="test images for the per-shift curve")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--width", type=int, default=16, help="SmallCNN base width")
+    parser.add_argument("--train-size", type=whole(1), default=8000)
+    parser.add_argument("--test-size", type=whole(1), default=2000)
+    parser.add_argument("--curve-size", type=whole(1), default=500, help="test images for the per-shift curve")
+    parser.add_argument("--epochs", type=whole(1), default=8)
+    parser.add_argument("--batch-size", type=whole(1), default=128)
+    parser.add_argument("--lr", type=positive_float, default=0.05)
+    parser.add_argument("--width", type=whole(1), default=16, help="SmallCNN base width")
     add_augshift_arguments(parser, defaults=DEMO)  # distance mse: measured best on the demo data
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=whole(0), default=0, help="torch threads (default: torch's choice)")
     parser.set_defaults(run=run)

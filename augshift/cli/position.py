@@ -39,6 +39,7 @@ from ..position.channels import channel_maps, default_layer, plot_channel_maps
 from ..position.segmentation import REGION_SETS
 from ..reporting.tables import markdown_grid
 from .common import choose_device, load_model, recorded_command, save_model, write_results
+from .options import whole
 
 # Islam et al. 2021, Table 1: CIFAR-10 canvases, ResNet-18 (accuracy %)
 PAPER_TABLE1 = {
@@ -307,7 +308,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=fmt)
     locate.add_argument("--model", choices=("gapnet", "permutenet"), default="gapnet")
     locate.add_argument("--trunk", default="resnet18", help="registered trunk: resnet18 or resnet50")
-    locate.add_argument("--grid", type=int, default=3, help="canvas of grid x grid cells of 32x32 images")
+    locate.add_argument("--grid", type=whole(2), default=3, help="canvas of grid x grid cells of 32x32 images")
     locate.add_argument("--task", choices=TASKS, default="location",
                         help="location: predict the cell; class: classify the image on the canvas")
     locate.add_argument("--where", default="pool", help="PermuteNet: 'pool' or a stage name such as layer3")

@@ -3,8 +3,8 @@
 :func:`load_segmentation_split` for images with masks (:mod:`.masks`)."""
 from .batches import iterate_batches
 from .hub import (
-    IMAGE_COLUMNS, INDEX_COLUMN, LABEL_COLUMNS, TensorTransform, decode_images, load_image_dataset, num_classes,
-    resolve_columns, to_tensors, with_tensors,
+    HELD_OUT_EVERY, IMAGE_COLUMNS, INDEX_COLUMN, LABEL_COLUMNS, TensorTransform, as_image_column, decode_images,
+    describe_split, load_image_dataset, num_classes, resolve_columns, to_tensors, with_tensors,
 )
 from .masks import MASK_COLUMNS, check_masks, is_segmentation_source, load_segmentation_split
 from .shapes import SHAPE_CLASSES, make_shapes
@@ -12,8 +12,9 @@ from .splits import EMBEDDED, HUB_NAMES, default_source, load_split, load_split_
 from .stats import CIFAR_MEAN, CIFAR_STD, normalize
 
 __all__ = [
-    "CIFAR_MEAN", "CIFAR_STD", "EMBEDDED", "HUB_NAMES", "IMAGE_COLUMNS", "INDEX_COLUMN", "LABEL_COLUMNS",
-    "MASK_COLUMNS", "SHAPE_CLASSES", "TensorTransform", "check_masks", "decode_images", "default_source",
-    "is_segmentation_source", "iterate_batches", "load_image_dataset", "load_segmentation_split", "load_split", "load_split_dataset", "make_shapes", "normalize", "num_classes", "open_split", "resolve_columns",
+    "CIFAR_MEAN", "CIFAR_STD", "EMBEDDED", "HELD_OUT_EVERY", "HUB_NAMES", "IMAGE_COLUMNS", "INDEX_COLUMN",
+    "LABEL_COLUMNS", "MASK_COLUMNS", "SHAPE_CLASSES", "TensorTransform", "as_image_column", "check_masks",
+    "decode_images", "default_source", "describe_split", "is_segmentation_source", "iterate_batches",
+    "load_image_dataset", "load_segmentation_split", "load_split", "load_split_dataset", "make_shapes", "normalize", "num_classes", "open_split", "resolve_columns",
     "to_tensors", "with_tensors",
 ]

@@ -6,6 +6,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from .stats import CIFAR_MEAN, CIFAR_STD, normalize
 
 
@@ -17,7 +18,7 @@ def iterate_batches(
     ``generator`` is given. ``indices`` restricts the pass to those samples (e.g. one process's shard), in
     that order."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     mean_t = torch.tensor(mean, dtype=torch.float32, device=images.device)  # copied to the device once
     std_t = torch.tensor(std, dtype=torch.float32, device=images.device)
     if indices is None:

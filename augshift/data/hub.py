@@ -12,54 +12,142 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from ..errors import UsageError
 from .stats import CIFAR_MEAN, CIFAR_STD, normalize
 
 IMAGE_COLUMNS = ("img", "image", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
 INDEX_COLUMN = "index"  # the row index added by with_tensors (keys evaluation shifts)
+HELD_OUT_EVERY = 5  # a source without named splits: 'test' is every 5th row (0, 5, 10, ...), 'train' the others
+UNSPLIT_ROWS = {"train": f"the {HELD_OUT_EVERY - 1} of every {HELD_OUT_EVERY} rows that 'test' leaves",
+                "test": f"every {HELD_OUT_EVERY}th row: 0, {HELD_OUT_EVERY}, {2 * HELD_OUT_EVERY}, ..."}
+HOW_TO_NAME_SPLITS = ("name the splits: <split>-*.parquet files or <split>/*.parquet folders, or image folders "
+                      "<split>/<class>/<image> (e.g. train/ and test/)")
 
 
-def _parquet_files(source: str, split: str) -> list[str]:
+def local_splits(source: str) -> tuple[str, dict[Optional[str], list[str]]]:
+    """``(builder, {split: paths})`` of a local ``source`` for ``datasets.load_dataset``: ``"parquet"`` with the
+    files of each split, or ``"imagefolder"`` with each split's folder. A source without named splits (one
+    parquet file, a folder of parquet files without split names, an image folder of class folders) has the
+    single key ``None``."""
     if os.path.isfile(source):
-        return [source]
-    return sorted(glob.glob(os.path.join(source, f"{split}-*.parquet")) + glob.glob(os.path.join(source, split, "*.parquet")))
+        return "parquet", {None: [source]}
+    splits: dict[Optional[str], list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(source), "*-*.parquet"))):
+        splits.setdefault(os.path.basename(path).split("-", 1)[0], []).append(path)
+    for path in sorted(glob.glob(os.path.join(glob.escape(source), "*", "*.parquet"))):
+        splits.setdefault(os.path.basename(os.path.dirname(path)), []).append(path)
+    if splits:
+        return "parquet", splits
+    loose = sorted(glob.glob(os.path.join(glob.escape(source), "*.parquet")))
+    if loose:
+        return "parquet", {None: loose}
+    folders = sorted(entry.path for entry in os.scandir(source) if entry.is_dir() and not entry.name.startswith("."))
+    nested = [folder for folder in folders if any(entry.is_dir() for entry in os.scandir(folder))]
+    if nested:  # <split>/<class>/<image>
+        return "imagefolder", {os.path.basename(folder): [folder] for folder in nested}
+    return "imagefolder", {None: [source]}  # <class>/<image>
+
+
+def held_out_rows(count: int, split: str) -> range | list[int]:
+    """The rows of ``split`` (``train`` or ``test``) of a source without named splits of ``count`` rows."""
+    if split == "test":
+        return range(0, count, HELD_OUT_EVERY)
+    return [row for row in range(count) if row % HELD_OUT_EVERY]
+
+
+def describe_split(source: str, split: str) -> str:
+    """Which images ``split`` of ``source`` holds, in words (for result files)."""
+    if not os.path.exists(source):
+        return f"split {split!r} of the Hugging Face dataset {source}"
+    builder, splits = local_splits(source)
+    if None not in splits:
+        return f"split {split!r} of {source} ({len(splits.get(split, []))} {'files' if builder == 'parquet' else 'folder'})"
+    return f"split {split!r} of {source}, which has no named splits: {UNSPLIT_ROWS[split]}"
+
+
+def _load_local(builder: str, paths: list[str]):
+    import datasets
+
+    try:
+        if builder == "parquet":
+            return datasets.load_dataset("parquet", data_files={"train": paths}, split="train")
+        return datasets.load_dataset("imagefolder", data_dir=paths[0], split="train")
+    except datasets.data_files.EmptyDatasetError:
+        raise UsageError(f"no images found in {paths[0]}: give an image folder (<class>/<image> or "
+                         f"<split>/<class>/<image>), a parquet file or a folder of parquet files") from None
+
+
+def _load_hub(source: str, split: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(source, split=split)
+    except (ConnectionError, FileNotFoundError) as error:
+        raise UsageError(f"{source!r} is not a file or folder here, and no Hugging Face dataset of that name could be "
+                         f"loaded ({type(error).__name__}: {error}); give an existing path, or a hub name (needs the "
+                         f"network or a cached copy)") from None
+    except ValueError as error:  # datasets: 'Unknown split "x". Should be one of [...]'
+        if "split" not in str(error).lower():
+            raise
+        raise UsageError(f"{source}: {error}; pass one of those splits (--split / --train-split / --test-split)") from None
 
 
 def load_image_dataset(source: str, split: str = "train"):
     """Return ``split`` of ``source`` as a ``datasets.Dataset``.
 
-    ``source`` is a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout), an
-    image folder (``{split}/<class>/<image>``, or ``<class>/<image>``), or a hub dataset name such as
-    ``uoft-cs/cifar10`` (needs network, or a local cache).
+    ``source`` is a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout) or of
+    ``{split}/*.parquet``, an image folder (``{split}/<class>/<image>``, or ``<class>/<image>``), or a hub
+    dataset name such as ``uoft-cs/cifar10`` (needs network, or a local cache). A local source without named
+    splits is split deterministically: ``test`` is every :data:`HELD_OUT_EVERY`-th row, ``train`` the others, so
+    the two never share an image; other split names are refused. A split the source lacks raises
+    :class:`~augshift.errors.UsageError` naming the splits it has.
     """
-    import datasets
-
-    if os.path.exists(source):
-        files = _parquet_files(source, split)
-        if files:
-            return datasets.load_dataset("parquet", data_files={split: files}, split=split)
-        if os.path.isdir(source):
-            data_dir = os.path.join(source, split) if os.path.isdir(os.path.join(source, split)) else source
-            return datasets.load_dataset("imagefolder", data_dir=data_dir, split="train")
-        raise ValueError(f"{source!r} is neither a parquet file, a folder with {split}-*.parquet files, nor an image folder")
-    return datasets.load_dataset(source, split=split)
+    if not os.path.exists(source):
+        return _load_hub(source, split)
+    builder, splits = local_splits(source)
+    if None in splits:
+        if split not in UNSPLIT_ROWS:
+            raise UsageError(f"{source} has no named splits, so only 'train' and 'test' exist (test: "
+                             f"{UNSPLIT_ROWS['test']}; train: the others), not {split!r}; use one of them, or "
+                             f"{HOW_TO_NAME_SPLITS}")
+        dataset = _load_local(builder, splits[None])
+        return dataset.select(held_out_rows(len(dataset), split))
+    if split not in splits:
+        raise UsageError(f"{source} has no split {split!r}; its splits are: {', '.join(sorted(splits))}. Pass one of "
+                         f"them (--split / --train-split / --test-split), or {HOW_TO_NAME_SPLITS}")
+    return _load_local(builder, splits[split])
 
 
 def _pick_column(columns: list[str], given: Optional[str], known: tuple[str, ...], what: str) -> str:
     if given is not None:
         if given not in columns:
-            raise ValueError(f"no {what} column {given!r} in this dataset; its columns are: {', '.join(columns)}")
+            raise UsageError(f"no {what} column {given!r} in this dataset; its columns are: {', '.join(columns)}")
         return given
     for name in known:
         if name in columns:
             return name
-    raise ValueError(
+    raise UsageError(
         f"cannot find the {what} column (tried {', '.join(known)}); the dataset's columns are: "
-        f"{', '.join(columns)}; name it with {what}_column="
+        f"{', '.join(columns)}; name it with --{what}-column (in Python: {what}_column=)"
     )
+
+
+def as_image_column(dataset, column: str):
+    """``dataset`` with ``column`` decoded as images: parquet written without Hugging Face metadata stores them as
+    ``{bytes, path}`` structs, which are cast; a column of anything else is a :class:`UsageError`."""
+    import datasets
+
+    feature = dataset.features[column]
+    if isinstance(feature, datasets.Image):
+        return dataset
+    if isinstance(feature, dict) and "bytes" in feature:
+        return dataset.cast_column(column, datasets.Image())
+    raise UsageError(f"column {column!r} holds {feature}, not images; name the image column with --image-column "
+                     f"(in Python: image_column=)")
 
 
 def resolve_columns(dataset, image_column: Optional[str] = None, label_column: Optional[str] = None) -> tuple[str, str]:
@@ -79,16 +167,17 @@ def decode_images(images: Sequence, *, size: Optional[int] = None) -> Tensor:
     arrays = []
     for image in images:
         if not hasattr(image, "convert"):
-            raise TypeError(f"expected PIL images (a datasets Image column), got {type(image).__name__}")
+            raise TypeError(f"expected PIL images (a datasets Image column: see as_image_column), got {type(image).__name__}")
         image = image.convert("RGB")
         if size is not None and image.size != (size, size):
             image = image.resize((size, size), resample=Image.Resampling.BILINEAR)
         arrays.append(np.asarray(image))
     if not arrays:
-        raise ValueError("no images to decode")
+        raise UsageError("no images to decode")
     sizes = {a.shape for a in arrays}
     if len(sizes) != 1:
-        raise ValueError(f"images have different sizes {sorted(sizes)[:4]}...; pass size= to resize them")
+        raise UsageError(f"images have different sizes {sorted(sizes)[:4]}...; resize them with --image-size "
+                         "(in Python: size=)")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -106,11 +195,15 @@ def to_tensors(
     it all images must have one size, true of CIFAR).
     """
     image_column, label_column = resolve_columns(dataset, image_column, label_column)
+    dataset = as_image_column(dataset, image_column)
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     if len(dataset) == 0:
-        raise ValueError("the dataset is empty")
-    images = decode_images(dataset[image_column], size=size)
+        raise UsageError("the split is empty: it holds no images")
+    try:
+        images = decode_images(dataset[image_column], size=size)
+    except UnidentifiedImageError as error:
+        raise UsageError(f"{error}: the file is not an image, or is damaged; remove or replace it") from None
     labels = torch.tensor(dataset[label_column], dtype=torch.long)
     return images, labels
 
@@ -160,6 +253,7 @@ def with_tensors(
     a wrong name raises an error listing the dataset's columns. ``size`` resizes to ``size`` x ``size``.
     """
     image_column, label_column = resolve_columns(dataset, image_column, label_column)
+    dataset = as_image_column(dataset, image_column)
     if INDEX_COLUMN not in dataset.column_names:
         dataset = dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
     transform = TensorTransform(image_column, label_column, size, tuple(mean), tuple(std))

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from ..reporting.files import write_bytes_atomic
 from .hub import load_image_dataset, to_tensors, with_tensors
 from .shapes import make_shapes
@@ -27,7 +28,7 @@ def default_source(dataset: str, local: Optional[Path] = None) -> str:
     """Where ``dataset`` (``cifar10``/``cifar100``) comes from: ``local`` when it holds the hub parquet
     layout (``test-00000-of-00001.parquet``), else the hub name."""
     if dataset not in HUB_NAMES:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(HUB_NAMES)} (or pass a source)")
+        raise UsageError(f"unknown dataset {dataset!r}; known: {', '.join(HUB_NAMES)} (or pass a source)")
     if local is not None and (Path(local) / "test-00000-of-00001.parquet").is_file():
         return str(local)
     return HUB_NAMES[dataset]
@@ -51,7 +52,7 @@ def load_split(
     """
     if source == EMBEDDED:
         if limit is None or split not in SHAPES_SPLIT_SEEDS:
-            raise ValueError(f"the embedded shapes need a limit (number of images) and a split in {tuple(SHAPES_SPLIT_SEEDS)}")
+            raise UsageError(f"the embedded shapes need a limit (number of images) and a split in {tuple(SHAPES_SPLIT_SEEDS)}")
         return make_shapes(limit, size=size or 32, seed=seed + SHAPES_SPLIT_SEEDS[split])
     key = f"{source.replace('/', '_').strip('_.')}_{split}_{limit or 'all'}_{size or 'orig'}_{label_column or 'auto'}.pt"
     path = Path(cache) / key if cache is not None else None

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..config import AugShiftConfig
 from ..shift import SHIFT_MODES
+from ..errors import UsageError
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "constant")
@@ -48,15 +49,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UsageError(f"lr must be > 0, got {self.lr}")
         if self.max_shift < 0 or self.bn_batches < 0:
-            raise ValueError(f"max_shift and bn_batches must be >= 0, got {self.max_shift} and {self.bn_batches}")
+            raise UsageError(f"max_shift and bn_batches must be >= 0, got {self.max_shift} and {self.bn_batches}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
                               ("mode", SHIFT_MODES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; supported: {', '.join(allowed)}")
+                raise UsageError(f"unknown {name} {getattr(self, name)!r}; supported: {', '.join(allowed)}")
         if self.augshift is not None and not isinstance(self.augshift, AugShiftConfig):
             raise TypeError(f"augshift must be an AugShiftConfig or None, got {type(self.augshift).__name__}")
         object.__setattr__(self, "betas", tuple(self.betas))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import UsageError
+
 STEMS = ("standard", "cifar")
 TORCHVISION_PREFIX = "torchvision/"
 
@@ -16,7 +18,7 @@ def cifar_stem(model: nn.Module) -> nn.Module:
     """
     conv = model.conv1[0] if isinstance(getattr(model, "conv1", None), nn.Sequential) else getattr(model, "conv1", None)
     if not isinstance(conv, nn.Conv2d) or not hasattr(model, "maxpool"):
-        raise ValueError(f"the CIFAR stem needs a ResNet with a single-conv stem (conv1, maxpool); "
+        raise UsageError(f"the CIFAR stem needs a ResNet with a single-conv stem (conv1, maxpool); "
                          f"{type(model).__name__} has none: use stem='standard'")
     model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False, padding_mode=conv.padding_mode)
     model.maxpool = nn.Identity()
@@ -29,9 +31,9 @@ def create_model(name: str, num_classes: int, *, stem: str = "standard", pretrai
     ``stem="cifar"`` applies :func:`cifar_stem` (the same way to every ResNet: plain, blur, APS).
     """
     if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; supported: {', '.join(STEMS)}")
+        raise UsageError(f"unknown stem {stem!r}; supported: {', '.join(STEMS)}")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise UsageError(f"num_classes must be >= 1, got {num_classes}")
     if name.startswith(TORCHVISION_PREFIX):
         import torchvision
 

@@ -1,21 +1,42 @@
-"""Atomic result files: written to a temporary file beside the target, then renamed over it."""
+"""Result files: atomic single files, and the files of one result written as one unit.
+
+:func:`write_bytes_atomic` writes to a temporary file beside the target, then renames it over the target, so a
+crash leaves the old file or the new one. :func:`result_unit` gives a staging folder (hidden, inside the output folder): a
+command writes all files of one result there, and they are moved into the output folder together, the manifest
+last, with interrupts held back, so an interrupted command never leaves files of two runs side by side. Files are
+created with the usual permissions (``0o666`` less the umask), so others can read the results.
+:func:`check_output_folder` and :func:`check_output_file` let a command refuse an unusable output path before it
+does any work.
+"""
 from __future__ import annotations
 
 import io
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Optional, Union
+
+from ..errors import UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temporary_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -23,7 +44,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -41,3 +62,59 @@ def save_figure_atomic(figure: Any, path: PathLike, **savefig_kwargs: Any) -> Pa
     buffer = io.BytesIO()
     figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", **savefig_kwargs)
     return write_bytes_atomic(path, buffer.getvalue())
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT / SIGTERM inside the block (main thread only); they are delivered after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Path]:
+    """A staging folder (hidden, inside ``out``): the files written into it inside the block are moved into ``out``
+    together when the block ends without error (``manifest``, a file name, last), with SIGINT / SIGTERM held back
+    during the moves; after an error none of them reaches ``out``. Sub-folders are not supported."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = _temporary_name(out / "result")
+    staging.mkdir()
+    try:
+        yield staging
+        names = sorted(path.name for path in staging.iterdir())
+        if manifest in names:
+            names.remove(manifest)
+            names.append(manifest)
+        with _signals_held():
+            for name in names:
+                os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_folder(path: PathLike, *, option: str = "--out") -> None:
+    """Raise :class:`UsageError` unless ``path`` is, or can be created as, a writable folder (creates nothing)."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under {existing}, which is a file"
+        raise UsageError(f"{option} {path} {where}, not a folder; name a folder (new or existing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write to {existing} (permission denied); name a folder you can write to")
+
+
+def check_output_file(path: PathLike, *, option: str) -> None:
+    """Raise :class:`UsageError` unless a file can be written at ``path`` (creates nothing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; name a file in it (e.g. {path / 'model.pt'})")
+    check_output_folder(path.parent, option=f"{option} {path}: its folder")

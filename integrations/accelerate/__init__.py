@@ -15,10 +15,12 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
+
+from augshift.reporting.files import write_json_atomic
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -31,11 +33,16 @@ def weights_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(accelerator, directory: str) -> None:
-    """``accelerator.save_state(directory)`` atomically (written beside it, then renamed); call on every process."""
+def save_checkpoint(accelerator, directory: str, *, files: Optional[dict[str, Any]] = None) -> None:
+    """``accelerator.save_state(directory)`` atomically (written beside it, then renamed); call on every process.
+
+    ``files``: ``{file name: JSON-able object}`` written into the checkpoint before the rename (e.g. the metrics so
+    far), so they are saved, and resumed, together with the state."""
     accelerator.save_state(directory + ".tmp")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for name, obj in (files or {}).items():
+            write_json_atomic(os.path.join(directory + ".tmp", name), obj)
         os.replace(directory + ".tmp", directory)
     accelerator.wait_for_everyone()
 

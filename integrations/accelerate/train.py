@@ -5,12 +5,14 @@
 
 Any timm model name (or ``torchvision/<name>``), any Hugging Face image-classification dataset (hub name,
 parquet, image folder). Each epoch: train (AugShift on unless ``--no-augshift``), evaluate accuracy and shift
-consistency over all processes, save a checkpoint (``--resume`` continues from the last one) and
-``metrics.json``; the plain model's weights go to ``model.safetensors``.
+consistency over all processes, save a checkpoint with the metrics so far (``--resume`` continues from the last
+one) and ``metrics.json``; the plain model's weights go to ``model.safetensors``. A user mistake (a bad path,
+option or data set) prints one line and exits with 2.
 """
 import argparse
 import json
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +25,12 @@ from tqdm.auto import tqdm
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
 from augshift.data import load_split_dataset, num_classes
 from augshift.engine import average_buffers, epoch_seed, seed_generator
+from augshift.errors import UsageError, run_command
 from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
 from augshift.models import create_model
-from augshift.reporting.files import write_json_atomic
+from augshift.reporting.files import check_output_folder, write_json_atomic
+
+METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,8 +79,28 @@ def evaluate(accelerator, model: nn.Module, loader) -> dict:
     return metric.compute(sync=False).to_dict()
 
 
+def resume_point(args) -> tuple:
+    """``(checkpoint, epoch, history)`` to continue from (``(None, 0, [])`` for a new run); refuses an ``--output``
+    with checkpoints without ``--resume``, and ``--resume`` without checkpoints."""
+    check_output_folder(args.output, option="--output")
+    checkpoint, start = last_checkpoint(os.path.join(args.output, "checkpoints"))
+    if checkpoint and not args.resume:
+        raise UsageError(f"{args.output} has checkpoints: pass --resume, or another --output")
+    if args.resume and not checkpoint:
+        raise UsageError(f"--resume: {args.output} has no checkpoints (checkpoints/epoch_<n>) to resume from; check "
+                         "--output, or leave out --resume to start a new run")
+    if not checkpoint:
+        return None, 0, []
+    path = os.path.join(checkpoint, METRICS)
+    if not os.path.isfile(path):
+        raise UsageError(f"{checkpoint} has no {METRICS} (written by an older train.py?); start a new --output")
+    with open(path) as f:
+        return checkpoint, start, json.load(f)["epochs"]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    checkpoint, start, history = resume_point(args)
     accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
                               gradient_accumulation_steps=args.grad_accum)
     with accelerator.main_process_first():  # the first process builds the datasets cache
@@ -94,14 +119,8 @@ def main(argv=None) -> None:
     net, optimizer, train_loader, eval_loader = accelerator.prepare(net, optimizer, train_loader, eval_loader)
     accelerator.register_for_checkpointing(scheduler)
 
-    checkpoint, start = last_checkpoint(os.path.join(args.output, "checkpoints"))
-    if checkpoint and not args.resume:
-        raise SystemExit(f"{args.output} has checkpoints: pass --resume, or another --output")
-    metrics_path, history = os.path.join(args.output, "metrics.json"), []
     if checkpoint:
         accelerator.load_state(checkpoint)
-        with open(metrics_path) as f:
-            history = [row for row in json.load(f)["epochs"] if row["epoch"] <= start]
 
     for epoch in range(start, args.epochs):
         order.manual_seed(epoch_seed(args.seed, epoch, -1))  # the same data order on every process
@@ -129,12 +148,13 @@ def main(argv=None) -> None:
                         "eval": evaluate(accelerator, model, eval_loader),
                         "rank_weight_digests": gather_object([weights_digest(model)])})
         accelerator.print(json.dumps({"epoch": epoch + 1, **history[-1]["train"], **history[-1]["eval"]}))
-        save_checkpoint(accelerator, os.path.join(args.output, "checkpoints", f"epoch_{epoch + 1}"))
+        metrics = {"args": vars(args), "epochs": history}
+        save_checkpoint(accelerator, os.path.join(args.output, "checkpoints", f"epoch_{epoch + 1}"), files={METRICS: metrics})
         if accelerator.is_main_process:
-            write_json_atomic(metrics_path, {"args": vars(args), "epochs": history})
+            write_json_atomic(os.path.join(args.output, METRICS), metrics)
     accelerator.save_model(model, args.output)  # model.safetensors with the plain model's keys
     accelerator.end_training()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("train.py", main, sys.argv[1:]))

@@ -15,10 +15,12 @@ Without any ``--augshift*`` flag nothing is replaced: the run is plain ``python 
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import sys
 from contextlib import suppress
@@ -29,6 +31,7 @@ import torch
 
 from augshift.config import AugShiftConfig, add_augshift_arguments
 from augshift.engine.seeding import stream_seed
+from augshift.errors import UsageError, run_command
 from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
 
@@ -53,8 +56,8 @@ OPTION_NEEDS = {
 }
 
 
-class TrainScriptError(RuntimeError):
-    """The given train.py does not fit the contract this launcher relies on."""
+class TrainScriptError(UsageError):
+    """The given train.py does not fit the contract this launcher relies on (a user mistake: one line, exit 2)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +154,9 @@ def with_loss_parts(train_one_epoch: Callable) -> Callable:
         metrics = train_one_epoch(*args, **kwargs)
         parts = task.loss_parts(sync=True, reset=True)
         metrics.update((f"augshift_{name}", value) for name, value in parts.items())
+        if not all(math.isfinite(value) for value in parts.values()):
+            _logger.warning(f"AugShift epoch {call.get('epoch')}: the loss parts are not finite ({parts}): the images "
+                            "or the weights hold NaN or inf (a diverged run? lower the learning rate; check the data)")
         if task.verbose:
             _logger.info(
                 f"AugShift epoch {call.get('epoch')}: criterion {parts['criterion']:#.4g}  "
@@ -209,16 +215,12 @@ def configure(train: ModuleType, args: argparse.Namespace) -> None:
 
 
 def check_contract(train: ModuleType) -> None:
-    """Raise :class:`TrainScriptError` naming what ``train`` lacks of :data:`CONTRACT`."""
+    """Raise :class:`TrainScriptError` naming what of :data:`CONTRACT` the imported ``train`` gets wrong (that the
+    names exist is checked before import, by :func:`load_train_script`)."""
     import timm
     import timm.task
 
     where = getattr(train, "__file__", train.__name__)
-    missing = [name for name in CONTRACT if not hasattr(train, name)]
-    if missing:
-        raise TrainScriptError(
-            f"{where} has no module-level {', '.join(missing)}; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}"
-        )
     if not isinstance(train.parser, argparse.ArgumentParser):
         raise TrainScriptError(f"{where}: 'parser' is a {type(train.parser).__name__}, not an argparse.ArgumentParser")
     if train.ClassificationTask is not timm.task.ClassificationTask:
@@ -235,10 +237,40 @@ def check_contract(train: ModuleType) -> None:
         )
 
 
+def module_level_names(path: str) -> set[str]:
+    """The names a Python file binds at module level (defs, classes, assignments, imports), read without running it."""
+    with open(path, "rb") as handle:
+        try:
+            tree = ast.parse(handle.read(), filename=path)
+        except (SyntaxError, ValueError) as error:
+            raise TrainScriptError(f"{path} is not a Python file ({error}); give the path of your timm train.py") from None
+    names: set[str] = set()
+    nodes = list(tree.body)
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, (ast.If, ast.Try, ast.With)):  # module-level blocks bind module-level names too
+            nodes.extend(node.body + getattr(node, "orelse", []) + getattr(node, "finalbody", [])
+                         + [n for handler in getattr(node, "handlers", []) for n in handler.body])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
 def load_train_script(path: str) -> ModuleType:
-    """Import ``path`` (a timm train.py) as the module :data:`TRAIN_MODULE` and check its contract."""
+    """Import ``path`` (a timm train.py) as the module :data:`TRAIN_MODULE` and check its contract; a file that
+    does not bind every name of :data:`CONTRACT` at module level is refused before any of its code runs."""
+    if os.path.isdir(path):
+        raise TrainScriptError(f"{path} is a folder; give the path of your timm train.py file first")
     if not os.path.isfile(path):
         raise TrainScriptError(f"no such file: {path}; give the path of your timm train.py first")
+    missing = [name for name in CONTRACT if name not in module_level_names(path)]
+    if missing:
+        raise TrainScriptError(f"{path} has no module-level {', '.join(missing)}; augshift-timm supports {SUPPORTED_TRAIN_SCRIPTS}")
     spec = importlib.util.spec_from_file_location(TRAIN_MODULE, path)
     if spec is None or spec.loader is None:
         raise TrainScriptError(f"cannot import {path} as a Python module")
@@ -290,13 +322,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [script, *train_argv]  # as `python train.py ...` would see them
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    try:
+
+    def run() -> None:
         train = load_train_script(script)
         install(train)
         train.main()
-    except TrainScriptError as error:
-        print(f"augshift-timm: error: {error}", file=sys.stderr)
-        return 2
+
+    try:
+        return run_command("augshift-timm", run, argv)
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
-    return 0
