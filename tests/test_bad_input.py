@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from augshift import AugShift, AugShiftConfig, PooledFeatures, ShiftConsistency, loss_parts
+from augshift import AugShift, AugShiftConfig, PooledFeatures, ShiftConsistency, evaluate_shift_consistency, loss_parts
 from augshift.cli import main
 from augshift.data import describe_split, load_image_dataset, load_split, to_tensors
 from augshift.engine import TensorBatches, TrainConfig, Trainer, fit
@@ -22,7 +22,7 @@ from augshift.errors import UsageError, run_command
 from augshift.models import create_small_cnn
 from augshift.reporting.files import result_unit, write_json_atomic
 
-SIZE = 16  # px: tiny images keep the commands fast
+SIZE = 32  # px: small images keep the commands fast (and fit every shift protocol of the metric)
 
 
 # ---------------------------------------------------------------------------------------------- data on disk
@@ -69,7 +69,13 @@ def data(tmp_path_factory) -> dict[str, Path]:
     write_image_folder(root / "train_val" / "val", 8)  # no test/
     (root / "empty").mkdir()
     pq.write_table(pa.table({"picture": [buffer.getvalue()], "y": [0]}), root / "columns.parquet")
+    import timm
+
+    torch.save(timm.create_model("resnet34", num_classes=2).state_dict(), root / "resnet34.pth")  # a plain state_dict
+    torch.save({"epoch": 3}, root / "no_weights.pth")
+    (root / "notes.pth").write_text("not a checkpoint")
     return {
+        "resnet34": root / "resnet34.pth", "no_weights": root / "no_weights.pth", "notes": root / "notes.pth",
         "one_file": write_hub_parquet(root / "one.parquet", 20), "hub": root / "hub",
         "classes": write_image_folder(root / "classes", 20), "train_val": root / "train_val",
         "no_metadata": root / "no_metadata.parquet", "empty": root / "empty",
@@ -110,7 +116,7 @@ REFUSED_COMMANDS = [
     ("demo-batch-size-0", ["demo", "--batch-size", "0"], "argument --batch-size: must be >= 1"),
     ("demo-lr-0", ["demo", "--lr", "0"], "argument --lr: must be a finite number > 0"),
     ("demo-max-shift-negative", ["demo", "--data", "{hub}", *TINY_DEMO, "--max-shift", "-1"], "max_shift must be >= 0"),
-    ("demo-max-shift-beyond-image", ["demo", "--data", "{hub}", *TINY_DEMO, "--max-shift", "16"],
+    ("demo-max-shift-beyond-image", ["demo", "--data", "{hub}", *TINY_DEMO, "--max-shift", "32"],
      "must be smaller than the image"),
     ("demo-column-missing", ["demo", "--data", "{columns}", *TINY_DEMO], "name it with --image-column"),
     ("consistency-missing-path", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}/missing"],
@@ -135,6 +141,14 @@ REFUSED_COMMANDS = [
      "argument --batch-size: must be >= 1, got 0"),
     ("consistency-missing-checkpoint", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
                                         "--checkpoint", "{hub}/missing.pth"], "missing.pth"),
+    ("consistency-checkpoint-of-another-model", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
+                                                 "--checkpoint", "{resnet34}"], "resnet34.pth does not fit ResNet"),
+    ("consistency-checkpoint-without-weights", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
+                                                "--checkpoint", "{no_weights}"], "has no weights"),
+    ("consistency-checkpoint-not-torch", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--checkpoint", "{notes}"],
+     "as a torch checkpoint"),
+    ("channels-plain-state-dict", ["channels", "--checkpoint", "{resnet34}", "--data", "{hub}"],
+     "is a plain state_dict that does not name its architecture: pass --model NAME"),
     ("locate-grid-1", ["locate", "--grid", "1"], "argument --grid: must be >= 2, got 1"),
 ]
 
@@ -336,6 +350,11 @@ API_CASES = [
      "name it with --image-column (in Python: image_column=)"),
     ("hub-name-offline", lambda data: load_image_dataset("nobody/no-such-dataset", "test"), UsageError,
      "no Hugging Face dataset of that name could be loaded"),
+    ("evaluation-of-no-batches", lambda data: evaluate_shift_consistency(create_small_cnn(3, width=4), []).accuracy,
+     UsageError, "no samples were evaluated"),
+    ("metric-indices-wrong-shape", lambda data: ShiftConsistency(max_shift=1).update(
+        create_small_cnn(3, width=4).eval(), torch.randn(2, 3, 8, 8), torch.tensor([0, 1]), torch.tensor([0])),
+     UsageError, "indices must be the 2 samples' integer dataset indices"),
 ]
 
 
