@@ -42,7 +42,7 @@ def test_channels_of_a_plain_timm_state_dict(cifar10_dir, tmp_path, resnet18_10)
     markdown = (tmp_path / "channels-layer4-hflip.md").read_text()
     assert f"| 1 | {ranking['channels'][0]} |" in markdown
     for png in ("channels-layer4-hflip.png", "channels-layer4-hflip-maps.png"):
-        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG" and png in result["files"]  # one unit, in the manifest
     model, meta = load_model(str(path), model="resnet18")  # 10 classes, from the head's shape
     assert meta == {} and model.num_classes == 10 and same_weights(model, resnet18_10)
 

@@ -19,6 +19,7 @@ where the top ones fire. Each writes JSON (with the exact command), markdown and
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -201,10 +202,10 @@ def run_channels(args: argparse.Namespace) -> int:
                                      device=device)
     top = ranking.top(args.top)
     stem = f"channels-{layer.replace('.', '_')}-{args.transform}" + (f"-{args.region}" if args.region else "")
-    ranking.plot(str(Path(args.out) / f"{stem}.png"), top=args.top)
     maps = channel_maps(model, layer, images, top, device=device)
-    plot_channel_maps(maps, top, str(Path(args.out) / f"{stem}-maps.png"),
-                      title=f"{layer}: mean activation of the top {len(top)} channels over {len(images)} images")
+    figures = {f"{stem}.png": functools.partial(ranking.plot, top=args.top),
+               f"{stem}-maps.png": functools.partial(plot_channel_maps, maps, top, title=(
+                   f"{layer}: mean activation of the top {len(top)} channels over {len(images)} images"))}
     mean, std = _stats(args, model, meta)
     data = dict(command=recorded_command(args), checkpoint=args.checkpoint, model=args.model, meta=meta,
                 mean=list(mean), std=list(std),
@@ -219,7 +220,7 @@ def run_channels(args: argparse.Namespace) -> int:
         f"`{data['command']}`", "",
         f"{len(images)} images; score: {score}; "
         f"`{stem}.png`: the sorted scores, `{stem}-maps.png`: where the top channels fire.", "", table])
-    write_results(args.out, stem, data, markdown)
+    write_results(args.out, stem, data, markdown, figures=figures)
     return 0
 
 
@@ -262,8 +263,6 @@ def run_attack(args: argparse.Namespace) -> int:
     region = f"-{args.region}" if args.region else ""
     prior = f"-prior{meta['layout_prior']:g}" if meta.get("layout_prior") else ""
     stem = f"attack-{layer.replace('.', '_')}-{args.transform}{region}{prior}"
-    curve.plot(str(Path(args.out) / f"{stem}.png"))
-    ranking.plot(str(Path(args.out) / f"{stem}-ranking.png"), top=counts[0])
     data = dict(command=recorded_command(args), preset=args.preset, seed=args.seed, device=str(device), meta=meta, model=info,
                 test_images=len(images), regions=args.regions, ignore_index=args.ignore_index, curve=curve.to_dict())
     ranked = (f"signed {args.region}-region ranking (the project's procedure: A = the content in the {args.region} "
@@ -273,7 +272,8 @@ def run_attack(args: argparse.Namespace) -> int:
         f"{what}; mIoU per region ({args.regions}: the other pixels ignored); each random-N value: {args.draws} draws "
         f"of N random channels out of {len(ranking.channels)}.", "", curve.markdown(),
     ])
-    write_results(args.out, stem, data, markdown)
+    figures = {f"{stem}.png": curve.plot, f"{stem}-ranking.png": functools.partial(ranking.plot, top=counts[0])}
+    write_results(args.out, stem, data, markdown, figures=figures)
     return 0
 
 
