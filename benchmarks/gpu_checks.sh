@@ -15,17 +15,10 @@
 # Results go to $OUT/throughput, $OUT/table2-short, $OUT/tests.txt and $OUT/log.txt.
 set -u
 OUT=${OUT:-/tmp/gpu-checks}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HOME=/tmp/hf_home
-log="$OUT/log.txt"
-{
-    python3 -c "import torch, timm, pyarrow; print('torch', torch.__version__, 'timm', timm.__version__, 'pyarrow', pyarrow.__version__, torch.cuda.get_device_name(0))"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .
-} >"$log" 2>&1
-export PYTHONPATH=/tmp/site
+source "$(dirname "$0")/gpu_setup.sh"
 echo "== throughput" >>"$log"
 timeout 200 python3 benchmarks/throughput.py --device cuda --steps 150 --warmup 20 --concurrency 4,8 \
+    --models resnet18,resnetblur18,resnet18+augshift,resnetblur18+augshift \
     --out "$OUT/throughput" >>"$log" 2>&1
 echo "== paper Table 2, shortened (30 epochs, CIFAR-10, seed 0)" >>"$log"
 timeout 260 python3 benchmarks/invariance.py --preset paper --datasets cifar10 --data cifar10=.gpu_data/cifar10 \

@@ -12,15 +12,7 @@ set -u
 OUT=${OUT:-/tmp/gpu-table1}
 EPOCHS=${EPOCHS:-8}
 TASKS=${TASKS:-location}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HOME=/tmp/hf_home
-log="$OUT/log.txt"
-{
-    python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name(0))"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .
-} >"$log" 2>&1
-export PYTHONPATH=/tmp/site
+source "$(dirname "$0")/gpu_setup.sh"
 timeout 540 python3 benchmarks/position.py --preset paper --grids 3 --tasks "$TASKS" --device cuda \
     --data .gpu_data/cifar10 --out "$OUT/table1" -- --epochs "$EPOCHS" >>"$log" 2>&1
 head -1 "$log"

@@ -14,7 +14,7 @@ import torch
 
 from ..data import describe_split, iterate_batches, load_split, open_split, resolve_columns
 from ..errors import UsageError
-from ..metrics import evaluate_shift_consistency
+from ..metrics import PROTOCOL_FAMILY, evaluate_shift_consistency
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import SHIFT_MODES
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_shift_consistency(
         model, iterate_batches(images, labels, args.batch_size, mean=mean, std=std), device=device,
         progress=True, max_shift=args.max_shift, mode=args.mode, seed=args.seed, curve_max_shift=args.curve_max_shift,
+        protocols=args.protocols,
     ).to_dict()
     table = markdown_table({args.model: report})
     if not args.out:
@@ -89,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--std", type=float, nargs=3, default=None)
     parser.add_argument("--max-shift", type=whole(0), default=4)
     parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES)
+    parser.add_argument("--protocols", type=lambda text: tuple(text.split(",")), default=PROTOCOL_FAMILY,
+                        help=f"comma-separated consistency protocols (default: all of {','.join(PROTOCOL_FAMILY)}; "
+                             "random16 needs images of more than 16 px)")
     parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")
     parser.add_argument("--batch-size", type=whole(1), default=256)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")

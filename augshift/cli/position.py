@@ -28,16 +28,19 @@ import torch
 
 from ..data import CIFAR_MEAN, CIFAR_STD, load_split, normalize
 from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
+from ..engine import BestEpoch
 from ..engine.evaluation import evaluating
 from ..engine.trainer import logits_of
 from ..errors import UsageError
 from ..models.segmentation import create_segmentation_model, torchvision_segmentation_names
 from ..position import (
-    PRESETS, REGIONS, SEGMENTATION_PRESETS, TASKS, TRANSFORMS, LocationCanvas, MosaicSegmentation, PositionConfig,
-    attack_curve, evaluate_canvas, rank_position_channels, segmentation_scores, train_on_canvas, train_segmentation,
+    PRESETS, REGIONS, SEGMENTATION_PRESETS, TASKS, TRANSFORMS, LocationCanvas, LocationReport, MosaicSegmentation,
+    PositionConfig, attack_curve, canvas_scorer, evaluate_canvas, rank_position_channels, segmentation_scores,
+    train_on_canvas, train_segmentation,
 )
 from ..position.channels import channel_maps, default_layer, plot_channel_maps
 from ..position.segmentation import REGION_SETS
+from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
 from .common import choose_device, load_model, recorded_command, save_model, write_results
 from .options import whole
@@ -49,6 +52,7 @@ PAPER_TABLE1 = {
     ("gapnet", "class", 3): 82.6, ("gapnet", "class", 7): 82.1,
     ("permutenet", "class", 3): 73.6, ("permutenet", "class", 7): 69.9,
 }
+PAPER_TRUNKS = ("resnet18", "resnet18_stride16")  # trunks whose numbers sit beside the paper's ResNet-18
 NUM_CLASSES = 10  # CIFAR-10 (the canvases and mosaics keep the dataset's labels)
 
 
@@ -81,7 +85,8 @@ def run_locate(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     num_classes = args.grid ** 2 if args.task == "location" else NUM_CLASSES
-    name = f"{args.model}_{args.trunk}"
+    trunk = args.trunk or config.trunk
+    name = f"{args.model}_{trunk}"
     kwargs = dict(num_classes=num_classes)
     if args.model == "permutenet":
         kwargs.update(where=args.where, seed=args.seed + 1)
@@ -89,33 +94,50 @@ def run_locate(args: argparse.Namespace) -> int:
     train_x, train_y = _load(args, args.train_split, config.train_limit)
     test_x, test_y = _load(args, args.test_split, config.test_limit)
     start = time.time()
+    test_canvas = LocationCanvas(test_x, test_y, grid=args.grid)
+    best = BestEpoch(model, canvas_scorer(train_x, test_canvas, task=args.task, config=config, seed=args.seed,
+                                          device=device))
     history = train_on_canvas(model, LocationCanvas(train_x, train_y, grid=args.grid, generator=generator),
-                              task=args.task, config=config, generator=generator, device=device)
+                              task=args.task, config=config, generator=generator, device=device, after_epoch=best)
     train_s = time.time() - start
     passes = args.passes or config.passes
-    report = evaluate_canvas(model, LocationCanvas(test_x, test_y, grid=args.grid, generator=generator),
-                             task=args.task, exhaustive=config.exhaustive and not args.passes, passes=passes,
-                             generator=generator, device=device, progress=True)
-    stem = f"locate-{args.model}-{args.trunk}-{args.task}-g{args.grid}"
-    paper = PAPER_TABLE1.get((args.model, args.task, args.grid)) if args.trunk == "resnet18" else None
+
+    def evaluate() -> LocationReport:  # the same cells for the last and the best epoch
+        return evaluate_canvas(model, test_canvas, task=args.task, exhaustive=config.exhaustive and not args.passes,
+                               passes=passes, generator=torch.Generator().manual_seed(args.seed), device=device,
+                               progress=True)
+
+    report, best_epoch = evaluate(), best.best_epoch(history)
+    best_report = report
+    if best_epoch != history[-1]["epoch"]:
+        last_state = {k: v.clone() for k, v in model.state_dict().items()}
+        best.load_best()
+        best_report = evaluate()
+        model.load_state_dict(last_state)
+    stem = f"locate-{args.model}-{trunk}-{args.task}-g{args.grid}"
+    paper = PAPER_TABLE1.get((args.model, args.task, args.grid)) if trunk in PAPER_TRUNKS else None
     data = dict(
         command=recorded_command(args), preset=args.preset, config=config.to_dict(), model=name, model_kwargs=kwargs,
         task=args.task, grid=args.grid, seed=args.seed, device=str(device), train_images=len(train_x),
         test_images=len(test_x), train_steps=sum(row["steps"] for row in history), train_seconds=round(train_s, 1),
-        final_train_loss=history[-1]["loss"], results=report.to_dict(),
-        paper_accuracy=paper,
+        final_train_loss=history[-1]["loss"], results=report.to_dict(), history=history,
+        best={"epoch": best_epoch, "results": best_report.to_dict()}, paper_accuracy=paper,
     )
     title = f"{name} {args.task} {args.grid}x{args.grid}: {100 * report.accuracy:.2f}%"
-    report.plot(str(Path(args.out) / f"{stem}.png"), title=title)
     summary = markdown_grid(
-        ("model", "grid", "task", "accuracy (%)", "paper (%)", "train images x epochs", "test evaluations"),
+        ("model", "grid", "task", "accuracy (%), last epoch", "accuracy (%), best epoch", "paper (%)",
+         "train images x epochs", "test evaluations"),
         [(name, f"{args.grid}x{args.grid}", args.task, f"{100 * report.accuracy:.2f}",
-          paper if paper is not None else "-", f"{len(train_x)} x {config.epochs}", sum(report.total))])
+          f"{100 * best_report.accuracy:.2f} (epoch {best_epoch})", paper if paper is not None else "-",
+          f"{len(train_x)} x {config.epochs}", sum(report.total))])
     cells = markdown_grid([f"col {c + 1}" for c in range(args.grid)],
                           [[f"{100 * v:.1f}" for v in row] for row in report.per_cell.tolist()])
     markdown = "\n".join([f"# {title}", "", f"`{data['command']}`", "", summary,
                           "Per-cell accuracy (%), rows top to bottom:", "", cells])
-    write_results(args.out, stem, data, markdown)
+    figures = {f"{stem}.png": lambda path: report.plot(str(path), title=title),
+               f"{stem}-curve.png": lambda path: plot_training_curve(
+                   history, path, score="test_accuracy", title=f"{name} {args.task} {args.grid}x{args.grid}: per epoch")}
+    write_results(args.out, stem, data, markdown, figures=figures)
     if args.save_model:
         save_model(args.save_model, model, name, kwargs, dict(task=args.task, grid=args.grid))
     return 0
@@ -307,7 +329,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     locate = subparsers.add_parser("locate", help="train and evaluate GAPNet / PermuteNet on the location task",
                                    formatter_class=fmt)
     locate.add_argument("--model", choices=("gapnet", "permutenet"), default="gapnet")
-    locate.add_argument("--trunk", default="resnet18", help="registered trunk: resnet18 or resnet50")
+    locate.add_argument("--trunk", default=None,
+                        help="registered trunk: resnet18_stride16 (the official code's, no max-pool), resnet18 or "
+                             "resnet50 (default: the preset's: paper resnet18_stride16, quick resnet18)")
     locate.add_argument("--grid", type=whole(2), default=3, help="canvas of grid x grid cells of 32x32 images")
     locate.add_argument("--task", choices=TASKS, default="location",
                         help="location: predict the cell; class: classify the image on the canvas")
