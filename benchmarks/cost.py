@@ -65,7 +65,7 @@ def build(model_name: str, size: int, batch: int, *, device: str, stem: str):
     arch, augshift = parse_model(model_name)
     dev = torch.device(device)
     model = create_model(arch, 10, stem=stem).to(dev)
-    net = AugShift(model) if augshift else model
+    net = AugShift(model, config=augshift) if augshift else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, 10, (batch,), device=dev)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
-from augshift.config import AugShiftConfig
 from augshift.engine import init_distributed
 from augshift.intervals import difference_ci
 from augshift.reporting.files import write_json_atomic, write_text_atomic
@@ -31,16 +30,15 @@ def specs(models: list[str], preset: dict) -> list[RunSpec]:
     for model in models:
         arch, augshift = parse_model(model)
         for path, numerics in PATHS.items():
-            config = recipe({**preset, **numerics}, seed=preset["seeds"][0],
-                            augshift=AugShiftConfig() if augshift else None)
+            config = recipe({**preset, **numerics}, seed=preset["seeds"][0], augshift=augshift)
             out.append(RunSpec(f"{model}_{path}", arch, config, stem=preset["stem"], label=f"{model} [{path}]"))
     return out
 
 
 def differences(summary: dict, models: list[str]) -> tuple[str, dict]:
     """Markdown and dict: fast - fp32 per model and metric, with the 95% Newcombe interval."""
-    lines = ["| model | Δ top-1 (fast − fp32) | Δ consistency random | Δ consistency circular | inside the intervals |",
-             "|---|---|---|---|---|"]
+    lines = ["| model | " + " | ".join(f"Δ {metric} (fast − fp32)" for metric in METRICS) + " | inside the intervals |",
+             "|---|" + "---|" * (len(METRICS) + 1)]
     out = {}
     for model in models:
         fast, fp32 = summary[f"{model} [fast]"], summary[f"{model} [fp32]"]

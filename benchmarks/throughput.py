@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from paths import RESULTS
 
-from augshift import AugShift, AugShiftConfig, RandomShift
+from augshift import AugShift, RandomShift
 from augshift.data import normalize
 from augshift.engine import TensorBatches, TrainConfig, Trainer
 from augshift.models import create_model
@@ -64,7 +64,7 @@ def setup(model_name: str, *, device: str, fast: bool, batch: int, pool: int, se
     arch, augshift = parse_model(model_name)
     cuda = device.startswith("cuda")
     config = TrainConfig(epochs=1000, batch_size=batch, lr=0.1, seed=seed,
-                         augshift=AugShiftConfig() if augshift else None,
+                         augshift=augshift,
                          precision="bf16" if fast and cuda else "fp32", channels_last=fast and cuda)
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (pool, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
@@ -115,7 +115,7 @@ def time_old(model_name: str, *, device: str, batch: int, pool: int, steps: int,
     torch.manual_seed(0)
     model = create_model(arch, 10, stem="cifar").to(device)
     shifts = torch.Generator(device=device).manual_seed(0)
-    net = AugShift(model, generator=shifts) if augshift else torch.nn.Sequential(RandomShift(4, generator=shifts), model)
+    net = AugShift(model, config=augshift, generator=shifts) if augshift else torch.nn.Sequential(RandomShift(4, generator=shifts), model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
 
     def step(i: int) -> float:

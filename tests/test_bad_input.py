@@ -150,6 +150,19 @@ REFUSED_COMMANDS = [
     ("channels-plain-state-dict", ["channels", "--checkpoint", "{resnet34}", "--data", "{hub}"],
      "is a plain state_dict that does not name its architecture: pass --model NAME"),
     ("locate-grid-1", ["locate", "--grid", "1"], "argument --grid: must be >= 2, got 1"),
+    ("locate-passes-0", ["locate", "--passes", "0"], "argument --passes: must be >= 1, got 0"),
+    ("locate-unknown-trunk", ["locate", "--data", "{hub}", "--trunk", "resnet1800"], "timm has no model 'gapnet_resnet1800'"),
+    ("consistency-unknown-model", ["consistency", "--model", "resnet1800", "--data", "{hub}"],
+     "timm has no model 'resnet1800'"),
+    ("consistency-unknown-protocol", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--protocols", "random,zhang"],
+     "unknown protocol(s) zhang; choose from random, circular, random8, random16, circular_full"),
+    ("channels-top-0", ["channels", "--model", "resnet18", "--data", "{hub}", "--top", "0"],
+     "argument --top: must be >= 1, got 0"),
+    ("attack-counts-beyond-the-layer", ["attack", "--model", "fcn_resnet18", "--data", "{hub}", "--test-split", "train",
+                                        "--counts", "4096", "--draws", "1", "--epochs", "1", "--device", "cpu"],
+     "counts go up to 4096 but"),
+    ("attack-too-few-test-images", ["attack", "--model", "fcn_resnet18", "--data", "{hub}", "--epochs", "1",
+                                    "--device", "cpu"], "6 images make at most 0 mosaics of 3x3 tiles"),
 ]
 
 

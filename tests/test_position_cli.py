@@ -72,6 +72,7 @@ def test_locate_official_trunk_reports_last_and_best_epoch(cifar10_dir, tmp_path
     assert len(scores) == 3 and all(0 <= s <= 100 for s in scores)
     assert result["best"]["epoch"] == scores.index(max(scores)) + 1
     assert result["paper_accuracy"] == 100.0 and result["model"] == "gapnet_resnet18_stride16"
+    assert result["config"]["trunk"] == "resnet18_stride16"  # the trunk it trained, not the preset's
     for report in (result["results"], result["best"]["results"]):
         assert sum(report["total"]) == 6 * 9  # every test image in every cell
     if result["best"]["epoch"] == 3:

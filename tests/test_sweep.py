@@ -148,7 +148,10 @@ def test_summary_mean_std_pooled_interval_and_differences():
     assert hi == pytest.approx(11.0 + math.sqrt((u1 - 81.0) ** 2 + (70.0 - l2) ** 2))
     table = comparison_table(summary, [("a", "b")])
     assert "+11.00" in table and "*" in table
-    assert "81.00 ± 1.41" in summary_table(summary)
+    last = summary_table(summary)
+    assert "81.00 ± 1.41" in last
+    header, _, first = last.splitlines()[:3]
+    assert header.count("|") == first.count("|")  # as many header cells as row cells
 
 
 def test_cifar_stem_replaces_only_the_stem():

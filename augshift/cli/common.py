@@ -113,6 +113,15 @@ def _build(
         raise UsageError(f"cannot build --model {name!r} ({error}): give a timm model name or torchvision/<name>") from None
 
 
+def create_named_model(name: str, **kwargs: Any) -> torch.nn.Module:
+    """``timm.create_model(name, **kwargs)``; a name timm does not know is a :class:`UsageError`."""
+    import timm
+
+    if not timm.is_model(name):
+        raise UsageError(f"timm has no model {name!r}; see timm.list_models() (e.g. resnet18, resnetblur18)")
+    return timm.create_model(name, **kwargs)
+
+
 def load_weights(model: torch.nn.Module, path: str) -> None:
     """Load checkpoint ``path`` (any layout of :func:`~augshift.models.checkpoints.read_checkpoint`) into ``model``."""
     load_state(model, read_checkpoint(path), type(model).__name__)

@@ -14,11 +14,11 @@ import torch
 
 from ..data import describe_split, iterate_batches, load_split, open_split, resolve_columns
 from ..errors import UsageError
-from ..metrics import PROTOCOL_FAMILY, evaluate_shift_consistency
+from ..metrics import PROTOCOL_FAMILY, PROTOCOLS, evaluate_shift_consistency
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import SHIFT_MODES
-from .common import choose_device, load_weights, recorded_command, write_results
+from .common import choose_device, create_named_model, load_weights, recorded_command, write_results
 from .options import whole
 
 
@@ -35,12 +35,21 @@ def check_classes(model: torch.nn.Module, args: argparse.Namespace) -> None:
                          f"--num-classes {found} (with the --checkpoint of a model trained on this data)")
 
 
+def protocol_list(text: str) -> tuple[str, ...]:
+    """An ``argparse`` type: comma-separated names of :data:`~augshift.metrics.PROTOCOLS`."""
+    names = tuple(text.split(","))
+    unknown = [name for name in names if name not in PROTOCOLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown protocol(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     import timm
 
     device = choose_device(args.device)
     kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
-    model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+    model = create_named_model(args.model, pretrained=args.pretrained, **kwargs)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
     check_classes(model, args)
@@ -90,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--std", type=float, nargs=3, default=None)
     parser.add_argument("--max-shift", type=whole(0), default=4)
     parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES)
-    parser.add_argument("--protocols", type=lambda text: tuple(text.split(",")), default=PROTOCOL_FAMILY,
+    parser.add_argument("--protocols", type=protocol_list, default=PROTOCOL_FAMILY,
                         help=f"comma-separated consistency protocols (default: all of {','.join(PROTOCOL_FAMILY)}; "
                              "random16 needs images of more than 16 px)")
     parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")

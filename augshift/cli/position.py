@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -42,7 +41,7 @@ from ..position.channels import channel_maps, default_layer, plot_channel_maps
 from ..position.segmentation import REGION_SETS
 from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
-from .common import choose_device, load_model, recorded_command, save_model, write_results
+from .common import choose_device, create_named_model, load_model, recorded_command, save_model, write_results
 from .options import whole
 
 # Islam et al. 2021, Table 1: CIFAR-10 canvases, ResNet-18 (accuracy %)
@@ -79,18 +78,16 @@ def _load(
 # ----------------------------------------------------------------------------------------------- locate
 
 def run_locate(args: argparse.Namespace) -> int:
-    import timm
-
     config, device = _config(args, PRESETS), choose_device(args.device)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     num_classes = args.grid ** 2 if args.task == "location" else NUM_CLASSES
-    trunk = args.trunk or config.trunk
+    trunk = config.trunk = args.trunk or config.trunk
     name = f"{args.model}_{trunk}"
     kwargs = dict(num_classes=num_classes)
     if args.model == "permutenet":
         kwargs.update(where=args.where, seed=args.seed + 1)
-    model = timm.create_model(name, **kwargs)
+    model = create_named_model(name, **kwargs)
     train_x, train_y = _load(args, args.train_split, config.train_limit)
     test_x, test_y = _load(args, args.test_split, config.test_limit)
     start = time.time()
@@ -196,7 +193,10 @@ def _test_set(
         images, masks = MosaicSegmentation(images, labels, grid=meta.get("grid", args.grid), layout_prior=prior,
                                            generator=generator).tensors()
         what = f"{len(images)} test mosaics" + (f" (layout prior {prior:g})" if prior else "")
-    num_classes = args.num_classes or _num_outputs(model, images, device)
+    num_classes = _num_outputs(model, images, device)  # what the model predicts: the confusion matrix's size
+    if args.num_classes is not None and args.num_classes != num_classes:
+        raise UsageError(f"--num-classes {args.num_classes}, but the model predicts {num_classes} classes; "
+                         "drop --num-classes or build the model with that many")
     check_masks(masks, num_classes, ignore_index=args.ignore_index)
 
     def scores(net: torch.nn.Module) -> dict:
@@ -317,10 +317,10 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("quick", "paper"), default="quick",
                         help="paper: Adam lr 1e-3 betas (0.5, 0.999), batch 48, 20 epochs, flips (GPU); "
                              "quick: a few minutes on 2 CPU cores")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the preset")
-    parser.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
-    parser.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
+    parser.add_argument("--epochs", type=whole(1), default=None, help="override the preset")
+    parser.add_argument("--batch-size", type=whole(1), default=None, help="override the preset")
+    parser.add_argument("--train-limit", type=whole(1), default=None, help="use the first N training images")
+    parser.add_argument("--test-limit", type=whole(1), default=None, help="use the first N test images")
     parser.add_argument("--save-model", default=None, help="save the trained model here (for channels / attack)")
 
 
@@ -336,7 +336,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     locate.add_argument("--task", choices=TASKS, default="location",
                         help="location: predict the cell; class: classify the image on the canvas")
     locate.add_argument("--where", default="pool", help="PermuteNet: 'pool' or a stage name such as layer3")
-    locate.add_argument("--passes", type=int, default=None,
+    locate.add_argument("--passes", type=whole(1), default=None,
                         help="evaluate with this many random-cell passes (default: preset; quick = every cell)")
     _data_args(locate)
     _train_args(locate)
@@ -348,8 +348,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(channels, fallback="the one the checkpoint names (a plain state_dict names none)")
     channels.add_argument("--layer", default=None,
                           help="module name from model.named_modules(); if not given: the last stage")
-    channels.add_argument("--limit", type=int, default=1800, help="test images to rank with")
-    channels.add_argument("--top", type=int, default=16, help="channels to tabulate and map")
+    channels.add_argument("--limit", type=whole(1), default=1800, help="test images to rank with")
+    channels.add_argument("--top", type=whole(1), default=16, help="channels to tabulate and map")
     _rank_args(channels)
     _segmentation_args(channels)
     _data_args(channels)
@@ -365,7 +365,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "head, the FCN's last stage")
     attack.add_argument("--counts", default="8,16,32,64,100,128,256",
                         help="comma-separated numbers of channels N (100: the paper's)")
-    attack.add_argument("--draws", type=int, default=3, help="random draws of N channels per N")
+    attack.add_argument("--draws", type=whole(1), default=3, help="random draws of N channels per N")
     _rank_args(attack)
     _segmentation_args(attack)
     _data_args(attack)

@@ -104,7 +104,8 @@ def attack_curve(
     order = ranking.channels.tolist() if isinstance(ranking, ChannelRanking) else list(ranking)
     num_channels = num_channels or len(order)
     if max(counts) > len(order) or max(counts) > num_channels:
-        raise ValueError(f"counts go up to {max(counts)} but {layer!r} has {min(len(order), num_channels)} ranked channels")
+        raise UsageError(f"counts go up to {max(counts)} but {layer!r} has {min(len(order), num_channels)} ranked "
+                         "channels; pass smaller --counts")
     baseline = evaluate(model)
     top = {m: [] for m in baseline}
     rand = {m: [] for m in baseline}

@@ -130,16 +130,22 @@ def canvas_scorer(
     """A per-epoch score for :class:`~augshift.engine.BestEpoch`: BatchNorm statistics re-estimated over
     ``config.bn_batches`` batches of canvases of ``train_images`` (as after training), then the accuracy of one
     random pass over ``test``. Its canvases and cells come from generators of its own (seeded by ``seed`` and
-    the call), so scoring leaves the training's random streams as they were; training in train mode uses batch
-    statistics, so re-estimating the running ones does not change it."""
+    the call), and a PermuteNet's permutation stream is put back after it, so scoring leaves the training's random
+    streams as they were; training in train mode uses batch statistics, so re-estimating the running ones does
+    not change it."""
     calls = iter(range(1 << 30))
 
     def score(model: nn.Module) -> float:
         generator = torch.Generator().manual_seed(seed * 1000 + next(calls))
+        permutation = getattr(getattr(model, "channel_permutation", None), "generator", None)
+        state = permutation.get_state() if permutation is not None else None
         canvas = LocationCanvas(train_images, grid=test.grid, generator=generator)
         batches = canvas_source(canvas, task="location", config=config, generator=generator).batches(0)
         recalibrate_batchnorm(model, batches, count=config.bn_batches, device=device)
-        return 100 * evaluate_canvas(model, test, task=task, passes=1, generator=generator, device=device).accuracy
+        accuracy = evaluate_canvas(model, test, task=task, passes=1, generator=generator, device=device).accuracy
+        if permutation is not None:
+            permutation.set_state(state)
+        return 100 * accuracy
 
     return score
 

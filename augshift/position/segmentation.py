@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ..engine.evaluation import evaluating
 from ..engine.trainer import logits_of
+from ..errors import UsageError
 from ..shift import check_images
 from .canvas import tile
 
@@ -46,7 +47,8 @@ class MosaicSegmentation(Dataset):
         capacity = len(images) // (grid * grid)
         count = capacity if count is None else count
         if not 0 < count <= capacity:
-            raise ValueError(f"{len(images)} images make at most {capacity} mosaics of {grid}x{grid} tiles, asked {count}")
+            raise UsageError(f"{len(images)} images make at most {capacity} mosaics of {grid}x{grid} tiles, asked "
+                             f"{count}: use at least {grid * grid} images per mosaic (a larger limit or split)")
         if not 0.0 <= layout_prior <= 1.0:
             raise ValueError(f"layout_prior is a probability in [0, 1], got {layout_prior}")
         self.images, self.labels, self.grid, self.count, self.generator = images, labels, grid, count, generator

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import UsageError
 from ..intervals import difference_ci, proportion_ci
 from ..metrics import PROTOCOL_FAMILY
 
@@ -20,6 +21,9 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     version) are left out of its row."""
     if epoch not in EPOCHS:
         raise ValueError(f"epoch must be one of {EPOCHS}, got {epoch!r}")
+    if epoch == "best" and not all("best" in r for r in results):
+        raise UsageError("some results have no best epoch (written before best epochs were kept): summarize their "
+                         "last epoch, or rerun them")
     rows: dict[str, list[dict]] = {}
     for result in results:
         rows.setdefault(result["label"], []).append(
@@ -64,7 +68,7 @@ def summary_table(summary: dict) -> str:
     metrics = _metrics(summary)
     best = all("best_epoch" in row for row in summary.values())
     lines = ["| model | seeds | " + " | ".join(f"{_header(m)} %" for m in metrics)
-             + (" | best epoch |" if best else "") + " train s/run |",
+             + (" | best epoch" if best else "") + " | train s/run |",
              "|---|---|" + "---|" * (len(metrics) + 1 + best)]
     for label, row in summary.items():
         cells = []
