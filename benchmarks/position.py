@@ -3,7 +3,7 @@
     python benchmarks/position.py --preset quick
     python benchmarks/position.py --preset paper --device cuda
 
-A thin loop over ``augshift locate`` (:mod:`augshift.cli.position`, the position code of the library):
+A thin loop over ``augshift locate`` (:mod:`augshift.cli.locate`, the position code of the library):
 for each model (gapnet, permutenet), task (location, class) and grid (3, 7) it runs ``augshift locate``
 unless its JSON already exists under ``--out`` (so an interrupted sweep resumes), then collects the
 results into ``table1.md`` / ``table1.json`` next to the paper's numbers: accuracy after the last epoch and
@@ -21,7 +21,7 @@ from pathlib import Path
 from paths import RESULTS, source_of
 
 from augshift.cli import main as augshift_main
-from augshift.cli.position import PAPER_TABLE1
+from augshift.cli.locate import PAPER_TABLE1
 from augshift.intervals import proportion_ci
 from augshift.position import PRESETS
 from augshift.reporting.files import write_json_atomic, write_text_atomic

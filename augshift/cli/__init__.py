@@ -13,10 +13,10 @@ import sys
 from typing import Optional, Sequence
 
 from ..errors import run_command
-from . import consistency, demo, position
+from . import consistency, demo, locate, position
 from .options import Parser, check_outputs
 
-COMMAND_GROUPS = (demo, consistency, position)
+COMMAND_GROUPS = (demo, consistency, locate, position)
 
 
 def build_parser() -> argparse.ArgumentParser:

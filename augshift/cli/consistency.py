@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         figures["consistency_vs_shift.png"] = functools.partial(plot_consistency_curves, {args.model: report},
                                                                 title=args.model)
     summary = {"args": vars(args) | {"run": None}, "command": recorded_command(args), "data": data, "results": report}
-    write_results(args.out, "consistency", summary, table, figures=figures)
+    markdown = f"# augshift consistency: {args.model}\n\nCommand: `{summary['command']}`\n\n{table}"
+    write_results(args.out, "consistency", summary, markdown, figures=figures)
     return 0
 
 

@@ -1,16 +1,14 @@
-"""``augshift locate``, ``augshift channels``, ``augshift attack``: the paper's position-information experiments.
+"""``augshift channels``, ``augshift attack``: the position channels of a trained model and the attack on them
+(``augshift locate``, the location task, is :mod:`.locate`).
 
 Examples::
 
-    augshift locate --data ../shared/data/cifar10 --model gapnet --grid 3 --preset quick --out results/
-    augshift locate --data ../shared/data/cifar10 --model permutenet --grid 7 --task class --preset paper --out results/
     augshift attack --data ../shared/data/cifar10 --preset quick --save-model fcn.pt --out results/
     augshift channels --checkpoint fcn.pt --data ../shared/data/cifar10 --region left --out results/
     augshift channels --model resnet18 --checkpoint my_resnet18.pth --data ../shared/data/cifar10 --out results/
     augshift attack --model deeplabv3_resnet50 --checkpoint city.pth --data cityscapes/ --num-classes 19 --out results/
 
-``locate`` trains GAPNet or PermuteNet on the location task (or on image classification on the canvases)
-and writes overall and per-cell accuracy; ``attack`` trains a segmenter on CIFAR mosaics (or loads any
+``attack`` trains a segmenter on CIFAR mosaics (or loads any
 segmentation model: torchvision's ``deeplabv3_*``/``fcn_*``/``lraspp_*`` or a timm model returning (N, K, H, W)),
 ranks its position channels and ablates the top-N against N random channels, scored on mosaics or on the
 user's image + mask data; ``channels`` ranks the position channels of any classifier (or saved model) and maps
@@ -21,123 +19,27 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 
-from ..data import CIFAR_MEAN, CIFAR_STD, load_split, normalize
+from ..data import CIFAR_MEAN, CIFAR_STD, normalize
 from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
-from ..engine import BestEpoch
 from ..engine.evaluation import evaluating
 from ..engine.trainer import logits_of
 from ..errors import UsageError
 from ..models.segmentation import create_segmentation_model, torchvision_segmentation_names
 from ..position import (
-    PRESETS, REGIONS, SEGMENTATION_PRESETS, TASKS, TRANSFORMS, LocationCanvas, LocationReport, MosaicSegmentation,
-    PositionConfig, attack_curve, canvas_scorer, evaluate_canvas, rank_position_channels, segmentation_scores,
-    train_on_canvas, train_segmentation,
+    REGIONS, SEGMENTATION_PRESETS, TRANSFORMS, LocationCanvas, MosaicSegmentation, attack_curve, evaluate_canvas,
+    rank_position_channels, segmentation_scores, train_segmentation,
 )
 from ..position.channels import channel_maps, default_layer, plot_channel_maps
 from ..position.segmentation import REGION_SETS
-from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
-from .common import choose_device, create_named_model, load_model, recorded_command, save_model, write_results
+from .common import choose_device, load_model, recorded_command, save_model, write_results
 from .options import whole
+from .position_options import NUM_CLASSES, add_data_args, add_train_args, load_images, preset_config
 
-# Islam et al. 2021, Table 1: CIFAR-10 canvases, ResNet-18 (accuracy %)
-PAPER_TABLE1 = {
-    ("gapnet", "location", 3): 100.0, ("gapnet", "location", 7): 100.0,
-    ("permutenet", "location", 3): 78.8, ("permutenet", "location", 7): 21.4,
-    ("gapnet", "class", 3): 82.6, ("gapnet", "class", 7): 82.1,
-    ("permutenet", "class", 3): 73.6, ("permutenet", "class", 7): 69.9,
-}
-PAPER_TRUNKS = ("resnet18", "resnet18_stride16")  # trunks whose numbers sit beside the paper's ResNet-18
-NUM_CLASSES = 10  # CIFAR-10 (the canvases and mosaics keep the dataset's labels)
-
-
-def _config(args: argparse.Namespace, presets: dict) -> PositionConfig:
-    config = PositionConfig(**presets[args.preset].to_dict())
-    for key in ("epochs", "batch_size", "train_limit", "test_limit"):
-        if getattr(args, key, None) is not None:
-            setattr(config, key, getattr(args, key))
-    return config
-
-
-def _load(
-    args: argparse.Namespace, split: str, limit: Optional[int], *, mean: Sequence[float] = CIFAR_MEAN,
-    std: Sequence[float] = CIFAR_STD, size: Optional[int] = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, h, w) of ``split`` (first ``limit`` rows, resized to ``size``) normalised with mean/std, and
-    labels."""
-    images, labels = load_split(args.data, split, image_column=args.image_column, label_column=args.label_column,
-                                limit=limit, size=size)
-    print(f"{len(images)} images from {args.data} [{split}]")
-    return normalize(images, mean, std), labels
-
-
-# ----------------------------------------------------------------------------------------------- locate
-
-def run_locate(args: argparse.Namespace) -> int:
-    config, device = _config(args, PRESETS), choose_device(args.device)
-    torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    num_classes = args.grid ** 2 if args.task == "location" else NUM_CLASSES
-    trunk = config.trunk = args.trunk or config.trunk
-    name = f"{args.model}_{trunk}"
-    kwargs = dict(num_classes=num_classes)
-    if args.model == "permutenet":
-        kwargs.update(where=args.where, seed=args.seed + 1)
-    model = create_named_model(name, **kwargs)
-    train_x, train_y = _load(args, args.train_split, config.train_limit)
-    test_x, test_y = _load(args, args.test_split, config.test_limit)
-    start = time.time()
-    test_canvas = LocationCanvas(test_x, test_y, grid=args.grid)
-    best = BestEpoch(model, canvas_scorer(train_x, test_canvas, task=args.task, config=config, seed=args.seed,
-                                          device=device))
-    history = train_on_canvas(model, LocationCanvas(train_x, train_y, grid=args.grid, generator=generator),
-                              task=args.task, config=config, generator=generator, device=device, after_epoch=best)
-    train_s = time.time() - start
-    passes = args.passes or config.passes
-
-    def evaluate() -> LocationReport:  # the same cells for the last and the best epoch
-        return evaluate_canvas(model, test_canvas, task=args.task, exhaustive=config.exhaustive and not args.passes,
-                               passes=passes, generator=torch.Generator().manual_seed(args.seed), device=device,
-                               progress=True)
-
-    report, best_epoch = evaluate(), best.best_epoch(history)
-    best_report = report
-    if best_epoch != history[-1]["epoch"]:
-        last_state = {k: v.clone() for k, v in model.state_dict().items()}
-        best.load_best()
-        best_report = evaluate()
-        model.load_state_dict(last_state)
-    stem = f"locate-{args.model}-{trunk}-{args.task}-g{args.grid}"
-    paper = PAPER_TABLE1.get((args.model, args.task, args.grid)) if trunk in PAPER_TRUNKS else None
-    data = dict(
-        command=recorded_command(args), preset=args.preset, config=config.to_dict(), model=name, model_kwargs=kwargs,
-        task=args.task, grid=args.grid, seed=args.seed, device=str(device), train_images=len(train_x),
-        test_images=len(test_x), train_steps=sum(row["steps"] for row in history), train_seconds=round(train_s, 1),
-        final_train_loss=history[-1]["loss"], results=report.to_dict(), history=history,
-        best={"epoch": best_epoch, "results": best_report.to_dict()}, paper_accuracy=paper,
-    )
-    title = f"{name} {args.task} {args.grid}x{args.grid}: {100 * report.accuracy:.2f}%"
-    summary = markdown_grid(
-        ("model", "grid", "task", "accuracy (%), last epoch", "accuracy (%), best epoch", "paper (%)",
-         "train images x epochs", "test evaluations"),
-        [(name, f"{args.grid}x{args.grid}", args.task, f"{100 * report.accuracy:.2f}",
-          f"{100 * best_report.accuracy:.2f} (epoch {best_epoch})", paper if paper is not None else "-",
-          f"{len(train_x)} x {config.epochs}", sum(report.total))])
-    cells = markdown_grid([f"col {c + 1}" for c in range(args.grid)],
-                          [[f"{100 * v:.1f}" for v in row] for row in report.per_cell.tolist()])
-    markdown = "\n".join([f"# {title}", "", f"`{data['command']}`", "", summary,
-                          "Per-cell accuracy (%), rows top to bottom:", "", cells])
-    figures = {f"{stem}.png": lambda path: report.plot(str(path), title=title),
-               f"{stem}-curve.png": lambda path: plot_training_curve(
-                   history, path, score="test_accuracy", title=f"{name} {args.task} {args.grid}x{args.grid}: per epoch")}
-    write_results(args.out, stem, data, markdown, figures=figures)
-    if args.save_model:
-        save_model(args.save_model, model, name, kwargs, dict(task=args.task, grid=args.grid))
-    return 0
 
 
 # ----------------------------------------------------------------------------------------------- channels
@@ -175,7 +77,7 @@ def _test_set(
     generator = torch.Generator().manual_seed(args.seed)
     mean, std = _stats(args, model, meta)
     if meta.get("task") in ("location", "class"):
-        canvas = LocationCanvas(*_load(args, args.test_split, limit, mean=mean, std=std, size=args.image_size),
+        canvas = LocationCanvas(*load_images(args, args.test_split, limit, mean=mean, std=std, size=args.image_size),
                                 grid=meta["grid"], generator=generator)
 
         def accuracy(net: torch.nn.Module) -> dict:
@@ -189,7 +91,7 @@ def _test_set(
         what = f"{len(images)} images with masks ({args.data} [{args.test_split}])"
     else:
         prior = meta.get("layout_prior", args.layout_prior)
-        images, labels = _load(args, args.test_split, limit, mean=mean, std=std, size=args.image_size)
+        images, labels = load_images(args, args.test_split, limit, mean=mean, std=std, size=args.image_size)
         images, masks = MosaicSegmentation(images, labels, grid=meta.get("grid", args.grid), layout_prior=prior,
                                            generator=generator).tensors()
         what = f"{len(images)} test mosaics" + (f" (layout prior {prior:g})" if prior else "")
@@ -211,7 +113,7 @@ def _channel_images(args: argparse.Namespace, model: torch.nn.Module, meta: dict
     if meta:
         return _test_set(args, model, meta, args.limit, device)[0]
     mean, std = _stats(args, model, meta)
-    return _load(args, args.test_split, args.limit, mean=mean, std=std, size=args.image_size)[0]
+    return load_images(args, args.test_split, args.limit, mean=mean, std=std, size=args.image_size)[0]
 
 
 def run_channels(args: argparse.Namespace) -> int:
@@ -239,7 +141,7 @@ def run_channels(args: argparse.Namespace) -> int:
              else "mean |pooled(x) - pooled(moved x)|")
     markdown = "\n".join([
         f"# Position channels of {layer} ({args.transform}{', ' + args.region if args.region else ''})", "",
-        f"`{data['command']}`", "",
+        f"Command: `{data['command']}`", "",
         f"{len(images)} images; score: {score}; "
         f"`{stem}.png`: the sorted scores, `{stem}-maps.png`: where the top channels fire.", "", table])
     write_results(args.out, stem, data, markdown, figures=figures)
@@ -255,12 +157,12 @@ def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch
         model, meta = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes,
                                  pretrained=args.pretrained, segmentation=True)
         return model, meta, dict(checkpoint=args.checkpoint, model=args.model, pretrained=args.pretrained)
-    config = _config(args, SEGMENTATION_PRESETS)
+    config = preset_config(args, SEGMENTATION_PRESETS)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     name, kwargs = args.model or "fcn_resnet18", dict(num_classes=args.num_classes or NUM_CLASSES)
     model = create_segmentation_model(name, kwargs["num_classes"])
-    images, labels = _load(args, args.train_split, config.train_limit)
+    images, labels = load_images(args, args.train_split, config.train_limit)
     start = time.time()
     mosaics = MosaicSegmentation(images, labels, grid=args.grid, layout_prior=args.layout_prior, generator=generator)
     history = train_segmentation(model, mosaics, config=config, generator=generator, device=device)
@@ -275,7 +177,7 @@ def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch
 def run_attack(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
     model, meta, info = _attack_model(args, device)
-    test_limit = args.test_limit or _config(args, SEGMENTATION_PRESETS).test_limit
+    test_limit = args.test_limit or preset_config(args, SEGMENTATION_PRESETS).test_limit
     images, evaluate, what = _test_set(args, model, meta, test_limit, device)
     layer = args.layer or default_layer(model, images)
     ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region, device=device)
@@ -290,7 +192,7 @@ def run_attack(args: argparse.Namespace) -> int:
     ranked = (f"signed {args.region}-region ranking (the project's procedure: A = the content in the {args.region} "
               f"region, B = mirrored)" if args.region else f"{args.transform} ranking (Islam et al.)")
     markdown = "\n".join([
-        f"# Position attack on {layer}: {ranked}", "", f"`{data['command']}`", "",
+        f"# Position attack on {layer}: {ranked}", "", f"Command: `{data['command']}`", "",
         f"{what}; mIoU per region ({args.regions}: the other pixels ignored); each random-N value: {args.draws} draws "
         f"of N random channels out of {len(ranking.channels)}.", "", curve.markdown(),
     ])
@@ -301,47 +203,8 @@ def run_attack(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- parser
 
-def _data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="uoft-cs/cifar10",
-                        help="parquet file/folder, image folder or hub name (default: uoft-cs/cifar10)")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--test-split", default="test")
-    parser.add_argument("--image-column", default=None)
-    parser.add_argument("--label-column", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--out", default="results/position", help="folder for the JSON, markdown and PNG files")
-
-
-def _train_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=("quick", "paper"), default="quick",
-                        help="paper: Adam lr 1e-3 betas (0.5, 0.999), batch 48, 20 epochs, flips (GPU); "
-                             "quick: a few minutes on 2 CPU cores")
-    parser.add_argument("--epochs", type=whole(1), default=None, help="override the preset")
-    parser.add_argument("--batch-size", type=whole(1), default=None, help="override the preset")
-    parser.add_argument("--train-limit", type=whole(1), default=None, help="use the first N training images")
-    parser.add_argument("--test-limit", type=whole(1), default=None, help="use the first N test images")
-    parser.add_argument("--save-model", default=None, help="save the trained model here (for channels / attack)")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    locate = subparsers.add_parser("locate", help="train and evaluate GAPNet / PermuteNet on the location task",
-                                   formatter_class=fmt)
-    locate.add_argument("--model", choices=("gapnet", "permutenet"), default="gapnet")
-    locate.add_argument("--trunk", default=None,
-                        help="registered trunk: resnet18_stride16 (the official code's, no max-pool), resnet18 or "
-                             "resnet50 (default: the preset's: paper resnet18_stride16, quick resnet18)")
-    locate.add_argument("--grid", type=whole(2), default=3, help="canvas of grid x grid cells of 32x32 images")
-    locate.add_argument("--task", choices=TASKS, default="location",
-                        help="location: predict the cell; class: classify the image on the canvas")
-    locate.add_argument("--where", default="pool", help="PermuteNet: 'pool' or a stage name such as layer3")
-    locate.add_argument("--passes", type=whole(1), default=None,
-                        help="evaluate with this many random-cell passes (default: preset; quick = every cell)")
-    _data_args(locate)
-    _train_args(locate)
-    locate.set_defaults(run=run_locate)
-
     channels = subparsers.add_parser(
         "channels", formatter_class=fmt,
         help="rank and plot the position channels of any classifier (timm or torchvision) or saved model")
@@ -352,7 +215,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     channels.add_argument("--top", type=whole(1), default=16, help="channels to tabulate and map")
     _rank_args(channels)
     _segmentation_args(channels)
-    _data_args(channels)
+    add_data_args(channels)
     channels.set_defaults(run=run_channels)
 
     attack = subparsers.add_parser("attack", help="ablate top-N position channels vs N random ones (mIoU curves)",
@@ -368,8 +231,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attack.add_argument("--draws", type=whole(1), default=3, help="random draws of N channels per N")
     _rank_args(attack)
     _segmentation_args(attack)
-    _data_args(attack)
-    _train_args(attack)
+    add_data_args(attack)
+    add_train_args(attack)
     attack.set_defaults(run=run_attack)
 
 
