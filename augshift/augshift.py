@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from .config import DEFAULTS, AugShiftConfig, MaxShift
 from .features import PooledFeatures
 from .loss import ConsistencyLoss
-from .shift import RandomShift, check_images
+from .models.adapter import logits_of
+from .shift import RandomShift, ShiftParams, check_images
 
 
 def check_targets(targets: Tensor, n: int) -> None:
@@ -38,12 +39,36 @@ def check_targets(targets: Tensor, n: int) -> None:
 class AugShiftObjective(nn.Module):
     """The AugShift loss around any way of running the model, configured by an :class:`AugShiftConfig`.
 
-    ``forward(run_model, features, images, targets)``: ``run_model`` is the callable that runs the
+    Args:
+        config: the AugShift options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``; default: the
+            library defaults).
+        criterion: the classification loss of the logits (2N, K) and the targets of both views, (2N,) class indices
+            or (2N, K) soft targets (default: ``nn.CrossEntropyLoss()``).
+        generator: a ``torch.Generator`` the shifts are drawn from (reproducible draws); default: torch's global one.
+
+    ``forward(run_model, features, images, targets, params=None)``: ``run_model`` is the callable that runs the
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
-    :class:`PooledFeatures` capture on that model. Returns a dict: ``loss`` (criterion averaged over
-    both views + ``weight`` * consistency), ``criterion``, ``consistency`` (detached parts), ``logits``
-    (2N, K: view A then view B), ``output`` (view A's logits, N x K) and ``params`` (the two
-    :class:`~augshift.shift.ShiftParams`, for replay).
+    :class:`PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
+    indices or (N, K) soft targets; ``params``, the two views' :class:`~augshift.shift.ShiftParams` to replay
+    (default: drawn from ``self.shifter``, view A first).
+
+    Returns:
+        A dict: ``loss`` (criterion averaged over both views + ``weight`` * consistency; a scalar),
+        ``criterion``, ``consistency`` (detached parts), ``logits`` (2N, K: view A then view B), ``output``
+        (view A's logits, (N, K)) and ``params`` (the two :class:`~augshift.shift.ShiftParams`, for replay).
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> model = create_small_cnn(10, width=4)
+        >>> objective = AugShiftObjective(AugShiftConfig(max_shift=2, weight=0.5))
+        >>> features = PooledFeatures(model)
+        >>> images, targets = torch.randn(2, 3, 32, 32), torch.tensor([0, 3])
+        >>> result = objective(model, features, images, targets)
+        >>> result["loss"].shape, result["logits"].shape, result["output"].shape
+        (torch.Size([]), torch.Size([4, 10]), torch.Size([2, 10]))
+        >>> replay = objective(model, features, images, targets, params=result["params"])  # the same two views
+        >>> torch.allclose(replay["loss"], result["loss"])
+        True
     """
 
     def __init__(
@@ -54,9 +79,7 @@ class AugShiftObjective(nn.Module):
         generator: Optional[torch.Generator] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(config, AugShiftConfig):
-            raise TypeError(f"config must be an AugShiftConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = config = AugShiftConfig.resolve(config)
         self.shifter = RandomShift(config.max_shift, mode=config.mode, generator=generator)
         self.consistency = ConsistencyLoss(config.distance, normalize=config.normalize)
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
@@ -66,17 +89,19 @@ class AugShiftObjective(nn.Module):
         return f"weight={self.weight}"
 
     def forward(
-        self, run_model: Callable[[Tensor], Tensor], features: PooledFeatures, images: Tensor, targets: Tensor
+        self, run_model: Callable[[Tensor], Tensor], features: PooledFeatures, images: Tensor, targets: Tensor,
+        params: Optional[tuple[ShiftParams, ShiftParams]] = None,
     ) -> dict:
         check_images(images, "images", floating=True)
         n = images.shape[0]
         check_targets(targets, n)
         self.shifter.check_size(images.shape[-2], images.shape[-1])
-        params_a = self.shifter.sample(n, images.device)
-        params_b = self.shifter.sample(n, images.device)
+        if params is None:
+            params = self.shifter.sample(n, images.device), self.shifter.sample(n, images.device)
+        params_a, params_b = params
         views = torch.cat([self.shifter(images, params_a), self.shifter(images, params_b)])
         with features.capture():
-            logits = run_model(views)
+            logits = logits_of(run_model(views))
             pooled = features.pop()
         if logits.dim() != 2 or logits.shape[0] != 2 * n:
             raise ValueError(f"the model must return logits of shape (N, K), got {tuple(logits.shape)}")
@@ -95,32 +120,61 @@ class AugShiftObjective(nn.Module):
 class AugShift(nn.Module):
     """Wrap ``model`` for AugShift training: ``AugShift(model)(images, targets)['loss'].backward()``.
 
-    ``images`` (N, C, H, W) floating, ``targets`` (N,) class indices or (N, K) soft targets (mixup).
-    Options (keyword-only) are those of :class:`~augshift.config.AugShiftConfig` (``max_shift``, ``mode``,
-    ``weight``, ``distance``, ``normalize``), or a whole ``config``; ``classifier`` names the classifier
-    module when it cannot be found automatically; ``criterion`` (default cross-entropy) and ``generator``
-    (draws the shifts, reproducibly) go to :class:`AugShiftObjective`. The model is not edited: save
-    ``augshift.model.state_dict()`` and it loads into the plain model. An ``nn.Module``, so
-    ``accelerator.prepare`` and DDP can wrap it; evaluate with ``augshift.model``.
+    The options (keyword-only) are those of :class:`~augshift.config.AugShiftConfig`, or a whole ``config``; an
+    option left ``None`` keeps its default. The model is not edited: save ``augshift.model.state_dict()`` and it
+    loads into the plain model. An ``nn.Module``, so ``accelerator.prepare`` and DDP can wrap it; evaluate with
+    ``augshift.model``.
+
+    Args:
+        model: the classifier to train, images (N, C, H, W) -> logits (N, K); its pooled features (N, D) are read
+            at its classifier's input (:class:`PooledFeatures`).
+        max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``.
+        mode: what fills the border a shift uncovers (``zeros`` = pad-and-crop, ``circular``, ``reflect``,
+            ``replicate``).
+        weight: weight of the consistency loss.
+        distance: ``mse``, ``l1`` or ``cosine`` (:class:`~augshift.loss.ConsistencyLoss`).
+        normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
+        config: all the options at once (then none of the five above may be given).
+        classifier: the name (in ``model.named_modules()``) of the classifier module, when it cannot be found
+            automatically.
+        criterion: the classification loss (default: cross-entropy), passed to :class:`AugShiftObjective`.
+        generator: a ``torch.Generator`` drawing the shifts (reproducibly), passed to :class:`AugShiftObjective`.
+
+    ``forward(images, targets)``: ``images`` (N, C, H, W) floating, ``targets`` (N,) class indices or (N, K) soft
+    targets (mixup).
+
+    Returns:
+        The dict of :class:`AugShiftObjective`: ``loss`` (a scalar to backpropagate), ``criterion``,
+        ``consistency``, ``logits`` (2N, K), ``output`` (N, K) and ``params``.
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> augshift = AugShift(create_small_cnn(10, width=4), max_shift=2, weight=1.0)
+        >>> result = augshift(torch.randn(2, 3, 32, 32), torch.tensor([0, 3]))
+        >>> result["loss"].backward()
+        >>> sorted(result)
+        ['consistency', 'criterion', 'logits', 'loss', 'output', 'params']
+        >>> augshift.model(torch.randn(2, 3, 32, 32)).shape  # the plain model, for evaluation
+        torch.Size([2, 10])
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
-        max_shift: MaxShift = DEFAULTS.max_shift,
-        mode: str = DEFAULTS.mode,
-        weight: float = DEFAULTS.weight,
-        distance: str = DEFAULTS.distance,
-        normalize: bool = DEFAULTS.normalize,
+        max_shift: Optional[MaxShift] = None,
+        mode: Optional[str] = None,
+        weight: Optional[float] = None,
+        distance: Optional[str] = None,
+        normalize: Optional[bool] = None,
         config: Optional[AugShiftConfig] = None,
         classifier: Optional[str] = None,
         criterion: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
         generator: Optional[torch.Generator] = None,
     ) -> None:
         super().__init__()
-        if config is None:
-            config = AugShiftConfig(max_shift=max_shift, mode=mode, weight=weight, distance=distance, normalize=normalize)
+        config = AugShiftConfig.resolve(config, max_shift=max_shift, mode=mode, weight=weight, distance=distance,
+                                        normalize=normalize)
         self.model = model
         self.features = PooledFeatures(model, classifier)
         self.objective = AugShiftObjective(config, criterion=criterion, generator=generator)
@@ -134,7 +188,24 @@ def loss_parts(result: dict) -> dict[str, float]:
 
     Raises ``FloatingPointError`` when one is NaN or infinite (NaN / inf inputs or weights, a diverged run), so a
     loop that logs its loss stops there instead of training on; the engine's :func:`~augshift.engine.fit` checks
-    once per epoch. (The forward itself does not check: that would wait for the GPU at every step.)"""
+    once per epoch. (The forward itself does not check: that would wait for the GPU at every step.)
+
+    Args:
+        result: the dict returned by :class:`AugShift` / :class:`AugShiftObjective` (scalar tensors under ``loss``,
+            ``criterion`` and ``consistency``).
+
+    Returns:
+        ``{"loss": float, "criterion": float, "consistency": float}``.
+
+    Example:
+        >>> loss_parts({"loss": torch.tensor(1.5), "criterion": torch.tensor(1.0), "consistency": torch.tensor(0.25)})
+        {'loss': 1.5, 'criterion': 1.0, 'consistency': 0.25}
+        >>> loss_parts({"loss": torch.tensor(float("nan")), "criterion": torch.tensor(1.0),
+        ...             "consistency": torch.tensor(0.0)})
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: the AugShift loss is not finite ...
+    """
     parts = {key: float(result[key].detach()) for key in ("loss", "criterion", "consistency")}
     if not all(math.isfinite(value) for value in parts.values()):
         raise FloatingPointError(f"the AugShift loss is not finite ({parts}): the images or the model's weights hold "

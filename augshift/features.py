@@ -20,40 +20,19 @@ from typing import Iterator, Optional
 from torch import Tensor, nn
 
 from .errors import UsageError
-
-# torchvision (and most hand-written) classifiers, in the order they are looked up
-CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")
+from .models.adapter import classifier_of, logits_of
 
 POOLING_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
-SUPPORTED_CLASSIFIERS = (
-    "timm models (the module returned by model.get_classifier(): ResNet, ResNet-blur, ConvNeXt, "
-    "EfficientNet, MobileNetV3, RegNet, DenseNet, ViT, Swin, ...), torchvision classifiers with "
-    f"one of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}, or any model with classifier='<module name>' "
-    "naming the module whose input is the pooled (N, D) feature"
-)
-
-
-def find_classifier(model: nn.Module, classifier: Optional[str] = None) -> nn.Module:
-    """Return the module whose input is the pooled feature: ``classifier`` by name, else looked up."""
-    if classifier is not None:
-        modules = dict(model.named_modules())
-        if classifier not in modules:
-            raise UsageError(f"{type(model).__name__} has no module named {classifier!r}; supported: {SUPPORTED_CLASSIFIERS}")
-        return modules[classifier]
-    get_classifier = getattr(model, "get_classifier", None)
-    if callable(get_classifier):
-        found = get_classifier()
-        if isinstance(found, nn.Module):
-            return found
-    for name in CLASSIFIER_ATTRIBUTES:
-        found = getattr(model, name, None)
-        if isinstance(found, nn.Module):
-            return found
-    raise UsageError(f"cannot find the pooled features of {type(model).__name__}: supported are {SUPPORTED_CLASSIFIERS}")
 
 
 class PooledFeatures:
     """Keep the pooled features (N, D) that enter ``model``'s classifier while capturing is on.
+
+    Args:
+        model: the unwrapped model (not its DDP / accelerate / compiled wrapper); its classifier gets a forward
+            pre-hook, and its pooling modules forward hooks (to refuse a classifier input that is a flattened map).
+        classifier: the name (in ``model.named_modules()``) of the module whose input is the pooled feature, when
+            :func:`~augshift.models.classifier_of` cannot find it.
 
     Usage::
 
@@ -61,10 +40,21 @@ class PooledFeatures:
         with features.capture():
             logits = wrapped_model(x)      # the model, or its DDP / accelerate / compiled wrapper
             pooled = features.pop()        # (N, D), same forward as the logits
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> model = create_small_cnn(10, width=4)
+        >>> features = PooledFeatures(model)
+        >>> with features.capture():
+        ...     logits = model(torch.randn(2, 3, 32, 32))
+        ...     pooled = features.pop()
+        >>> logits.shape, pooled.shape
+        (torch.Size([2, 10]), torch.Size([2, 32]))
+        >>> features.remove()  # the hooks off the model again
     """
 
     def __init__(self, model: nn.Module, classifier: Optional[str] = None) -> None:
-        self.module = find_classifier(model, classifier)
+        self.module = classifier_of(model, classifier)
         self.model_name = type(model).__name__
         self._capturing = False
         self._captured: Optional[Tensor] = None
@@ -83,7 +73,7 @@ class PooledFeatures:
             f"the input of {self.model_name}'s classifier ({type(module).__name__}) is {found}, not a globally pooled "
             f"(N, C) feature, which the consistency loss needs: pool globally before the classifier (e.g. "
             f"nn.AdaptiveAvgPool2d(1)), or name with classifier='<module name>' a module whose input is a global "
-            f"pool; supported: {SUPPORTED_CLASSIFIERS}"
+            "pool"
         )
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
@@ -127,11 +117,27 @@ class PooledFeatures:
 
 
 def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] = None) -> tuple[Tensor, Tensor]:
-    """One forward of ``model`` on ``x``: returns ``(logits (N, K), pooled features (N, D))``."""
+    """One forward of ``model`` on ``x``: returns ``(logits (N, K), pooled features (N, D))``.
+
+    Args:
+        model: the classifier (its hooks are removed again afterwards).
+        x: the model's input, images (N, C, H, W).
+        classifier: the name of the module whose input is the pooled feature, when it cannot be found
+            automatically (see :class:`PooledFeatures`).
+
+    Returns:
+        ``(logits, pooled)``: (N, K) and (N, D), from the same forward.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> logits, pooled = logits_and_features(model, torch.randn(2, 3, 8, 8), classifier="3")
+        >>> logits.shape, pooled.shape
+        (torch.Size([2, 2]), torch.Size([2, 4]))
+    """
     features = PooledFeatures(model, classifier)
     try:
         with features.capture():
-            logits = model(x)
+            logits = logits_of(model(x))
             return logits, features.pop()
     finally:
         features.remove()

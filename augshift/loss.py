@@ -4,23 +4,37 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import DEFAULTS, DISTANCES
-from .errors import UsageError
+from .config import DEFAULTS, check_distance, check_normalize
 
 
 class ConsistencyLoss(nn.Module):
     """Mean distance between paired features ``a``, ``b`` of shape (N, D) -> scalar.
 
-    ``distance``: ``mse`` (mean squared error), ``l1`` (mean absolute error) or ``cosine``
-    (1 - cosine similarity). ``normalize=True`` L2-normalises each feature vector first, so that the
-    loss cannot be lowered by shrinking the features (``cosine`` is scale-free by construction).
+    Args:
+        distance: ``mse`` (mean squared error), ``l1`` (mean absolute error) or ``cosine``
+            (1 - cosine similarity).
+        normalize: ``True`` L2-normalises each feature vector first, so that the loss cannot be lowered by
+            shrinking the features (``cosine`` is scale-free by construction).
+
+    ``forward(a, b)``: two floating tensors of the same shape (N, D) (row ``i`` of ``a`` paired with row ``i`` of
+    ``b``).
+
+    Returns:
+        A scalar tensor (float32): the mean distance over the N pairs.
+
+    Example:
+        >>> a = torch.randn(4, 8)
+        >>> ConsistencyLoss("mse")(a, a).item()
+        0.0
+        >>> bool(ConsistencyLoss("cosine")(a, 2 * a) < 1e-6)  # cosine ignores the scale
+        True
+        >>> bool(ConsistencyLoss("l1", normalize=True)(a, 3 * a) < 1e-6)  # so does any distance after normalize
+        True
     """
 
-    def __init__(self, distance: str = DEFAULTS.distance, *, normalize: bool = False) -> None:
+    def __init__(self, distance: str = DEFAULTS.distance, *, normalize: bool = DEFAULTS.normalize) -> None:
         super().__init__()
-        if distance not in DISTANCES:
-            raise UsageError(f"unknown distance {distance!r}; supported: {', '.join(DISTANCES)}")
-        self.distance, self.normalize = distance, normalize
+        self.distance, self.normalize = check_distance(distance), check_normalize(normalize)
 
     def extra_repr(self) -> str:
         return f"distance={self.distance!r}, normalize={self.normalize}"

@@ -1,97 +1,48 @@
-"""Shift consistency: how often a classifier predicts the same class for two shifts of an image.
+"""Shift consistency: how often a classifier predicts the same class for differently shifted views of an image.
 
-Protocols (each image gets two independent shifts, uniform per axis over the protocol's range):
+:class:`ShiftConsistency` evaluates any of the protocols of :mod:`augshift.protocols` (``random``, ``circular``,
+``random8``, ``random16``, ``circular_full``, ``crop``, ``fractional``, and each one's ``_worst`` case) plus,
+optionally, a per-shift curve: agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted
+prediction, and accuracy under each shift.
 
-* ``random`` -- Zhang, "Making Convolutional Networks Shift-Invariant Again" (ICML 2019): for CIFAR the
-  two views are pad-and-crop shifts in ``[-max_shift, max_shift]`` (``mode="zeros"``, the padding mode is
-  a parameter).
-* ``random8``, ``random16`` -- the same with shifts in ``[-8, 8]`` and ``[-16, 16]`` px: harsher, since the
-  paper's protocol is not given and its baseline (93.1 % top-1, 90.8 % consistency) implies harsher shifts.
-* ``circular`` -- the "truly shift-invariant" protocol (Chaman & Dokmanic, CVPR 2021): the two views
-  are ``torch.roll`` shifts in ``[-max_shift, max_shift]``, so no content leaves the image.
-* ``circular_full`` -- ``torch.roll`` by an offset uniform over the whole image (``[0, W) x [0, H)``), as
-  in Zhang 2019's CIFAR figures.
-
-:data:`PROTOCOL_FAMILY` is all of them (what the benchmarks and the ``consistency`` command report); the
-metric's default is the two cheap ones. Plus, optionally, a curve: agreement of each shift ``(dx, dy)`` on a
-grid of offsets with the unshifted prediction, and accuracy under each shift.
-
-The shifts of a sample depend only on ``(seed, sample index)``, never on the batch or the process, and
-the counts are integers summed across processes, so a data-parallel evaluation over disjoint shards
-gives exactly the single-process numbers.
+Counts are integers kept by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
+``curve_agree``, ``curve_correct``) and summed across processes; each sample's views depend only on ``(seed, sample
+index, protocol)``, so a data-parallel evaluation over disjoint shards gives exactly the single-process numbers.
+Every percentage comes with a 95% Wilson interval. Forwards are shared: a grid offset that the curve and a worst
+case both need is evaluated once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .config import check_max_shift, check_mode
 from .errors import UsageError
 from .intervals import proportion_ci
-from .shift import check_images, check_mode, shift
+from .models.adapter import logits_of
+from .protocols import (
+    ALL_PROTOCOLS, DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, Geometry, dense_offsets, largest_shift, offsets_to,
+    pair_offsets, split_name, worst_grid,
+)
+from .shift import check_images, fractional_shift, shift
 
-FULL = "full"  # a protocol's range: every offset of the image
+__all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts",
+           "consistency_from_predictions", "evaluate_shift_consistency", "offsets_to", "proportion_ci"]
 
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a protocol draws its two views: ``mode`` (``None``: the evaluator's padding mode) and ``reach``
-    (``None``: the evaluator's ``max_shift``; an int: shifts in ``[-reach, reach]``; ``FULL``: any offset)."""
-
-    mode: Optional[str]
-    reach: Union[None, int, str]
-
-
-# the order matters: a protocol's position keys its shifts (random and circular keep theirs of before)
-PROTOCOLS = {
-    "random": Protocol(None, None),
-    "circular": Protocol("circular", None),
-    "random8": Protocol(None, 8),
-    "random16": Protocol(None, 16),
-    "circular_full": Protocol("circular", FULL),
-}
-PROTOCOL_FAMILY = tuple(PROTOCOLS)
-DEFAULT_PROTOCOLS = ("random", "circular")
-_MASK = (1 << 31) - 1
-
-
-def hashed_offsets(indices: Tensor, salt: int, count: int) -> Tensor:
-    """Deterministic integers in ``[0, count)`` from sample indices (N,) and a salt."""
-    x = (indices.long() * 1103515245 + (salt * 12345 + 1013904223)) & _MASK
-    for _ in range(2):
-        x = x ^ (x >> 16)
-        x = (x * 0x45D9F3B) & _MASK
-    x = x ^ (x >> 16)
-    return x.remainder(count)
-
-
-def hashed_shifts(indices: Tensor, salt: int, max_shift: int) -> Tensor:
-    """Deterministic integers in ``[-max_shift, max_shift]`` from sample indices (N,) and a salt."""
-    return hashed_offsets(indices, salt, 2 * max_shift + 1) - max_shift
-
-
-def curve_grid(max_shift: int) -> tuple[int, ...]:
-    """Every offset in ``[-max_shift, max_shift]``: the dense per-shift grid."""
-    return tuple(range(-max_shift, max_shift + 1))
-
-
-def curve_offsets_to(reach: int) -> tuple[int, ...]:
-    """A sparse symmetric grid out to ``reach``: every offset up to 4, then powers of two and their 1.5x
-    (0, ±1..±4, ±6, ±8, ±12, ±16, ...): 17 offsets (289 shifts) out to 16 px instead of 33 (1089)."""
-    steps = {d for d in range(min(reach, 4) + 1)}
-    d = 4
-    while d < reach:
-        steps.update(v for v in (d + d // 2, 2 * d) if v <= reach)
-        d *= 2
-    steps.add(reach)
-    return tuple(sorted({-d for d in steps} | steps))
+Flags = dict[str, Tensor]
 
 
 def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor] = None) -> tuple[int, int, int]:
-    """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``."""
+    """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``.
+
+    Example:
+        >>> agreement_counts(torch.tensor([1, 2, 3]), torch.tensor([1, 0, 3]), torch.tensor([1, 2, 0]))
+        (3, 2, 2)
+    """
     if pred_a.shape != pred_b.shape or pred_a.dim() != 1:
         raise ValueError(f"predictions must both have shape (N,), got {tuple(pred_a.shape)} and {tuple(pred_b.shape)}")
     correct = int((pred_a == references).sum()) if references is not None else 0
@@ -99,7 +50,12 @@ def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor
 
 
 def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
-    """Percent of samples whose two predictions agree."""
+    """Percent of samples whose two predictions (N,) agree.
+
+    Example:
+        >>> consistency_from_predictions(torch.tensor([1, 2]), torch.tensor([1, 0]))
+        50.0
+    """
     n, agree, _ = agreement_counts(pred_a, pred_b)
     if n == 0:
         raise ValueError("no predictions: consistency of an empty set is undefined")
@@ -108,15 +64,16 @@ def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
 
 @dataclass
 class ConsistencyReport:
-    """Counts and percentages of one evaluation; ``curve_*`` are (S, S) grids indexed
-    ``[offsets.index(dy), offsets.index(dx)]`` with ``curve_offsets`` the S offsets per axis."""
+    """Counts of one evaluation, by name: ``samples``, ``correct``, ``agree`` (protocol -> images whose views agree),
+    ``robust`` (worst-case protocol -> images correct under every offset of its grid), and the curve: ``curve_*``
+    (S, S) grids indexed ``[offsets.index(dy), offsets.index(dx)]``, ``curve_offsets`` the S offsets per axis."""
 
     samples: int
     correct: int
     agree: dict
+    robust: dict = field(default_factory=dict)
     curve_agree: Optional[Tensor] = None
     curve_correct: Optional[Tensor] = None
-    curve_samples: int = 0
     curve_offsets: tuple = ()
 
     def _percent(self, count: int) -> float:
@@ -127,19 +84,25 @@ class ConsistencyReport:
 
     @property
     def accuracy(self) -> float:
+        """Top-1 % (of the centre crop, with ``crop_size``)."""
         return self._percent(self.correct)
 
     def consistency(self, protocol: str = "random") -> float:
+        """% of images whose views agree under ``protocol``."""
         return self._percent(self.agree[protocol])
 
     def to_dict(self) -> dict:
-        """JSON-ready summary with 95% Wilson intervals."""
+        """JSON-ready: ``accuracy``, ``consistency_<protocol>``, ``accuracy_<worst protocol>`` (correct under every
+        offset), each with its ``_ci95`` Wilson interval, and the curve."""
         out = {"samples": self.samples, "accuracy": self.accuracy, "accuracy_ci95": proportion_ci(self.correct, self.samples)}
         for protocol, agree in self.agree.items():
             out[f"consistency_{protocol}"] = self._percent(agree)
             out[f"consistency_{protocol}_ci95"] = proportion_ci(agree, self.samples)
+        for protocol, robust in self.robust.items():
+            out[f"accuracy_{protocol}"] = self._percent(robust)
+            out[f"accuracy_{protocol}_ci95"] = proportion_ci(robust, self.samples)
         if self.curve_agree is not None:
-            scale = 100.0 / self.curve_samples
+            scale = 100.0 / self.samples
             out["curve_offsets"] = list(self.curve_offsets)
             out["curve_consistency"] = (self.curve_agree.double() * scale).tolist()
             out["curve_accuracy"] = (self.curve_correct.double() * scale).tolist()
@@ -147,102 +110,144 @@ class ConsistencyReport:
 
 
 class ShiftConsistency:
-    """Accumulate accuracy and shift consistency over batches; ``compute()`` sums across processes.
+    """Accumulate accuracy and shift consistency over batches; :meth:`compute` sums across processes.
 
-    ``max_shift``: range of the two random shifts of ``random`` and ``circular``; ``mode``: padding of the
-    ``random*`` protocols; ``protocols``: names from :data:`PROTOCOLS` (:data:`PROTOCOL_FAMILY`: all);
-    ``curve_max_shift``: when set, also every shift on the grid ``[-c, c]^2`` (costs (2c+1)^2 forwards
-    per image); or ``curve_offsets``: the shifts ``offsets x offsets`` (e.g. :func:`curve_offsets_to`, a
-    sparse grid out to a large range). ``chunk_size``: images per forward. ``update(model, images, targets, indices)`` with
-    ``indices`` the samples' global dataset indices (they key the shifts); without them a running
-    count is used, which is right only when one process sees every sample once, in order.
+    Args:
+        max_shift: range of the ``random``, ``circular`` and ``fractional`` offsets (px per axis).
+        mode: border of the ``random*`` protocols and of the curve (``zeros`` = pad-and-crop).
+        protocols: names from :data:`augshift.protocols.ALL_PROTOCOLS` (each with ``_worst`` for its worst case).
+        crop_size: the model's input size: images larger than it are centre-cropped for everything but ``crop``,
+            whose two views are random ``crop_size`` crops (needed by ``crop`` / ``crop_worst``).
+        curve_max_shift: also every shift on the dense grid ``[-c, c]^2`` ((2c+1)^2 forwards per image); or
+        curve_offsets: the shifts ``offsets x offsets`` (e.g. :func:`~augshift.protocols.offsets_to`).
+        seed: keys the random offsets (with each sample's dataset index).
+        chunk_size: images per forward.
+
+    Example:
+        >>> import torch.nn as nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+        >>> metric = ShiftConsistency(protocols=("random", "circular_worst"))
+        >>> metric.update(model, torch.randn(8, 3, 16, 16), torch.zeros(8, dtype=torch.long), torch.arange(8))
+        >>> sorted(k for k in metric.compute().to_dict() if not k.endswith("ci95"))
+        ['accuracy', 'accuracy_circular_worst', 'consistency_circular_worst', 'consistency_random', 'samples']
     """
 
     def __init__(
-        self,
-        *,
-        max_shift: int = 4,
-        mode: str = "zeros",
-        protocols: Iterable[str] = DEFAULT_PROTOCOLS,
-        curve_max_shift: Optional[int] = None,
-        curve_offsets: Optional[Sequence[int]] = None,
-        seed: int = 0,
-        chunk_size: int = 1024,
+        self, *, max_shift: int = 4, mode: str = "zeros", protocols: Iterable[str] = DEFAULT_PROTOCOLS,
+        crop_size: Optional[int] = None, curve_max_shift: Optional[int] = None,
+        curve_offsets: Optional[Sequence[int]] = None, seed: int = 0, chunk_size: int = 1024,
     ) -> None:
         check_mode(mode)
-        self.protocols = tuple(protocols)
-        unknown = [p for p in self.protocols if p not in PROTOCOLS]
+        if not isinstance(max_shift, int) or isinstance(max_shift, bool):
+            raise TypeError(f"max_shift must be an int (the same range on both axes), got {max_shift!r}")
+        check_max_shift(max_shift)
+        self.protocols = tuple(dict.fromkeys(protocols))
+        unknown = [p for p in self.protocols if p not in ALL_PROTOCOLS]
         if unknown:
-            raise UsageError(f"unknown protocol(s) {unknown}; supported: {', '.join(PROTOCOLS)}")
-        if max_shift < 0 or (curve_max_shift is not None and curve_max_shift < 0):
-            raise UsageError("max_shift and curve_max_shift must be >= 0")
+            raise UsageError(f"unknown protocol(s) {unknown}; supported: {', '.join(ALL_PROTOCOLS)}")
         if curve_max_shift is not None and curve_offsets is not None:
             raise UsageError("give curve_max_shift (a dense grid) or curve_offsets, not both")
-        self.max_shift, self.mode, self.seed, self.chunk_size = max_shift, mode, seed, chunk_size
-        self.curve_offsets = curve_grid(curve_max_shift) if curve_max_shift is not None else (
+        if curve_max_shift is not None:
+            check_max_shift(curve_max_shift)
+        crops = [p for p in self.protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
+        if crops and crop_size is None:
+            raise UsageError(f"the {crops[0]} protocol needs crop_size, the model's input size (--image-size), and "
+                             "larger images (--crop-from)")
+        if crop_size is not None and crop_size < 1:
+            raise UsageError(f"crop_size must be >= 1, got {crop_size}")
+        self.max_shift, self.mode, self.crop_size, self.seed, self.chunk_size = max_shift, mode, crop_size, seed, chunk_size
+        self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
         self._seen = 0
         side = len(self.curve_offsets) if self.curve_offsets is not None else 0
-        # counts: [samples, correct, agree per protocol..., curve agree (side*side)..., curve correct...]
-        self.counts = torch.zeros(2 + len(self.protocols) + 2 * side * side, dtype=torch.long)
+        names = ["samples", "correct", *(f"agree/{p}" for p in self.protocols),
+                 *(f"correct/{p}" for p in self.protocols if split_name(p)[1])]
+        self.counts: dict[str, Tensor] = {name: torch.zeros((), dtype=torch.long) for name in names}
+        if side:
+            self.counts.update(curve_agree=torch.zeros(side, side, dtype=torch.long),
+                               curve_correct=torch.zeros(side, side, dtype=torch.long))
 
-    def _predict(self, model: Callable[[Tensor], Tensor], views: Tensor) -> Tensor:
-        preds = []
-        for chunk in views.split(self.chunk_size):
-            logits = model(chunk)
+    # ----------------------------------------------------------------------------------------- views
+
+    def geometry(self, height: int, width: int) -> Geometry:
+        """The :class:`~augshift.protocols.Geometry` of images of ``height`` x ``width`` (before any crop)."""
+        if self.crop_size is None:
+            return Geometry(height, width, self.max_shift, self.mode)
+        if height < self.crop_size or width < self.crop_size:
+            raise UsageError(f"images of {height}x{width} are smaller than crop_size {self.crop_size}")
+        larger = (height, width) if (height, width) != (self.crop_size, self.crop_size) else None
+        return Geometry(self.crop_size, self.crop_size, self.max_shift, self.mode, larger)
+
+    def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
+        """The offsets of ``protocol``'s two views of images ``indices`` (N,) of ``height`` x ``width``:
+        ``((dx_a, dy_a), (dx_b, dy_b))`` (see :func:`augshift.protocols.pair_offsets`)."""
+        return pair_offsets(protocol, indices, self.geometry(height, width), self.seed)
+
+    def _check_size(self, geometry: Geometry) -> None:
+        if any(PROTOCOLS[split_name(p)[0]].kind == "crop" for p in self.protocols) and geometry.source is None:
+            raise UsageError(f"the crop protocol compares crops of larger images, but the images are {geometry.height}x"
+                             f"{geometry.width}, the crop size: hand it larger images (--crop-from, e.g. 256 for "
+                             f"224 crops)")
+        largest = max([largest_shift(self.protocols, geometry)] + [abs(d) for d in self.curve_offsets or ()])
+        if largest >= min(geometry.height, geometry.width):
+            raise UsageError(f"shifts up to {largest} px do not fit images of H={geometry.height}, W={geometry.width}; "
+                             "use a smaller max_shift, fewer protocols or a smaller curve")
+
+    def _centre(self, images: Tensor, geometry: Geometry) -> Tensor:
+        if geometry.source is None:
+            return images
+        rows, cols = geometry.crop_range
+        return self._crop(images, torch.full((len(images),), cols // 2), torch.full((len(images),), rows // 2), geometry)
+
+    @staticmethod
+    def _crop(images: Tensor, left: Tensor, top: Tensor, geometry: Geometry) -> Tensor:
+        """Per-sample crops (N, C, height, width) at ``left`` / ``top`` (N,) of the larger images."""
+        rows = top.to(images.device).view(-1, 1) + torch.arange(geometry.height, device=images.device)
+        cols = left.to(images.device).view(-1, 1) + torch.arange(geometry.width, device=images.device)
+        batch = torch.arange(len(images), device=images.device).view(-1, 1, 1)
+        return images.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
+
+    def _view(self, kind: str, mode: Optional[str], images: Tensor, base: Tensor, dx, dy, geometry: Geometry) -> Tensor:
+        if kind == "crop":
+            return self._crop(images, torch.as_tensor(dx).expand(len(images)), torch.as_tensor(dy).expand(len(images)),
+                              geometry)
+        if kind == "fractional":
+            return fractional_shift(base, dx, dy)
+        return shift(base, dx, dy, mode or self.mode)
+
+    def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int) -> dict[str, Tensor]:
+        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``."""
+        per = max(1, self.chunk_size // n)
+        preds: dict[str, Tensor] = {}
+        for start in range(0, len(views), per):
+            pack = views[start:start + per]
+            batch = torch.cat([make() for _, make in pack])
+            logits = torch.cat([logits_of(model(part)) for part in batch.split(self.chunk_size)])
             if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
-                raise ValueError(
-                    "the model returned non-finite logits (NaN or inf): its predictions, and so its shift consistency, "
-                    "are undefined; check the weights (a diverged run?) and the inputs"
-                )
-            preds.append(logits.argmax(dim=1))
-        return torch.cat(preds)
+                raise ValueError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
+                                 "consistency, are undefined; check the weights (a diverged run?) and the inputs")
+            preds.update(zip((name for name, _ in pack), logits.argmax(dim=1).split(n)))
+        return preds
 
-    def _reach(self, protocol: str) -> Union[int, str]:
-        reach = PROTOCOLS[protocol].reach
-        return self.max_shift if reach is None else reach
-
-    def _check_size(self, h: int, w: int) -> None:
-        reaches = [r for r in map(self._reach, self.protocols) if r != FULL]
-        largest = max(reaches + [abs(d) for d in self.curve_offsets or ()] + [0])
-        if largest >= min(h, w):
-            raise UsageError(f"shifts up to {largest} px do not fit images of H={h}, W={w}; use a smaller max_shift, "
-                             "fewer protocols or a smaller curve")
-
-    def _views(self, images: Tensor, indices: Tensor, protocol: str) -> list[Tensor]:
-        """The two shifted views of ``protocol``, keyed by the protocol's position in :data:`PROTOCOLS`."""
-        spec, reach = PROTOCOLS[protocol], self._reach(protocol)
-        salt0 = self.seed * 1000 + list(PROTOCOLS).index(protocol) * 10
-        views = []
-        for view in range(2):
-            salt = salt0 + view * 2
-            if reach == FULL:
-                dx = hashed_offsets(indices, salt, images.shape[-1])
-                dy = hashed_offsets(indices, salt + 1, images.shape[-2])
-            else:
-                dx, dy = hashed_shifts(indices, salt, reach), hashed_shifts(indices, salt + 1, reach)
-            views.append(shift(images, dx, dy, spec.mode or self.mode))
-        return views
+    # ----------------------------------------------------------------------------------------- counting
 
     @torch.no_grad()
-    def flags(
-        self,
-        model: Callable[[Tensor], Tensor],
-        images: Tensor,
-        targets: Tensor,
-        indices: Optional[Tensor] = None,
-    ) -> Tensor:
-        """Per-sample 0/1 outcomes (N, F) for ``images`` (N, C, H, W) and class ``targets`` (N,).
+    def flags(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> Flags:
+        """Per-sample 0/1 outcomes for ``images`` (N, C, H, W) and class ``targets`` (N,), by name.
 
-        Columns: [1, correct, agree per protocol..., curve agree per grid shift..., curve correct...];
-        their column sums are this batch's counts. Gather them across processes (e.g. with
-        ``accelerator.gather_for_metrics``) and :meth:`add` them, or call :meth:`update`.
+        Returns:
+            ``{"samples": (N,), "correct": (N,), "agree/<protocol>": (N,), "correct/<worst protocol>": (N,),
+            "curve_agree": (N, S, S), "curve_correct": (N, S, S)}`` (long). Their sums over samples are this
+            batch's counts: gather them across processes (``accelerator.gather_for_metrics`` takes the dict) and
+            :meth:`add` them, or call :meth:`update`.
         """
         check_images(images, "images", floating=True)
         n = images.shape[0]
-        if targets.shape != (n,) or targets.is_floating_point():
-            raise ValueError(f"targets must be class indices of shape ({n},), got {tuple(targets.shape)} {targets.dtype}")
-        self._check_size(images.shape[-2], images.shape[-1])
+        if not isinstance(targets, Tensor) or targets.shape != (n,) or targets.is_floating_point():
+            got = f"{tuple(targets.shape)} {targets.dtype}" if isinstance(targets, Tensor) else type(targets).__name__
+            raise ValueError(f"targets must be class indices of shape ({n},), got {got}")
+        geometry = self.geometry(*images.shape[-2:])
+        self._check_size(geometry)
         if indices is None:
             indices = torch.arange(self._seen, self._seen + n)
         elif not isinstance(indices, Tensor) or indices.shape != (n,) or indices.is_floating_point():
@@ -250,70 +255,108 @@ class ShiftConsistency:
             raise UsageError(f"indices must be the {n} samples' integer dataset indices, shape ({n},); got {got}")
         self._seen += n
         indices = indices.to(images.device)
-        views = [images]
-        for protocol in self.protocols:
-            views += self._views(images, indices, protocol)
+        base = self._centre(images, geometry)
+        views: dict[str, Callable[[], Tensor]] = {"base": lambda: base}
+
+        centre = tuple(r // 2 for r in geometry.crop_range[::-1]) if geometry.source is not None else None
+
+        def need(kind: str, mode: Optional[str], dx, dy) -> str:
+            """The key of a view (built once however many protocols need it; the unshifted view is ``base``)."""
+            if isinstance(dx, Tensor):
+                key = f"pair{len(views)}"
+            elif (dx, dy) == (centre if kind == "crop" else (0, 0)):
+                return "base"
+            else:
+                key = f"{kind}/{mode or self.mode}/{dx}/{dy}"
+            views.setdefault(key, lambda: self._view(kind, mode, images, base, dx, dy, geometry))
+            return key
+
+        plan: dict[str, object] = {}
+        for name in self.protocols:
+            protocol_name, worst = split_name(name)
+            protocol = PROTOCOLS[protocol_name]
+            if worst:
+                grid = worst_grid(protocol_name, geometry)
+                plan[name] = [need(protocol.kind, protocol.mode, dx, dy) for dy in grid for dx in grid]
+            else:
+                plan[name] = [need(protocol.kind, protocol.mode, dx, dy)
+                              for dx, dy in pair_offsets(protocol_name, indices, geometry, self.seed)]
         offsets = self.curve_offsets or ()
-        grid = [(dx, dy) for dy in offsets for dx in offsets]
-        views.extend(shift(images, dx, dy, self.mode) for dx, dy in grid)
-        preds = self._predict(model, torch.cat(views)).view(len(views), n)
-        targets = targets.to(preds.device)
-        k = len(self.protocols)
-        curve = preds[1 + 2 * k:]
-        columns = [torch.ones_like(targets), preds[0] == targets]
-        columns += [preds[1 + 2 * p] == preds[2 + 2 * p] for p in range(k)]
-        return torch.cat([torch.stack(columns), curve == preds[0], curve == targets]).t().long()
+        curve = [need("shift", self.mode, dx, dy) for dy in offsets for dx in offsets]
+        preds = self._predict(model, list(views.items()), n)
+        targets = targets.to(preds["base"].device)
+        reference = preds["base"]
+        out: Flags = {"samples": torch.ones_like(targets), "correct": (reference == targets).long()}
+        for name, keys in plan.items():
+            stack = torch.stack([preds[k] for k in keys])
+            if split_name(name)[1]:
+                out[f"agree/{name}"] = (stack == reference).all(0).long()
+                out[f"correct/{name}"] = (stack == targets).all(0).long()
+            else:
+                out[f"agree/{name}"] = (stack[0] == stack[1]).long()
+        if offsets:
+            grid = torch.stack([preds[k] for k in curve]).view(len(offsets), len(offsets), n).permute(2, 0, 1)
+            out["curve_agree"] = (grid == reference.view(n, 1, 1)).long()
+            out["curve_correct"] = (grid == targets.view(n, 1, 1)).long()
+        return out
 
-    def add(self, flags: Tensor) -> None:
+    def add(self, flags: Flags) -> None:
         """Add per-sample outcomes from :meth:`flags` (any number of rows, e.g. gathered ones)."""
-        if flags.dim() != 2 or flags.shape[1] != self.counts.numel():
-            raise ValueError(f"flags must have shape (N, {self.counts.numel()}), got {tuple(flags.shape)}")
-        self.counts += flags.sum(dim=0).cpu()
+        if not isinstance(flags, dict):
+            raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
+        if set(flags) != set(self.counts):
+            raise ValueError(f"flags hold {sorted(flags)}, but this metric counts {sorted(self.counts)}: they come from "
+                             "a metric with other protocols or another curve")
+        for name, values in flags.items():
+            self.counts[name] = self.counts[name] + values.sum(dim=0).cpu()
 
-    def update(
-        self,
-        model: Callable[[Tensor], Tensor],
-        images: Tensor,
-        targets: Tensor,
-        indices: Optional[Tensor] = None,
-    ) -> None:
+    def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
         """Evaluate ``model`` (in eval mode) on one batch and add its counts."""
         self.add(self.flags(model, images, targets, indices))
 
     def compute(self, *, sync: bool = True) -> ConsistencyReport:
-        """Report; with ``sync`` the counts are first summed over all processes (when torch.distributed
-        is initialised). Pass ``sync=False`` when every process already added gathered flags."""
-        counts = self.counts.clone()
+        """The report; with ``sync`` the counts are first summed over all processes (when torch.distributed is
+        initialised). Pass ``sync=False`` when every process already added gathered flags."""
+        counts = dict(self.counts)
         if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-            counts = counts.to(backend_device)
-            dist.all_reduce(counts)
-            counts = counts.cpu()
-        k = len(self.protocols)
+            device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+            for name in sorted(counts):  # the same order on every process
+                total = counts[name].to(device)
+                dist.all_reduce(total)
+                counts[name] = total.cpu()
         report = ConsistencyReport(
-            samples=int(counts[0]), correct=int(counts[1]),
-            agree={protocol: int(counts[2 + i]) for i, protocol in enumerate(self.protocols)},
+            samples=int(counts["samples"]), correct=int(counts["correct"]),
+            agree={p: int(counts[f"agree/{p}"]) for p in self.protocols},
+            robust={p: int(counts[f"correct/{p}"]) for p in self.protocols if split_name(p)[1]},
         )
-        if self.curve_offsets is not None:
-            side = len(self.curve_offsets)
-            grid = counts[2 + k:].view(2, side, side)
-            report.curve_agree, report.curve_correct, report.curve_samples = grid[0], grid[1], report.samples
+        if "curve_agree" in counts:
+            report.curve_agree, report.curve_correct = counts["curve_agree"], counts["curve_correct"]
             report.curve_offsets = self.curve_offsets
         return report
 
 
 def evaluate_shift_consistency(
-    model: torch.nn.Module,
-    batches: Iterable,
-    *,
-    device: Optional[torch.device] = None,
-    progress: bool = False,
+    model: torch.nn.Module, batches: Iterable, *, device: Optional[torch.device] = None, progress: bool = False,
     **options,
 ) -> ConsistencyReport:
     """Evaluate ``model`` over ``batches`` of ``(images, targets)`` or ``(images, targets, indices)``.
 
-    ``options`` are those of :class:`ShiftConsistency`. The model is put in eval mode for the pass and
-    its previous mode is restored.
+    Args:
+        model: the classifier; put in eval mode for the pass, its previous mode restored after.
+        batches: an iterable of ``(images (B, C, H, W) float, targets (B,))``, optionally with dataset indices (B,).
+        device: where to evaluate (default: the model's).
+        progress: show a progress bar.
+        **options: those of :class:`ShiftConsistency`.
+
+    Returns:
+        The :class:`ConsistencyReport`.
+
+    Example:
+        >>> import torch.nn as nn
+        >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+        >>> batches = [(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))]
+        >>> evaluate_shift_consistency(model, batches, max_shift=2).consistency("circular")  # pooling ignores rolls
+        100.0
     """
     from tqdm.auto import tqdm
 

@@ -10,7 +10,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .features import SUPPORTED_CLASSIFIERS, find_classifier
+from .errors import UsageError
+from .models.adapter import classifier_of
 
 POOL = "pool"
 
@@ -18,23 +19,37 @@ POOL = "pool"
 class ChannelPermutation:
     """Permute dim 1 of a module's tensor with a new permutation per forward (shared by the batch).
 
-    ``where="pool"`` permutes the pooled features entering the classifier; any other value names a
-    module of ``model.named_modules()`` (e.g. ``layer3``) whose output (N, C, ...) is permuted.
-    ``generator`` makes the permutations reproducible. ``last_permutation`` holds the latest one.
+    Args:
+        model: the model to put the permutation on (by a hook; its weights and ``state_dict`` keys are unchanged).
+        where: ``"pool"`` permutes the pooled features (N, D) entering the classifier; any other value names a
+            module of ``model.named_modules()`` (e.g. ``layer3``) whose output (N, C, ...) is permuted.
+        generator: a ``torch.Generator`` that makes the permutations reproducible.
+
+    ``last_permutation`` holds the latest permutation, a (C,) long tensor; :meth:`remove` takes the hook off.
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> model = create_small_cnn(10, width=4)
+        >>> permutation = ChannelPermutation(model, "pool", generator=torch.Generator().manual_seed(0))
+        >>> model(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+        >>> sorted(permutation.last_permutation.tolist()) == list(range(32))  # the 32 pooled channels, permuted
+        True
+        >>> permutation.remove()
     """
 
     def __init__(self, model: nn.Module, where: str = POOL, *, generator: Optional[torch.Generator] = None) -> None:
         self.where, self.generator, self._model = where, generator, model
         self.last_permutation: Optional[Tensor] = None
         if where == POOL:
-            self._handle = find_classifier(model).register_forward_pre_hook(self._permute_input)
+            self._handle = classifier_of(model).register_forward_pre_hook(self._permute_input)
         else:
             modules = dict(model.named_modules())
             if where not in modules or where == "":
                 stages = [name for name, _ in model.named_children()]
-                raise ValueError(
-                    f"{type(model).__name__} has no module {where!r}; use where='pool' (after global pooling, "
-                    f"{SUPPORTED_CLASSIFIERS}) or a module name such as {', '.join(stages)}"
+                raise UsageError(
+                    f"{type(model).__name__} has no module {where!r}; use where='pool' (after global pooling) or a "
+                    f"module name such as {', '.join(stages)}"
                 )
             self._handle = modules[where].register_forward_hook(self._permute_output)
 
@@ -63,6 +78,26 @@ def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional
     """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see :class:`ChannelPermutation`.
 
     The permutation is kept as ``model.channel_permutation`` (``model.channel_permutation.remove()`` takes it off).
+    A model that already is a PermuteNet is refused (``ValueError``).
+
+    Args:
+        model: the model (its ``state_dict`` keys stay those of the plain model).
+        where: ``"pool"`` (the pooled features (N, D) entering the classifier) or the name of a module whose output
+            (N, C, ...) is permuted.
+        generator: a ``torch.Generator`` making the permutations reproducible.
+
+    Returns:
+        ``model`` itself, now permuting on every forward.
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> model = permute_channels(create_small_cnn(10, width=4).eval(), generator=torch.Generator().manual_seed(0))
+        >>> x = torch.randn(1, 3, 32, 32)
+        >>> torch.equal(model(x), model(x))  # a fresh permutation on every forward
+        False
+        >>> model.channel_permutation.remove()
+        >>> torch.equal(model(x), model(x))  # the plain model again
+        True
     """
     if getattr(model, "channel_permutation", None) is not None:
         raise ValueError(f"{type(model).__name__} is already a PermuteNet; call model.channel_permutation.remove() first")

@@ -18,9 +18,10 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .config import MaxShift, check_max_shift, check_mode
 from .errors import UsageError
 
-SHIFT_MODES = ("zeros", "circular", "reflect", "replicate")
 ShiftAmount = Union[int, Tensor]
 
 
@@ -37,11 +38,6 @@ def check_images(x: Tensor, name: str = "images", *, floating: bool = False) -> 
             f"{name} must be a floating tensor (float32/float16/bfloat16, normalised), got {x.dtype}; "
             "convert uint8 images with x.float() / 255 and normalise them first"
         )
-
-
-def check_mode(mode: str) -> None:
-    if mode not in SHIFT_MODES:
-        raise UsageError(f"unknown shift mode {mode!r}; supported modes: {', '.join(SHIFT_MODES)}")
 
 
 def _as_shift_tensor(value: ShiftAmount, n: int, name: str, device: torch.device) -> Tensor:
@@ -81,11 +77,30 @@ def _reach(dx: ShiftAmount, dy: ShiftAmount, dx_t: Tensor, dy_t: Tensor) -> tupl
 def shift(x: Tensor, dx: ShiftAmount, dy: ShiftAmount, mode: str = "zeros") -> Tensor:
     """Shift each image of ``x`` (N, C, H, W) by its own integer ``(dx, dy)``.
 
-    ``dx``/``dy`` are ints or length-N integer tensors with ``|dx| < W`` and ``|dy| < H``. Modes:
-    ``circular`` (wrap-around, equals ``torch.roll``), ``zeros`` (zero border: pad-and-crop),
-    ``reflect`` and ``replicate``. Returns a tensor of the same shape, dtype, device and memory format.
+    Positive ``dx`` moves content right, positive ``dy`` down. Tensor shifts are range-checked with one read back
+    to the host (one device synchronisation on CUDA).
 
-    Tensor shifts are range-checked with one read back to the host (one device synchronisation on CUDA).
+    Args:
+        x: images (N, C, H, W), any dtype (also channels-last).
+        dx: horizontal shift, an int or a length-N integer tensor, ``|dx| < W``.
+        dy: vertical shift, an int or a length-N integer tensor, ``|dy| < H``.
+        mode: what fills the uncovered border: ``circular`` (wrap-around, equals ``torch.roll``), ``zeros`` (zero
+            border: pad-and-crop), ``reflect`` or ``replicate``.
+
+    Returns:
+        A tensor of the same shape (N, C, H, W), dtype, device and memory format.
+
+    Example:
+        >>> x = torch.arange(16.).view(1, 1, 4, 4)
+        >>> shift(x, 1, 0)[0, 0]
+        tensor([[ 0.,  0.,  1.,  2.],
+                [ 0.,  4.,  5.,  6.],
+                [ 0.,  8.,  9., 10.],
+                [ 0., 12., 13., 14.]])
+        >>> torch.equal(shift(x, 1, -2, "circular"), torch.roll(x, (-2, 1), (-2, -1)))
+        True
+        >>> shift(torch.ones(2, 3, 8, 8), torch.tensor([1, -1]), torch.tensor([0, 2])).shape  # one shift per image
+        torch.Size([2, 3, 8, 8])
     """
     check_images(x, "x")
     check_mode(mode)
@@ -192,7 +207,22 @@ def _shift(x: Tensor, dx: Tensor, dy: Tensor, mode: str, px: int, py: int) -> Te
 
 @dataclass(frozen=True)
 class ShiftParams:
-    """Per-sample shifts drawn by :class:`RandomShift`: ``dx``, ``dy`` are (N,) long tensors."""
+    """Per-sample shifts drawn by :class:`RandomShift`, to replay on another batch or view.
+
+    Args:
+        dx: (N,) long tensor, the horizontal shift of each sample (positive: right).
+        dy: (N,) long tensor, the vertical shift of each sample (positive: down).
+        _reach: internal: ``(max |dx|, max |dy|)`` guaranteed by the drawing :class:`RandomShift`, which lets a
+            replay skip the range check's read-back (``None`` for parameters made by hand: they are checked).
+
+    Example:
+        >>> params = RandomShift(2, generator=torch.Generator().manual_seed(0)).sample(3)
+        >>> params.dx.shape, params.dx.dtype
+        (torch.Size([3]), torch.int64)
+        >>> by_hand = ShiftParams(torch.tensor([1, 0]), torch.tensor([0, -1]))
+        >>> RandomShift(1, mode="circular")(torch.randn(2, 3, 8, 8), by_hand).shape
+        torch.Size([2, 3, 8, 8])
+    """
 
     dx: Tensor
     dy: Tensor
@@ -206,30 +236,44 @@ class ShiftParams:
 class RandomShift(nn.Module):
     """Shift each image by its own random integer offset in ``[-max_shift, max_shift]`` (per axis).
 
-    ``max_shift``: int or ``(max_dx, max_dy)``. ``p``: probability that a sample is shifted at all.
-    ``generator``: an explicit ``torch.Generator`` makes the draws reproducible; draws happen on the
-    generator's device (the input's device when there is none) and the shift runs on the input's device.
-    ``forward(x, params=None)`` replays ``params`` when given; the last drawn parameters are in
+    Args:
+        max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``; smaller than the images.
+        mode: what fills the uncovered border (``zeros``, ``circular``, ``reflect``, ``replicate``; see
+            :func:`shift`).
+        p: probability that a sample is shifted at all.
+        generator: an explicit ``torch.Generator`` makes the draws reproducible; draws happen on the generator's
+            device (the input's device when there is none) and the shift runs on the input's device.
+
+    ``forward(x, params=None)`` shifts ``x`` (N, C, H, W) and returns the same shape; it replays ``params`` (a
+    :class:`ShiftParams`) when given, else draws new ones (:meth:`sample`). The last parameters used are in
     ``last_params``.
+
+    Example:
+        >>> augment = RandomShift(2, mode="circular", generator=torch.Generator().manual_seed(0))
+        >>> x = torch.randn(4, 3, 8, 8)
+        >>> y = augment(x)
+        >>> params = augment.last_params
+        >>> bool(params.dx.abs().max() <= 2 and params.dy.abs().max() <= 2)
+        True
+        >>> torch.equal(augment(x, params), y)  # replayed
+        True
+        >>> torch.equal(y[0], torch.roll(x[0], (int(params.dy[0]), int(params.dx[0])), (-2, -1)))
+        True
     """
 
     def __init__(
         self,
-        max_shift: Union[int, tuple[int, int]] = 4,
+        max_shift: MaxShift = 4,
         *,
         mode: str = "zeros",
         p: float = 1.0,
         generator: Optional[torch.Generator] = None,
     ) -> None:
         super().__init__()
-        max_dx, max_dy = (max_shift, max_shift) if isinstance(max_shift, int) else tuple(max_shift)
-        if isinstance(max_dx, bool) or not isinstance(max_dx, int) or not isinstance(max_dy, int):
-            raise TypeError(f"max_shift must be an int or a pair of ints, got {max_shift!r}")
-        if max_dx < 0 or max_dy < 0:
-            raise UsageError(f"max_shift must be >= 0, got {max_shift!r}")
+        max_dx, max_dy = check_max_shift(max_shift)
+        check_mode(mode)
         if not 0.0 <= p <= 1.0:
             raise UsageError(f"p must be a probability in [0, 1], got {p}")
-        check_mode(mode)
         self.max_dx, self.max_dy, self.mode, self.p, self.generator = max_dx, max_dy, mode, p, generator
         self.last_params: Optional[ShiftParams] = None
 
@@ -272,3 +316,45 @@ class RandomShift(nn.Module):
         if replay:  # a no-op for drawn shifts; keeps tensors edited in place inside the padded images
             dx, dy = dx.clamp(-reach[0], reach[0]), dy.clamp(-reach[1], reach[1])
         return _shift(x, dx, dy, self.mode, reach[0], reach[1])
+
+
+def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tensor]) -> Tensor:
+    """Shift each image of ``x`` circularly by its own real-valued ``(dx, dy)`` pixels: the band-limited shift.
+
+    The image's 2-D DFT is multiplied by ``exp(-2 pi i (kx dx / W + ky dy / H))`` (``torch.fft.rfft2`` /
+    ``irfft2``): ideal (sinc) interpolation of the periodic image, the sub-pixel shift of Michaeli et al.'s alias-free
+    convnets. It is exact for band-limited images (no energy at the Nyquist frequency: the half-cycle component is
+    what a real image cannot shift by a fraction), and integer offsets equal ``torch.roll`` up to float rounding.
+    Positive ``dx`` moves content right, positive ``dy`` down, as :func:`shift` does.
+
+    Args:
+        x: floating (N, C, H, W).
+        dx, dy: floats, or (N,) floating / integer tensors (one offset per image).
+
+    Returns:
+        (N, C, H, W), ``x``'s dtype (computed in float32 at least).
+
+    Example:
+        >>> x = torch.arange(16.).view(1, 1, 4, 4)
+        >>> torch.allclose(fractional_shift(x, 1.0, -2.0), torch.roll(x, (-2, 1), (-2, -1)), atol=1e-4)
+        True
+    """
+    check_images(x, "x", floating=True)
+    n, _, h, w = x.shape
+    offsets = []
+    for value, name in ((dx, "dx"), (dy, "dy")):
+        value = torch.as_tensor(value, dtype=torch.float64, device=x.device)
+        if value.dim() == 0:
+            value = value.expand(n)
+        if value.shape != (n,):
+            raise ValueError(f"{name} must be a number or a length-N tensor with N={n}, got shape {tuple(value.shape)}")
+        offsets.append(value)
+    dx_t, dy_t = offsets
+    work = torch.promote_types(x.dtype, torch.float32)
+    spectrum = torch.fft.rfft2(x.to(work))
+    ky = torch.fft.fftfreq(h, device=x.device, dtype=torch.float64)
+    kx = torch.fft.rfftfreq(w, device=x.device, dtype=torch.float64)
+    turns = ky.view(1, h, 1) * dy_t.view(n, 1, 1) + kx.view(1, 1, -1) * dx_t.view(n, 1, 1)
+    turns = turns - turns.round()  # whole turns change nothing: keeps the phase accurate for large offsets
+    phase = torch.polar(torch.ones_like(turns), -2 * torch.pi * turns).to(spectrum.dtype)
+    return torch.fft.irfft2(spectrum * phase.unsqueeze(1), s=(h, w)).to(x.dtype)

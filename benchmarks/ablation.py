@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else RESULTS / "ablation" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "ablation" / args.preset
     results = run_or_collect(specs_for(preset, labels), args, work / "cifar10", place, devices=devices,
-                             load=lambda: load_data(args.data or source_of("cifar10"), preset, cache=work / "cache"))
+                             load=lambda: load_data(args.data or source_of("cifar10"), preset, cache=work / "cache",
+                                                    protocols=args.protocols))
     if results is None or not place.main:
         return 0
     summary = summarize(results)

@@ -1,5 +1,6 @@
-"""Accuracy check of the engine's fast path: the same runs trained in fp32 and in the fast path (bf16 autocast +
-channels-last), compared on top-1 and both consistency protocols with 95% intervals of the differences.
+"""Accuracy check of the engine's fast paths: the same runs trained in fp32, in the eager fast path (bf16 autocast +
+channels-last) and with the captured step (the same, compiled: ``TrainConfig.compile``), compared on top-1 and the
+consistency protocols with 95% intervals of the differences (fast - fp32, compiled - fast).
 
     python benchmarks/fast_path.py --device cuda --devices cuda:0,cuda:0,cuda:0,cuda:0   # 15 epochs, CIFAR-10
     python benchmarks/fast_path.py --epochs 1 --train-size 512 --test-size 256 --stem standard   # CPU smoke run
@@ -19,10 +20,12 @@ from augshift.engine import init_distributed
 from augshift.intervals import difference_ci
 from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.provenance import command_line, machine
-from augshift.sweep import METRICS, RunSpec, load_data, parse_model, recipe, run_sweep, summarize, summary_table
+from augshift.sweep import RunSpec, load_data, parse_model, recipe, reported_metrics, run_sweep, summarize, summary_table
 
 PRESET = dict(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.1, stem="cifar", curve_size=0, seeds=[0])
-PATHS = {"fp32": dict(precision="fp32", channels_last=False), "fast": dict(precision="bf16", channels_last=True)}
+PATHS = {"fp32": dict(precision="fp32", channels_last=False), "fast": dict(precision="bf16", channels_last=True),
+         "compiled": dict(precision="bf16", channels_last=True, compile=True)}
+COMPARISONS = (("fast", "fp32"), ("compiled", "fast"))
 
 
 def specs(models: list[str], preset: dict) -> list[RunSpec]:
@@ -36,21 +39,23 @@ def specs(models: list[str], preset: dict) -> list[RunSpec]:
 
 
 def differences(summary: dict, models: list[str]) -> tuple[str, dict]:
-    """Markdown and dict: fast - fp32 per model and metric, with the 95% Newcombe interval."""
-    lines = ["| model | " + " | ".join(f"Δ {metric} (fast − fp32)" for metric in METRICS) + " | inside the intervals |",
-             "|---|" + "---|" * (len(METRICS) + 1)]
+    """Markdown and dict: per model, fast - fp32 and compiled - fast per metric, with the 95% Newcombe interval."""
+    metrics = reported_metrics(summary)
+    lines = ["| model | comparison | " + " | ".join(f"Δ {metric}" for metric in metrics) + " | inside the intervals |",
+             "|---|---|" + "---|" * (len(metrics) + 1)]
     out = {}
     for model in models:
-        fast, fp32 = summary[f"{model} [fast]"], summary[f"{model} [fp32]"]
-        cells, inside = [], True
-        for metric in METRICS:
-            lo, hi = difference_ci(*fast[f"{metric}_counts"], *fp32[f"{metric}_counts"])
-            delta = fast[metric] - fp32[metric]
-            inside &= lo <= 0 <= hi
-            cells.append(f"{delta:+.2f} [{lo:+.2f}, {hi:+.2f}]")
-            out.setdefault(model, {})[metric] = {"delta": delta, "ci95": [lo, hi]}
-        out[model]["inside"] = inside
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {'yes' if inside else 'NO'} |")
+        for new, base in COMPARISONS:
+            a, b = summary[f"{model} [{new}]"], summary[f"{model} [{base}]"]
+            cells, inside, key = [], True, f"{new} - {base}"
+            for metric in metrics:
+                lo, hi = difference_ci(*a[f"{metric}_counts"], *b[f"{metric}_counts"])
+                delta = a[metric] - b[metric]
+                inside &= lo <= 0 <= hi
+                cells.append(f"{delta:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+                out.setdefault(model, {}).setdefault(key, {})[metric] = {"delta": delta, "ci95": [lo, hi]}
+            out[model][key]["inside"] = inside
+            lines.append(f"| {model} | {new} − {base} | " + " | ".join(cells) + f" | {'yes' if inside else 'NO'} |")
     return "\n".join(lines) + "\n", out
 
 
@@ -85,8 +90,9 @@ def main(argv=None) -> int:
     text = (f"# Fast path accuracy check ({device}: {machine(device)})\n\nCommand: `{command_line()}`\n\n"
             f"Data: {data.description}. {preset['stem']} stem, {preset['epochs']} epochs of the paper recipe (SGD, "
             f"one-cycle lr 0.1, batch 128, shifts up to 4 px), seed {preset['seeds'][0]}; `fp32` vs `fast` (bf16 "
-            "autocast + channels-last; the fused optimizer on CUDA in both). Cells: value [95% Wilson interval].\n\n"
-            + summary_table(summary) + "\nDifferences fast − fp32 (points) with 95% Newcombe intervals:\n\n" + table
+            "autocast + channels-last; the fused optimizer on CUDA in both) vs `compiled` (fast + the captured step: "
+            "torch.compile, CUDA graphs on CUDA, the last partial batch of an epoch dropped). Cells: value [95% Wilson "
+            "interval].\n\n" + summary_table(summary) + "\nDifferences (points) with 95% Newcombe intervals:\n\n" + table
             + "\nTraining seconds per run (runs shared the device when --devices repeats it): "
             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + "\n")
     print(text)

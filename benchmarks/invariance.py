@@ -28,7 +28,7 @@ from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
-from augshift.config import AugShiftConfig
+from augshift.config import DISTANCES, AugShiftConfig
 from augshift.engine import init_distributed
 from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import plot_consistency_curves, plot_tradeoff
@@ -85,7 +85,7 @@ def paper_table(dataset: str) -> str:
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
     """results.json, results.md and one PNG per dataset."""
     runs = [run for block in datasets.values() for run in block["runs"]]
-    augshift = {run["label"]: run["config"]["augshift"] for run in runs if run["config"]["augshift"]}
+    augshift = {run["label"]: run["config"]["shift"] for run in runs if run["config"]["augshift"]}
     settings = ("AugShift rows: " + "; ".join(
         f"{label}: " + ", ".join(f"{k}={a[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
         for label, a in augshift.items()) if augshift else "no AugShift run")
@@ -97,9 +97,12 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
           f"{settings}. Seeds {preset['seeds']}. Training + evaluation time of the runs: {compute / 60:.1f} min "
           f"({runs[0]['world_size'] if runs else 1} process(es)); this invocation: {seconds / 60:.1f} min.\n",
           "Cells: mean ± std over seeds [95% Wilson interval pooled over the seeds' test predictions]. "
-          "Consistency: same class for two shifts of each test image (protocols: random = zero-padded shifts in "
-          "[-4, 4] px, Zhang 2019; random8 / random16: in [-8, 8] / [-16, 16] px; circular: torch.roll in [-4, 4] px; "
-          "circular_full: torch.roll by any offset of the image). *Last epoch*: the weights after training; "
+          "Consistency: same class for two shifts of each test image (protocols, `augshift.protocols`: random = "
+          "zero-padded shifts in [-4, 4] px, Zhang 2019; random8 / random16: in [-8, 8] / [-16, 16] px; circular: "
+          "torch.roll in [-4, 4] px; circular_full: torch.roll by any offset of the image; fractional: band-limited "
+          "circular shifts by real offsets in [-4, 4] px; `<protocol>_worst`: the same class for every offset of the "
+          "protocol's grid, and `top-1 <protocol>_worst`: correct for every offset). *Last epoch*: the weights after "
+          "training; "
           "*best epoch*: those of the epoch with the highest test top-1 (chosen on the test set, as much CIFAR code "
           "does: optimistic).\n"]
     for dataset, block in datasets.items():
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
                         help="where a dataset comes from: hub name, parquet file/folder or image folder "
                              "(default: the shared local CIFAR-10 when present, else uoft-cs/cifar10 / uoft-cs/cifar100)")
     parser.add_argument("--weight", type=float, default=None, help="AugShift consistency weight (default: the library's)")
-    parser.add_argument("--distance", choices=("mse", "l1", "cosine"), default=None, help="AugShift distance")
+    parser.add_argument("--distance", choices=DISTANCES, default=None, help="AugShift distance")
     parser.add_argument("--normalize", action="store_true", default=None, help="AugShift: L2-normalise the features first")
     add_common_args(parser)
     args = parser.parse_args(argv)
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
     for dataset in preset["datasets"]:
         source = sources.get(dataset) or source_of(dataset)
         results = run_or_collect(specs_for(models, preset, settings), args, work / dataset, place, devices=devices,
-                                 load=lambda: load_data(source, preset, cache=work / "cache"))
+                                 load=lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols))
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results}

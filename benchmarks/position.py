@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trunk", default=None, help="GAPNet / PermuteNet trunk (default: the preset's)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="default benchmarks/results/position/<preset>")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: the table of the results in --out (cells without one: 'not run')")
     parser.add_argument("locate_options", nargs="*", help="after --: more options for augshift locate (e.g. --epochs 1)")
     args = parser.parse_args(argv)
     command = command_line()
@@ -49,6 +51,11 @@ def main(argv=None) -> int:
         for task in args.tasks.split(","):
             for model in MODELS:
                 path = out / f"locate-{model}-{trunk}-{task}-g{grid}.json"
+                if args.collect and not path.is_file():
+                    rows.append(dict(model=model, trunk=trunk, task=task, grid=grid, last="not run", best="not run",
+                                     best_epoch="-", epochs=0, train_images=0, paper=PAPER_TABLE1.get((model, task, grid)),
+                                     command=None))
+                    continue
                 if not path.is_file():
                     options = ["locate", "--data", args.data or source_of("cifar10"), "--model", model, "--trunk", trunk,
                                "--grid", str(grid), "--task", task, "--preset", args.preset, "--out", str(out)]

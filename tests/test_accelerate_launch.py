@@ -4,27 +4,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 from torch.utils.data import DataLoader
 
 from augshift import evaluate_shift_consistency
 from augshift.integrations.accelerate import weights_digest
-from augshift.integrations.datasets import load_image_dataset, with_tensors
+from augshift.data import Normalization, load_image_dataset, with_tensors
 
 TRAIN_PY = Path(__file__).resolve().parents[1] / "integrations" / "accelerate" / "train.py"
 EVAL_SAMPLES = 100  # not a multiple of 2 processes x 16: the last batches are padded, then dropped by gather
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_two_processes(cifar10_dir: Path, output: Path, *extra: str) -> dict:
@@ -47,7 +41,8 @@ def one_process_evaluation(cifar10_dir: Path, weights: Path) -> dict:
 
     model = timm.create_model("resnet18", num_classes=10)
     model.load_state_dict(load_file(str(weights)))  # strict: the plain model's keys
-    data = with_tensors(load_image_dataset(str(cifar10_dir), "test")).select(range(EVAL_SAMPLES))
+    recorded = Normalization.from_dict(json.loads((weights.parent / "metrics.json").read_text())["normalization"])
+    data = with_tensors(load_image_dataset(str(cifar10_dir), "test"), normalization=recorded).select(range(EVAL_SAMPLES))
     batches = ((b["pixel_values"], b["labels"], b["index"]) for b in DataLoader(data, batch_size=25))
     report = evaluate_shift_consistency(model, batches, device=torch.device("cpu"))
     return {"digest": weights_digest(model), **json.loads(json.dumps(report.to_dict()))}

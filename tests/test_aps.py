@@ -169,7 +169,7 @@ def test_timm_interface() -> None:
     assert model.conv1.weight.grad is not None and model.conv1.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="pretrained=False"):
         timm.create_model("aps_resnet18", pretrained=True)
-    with pytest.raises(ValueError, match="aa_layer"):
+    with pytest.raises(TypeError, match="aa_layer"):  # a second stride next to the ApsDown layers is no option
         timm.create_model("aps_resnet18", aa_layer=nn.AvgPool2d)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from augshift import AugShift, AugShiftConfig, PooledFeatures, ShiftConsistency, evaluate_shift_consistency, loss_parts
 from augshift.cli import main
-from augshift.data import describe_split, load_image_dataset, load_split, to_tensors
+from augshift.data import Normalization, describe_split, eval_split, load_image_dataset, load_split, to_tensors
 from augshift.engine import TensorBatches, TrainConfig, Trainer, fit
 from augshift.errors import UsageError, run_command
 from augshift.models import create_small_cnn
@@ -67,6 +67,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
     write_hub_parquet(root / "hub" / "test-00000-of-00001.parquet", 6, offset=100)
     write_image_folder(root / "train_val" / "train", 8)
     write_image_folder(root / "train_val" / "val", 8)  # no test/
+    write_image_folder(root / "train_extra" / "train", 8)
+    write_image_folder(root / "train_extra" / "extra", 8)  # neither test/ nor validation/ nor val/
     (root / "empty").mkdir()
     pq.write_table(pa.table({"picture": [buffer.getvalue()], "y": [0]}), root / "columns.parquet")
     import timm
@@ -78,6 +80,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "resnet34": root / "resnet34.pth", "no_weights": root / "no_weights.pth", "notes": root / "notes.pth",
         "one_file": write_hub_parquet(root / "one.parquet", 20), "hub": root / "hub",
         "classes": write_image_folder(root / "classes", 20), "train_val": root / "train_val",
+        "train_extra": root / "train_extra",
         "no_metadata": root / "no_metadata.parquet", "empty": root / "empty",
         "corrupt": write_image_folder(root / "corrupt", 10, corrupt=True), "columns": root / "columns.parquet",
     }
@@ -108,10 +111,14 @@ TINY_CONSISTENCY = ["--model", "resnet18", "--num-classes", "2", "--limit", "4",
 
 # (id, arguments with {placeholders} for the data, message fragment)
 REFUSED_COMMANDS = [
-    ("demo-train-and-val-no-test", ["demo", "--data", "{train_val}", *TINY_DEMO],
-     "has no split 'test'; its splits are: train, val"),
+    ("demo-no-evaluation-split", ["demo", "--data", "{train_extra}", *TINY_DEMO],
+     "has no split to evaluate on (none of test, validation, val; its splits: extra, train): name one with --eval-split"),
+    ("channels-no-evaluation-split", ["channels", "--model", "resnet18", "--data", "{train_extra}"],
+     "name one with --eval-split"),
+    ("consistency-no-evaluation-split", ["consistency", *TINY_CONSISTENCY, "--data", "{train_extra}"],
+     "name one with --eval-split"),
     ("demo-same-split", ["demo", "--data", "{hub}", "--train-split", "train", "--test-split", "train", *TINY_DEMO],
-     "--train-split and --test-split are both 'train'"),
+     "--train-split and --eval-split are both 'train'"),
     ("demo-epochs-0", ["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
     ("demo-batch-size-0", ["demo", "--batch-size", "0"], "argument --batch-size: must be >= 1"),
     ("demo-lr-0", ["demo", "--lr", "0"], "argument --lr: must be a finite number > 0"),
@@ -134,7 +141,7 @@ REFUSED_COMMANDS = [
      "no image column 'pic' in this dataset; its columns are: img, label"),
     ("consistency-1000-class-head-on-2-classes", ["consistency", "--model", "resnet18", "--data", "{classes}",
                                                   "--limit", "4", "--device", "cpu"],
-     "resnet18 has 1000 classes but"),
+     "the model has 1000 classes but"),
     ("consistency-image-size-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--image-size", "0"],
      "argument --image-size: must be >= 1, got 0"),
     ("consistency-batch-size-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--batch-size", "0"],
@@ -142,7 +149,7 @@ REFUSED_COMMANDS = [
     ("consistency-missing-checkpoint", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
                                         "--checkpoint", "{hub}/missing.pth"], "missing.pth"),
     ("consistency-checkpoint-of-another-model", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
-                                                 "--checkpoint", "{resnet34}"], "resnet34.pth does not fit ResNet"),
+                                                 "--checkpoint", "{resnet34}"], "resnet34.pth does not fit resnet18"),
     ("consistency-checkpoint-without-weights", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
                                                 "--checkpoint", "{no_weights}"], "has no weights"),
     ("consistency-checkpoint-not-torch", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--checkpoint", "{notes}"],
@@ -173,6 +180,23 @@ def test_command_refuses_with_one_line(case, argv, fragment, data, tmp_path, cap
     code, err, _ = run_cli(argv, capsys)
     assert_one_line_error(code, err, fragment)
     assert not out.exists()  # nothing written
+
+
+def test_without_a_test_split_the_validation_split_is_evaluated_and_named(data, tmp_path, capsys):
+    """Hub datasets and ImageNet-style folders have train + validation / val: that is what gets evaluated."""
+    out = tmp_path / "out"
+    code, err, stdout = run_cli(["consistency", *TINY_CONSISTENCY, "--data", str(data["train_val"]), "--out", str(out)],
+                                capsys)
+    assert code == 0, err
+    result = json.loads((out / "consistency.json").read_text())
+    assert result["eval_split"] == "val" and "split 'val'" in result["data"] and "split 'val'" in stdout
+    for names, expected in ((["train", "validation", "val"], "validation"), (["val", "test"], "test"),
+                            (["val"], "val")):
+        source = tmp_path / "-".join(names)
+        for name in names:
+            write_image_folder(source / name, 2)
+        assert eval_split(str(source)) == expected
+    assert eval_split(str(data["train_extra"]), "extra") == "extra"  # a named split is used as named
 
 
 @pytest.mark.parametrize("command", [["demo", *TINY_DEMO], ["consistency", *TINY_CONSISTENCY, "--data", "x"]])
@@ -326,7 +350,8 @@ def diverging_fit(data: dict) -> None:
     model = create_small_cnn(3, width=4)
     next(model.parameters()).data.fill_(float("nan"))  # the first convolution: every output is NaN
     images = torch.randint(0, 256, (8, 3, SIZE, SIZE), dtype=torch.uint8)
-    batches = TensorBatches(images, torch.arange(8) % 3, batch_size=4, seed=0)
+    batches = TensorBatches(images, torch.arange(8) % 3, batch_size=4, seed=0,
+                            normalization=Normalization.of_images(images, source="the images"))
     config = TrainConfig(epochs=1, batch_size=4)
     fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(), progress=False)
 

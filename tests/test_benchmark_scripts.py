@@ -98,3 +98,45 @@ def test_combine_puts_runs_of_two_results_in_one_table_and_refuses_a_row_twice(t
     assert "| aps_resnet18 − resnet18 |" in (tmp_path / "out" / "results.md").read_text()
     with pytest.raises(ValueError, match="already taken"):
         combine.main([str(first), str(first), "--out", str(tmp_path / "again")])
+
+
+def test_lease_plans_table2_from_measured_rates_by_hand():
+    """Rates: each model's `compiled xN` share times N (the largest N); a :mse@W row at its +augshift model's, blur +
+    AugShift from AugShift's measured factor; epochs: what fits the budget after the fixed seconds, at most 200."""
+    import lease
+
+    throughput = {"rows": [
+        dict(model="resnet18", path="compiled", images_per_s=40_000.0),
+        dict(model="resnet18", path="compiled x5", images_per_s=20_000.0),
+        dict(model="resnetblur18", path="compiled x5", images_per_s=10_000.0),
+        dict(model="resnet18+augshift", path="compiled x2", images_per_s=15_000.0),
+        dict(model="resnet18+augshift", path="compiled x5", images_per_s=8_000.0),
+        dict(model="resnet18", path="fast", images_per_s=99_999.0),  # eager: not what the lease trains with
+    ]}
+    rates = lease.aggregate_rates(throughput)
+    assert rates == {"resnet18": 100_000.0, "resnetblur18": 50_000.0, "resnet18+augshift": 40_000.0}
+    assert lease.model_rate("resnet18+augshift:mse@3", rates) == 40_000.0
+    assert lease.model_rate("resnetblur18+augshift", rates) == 50_000.0 * 0.4
+    models = ["resnet18", "resnetblur18+augshift"]
+    per_epoch = (50_000 + 10_000 / 3) / 100_000 + (50_000 + 10_000 / 3) / 20_000
+    epochs, seconds = lease.table2_epochs(rates, models, 400.0, fixed_s=100.0)
+    assert seconds == pytest.approx(per_epoch) and epochs == int(300 // per_epoch)
+    assert lease.table2_epochs(rates, models, 1e9, fixed_s=0.0)[0] == 200  # the paper's length at most
+    assert lease.table2_epochs(rates, models, 10.0, fixed_s=100.0)[0] == 1
+    with pytest.raises(KeyError, match="measure aps_resnet18"):
+        lease.model_rate("aps_resnet18", rates)
+
+
+def test_position_collect_lists_cells_that_did_not_run(tmp_path):
+    import position
+
+    out = tmp_path / "table1"
+    out.mkdir()
+    result = {"results": {"correct": [9, 8], "total": [10, 10]}, "best": {"results": {"correct": [10, 9],
+              "total": [10, 10]}, "epoch": 2}, "history": [{}, {}, {}], "train_images": 50_000, "command": "x"}
+    (out / "locate-permutenet-resnet18_stride16-location-g3.json").write_text(json.dumps(result))
+    assert position.main(["--preset", "paper", "--collect", "--grids", "3", "--tasks", "location", "--out",
+                          str(out)]) == 0
+    table = (out / "table1.md").read_text()
+    assert "| permutenet | resnet18_stride16 | location | 3x3 | 85.00 [" in table and "| 50000 x 3 | 78.8 |" in table
+    assert "| gapnet | resnet18_stride16 | location | 3x3 | not run | not run (epoch -) | 0 x 0 | 100.0 |" in table

@@ -27,7 +27,11 @@ def test_demo_small_run_writes_consistent_results(tmp_path, capsys):
         assert f"{result['accuracy']:.2f}" in (out / "demo.md").read_text()
     configs = summary["configs"]
     assert configs["augshift"]["augshift"] and not configs["shift-aug"]["augshift"] and not configs["plain"]["augshift"]
-    assert configs["plain"]["max_shift"] == 0 and configs["shift-aug"]["max_shift"] == 2
+    assert configs["plain"]["shift"] is None and configs["shift-aug"]["shift"]["max_shift"] == 2
+    assert configs["shift-aug"]["shift"]["distance"] == "cosine"  # its loss options are unused: left at the defaults
+    assert configs["augshift"]["shift"]["distance"] == "mse"  # the demo's distance
+    stats = summary["normalization"]
+    assert stats["source"] == "the 256 training images" and len(stats["mean"]) == 3  # the data's own statistics
     for baseline in ("plain", "shift-aug"):
         assert summary["consistency_gain"][baseline]["random"] == pytest.approx(
             summary["results"]["augshift"]["consistency_random"] - summary["results"][baseline]["consistency_random"])

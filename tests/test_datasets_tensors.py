@@ -9,10 +9,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from augshift.integrations.datasets import load_image_dataset, num_classes, with_tensors
+from augshift.data import Normalization, load_image_dataset, num_classes, with_tensors
 
 CIFAR_MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)  # the usual CIFAR statistics
 CIFAR_STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(3, 1, 1)
+CIFAR = Normalization(tuple(CIFAR_MEAN.flatten().tolist()), tuple(CIFAR_STD.flatten().tolist()), "the usual CIFAR-10 values")
+PLAIN = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "none")
 
 
 def expected_pixels(image: Image.Image) -> torch.Tensor:
@@ -23,7 +25,7 @@ def expected_pixels(image: Image.Image) -> torch.Tensor:
 
 def test_cifar10_parquet_rows_become_normalised_tensors_with_indices(cifar10_dir):
     raw = load_image_dataset(str(cifar10_dir), "test")
-    data = with_tensors(raw)
+    data = with_tensors(raw, normalization=CIFAR)
     assert len(data) == 10_000 and num_classes(data) == 10
     row = data[123]
     assert row["pixel_values"].shape == (3, 32, 32) and row["pixel_values"].dtype == torch.float32
@@ -43,9 +45,9 @@ def test_cifar10_parquet_rows_become_normalised_tensors_with_indices(cifar10_dir
 def test_wrong_column_names_list_the_columns(cifar10_dir):
     raw = load_image_dataset(str(cifar10_dir), "test")
     with pytest.raises(ValueError, match=r"no label column 'fine_label'.*columns are: img, label"):
-        with_tensors(raw, label_column="fine_label")
+        with_tensors(raw, normalization=CIFAR, label_column="fine_label")
     with pytest.raises(ValueError, match=r"no image column 'image'.*columns are: img, label"):
-        with_tensors(raw, image_column="image")
+        with_tensors(raw, normalization=CIFAR, image_column="image")
 
 
 def test_any_column_names_cifar100_schema_and_existing_index():
@@ -60,17 +62,17 @@ def test_any_column_names_cifar100_schema_and_existing_index():
         {"image": images, "fine_label": [3, 99, 0, 7], "coarse_label": [1, 19, 0, 2], "index": [40, 41, 42, 43]},
         features=features,
     )
-    fine = with_tensors(raw)  # image / fine_label found by name; the dataset's own index column is kept
+    fine = with_tensors(raw, normalization=CIFAR)  # image / fine_label found by name; the dataset's own index column is kept
     assert [int(fine[i]["labels"]) for i in range(4)] == [3, 99, 0, 7] and num_classes(raw) == 100
     assert [int(fine[i]["index"]) for i in range(4)] == [40, 41, 42, 43]
-    coarse = with_tensors(raw, label_column="coarse_label", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    coarse = with_tensors(raw, label_column="coarse_label", normalization=PLAIN)
     assert int(coarse[1]["labels"]) == 19 and num_classes(raw, "coarse_label") == 20
     torch.testing.assert_close(coarse[2]["pixel_values"], torch.full((3, 8, 8), 20 / 255))
 
     unnamed = datasets.Dataset.from_dict({"picture": images, "target": [0, 1, 2, 3]})
     with pytest.raises(ValueError, match=r"cannot find the image column.*columns are: picture, target"):
-        with_tensors(unnamed)
-    assert int(with_tensors(unnamed, image_column="picture", label_column="target")[3]["labels"]) == 3
+        with_tensors(unnamed, normalization=CIFAR)
+    assert int(with_tensors(unnamed, normalization=CIFAR, image_column="picture", label_column="target")[3]["labels"]) == 3
     assert num_classes(unnamed, "target") == 4  # plain integers: max + 1
 
 
@@ -89,7 +91,7 @@ def test_image_folder_with_resize(tmp_path):
     raw = load_image_dataset(str(tmp_path), "train")
     assert len(raw) == 6 and num_classes(raw) == 2
     names = raw.features["label"].names
-    data = with_tensors(raw, size=12)
+    data = with_tensors(raw, normalization=CIFAR, size=12)
     batch = next(iter(DataLoader(data, batch_size=6)))
     assert batch["pixel_values"].shape == (6, 3, 12, 12)
     assert batch["index"].tolist() == list(range(6))
@@ -99,4 +101,4 @@ def test_image_folder_with_resize(tmp_path):
         torch.testing.assert_close(batch["pixel_values"][i], expected_pixels(resized), rtol=0, atol=1e-5)
 
     with pytest.raises(ValueError, match="different sizes"):  # no size: mixed sizes cannot be batched
-        next(iter(DataLoader(with_tensors(raw), batch_size=6)))
+        next(iter(DataLoader(with_tensors(raw, normalization=CIFAR), batch_size=6)))

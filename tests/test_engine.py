@@ -2,20 +2,25 @@
 CPU, seeding, and the model factory."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augshift import RandomShift
+from augshift import AugShiftConfig, RandomShift
+from augshift.data import Normalization
 from augshift.engine import BatchSource, TensorBatches, TrainConfig, Trainer, epoch_seed, fit
 from augshift.models import cifar_stem, create_model
+
+CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "the usual CIFAR-10 values")
 
 
 def tiny_net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(8, 4))
+    layers = (nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(OrderedDict([*((str(i), layer) for i, layer in enumerate(layers)), ("fc", nn.Linear(8, 4))]))
 
 
 def data(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,7 +31,8 @@ def data(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("bad, fragment", [
     (dict(epochs=0), "epochs must be >= 1"), (dict(batch_size=0), "batch_size"), (dict(lr=0.0), "lr must be > 0"),
     (dict(optimizer="lamb"), "supported: sgd, adam"), (dict(precision="fp16"), "supported: fp32, bf16"),
-    (dict(augshift={"weight": 1.0}), "AugShiftConfig"),
+    (dict(shift={"weight": 1.0}), "AugShiftConfig"), (dict(augshift=True, shift=None), "needs the shifts"),
+    (dict(shift=AugShiftConfig(weight=3.0)), "weight act only with augshift=True"),
 ])
 def test_recipe_refuses_bad_values(bad, fragment):
     with pytest.raises((ValueError, TypeError), match=fragment):
@@ -35,9 +41,9 @@ def test_recipe_refuses_bad_values(bad, fragment):
 
 def test_fit_equals_a_hand_written_loop_on_the_same_batches():
     images, labels = data()
-    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=3, max_shift=2)
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2))
     model = tiny_net()
-    batches = TensorBatches(images, labels, batch_size=16, seed=3)
+    batches = TensorBatches(images, labels, batch_size=16, seed=3, normalization=CIFAR)
     history = fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(), progress=False)
 
     reference = tiny_net()  # the same loop written out: SGD nesterov + one-cycle, shifts re-seeded per epoch
@@ -70,23 +76,22 @@ def test_fit_equals_a_hand_written_loop_on_the_same_batches():
 
 def test_fast_path_numerics_on_cpu_follow_fp32():
     images, labels = data()
-    losses = {}
+    losses, layouts = {}, {}
     for name, numerics in {"fp32": {}, "fast": dict(precision="bf16", channels_last=True)}.items():
-        config = TrainConfig(epochs=1, batch_size=40, lr=0.01, seed=0, max_shift=0, **numerics)
+        config = TrainConfig(epochs=1, batch_size=40, lr=0.01, seed=0, shift=None, **numerics)
         model = tiny_net()
         trainer = Trainer(model, config, steps_per_epoch=1)
-        batches = TensorBatches(images, labels, batch_size=40, seed=0)
+        batches = TensorBatches(images, labels, batch_size=40, seed=0, normalization=CIFAR)
         losses[name] = float(trainer.step(*next(iter(batches(0))))[0])
-        if name == "fast":
-            assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
-            assert model[0].weight.dtype == torch.float32  # bf16 only inside autocast
+        layouts[name] = model[0].weight.is_contiguous(memory_format=torch.channels_last), model[0].weight.dtype
     assert losses["fast"] == pytest.approx(losses["fp32"], rel=2e-2)
+    assert layouts["fast"] == (True, torch.float32)  # channels-last weights, bf16 only inside autocast
 
 
 def test_flips_mirror_about_half_of_each_batch_and_replay_per_epoch():
     images, labels = data(400)
-    flips = TensorBatches(images, labels, batch_size=400, seed=0, hflip=True)
-    plain = TensorBatches(images, labels, batch_size=400, seed=0)
+    flips = TensorBatches(images, labels, batch_size=400, seed=0, hflip=True, normalization=CIFAR)
+    plain = TensorBatches(images, labels, batch_size=400, seed=0, normalization=CIFAR)
     (a, _), (b, _), (a2, _) = next(iter(flips(0))), next(iter(plain(0))), next(iter(flips(0)))
     mirrored = (a == b.flip(-1)).flatten(1).all(1) & ~(a == b).flatten(1).all(1)
     assert 120 < int(mirrored.sum()) < 280 and torch.equal(a, a2)
@@ -95,9 +100,9 @@ def test_flips_mirror_about_half_of_each_batch_and_replay_per_epoch():
 
 def test_bn_batches_reestimate_statistics_after_training():
     images, labels = data()
-    config = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=0, max_shift=0, bn_batches=2)
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=0, shift=None, bn_batches=2)
     model = tiny_net()
-    batches = TensorBatches(images, labels, batch_size=8, seed=0)
+    batches = TensorBatches(images, labels, batch_size=8, seed=0, normalization=CIFAR)
     fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(), progress=False)
     first = torch.cat([x for x, _ in list(batches(config.epochs))[:2]])
     with torch.no_grad():
@@ -115,7 +120,7 @@ def test_batch_source_with_segmentation_targets_and_dict_outputs():
             return {"out": self.conv(x)}
 
     x, masks = torch.randn(4, 3, 6, 6), torch.randint(0, 5, (4, 6, 6))
-    config = TrainConfig(epochs=30, batch_size=4, optimizer="adam", lr=0.05, schedule="constant", max_shift=0)
+    config = TrainConfig(epochs=30, batch_size=4, optimizer="adam", lr=0.05, schedule="constant", shift=None)
     history = fit(Trainer(Segmenter(), config, steps_per_epoch=1), BatchSource(1, lambda epoch: [(x, masks)]),
                   progress=False)
     assert history[-1]["loss"] < history[0]["loss"]
@@ -135,8 +140,63 @@ def test_create_model_cifar_stem_keeps_padding_mode_and_torchvision_names_work()
 
 def test_a_diverging_run_stops_with_the_epoch_instead_of_training_on():
     images, labels = data()
-    config = TrainConfig(epochs=3, batch_size=40, lr=1e30, seed=0, max_shift=0, schedule="constant")
+    config = TrainConfig(epochs=3, batch_size=40, lr=1e30, seed=0, shift=None, schedule="constant")
     model = tiny_net()
     with pytest.raises(FloatingPointError, match="non-finite in epoch"):
-        fit(Trainer(model, config, steps_per_epoch=1), TensorBatches(images, labels, batch_size=40, seed=0).source(),
-            progress=False)
+        fit(Trainer(model, config, steps_per_epoch=1),
+            TensorBatches(images, labels, batch_size=40, seed=0, normalization=CIFAR).source(), progress=False)
+
+
+@pytest.mark.parametrize("augshift", [False, True], ids=["plain", "augshift"])
+def test_compiled_step_gives_the_eager_loss_and_gradients(augshift):
+    """The captured step (torch.compile of forward and backward, shifts drawn outside it) against the eager step on
+    the same batch and shifts: losses within 1e-5 relative, gradients within 1e-4 (float32 kernels may sum in
+    another order)."""
+    images, labels = data(16)
+    x = (images.float() / 255 - 0.5) / 0.25
+    config = TrainConfig(epochs=1, batch_size=16, seed=0, shift=AugShiftConfig(max_shift=2), augshift=augshift)
+    eager, compiled = Trainer(tiny_net(), config, steps_per_epoch=1), Trainer(tiny_net(), config.replace(compile=True),
+                                                                               steps_per_epoch=1)
+    results = []
+    for trainer in (eager, compiled):
+        shifts = trainer.draw(16, x.device)  # drawn from the same seed: the same shifts for both
+        loss, parts = trainer.compute(x, labels, shifts)
+        loss.backward()
+        results.append((parts, [p.grad.clone() for p in trainer.model.parameters()]))
+    (eager_parts, eager_grads), (compiled_parts, compiled_grads) = results
+    assert len(eager_parts) == (3 if augshift else 1)
+    torch.testing.assert_close(compiled_parts, eager_parts, rtol=1e-5, atol=1e-6)
+    for a, b in zip(compiled_grads, eager_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert compiled.compute is not compiled.losses and eager.compute == eager.losses
+
+
+def test_a_compiled_run_resumes_exactly_and_drops_the_partial_batch(tmp_path):
+    images, labels = data(40)
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, seed=2, shift=AugShiftConfig(max_shift=2), augshift=True,
+                         compile=True)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_in_epoch_two(epoch: int, history: list) -> dict:
+        if epoch == 2:
+            raise Interrupted  # as if the process died during epoch 2: epoch 1's checkpoint is on disk
+        return {}
+
+    def run(folder, after_epoch=None) -> tuple[list, dict]:
+        batches = TensorBatches(images, labels, batch_size=16, seed=2, normalization=CIFAR, drop_last=True)
+        model = tiny_net()
+        history = fit(Trainer(model, config, steps_per_epoch=batches.steps), batches.source(),
+                      checkpoint=folder / "c.pt", progress=False, after_epoch=after_epoch)
+        return history, model.state_dict()
+
+    straight, weights = run(tmp_path / "a")
+    with pytest.raises(Interrupted):
+        run(tmp_path / "b", stop_in_epoch_two)
+    resumed, resumed_weights = run(tmp_path / "b")
+    assert [row["steps"] for row in straight] == [2, 2]  # 40 images, batches of 16: the partial batch of 8 dropped
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == \
+        [{k: v for k, v in row.items() if k != "seconds"} for row in straight]
+    for name, value in weights.items():
+        assert torch.equal(value, resumed_weights[name]), name

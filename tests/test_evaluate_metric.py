@@ -80,3 +80,23 @@ def test_metric_card_has_evaluate_sections_and_its_examples_run(no_network):
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_worst_configuration_against_a_hand_count_and_named_protocols(no_network):
+    import evaluate
+
+    rng = np.random.default_rng(1)
+    first, refs = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    views = [[int(a)] * 4 if i % 3 else [int(a), int(a), (int(a) + 1) % 3, int(a)] for i, a in enumerate(first)]
+    worst = evaluate.load(METRIC_PATH, "worst")
+    result = worst.compute(predictions=first, shifted_predictions=views, references=refs, protocol="random_worst")
+    consistent = [all(v == a for v in row) for a, row in zip(first, views)]
+    robust = [c and a == r for c, a, r in zip(consistent, first, refs)]
+    assert result["consistency"] == 100.0 * sum(consistent) / 200 and 0 < sum(consistent) < 200
+    assert result["accuracy"] == 100.0 * sum(robust) / 200 and result["protocol"] == "random_worst"
+    with pytest.raises(ValueError, match="not one of"):
+        worst.compute(predictions=[1], shifted_predictions=[[1]], protocol="random")
+    pair = evaluate.load(METRIC_PATH)
+    assert pair.compute(predictions=[1, 2], shifted_predictions=[1, 0], protocol="crop")["protocol"] == "crop"
+    with pytest.raises(ValueError, match="worst configuration"):
+        pair.compute(predictions=[1], shifted_predictions=[1], protocol="crop_worst")

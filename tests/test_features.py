@@ -4,7 +4,8 @@ import torch
 import torchvision
 from torch import nn
 
-from augshift import PooledFeatures, find_classifier, logits_and_features
+from augshift import PooledFeatures, logits_and_features
+from augshift.models import UnsupportedModelError, classifier_of
 
 TIMM_MODELS = [
     ("resnet18", {}), ("resnetblur18", {}), ("convnext_atto", {}), ("efficientnet_b0", {}),
@@ -61,10 +62,10 @@ def test_captures_only_inside_capture_block():
 
 def test_named_classifier_and_errors():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match="supported are timm models"):
-        find_classifier(model)
-    with pytest.raises(ValueError, match="no module named 'head'"):
-        find_classifier(model, "head")
+    with pytest.raises(UnsupportedModelError, match="cannot find the pooled features of Sequential.*supported: timm"):
+        classifier_of(model)
+    with pytest.raises(UnsupportedModelError, match="no module named 'head'"):
+        classifier_of(model, "head")
     _, pooled = logits_and_features(model, torch.randn(2, 3, 8, 8), classifier="3")
     assert pooled.shape == (2, 4)
 

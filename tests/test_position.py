@@ -112,7 +112,7 @@ def test_fit_learns_the_location_of_a_tiny_canvas():
     canvas = LocationCanvas(images, grid=2, generator=torch.Generator().manual_seed(0))
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
     x, cells, _ = canvas.batch(torch.arange(64))
-    config = TrainConfig(epochs=150, batch_size=64, optimizer="adam", lr=0.05, schedule="constant", max_shift=0)
+    config = TrainConfig(epochs=150, batch_size=64, optimizer="adam", lr=0.05, schedule="constant", shift=None)
     history = fit(Trainer(model, config, steps_per_epoch=1), BatchSource(1, lambda epoch: [(x, cells)]), progress=False)
     assert history[-1]["loss"] < 0.2 * history[0]["loss"]
     assert evaluate_canvas(model, canvas, exhaustive=True).accuracy == 1.0

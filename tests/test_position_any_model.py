@@ -10,9 +10,9 @@ from torch import Tensor, nn
 
 import augshift  # noqa: F401  (registers the timm models)
 from augshift.errors import UsageError
-from augshift.models.segmentation import create_segmentation_model, feature_layer
+from augshift.models import create_model, default_layer
 from augshift.position import ablate_channels, attack_curve, rank_position_channels, region_masks, segmentation_scores
-from augshift.position.channels import channel_maps, default_layer, plot_channel_maps
+from augshift.position.channels import channel_maps, plot_channel_maps
 
 PLANTED = 2  # the channel that fires only for content in the left half
 
@@ -118,12 +118,12 @@ def test_paper_regions_are_the_official_halves_and_centre():
 
 
 def test_default_layer_and_channel_maps():
-    assert default_layer(PlantedSegmenter(), torch.zeros(1, 3, 16, 16)) == "backbone"
-    assert default_layer(timm.create_model("resnet18", num_classes=3), torch.zeros(1, 3, 32, 32)) == "layer4"
+    assert default_layer(PlantedSegmenter(), torch.zeros(1, 3, 16, 16)).name == "backbone"
+    assert default_layer(timm.create_model("resnet18", num_classes=3), torch.zeros(1, 3, 64, 64)).name == "layer4"
     tv = torchvision.models.resnet18(num_classes=3)  # no feature_info: the last module with a (N, C, h, w) map
-    assert default_layer(tv, torch.zeros(1, 3, 64, 64)) == "layer4"
+    assert default_layer(tv, torch.zeros(1, 3, 64, 64)).name == "layer4"
     fcn = timm.create_model("fcn_resnet18", num_classes=3)
-    assert default_layer(fcn, torch.zeros(1, 3, 32, 32)) == "trunk.layer4" == feature_layer(fcn)
+    assert default_layer(fcn, torch.zeros(1, 3, 64, 64)).name == "trunk.layer4"
     model, (images, _) = PlantedSegmenter(), blobs(8)
     maps = channel_maps(model, "backbone", images, [PLANTED, 0], batch_size=3)
     reference = model.backbone(images)["out"].detach().mean(0)[[PLANTED, 0]]
@@ -135,17 +135,19 @@ def test_default_layer_and_channel_maps():
 
 
 def test_create_segmentation_model_builds_without_download():
-    tv = create_segmentation_model("deeplabv3_mobilenet_v3_large", 5)
-    assert isinstance(tv, torchvision.models.segmentation.DeepLabV3) and feature_layer(tv) == "backbone"
+    tv = create_model("deeplabv3_mobilenet_v3_large", 5, task="segmentation")
+    assert isinstance(tv, torchvision.models.segmentation.DeepLabV3)
+    assert default_layer(tv, torch.zeros(1, 3, 64, 64)).name == "backbone"
     out = tv.eval()(torch.zeros(1, 3, 32, 32))
     assert out["out"].shape == (1, 5, 32, 32) and tv.aux_classifier is None
-    assert isinstance(create_segmentation_model("torchvision/lraspp_mobilenet_v3_large", 3),
+    assert isinstance(create_model("torchvision/lraspp_mobilenet_v3_large", 3, task="segmentation"),
                       torchvision.models.segmentation.LRASPP)
-    assert create_segmentation_model("fcn_resnet18", 4).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+    fcn = create_model("fcn_resnet18", 4, task="segmentation")
+    assert fcn.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4, 32, 32)
     with pytest.raises(UsageError, match="deeplabv3_mobilenet_v3_large"):
-        create_segmentation_model("torchvision/deeplabv3_nope", 3)
-    with pytest.raises(UsageError, match="unknown segmentation model"):
-        create_segmentation_model("no_such_net", 3)
+        create_model("torchvision/deeplabv3_nope", 3, task="segmentation")
+    with pytest.raises(UsageError, match="timm has no model 'no_such_net'"):
+        create_model("no_such_net", 3, task="segmentation")
 
 
 def test_pretrained_uses_torchvision_hub_weights_from_the_cache(tmp_path, monkeypatch):
@@ -158,5 +160,5 @@ def test_pretrained_uses_torchvision_hub_weights_from_the_cache(tmp_path, monkey
     cache.mkdir(parents=True)
     torch.save(saved.state_dict(), cache / weights.url.rsplit("/", 1)[-1])
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    loaded = create_segmentation_model(name, pretrained=True)
+    loaded = create_model(name, pretrained=True, task="segmentation")
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in saved.state_dict().items())

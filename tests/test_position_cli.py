@@ -17,7 +17,7 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
                  "--out", out, "--save-model", str(tmp_path / "p.pt"), "--device", "cpu"]) == 0
     result = json.loads((tmp_path / "locate-permutenet-resnet18-location-g3.json").read_text())
     assert result["command"].startswith("augshift locate ") and "--model permutenet" in result["command"]
-    assert result["train_images"] == 48 and result["train_steps"] == 1 and result["paper_accuracy"] == 78.8
+    assert result["train_images"] == 48 and result["train_steps"] == 1
     assert sum(result["results"]["total"]) == 6 * 9 and 0 <= result["results"]["accuracy"] <= 1  # every cell
     assert (tmp_path / "locate-permutenet-resnet18-location-g3.png").read_bytes()[:4] == b"\x89PNG"
     assert "| permutenet_resnet18 | 3x3 | location |" in (tmp_path / "locate-permutenet-resnet18-location-g3.md").read_text()
@@ -27,7 +27,9 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     attack = json.loads((tmp_path / "attack-trunk_layer4-hflip-prior0.5.json").read_text())
     curve = attack["curve"]
     assert attack["test_images"] == 2 and curve["counts"] == [2, 4] and curve["layer"] == "trunk.layer4"
-    assert attack["meta"] == {"task": "segmentation", "grid": 3, "layout_prior": 0.5}
+    assert {k: v for k, v in attack["meta"].items() if k != "normalization"} == {"task": "segmentation", "grid": 3,
+                                                                                 "layout_prior": 0.5}
+    assert attack["meta"]["normalization"] == attack["normalization"]  # what it trained with, recorded
     assert set(curve["top"]) == {"miou", "pixel_accuracy", "miou_left", "miou_center", "miou_right"}
     assert all(len(draws) == 2 for draws in curve["random"]["miou"])
     assert (tmp_path / "attack-trunk_layer4-hflip-prior0.5-ranking.png").exists()
@@ -43,7 +45,7 @@ def test_attack_on_a_canvas_classification_checkpoint(cifar10_dir, tmp_path):
     assert main(["locate", "--data", data, "--task", "class", "--train-limit", "48", "--test-limit", "4", "--out", out,
                  "--save-model", str(tmp_path / "g.pt")]) == 0
     result = json.loads((tmp_path / "locate-gapnet-resnet18-class-g3.json").read_text())
-    assert result["model_kwargs"] == {"num_classes": 10} and result["paper_accuracy"] == 82.6
+    assert result["model_kwargs"] == {"num_classes": 10}
     assert main(["attack", "--checkpoint", str(tmp_path / "g.pt"), "--data", data, "--test-limit", "4",
                  "--counts", "8", "--draws", "1", "--out", out]) == 0
     curve = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())["curve"]
@@ -71,11 +73,9 @@ def test_locate_official_trunk_reports_last_and_best_epoch(cifar10_dir, tmp_path
     scores = [row["test_accuracy"] for row in result["history"]]
     assert len(scores) == 3 and all(0 <= s <= 100 for s in scores)
     assert result["best"]["epoch"] == scores.index(max(scores)) + 1
-    assert result["paper_accuracy"] == 100.0 and result["model"] == "gapnet_resnet18_stride16"
+    assert result["model"] == "gapnet_resnet18_stride16"
     assert result["config"]["trunk"] == "resnet18_stride16"  # the trunk it trained, not the preset's
     for report in (result["results"], result["best"]["results"]):
         assert sum(report["total"]) == 6 * 9  # every test image in every cell
-    if result["best"]["epoch"] == 3:
-        assert result["best"]["results"] == result["results"]
     assert (tmp_path / "locate-gapnet-resnet18_stride16-location-g3-curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "best epoch" in (tmp_path / "locate-gapnet-resnet18_stride16-location-g3.md").read_text()

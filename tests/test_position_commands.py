@@ -15,7 +15,8 @@ import yaml
 from PIL import Image
 
 from augshift.cli import build_parser, main
-from augshift.cli.common import load_model
+from augshift.data import load_split
+from augshift.models import load_model
 from augshift.errors import UsageError
 
 
@@ -34,17 +35,28 @@ def test_channels_of_a_plain_timm_state_dict(cifar10_dir, tmp_path, resnet18_10)
     torch.save(resnet18_10.state_dict(), path)
     assert main(["channels", "--model", "resnet18", "--checkpoint", str(path), "--data", str(cifar10_dir),
                  "--limit", "6", "--top", "4", "--out", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "channels-layer4-hflip.json").read_text())
+    # layer4 is 1 x 1 for 32 px images: the last stage with a spatial extent is ranked, and the report says why
+    result = json.loads((tmp_path / "channels-layer3-hflip.json").read_text())
     ranking = result["ranking"]
-    assert ranking["layer"] == "layer4" and ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(512))
-    assert result["mean"] == list(timm.data.IMAGENET_DEFAULT_MEAN)  # the model's data config, not CIFAR's
-    assert len(result["top_channel_maps"]) == 4 and np.array(result["top_channel_maps"][str(ranking["channels"][0])]).shape == (1, 1)
-    markdown = (tmp_path / "channels-layer4-hflip.md").read_text()
-    assert f"| 1 | {ranking['channels'][0]} |" in markdown
-    for png in ("channels-layer4-hflip.png", "channels-layer4-hflip-maps.png"):
+    assert ranking["layer"] == "layer3" and ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(256))
+    assert "layer4's maps are 1x1" in result["layer_note"] and result["layer_size"] == [2, 2]
+    images, _ = load_split(str(cifar10_dir), "test", limit=6)  # a plain state_dict records no normalisation
+    own = (images.double() / 255).mean(dim=(0, 2, 3))
+    assert np.allclose(result["normalization"]["mean"], own.numpy()) and "own statistics" in result["normalization"]["source"]
+    assert len(result["top_channel_maps"]) == 4 and np.array(result["top_channel_maps"][str(ranking["channels"][0])]).shape == (2, 2)
+    markdown = (tmp_path / "channels-layer3-hflip.md").read_text()
+    assert f"| 1 | {ranking['channels'][0]} |" in markdown and "layer4's maps are 1x1" in markdown
+    for png in ("channels-layer3-hflip.png", "channels-layer3-hflip-maps.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG" and png in result["files"]  # one unit, in the manifest
-    model, meta = load_model(str(path), model="resnet18")  # 10 classes, from the head's shape
-    assert meta == {} and model.num_classes == 10 and same_weights(model, resnet18_10)
+    loaded = load_model(str(path), model="resnet18")  # 10 classes, from the head's shape
+    assert loaded.meta == {} and loaded.model.num_classes == 10 and same_weights(loaded.model, resnet18_10)
+    # a layer asked for whose maps are 1 x 1: ranked, no maps drawn, said so
+    assert main(["channels", "--model", "resnet18", "--checkpoint", str(path), "--data", str(cifar10_dir),
+                 "--limit", "6", "--top", "4", "--layer", "layer4", "--out", str(tmp_path / "l4")]) == 0
+    result = json.loads((tmp_path / "l4" / "channels-layer4-hflip.json").read_text())
+    assert "no spatial extent" in result["layer_note"] and "top_channel_maps" not in result
+    assert not (tmp_path / "l4" / "channels-layer4-hflip-maps.png").exists()
+    assert "No maps" in (tmp_path / "l4" / "channels-layer4-hflip.md").read_text()
 
 
 def test_plain_state_dict_errors_name_the_fix(tmp_path, resnet18_10):
@@ -57,7 +69,7 @@ def test_plain_state_dict_errors_name_the_fix(tmp_path, resnet18_10):
     with pytest.raises(UsageError, match="does not exist"):
         load_model(str(tmp_path / "nope.pth"), model="resnet18")
     with pytest.raises(UsageError, match="--pretrained"):
-        load_model(None, model="resnet18")
+        load_model(None)
 
 
 def test_timm_train_py_and_accelerate_output_folders(tmp_path, resnet18_10):
@@ -66,19 +78,26 @@ def test_timm_train_py_and_accelerate_output_folders(tmp_path, resnet18_10):
     (run / "args.yaml").write_text(yaml.safe_dump({"model": "resnet18", "num_classes": 10, "lr": 0.1}))
     torch.save({"epoch": 3, "arch": "resnet18", "state_dict": {f"module.{k}": v for k, v in resnet18_10.state_dict().items()},
                 "args": argparse.Namespace(model="resnet18"), "metric": 50.0}, run / "model_best.pth.tar")
-    model, _ = load_model(str(run))
-    assert model.num_classes == 10 and same_weights(model, resnet18_10)
-    model, _ = load_model(str(run / "model_best.pth.tar"))  # the file alone names its arch
-    assert same_weights(model, resnet18_10)
+    loaded = load_model(str(run))
+    assert loaded.model.num_classes == 10 and same_weights(loaded.model, resnet18_10)
+    # train.py ran without --mean / --std: it normalised with the model's data config, and so do we
+    assert loaded.normalization.mean == timm.data.IMAGENET_DEFAULT_MEAN and "train.py" in loaded.normalization.source
+    loaded = load_model(str(run / "model_best.pth.tar"))  # the file alone names its arch (and keeps its args)
+    assert same_weights(loaded.model, resnet18_10) and loaded.normalization.mean == timm.data.IMAGENET_DEFAULT_MEAN
+    (run / "args.yaml").write_text(yaml.safe_dump({"model": "resnet18", "num_classes": 10, "mean": [0.5, 0.4, 0.3],
+                                                   "std": [0.2, 0.2, 0.2]}))
+    assert load_model(str(run)).normalization.mean == (0.5, 0.4, 0.3)
 
     from safetensors.torch import save_file
 
     out = tmp_path / "accelerate"
     out.mkdir()
     save_file({k: v.contiguous() for k, v in resnet18_10.state_dict().items()}, str(out / "model.safetensors"))
-    (out / "metrics.json").write_text(json.dumps({"args": {"model": "resnet18"}, "epochs": []}))
-    model, _ = load_model(str(out))
-    assert same_weights(model, resnet18_10)
+    recorded = {"mean": [0.1, 0.2, 0.3], "std": [0.3, 0.3, 0.3], "source": "the first 100 training images"}
+    (out / "metrics.json").write_text(json.dumps({"args": {"model": "resnet18"}, "normalization": recorded,
+                                                  "epochs": []}))
+    loaded = load_model(str(out))
+    assert same_weights(loaded.model, resnet18_10) and loaded.normalization.to_dict() == recorded
     with pytest.raises(UsageError, match="model_best.pth.tar"):
         load_model(str(tmp_path / "train"))
 
@@ -98,8 +117,9 @@ def test_pretrained_goes_through_timm_hub_path_offline(tmp_path, monkeypatch):
     hub = timm.create_model("resnet18")
     save_file(hub.state_dict(), str(repo / "snapshots" / commit / "model.safetensors"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    model, meta = load_model(None, model="resnet18", pretrained=True)
-    assert meta == {} and same_weights(model, hub)
+    loaded = load_model(None, model="resnet18", pretrained=True)
+    assert loaded.meta == {} and same_weights(loaded.model, hub) and loaded.weights == "pretrained"
+    assert loaded.normalization.mean == timm.data.IMAGENET_DEFAULT_MEAN  # the pretrained weights' own statistics
     with pytest.raises(UsageError, match="one of them"):
         load_model(str(tmp_path), model="resnet18", pretrained=True)
 
@@ -172,7 +192,7 @@ def test_readme_channels_and_attack_commands_run(cifar10_dir, tmp_path, monkeypa
     channels = [a.replace("../shared/data/cifar10", str(cifar10_dir)) for a in readme_command(
         "augshift channels --model resnet18 --checkpoint resnet18.pth")]
     assert main([*channels, "--limit", "8"]) == 0
-    assert json.loads(next((tmp_path / "results").rglob("channels-layer4-hflip.json")).read_text())["ranking"]["num_images"] == 8
+    assert json.loads(next((tmp_path / "results").rglob("channels-layer3-hflip.json")).read_text())["ranking"]["num_images"] == 8
     args = readme_command("augshift attack --model deeplabv3_mobilenet_v3_large --checkpoint")
     checkpoint, data = args[args.index("--checkpoint") + 1], args[args.index("--data") + 1]
     mask_folder(tmp_path / data)

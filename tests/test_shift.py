@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from augshift import RandomShift, ShiftParams, shift
-from augshift.shift import SHIFT_MODES
+from augshift.shift import fractional_shift
+from augshift.config import SHIFT_MODES
 
 shift_module = sys.modules["augshift.shift"]  # the module (``augshift.shift`` the attribute is the function)
 
@@ -96,7 +97,7 @@ def test_shift_bad_input(args, error, match):
 
 
 def test_unknown_mode():
-    with pytest.raises(ValueError, match="supported modes: zeros, circular, reflect, replicate"):
+    with pytest.raises(ValueError, match="supported: zeros, circular, reflect, replicate"):
         shift(torch.randn(1, 1, 4, 4), 1, 1, "wrap")
 
 
@@ -354,3 +355,35 @@ def test_cuda_random_shift_does_not_synchronize(memory_format):
         aug(x, params)
     finally:
         torch.cuda.set_sync_debug_mode(previous)
+
+
+@pytest.mark.parametrize("dx, dy", [(1, 0), (0, -3), (5, 2), (-7, -1), (12, 9)])
+def test_fractional_shift_by_whole_pixels_equals_roll(dx, dy):
+    x = torch.randn(3, 2, 10, 12)
+    assert torch.allclose(fractional_shift(x, float(dx), float(dy)), torch.roll(x, (dy, dx), (-2, -1)), atol=1e-5)
+
+
+def band_limited(n: int = 2, size: int = 16) -> torch.Tensor:
+    """Random images with no energy at the Nyquist frequencies (the components a real image cannot half-shift)."""
+    spectrum = torch.fft.rfft2(torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0)))
+    spectrum[..., size // 2, :] = 0
+    spectrum[..., -1] = 0
+    return torch.fft.irfft2(spectrum, s=(size, size))
+
+
+def test_fractional_half_pixel_twice_equals_one_pixel_on_band_limited_images():
+    x = band_limited()
+    half = fractional_shift(fractional_shift(x, 0.5, -0.5), 0.5, -0.5)
+    assert torch.allclose(half, torch.roll(x, (-1, 1), (-2, -1)), atol=1e-5)
+    assert not torch.allclose(fractional_shift(x, 0.5, 0.0), x, atol=1e-2)  # a half-pixel shift does move the image
+
+
+def test_fractional_shift_per_sample_offsets_and_inverse():
+    x = band_limited(3)
+    dx, dy = torch.tensor([0.25, -1.5, 3.0]), torch.tensor([0.0, 0.75, -2.25])
+    moved = fractional_shift(x, dx, dy)
+    for i in range(3):
+        assert torch.allclose(moved[i:i + 1], fractional_shift(x[i:i + 1], float(dx[i]), float(dy[i])), atol=1e-6)
+    assert torch.allclose(fractional_shift(moved, -dx, -dy), x, atol=1e-5)
+    with pytest.raises(ValueError, match="length-N"):
+        fractional_shift(x, torch.zeros(2), 0.0)

@@ -10,6 +10,7 @@ import torch
 
 import augshift.sweep.runs as runs
 from augshift.config import AugShiftConfig
+from augshift.data import Normalization
 from augshift.engine import Dist, TensorBatches, TrainConfig, Trainer
 from augshift.intervals import difference_ci, proportion_ci
 from augshift.models import create_model
@@ -20,13 +21,13 @@ def tiny_data(n_train: int = 24, n_test: int = 20) -> RunData:
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n_train + n_test, 3, 20, 20), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 3, (n_train + n_test,), generator=g)
-    return RunData((images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:]), 3,
-                      curve_size=6, eval_batch_size=8, description="random")
+    normalization = Normalization.of_images(images[:n_train], source="the training images")
+    return RunData((images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:]), 3, normalization,
+                   curve_size=6, eval_batch_size=8, description="random")
 
 
 def tiny_spec(augshift: bool = True) -> RunSpec:
-    config = TrainConfig(epochs=2, batch_size=8, lr=0.05, seed=3, max_shift=2,
-                         augshift=AugShiftConfig(max_shift=2) if augshift else None)
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2), augshift=augshift)
     return RunSpec("run", "resnet18", config, label="resnet18+augshift" if augshift else "resnet18")
 
 
@@ -70,7 +71,7 @@ def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
     """The epoch of the highest test top-1 is the ``best`` entry: its weights (``best.pt``) are those after that
     epoch, and its metrics are theirs; the top-level metrics stay the last epoch's."""
     data = tiny_data()
-    spec = RunSpec("run", "resnet18", TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, max_shift=2), label="r")
+    spec = RunSpec("run", "resnet18", TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2)), label="r")
     scripted, states = iter([10.0, 50.0, 30.0]), {}
 
     def scripted_accuracy(model, data, place):
@@ -112,7 +113,8 @@ def test_epoch_shards_are_disjoint_equal_and_cover_one_permutation():
     images, labels = torch.zeros(n, 1, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
 
     def shard(epoch: int, place: Dist) -> torch.Tensor:
-        return TensorBatches(images, labels, batch_size=world * 2, seed=1, place=place).shard(epoch)
+        return TensorBatches(images, labels, batch_size=world * 2, seed=1, place=place,
+                             normalization=Normalization((0.5,), (0.5,), "any")).shard(epoch)
 
     shards = [shard(2, Dist(rank, world)) for rank in range(world)]
     assert {len(s) for s in shards} == {n // world}
@@ -178,7 +180,7 @@ def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs
     from augshift.sweep import collect, parse_shard, run_sweep, shard_of
 
     data = tiny_data()
-    specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, max_shift=2),
+    specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, shift=AugShiftConfig(max_shift=2)),
                      label="resnet18") for seed in (0, 1, 2)]
     whole = run_sweep(specs, data, tmp_path / "one", Dist())
     with pytest.raises(FileNotFoundError, match="r1"):

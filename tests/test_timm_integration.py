@@ -269,7 +269,7 @@ def image_folder(cifar10_dir, tmp_path_factory) -> Path:
     """CIFAR-10 PNGs: train/<class>/ (20 per class) and validation/<class>/ (10 per class + 1)."""
     from PIL import Image
 
-    from augshift.integrations.datasets import load_image_dataset, to_tensors
+    from augshift.data import load_image_dataset, to_tensors
 
     root = tmp_path_factory.mktemp("cifar10-folder")
     for split, source, per_class, extra in (("train", "train", TRAIN, 0), ("validation", "test", VAL, 1)):
@@ -312,8 +312,9 @@ def common_args(data: Path, output: Path, model: str) -> list[str]:
             "--input-size", "3", "32", "32", "--epochs", "1", "--output", str(output), *shlex.split(TEST_OPTIONS)]
 
 
-def check_run(experiment: Path, model: str, digests: Path, *, processes: int, augshift: bool = True) -> dict:
-    """Checks shared by every AugShift run; returns the summary row."""
+def check_run(experiment: Path, model: str) -> dict:
+    """Checks shared by every run: one summary row, consistency counts out of the validation samples, checkpoints that
+    load strictly into the plain model; returns the summary row, the options and the plain model."""
     rows = list(csv.DictReader(open(experiment / "summary.csv")))
     assert len(rows) == 1
     row = {key: float(value) for key, value in rows[0].items()}
@@ -321,26 +322,30 @@ def check_run(experiment: Path, model: str, digests: Path, *, processes: int, au
     for column in CONSISTENCY_COLUMNS:
         assert 0.0 <= row[column] <= 100.0
         assert round(row[column] * VAL_SAMPLES / 100, 6) % 1 == 0  # a count out of the 101 unique samples
-    if augshift:
-        criterion, consistency = (row[column] for column in LOSS_COLUMNS)
-        assert row["train_loss"] == pytest.approx(criterion + options["augshift_weight"] * consistency, rel=1e-5)
     timm.create_model(model, num_classes=10, checkpoint_path=str(experiment / "last.pth.tar"))  # EMA if saved
     checkpoint = torch.load(experiment / "last.pth.tar", map_location="cpu", weights_only=False)
-    loaded = {}
-    for key in ("state_dict", "state_dict_ema"):
-        if key in checkpoint:
-            loaded[key] = timm.create_model(model, num_classes=10)
-            loaded[key].load_state_dict(checkpoint[key])  # strict: the plain model's keys
-    plain = loaded["state_dict"]
-    if processes > 1:
-        digests = digests / experiment.name
-        final = {(digests / f"final-{r}").read_text() for r in range(processes)}
-        initial = {(digests / f"init-{r}").read_text() for r in range(processes)}
-        assert len(initial) == processes  # timm seeds every process differently ...
-        assert len(final) == 1  # ... and DDP leaves them all with the same weights
-        from augshift.integrations.accelerate import weights_digest
-        assert final == {weights_digest(plain)}  # the checkpoint holds those weights
-    return {"row": row, "options": options}
+    plain = timm.create_model(model, num_classes=10)
+    plain.load_state_dict(checkpoint["state_dict"])  # strict: the plain model's keys
+    for key in set(checkpoint) & {"state_dict_ema"}:
+        timm.create_model(model, num_classes=10).load_state_dict(checkpoint[key])
+    return {"row": row, "options": options, "plain": plain}
+
+
+def check_augshift_losses(run: dict) -> None:
+    """summary.csv's train loss is the criterion plus the weight times the consistency term."""
+    criterion, consistency = (run["row"][column] for column in LOSS_COLUMNS)
+    assert run["row"]["train_loss"] == pytest.approx(criterion + run["options"]["augshift_weight"] * consistency,
+                                                     rel=1e-5)
+
+
+def check_processes_agree(experiment: Path, run: dict, digests: Path, processes: int) -> None:
+    """timm seeds every process differently, DDP leaves them with the same weights, the checkpoint holds those."""
+    from augshift.integrations.accelerate import weights_digest
+
+    digests = digests / experiment.name
+    final = {(digests / f"final-{r}").read_text() for r in range(processes)}
+    initial = {(digests / f"init-{r}").read_text() for r in range(processes)}
+    assert len(initial) == processes and final == {weights_digest(run["plain"])}
 
 
 def readme_commands() -> str:
@@ -366,13 +371,17 @@ def test_readme_commands_run_as_written(timm_train_py, image_folder, run_env, tm
     (tmp_path / "train.py").symlink_to(timm_train_py)
     log = run("set -euo pipefail\n" + commands, run_env, tmp_path)
     output = tmp_path / "output"
-    first = check_run(output / "augshift", "resnet18", tmp_path / "digests", processes=1)
+    first = check_run(output / "augshift", "resnet18")
+    check_augshift_losses(first)
     assert f"*** Best metric: {first['row']['eval_shift_consistency']} (epoch 0)" in log  # --eval-metric
     for name in ("augshift-torchrun", "augshift-accelerate"):
-        check_run(output / name, "resnet18", tmp_path / "digests", processes=2)
-    permuted = check_run(output / "permutenet", "resnet18", tmp_path / "digests", processes=1, augshift=False)
+        run = check_run(output / name, "resnet18")
+        check_augshift_losses(run)
+        check_processes_agree(output / name, run, tmp_path / "digests", 2)
+    permuted = check_run(output / "permutenet", "resnet18")
     assert permuted["options"]["augshift_permute"] == "pool" and not set(LOSS_COLUMNS) & set(permuted["row"])
-    configured = check_run(output / "augshift-config", "resnet18", tmp_path / "digests", processes=1)
+    configured = check_run(output / "augshift-config", "resnet18")
+    check_augshift_losses(configured)
     assert configured["options"]["augshift_weight"] == 0.5 and configured["options"]["augshift"] is True
     assert log.count("AugShift epoch 0: criterion") == 4
     assert log.count(f"over {VAL_SAMPLES} samples") == 5
@@ -390,8 +399,10 @@ def test_models_one_and_two_processes(model, extra, timm_train_py, image_folder,
     log = run(["augshift-timm", *args, "--experiment", "one"], run_env, tmp_path)
     run(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "augshift.integrations.timm",
          *args, "--experiment", "two"], run_env, tmp_path)
-    for name, processes in (("one", 1), ("two", 2)):
-        check_run(tmp_path / "out" / name, model, tmp_path / "digests", processes=processes)
+    check_augshift_losses(check_run(tmp_path / "out" / "one", model))
+    two = check_run(tmp_path / "out" / "two", model)
+    check_augshift_losses(two)
+    check_processes_agree(tmp_path / "out" / "two", two, tmp_path / "digests", 2)
     assert "AugShift step 4: criterion" in log and "AugShiftTask: max_shift=4" in log
 
 
@@ -402,7 +413,7 @@ def test_cuda_amp_channels_last_run(timm_train_py, image_folder, run_env, tmp_pa
             "--augshift-consistency", "--amp", "--channels-last", "--experiment", "cuda"]
     args[args.index("--device") + 1] = "cuda"
     log = run(["augshift-timm", *args], run_env, tmp_path)
-    check_run(tmp_path / "out" / "cuda", "resnet18", tmp_path / "digests", processes=1)
+    check_augshift_losses(check_run(tmp_path / "out" / "cuda", "resnet18"))
     assert "AugShift step 4: criterion" in log and "cuda" in yaml.safe_load((tmp_path / "out" / "cuda" / "args.yaml").read_text())["device"]
 
 

@@ -1,9 +1,17 @@
-"""``augshift consistency``: accuracy and shift consistency of any timm model on a labelled image set.
+"""``augshift consistency``: accuracy and shift consistency of any model on a labelled image set.
+
+Any timm model (``resnet18``), torchvision classifier (``torchvision/resnet50``) or Hugging Face ``transformers`` image
+model (``hf:<hub id or save_pretrained folder>``), with random, pretrained (``--pretrained``) or a checkpoint's
+weights, under the protocols of :mod:`augshift.protocols` (``--protocols``). Images are normalised as the weights
+were trained (what the checkpoint or the pretrained weights record), else with the evaluated images' own statistics;
+the result says which.
 
 Examples::
 
-    augshift consistency --model resnet18 --pretrained --data ./imagenet-val-folder --image-size 224
-    augshift consistency --model resnet18 --num-classes 10 --checkpoint run/model_best.pth.tar --data ../cifar10
+    augshift consistency --model resnet18 --pretrained --data ./imagenet-val-folder --crop-from 256 --image-size 224 \\
+        --protocols crop,random,circular,fractional
+    augshift consistency --checkpoint run/model_best.pth.tar --data ../cifar10 --protocols random,circular_worst
+    augshift consistency --model hf:./my-vit --pretrained --data ./flowers --image-size 224
 """
 from __future__ import annotations
 
@@ -12,97 +20,111 @@ import functools
 
 import torch
 
-from ..data import describe_split, iterate_batches, load_split, open_split, resolve_columns
+from ..config import SHIFT_MODES
+from ..data import (
+    Normalization, describe_split, eval_split, iterate_batches, load_split, normalize, open_split, resolve_columns,
+)
 from ..errors import UsageError
-from ..metrics import PROTOCOL_FAMILY, PROTOCOLS, evaluate_shift_consistency
+from ..metrics import evaluate_shift_consistency
+from ..models import load_model, logits_of
+from ..protocols import PROTOCOL_FAMILY, PROTOCOLS, add_protocols_argument, split_name
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
-from ..shift import SHIFT_MODES
-from .common import choose_device, create_named_model, load_weights, recorded_command, write_results
-from .options import whole
+from .common import choose_device, choose_normalization, recorded_command, write_results
+from .options import add_normalization_arguments, add_split_arguments, whole
 
 
-def check_classes(model: torch.nn.Module, args: argparse.Namespace) -> None:
-    """Refuse a model whose number of classes is not the data's (declared by its label feature) or is too small
-    for its labels: accuracy would be meaningless."""
-    classes = getattr(model, "num_classes", None)
-    dataset = open_split(args.data, args.split)
+def check_classes(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace, split: str) -> None:
+    """Refuse a model whose number of outputs is not the data's (declared by its label feature) or is too small for
+    its labels: accuracy would be meaningless."""
+    with torch.no_grad():
+        outputs = logits_of(model(images[:1])).shape[-1]
+    dataset = open_split(args.data, split)
     _, label_column = resolve_columns(dataset, args.image_column, args.label_column)
     declared = getattr(dataset.features[label_column], "num_classes", None)
     found = declared if declared is not None else int(max(dataset.with_format(None)[label_column])) + 1
-    if classes is not None and (found != classes if declared is not None else found > classes):
-        raise UsageError(f"{args.model} has {classes} classes but {args.data} [{args.split}] has {found}: pass "
-                         f"--num-classes {found} (with the --checkpoint of a model trained on this data)")
+    if found != outputs if declared is not None else found > outputs:
+        raise UsageError(f"the model has {outputs} classes but {args.data} [{split}] has {found}: pass --num-classes "
+                         f"{found} (with the --checkpoint of a model trained on this data)")
 
 
-def protocol_list(text: str) -> tuple[str, ...]:
-    """An ``argparse`` type: comma-separated names of :data:`~augshift.metrics.PROTOCOLS`."""
-    names = tuple(text.split(","))
-    unknown = [name for name in names if name not in PROTOCOLS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown protocol(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
-    return names
+def check_crop(args: argparse.Namespace) -> None:
+    """The ``crop`` protocols need the larger images (``--crop-from``) and the model's size (``--image-size``)."""
+    crops = [p for p in args.protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
+    if crops and args.crop_from is None:
+        raise UsageError(f"the {crops[0]} protocol compares crops of larger images: pass --crop-from N (e.g. 256) with "
+                         "--image-size the model's input size (e.g. 224)")
+    if args.crop_from is not None and (args.image_size is None or args.image_size >= args.crop_from):
+        raise UsageError(f"--crop-from {args.crop_from} needs --image-size, the crop, smaller than it (e.g. --crop-from "
+                         "256 --image-size 224)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import timm
-
+    check_crop(args)
     device = choose_device(args.device)
-    kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
-    model = create_named_model(args.model, pretrained=args.pretrained, **kwargs)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    check_classes(model, args)
-    config = timm.data.resolve_data_config({}, model=model)
-    mean = args.mean or config["mean"]
-    std = args.std or config["std"]
-    images, labels = load_split(args.data, args.split, limit=args.limit, size=args.image_size,
-                                image_column=args.image_column, label_column=args.label_column)
-    data = f"first {len(images)} images of {describe_split(args.data, args.split)}"
-    print(f"{args.model}: {data}, normalised with mean {mean} std {std}")
+    loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained)
+    split = eval_split(args.data, args.eval_split)
+    images, labels = load_split(args.data, split, limit=args.limit, size=args.crop_from or args.image_size,
+                                centre_crop=args.crop_from is not None, image_column=args.image_column,
+                                label_column=args.label_column)
+    data = f"first {len(images)} images of {describe_split(args.data, split)}"
+    print(f"{loaded.name} ({loaded.weights}): {data}")
+    normalization = choose_normalization(args, loaded.normalization, lambda: Normalization.of_images(
+        images, source=f"the evaluated images' own statistics ({loaded.weights} records none)"))
+    model = loaded.model.to(device)
+    check_classes(model, normalize(images[:1], normalization).to(device), args, split)
     report = evaluate_shift_consistency(
-        model, iterate_batches(images, labels, args.batch_size, mean=mean, std=std), device=device,
+        model, iterate_batches(images, labels, args.batch_size, normalization=normalization), device=device,
         progress=True, max_shift=args.max_shift, mode=args.mode, seed=args.seed, curve_max_shift=args.curve_max_shift,
-        protocols=args.protocols,
+        protocols=args.protocols, crop_size=args.image_size if args.crop_from else None,
     ).to_dict()
-    table = markdown_table({args.model: report})
+    table = markdown_table({loaded.name: report})
     if not args.out:
         print(table)
         return 0
     figures = {}
     if args.curve_max_shift is not None:
-        figures["consistency_vs_shift.png"] = functools.partial(plot_consistency_curves, {args.model: report},
-                                                                title=args.model)
-    summary = {"args": vars(args) | {"run": None}, "command": recorded_command(args), "data": data, "results": report}
-    markdown = f"# augshift consistency: {args.model}\n\nCommand: `{summary['command']}`\n\n{table}"
+        figures["consistency_vs_shift.png"] = functools.partial(plot_consistency_curves, {loaded.name: report},
+                                                                title=loaded.name)
+    summary = {"args": vars(args) | {"run": None}, "command": recorded_command(args), "model": loaded.name,
+               "weights": loaded.weights, "data": data, "eval_split": split,
+               "normalization": normalization.to_dict(), "results": report}
+    markdown = (f"# augshift consistency: {loaded.name}\n\nCommand: `{summary['command']}`\n\nData: {data}. Normalised "
+                f"with mean {list(normalization.mean)}, std {list(normalization.std)} ({normalization.source}).\n\n"
+                f"{table}")
     write_results(args.out, "consistency", summary, markdown, figures=figures)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("consistency", help="measure a timm model's accuracy and shift consistency",
+    parser = subparsers.add_parser("consistency", help="measure any model's accuracy and shift consistency",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="timm model name")
-    parser.add_argument("--pretrained", action="store_true", help="load timm's pretrained weights (needs network or cache)")
-    parser.add_argument("--checkpoint", default=None, help="a checkpoint file (plain or timm train.py format)")
-    parser.add_argument("--num-classes", type=whole(1), default=None, help="default: the model's (timm: 1000)")
+    parser.add_argument("--model", default=None,
+                        help="a timm name, torchvision/<name> or hf:<hub id or folder>; if not given: what the "
+                             "checkpoint names")
+    parser.add_argument("--pretrained", action="store_true", help="the zoo's weights (needs network or cache)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="a checkpoint: plain state_dict, timm train.py file or folder, the Accelerate example's or "
+                             "a save_pretrained folder, a --save-model file")
+    parser.add_argument("--num-classes", type=whole(1), default=None,
+                        help="the head's classes (default: the checkpoint's, else the zoo's, e.g. 1000)")
     parser.add_argument("--data", required=True,
                         help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
                              "layout (<split>-*.parquet) or file, or hub dataset name")
-    parser.add_argument("--split", default="test",
-                        help="split of --data (default: %(default)s; a source without named splits has 'train' and "
-                             "'test' = every 5th image)")
+    add_split_arguments(parser, train=False)
     parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
     parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
     parser.add_argument("--limit", type=whole(1), default=None, help="use the first N images")
-    parser.add_argument("--image-size", type=whole(1), default=None, help="resize images to this size first")
-    parser.add_argument("--mean", type=float, nargs=3, default=None)
-    parser.add_argument("--std", type=float, nargs=3, default=None)
-    parser.add_argument("--max-shift", type=whole(0), default=4)
-    parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES)
-    parser.add_argument("--protocols", type=protocol_list, default=PROTOCOL_FAMILY,
-                        help=f"comma-separated consistency protocols (default: all of {','.join(PROTOCOL_FAMILY)}; "
-                             "random16 needs images of more than 16 px)")
+    parser.add_argument("--image-size", type=whole(1), default=None,
+                        help="resize images to this size (with --crop-from: the model's input size, the crop)")
+    parser.add_argument("--crop-from", type=whole(2), default=None, metavar="N",
+                        help="resize the shorter side to N and keep the centre N x N: the larger images the crop "
+                             "protocol crops --image-size squares from (Zhang 2019: 256 for 224); accuracy and the "
+                             "other protocols use the centre crop")
+    add_normalization_arguments(parser)
+    parser.add_argument("--max-shift", type=whole(0), default=4, help="range of random, circular, fractional (px)")
+    parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES, help="border of the random protocols")
+    add_protocols_argument(parser, default=PROTOCOL_FAMILY)
     parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")
     parser.add_argument("--batch-size", type=whole(1), default=256)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")

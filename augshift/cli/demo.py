@@ -6,9 +6,10 @@ and seed otherwise.
 
 With no ``--data`` it runs on the embedded default (generated shapes, :mod:`augshift.data.shapes`), so it
 needs no download. ``--data`` takes a local image folder, a parquet file/folder in the hub CIFAR schema
-or a hub dataset name; it trains on ``--train-split`` and tests on ``--test-split``. A source without named
-splits (one parquet file, an image folder of class folders) is split deterministically: test = every 5th
-image, train = the others. Writes ``demo.json`` (naming the images of each split), ``demo.md`` and
+or a hub dataset name; it trains on ``--train-split`` and tests on ``--eval-split`` (default: test, else
+validation / val). A source without named splits (one parquet file, an image folder of class folders) is split
+deterministically: test = every 5th image, train = the others. Images are normalised with the training images'
+own statistics. Writes ``demo.json`` (naming the images of each split and the normalisation), ``demo.md`` and
 ``consistency_vs_shift.png`` to ``--out``, as one unit.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import torch
 
 from ..config import AugShiftConfig, add_augshift_arguments
-from ..data import EMBEDDED, describe_split, load_split
+from ..data import EMBEDDED, Normalization, describe_split, eval_split, load_split
 from ..engine import TensorBatches, TrainConfig, Trainer, evaluate_classifier, fit
 from ..errors import UsageError
 from ..models import create_small_cnn
@@ -28,7 +29,7 @@ from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import RandomShift
 from .common import recorded_command, write_results
-from .options import positive_float, whole
+from .options import add_split_arguments, positive_float, whole
 
 # The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
 # consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
@@ -42,25 +43,26 @@ def load_data(args: argparse.Namespace) -> tuple[tuple, tuple, str]:
     if args.data is None:
         train = load_split(EMBEDDED, "train", limit=args.train_size, seed=args.seed)
         return train, load_split(EMBEDDED, "test", limit=args.test_size, seed=args.seed), SHAPES_DESCRIPTION
-    if args.train_split == args.test_split:
-        raise UsageError(f"--train-split and --test-split are both {args.train_split!r}: the demo would test on its "
-                         "training images; name two different splits")
+    split = eval_split(args.data, args.eval_split)
+    if args.train_split == split:
+        raise UsageError(f"--train-split and --eval-split are both {split!r}: the demo would test on its training "
+                         "images; name two different splits")
     columns = dict(image_column=args.image_column, label_column=args.label_column)
     train = load_split(args.data, args.train_split, limit=args.train_size, seed=args.seed, **columns)
-    test = load_split(args.data, args.test_split, limit=args.test_size, seed=args.seed, **columns)
+    test = load_split(args.data, split, limit=args.test_size, seed=args.seed, **columns)
     seen = {image.numpy().tobytes() for image in train[0]}
     if all(image.numpy().tobytes() in seen for image in test[0]):
-        raise UsageError(f"every test image of {args.data} [{args.test_split}] is also a training image "
-                         f"[{args.train_split}]: the demo would report accuracy on training images; name a test split "
-                         f"with other images (--test-split)")
+        raise UsageError(f"every test image of {args.data} [{split}] is also a training image [{args.train_split}]: "
+                         "the demo would report accuracy on training images; name a split with other images "
+                         "(--eval-split)")
     return train, test, (f"{args.data}: train = first {len(train[0])} images of {describe_split(args.data, args.train_split)}; "
-                         f"test = first {len(test[0])} images of {describe_split(args.data, args.test_split)}")
+                         f"test = first {len(test[0])} images of {describe_split(args.data, split)}")
 
 
 def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, *,
-          desc: str) -> list[dict]:
+          normalization: Normalization, desc: str) -> list[dict]:
     """Train ``model`` on ``uint8`` images with the engine; returns per-epoch mean losses."""
-    batches = TensorBatches(images, labels, batch_size=config.batch_size, seed=config.seed)
+    batches = TensorBatches(images, labels, batch_size=config.batch_size, seed=config.seed, normalization=normalization)
     trainer = Trainer(model, config, steps_per_epoch=batches.steps)
     return fit(trainer, batches.source(), desc=desc)
 
@@ -69,20 +71,21 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     start = time.time()
     augshift = AugShiftConfig.from_args(args)
-    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       max_shift=augshift.max_shift, mode=augshift.mode)
+    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     (x_train, y_train), (x_test, y_test), data_description = load_data(args)
     RandomShift(augshift.max_shift).check_size(*x_test.shape[-2:])
     num_classes = int(max(y_train.max(), y_test.max())) + 1
+    normalization = Normalization.of_images(x_train, source=f"the {len(x_train)} training images")
     print(f"data: {data_description}; {len(x_train)} train, {len(x_test)} test, {num_classes} classes")
     results, configs = {}, {}
-    variants = (("plain", {"max_shift": 0}), ("shift-aug", {}), ("augshift", {"augshift": augshift}))
+    variants = (("plain", dict(shift=None)), ("shift-aug", dict(shift=augshift.shift_only())),
+                ("augshift", dict(shift=augshift, augshift=True)))
     for name, variant in variants:
         config = base.replace(**variant)
         torch.manual_seed(args.seed)
         model = create_small_cnn(num_classes, width=args.width)
-        history = train(model, x_train, y_train, config, desc=f"train {name}")
-        options = dict(max_shift=args.max_shift, mode=args.mode, seed=args.seed)
+        history = train(model, x_train, y_train, config, normalization=normalization, desc=f"train {name}")
+        options = dict(max_shift=args.max_shift, mode=args.mode, seed=args.seed, normalization=normalization)
         report = evaluate_classifier(model, x_test, y_test, **options).to_dict()
         curve = evaluate_classifier(
             model, x_test[: args.curve_size], y_test[: args.curve_size], protocols=(), curve_max_shift=args.max_shift,
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         for baseline in ("plain", "shift-aug")
     }
     summary = {
-        "data": data_description, "model": f"SmallCNN(width={args.width})", "configs": configs, "results": results,
+        "data": data_description, "normalization": normalization.to_dict(), "model": f"SmallCNN(width={args.width})",
+        "configs": configs, "results": results,
         "consistency_gain": gain, "seconds": round(time.time() - start, 1),
     }
     markdown = (
@@ -123,8 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
                              "layout (<split>-*.parquet) or file, or hub name; a source without named splits is "
                              "split: test = every 5th image, train = the others. Default: the embedded generated shapes")
-    parser.add_argument("--train-split", default="train", help="split of --data to train on (default: %(default)s)")
-    parser.add_argument("--test-split", default="test", help="split of --data to test on (default: %(default)s)")
+    add_split_arguments(parser, train=True)
     parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
     parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
     parser.add_argument("--out", default="augshift-demo", help="output folder (default: %(default)s)")

@@ -13,13 +13,17 @@ import time
 
 import torch
 
+from ..data import normalize
 from ..engine import BestEpoch
+from ..models import create_model
 from ..position import PRESETS, TASKS, LocationCanvas, LocationReport, canvas_scorer, evaluate_canvas, train_on_canvas
 from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
-from .common import choose_device, create_named_model, recorded_command, save_model, write_results
-from .options import whole
-from .position_options import NUM_CLASSES, add_data_args, add_train_args, load_images, preset_config
+from .common import choose_device, choose_normalization, recorded_command, save_model, write_results
+from .options import add_normalization_arguments, whole
+from .position_options import (
+    NUM_CLASSES, add_data_args, add_train_args, evaluated_split, load_images, preset_config, training_statistics,
+)
 
 # Islam et al. 2021, Table 1: CIFAR-10 canvases, ResNet-18 (accuracy %)
 PAPER_TABLE1 = {
@@ -34,16 +38,21 @@ PAPER_TRUNKS = ("resnet18", "resnet18_stride16")  # trunks whose numbers sit bes
 def run_locate(args: argparse.Namespace) -> int:
     config, device = preset_config(args, PRESETS), choose_device(args.device)
     torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed)  # canvases drawn where they are trained
     num_classes = args.grid ** 2 if args.task == "location" else NUM_CLASSES
     trunk = config.trunk = args.trunk or config.trunk
     name = f"{args.model}_{trunk}"
     kwargs = dict(num_classes=num_classes)
     if args.model == "permutenet":
         kwargs.update(where=args.where, seed=args.seed + 1)
-    model = create_named_model(name, **kwargs)
-    train_x, train_y = load_images(args, args.train_split, config.train_limit)
-    test_x, test_y = load_images(args, args.test_split, config.test_limit)
+    model = create_model(name, **kwargs)
+    train_raw, train_y = load_images(args, args.train_split, config.train_limit)
+    split = evaluated_split(args)
+    test_raw, test_y = load_images(args, split, config.test_limit)
+    normalization = choose_normalization(args, None, lambda: training_statistics(train_raw, args))
+    # the images stay on the training device: canvases are built there, nothing waits for the host in an epoch
+    train_x, test_x = normalize(train_raw.to(device), normalization), normalize(test_raw.to(device), normalization)
+    train_y, test_y = train_y.to(device), test_y.to(device)
     start = time.time()
     test_canvas = LocationCanvas(test_x, test_y, grid=args.grid)
     best = BestEpoch(model, canvas_scorer(train_x, test_canvas, task=args.task, config=config, seed=args.seed,
@@ -69,7 +78,8 @@ def run_locate(args: argparse.Namespace) -> int:
     paper = PAPER_TABLE1.get((args.model, args.task, args.grid)) if trunk in PAPER_TRUNKS else None
     data = dict(
         command=recorded_command(args), preset=args.preset, config=config.to_dict(), model=name, model_kwargs=kwargs,
-        task=args.task, grid=args.grid, seed=args.seed, device=str(device), train_images=len(train_x),
+        task=args.task, grid=args.grid, seed=args.seed, device=str(device), eval_split=split,
+        normalization=normalization.to_dict(), train_images=len(train_x),
         test_images=len(test_x), train_steps=sum(row["steps"] for row in history), train_seconds=round(train_s, 1),
         final_train_loss=history[-1]["loss"], results=report.to_dict(), history=history,
         best={"epoch": best_epoch, "results": best_report.to_dict()}, paper_accuracy=paper,
@@ -90,7 +100,8 @@ def run_locate(args: argparse.Namespace) -> int:
                    history, path, score="test_accuracy", title=f"{name} {args.task} {args.grid}x{args.grid}: per epoch")}
     write_results(args.out, stem, data, markdown, figures=figures)
     if args.save_model:
-        save_model(args.save_model, model, name, kwargs, dict(task=args.task, grid=args.grid))
+        save_model(args.save_model, model, name, kwargs, dict(task=args.task, grid=args.grid,
+                                                              normalization=normalization.to_dict()))
     return 0
 
 
@@ -108,6 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     locate.add_argument("--where", default="pool", help="PermuteNet: 'pool' or a stage name such as layer3")
     locate.add_argument("--passes", type=whole(1), default=None,
                         help="evaluate with this many random-cell passes (default: preset; quick = every cell)")
-    add_data_args(locate)
+    add_data_args(locate, train=True)
+    add_normalization_arguments(locate)
     add_train_args(locate)
     locate.set_defaults(run=run_locate)

@@ -45,6 +45,26 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_split_arguments(parser: argparse.ArgumentParser, *, train: bool) -> None:
+    """``--eval-split`` (every command; ``--test-split`` and ``--split`` are its other names) and, for commands that
+    train, ``--train-split``. The evaluated split defaults to the source's ``test``, else ``validation`` / ``val``
+    (:func:`augshift.data.eval_split`)."""
+    if train:
+        parser.add_argument("--train-split", default="train", help="split of --data to train on (default: train)")
+    parser.add_argument("--eval-split", "--test-split", "--split", dest="eval_split", default=None, metavar="SPLIT",
+                        help="split of --data to evaluate (default: test if the source has one, else validation or "
+                             "val; a source without named splits has 'train' and 'test' = every 5th image)")
+
+
+def add_normalization_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mean`` / ``--std``: the statistics to normalise with, overriding what the model's weights record (or, for a
+    model from scratch, the data's own)."""
+    parser.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                        help="per-channel mean (with --std); default: what the checkpoint or the pretrained weights "
+                             "record, else the statistics of the data (training data for a model trained here)")
+    parser.add_argument("--std", type=float, nargs="+", default=None, metavar="S", help="per-channel std, with --mean")
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse (:class:`~augshift.errors.UsageError`) an output folder or file that cannot be written, before any work."""
     for name in OUTPUT_FOLDERS:

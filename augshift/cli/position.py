@@ -23,40 +23,24 @@ from typing import Callable, Optional
 
 import torch
 
-from ..data import CIFAR_MEAN, CIFAR_STD, normalize
+from ..data import Normalization, normalize
 from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
 from ..engine.evaluation import evaluating
-from ..engine.trainer import logits_of
 from ..errors import UsageError
-from ..models.segmentation import create_segmentation_model, torchvision_segmentation_names
+from ..models import LayerChoice, create_model, default_layer, load_model, logits_of, torchvision_segmenters
+from ..models.adapter import layer_sizes
 from ..position import (
     REGIONS, SEGMENTATION_PRESETS, TRANSFORMS, LocationCanvas, MosaicSegmentation, attack_curve, evaluate_canvas,
     rank_position_channels, segmentation_scores, train_segmentation,
 )
-from ..position.channels import channel_maps, default_layer, plot_channel_maps
+from ..position.channels import channel_maps, get_module, plot_channel_maps
 from ..position.segmentation import REGION_SETS
 from ..reporting.tables import markdown_grid
-from .common import choose_device, load_model, recorded_command, save_model, write_results
-from .options import whole
-from .position_options import NUM_CLASSES, add_data_args, add_train_args, load_images, preset_config
-
-
-
-# ----------------------------------------------------------------------------------------------- channels
-
-def _stats(args: argparse.Namespace, model: torch.nn.Module, meta: dict) -> tuple[tuple, tuple]:
-    """Mean and std to normalise with: ``--mean``/``--std``; CIFAR's for a model trained by these commands (what
-    they train with); else the model's data config (timm's ``resolve_data_config``: ImageNet for torchvision)."""
-    if (args.mean is None) != (args.std is None):
-        raise UsageError("--mean and --std go together: pass both (three numbers each) or neither")
-    if args.mean is not None:
-        return tuple(args.mean), tuple(args.std)
-    if meta:
-        return CIFAR_MEAN, CIFAR_STD
-    from timm.data import resolve_data_config
-
-    config = resolve_data_config({}, model=model)
-    return tuple(config["mean"]), tuple(config["std"])
+from .common import choose_device, choose_normalization, recorded_command, save_model, write_results
+from .options import add_normalization_arguments, whole
+from .position_options import (
+    NUM_CLASSES, add_data_args, add_train_args, evaluated_split, load_images, preset_config, training_statistics,
+)
 
 
 def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> int:
@@ -69,32 +53,53 @@ def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.dev
     return int(logits.shape[1])
 
 
+def _layer(args: argparse.Namespace, model: torch.nn.Module, images: torch.Tensor) -> LayerChoice:
+    """``--layer`` (its map size measured) or the model adapter's default layer; a note is printed."""
+    if args.layer is None:
+        choice = default_layer(model, images)
+    else:
+        get_module(model, args.layer)  # names the candidates when there is no such module
+        size = layer_sizes(model, images, [args.layer]).get(args.layer)
+        if size is None:
+            raise UsageError(f"module {args.layer!r} of {type(model).__name__} gives no feature maps in its forward: "
+                             "pick another --layer")
+        choice = LayerChoice(args.layer, size)
+        if not choice.has_extent:
+            choice = LayerChoice(args.layer, size, f"{args.layer}'s maps have no spatial extent at this input size "
+                                                   f"({'x'.join(map(str, size)) or 'pooled'}): its channels are ranked, "
+                                                   "but there is no map of where they fire")
+    print(f"ranking {choice.name} ({'x'.join(map(str, choice.size)) or 'pooled'} maps)" + (f": {choice.note}"
+                                                                                         if choice.note else ""))
+    return choice
+
+
 def _test_set(
-    args: argparse.Namespace, model: torch.nn.Module, meta: dict, limit: Optional[int], device: torch.device,
+    args: argparse.Namespace, model: torch.nn.Module, meta: dict, normalization: Normalization, limit: Optional[int],
+    device: torch.device,
 ) -> tuple[torch.Tensor, Callable[[torch.nn.Module], dict], str]:
     """Test inputs (N, C, H, W), their evaluation and a description: canvases in every cell for a model saved by
     ``locate``; the user's masks when ``--data`` has them; else mosaics of ``--data``'s images (the test bed)."""
     generator = torch.Generator().manual_seed(args.seed)
-    mean, std = _stats(args, model, meta)
+    split = evaluated_split(args)
     if meta.get("task") in ("location", "class"):
-        canvas = LocationCanvas(*load_images(args, args.test_split, limit, mean=mean, std=std, size=args.image_size),
-                                grid=meta["grid"], generator=generator)
+        images, labels = load_images(args, split, limit, size=args.image_size)
+        canvas = LocationCanvas(normalize(images, normalization), labels, grid=meta["grid"], generator=generator)
 
         def accuracy(net: torch.nn.Module) -> dict:
             report = evaluate_canvas(net, canvas, task=meta["task"], exhaustive=True, device=device)
             return {"accuracy": report.accuracy}
         return canvas.batch(torch.arange(len(canvas)))[0], accuracy, f"{len(canvas)} test canvases"
-    if is_segmentation_source(args.data, args.test_split, mask_column=args.mask_column):
-        images, masks = load_segmentation_split(args.data, args.test_split, limit=limit, size=args.image_size,
+    if is_segmentation_source(args.data, split, mask_column=args.mask_column):
+        images, masks = load_segmentation_split(args.data, split, limit=limit, size=args.image_size,
                                                 image_column=args.image_column, mask_column=args.mask_column)
-        images = normalize(images, mean, std)
-        what = f"{len(images)} images with masks ({args.data} [{args.test_split}])"
+        images = normalize(images, normalization)
+        what = f"{len(images)} images with masks ({args.data} [{split}])"
     else:
         prior = meta.get("layout_prior", args.layout_prior)
-        images, labels = load_images(args, args.test_split, limit, mean=mean, std=std, size=args.image_size)
-        images, masks = MosaicSegmentation(images, labels, grid=meta.get("grid", args.grid), layout_prior=prior,
-                                           generator=generator).tensors()
-        what = f"{len(images)} test mosaics" + (f" (layout prior {prior:g})" if prior else "")
+        images, labels = load_images(args, split, limit, size=args.image_size)
+        images, masks = MosaicSegmentation(normalize(images, normalization), labels, grid=meta.get("grid", args.grid),
+                                           layout_prior=prior, generator=generator).tensors()
+        what = f"{len(images)} test mosaics of {args.data} [{split}]" + (f" (layout prior {prior:g})" if prior else "")
     num_classes = _num_outputs(model, images, device)  # what the model predicts: the confusion matrix's size
     if args.num_classes is not None and args.num_classes != num_classes:
         raise UsageError(f"--num-classes {args.num_classes}, but the model predicts {num_classes} classes; "
@@ -107,79 +112,93 @@ def _test_set(
     return images, scores, what
 
 
-def _channel_images(args: argparse.Namespace, model: torch.nn.Module, meta: dict, device: torch.device) -> torch.Tensor:
-    """What ``channels`` ranks with: the canvases / mosaics a model saved by ``locate``/``attack`` was trained on,
-    else the first ``--limit`` images of ``--data`` normalised for the model (N, C, H, W)."""
-    if meta:
-        return _test_set(args, model, meta, args.limit, device)[0]
-    mean, std = _stats(args, model, meta)
-    return load_images(args, args.test_split, args.limit, mean=mean, std=std, size=args.image_size)[0]
-
+# ----------------------------------------------------------------------------------------------- channels
 
 def run_channels(args: argparse.Namespace) -> int:
-    model, meta = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes,
-                             pretrained=args.pretrained)
-    device = choose_device(args.device)
-    images = _channel_images(args, model, meta, device)
-    layer = args.layer or default_layer(model, images)
-    ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region,
+    loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained)
+    model, meta, device = loaded.model, loaded.meta, choose_device(args.device)
+    split = evaluated_split(args)
+    raw = None if meta else load_images(args, split, args.limit, size=args.image_size)[0]
+    normalization = choose_normalization(args, loaded.normalization, lambda: Normalization.of_images(
+        raw, source=f"the ranked images' own statistics ({loaded.weights} records none)"))
+    if meta:  # a model saved by locate / attack: the canvases or mosaics it was trained on
+        images = _test_set(args, model, meta, normalization, args.limit, device)[0]
+    else:
+        images = normalize(raw, normalization)
+    layer = _layer(args, model.to(device), images)
+    ranking = rank_position_channels(model, layer.name, images, transform=args.transform, region=args.region,
                                      device=device)
     top = ranking.top(args.top)
-    stem = f"channels-{layer.replace('.', '_')}-{args.transform}" + (f"-{args.region}" if args.region else "")
-    maps = channel_maps(model, layer, images, top, device=device)
-    figures = {f"{stem}.png": functools.partial(ranking.plot, top=args.top),
-               f"{stem}-maps.png": functools.partial(plot_channel_maps, maps, top, title=(
-                   f"{layer}: mean activation of the top {len(top)} channels over {len(images)} images"))}
-    mean, std = _stats(args, model, meta)
-    data = dict(command=recorded_command(args), checkpoint=args.checkpoint, model=args.model, meta=meta,
-                mean=list(mean), std=list(std),
-                ranking=ranking.to_dict(), top_channel_maps={str(c): m.tolist() for c, m in zip(top, maps)})
-    table = markdown_grid(("rank", "channel", "score", "peak of its mean map (row, col)"), [
-        (i + 1, c, f"{float(ranking.scores[c]):.4f}", "%d, %d" % divmod(int(m.argmax()), m.shape[-1]))
-        for i, (c, m) in enumerate(zip(top, maps))])
+    stem = f"channels-{layer.name.replace('.', '_')}-{args.transform}" + (f"-{args.region}" if args.region else "")
+    figures = {f"{stem}.png": functools.partial(ranking.plot, top=args.top)}
+    data = dict(command=recorded_command(args), checkpoint=args.checkpoint, model=loaded.name, weights=loaded.weights,
+                meta=meta, eval_split=split, normalization=normalization.to_dict(), layer=layer.name,
+                layer_size=list(layer.size), layer_note=layer.note, ranking=ranking.to_dict())
+    header = ("rank", "channel", "score")
+    if layer.has_extent:
+        maps = channel_maps(model, layer.name, images, top, device=device)
+        figures[f"{stem}-maps.png"] = functools.partial(plot_channel_maps, maps, top, title=(
+            f"{layer.name}: mean activation of the top {len(top)} channels over {len(images)} images"))
+        data["top_channel_maps"] = {str(c): m.tolist() for c, m in zip(top, maps)}
+        rows = [(i + 1, c, f"{float(ranking.scores[c]):.4f}", "%d, %d" % divmod(int(m.argmax()), m.shape[-1]))
+                for i, (c, m) in enumerate(zip(top, maps))]
+        header += ("peak of its mean map (row, col)",)
+        where = f"`{stem}-maps.png`: where the top channels fire."
+    else:
+        rows = [(i + 1, c, f"{float(ranking.scores[c]):.4f}") for i, c in enumerate(top)]
+        where = "No maps: the layer's maps have no spatial extent at this input size."
     score = (f"mean pooled(A) - pooled(B), A with the content in the {args.region} region" if args.region
              else "mean |pooled(x) - pooled(moved x)|")
     markdown = "\n".join([
-        f"# Position channels of {layer} ({args.transform}{', ' + args.region if args.region else ''})", "",
+        f"# Position channels of {layer.name} ({args.transform}{', ' + args.region if args.region else ''})", "",
         f"Command: `{data['command']}`", "",
-        f"{len(images)} images; score: {score}; "
-        f"`{stem}.png`: the sorted scores, `{stem}-maps.png`: where the top channels fire.", "", table])
+        f"{len(images)} images of {args.data} [{split}], normalised with {normalization.source}; "
+        f"{layer.note + '; ' if layer.note else ''}score: {score}; `{stem}.png`: the sorted scores. {where}", "",
+        markdown_grid(header, rows)])
     write_results(args.out, stem, data, markdown, figures=figures)
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- attack
 
-def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:
-    """``--checkpoint`` / ``--pretrained``, or ``--model`` (default ``fcn_resnet18``) trained on CIFAR mosaics with
-    the preset; returns (model, meta, info)."""
+def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, dict, dict, Normalization]:
+    """``--checkpoint`` / ``--pretrained``, or ``--model`` (default ``fcn_resnet18``) trained on mosaics of ``--data``
+    with the preset; returns (model, meta, info, normalization)."""
     if args.checkpoint or args.pretrained:
-        model, meta = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes,
-                                 pretrained=args.pretrained, segmentation=True)
-        return model, meta, dict(checkpoint=args.checkpoint, model=args.model, pretrained=args.pretrained)
+        loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained,
+                            task="segmentation")
+        info = dict(checkpoint=args.checkpoint, model=loaded.name, weights=loaded.weights)
+        split = evaluated_split(args)
+        normalization = choose_normalization(args, loaded.normalization, lambda: Normalization.of_images(
+            load_images(args, split, args.test_limit or 1000, size=args.image_size)[0],
+            source=f"the test images' own statistics ({loaded.weights} records none)"))
+        return loaded.model, loaded.meta, info, normalization
     config = preset_config(args, SEGMENTATION_PRESETS)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     name, kwargs = args.model or "fcn_resnet18", dict(num_classes=args.num_classes or NUM_CLASSES)
-    model = create_segmentation_model(name, kwargs["num_classes"])
+    model = create_model(name, kwargs["num_classes"], task="segmentation")
     images, labels = load_images(args, args.train_split, config.train_limit)
+    normalization = choose_normalization(args, None, lambda: training_statistics(images, args))
     start = time.time()
-    mosaics = MosaicSegmentation(images, labels, grid=args.grid, layout_prior=args.layout_prior, generator=generator)
+    mosaics = MosaicSegmentation(normalize(images, normalization), labels, grid=args.grid,
+                                 layout_prior=args.layout_prior, generator=generator)
     history = train_segmentation(model, mosaics, config=config, generator=generator, device=device)
-    meta = dict(task="segmentation", grid=args.grid, layout_prior=args.layout_prior)
+    meta = dict(task="segmentation", grid=args.grid, layout_prior=args.layout_prior,
+                normalization=normalization.to_dict())
     if args.save_model:
         save_model(args.save_model, model, name, kwargs, meta)
     info = dict(model=name, config=config.to_dict(), train_images=len(images), train_steps=sum(row["steps"] for row in history),
                 train_seconds=round(time.time() - start, 1), final_train_loss=history[-1]["loss"])
-    return model, meta, info
+    return model, meta, info, normalization
 
 
 def run_attack(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
-    model, meta, info = _attack_model(args, device)
+    model, meta, info, normalization = _attack_model(args, device)
     test_limit = args.test_limit or preset_config(args, SEGMENTATION_PRESETS).test_limit
-    images, evaluate, what = _test_set(args, model, meta, test_limit, device)
-    layer = args.layer or default_layer(model, images)
+    images, evaluate, what = _test_set(args, model, meta, normalization, test_limit, device)
+    layer = _layer(args, model.to(device), images).name
     ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region, device=device)
     counts = [int(c) for c in args.counts.split(",")]
     curve = attack_curve(model, layer, ranking, evaluate, counts=counts, draws=args.draws,
@@ -188,13 +207,15 @@ def run_attack(args: argparse.Namespace) -> int:
     prior = f"-prior{meta['layout_prior']:g}" if meta.get("layout_prior") else ""
     stem = f"attack-{layer.replace('.', '_')}-{args.transform}{region}{prior}"
     data = dict(command=recorded_command(args), preset=args.preset, seed=args.seed, device=str(device), meta=meta, model=info,
-                test_images=len(images), regions=args.regions, ignore_index=args.ignore_index, curve=curve.to_dict())
+                normalization=normalization.to_dict(), test_images=len(images), regions=args.regions,
+                ignore_index=args.ignore_index, curve=curve.to_dict())
     ranked = (f"signed {args.region}-region ranking (the project's procedure: A = the content in the {args.region} "
               f"region, B = mirrored)" if args.region else f"{args.transform} ranking (Islam et al.)")
     markdown = "\n".join([
         f"# Position attack on {layer}: {ranked}", "", f"Command: `{data['command']}`", "",
-        f"{what}; mIoU per region ({args.regions}: the other pixels ignored); each random-N value: {args.draws} draws "
-        f"of N random channels out of {len(ranking.channels)}.", "", curve.markdown(),
+        f"{what}, normalised with {normalization.source}; mIoU per region ({args.regions}: the other pixels ignored); "
+        f"each random-N value: {args.draws} draws of N random channels out of {len(ranking.channels)}.", "",
+        curve.markdown(),
     ])
     figures = {f"{stem}.png": curve.plot, f"{stem}-ranking.png": functools.partial(ranking.plot, top=counts[0])}
     write_results(args.out, stem, data, markdown, figures=figures)
@@ -215,14 +236,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     channels.add_argument("--top", type=whole(1), default=16, help="channels to tabulate and map")
     _rank_args(channels)
     _segmentation_args(channels)
-    add_data_args(channels)
+    add_data_args(channels, train=False)
     channels.set_defaults(run=run_channels)
 
     attack = subparsers.add_parser("attack", help="ablate top-N position channels vs N random ones (mIoU curves)",
                                    formatter_class=fmt)
     _model_args(attack, fallback="fcn_resnet18 when training, the one the checkpoint names when loading",
-                models=f"a segmenter: torchvision's {', '.join(torchvision_segmentation_names())}, or a timm model "
-                       f"returning (N, K, H, W) logits such as fcn_resnet18")
+                models=f"a segmenter: torchvision's {', '.join(torchvision_segmenters())}, a transformers "
+                       "AutoModelForSemanticSegmentation (hf:<id or folder>), or a timm model returning (N, K, H, W) "
+                       "logits such as fcn_resnet18")
     attack.add_argument("--layer", default=None,
                         help="module to rank and ablate; if not given: torchvision's 'backbone' output before the "
                              "head, the FCN's last stage")
@@ -231,25 +253,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attack.add_argument("--draws", type=whole(1), default=3, help="random draws of N channels per N")
     _rank_args(attack)
     _segmentation_args(attack)
-    add_data_args(attack)
+    add_data_args(attack, train=True)
     add_train_args(attack)
     attack.set_defaults(run=run_attack)
 
 
 def _model_args(parser: argparse.ArgumentParser, *, fallback: str,
-                models: str = "a timm model name or torchvision/<name>") -> None:
+                models: str = "a timm name, torchvision/<name> or hf:<hub id or save_pretrained folder>") -> None:
     parser.add_argument("--model", default=None, help=f"architecture: {models}; if not given: {fallback}")
     parser.add_argument("--checkpoint", default=None,
                         help="weights: a file saved by locate/attack --save-model, a timm checkpoint or plain "
-                             "state_dict (.pth/.pt/.safetensors), or a timm train.py / Accelerate output folder")
+                             "state_dict (.pth/.pt/.safetensors), or a timm train.py / Accelerate / save_pretrained "
+                             "output folder")
     parser.add_argument("--pretrained", action="store_true",
                         help="the hub weights of --model instead of a checkpoint (needs network or a filled cache)")
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes of the model's head; if not given: what the checkpoint records, or its head's size")
-    parser.add_argument("--mean", type=float, nargs=3, default=None,
-                        help="normalisation; if not given: CIFAR's for models trained by these commands, else the "
-                             "model's data config (ImageNet's for torchvision)")
-    parser.add_argument("--std", type=float, nargs=3, default=None, help="normalisation, with --mean")
+    add_normalization_arguments(parser)
     parser.add_argument("--image-size", type=int, default=None, help="resize the images (and masks) to this square size")
 
 

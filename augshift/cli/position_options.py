@@ -3,13 +3,13 @@ preset with its command-line overrides, and the normalised images they load."""
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-from ..data import CIFAR_MEAN, CIFAR_STD, load_split, normalize
+from ..data import Normalization, eval_split, load_split
 from ..position import PositionConfig
-from .options import whole
+from .options import add_split_arguments, whole
 
 NUM_CLASSES = 10  # CIFAR-10 (the canvases and mosaics keep the dataset's labels)
 
@@ -23,24 +23,31 @@ def preset_config(args: argparse.Namespace, presets: dict) -> PositionConfig:
     return config
 
 
-def load_images(
-    args: argparse.Namespace, split: str, limit: Optional[int], *, mean: Sequence[float] = CIFAR_MEAN,
-    std: Sequence[float] = CIFAR_STD, size: Optional[int] = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, h, w) of ``split`` (first ``limit`` rows, resized to ``size``) normalised with mean/std, and
-    labels."""
+def load_images(args: argparse.Namespace, split: str, limit: Optional[int], *,
+                size: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``uint8`` images (N, C, h, w) of ``split`` (first ``limit`` rows, resized to ``size``) and labels."""
     images, labels = load_split(args.data, split, image_column=args.image_column, label_column=args.label_column,
                                 limit=limit, size=size)
     print(f"{len(images)} images from {args.data} [{split}]")
-    return normalize(images, mean, std), labels
+    return images, labels
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
-    """``--data``, its splits and columns, ``--seed``, ``--device``, ``--out``."""
+def evaluated_split(args: argparse.Namespace) -> str:
+    """The split the command evaluates: ``--eval-split``, else the source's test / validation split."""
+    return eval_split(args.data, args.eval_split)
+
+
+def training_statistics(images: torch.Tensor, args: argparse.Namespace) -> Normalization:
+    """The normalisation of a model trained here from scratch: its training images' own statistics."""
+    return Normalization.of_images(images, source=f"the {len(images)} training images of {args.data} "
+                                                  f"[{args.train_split}]")
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, train: bool) -> None:
+    """``--data``, its splits (:func:`~.options.add_split_arguments`) and columns, ``--seed``, ``--device``, ``--out``."""
     parser.add_argument("--data", default="uoft-cs/cifar10",
                         help="parquet file/folder, image folder or hub name (default: uoft-cs/cifar10)")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--test-split", default="test")
+    add_split_arguments(parser, train=train)
     parser.add_argument("--image-column", default=None)
     parser.add_argument("--label-column", default=None)
     parser.add_argument("--seed", type=int, default=0)

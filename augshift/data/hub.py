@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import UsageError
-from .stats import CIFAR_MEAN, CIFAR_STD, normalize
+from .stats import Normalization, normalize
 
 IMAGE_COLUMNS = ("img", "image", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
@@ -52,6 +52,20 @@ def local_splits(source: str) -> tuple[str, dict[Optional[str], list[str]]]:
     return "imagefolder", {None: [source]}  # <class>/<image>
 
 
+def split_names(source: str) -> Optional[list[str]]:
+    """The splits of ``source``: a local source's (``train`` and ``test`` for one without named splits), a hub
+    dataset's where ``datasets`` can tell (from its cache when offline); None where it cannot."""
+    if os.path.exists(source):
+        _, splits = local_splits(source)
+        return list(UNSPLIT_ROWS) if None in splits else sorted(splits)
+    import datasets
+
+    try:
+        return list(datasets.get_dataset_split_names(source))
+    except Exception:  # noqa: BLE001 -- offline without a cache, or not a dataset: loading it will say which
+        return None
+
+
 def held_out_rows(count: int, split: str) -> range | list[int]:
     """The rows of ``split`` (``train`` or ``test``) of a source without named splits of ``count`` rows."""
     if split == "test":
@@ -60,7 +74,25 @@ def held_out_rows(count: int, split: str) -> range | list[int]:
 
 
 def describe_split(source: str, split: str) -> str:
-    """Which images ``split`` of ``source`` holds, in words (for result files)."""
+    """Which images ``split`` of ``source`` holds, in words (for result files).
+
+    Args:
+        source: a hub dataset name, a parquet file or folder, or an image folder (see :func:`load_image_dataset`).
+        split: the split's name.
+
+    Returns:
+        A sentence naming the split and, for a local source without named splits, which of its rows it is.
+
+    Example:
+        >>> describe_split("uoft-cs/cifar10", "test")
+        "split 'test' of the Hugging Face dataset uoft-cs/cifar10"
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> os.makedirs(os.path.join(tmp.name, "cat"))  # <class>/<image>: no named splits
+        >>> describe_split(tmp.name, "test")
+        "split 'test' of ..., which has no named splits: every 5th row: 0, 5, 10, ..."
+        >>> tmp.cleanup()
+    """
     if not os.path.exists(source):
         return f"split {split!r} of the Hugging Face dataset {source}"
     builder, splits = local_splits(source)
@@ -93,18 +125,35 @@ def _load_hub(source: str, split: str):
     except ValueError as error:  # datasets: 'Unknown split "x". Should be one of [...]'
         if "split" not in str(error).lower():
             raise
-        raise UsageError(f"{source}: {error}; pass one of those splits (--split / --train-split / --test-split)") from None
+        raise UsageError(f"{source}: {error}; name one of those splits") from None
 
 
 def load_image_dataset(source: str, split: str = "train"):
     """Return ``split`` of ``source`` as a ``datasets.Dataset``.
 
-    ``source`` is a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout) or of
-    ``{split}/*.parquet``, an image folder (``{split}/<class>/<image>``, or ``<class>/<image>``), or a hub
-    dataset name such as ``uoft-cs/cifar10`` (needs network, or a local cache). A local source without named
-    splits is split deterministically: ``test`` is every :data:`HELD_OUT_EVERY`-th row, ``train`` the others, so
-    the two never share an image; other split names are refused. A split the source lacks raises
-    :class:`~augshift.errors.UsageError` naming the splits it has.
+    A local source without named splits is split deterministically: ``test`` is every :data:`HELD_OUT_EVERY`-th
+    row, ``train`` the others, so the two never share an image; other split names are refused. A split the source
+    lacks raises :class:`~augshift.errors.UsageError` naming the splits it has.
+
+    Args:
+        source: a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout) or of
+            ``{split}/*.parquet``, an image folder (``{split}/<class>/<image>``, or ``<class>/<image>``), or a hub
+            dataset name such as ``uoft-cs/cifar10`` (needs network, or a local cache).
+        split: the split's name (``train``, ``test``, ...).
+
+    Returns:
+        The split, a ``datasets.Dataset`` (images not decoded yet).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for i, label in enumerate(["cat", "cat", "dog", "dog"]):
+        ...     os.makedirs(os.path.join(tmp.name, "train", label), exist_ok=True)
+        ...     Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(os.path.join(tmp.name, "train", label, f"{i}.png"))
+        >>> dataset = load_image_dataset(tmp.name, "train")
+        >>> len(dataset), dataset.column_names
+        (4, ['image', 'label'])
+        >>> tmp.cleanup()
     """
     if not os.path.exists(source):
         return _load_hub(source, split)
@@ -117,8 +166,8 @@ def load_image_dataset(source: str, split: str = "train"):
         dataset = _load_local(builder, splits[None])
         return dataset.select(held_out_rows(len(dataset), split))
     if split not in splits:
-        raise UsageError(f"{source} has no split {split!r}; its splits are: {', '.join(sorted(splits))}. Pass one of "
-                         f"them (--split / --train-split / --test-split), or {HOW_TO_NAME_SPLITS}")
+        raise UsageError(f"{source} has no split {split!r}; its splits are: {', '.join(sorted(splits))}. Name one of "
+                         f"them, or {HOW_TO_NAME_SPLITS}")
     return _load_local(builder, splits[split])
 
 
@@ -158,18 +207,25 @@ def resolve_columns(dataset, image_column: Optional[str] = None, label_column: O
     )
 
 
-def decode_images(images: Sequence, *, size: Optional[int] = None) -> Tensor:
+def decode_images(images: Sequence, *, size: Optional[int] = None, centre_crop: bool = False) -> Tensor:
     """Decode PIL images (a ``datasets`` ``Image`` column) into ``uint8`` (N, 3, H, W).
 
-    ``size``: resize every image to ``size`` x ``size`` (bilinear) first; without it all images must
-    already have one size (true of CIFAR).
+    ``size``: resize every image to ``size`` x ``size`` (bilinear) first, or with ``centre_crop`` resize its shorter
+    side to ``size`` and take the centre ``size`` x ``size`` (the usual evaluation transform, keeping the aspect
+    ratio); without ``size`` all images must already have one size (true of CIFAR).
     """
     arrays = []
     for image in images:
         if not hasattr(image, "convert"):
             raise TypeError(f"expected PIL images (a datasets Image column: see as_image_column), got {type(image).__name__}")
         image = image.convert("RGB")
-        if size is not None and image.size != (size, size):
+        if size is not None and centre_crop and image.size != (size, size):
+            scale = size / min(image.size)
+            width, height = max(size, round(image.size[0] * scale)), max(size, round(image.size[1] * scale))
+            image = image.resize((width, height), resample=Image.Resampling.BILINEAR)
+            left, top = (width - size) // 2, (height - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+        elif size is not None and image.size != (size, size):
             image = image.resize((size, size), resample=Image.Resampling.BILINEAR)
         arrays.append(np.asarray(image))
     if not arrays:
@@ -188,11 +244,30 @@ def to_tensors(
     label_column: Optional[str] = None,
     limit: Optional[int] = None,
     size: Optional[int] = None,
+    centre_crop: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Decode a (small) dataset into ``uint8`` images (N, 3, H, W) and ``long`` labels (N,).
 
-    ``limit`` keeps the first ``limit`` rows; ``size`` resizes every image to ``size`` x ``size`` (without
-    it all images must have one size, true of CIFAR).
+    Args:
+        dataset: a ``datasets.Dataset`` with an image column and a label column.
+        image_column: the image column's name (default: the first of :data:`IMAGE_COLUMNS` there is).
+        label_column: the label column's name (default: the first of :data:`LABEL_COLUMNS` there is).
+        limit: keep the first ``limit`` rows.
+        size: resize every image to ``size`` x ``size`` (see :func:`decode_images`; without ``size`` all images
+            must have one size, true of CIFAR).
+        centre_crop: with ``size``, resize the shorter side to ``size``, then take the centre square.
+
+    Returns:
+        ``(images, labels)``: ``uint8`` (N, 3, H, W) and ``long`` (N,).
+
+    Example:
+        >>> import datasets
+        >>> dataset = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 4, "label": [0, 1, 2, 1]})
+        >>> images, labels = to_tensors(dataset, size=4)
+        >>> images.shape, images.dtype, labels.tolist()
+        (torch.Size([4, 3, 4, 4]), torch.uint8, [0, 1, 2, 1])
+        >>> to_tensors(dataset, limit=2)[0].shape
+        torch.Size([2, 3, 8, 8])
     """
     image_column, label_column = resolve_columns(dataset, image_column, label_column)
     dataset = as_image_column(dataset, image_column)
@@ -201,7 +276,7 @@ def to_tensors(
     if len(dataset) == 0:
         raise UsageError("the split is empty: it holds no images")
     try:
-        images = decode_images(dataset[image_column], size=size)
+        images = decode_images(dataset[image_column], size=size, centre_crop=centre_crop)
     except UnidentifiedImageError as error:
         raise UsageError(f"{error}: the file is not an image, or is damaged; remove or replace it") from None
     labels = torch.tensor(dataset[label_column], dtype=torch.long)
@@ -209,7 +284,23 @@ def to_tensors(
 
 
 def num_classes(dataset, label_column: Optional[str] = None) -> int:
-    """Number of classes: from the ``ClassLabel`` feature of the label column, else ``max(label) + 1``."""
+    """Number of classes: from the ``ClassLabel`` feature of the label column, else ``max(label) + 1``.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        label_column: the label column's name (default: the first of :data:`LABEL_COLUMNS` there is).
+
+    Returns:
+        The number of classes, an int.
+
+    Example:
+        >>> import datasets
+        >>> num_classes(datasets.Dataset.from_dict({"label": [0, 3, 1]}))
+        4
+        >>> features = datasets.Features({"fine_label": datasets.ClassLabel(names=["a", "b", "c", "d", "e"])})
+        >>> num_classes(datasets.Dataset.from_dict({"fine_label": [0, 1]}, features=features))
+        5
+    """
     label_column = _pick_column(list(dataset.column_names), label_column, LABEL_COLUMNS, "label")
     found = getattr(dataset.features[label_column], "num_classes", None)
     return int(found) if found is not None else int(max(dataset.with_format(None)[label_column])) + 1
@@ -221,14 +312,13 @@ class TensorTransform:
 
     image_column: str
     label_column: str
+    normalization: Normalization
     size: Optional[int] = None
-    mean: tuple[float, ...] = CIFAR_MEAN
-    std: tuple[float, ...] = CIFAR_STD
 
     def __call__(self, batch: dict) -> dict:
         images = decode_images(batch[self.image_column], size=self.size)
         return {
-            "pixel_values": normalize(images, self.mean, self.std),
+            "pixel_values": normalize(images, self.normalization),
             "labels": torch.as_tensor(batch[self.label_column], dtype=torch.long),
             INDEX_COLUMN: torch.as_tensor(batch[INDEX_COLUMN], dtype=torch.long),
         }
@@ -237,24 +327,42 @@ class TensorTransform:
 def with_tensors(
     dataset,
     *,
+    normalization: Normalization,
     image_column: Optional[str] = None,
     label_column: Optional[str] = None,
     size: Optional[int] = None,
-    mean: tuple[float, ...] = CIFAR_MEAN,
-    std: tuple[float, ...] = CIFAR_STD,
 ):
     """Return ``dataset`` yielding tensors, decoded on the fly with ``with_transform``.
 
-    Each row becomes ``{"pixel_values": float (3, H, W) normalised with mean/std, "labels": long,
+    Each row becomes ``{"pixel_values": float (3, H, W) normalised with ``normalization``, "labels": long,
     "index": long}``, so a ``DataLoader`` gives batches of (B, 3, H, W), (B,) and (B,). ``index`` is the
     row's index in ``dataset`` (an ``index`` column is added unless there is one), so it survives
     ``select`` / ``shuffle`` and keys the evaluation shifts of :class:`augshift.ShiftConsistency`.
-    Image and label columns are found by name (``img``/``image``, ``label``/``fine_label``, ...) or given;
-    a wrong name raises an error listing the dataset's columns. ``size`` resizes to ``size`` x ``size``.
+
+    Args:
+        dataset: a ``datasets.Dataset`` with an image column and a label column.
+        normalization: the :class:`~augshift.data.Normalization` the images are normalised with.
+        image_column: the image column's name; by default found by name (``img``/``image``, ...). A wrong name
+            raises an error listing the dataset's columns.
+        label_column: the label column's name; by default found by name (``label``/``fine_label``, ...).
+        size: resize every image to ``size`` x ``size``.
+
+    Returns:
+        The dataset, transformed (a ``datasets.Dataset``).
+
+    Example:
+        >>> import datasets
+        >>> dataset = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 4, "label": [0, 1, 2, 1]})
+        >>> rows = with_tensors(dataset, normalization=Normalization((0.5,) * 3, (0.25,) * 3, "given"), size=4)
+        >>> sorted(rows[1]), rows[1]["pixel_values"].shape, int(rows[1]["index"])
+        (['index', 'labels', 'pixel_values'], torch.Size([3, 4, 4]), 1)
+        >>> batch = next(iter(torch.utils.data.DataLoader(rows, batch_size=2)))
+        >>> batch["pixel_values"].shape, batch["labels"].tolist()
+        (torch.Size([2, 3, 4, 4]), [0, 1])
     """
     image_column, label_column = resolve_columns(dataset, image_column, label_column)
     dataset = as_image_column(dataset, image_column)
     if INDEX_COLUMN not in dataset.column_names:
         dataset = dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
-    transform = TensorTransform(image_column, label_column, size, tuple(mean), tuple(std))
+    transform = TensorTransform(image_column, label_column, normalization, size)
     return dataset.with_transform(transform, columns=[image_column, label_column, INDEX_COLUMN])

@@ -76,7 +76,32 @@ def load_segmentation_split(
 ) -> tuple[Tensor, Tensor]:
     """``uint8`` images (N, 3, H, W) and ``long`` masks (N, H, W) of ``split`` of ``source`` (first ``limit``).
 
-    ``size`` resizes both to ``size`` x ``size`` (bilinear images, nearest masks); without it all must share a size.
+    Args:
+        source: a folder holding ``images/`` and ``masks/`` (optionally under ``<split>/``), or a dataset
+            :func:`~augshift.data.hub.load_image_dataset` opens with an image and a mask column.
+        split: the split's name.
+        limit: keep the first ``limit`` images (default: all).
+        size: resize both to ``size`` x ``size`` (bilinear images, nearest masks); without it all must share a size.
+        image_column: a dataset's image column (default: the first of ``IMAGE_COLUMNS`` there is).
+        mask_column: a dataset's mask column (default: the first of :data:`MASK_COLUMNS` that holds images).
+
+    Returns:
+        ``(images, masks)``: ``uint8`` (N, 3, H, W) and ``long`` class indices (N, H, W).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name)
+        >>> (root / "images").mkdir(); (root / "masks").mkdir()
+        >>> for i in range(2):
+        ...     Image.new("RGB", (8, 8)).save(root / "images" / f"{i}.jpg")
+        ...     Image.new("L", (8, 8), i).save(root / "masks" / f"{i}.png")  # every pixel of class i
+        >>> images, masks = load_segmentation_split(tmp.name, "train", size=4)
+        >>> images.shape, images.dtype, masks.shape, masks.dtype
+        (torch.Size([2, 3, 4, 4]), torch.uint8, torch.Size([2, 4, 4]), torch.int64)
+        >>> masks.unique().tolist()
+        [0, 1]
+        >>> tmp.cleanup()
     """
     folder = mask_folder(source, split)
     if folder is not None:

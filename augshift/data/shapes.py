@@ -33,7 +33,24 @@ def _masks(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def make_shapes(n: int, *, size: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """``n`` shape images: ``uint8`` (n, 3, size, size) and ``long`` labels (n,) in [0, 10)."""
+    """``n`` shape images: ``uint8`` (n, 3, size, size) and ``long`` labels (n,) in [0, 10).
+
+    Args:
+        n: the number of images (> 0).
+        size: their side in pixels (>= 8).
+        seed: the same seed gives the same images on every machine.
+
+    Returns:
+        ``(images, labels)``: ``uint8`` (n, 3, size, size) and ``long`` (n,), labels indexing
+        :data:`SHAPE_CLASSES`.
+
+    Example:
+        >>> images, labels = make_shapes(4, size=16, seed=0)
+        >>> images.shape, images.dtype, labels.shape
+        (torch.Size([4, 3, 16, 16]), torch.uint8, torch.Size([4]))
+        >>> torch.equal(images, make_shapes(4, size=16, seed=0)[0])
+        True
+    """
     if n <= 0 or size < 8:
         raise ValueError(f"need n > 0 images of size >= 8, got n={n}, size={size}")
     rng = np.random.default_rng(seed)

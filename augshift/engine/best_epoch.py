@@ -16,6 +16,35 @@ class BestEpoch:
     as ``key``; the weights of the highest score (the first of equals) are kept in memory, or written to ``path``
     (atomically, by the process with ``write=True``) so that a resumed run keeps them. The best so far is read
     from the history rows, so a resumed run compares against the epochs before its interruption.
+
+    Args:
+        model: the model being trained (unwrapped); its ``state_dict`` is what is kept.
+        score: ``score(model)`` -> a number, higher is better (e.g. the test top-1 %); called after every epoch on
+            every process.
+        key: the name of the score in the epoch's row (and in the history it is compared against).
+        path: a file for the best weights (``{"identity", "epoch", "model"}``, :func:`save_checkpoint`);
+            ``None``: keep them in memory (lost when the run is interrupted).
+        write: whether this process writes ``path`` (the main process only, in a data-parallel run).
+        identity: stored with the weights in ``path`` (e.g. the run's spec).
+
+    Calling it as ``best(epoch, history)`` (``epoch`` from 1, ``history`` the rows before it) returns
+    ``{key: score}``; :meth:`best_epoch` names the best epoch of a history and :meth:`load_best` puts its weights
+    back into ``model``.
+
+    Example:
+        >>> model = nn.Linear(2, 2)
+        >>> scores = iter([0.5, 0.9, 0.7])
+        >>> best = BestEpoch(model, lambda net: next(scores), key="score")
+        >>> history = []
+        >>> for epoch in (1, 2, 3):  # what fit(..., after_epoch=best) does after each epoch
+        ...     with torch.no_grad():
+        ...         _ = model.weight.fill_(epoch)
+        ...     history.append({"epoch": epoch, **best(epoch, history)})
+        >>> best.best_epoch(history), [row["score"] for row in history]
+        (2, [0.5, 0.9, 0.7])
+        >>> best.load_best()
+        >>> model.weight.unique().tolist()
+        [2.0]
     """
 
     def __init__(self, model: nn.Module, score: Callable[[nn.Module], float], *, key: str = "test_accuracy",

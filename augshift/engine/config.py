@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 from ..config import AugShiftConfig
-from ..shift import SHIFT_MODES
 from ..errors import UsageError
 
 OPTIMIZERS = ("sgd", "adam")
@@ -16,17 +15,44 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training recipe (keyword use recommended).
+    """A training recipe (keyword use recommended), validated when made (a bad value raises ``UsageError``).
 
-    ``optimizer``: ``sgd`` (Nesterov, ``momentum``, ``weight_decay``) or ``adam`` (``betas``, ``weight_decay``);
-    ``schedule``: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``; ``batch_size``: the global
-    batch (split over data-parallel processes). ``max_shift``/``mode``: the shift augmentation of a run without
-    AugShift (one randomly shifted view; 0 = none); ``augshift``: an :class:`~augshift.config.AugShiftConfig`
-    to train with AugShift (its own ``max_shift``/``mode`` draw the two views), ``None`` for a plain run.
-    ``hflip``: random horizontal flips of in-memory image batches (:class:`~augshift.engine.TensorBatches`).
-    ``bn_batches``: after training, re-estimate BatchNorm statistics over that many training batches (0: keep
-    the running averages). ``precision``: ``fp32``, or ``bf16`` autocast (the fast path on CUDA);
-    ``channels_last``: model and inputs in channels-last memory format.
+    Args:
+        epochs: epochs to train (>= 1).
+        batch_size: the global batch (>= 1; split over data-parallel processes).
+        optimizer: ``sgd`` (Nesterov, ``momentum``, ``weight_decay``) or ``adam`` (``betas``, ``weight_decay``).
+        lr: the (peak) learning rate (> 0).
+        momentum: SGD's momentum.
+        weight_decay: the optimizer's weight decay.
+        betas: Adam's betas.
+        schedule: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``.
+        seed: the run's seed (:mod:`augshift.engine.seeding` keys every random stream by it).
+        shift: an :class:`~augshift.config.AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
+            (``None``: no shift augmentation). Its loss options (``weight``, ``distance``, ``normalize``) act only
+            with ``augshift``: a run without it refuses non-default ones rather than ignoring them.
+        augshift: train with AugShift (two shifted views, the criterion on both plus ``shift.weight`` times the
+            ``shift.distance`` of their pooled features) instead of one shifted view; needs ``shift``.
+        hflip: random horizontal flips of in-memory image batches (:class:`~augshift.engine.TensorBatches`).
+        bn_batches: after training, re-estimate BatchNorm statistics over that many training batches (0: keep
+            the running averages).
+        precision: ``fp32``, or ``bf16`` autocast (the fast path on CUDA).
+        channels_last: model and inputs in channels-last memory format.
+        compile: the captured step -- the forward and backward compiled with ``torch.compile`` (CUDA graphs on
+            CUDA: ``mode="reduce-overhead"``), the shifts and flips drawn outside it; batches keep one shape, so the
+            last partial batch of an epoch is dropped (:class:`~augshift.engine.TensorBatches` ``drop_last``).
+
+    ``to_dict()`` / ``from_dict()`` convert to and from JSON-ready values; ``replace(**changes)`` is a changed copy.
+
+    Example:
+        >>> config = TrainConfig(epochs=2, batch_size=8, shift=AugShiftConfig(max_shift=2), augshift=True)
+        >>> config.optimizer, config.schedule, config.shift.max_shift
+        ('sgd', 'onecycle', 2)
+        >>> TrainConfig.from_dict(config.to_dict()) == config, config.replace(lr=0.1).lr
+        (True, 0.1)
+        >>> TrainConfig(shift=AugShiftConfig(weight=3.0))  # a loss option without augshift=True
+        Traceback (most recent call last):
+            ...
+        augshift.errors.UsageError: shift's weight act only with augshift=True: ...
     """
 
     epochs: int = 10
@@ -38,13 +64,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "onecycle"
     seed: int = 0
-    max_shift: int = 4
-    mode: str = "zeros"
+    shift: Optional[AugShiftConfig] = AugShiftConfig()
+    augshift: bool = False
     hflip: bool = False
-    augshift: Optional[AugShiftConfig] = None
     bn_batches: int = 0
     precision: str = "fp32"
     channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -52,14 +78,21 @@ class TrainConfig:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UsageError(f"lr must be > 0, got {self.lr}")
-        if self.max_shift < 0 or self.bn_batches < 0:
-            raise UsageError(f"max_shift and bn_batches must be >= 0, got {self.max_shift} and {self.bn_batches}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
-                              ("mode", SHIFT_MODES)):
+        if self.bn_batches < 0:
+            raise UsageError(f"bn_batches must be >= 0, got {self.bn_batches}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise UsageError(f"unknown {name} {getattr(self, name)!r}; supported: {', '.join(allowed)}")
-        if self.augshift is not None and not isinstance(self.augshift, AugShiftConfig):
-            raise TypeError(f"augshift must be an AugShiftConfig or None, got {type(self.augshift).__name__}")
+        if self.shift is not None and not isinstance(self.shift, AugShiftConfig):
+            raise TypeError(f"shift must be an AugShiftConfig or None, got {type(self.shift).__name__}")
+        if self.augshift and self.shift is None:
+            raise UsageError("augshift=True needs the shifts of its two views: give shift=AugShiftConfig(...)")
+        if not self.augshift and self.shift is not None:
+            loss = {k: v for k, v in self.shift.to_dict().items() if k not in ("max_shift", "mode")}
+            changed = [k for k, v in loss.items() if v != getattr(AugShiftConfig(), k)]
+            if changed:
+                raise UsageError(f"shift's {', '.join(changed)} act only with augshift=True: pass augshift=True, or "
+                                 f"leave them at their defaults (AugShiftConfig(max_shift=..., mode=...))")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     def to_dict(self) -> dict:
@@ -67,8 +100,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        augshift = values.get("augshift")
-        return cls(**{**values, "augshift": AugShiftConfig(**augshift) if augshift else None})
+        shift = values.get("shift")
+        return cls(**{**values, "shift": AugShiftConfig(**shift) if shift else None})
 
     def replace(self, **changes) -> "TrainConfig":
         return replace(self, **changes)

@@ -7,15 +7,60 @@ import torch
 
 
 def stream_seed(seed: int, *keys: int) -> int:
-    """A 64-bit seed for the stream ``keys`` (e.g. epoch and rank) of a run seeded with ``seed``."""
+    """A 64-bit seed for the stream ``keys`` (e.g. epoch and rank) of a run seeded with ``seed``.
+
+    Args:
+        seed: the run's seed.
+        *keys: the stream's keys (non-negative integers, e.g. epoch and rank + 1): different keys, or the same keys
+            in another order, give independent streams.
+
+    Returns:
+        An integer in [0, 2**64), the same for the same ``(seed, *keys)``.
+
+    Example:
+        >>> stream_seed(0, 1, 2) == stream_seed(0, 1, 2) != stream_seed(0, 2, 1)
+        True
+        >>> 0 <= stream_seed(0, 1) < 2 ** 64
+        True
+    """
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0])
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """The seed of one epoch of one process (``rank=-1``: the stream all processes share, e.g. data order)."""
+    """The seed of one epoch of one process (``rank=-1``: the stream all processes share, e.g. data order).
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch, from 0.
+        rank: the process's rank, or -1 for the stream all processes share.
+
+    Returns:
+        :func:`stream_seed` ``(seed, epoch, rank + 1)``.
+
+    Example:
+        >>> epoch_seed(0, epoch=3, rank=1) == stream_seed(0, 3, 2)
+        True
+        >>> epoch_seed(0, 3, rank=-1) != epoch_seed(0, 3, rank=0)  # the shared stream is not process 0's
+        True
+    """
     return stream_seed(seed, epoch, rank + 1)
 
 
 def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: int) -> torch.Generator:
-    """Re-seed ``generator`` for one epoch of one process (:func:`epoch_seed`); returns it."""
+    """Re-seed ``generator`` for one epoch of one process (:func:`epoch_seed`); returns it.
+
+    Args:
+        generator: the ``torch.Generator`` to re-seed (on any device), in place.
+        seed: the run's seed.
+        epoch: the epoch, from 0.
+        rank: the process's rank (-1: the stream all processes share).
+
+    Returns:
+        ``generator``, seeded with :func:`epoch_seed` ``(seed, epoch, rank)``.
+
+    Example:
+        >>> generator = seed_generator(torch.Generator(), seed=0, epoch=2, rank=0)
+        >>> generator.initial_seed() == epoch_seed(0, 2, 0)
+        True
+    """
     return generator.manual_seed(epoch_seed(seed, epoch, rank))

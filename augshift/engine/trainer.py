@@ -16,16 +16,19 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..augshift import AugShift
+from ..augshift import AugShiftObjective
 from ..data.batches import iterate_batches
-from ..data.stats import CIFAR_MEAN, CIFAR_STD
-from ..shift import RandomShift
+from ..data.stats import Normalization
+from ..errors import UsageError
+from ..features import PooledFeatures
+from ..models.adapter import logits_of
+from ..shift import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import Dist, average_buffers, barrier
@@ -37,7 +40,20 @@ FLIP_STREAM = 7  # key of the horizontal-flip stream (beside epoch and rank)
 
 @dataclass(frozen=True)
 class BatchSource:
-    """Training batches: ``batches(epoch)`` yields ``steps`` pairs (inputs, targets) for that epoch."""
+    """Training batches: ``batches(epoch)`` yields ``steps`` pairs (inputs, targets) for that epoch.
+
+    Args:
+        steps: the number of pairs ``batches`` yields per epoch (the optimisation steps of an epoch).
+        batches: ``batches(epoch)`` (``epoch`` from 0) -> an iterable of (inputs (N, C, H, W) float, targets (N,))
+            for that epoch; it must give the same batches when called again for the same epoch (a resumed run
+            replays it).
+
+    Example:
+        >>> pair = (torch.zeros(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+        >>> source = BatchSource(steps=2, batches=lambda epoch: [pair, pair])
+        >>> [tuple(inputs.shape) for inputs, targets in source.batches(0)]
+        [(4, 3, 8, 8), (4, 3, 8, 8)]
+    """
 
     steps: int
     batches: Callable[[int], Batches]
@@ -48,35 +64,64 @@ class TensorBatches:
 
     Every epoch one permutation shared by all processes (seeded by ``seed`` and the epoch) is cut to a multiple
     of the world size and dealt round-robin, so each process takes ``batch_size / world`` samples per step and
-    all take the same number of steps. Batches are normalised on the images' device; ``hflip`` mirrors a
-    random half of them (a per-epoch, per-process stream).
+    all take the same number of steps.
+
+    Args:
+        images: ``uint8`` images (N, C, H, W); batches are made (and normalised) on their device.
+        labels: labels (N,) (class indices), on the same device.
+        batch_size: the global batch, divisible by ``place.world``; each process takes ``batch_size / world``.
+        seed: the run's seed (the epoch's permutation and the flips are keyed by it).
+        normalization: the per-channel statistics the batches are normalised with.
+        place: this process's :class:`~augshift.engine.Dist` (rank and world size).
+        hflip: mirror a random half of each batch horizontally (a per-epoch, per-process stream).
+        drop_last: leave out the last partial batch, so every batch has one shape (what a compiled step needs).
+
+    Calling it with an epoch (from 0) yields that epoch's normalised float batches (n, C, H, W) and labels (n,);
+    ``steps`` is the number of batches per epoch, :meth:`shard` this process's sample indices of an epoch, and
+    :meth:`source` the :class:`BatchSource` :func:`fit` takes. Too few images for one batch raise ``UsageError``.
+
+    Example:
+        >>> images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+        >>> labels = torch.randint(0, 3, (10,))
+        >>> normalization = Normalization.of_images(images, source="the example images")
+        >>> batches = TensorBatches(images, labels, batch_size=4, seed=0, normalization=normalization, hflip=True)
+        >>> batches.steps, [tuple(x.shape) for x, y in batches(0)]
+        (3, [(4, 3, 8, 8), (4, 3, 8, 8), (2, 3, 8, 8)])
+        >>> TensorBatches(images, labels, batch_size=4, seed=0, normalization=normalization, drop_last=True).steps
+        2
+        >>> half = TensorBatches(images, labels, batch_size=4, seed=0, normalization=normalization,
+        ...                      place=Dist(rank=1, world=2))  # process 1 of 2: 5 of the 10 images, 2 per step
+        >>> half.steps, len(half.shard(0)), half.source().steps
+        (3, 5, 3)
     """
 
     def __init__(
-        self, images: Tensor, labels: Tensor, *, batch_size: int, seed: int, place: Dist = Dist(),
-        hflip: bool = False, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD,
+        self, images: Tensor, labels: Tensor, *, batch_size: int, seed: int, normalization: Normalization,
+        place: Dist = Dist(), hflip: bool = False, drop_last: bool = False,
     ) -> None:
         if batch_size % place.world:
             raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {place.world}")
         self.images, self.labels, self.seed, self.place, self.hflip = images, labels, seed, place, hflip
-        self.mean, self.std = mean, std
+        self.normalization = normalization
         self.local_batch = batch_size // place.world
         shard = (len(images) - len(images) % place.world) // place.world
-        if shard == 0:
-            raise ValueError(f"{len(images)} training images cannot be shared by {place.world} processes")
-        self.steps = -(-shard // self.local_batch)
+        if shard == 0 or (drop_last and shard < self.local_batch):
+            raise UsageError(f"{len(images)} training images do not fill one batch of {batch_size} per step over "
+                             f"{place.world} process(es); use more images or a smaller batch")
+        self.steps = shard // self.local_batch if drop_last else -(-shard // self.local_batch)
 
     def shard(self, epoch: int) -> Tensor:
         """This process's sample indices for ``epoch``."""
         n, place = len(self.images), self.place
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch, -1)))
-        return order[: n - n % place.world][place.rank::place.world].to(self.images.device)
+        return order[: n - n % place.world][place.rank::place.world][: self.steps * self.local_batch].to(
+            self.images.device)
 
     def __call__(self, epoch: int) -> Batches:
         device = self.images.device
         flips = torch.Generator(device=device).manual_seed(stream_seed(self.seed, epoch, self.place.rank + 1, FLIP_STREAM))
         for x, y, _ in iterate_batches(self.images, self.labels, self.local_batch, indices=self.shard(epoch),
-                                       mean=self.mean, std=self.std):
+                                       normalization=self.normalization):
             if self.hflip:  # drawn on the device: no copy, no wait
                 flip = torch.rand(len(x), generator=flips, device=device) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
@@ -86,19 +131,39 @@ class TensorBatches:
         return BatchSource(self.steps, self)
 
 
-def logits_of(output) -> Tensor:
-    """The logits of a model's output: the tensor itself, or torchvision segmentation's ``output["out"]``."""
-    return output["out"] if isinstance(output, Mapping) else output
-
-
 class Trainer:
     """One optimisation step of ``model`` under ``config``: ``step(inputs, targets)``.
 
-    The module that runs is ``AugShift(model)`` (``config.augshift``), ``Sequential(RandomShift, model)``
-    (``config.max_shift`` > 0) or the model; ``wrap`` wraps it (e.g. ``DistributedDataParallel``), so all
-    computation happens inside the wrapped forward. ``generator`` draws the shifts (default: seeded with
-    ``config.seed``; :func:`fit` re-seeds it per epoch and process). Targets: class indices (N,), or per-pixel
-    classes (N, H, W) for a segmenter returning (N, K, H, W).
+    A step runs the (wrapped) model once, on AugShift's two shifted views (``config.augshift``,
+    :class:`~augshift.augshift.AugShiftObjective`), on one shifted view (``config.shift``) or on the inputs. The
+    shifts are drawn apart from the computation (:meth:`draw`, :meth:`losses`), which ``config.compile`` captures
+    with ``torch.compile``. Targets: class indices (N,), or per-pixel classes (N, H, W) for a segmenter returning
+    (N, K, H, W).
+
+    Args:
+        model: the model to train (unwrapped, already on its device); with AugShift its classifier is found by
+            :func:`~augshift.models.adapter.classifier_of` (e.g. an attribute ``fc``).
+        config: the :class:`~augshift.engine.TrainConfig` (optimizer, schedule, shifts, precision, compile).
+        steps_per_epoch: optimisation steps per epoch (the one-cycle schedule lasts ``config.epochs`` times it).
+        wrap: wraps the model for the forward (e.g. ``DistributedDataParallel``); ``None``: the model itself.
+        generator: draws the shifts (default: a CPU generator seeded with ``config.seed``; :func:`fit` re-seeds it
+            per epoch and process).
+
+    ``step(inputs, targets)`` takes inputs (N, C, H, W) and returns the detached loss parts (``parts``: ``loss``,
+    and with AugShift ``criterion`` and ``consistency``), a float tensor on the device; ``state_dict()`` /
+    ``load_state_dict()`` hold the model, optimizer and schedule.
+
+    Example:
+        >>> from augshift.config import AugShiftConfig
+        >>> from augshift.models import create_small_cnn
+        >>> inputs, targets = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+        >>> trainer = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=4), steps_per_epoch=1)
+        >>> trainer.parts, trainer.step(inputs, targets).shape
+        (('loss',), torch.Size([1]))
+        >>> config = TrainConfig(epochs=1, batch_size=4, shift=AugShiftConfig(max_shift=2), augshift=True)
+        >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+        >>> trainer.parts, trainer.step(inputs, targets).shape
+        (('loss', 'criterion', 'consistency'), torch.Size([3]))
     """
 
     def __init__(
@@ -109,14 +174,18 @@ class Trainer:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
-        if config.augshift is not None:
-            net: nn.Module = AugShift(model, config=config.augshift, generator=self.generator)
+        self.net = wrap(model) if wrap is not None else model
+        shift = config.shift
+        self.objective: Optional[AugShiftObjective] = None
+        self.shifter: Optional[RandomShift] = None
+        if config.augshift:
+            self.objective = AugShiftObjective(shift, generator=self.generator)
+            self.features = PooledFeatures(model)
             self.parts: tuple[str, ...] = ("loss", "criterion", "consistency")
         else:
-            shifter = RandomShift(config.max_shift, mode=config.mode, generator=self.generator)
-            net = nn.Sequential(shifter, model) if config.max_shift else model
+            if shift is not None and shift.max_shift not in (0, (0, 0)):
+                self.shifter = RandomShift(shift.max_shift, mode=shift.mode, generator=self.generator)
             self.parts = ("loss",)
-        self.net = wrap(net) if wrap is not None else net
         cuda = next(model.parameters()).is_cuda
         fused = {"fused": True} if cuda else {}
         if config.optimizer == "sgd":
@@ -129,6 +198,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=config.lr, total_steps=max(1, config.epochs * steps_per_epoch), pct_start=0.15
         ) if config.schedule == "onecycle" else None
+        # the captured step: forward and backward compiled (with CUDA graphs on CUDA); the shifts are drawn apart
+        self.compute = torch.compile(self.losses, mode="reduce-overhead" if cuda else None, dynamic=False) \
+            if config.compile else self.losses
 
     def autocast(self, device: torch.device):
         """bf16 autocast when the config asks for it, else nothing."""
@@ -136,25 +208,40 @@ class Trainer:
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return nullcontext()
 
+    def draw(self, count: int, device: torch.device) -> tuple[ShiftParams, ...]:
+        """The random shifts of one step of ``count`` samples, drawn from ``self.generator`` (on its device, without
+        waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from :meth:`losses`, so the
+        compiled step has no random state of its own and replays exactly."""
+        if self.objective is not None:
+            return self.objective.shifter.sample(count, device), self.objective.shifter.sample(count, device)
+        return (self.shifter.sample(count, device),) if self.shifter is not None else ()
+
+    def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:
+        """The loss of one batch with the given ``shifts`` (:meth:`draw`) and its detached parts (``self.parts``,
+        float32): the computation :data:`TrainConfig.compile <augshift.engine.TrainConfig>` captures."""
+        with self.autocast(inputs.device):
+            if self.objective is not None:
+                result = self.objective(self.net, self.features, inputs, targets, params=shifts)
+                loss = result["loss"]
+                parts = torch.stack([loss.detach(), result["criterion"], result["consistency"]])
+            else:
+                views = self.shifter(inputs, shifts[0]) if shifts else inputs
+                loss = F.cross_entropy(logits_of(self.net(views)), targets)
+                parts = loss.detach().unsqueeze(0)
+        return loss, parts.float()
+
     def step(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """One step; returns the detached loss parts (``self.parts``) as a float tensor on the device."""
         self.model.train()
         if self.config.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with self.autocast(inputs.device):
-            if self.config.augshift is not None:
-                result = self.net(inputs, targets)
-                loss = result["loss"]
-                parts = torch.stack([loss.detach(), result["criterion"], result["consistency"]])
-            else:
-                loss = F.cross_entropy(logits_of(self.net(inputs)), targets)
-                parts = loss.detach().unsqueeze(0)
+        loss, parts = self.compute(inputs, targets, self.draw(len(inputs), inputs.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return parts.float()
+        return parts.clone() if self.config.compile else parts
 
     def state_dict(self) -> dict:
         """Model, optimizer and schedule state (the model's keys are the plain model's)."""
@@ -174,6 +261,19 @@ def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, dev
 
     After a short run with a fast-moving optimiser the running averages lag behind the weights: a 7x7 GAPNet
     after 200 Adam steps located 100 % of the canvases with batch statistics and 11 % with its running ones.
+
+    Args:
+        model: the model whose BatchNorm layers are re-estimated (in place; its train / eval mode is kept).
+        batches: an iterable of (inputs (N, C, H, W), targets); only the inputs are used.
+        count: how many of the first batches to average over (0: keep the running statistics, do nothing).
+        device: where the inputs are moved for the forwards.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        >>> batches = [(torch.randn(8, 3, 8, 8), torch.zeros(8)) for _ in range(3)]
+        >>> recalibrate_batchnorm(model, batches, count=2)
+        >>> int(model[1].num_batches_tracked), model.training
+        (2, True)
     """
     if count > 0:
         torch.optim.swa_utils.update_bn((inputs for inputs, _ in islice(batches, count)), model, device=device)
@@ -187,13 +287,45 @@ def fit(
     """Train ``trainer`` for ``config.epochs`` epochs of ``source``; returns one row per epoch (mean loss parts,
     steps and seconds).
 
-    ``after_epoch(epoch, history)``: called (on every process) after each epoch with the epoch (from 1) and the
-    rows of the epochs before it; the dict it returns joins the epoch's row (e.g. a test accuracy), before the
-    checkpoint is written. Its time is not in the row's ``seconds``.
+    After the last epoch the BatchNorm statistics are re-estimated over ``config.bn_batches`` batches
+    (:func:`recalibrate_batchnorm`); after every epoch the floating buffers are averaged over the processes.
 
-    ``checkpoint``: a file written (atomically, by the main process) after every epoch; a run finding one
-    continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). ``identity``: what the
-    checkpoint must have been written for (e.g. the run's spec); another raises instead of mixing two runs.
+    Args:
+        trainer: the :class:`Trainer` (its ``config`` gives the epochs, seed and ``bn_batches``).
+        source: the training batches (:class:`BatchSource`, e.g. :meth:`TensorBatches.source`).
+        place: this process's :class:`~augshift.engine.Dist` (its device, and whether it is the main process).
+        checkpoint: a file written (atomically, by the main process) after every epoch; a run finding one
+            continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). ``None``: none.
+        identity: what the checkpoint must have been written for (e.g. the run's spec); another raises
+            ``ValueError`` instead of mixing two runs.
+        progress: show a progress bar (main process only).
+        desc: the progress bar's label (and of the messages).
+        after_epoch: ``after_epoch(epoch, history)``: called (on every process) after each epoch with the epoch
+            (from 1) and the rows of the epochs before it; the dict it returns joins the epoch's row (e.g. a test
+            accuracy, :class:`~augshift.engine.BestEpoch`), before the checkpoint is written. Its time is not in the
+            row's ``seconds``.
+
+    Returns:
+        The history: one dict per epoch, ``{"epoch", <each of trainer.parts>, "steps", "seconds", ...}`` (the
+        epochs before a resume included). A non-finite loss raises ``FloatingPointError``.
+
+    Example:
+        >>> import tempfile
+        >>> from augshift.models import create_small_cnn
+        >>> images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+        >>> labels = torch.randint(0, 3, (16,))
+        >>> batches = TensorBatches(images, labels, batch_size=8, seed=0,
+        ...                         normalization=Normalization.of_images(images, source="the example images"))
+        >>> trainer = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=8),
+        ...                   steps_per_epoch=batches.steps)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     history = fit(trainer, batches.source(), checkpoint=Path(folder) / "checkpoint.pt", progress=False,
+        ...                   after_epoch=lambda epoch, rows: {"seen": epoch})
+        ...     again = fit(trainer, batches.source(), checkpoint=Path(folder) / "checkpoint.pt", progress=False)
+        >>> [(row["epoch"], row["steps"], row["seen"]) for row in history], sorted(history[0])
+        ([(1, 2, 1)], ['epoch', 'loss', 'seconds', 'seen', 'steps'])
+        >>> again == history  # the finished run was resumed from its checkpoint: nothing left to train
+        True
     """
     from tqdm.auto import tqdm
 

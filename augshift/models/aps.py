@@ -10,9 +10,10 @@ circular shift (``torch.roll``) of its input, in eval mode (train-mode BatchNorm
 shift-invariant, up to floating-point summation order).
 
 Importing this module registers ``aps_resnet18`` (APS, no blur) and ``aps_blur_resnet18`` (APS after a 3-tap
-binomial blur, "APS-BlurPool" in the paper) with timm, built like timm's ``resnetblur18``: timm's ``ResNet``
-whose every ``Conv2d`` runs at stride 1 with ``padding_mode`` (default ``"circular"``, the invariance
-guarantee; ``"zeros"`` is how ResNets are usually trained) and whose strides are :class:`ApsDown` layers:
+binomial blur, "APS-BlurPool" in the paper) with timm (:func:`~augshift.models.registry.register`), built like
+timm's ``resnetblur18``: a ResNet built with every ``Conv2d`` at stride 1 with ``padding_mode`` (default
+``"circular"``, the invariance guarantee; ``"zeros"`` is how ResNets are usually trained) and every stride an
+:class:`ApsDown` layer:
 
 * stem: ``conv1`` (7x7, stride 1) -> ``bn1`` -> ``act1`` -> ``maxpool = [ApsDown, pad, MaxPool2d(3, stride=1),
   ApsDown]``, i.e. the stem conv's stride moved after its activation, as in every downsampling block; the
@@ -32,33 +33,48 @@ from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import register_model
-from timm.models.resnet import BasicBlock, ResNet
+from timm.layers import SelectAdaptivePool2d
 from torch import Tensor, nn
 
-PADDING_MODES = ("circular", "zeros", "reflect", "replicate")
+from ..config import check_mode
+from .registry import register
+
 NORMS = ("l2", "l1")
 _PAD_LAYERS = {"circular": nn.CircularPad2d, "zeros": nn.ZeroPad2d, "reflect": nn.ReflectionPad2d,
                "replicate": nn.ReplicationPad2d}
-# timm.create_model passes these to every entry point; they only matter for pretrained weights
-_TIMM_CFG_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
-# ResNet options that would put a second stride next to the ApsDown layers
-_UNSUPPORTED = ("aa_layer", "avg_down", "replace_stem_pool")
 
 
 class ApsDown(nn.Module):
     """Adaptive polyphase downsampling of (N, C, H, W) to (N, C, H / stride, W / stride).
 
-    Each image keeps its polyphase component ``x[:, :, i::stride, j::stride]`` of largest ``norm``
-    (``"l2"`` or ``"l1"``, over all channels and positions); ties go to the first, in the order
-    ``phase = i * stride + j``. ``filter_size`` > 1 low-pass filters first with a binomial blur (3: [1, 2, 1],
-    5: [1, 4, 6, 4, 1], as timm's ``BlurPool2d``) and selects on the blurred map; the blur pads its border
-    with ``padding_mode`` (``"circular"`` keeps the layer exactly equivariant to circular shifts).
+    Each image keeps its polyphase component ``x[:, :, i::stride, j::stride]`` of largest ``norm``; ties go to the
+    first, in the order ``phase = i * stride + j``.
+
+    Args:
+        stride: the downsampling factor (an int >= 2); H and W must be divisible by it.
+        filter_size: > 1 low-pass filters first with a binomial blur (3: [1, 2, 1], 5: [1, 4, 6, 4, 1], as timm's
+            ``BlurPool2d``) and selects on the blurred map; 1: no blur.
+        padding_mode: the border of the blur (``"circular"`` keeps the layer exactly equivariant to circular
+            shifts; ``"zeros"``, ``"reflect"``, ``"replicate"``).
+        norm: how a component is measured, ``"l2"`` or ``"l1"`` (over all channels and positions).
 
     ``forward(x, phase=None)`` returns the downsampled map; ``forward_with_phase`` also returns the (N,)
     long tensor of the phases used, which another map of the same H, W (a residual shortcut) can be given
     to be downsampled on the same grid.
+
+    Example:
+        >>> down = ApsDown(2)
+        >>> x = torch.randn(2, 4, 8, 8)
+        >>> y, phase = down.forward_with_phase(x)
+        >>> y.shape, phase.shape
+        (torch.Size([2, 4, 4, 4]), torch.Size([2]))
+        >>> shifted = torch.roll(x, (1, 1), (-2, -1))  # a circular shift keeps the same component (its values)
+        >>> torch.equal(down(shifted).flatten(1).sort().values, y.flatten(1).sort().values)
+        True
+        >>> torch.equal(down(torch.roll(x, (2, 2), (-2, -1))), torch.roll(y, (1, 1), (-2, -1)))  # and shifts it
+        True
+        >>> down(torch.randn(2, 4, 8, 8), phase).shape  # another map on the same grid
+        torch.Size([2, 4, 4, 4])
     """
 
     def __init__(
@@ -69,8 +85,7 @@ class ApsDown(nn.Module):
             raise ValueError(f"ApsDown stride must be an int >= 2, got {stride!r} (stride 1 needs no ApsDown)")
         if isinstance(filter_size, bool) or not isinstance(filter_size, int) or filter_size < 1:
             raise ValueError(f"filter_size must be an int >= 1 (1: no blur, 3 or 5: binomial), got {filter_size!r}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"unknown padding_mode {padding_mode!r}; supported: {', '.join(PADDING_MODES)}")
+        check_mode(padding_mode, what="padding_mode")
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; supported: {', '.join(NORMS)}")
         self.stride, self.filter_size, self.padding_mode, self.norm = stride, filter_size, padding_mode, norm
@@ -117,91 +132,122 @@ class ApsDown(nn.Module):
         return self.forward_with_phase(x, phase)[0]
 
 
-class ApsBasicBlock(BasicBlock):
-    """timm's ``BasicBlock`` with its stride in an :class:`ApsDown` (``aa``) after ``act1``; the shortcut is
-    downsampled by the same ``aa`` with the phase chosen on the main path, then ``downsample`` (stride 1)."""
+def _conv(cin: int, cout: int, kernel: int, padding_mode: str) -> nn.Conv2d:
+    """A stride-1 ``Conv2d`` without bias, "same" padding with ``padding_mode``."""
+    return nn.Conv2d(cin, cout, kernel, stride=1, padding=kernel // 2, bias=False, padding_mode=padding_mode)
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None, *,
-        filter_size: int = 1, padding_mode: str = "circular", norm: str = "l2", **kwargs: Any,
-    ) -> None:
-        super().__init__(inplanes, planes, 1, downsample, **kwargs)
-        self.stride = stride
-        if stride > 1:
-            self.aa = ApsDown(stride, filter_size=filter_size, padding_mode=padding_mode, norm=norm)
+
+class ApsBasicBlock(nn.Module):
+    """A ResNet basic block whose stride is an :class:`ApsDown` (``aa``) after ``act1``: ``conv1`` (3x3, stride 1) ->
+    ``bn1`` -> ``act1`` -> ``aa`` -> ``conv2`` -> ``bn2``; the shortcut is downsampled by the same ``aa`` with the
+    phase chosen on the main path, then ``downsample`` (1x1 conv at stride 1 and BN). Its ``state_dict`` keys are
+    those of timm's ``BasicBlock``."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None, *,
+                 filter_size: int = 1, padding_mode: str = "circular", norm: str = "l2") -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = _conv(inplanes, planes, 3, padding_mode), nn.BatchNorm2d(planes), nn.ReLU(True)
+        self.aa = ApsDown(stride, filter_size=filter_size, padding_mode=padding_mode, norm=norm) if stride > 1 else None
+        self.conv2, self.bn2, self.act2 = _conv(planes, planes, 3, padding_mode), nn.BatchNorm2d(planes), nn.ReLU(True)
+        self.downsample = downsample
+
+    def zero_init_last(self) -> None:
+        """Zero the last BatchNorm's weight (timm's ResNet initialisation)."""
+        nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x
-        x = self.act1(self.drop_block(self.bn1(self.conv1(x))))
-        if self.stride > 1:
+        x = self.act1(self.bn1(self.conv1(x)))
+        if self.aa is not None:
             x, phase = self.aa.forward_with_phase(x)
             shortcut = self.aa(shortcut, phase)
         x = self.bn2(self.conv2(x))
-        if self.se is not None:
-            x = self.se(x)
-        if self.drop_path is not None:
-            x = self.drop_path(x)
         if self.downsample is not None:
             shortcut = self.downsample(shortcut)
         return self.act2(x + shortcut)
 
 
-class ApsResNet(ResNet):
-    """timm ``ResNet`` of :class:`ApsBasicBlock` (``layers`` per stage) with every stride an :class:`ApsDown`.
+class ApsResNet(nn.Module):
+    """A ResNet of :class:`ApsBasicBlock` (``layers`` per stage) whose every stride is an :class:`ApsDown`, with
+    timm's model API (``get_classifier``, ``reset_classifier``, ``forward_features``, ``forward_head``,
+    ``feature_info``) and timm ``resnet18``'s ``state_dict`` keys.
 
-    Every ``Conv2d`` (stem, blocks, shortcuts) runs at stride 1 with ``padding_mode``; the stem pool pads with
-    it too. ``filter_size`` and ``norm`` configure every ``ApsDown``. Other keyword arguments go to timm's
-    ``ResNet`` (``num_classes``, ``in_chans``, ``drop_rate``, ``drop_path_rate``, ``global_pool``, ...); the
-    three APS options stay readable as attributes. Input (N, in_chans, H, W) with H, W divisible by 32 ->
-    logits (N, num_classes).
+    Args:
+        layers: blocks per stage (``(2, 2, 2, 2)``: ResNet-18).
+        num_classes: classes of the linear head ``fc``.
+        in_chans: input channels.
+        filter_size: the blur before every polyphase choice (1: none, 3: APS-BlurPool).
+        padding_mode: padding of every conv, blur and the stem pool (``circular``: exact invariance).
+        norm: how :class:`ApsDown` measures a polyphase component (``l2`` or ``l1``).
+        drop_rate: dropout before ``fc``.
+        global_pool: timm's pooling type (``avg``).
+
+    Shapes: (N, in_chans, H, W) with H, W divisible by 32 (8 with the CIFAR stem) -> logits (N, num_classes).
+
+    Example:
+        >>> model = ApsResNet(layers=(1, 1, 1, 1), num_classes=3).eval()
+        >>> x = torch.randn(1, 3, 32, 32)
+        >>> model(x).shape
+        torch.Size([1, 3])
+        >>> torch.allclose(model(x), model(torch.roll(x, (3, 5), (-2, -1))), atol=1e-5)  # circular-shift invariant
+        True
     """
 
     def __init__(
-        self, *, layers: Sequence[int] = (2, 2, 2, 2), filter_size: int = 1, padding_mode: str = "circular",
-        norm: str = "l2", **kwargs: Any,
+        self, *, layers: Sequence[int] = (2, 2, 2, 2), num_classes: int = 1000, in_chans: int = 3, filter_size: int = 1,
+        padding_mode: str = "circular", norm: str = "l2", drop_rate: float = 0.0, global_pool: str = "avg",
     ) -> None:
-        unsupported = [key for key in _UNSUPPORTED if kwargs.get(key)]
-        if unsupported:
-            raise ValueError(f"{', '.join(unsupported)}: not supported, ApsResNet puts an ApsDown at every stride")
+        super().__init__()
         aps = dict(filter_size=filter_size, padding_mode=padding_mode, norm=norm)
-        block_args = dict(kwargs.pop("block_args", None) or {}, **aps)
-        super().__init__(block=ApsBasicBlock, layers=tuple(layers), block_args=block_args, **kwargs)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):  # the stem conv and the 1x1 shortcuts are built with stride 2
-                module.stride, module.padding_mode = (1, 1), padding_mode
-        self.maxpool = nn.Sequential(
-            ApsDown(2, **aps), _PAD_LAYERS[padding_mode](1), nn.MaxPool2d(3, stride=1), ApsDown(2, **aps)
-        )
-        self.feature_info[0]["reduction"] = 1  # act1 is now at full resolution; both stem strides are in maxpool
+        self.conv1, self.bn1, self.act1 = _conv(in_chans, 64, 7, padding_mode), nn.BatchNorm2d(64), nn.ReLU(True)
+        self.maxpool = nn.Sequential(ApsDown(2, **aps), _PAD_LAYERS[padding_mode](1), nn.MaxPool2d(3, stride=1),
+                                     ApsDown(2, **aps))
+        inplanes, self.feature_info = 64, [dict(num_chs=64, reduction=1, module="act1")]
+        for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers)):
+            stride = 1 if stage == 0 else 2
+            downsample = None
+            if stride != 1 or inplanes != planes:
+                downsample = nn.Sequential(_conv(inplanes, planes, 1, padding_mode), nn.BatchNorm2d(planes))
+            blocks = [ApsBasicBlock(inplanes, planes, stride, downsample, **aps)]
+            blocks += [ApsBasicBlock(planes, planes, **aps) for _ in range(count - 1)]
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+            inplanes = planes
+            self.feature_info.append(dict(num_chs=planes, reduction=4 * 2 ** stage, module=f"layer{stage + 1}"))
+        self.num_classes, self.num_features, self.drop_rate = num_classes, inplanes, drop_rate
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.fc = nn.Linear(inplanes, num_classes) if num_classes else nn.Identity()
         self.filter_size, self.padding_mode, self.norm = filter_size, padding_mode, norm
-        self.pretrained_cfg = dict(
-            url="", num_classes=self.num_classes, input_size=(self.in_chans, 224, 224), pool_size=(7, 7),
-            crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
-            first_conv="conv1", classifier="fc",
-        )
+        for module in self.modules():  # timm's ResNet initialisation
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if isinstance(module, ApsBasicBlock):
+                module.zero_init_last()
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A fresh ``fc`` with ``num_classes`` outputs (0: none); ``global_pool`` changes the pooling type."""
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.global_pool(x)
+        if self.drop_rate:
+            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
-def build_aps_resnet(name: str, *, pretrained: bool = False, **kwargs: Any) -> ApsResNet:
-    """An :class:`ApsResNet` for the timm entry point ``name`` (timm's config kwargs are dropped)."""
-    if pretrained:
-        raise ValueError(
-            f"{name} has no pretrained weights: create it with pretrained=False and train it (its state_dict keys are "
-            f"timm resnet18's, so resnet18 weights load with model.load_state_dict(...) as an initialisation)"
-        )
-    for key in _TIMM_CFG_KWARGS:
-        kwargs.pop(key, None)
-    return ApsResNet(**kwargs)
-
-
-@register_model
-def aps_resnet18(pretrained: bool = False, **kwargs: Any) -> ApsResNet:
-    """ResNet-18 with APS at every stride, no blur (``filter_size=1``); ``padding_mode="circular"`` by default."""
-    kwargs = dict(dict(layers=(2, 2, 2, 2), filter_size=1), **kwargs)
-    return build_aps_resnet("aps_resnet18", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def aps_blur_resnet18(pretrained: bool = False, **kwargs: Any) -> ApsResNet:
-    """ResNet-18 with APS after a 3-tap binomial blur at every stride (APS-BlurPool, ``filter_size=3``)."""
-    kwargs = dict(dict(layers=(2, 2, 2, 2), filter_size=3), **kwargs)
-    return build_aps_resnet("aps_blur_resnet18", pretrained=pretrained, **kwargs)
+register("aps_resnet18", ApsResNet, layers=(2, 2, 2, 2), filter_size=1,
+         doc="ResNet-18 with APS at every stride, no blur (``filter_size=1``); ``padding_mode='circular'`` by default.")
+register("aps_blur_resnet18", ApsResNet, layers=(2, 2, 2, 2), filter_size=3,
+         doc="ResNet-18 with APS after a 3-tap binomial blur at every stride (APS-BlurPool, ``filter_size=3``).")

@@ -9,7 +9,9 @@ Understood layouts:
   ``arch`` = the model name) and its output folder (those files plus ``args.yaml`` naming ``model`` and
   ``num_classes``);
 * the Accelerate example's output folder (``model.safetensors`` plus ``metrics.json`` whose ``args`` name the
-  ``model``);
+  ``model`` and whose ``normalization`` the statistics it trained with);
+* a Hugging Face ``save_pretrained`` folder (``config.json`` and the weights; read by ``transformers``, named
+  ``hf:<folder>``; its ``preprocessor_config.json``, when there, gives the normalisation);
 * a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
   ``model`` / ``model_state``; ``module.`` / ``model.`` prefixes (DDP, wrappers) are dropped. A plain state_dict
   does not name its architecture: the caller passes it (``--model``).
@@ -24,27 +26,44 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ..data.stats import Normalization
 from ..errors import UsageError
 
 TIMM_FILES = ("model_best.pth.tar", "last.pth.tar")  # timm train.py, in order of preference
 ACCELERATE_FILE = "model.safetensors"
+TRANSFORMERS_CONFIG = "config.json"  # beside ACCELERATE_FILE: a transformers save_pretrained folder
 NESTED_KEYS = ("state_dict_ema", "state_dict", "model_state", "model")  # timm prefers the EMA weights when saved
 
 
 @dataclass
 class Checkpoint:
-    """The weights of a checkpoint and what it tells about the model.
+    """The weights of a checkpoint and what it tells about the model (what :func:`read_checkpoint` returns).
 
-    ``name``: the architecture (timm/torchvision name) when the checkpoint records it; ``num_classes`` when
-    recorded; ``kwargs``/``meta``: the project's own format (else empty); ``source``: the file read.
+    Args:
+        state_dict: the weights (``None`` for a ``save_pretrained`` folder, which ``transformers`` reads itself).
+        source: the file (or folder) read.
+        name: the architecture (timm / ``torchvision/`` / ``hf:`` name) when the checkpoint records it.
+        num_classes: the number of classes, when recorded.
+        kwargs: the model's options, in the project's own format (else empty).
+        meta: what the project's own format records beside them (``task``, ``grid``, ``normalization``...).
+        normalization: the statistics the weights were trained with, when recorded.
+        uses_model_config: a timm ``train.py`` run that named no ``--mean`` / ``--std``, so it normalised with the
+            model's data config.
+
+    Example:
+        >>> checkpoint = Checkpoint({"fc.weight": torch.zeros(3, 4)}, "model.pt")
+        >>> checkpoint.name, checkpoint.num_classes, checkpoint.normalization
+        (None, None, None)
     """
 
-    state_dict: dict[str, Tensor]
+    state_dict: Optional[dict[str, Tensor]]
     source: str
     name: Optional[str] = None
     num_classes: Optional[int] = None
     kwargs: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    normalization: Optional[Normalization] = None
+    uses_model_config: bool = False
 
 
 def _load_file(path: Path) -> object:
@@ -59,8 +78,15 @@ def _load_file(path: Path) -> object:
                          f"saved with torch.save, a .safetensors file, or a timm/Accelerate output folder") from None
 
 
-def _folder(path: Path) -> tuple[Path, Optional[str], Optional[int]]:
-    """The weights file of an output folder and the (model name, num_classes) its arguments record."""
+def _timm_normalization(args: dict, where: Path) -> tuple[Optional[Normalization], bool]:
+    """What a timm ``train.py`` run normalised with: its ``--mean`` / ``--std``, else (``True``) the model's config."""
+    if args.get("mean") and args.get("std"):
+        return Normalization(tuple(args["mean"]), tuple(args["std"]), f"--mean / --std of timm's train.py ({where})"), False
+    return None, True
+
+
+def _folder(path: Path) -> Checkpoint:
+    """The checkpoint of an output folder: timm ``train.py``'s, the Accelerate example's or ``save_pretrained``'s."""
     for name in TIMM_FILES:
         if (path / name).is_file():
             args = {}
@@ -68,34 +94,80 @@ def _folder(path: Path) -> tuple[Path, Optional[str], Optional[int]]:
                 import yaml
 
                 args = yaml.safe_load((path / "args.yaml").read_text()) or {}
-            return path / name, args.get("model"), args.get("num_classes")
+            checkpoint = _read_file(path / name)
+            normalization, model_config = _timm_normalization(args, path)
+            return Checkpoint(checkpoint.state_dict, checkpoint.source, checkpoint.name or args.get("model"),
+                              args.get("num_classes"), normalization=normalization, uses_model_config=model_config)
+    metrics = path / "metrics.json"  # the Accelerate example records the normalisation it trained with
+    recorded = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    if (path / TRANSFORMERS_CONFIG).is_file():
+        processor = path / "preprocessor_config.json"
+        normalization = Normalization.from_dict(recorded["normalization"]) if recorded.get("normalization") else None
+        if normalization is None and processor.is_file():
+            values = json.loads(processor.read_text())
+            if values.get("image_mean") and values.get("image_std"):
+                normalization = Normalization(tuple(values["image_mean"]), tuple(values["image_std"]),
+                                              f"the image processor of {path}")
+        labels = json.loads((path / TRANSFORMERS_CONFIG).read_text()).get("id2label")
+        return Checkpoint(None, str(path), f"hf:{path}", len(labels) if labels else None, normalization=normalization)
     if (path / ACCELERATE_FILE).is_file():
-        metrics = path / "metrics.json"
-        args = json.loads(metrics.read_text()).get("args", {}) if metrics.is_file() else {}
-        return path / ACCELERATE_FILE, args.get("model"), None
-    raise UsageError(f"{path} is a folder without {', '.join(TIMM_FILES)} (timm train.py output) or {ACCELERATE_FILE} "
-                     f"(the Accelerate example's output): pass the checkpoint file itself")
+        checkpoint = _read_file(path / ACCELERATE_FILE)
+        normalization = recorded.get("normalization")
+        return Checkpoint(checkpoint.state_dict, checkpoint.source, recorded.get("args", {}).get("model"),
+                          normalization=Normalization.from_dict(normalization) if normalization else None)
+    raise UsageError(f"{path} is a folder without {', '.join(TIMM_FILES)} (timm train.py output), {ACCELERATE_FILE} "
+                     f"(the Accelerate example's output) or {TRANSFORMERS_CONFIG} (a transformers save_pretrained "
+                     "folder): pass the checkpoint file itself")
 
 
 def read_checkpoint(path: str) -> Checkpoint:
-    """The :class:`Checkpoint` at ``path`` (a file or an output folder; see the module docstring)."""
+    """The :class:`Checkpoint` at ``path`` (a file or an output folder; see the module docstring).
+
+    Args:
+        path: a checkpoint file (``torch.save`` / ``.safetensors``) or an output folder (timm ``train.py``, the
+            Accelerate example, a ``save_pretrained`` folder).
+
+    Returns:
+        Its :class:`Checkpoint`: the weights, with ``module.`` / ``model.`` prefixes dropped, and what the file says
+        about the model.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = f"{tmp.name}/model.pt"
+        >>> torch.save({"state_dict": nn.Linear(4, 3).state_dict()}, path)  # a state_dict nested under a key
+        >>> checkpoint = read_checkpoint(path)
+        >>> sorted(checkpoint.state_dict), checkpoint.name
+        (['bias', 'weight'], None)
+        >>> torch.save({"name": "resnet18", "kwargs": {"num_classes": 3}, "state_dict": {}}, path)  # --save-model
+        >>> read_checkpoint(path).name, read_checkpoint(path).num_classes
+        ('resnet18', 3)
+        >>> tmp.cleanup()
+    """
     where = Path(path)
     if not where.exists():
         raise UsageError(f"checkpoint {path} does not exist: pass a checkpoint file or a train.py output folder")
-    name = num_classes = None
-    if where.is_dir():
-        where, name, num_classes = _folder(where)
+    return _folder(where) if where.is_dir() else _read_file(where)
+
+
+def _read_file(where: Path) -> Checkpoint:
     saved = _load_file(where)
     if isinstance(saved, dict) and {"name", "kwargs", "state_dict"} <= set(saved):  # augshift --save-model
+        meta = dict(saved.get("meta", {}))
+        normalization = meta.get("normalization")
         return Checkpoint(saved["state_dict"], str(where), saved["name"], saved["kwargs"].get("num_classes"),
-                          dict(saved["kwargs"]), dict(saved.get("meta", {})))
+                          dict(saved["kwargs"]), meta, Normalization.from_dict(normalization) if normalization else None)
     if isinstance(saved, nn.Module):
         raise UsageError(f"{where} holds a whole pickled model: save its state_dict instead "
                          f"(torch.save(model.state_dict(), path)) and pass --model NAME")
     if not isinstance(saved, dict):
         raise UsageError(f"{where} holds a {type(saved).__name__}, not a state_dict or a checkpoint dict")
-    if isinstance(saved.get("arch"), str):  # timm train.py: arch = args.model
-        name = name or saved["arch"]
+    name = saved["arch"] if isinstance(saved.get("arch"), str) else None  # timm train.py: arch = args.model
+    normalization, model_config = None, False
+    if name is not None:  # timm's CheckpointSaver keeps the run's args in the file
+        args = saved.get("args")
+        normalization, model_config = _timm_normalization(vars(args) if hasattr(args, "__dict__") else dict(args or {}),
+                                                          where)
     state = saved
     for key in NESTED_KEYS:
         if isinstance(saved.get(key), dict):
@@ -104,7 +176,7 @@ def read_checkpoint(path: str) -> Checkpoint:
     tensors = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items() if isinstance(v, Tensor)}
     if not tensors:
         raise UsageError(f"{where} has no weights (keys: {', '.join(list(map(str, saved))[:8])}): pass a state_dict")
-    return Checkpoint(tensors, str(where), name, num_classes)
+    return Checkpoint(tensors, str(where), name, normalization=normalization, uses_model_config=model_config)
 
 
 def infer_num_classes(model: nn.Module, state_dict: dict[str, Tensor]) -> Optional[int]:

@@ -21,42 +21,36 @@ from typing import Any, Optional
 import timm
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import register_model
 from torch import Tensor, nn
 
 from ..permute import POOL, permute_channels
 from . import resnet_stride16  # noqa: F401  (registers resnet18_stride16, the trunk of the *_stride16 models)
-
-# timm.create_model passes these to every entry point; they only matter for pretrained weights
-_TIMM_CFG_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
-
-
-def _check_not_pretrained(name: str, pretrained: bool, kwargs: dict) -> None:
-    if pretrained:
-        raise ValueError(
-            f"{name} has no pretrained weights: it is trained from scratch on the location / canvas task "
-            f"(augshift locate); create it with pretrained=False and load a checkpoint with checkpoint_path="
-        )
-    for key in _TIMM_CFG_KWARGS:
-        kwargs.pop(key, None)
-
-
-def _pretrained_cfg(num_classes: int) -> dict:
-    """timm's data config (what ``train.py`` resolves): the usual 224 px ImageNet defaults."""
-    return dict(
-        url="", num_classes=num_classes, input_size=(3, 224, 224), pool_size=None, crop_pct=0.875,
-        interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv="trunk.conv1",
-        classifier="head",
-    )
-
+from .registry import register
 
 class GAPNet(nn.Module):
     """Trunk -> 3x3 conv to ``num_classes`` channels -> global average pool = logits (N, num_classes).
 
-    ``trunk`` is any timm convnet name (built with ``pretrained=False``; extra ``trunk_kwargs`` go to it).
     ``get_classifier()`` is an identity whose input is the pooled (N, num_classes) vector, so
     :class:`augshift.PooledFeatures` and ``permute_channels(model, "pool")`` find the pooled point.
+
+    Args:
+        trunk: any timm convnet name (built with ``pretrained=False``, without its head).
+        num_classes: channels of the final conv, i.e. the logits (``grid * grid`` for the location task).
+        in_chans: input channels.
+        drop_rate: dropout on the trunk's features before the final conv.
+        global_pool: ``None`` or ``"avg"`` (the only pooling GAPNet has; accepted for timm's ``create_model``).
+        device: where the parameters are made (``None``: torch's default).
+        dtype: their dtype (``None``: torch's default).
+        **trunk_kwargs: further options of the timm trunk (e.g. ``channels=`` of a ResNet).
+
+    Shapes: images (N, in_chans, H, W) -> logits (N, num_classes).
+
+    Example:
+        >>> model = GAPNet("resnet18", num_classes=4, channels=(8, 16, 32, 64), stem_width=8)  # a narrow trunk
+        >>> model(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 4])
+        >>> model.feature_module
+        'trunk.layer4'
     """
 
     def __init__(
@@ -75,7 +69,6 @@ class GAPNet(nn.Module):
         self.num_classes, self.drop_rate = num_classes, drop_rate
         self.head = nn.Conv2d(self.num_features, num_classes, kernel_size=3, padding=1, **factory)
         self.classifier = nn.Identity()
-        self.pretrained_cfg = _pretrained_cfg(num_classes)
 
     def get_classifier(self) -> nn.Module:
         """The identity that receives the pooled logits (N, num_classes): GAPNet's pooled-features point."""
@@ -104,8 +97,24 @@ class GAPNet(nn.Module):
 class FCN(nn.Module):
     """Fully-convolutional segmenter: timm trunk (``features_only``) -> 1x1 conv -> bilinear upsampling.
 
-    Returns per-pixel logits (N, num_classes, H, W) at the input size. ``feature_index`` picks the trunk
-    stage (default: the last); its module is ``trunk.<stage name>`` (e.g. ``trunk.layer4`` for ResNets).
+    Returns per-pixel logits (N, num_classes, H, W) at the input size (N, in_chans, H, W).
+
+    Args:
+        trunk: any timm convnet name (built with ``pretrained=False``, ``features_only=True``).
+        num_classes: output channels of the 1x1 conv (classes per pixel).
+        in_chans: input channels.
+        feature_index: the trunk stage the head reads (default: the last); its module is
+            ``trunk.<stage name>`` (e.g. ``trunk.layer4`` for ResNets), kept as ``feature_module``.
+        device: where the parameters are made (``None``: torch's default).
+        dtype: their dtype (``None``: torch's default).
+        **trunk_kwargs: further options of the timm trunk.
+
+    Example:
+        >>> model = FCN("resnet18", num_classes=5, feature_index=2, channels=(8, 16, 32, 64), stem_width=8)
+        >>> model(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 5, 32, 32])
+        >>> model.feature_module
+        'trunk.layer2'
     """
 
     def __init__(
@@ -121,72 +130,27 @@ class FCN(nn.Module):
         self.feature_module = "trunk." + self.trunk.feature_info.module_name()[0]
         self.num_classes = num_classes
         self.head = nn.Conv2d(self.trunk.feature_info.channels()[0], num_classes, kernel_size=1, **factory)
-        self.pretrained_cfg = _pretrained_cfg(num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.head(self.trunk(x)[-1])
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def build_gapnet(trunk: str, *, pretrained: bool = False, **kwargs: Any) -> GAPNet:
-    """GAPNet on a timm ``trunk`` (what ``gapnet_<trunk>`` builds)."""
-    _check_not_pretrained(f"gapnet_{trunk}", pretrained, kwargs)
-    return GAPNet(trunk, **kwargs)
-
-
-def build_permutenet(
-    trunk: str, *, pretrained: bool = False, where: str = POOL, seed: Optional[int] = None, **kwargs: Any
-) -> nn.Module:
-    """The timm model ``trunk`` with a fresh channel permutation per forward at ``where`` (``permutenet_<trunk>``).
-
-    ``seed`` makes the permutations reproducible (a ``torch.Generator`` seeded with it); keys of the
-    ``state_dict`` are those of the plain ``trunk`` model.
-    """
-    _check_not_pretrained(f"permutenet_{trunk}", pretrained, kwargs)
-    kwargs.setdefault("num_classes", 9)
+def permutenet(trunk: str, *, where: str = POOL, seed: Optional[int] = None, **kwargs: Any) -> nn.Module:
+    """The timm model ``trunk`` with a fresh channel permutation per forward at ``where`` (what ``permutenet_<trunk>``
+    builds); ``seed`` makes the permutations reproducible (a ``torch.Generator`` seeded with it). The ``state_dict``
+    keys are those of the plain ``trunk`` model."""
     model = timm.create_model(trunk, pretrained=False, **kwargs)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     return permute_channels(model, where, generator=generator)
 
 
-@register_model
-def gapnet_resnet18(pretrained: bool = False, **kwargs: Any) -> GAPNet:
-    """GAPNet with a ResNet-18 trunk (``num_classes`` defaults to 9, the 3x3 location task)."""
-    return build_gapnet("resnet18", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def gapnet_resnet50(pretrained: bool = False, **kwargs: Any) -> GAPNet:
-    """GAPNet with a ResNet-50 trunk."""
-    return build_gapnet("resnet50", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def permutenet_resnet18(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """ResNet-18 whose pooled channels are permuted at random on every forward (``where=``, ``seed=``)."""
-    return build_permutenet("resnet18", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def permutenet_resnet50(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """ResNet-50 PermuteNet."""
-    return build_permutenet("resnet50", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def gapnet_resnet18_stride16(pretrained: bool = False, **kwargs: Any) -> GAPNet:
-    """GAPNet on the official code's ResNet-18 (no max-pool, stride 16): the paper's Table 1 GAPNet."""
-    return build_gapnet("resnet18_stride16", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def permutenet_resnet18_stride16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """PermuteNet on the official code's ResNet-18 (no max-pool, stride 16): the paper's Table 1 PermuteNet."""
-    return build_permutenet("resnet18_stride16", pretrained=pretrained, **kwargs)
-
-
-@register_model
-def fcn_resnet18(pretrained: bool = False, **kwargs: Any) -> FCN:
-    """FCN segmenter on a ResNet-18 trunk (``num_classes`` defaults to 10, the CIFAR-10 mosaics)."""
-    _check_not_pretrained("fcn_resnet18", pretrained, kwargs)
-    return FCN("resnet18", **kwargs)
+for _trunk in ("resnet18", "resnet50", "resnet18_stride16"):
+    _official = " (the official code's ResNet-18: no max-pool, stride 16; the paper's Table 1)" if "16" in _trunk else ""
+    register(f"gapnet_{_trunk}", GAPNet, trunk=_trunk, num_classes=9, first_conv="trunk.conv1", classifier="head",
+             doc=f"GAPNet on {_trunk}{_official}; ``num_classes`` defaults to 9, the 3x3 location task.")
+    register(f"permutenet_{_trunk}", permutenet, trunk=_trunk, num_classes=9,
+             doc=f"{_trunk}{_official} whose pooled channels are permuted at random on every forward (``where=``, "
+                 "``seed=``).")
+register("fcn_resnet18", FCN, trunk="resnet18", num_classes=10, first_conv="trunk.conv1", classifier="head",
+         doc="FCN segmenter on a ResNet-18 trunk (``num_classes`` defaults to 10, the CIFAR-10 mosaics).")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import timm
-from timm.models import register_model
 from timm.models.resnet import ResNet
 from torch import nn
 
 from ..errors import UsageError
+from .registry import register
 
 
 def without_maxpool(model: ResNet) -> ResNet:
@@ -27,12 +27,10 @@ def without_maxpool(model: ResNet) -> ResNet:
     return model
 
 
-@register_model
-def resnet18_stride16(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """ResNet-18 without the stem max-pool (total stride 16), trained from scratch as in the official code."""
-    if pretrained:
-        raise UsageError("resnet18_stride16 has no pretrained weights: the official PermuteNet trunk is trained "
-                         "from scratch; create it with pretrained=False")
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(key, None)
+def resnet18_without_maxpool(**kwargs: Any) -> ResNet:
+    """timm's ``resnet18`` (random init) without its stem max-pool."""
     return without_maxpool(timm.create_model("resnet18", pretrained=False, **kwargs))
+
+
+register("resnet18_stride16", resnet18_without_maxpool,
+         doc="ResNet-18 without the stem max-pool (total stride 16), trained from scratch as in the official code.")

@@ -11,7 +11,22 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """(N, 3, H, W) -> logits (N, num_classes); stages of ``width * 2**i`` channels, each halving H, W."""
+    """(N, 3, H, W) -> logits (N, num_classes); stages of ``width * 2**i`` channels, each halving H, W.
+
+    Args:
+        num_classes: outputs of the linear classifier ``fc``.
+        width: channels of the first conv; stage ``i`` (from 1) has ``width * 2**i``.
+        stages: the number of strided stages (each halves H and W).
+        in_chans: input channels.
+
+    Shapes: images (N, in_chans, H, W) -> logits (N, num_classes); the pooled features entering ``fc`` are
+    (N, ``width * 2**stages``) (``num_features``).
+
+    Example:
+        >>> model = SmallCNN(10, width=4, stages=2)
+        >>> model(torch.randn(2, 3, 32, 32)).shape, model.num_features
+        (torch.Size([2, 10]), 16)
+    """
 
     def __init__(self, num_classes: int = 10, *, width: int = 32, stages: int = 3, in_chans: int = 3) -> None:
         super().__init__()
@@ -31,14 +46,24 @@ class SmallCNN(nn.Module):
         x = x.mean(dim=(2, 3))
         return x if pre_logits else self.fc(x)
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
 
 def create_small_cnn(num_classes: int = 10, **kwargs) -> SmallCNN:
-    """The demo model; see :class:`SmallCNN` for options."""
+    """The demo model; see :class:`SmallCNN` for options.
+
+    Args:
+        num_classes: outputs of the classifier (> 0).
+        **kwargs: the other options of :class:`SmallCNN` (``width``, ``stages``, ``in_chans``).
+
+    Returns:
+        A :class:`SmallCNN`.
+
+    Example:
+        >>> model = create_small_cnn(10, width=4)
+        >>> model(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
     torch._assert(num_classes > 0, "num_classes must be > 0")
     return SmallCNN(num_classes, **kwargs)

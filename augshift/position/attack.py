@@ -9,27 +9,49 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..reporting.plots import pyplot, save_figure
 from ..errors import UsageError
-from .channels import ChannelRanking, feature_key, feature_map, get_module
+from ..models.adapter import feature_map, map_channels
+from ..reporting.plots import pyplot, save_figure
+from .channels import ChannelRanking, get_module
 
 
 @contextmanager
 def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> Iterator[nn.Module]:
     """Zero ``channels`` of module ``layer``'s output (N, C, ...) inside the block (forward hook, removed on exit).
 
-    A module returning a dict (torchvision segmentation backbones) has its deepest entry ablated (``"out"``; see
-    :func:`~augshift.position.channels.feature_key`), so the head reads the ablated features, as in Islam et al.'s
-    attack on DeepLabv3's backbone."""
+    The output is changed in its own structure (:func:`~augshift.models.adapter.map_channels`): a module returning a
+    dict (torchvision segmentation backbones) has its deepest entry ablated (``"out"``), so the head reads the
+    ablated features, as in Islam et al.'s attack on DeepLabv3's backbone; a token sequence (N, L, D) of a
+    transformer has its channels (D) zeroed at every token.
+
+    Args:
+        model: the model holding the module; it is yielded unchanged (only hooked).
+        layer: a module name of ``model.named_modules()`` (e.g. ``layer4`` or ``backbone``).
+        channels: indices of the channels (C) to zero, each in [0, C); an index outside raises
+            :class:`~augshift.errors.UsageError` at the first forward; empty: nothing is ablated.
+
+    Returns:
+        A context manager whose block sees ``model`` with the channels zeroed at every forward.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        >>> with ablate_channels(model, "0", [1, 2]):
+        ...     maps = model[0](torch.randn(2, 3, 8, 8))
+        >>> maps.shape, bool((maps[:, [1, 2]] == 0).all()), bool((maps[:, [0, 3]] != 0).any())
+        (torch.Size([2, 4, 8, 8]), True, True)
+        >>> len(model[0]._forward_hooks)  # the hook is removed on exit
+        0
+    """
     module = get_module(model, layer)
     index = torch.as_tensor(list(channels), dtype=torch.long)
 
     def hook(mod: nn.Module, args: tuple, output):
-        maps = feature_map(output, layer)
-        if len(index) and (index.min() < 0 or index.max() >= maps.shape[1]):
-            raise UsageError(f"channels must lie in [0, {maps.shape[1]}) for {layer!r}, got {index.tolist()[:8]}...")
-        ablated = maps.index_fill(1, index.to(maps.device), 0) if len(index) else maps
-        return ablated if isinstance(output, Tensor) else {**output, feature_key(output): ablated}
+        channels = feature_map(output, layer).shape[1]
+        if len(index) and (index.min() < 0 or index.max() >= channels):
+            raise UsageError(f"channels must lie in [0, {channels}) for {layer!r}, got {index.tolist()[:8]}...")
+        if not len(index):
+            return output
+        return map_channels(output, lambda maps: maps.index_fill(1, index.to(maps.device), 0))
 
     handle = module.register_forward_hook(hook)
     try:
@@ -40,7 +62,32 @@ def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> It
 
 @dataclass
 class AttackCurve:
-    """Metrics with the top-N ranked channels ablated vs N random channels (``draws`` draws) for each N."""
+    """Metrics with the top-N ranked channels ablated vs N random channels (``draws`` draws) for each N.
+
+    Made by :func:`attack_curve`; :meth:`markdown` and :meth:`plot` report it.
+
+    Args:
+        layer: the module whose channels were ablated.
+        counts: the numbers N of channels ablated, one per point of the curve.
+        baseline: ``{metric: value}`` of the model with nothing ablated (N = 0).
+        top: ``{metric: [value per N]}`` with the top-N ranked channels ablated.
+        random: ``{metric: [[value per draw] per N]}`` with N random channels ablated.
+        draws: how many random draws were made for each N.
+        ranking: the ranking's :meth:`~augshift.position.channels.ChannelRanking.to_dict` without its scores
+            (empty when the ranking was a plain list of channels).
+
+    Example:
+        >>> curve = AttackCurve("0", [1, 2], baseline={"acc": 1.0}, top={"acc": [0.5, 0.25]},
+        ...                     random={"acc": [[1.0, 0.5], [0.75, 0.25]]}, draws=2)
+        >>> curve.random_mean("acc")
+        [0.75, 0.5]
+        >>> print(curve.markdown())
+        | N | acc top-N | acc random-N mean (min..max) |
+        |---|---|---|
+        | 0 | 1.0000 | 1.0000 |
+        | 1 | 0.5000 | 0.7500 (0.5000..1.0000) |
+        | 2 | 0.2500 | 0.5000 (0.2500..0.7500) |
+    """
 
     layer: str
     counts: list
@@ -51,9 +98,11 @@ class AttackCurve:
     ranking: dict = field(default_factory=dict)
 
     def random_mean(self, metric: str) -> list[float]:
+        """The mean over the random draws of ``metric``, one value per N."""
         return [sum(v) / len(v) for v in self.random[metric]]
 
     def to_dict(self) -> dict:
+        """JSON-ready: the fields plus ``random_mean`` (``{metric: [mean per N]}``)."""
         return dict(asdict(self), random_mean={m: self.random_mean(m) for m in self.random})
 
     def markdown(self, metrics: Optional[Sequence[str]] = None) -> str:
@@ -96,8 +145,37 @@ def attack_curve(
 ) -> AttackCurve:
     """Ablate the top-N channels of ``ranking`` and, ``draws`` times, N random channels of ``layer``, for each N.
 
-    ``evaluate(model) -> {metric: value}`` scores the model (e.g. :func:`augshift.position.segmentation.segmentation_scores`
-    or a location accuracy). ``num_channels`` defaults to the ranking's length.
+    Args:
+        model: the model to attack (ablated with :func:`ablate_channels`, unchanged after).
+        layer: a module name of ``model.named_modules()``, the one ``ranking`` ranks.
+        ranking: a :class:`~augshift.position.channels.ChannelRanking` or channel indices, highest ranked first.
+        evaluate: ``evaluate(model) -> {metric: value}`` scores the model (e.g.
+            :func:`augshift.position.segmentation.segmentation_scores` or a location accuracy); called once for the
+            baseline and once per N and draw.
+        counts: the numbers N of channels to ablate; the largest must not exceed the ranking's length or
+            ``num_channels`` (else :class:`~augshift.errors.UsageError`).
+        num_channels: how many channels ``layer`` has, the pool random channels are drawn from; defaults to the
+            ranking's length.
+        draws: random draws per N.
+        generator: draws the random channels (reproducible).
+        progress: show a tqdm bar.
+
+    Returns:
+        An :class:`AttackCurve`.
+
+    Example:
+        >>> from augshift.position import rank_position_channels
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 1))
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> def zeroed(model):  # how many of the layer's 4 channels are all zeros
+        ...     return {"zeroed": int((model(x) == 0).flatten(2).all(-1).all(0).sum())}
+        >>> ranking = rank_position_channels(model, "0", x)
+        >>> curve = attack_curve(model, "0", ranking, zeroed, counts=[1, 3], draws=2,
+        ...                      generator=torch.Generator().manual_seed(0), progress=False)
+        >>> curve.baseline, curve.top, curve.random
+        ({'zeroed': 0}, {'zeroed': [1, 3]}, {'zeroed': [[1, 1], [3, 3]]})
+        >>> sorted(curve.ranking)
+        ['channels', 'layer', 'num_images', 'region', 'transform']
     """
     from tqdm.auto import tqdm
 

@@ -21,7 +21,25 @@ TASKS = ("location", "class")
 
 
 def tile(tiles: Tensor, grid: int) -> Tensor:
-    """Lay out ``tiles`` (N, grid*grid, C, h, w) row-major on canvases (N, C, grid*h, grid*w)."""
+    """Lay out ``tiles`` (N, grid*grid, C, h, w) row-major on canvases (N, C, grid*h, grid*w).
+
+    Args:
+        tiles: (N, grid*grid, C, h, w) tiles per canvas, tile ``row * grid + col`` at row ``row``, column ``col``.
+        grid: the canvas has ``grid x grid`` cells.
+
+    Returns:
+        (N, C, grid*h, grid*w) canvases.
+
+    Raises:
+        ValueError: when ``tiles`` has not ``grid * grid`` tiles per canvas.
+
+    Example:
+        >>> tile(torch.zeros(2, 9, 3, 4, 4), grid=3).shape
+        torch.Size([2, 3, 12, 12])
+        >>> tile(torch.arange(4.0).view(1, 4, 1, 1, 1), grid=2)[0, 0]
+        tensor([[0., 1.],
+                [2., 3.]])
+    """
     n, cells, c, h, w = tiles.shape
     if cells != grid * grid:
         raise ValueError(f"expected grid*grid = {grid * grid} tiles per canvas, got {cells}")
@@ -29,7 +47,26 @@ def tile(tiles: Tensor, grid: int) -> Tensor:
 
 
 def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
-    """Paste each image (N, C, h, w) into cell ``cells[i]`` (row-major) of a zero canvas (N, C, grid*h, grid*w)."""
+    """Paste each image (N, C, h, w) into cell ``cells[i]`` (row-major) of a zero canvas (N, C, grid*h, grid*w).
+
+    Args:
+        images: (N, C, h, w) images.
+        cells: (N,) cell indices ``row * grid + col`` in [0, grid*grid), one per image (else ValueError).
+        grid: the canvas has ``grid x grid`` cells.
+
+    Returns:
+        (N, C, grid*h, grid*w) canvases, zero outside each image's cell.
+
+    Example:
+        >>> canvases = paste_in_cells(torch.ones(2, 1, 2, 2), torch.tensor([0, 3]), grid=2)
+        >>> canvases.shape
+        torch.Size([2, 1, 4, 4])
+        >>> canvases[1, 0]  # cell 3: bottom right
+        tensor([[0., 0., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 1., 1.],
+                [0., 0., 1., 1.]])
+    """
     check_images(images)
     cells = torch.as_tensor(cells, dtype=torch.long)
     if cells.shape != (len(images),) or cells.min() < 0 or cells.max() >= grid * grid:
@@ -42,9 +79,26 @@ def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
 class LocationCanvas(Dataset):
     """The location task: image ``i`` pasted into cell ``cells[i]`` of a ``grid x grid`` zero canvas.
 
-    ``images`` are float (N, C, h, w) (normalised: the empty cells are zeros), ``labels`` (N,) the
-    classes (kept for the image-classification column). Item ``i`` is ``(canvas (C, grid*h, grid*w),
-    cell, label)``; ``cells`` are drawn from ``generator`` and redrawn by :meth:`resample`.
+    Item ``i`` is ``(canvas (C, grid*h, grid*w), cell, label)``; the ``cells`` (N,) are drawn from ``generator``
+    and redrawn by :meth:`resample`; :meth:`batch` gives many items at once.
+
+    Args:
+        images: float (N, C, h, w) images (normalised: the empty cells are zeros).
+        labels: (N,) the classes (kept for the image-classification column); None: all -1.
+        grid: the canvas has ``grid x grid`` cells (>= 1).
+        generator: draws the cells (reproducible); a CUDA generator draws them on the GPU.
+
+    Example:
+        >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), grid=3,
+        ...                         generator=torch.Generator().manual_seed(0))
+        >>> len(canvas), canvas.num_cells
+        (4, 9)
+        >>> image, cell, label = canvas[1]
+        >>> image.shape, cell == int(canvas.cells[1]), label
+        (torch.Size([3, 24, 24]), True, 1)
+        >>> x, cells, labels = canvas.batch(torch.arange(4), flip=torch.tensor([True, False, False, True]))
+        >>> x.shape, bool(canvas.targets(cells, labels, "location").equal(cells))
+        (torch.Size([4, 3, 24, 24]), True)
     """
 
     def __init__(
@@ -55,18 +109,21 @@ class LocationCanvas(Dataset):
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         self.images, self.grid, self.generator = images, grid, generator
-        self.labels = torch.full((len(images),), -1, dtype=torch.long) if labels is None else torch.as_tensor(labels)
+        self.labels = (torch.full((len(images),), -1, dtype=torch.long) if labels is None
+                       else torch.as_tensor(labels)).to(images.device)
         if self.labels.shape != (len(images),):
             raise ValueError(f"labels must have shape ({len(images)},), got {tuple(self.labels.shape)}")
         self.cells = self.resample()
 
     @property
     def num_cells(self) -> int:
+        """``grid * grid``: the number of cells, and of location classes."""
         return self.grid * self.grid
 
     def resample(self) -> Tensor:
         """Draw a new cell for every image from ``generator`` (e.g. once per epoch); returns the cells."""
-        self.cells = torch.randint(self.num_cells, (len(self.images),), generator=self.generator)
+        device = self.generator.device if self.generator is not None else None  # drawn where the generator lives
+        self.cells = torch.randint(self.num_cells, (len(self.images),), generator=self.generator, device=device)
         return self.cells
 
     def __len__(self) -> int:
@@ -95,7 +152,23 @@ class LocationCanvas(Dataset):
 
 @dataclass
 class LocationReport:
-    """Accuracy of a canvas task overall and per cell; ``correct``/``total`` are (grid*grid,) counts."""
+    """Accuracy of a canvas task overall and per cell; ``correct``/``total`` are (grid*grid,) counts.
+
+    Made by :func:`evaluate_canvas`; :meth:`plot` draws the per-cell accuracy map.
+
+    Args:
+        grid: the canvas has ``grid x grid`` cells.
+        task: the scored task, ``"location"`` or ``"class"``.
+        correct: (grid*grid,) correct predictions per cell (row-major).
+        total: (grid*grid,) predictions per cell.
+
+    Example:
+        >>> report = LocationReport(grid=2, task="location", correct=[1, 2, 0, 3], total=[2, 2, 0, 4])
+        >>> report.accuracy
+        0.75
+        >>> report.per_cell.tolist()  # a cell never scored reads 0
+        [[0.5, 1.0], [0.0, 0.75]]
+    """
 
     grid: int
     task: str
@@ -104,6 +177,7 @@ class LocationReport:
 
     @property
     def accuracy(self) -> float:
+        """The accuracy over all cells, a fraction in [0, 1]."""
         return sum(self.correct) / max(sum(self.total), 1)
 
     @property
@@ -113,6 +187,7 @@ class LocationReport:
         return (correct / total.clamp(min=1)).view(self.grid, self.grid)
 
     def to_dict(self) -> dict:
+        """JSON-ready: the fields plus ``accuracy`` and ``per_cell``."""
         return dict(grid=self.grid, task=self.task, accuracy=self.accuracy, per_cell=self.per_cell.tolist(),
                     correct=self.correct, total=self.total)
 
@@ -138,7 +213,29 @@ def evaluate_canvas(
     device: Union[str, torch.device] = "cpu", progress: bool = False,
 ) -> LocationReport:
     """Score ``model`` with every image of ``canvas`` in ``passes`` random cells (default grid*grid passes),
-    or in every cell once (``exhaustive``); per-cell counts give the location or class accuracy map."""
+    or in every cell once (``exhaustive``); per-cell counts give the location or class accuracy map.
+
+    Args:
+        model: a classifier of canvases (N, C, H, W) -> logits (N, K) (GAPNet / PermuteNet); run in eval mode.
+        canvas: the :class:`LocationCanvas` of test images (its own ``cells`` are not used).
+        task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
+        exhaustive: put every image in every cell once (``grid * grid`` passes); overrides ``passes``.
+        passes: how many passes, each with every image in a random cell; default ``grid * grid``.
+        batch_size: canvases per forward.
+        generator: draws the random cells (reproducible).
+        device: where the model runs (it is moved there).
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`LocationReport` with the per-cell counts.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4))
+        >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=2)
+        >>> report = evaluate_canvas(model, canvas, exhaustive=True, batch_size=2)
+        >>> report.total, 0.0 <= report.accuracy <= 1.0
+        ([4, 4, 4, 4], True)
+    """
     from tqdm.auto import tqdm
 
     g2 = canvas.num_cells

@@ -4,14 +4,14 @@ region-specific ranking (channels that fire for content on the left, right, top 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
-from ..models.segmentation import feature_layer
+from ..models.adapter import feature_map
 from ..reporting.plots import pyplot, save_figure
 from ..shift import check_images, shift
 
@@ -20,59 +20,57 @@ REGIONS = {"left": ("x", -1), "right": ("x", 1), "top": ("y", -1), "bottom": ("y
 
 
 def get_module(model: nn.Module, layer: str) -> nn.Module:
-    """The module called ``layer`` in ``model.named_modules()`` (clear error listing candidates otherwise)."""
+    """The module called ``layer`` in ``model.named_modules()`` (clear error listing candidates otherwise).
+
+    Args:
+        model: the model to look in.
+        layer: a dotted module name (``layer4``, ``backbone.layer4``, ``0``); the empty name (the model itself) is
+            refused.
+
+    Returns:
+        The module.
+
+    Raises:
+        UsageError: when ``model`` has no such module; the message lists names it has.
+
+    Example:
+        >>> model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), nn.Flatten())
+        >>> get_module(model, "0.0")
+        Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1))
+        >>> get_module(model, "layer4")
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: Sequential has no module 'layer4'; module names look like: 0, 0.0, 0.1, 1
+    """
     modules = dict(model.named_modules())
     if layer not in modules or layer == "":
-        convs = [name for name, m in modules.items() if name and len(list(m.children())) > 0][:12]
-        raise UsageError(f"{type(model).__name__} has no module {layer!r}; module names look like: {', '.join(convs)}")
+        # the modules with children first (stages), then the leaves: a model of leaves only still gets its names
+        names = sorted((name for name in modules if name), key=lambda name: not any(modules[name].children()))[:12]
+        raise UsageError(f"{type(model).__name__} has no module {layer!r}; module names look like: {', '.join(names)}")
     return modules[layer]
-
-
-def feature_key(output: Mapping[str, Tensor]) -> str:
-    """The entry of a dict output holding the deepest features: ``"out"`` (torchvision's DeepLabv3 / FCN backbones),
-    else the last one (LRASPP's backbone returns ``{"low": ..., "high": ...}``)."""
-    return "out" if "out" in output else list(output)[-1]
-
-
-def feature_map(output: Union[Tensor, Mapping[str, Tensor]], layer: str) -> Tensor:
-    """The (N, C, ...) feature tensor of module ``layer``'s output: the tensor itself, or for a module returning a
-    dict (torchvision segmentation backbones) its :func:`feature_key` entry."""
-    if isinstance(output, Mapping) and output:
-        output = output[feature_key(output)]
-    if not isinstance(output, Tensor) or output.dim() < 2:
-        raise UsageError(f"module {layer!r} outputs {type(output).__name__}, not a (N, C, ...) tensor; pick a layer "
-                         "whose output is a feature map, e.g. 'layer4' or 'backbone'")
-    return output
-
-
-def default_layer(model: nn.Module, images: Tensor) -> str:
-    """The last stage of ``model``: a segmenter's :func:`~augshift.models.segmentation.feature_layer`, timm's last
-    ``feature_info`` module, else the last module to finish whose output is a (N, C, h, w) map with h * w > 1
-    (found by running ``images[:1]`` (1, C_in, H, W) through ``model``)."""
-    named = feature_layer(model)
-    if named is None and isinstance(getattr(model, "feature_info", None), list) and model.feature_info:
-        named = model.feature_info[-1].get("module")
-    if named:
-        return named
-    finished: list[str] = []
-    hooks = [module.register_forward_hook(
-        lambda m, a, out, name=name: finished.append(name) if isinstance(out, Tensor) and out.dim() == 4
-        and out.shape[-1] * out.shape[-2] > 1 else None) for name, module in model.named_modules() if name]
-    try:
-        with evaluating(model):
-            model(images[:1].to(next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if not finished:
-        raise UsageError(f"{type(model).__name__} has no module with a (N, C, h, w) output: name one with --layer")
-    return finished[-1]
 
 
 def pooled_activations(
     model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
 ) -> Tensor:
-    """Spatially averaged output (N, C) of module ``layer`` for ``images`` (N, C_in, H, W), in eval mode."""
+    """Spatially averaged output (N, C) of module ``layer`` for ``images`` (N, C_in, H, W), in eval mode.
+
+    Args:
+        model: the model to run (moved to ``device``; its train / eval mode is restored after).
+        layer: a module name of ``model.named_modules()``; its output is read channel-first
+            (:func:`~augshift.models.adapter.feature_map`: a map (N, C, h, w), a token sequence, ...).
+        images: (N, C_in, H, W) model inputs.
+        batch_size: images per forward.
+        device: where the model runs.
+
+    Returns:
+        (N, C) float32 activations on the CPU (a (N, C) output is returned as is).
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        >>> pooled_activations(model, "1", torch.randn(5, 3, 8, 8), batch_size=2).shape
+        torch.Size([5, 4])
+    """
     return torch.cat([(maps.flatten(2).mean(-1) if maps.dim() > 2 else maps).float().cpu()
                       for maps in layer_outputs(model, layer, images, batch_size=batch_size, device=device)])
 
@@ -124,6 +122,28 @@ def position_pairs(
     ``amount`` of the width (zero fill). With ``region`` (left/right/top/bottom), A has the content in that
     region and B the same content in the opposite one: ``shift`` moves x towards / away from it; a flip
     keeps only the region's half of x in A and mirrors A for B.
+
+    Args:
+        images: float (N, C, H, W) images x.
+        transform: one of :data:`TRANSFORMS`: ``hflip``, ``vflip`` or ``shift``.
+        region: None, or one of :data:`REGIONS` (``left``, ``right``, ``top``, ``bottom``); ``left`` / ``right``
+            need ``hflip`` or ``shift``, ``top`` / ``bottom`` ``vflip`` or ``shift``.
+        amount: the shift, as a fraction of the width (height for ``top`` / ``bottom``), at least one pixel.
+
+    Returns:
+        ``(A, B)``, both (N, C, H, W).
+
+    Example:
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> a, b = position_pairs(x, "hflip")
+        >>> torch.equal(a, x), torch.equal(b, x.flip(-1))
+        (True, True)
+        >>> a, b = position_pairs(x, "hflip", "left")  # A: the left half only, B: A mirrored
+        >>> bool((a[..., 4:] == 0).all()), torch.equal(b, a.flip(-1))
+        (True, True)
+        >>> a, b = position_pairs(x, "shift", amount=0.25)  # shifted 2 px left and 2 px right
+        >>> torch.equal(a[..., :6], x[..., 2:]), torch.equal(b[..., 2:], x[..., :6])
+        (True, True)
     """
     check_images(images, "images", floating=True)
     if transform not in TRANSFORMS:
@@ -155,7 +175,24 @@ class ChannelRanking:
     """Channels of ``layer`` ranked by position score: ``channels`` (C,) highest first, ``scores`` (C,) per channel.
 
     Unsigned (``region=None``): mean |pooled(A) - pooled(B)|. Signed (region given): mean pooled(A) - pooled(B),
-    i.e. positive for channels that fire more when the content is in ``region``.
+    i.e. positive for channels that fire more when the content is in ``region``. Made by
+    :func:`rank_position_channels`; :meth:`plot` draws the scores.
+
+    Args:
+        layer: the ranked module's name.
+        transform: how the pairs (A, B) were made (see :func:`position_pairs`).
+        region: the region of a signed ranking, or None.
+        scores: (C,) the position score of each channel, indexed by channel.
+        channels: (C,) channel indices by decreasing score.
+        num_images: how many images the scores average over.
+
+    Example:
+        >>> scores = torch.tensor([0.1, 0.5, 0.3])
+        >>> ranking = ChannelRanking("layer4", "hflip", None, scores, torch.argsort(scores, descending=True))
+        >>> ranking.top(2)
+        [1, 2]
+        >>> ranking.to_dict()["channels"]
+        [1, 2, 0]
     """
 
     layer: str
@@ -170,6 +207,7 @@ class ChannelRanking:
         return self.channels[:n].tolist()
 
     def to_dict(self) -> dict:
+        """JSON-ready: the fields, with ``channels`` and ``scores`` as lists."""
         return dict(layer=self.layer, transform=self.transform, region=self.region, num_images=self.num_images,
                     channels=self.channels.tolist(), scores=self.scores.tolist())
 
@@ -195,7 +233,31 @@ def rank_position_channels(
 ) -> ChannelRanking:
     """Rank the channels of module ``layer`` of ``model`` by how much position moves their pooled activation.
 
-    ``images`` (N, C, H, W), normalised floats. See :func:`position_pairs` for ``transform``/``region``.
+    Each image gives a pair (A, B) with the same content at two positions (:func:`position_pairs`); a channel's
+    score is the mean over the images of |pooled(A) - pooled(B)| (:func:`pooled_activations`), or, with
+    ``region``, the signed mean of pooled(A) - pooled(B).
+
+    Args:
+        model: the model (run in eval mode, on ``device``).
+        layer: a module name of ``model.named_modules()``.
+        images: (N, C, H, W), normalised floats.
+        transform: ``hflip``, ``vflip`` or ``shift`` (see :func:`position_pairs`).
+        region: None (unsigned ranking), or ``left`` / ``right`` / ``top`` / ``bottom`` (signed, see
+            :func:`position_pairs`).
+        amount: the shift of ``transform="shift"``, a fraction of the image side.
+        batch_size: images per forward.
+        device: where the model runs.
+
+    Returns:
+        A :class:`ChannelRanking` of the C channels of ``layer``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        >>> ranking = rank_position_channels(model, "1", torch.randn(6, 3, 8, 8), transform="shift", region="left")
+        >>> sorted(ranking.channels.tolist()), ranking.scores.shape, ranking.num_images
+        ([0, 1, 2, 3], torch.Size([4]), 6)
+        >>> bool((ranking.scores[ranking.channels].diff() <= 0).all())  # highest score first
+        True
     """
     a, b = position_pairs(images, transform, region, amount=amount)
     diff = pooled_activations(model, layer, a, batch_size=batch_size, device=device) - pooled_activations(

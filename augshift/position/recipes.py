@@ -18,13 +18,37 @@ from .segmentation import MosaicSegmentation
 class PositionConfig:
     """Adam recipe of the paper's location experiments; ``train_limit``/``test_limit`` subsample the data.
 
-    ``exhaustive`` evaluates every test image in every cell; otherwise ``passes`` (default grid*grid)
-    passes each put every test image in a random cell. ``bn_batches``: training batches over which the
-    BatchNorm statistics are re-estimated with the final weights (0: keep the running averages). ``trunk``: the
-    timm trunk of GAPNet / PermuteNet (``resnet18_stride16``: the official code's ResNet-18, no max-pool).
+    :data:`PRESETS` and :data:`SEGMENTATION_PRESETS` hold the paper's recipe and a quick CPU one;
+    :meth:`train_config` turns it into the engine's :class:`~augshift.engine.TrainConfig`.
+
+    Args:
+        trunk: the timm trunk of GAPNet / PermuteNet (``resnet18_stride16``: the official code's ResNet-18, no
+            max-pool).
+        fast_path: on CUDA, bf16 autocast, channels-last and the captured step (the engine's ``compile``).
+        epochs: training epochs.
+        batch_size: images (canvases or mosaics) per step.
+        lr: Adam's learning rate, constant.
+        betas: Adam's betas.
+        hflip: mirror a random half of each batch's images (canvases: the image inside its cell; mosaics: the
+            whole mosaic and its mask).
+        train_limit: use only this many training images (None: all).
+        test_limit: use only this many test images (None: all).
+        exhaustive: evaluate every test image in every cell.
+        passes: otherwise, ``passes`` (default grid*grid) passes each put every test image in a random cell.
+        bn_batches: training batches over which the BatchNorm statistics are re-estimated with the final weights
+            (0: keep the running averages).
+
+    Example:
+        >>> config = PositionConfig(epochs=1, batch_size=2, bn_batches=0)
+        >>> train = config.train_config()
+        >>> train.optimizer, train.lr, train.betas, train.schedule, train.precision
+        ('adam', 0.001, (0.5, 0.999), 'constant', 'fp32')
+        >>> PRESETS["paper"].trunk, PRESETS["quick"].epochs
+        ('resnet18_stride16', 1)
     """
 
     trunk: str = "resnet18"
+    fast_path: bool = False
     epochs: int = 20
     batch_size: int = 48
     lr: float = 1e-3
@@ -37,19 +61,23 @@ class PositionConfig:
     bn_batches: int = 50
 
     def to_dict(self) -> dict:
+        """The fields, JSON-ready."""
         return asdict(self)
 
-    def train_config(self) -> TrainConfig:
-        """The engine's recipe: Adam at a constant ``lr``, no shift augmentation (flips happen in the batches)."""
+    def train_config(self, device: Union[str, torch.device] = "cpu") -> TrainConfig:
+        """The engine's recipe on ``device``: Adam at a constant ``lr``, no shift augmentation (flips happen in the
+        batches), the fast path where asked and on CUDA."""
+        fast = self.fast_path and torch.device(device).type == "cuda"
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="adam", lr=self.lr,
-                           betas=self.betas, weight_decay=0.0, schedule="constant", max_shift=0,
-                           bn_batches=self.bn_batches)
+                           betas=self.betas, weight_decay=0.0, schedule="constant", shift=None,
+                           bn_batches=self.bn_batches, precision="bf16" if fast else "fp32", channels_last=fast,
+                           compile=fast)
 
 
 PRESETS = {
     # Islam et al., official code: ResNet-18 without max-pool (stride 16), from scratch, Adam lr 1e-3 betas (0.5, 0.999),
     # batch 48, 20 epochs, horizontal flips, the full 50k / 10k split (GPU)
-    "paper": PositionConfig(trunk="resnet18_stride16"),
+    "paper": PositionConfig(trunk="resnet18_stride16", fast_path=True),
     # 2 CPU cores, a few minutes: timm's resnet18 (stride 32, 4x cheaper), one pass over 9600 training images
     # (200 steps), every cell of 1000 test images
     "quick": PositionConfig(epochs=1, train_limit=9600, test_limit=1000, exhaustive=True),
@@ -58,7 +86,7 @@ PRESETS = {
 
 SEGMENTATION_PRESETS = {
     # the location recipe (Adam lr 1e-3 betas (0.5, 0.999), flips), 20 epochs of mosaics of the full train set
-    "paper": PositionConfig(epochs=20, test_limit=None),
+    "paper": PositionConfig(epochs=20, test_limit=None, fast_path=True),
     # 2 CPU cores, a few minutes: 3 epochs of 2700 mosaics (24300 images), 400 test mosaics
     "quick": PositionConfig(epochs=3, batch_size=32, train_limit=24300, test_limit=3600),
 }
@@ -68,18 +96,56 @@ def epoch_batches(
     data, *, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
     """``(indices, flip)`` per batch of one epoch: ``data.resample()``, a new order and (if ``config.hflip``)
-    random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set)."""
+    random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set).
+
+    Args:
+        data: a :class:`~augshift.position.canvas.LocationCanvas` or
+            :class:`~augshift.position.segmentation.MosaicSegmentation` (anything with ``resample()`` and ``len()``);
+            resampled once, when the iteration starts.
+        config: its ``batch_size`` and ``hflip`` are used.
+        generator: draws the order and the flips (reproducible); a CUDA generator draws them on the GPU.
+
+    Yields:
+        ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller.
+
+    Example:
+        >>> canvas = LocationCanvas(torch.randn(5, 3, 8, 8), grid=2)
+        >>> batches = list(epoch_batches(canvas, config=PositionConfig(batch_size=2)))
+        >>> [len(indices) for indices, flip in batches], batches[0][1].dtype
+        ([2, 2, 1], torch.bool)
+        >>> sorted(torch.cat([indices for indices, flip in batches]).tolist())
+        [0, 1, 2, 3, 4]
+    """
     data.resample()
-    order = torch.randperm(len(data), generator=generator)
+    device = generator.device if generator is not None else None  # a CUDA generator keeps it all on the GPU
+    order = torch.randperm(len(data), generator=generator, device=device)
     for start in range(0, len(order), config.batch_size):
         indices = order[start:start + config.batch_size]
-        yield indices, torch.rand(len(indices), generator=generator) < 0.5 if config.hflip else None
+        yield indices, torch.rand(len(indices), generator=generator, device=device) < 0.5 if config.hflip else None
 
 
 def canvas_source(
     canvas: LocationCanvas, *, task: str, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> BatchSource:
-    """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips."""
+    """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips.
+
+    Args:
+        canvas: the :class:`~augshift.position.canvas.LocationCanvas` of training images.
+        task: ``"location"`` (targets: the cells) or ``"class"`` (targets: the labels).
+        config: its ``batch_size`` and ``hflip`` are used.
+        generator: draws the cells, the order and the flips (reproducible).
+
+    Returns:
+        A :class:`~augshift.engine.BatchSource` of ``ceil(N / batch_size)`` steps per epoch, each a pair
+        (canvases (B, C, grid*h, grid*w), targets (B,)).
+
+    Example:
+        >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
+        >>> source = canvas_source(canvas, task="location", config=PositionConfig(batch_size=2))
+        >>> x, y = next(iter(source.batches(0)))
+        >>> source.steps, x.shape, y.shape
+        (2, torch.Size([2, 3, 24, 24]), torch.Size([2]))
+    """
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         for indices, flip in epoch_batches(canvas, config=config, generator=generator):
             x, cells, labels = canvas.batch(indices, flip=flip)
@@ -90,7 +156,25 @@ def canvas_source(
 def mosaic_source(
     mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None
 ) -> BatchSource:
-    """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``."""
+    """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``.
+
+    Args:
+        mosaics: the :class:`~augshift.position.segmentation.MosaicSegmentation` of training images.
+        config: its ``batch_size`` and ``hflip`` are used.
+        generator: draws the order and the flips (reproducible); the mosaics come from ``mosaics``' own
+            generator.
+
+    Returns:
+        A :class:`~augshift.engine.BatchSource` of ``ceil(count / batch_size)`` steps per epoch, each a pair
+        (mosaics (B, C, H, W), masks (B, H, W)).
+
+    Example:
+        >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
+        >>> source = mosaic_source(mosaics, config=PositionConfig(batch_size=1))
+        >>> x, y = next(iter(source.batches(0)))
+        >>> source.steps, x.shape, y.shape
+        (2, torch.Size([1, 3, 12, 12]), torch.Size([1, 12, 12]))
+    """
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         for indices, flip in epoch_batches(mosaics, config=config, generator=generator):
             yield mosaics.batch(indices, flip=flip)
@@ -105,9 +189,33 @@ def train_position_model(
     progress: bool = True, desc: str = "train", after_epoch: Optional[AfterEpoch] = None,
 ) -> list[dict]:
     """Train ``model`` on ``source`` with the Adam recipe of ``config`` (the engine's :func:`~augshift.engine.fit`,
-    BatchNorm statistics re-estimated after); returns the per-epoch rows (``after_epoch``: as in ``fit``)."""
+    BatchNorm statistics re-estimated after); returns the per-epoch rows (``after_epoch``: as in ``fit``).
+
+    Args:
+        model: the model (moved to ``device``, trained in place).
+        source: the training batches, e.g. :func:`canvas_source` or :func:`mosaic_source`.
+        config: the recipe (:meth:`PositionConfig.train_config`).
+        device: where the model trains.
+        progress: show a tqdm bar.
+        desc: the bar's label.
+        after_epoch: ``after_epoch(epoch, history) -> dict``, called after each epoch (epochs from 1); its dict
+            joins the epoch's row (e.g. a test accuracy).
+
+    Returns:
+        One row per epoch: ``epoch``, the mean ``loss``, ``steps``, ``seconds``, and ``after_epoch``'s entries.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+        >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
+        >>> config = PositionConfig(epochs=1, batch_size=2, bn_batches=0)
+        >>> source = canvas_source(canvas, task="location", config=config)
+        >>> rows = train_position_model(model, source, config=config, progress=False,
+        ...                             after_epoch=lambda epoch, history: {"seen": epoch})
+        >>> [(row["epoch"], row["steps"], row["seen"]) for row in rows], sorted(rows[0])
+        ([(1, 2, 1)], ['epoch', 'loss', 'seconds', 'seen', 'steps'])
+    """
     model.to(device)
-    trainer = Trainer(model, config.train_config(), steps_per_epoch=source.steps)
+    trainer = Trainer(model, config.train_config(device), steps_per_epoch=source.steps)
     return fit(trainer, source, place=Dist(device=str(torch.device(device))), progress=progress, desc=desc,
                after_epoch=after_epoch)
 
@@ -117,7 +225,30 @@ def train_on_canvas(
     generator: Optional[torch.Generator] = None, device: Union[str, torch.device] = "cpu", progress: bool = True,
     after_epoch: Optional[AfterEpoch] = None,
 ) -> list[dict]:
-    """Train ``model`` on the location (``task="location"``) or canvas classification task."""
+    """Train ``model`` on the location (``task="location"``) or canvas classification task.
+
+    Args:
+        model: a classifier of canvases with ``grid * grid`` outputs for the location task (GAPNet / PermuteNet)
+            or one per class for ``task="class"``; moved to ``device`` and trained in place.
+        canvas: the :class:`~augshift.position.canvas.LocationCanvas` of training images.
+        task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
+        config: the recipe (default: the paper's, :data:`PRESETS` ``["paper"]``).
+        generator: draws the cells, the order and the flips (reproducible).
+        device: where the model trains.
+        progress: show a tqdm bar.
+        after_epoch: ``after_epoch(epoch, history) -> dict``, as in :func:`train_position_model`.
+
+    Returns:
+        One row per epoch (see :func:`train_position_model`).
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+        >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
+        >>> rows = train_on_canvas(model, canvas, config=PositionConfig(epochs=1, batch_size=2, bn_batches=0),
+        ...                        generator=torch.Generator().manual_seed(0), progress=False)
+        >>> len(rows), rows[0]["steps"]
+        (1, 2)
+    """
     source = canvas_source(canvas, task=task, config=config, generator=generator)
     return train_position_model(model, source, config=config, device=device, progress=progress,
                                 desc=f"train {task} {canvas.grid}x{canvas.grid}", after_epoch=after_epoch)
@@ -132,7 +263,28 @@ def canvas_scorer(
     random pass over ``test``. Its canvases and cells come from generators of its own (seeded by ``seed`` and
     the call), and a PermuteNet's permutation stream is put back after it, so scoring leaves the training's random
     streams as they were; training in train mode uses batch statistics, so re-estimating the running ones does
-    not change it."""
+    not change it.
+
+    Args:
+        train_images: float (N, C, h, w) training images, put on canvases to re-estimate the BatchNorm statistics.
+        test: the :class:`~augshift.position.canvas.LocationCanvas` scored.
+        task: ``"location"`` or ``"class"``: what is scored on ``test``.
+        config: its ``bn_batches``, ``batch_size`` and ``hflip`` are used.
+        seed: seeds the scorer's generators (with the number of the call).
+        device: where the model runs.
+
+    Returns:
+        ``score(model) -> float``: the accuracy in % (0 to 100).
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
+        ...                       nn.Flatten(), nn.Linear(4, 4))
+        >>> test = LocationCanvas(torch.randn(4, 3, 8, 8), grid=2)
+        >>> score = canvas_scorer(torch.randn(4, 3, 8, 8), test, task="location",
+        ...                       config=PositionConfig(batch_size=2, bn_batches=1), seed=0)
+        >>> 0.0 <= score(model) <= 100.0
+        True
+    """
     calls = iter(range(1 << 30))
 
     def score(model: nn.Module) -> float:
@@ -154,7 +306,26 @@ def train_segmentation(
     model: nn.Module, mosaics: MosaicSegmentation, *, config: PositionConfig = SEGMENTATION_PRESETS["paper"],
     generator: Optional[torch.Generator] = None, device: Union[str, torch.device] = "cpu", progress: bool = True,
 ) -> list[dict]:
-    """Train a segmenter on ``mosaics`` with per-pixel cross-entropy."""
+    """Train a segmenter on ``mosaics`` with per-pixel cross-entropy.
+
+    Args:
+        model: a segmenter (N, C, H, W) -> logits (N, K, H, W); moved to ``device`` and trained in place.
+        mosaics: the :class:`~augshift.position.segmentation.MosaicSegmentation` of training images.
+        config: the recipe (default: :data:`SEGMENTATION_PRESETS` ``["paper"]``).
+        generator: draws the order and the flips (reproducible).
+        device: where the model trains.
+        progress: show a tqdm bar.
+
+    Returns:
+        One row per epoch (see :func:`train_position_model`).
+
+    Example:
+        >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
+        >>> rows = train_segmentation(nn.Conv2d(3, 9, 1), mosaics, config=PositionConfig(epochs=1, batch_size=1),
+        ...                           progress=False)
+        >>> [(row["epoch"], row["steps"]) for row in rows]
+        [(1, 2)]
+    """
     source = mosaic_source(mosaics, config=config, generator=generator)
     return train_position_model(model, source, config=config, device=device, progress=progress,
                                 desc="train segmentation")

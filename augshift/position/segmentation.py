@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..engine.evaluation import evaluating
-from ..engine.trainer import logits_of
 from ..errors import UsageError
+from ..models.adapter import logits_of
 from ..shift import check_images
 from .canvas import tile
 
@@ -34,6 +34,28 @@ class MosaicSegmentation(Dataset):
     ``layout_prior=p`` gives scenes with a layout, like street scenes (sky on top, road below): with
     probability ``p`` a tile's image is drawn from the classes of its column (``class % grid == column``),
     otherwise from all images (with replacement).
+
+    Args:
+        images: float (N, C, h, w) tile images (normalised).
+        labels: (N,) the images' classes, the mask values.
+        grid: each mosaic has ``grid x grid`` tiles.
+        count: how many mosaics; default (and at most) ``N // (grid * grid)``, so that no image is used twice.
+        layout_prior: the probability p in [0, 1] that a tile's image comes from its column's classes (above).
+        generator: draws the tiles (reproducible).
+
+    Example:
+        >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3,
+        ...                              generator=torch.Generator().manual_seed(0))
+        >>> len(mosaics), mosaics.tiles.shape
+        (2, torch.Size([2, 9]))
+        >>> image, mask = mosaics[0]
+        >>> image.shape, mask.shape
+        (torch.Size([3, 12, 12]), torch.Size([12, 12]))
+        >>> torch.equal(mask[::4, ::4].flatten(), mosaics.labels[mosaics.tiles[0]])  # each tile's class
+        True
+        >>> scenes = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3, layout_prior=1.0)
+        >>> bool((scenes.labels[scenes.tiles] % 3 == torch.arange(9) % 3).all())  # class % grid == column
+        True
     """
 
     def __init__(
@@ -102,7 +124,25 @@ REGION_SETS = ("paper", "thirds", "halves")
 def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tensor]] = "thirds") -> dict[str, Tensor]:
     """Boolean (H, W) masks: ``"paper"`` (Islam et al.'s attack: left half, right half, and the centre = the
     middle half of the columns), ``"thirds"`` (left/center/right columns), ``"halves"`` (left/right), or given
-    masks. Scoring only a region's pixels is the official "rest set to the ignore index"."""
+    masks. Scoring only a region's pixels is the official "rest set to the ignore index".
+
+    Args:
+        height: H, the masks' height.
+        width: W, the masks' width.
+        regions: ``"paper"``, ``"thirds"``, ``"halves"``, or ``{name: (H, W) mask}`` (checked and made boolean).
+
+    Returns:
+        ``{region name: (H, W) bool mask}``.
+
+    Example:
+        >>> masks = region_masks(2, 8, "paper")
+        >>> list(masks)
+        ['left', 'right', 'center']
+        >>> masks["center"][0].int()
+        tensor([0, 0, 1, 1, 1, 1, 0, 0], dtype=torch.int32)
+        >>> [int(mask[0].sum()) for mask in region_masks(2, 6).values()]  # thirds
+        [2, 2, 2]
+    """
     if isinstance(regions, Mapping):
         out = {name: torch.as_tensor(mask, dtype=torch.bool) for name, mask in regions.items()}
         bad = {name: tuple(m.shape) for name, m in out.items() if m.shape != (height, width)}
@@ -123,7 +163,18 @@ def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tenso
 
 
 def mean_iou(confusion: Tensor) -> float:
-    """Mean IoU over the classes present (prediction or target) in a (K, K) confusion matrix (rows: target)."""
+    """Mean IoU over the classes present (prediction or target) in a (K, K) confusion matrix (rows: target).
+
+    Args:
+        confusion: (K, K) pixel counts, ``confusion[target, prediction]``.
+
+    Returns:
+        The mean over the present classes of intersection / union; NaN when the matrix is all zeros.
+
+    Example:
+        >>> mean_iou(torch.tensor([[3, 1, 0], [1, 3, 0], [0, 0, 0]]))  # class 2 absent: (3/5 + 3/5) / 2
+        0.6
+    """
     inter = confusion.diag().double()
     union = confusion.sum(0).double() + confusion.sum(1).double() - inter
     present = union > 0
@@ -137,8 +188,29 @@ def segmentation_scores(
 ) -> dict[str, float]:
     """``miou``, ``pixel_accuracy`` and ``miou_<region>`` of ``model`` on ``images`` (N, C, H, W) / ``masks`` (N, H, W).
 
-    The model returns logits (N, K, h, w) or ``{"out": logits}``; they are resized to (H, W) if needed.
+    The model's logits (N, K, h, w) (:func:`~augshift.models.adapter.logits_of`: a tensor, torchvision's ``{"out":
+    ...}``, a ``transformers`` output) are resized to (H, W) if needed.
     Pixels labelled ``ignore_index`` are left out.
+
+    Args:
+        model: the segmenter (run in eval mode, on ``device``).
+        images: float (N, C, H, W) images.
+        masks: (N, H, W) per-pixel classes in [0, K), or ``ignore_index``.
+        num_classes: K, the number of classes.
+        regions: the regions of the ``miou_<region>`` scores (see :func:`region_masks`).
+        batch_size: images per forward.
+        device: where the model runs.
+        ignore_index: the mask value of pixels left out (:data:`IGNORE_INDEX`, 255).
+
+    Returns:
+        ``{"miou": ..., "pixel_accuracy": ..., "miou_<region>": ...}``, fractions in [0, 1] (NaN with no pixels).
+
+    Example:
+        >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
+        >>> images, masks = mosaics.tensors()
+        >>> scores = segmentation_scores(nn.Conv2d(3, 9, 1), images, masks, num_classes=9, regions="halves")
+        >>> sorted(scores), 0.0 <= scores["pixel_accuracy"] <= 1.0
+        (['miou', 'miou_left', 'miou_right', 'pixel_accuracy'], True)
     """
     check_images(images, "images", floating=True)
     h, w = masks.shape[-2:]

@@ -32,7 +32,25 @@ def _temporary_name(path: Path) -> Path:
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+
+    The bytes go to a temporary file beside ``path`` (flushed to disk), which is then renamed over it; missing
+    parent folders are created.
+
+    Args:
+        path: the file to write (replaced when it exists).
+        data: its new content.
+
+    Returns:
+        ``path``, as a ``Path``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_bytes_atomic(Path(tmp.name) / "out" / "data.bin", b"result").read_bytes()  # out/ is created
+        b'result'
+        >>> tmp.cleanup()
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_name(path)
@@ -50,10 +68,44 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_bytes_atomic`).
+
+    Args:
+        path: the file to write (replaced when it exists; missing parent folders are created).
+        text: its new content.
+
+    Returns:
+        ``path``, as a ``Path``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_text_atomic(Path(tmp.name) / "table.md", "| model |").read_text()
+        '| model |'
+        >>> tmp.cleanup()
+    """
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (keys in their order, a final newline) to ``path`` atomically (see
+    :func:`write_bytes_atomic`).
+
+    Args:
+        path: the file to write (replaced when it exists; missing parent folders are created).
+        obj: a JSON-able object (dicts, lists, str, numbers, bools, None).
+
+    Returns:
+        ``path``, as a ``Path``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = write_json_atomic(Path(tmp.name) / "metrics.json", {"accuracy": 91.5, "epochs": [1, 2]})
+        >>> json.loads(path.read_text())
+        {'accuracy': 91.5, 'epochs': [1, 2]}
+        >>> tmp.cleanup()
+    """
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 

@@ -39,7 +39,25 @@ def curve_by_distance(grid: Sequence[Sequence[float]], offsets: Sequence[int] | 
 
 
 def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
-    """PNG: consistency with the unshifted prediction and accuracy vs shift distance, plus per-shift heatmaps."""
+    """PNG: consistency with the unshifted prediction and accuracy vs shift distance, plus per-shift heatmaps.
+
+    Args:
+        results: ``{name: ConsistencyReport.to_dict()}``-like dicts; those with a curve (``curve_consistency`` and
+            ``curve_accuracy``, (S, S) grids in %, and ``curve_offsets``, the S shifts per axis) are plotted.
+        path: the PNG file (written atomically).
+        title: the figure's title.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> grid = [[90.0, 95.0, 90.0], [95.0, 100.0, 95.0], [90.0, 95.0, 90.0]]
+        >>> results = {"resnet18": {"curve_offsets": [-1, 0, 1], "curve_consistency": grid, "curve_accuracy": grid}}
+        >>> plot_consistency_curves(results, Path(tmp.name) / "curves.png", title="shift consistency")
+        >>> (Path(tmp.name) / "curves.png").is_file()
+        True
+        >>> tmp.cleanup()
+    """
     plt = pyplot()
     names = [n for n, r in results.items() if "curve_consistency" in r]
     fig, axes = plt.subplots(1, 2 + len(names), figsize=(4.2 * (2 + len(names)), 3.8))
@@ -72,8 +90,23 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
 def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "") -> None:
     """PNG: consistency under each protocol against top-1 accuracy, one point per row with its 95% intervals.
 
-    ``rows``: ``{name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi)}}``
-    (``ConsistencyReport.to_dict()`` or a benchmark summary); one panel per protocol some row has.
+    Args:
+        rows: ``{name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi)}}``
+            (``ConsistencyReport.to_dict()`` or a benchmark summary); one panel per protocol some row has (none is
+            a ``ValueError``).
+        path: the PNG file (written atomically).
+        title: the figure's title.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = {"baseline": {"accuracy": 90.0, "consistency_random": 85.0, "consistency_random_ci95": (83.0, 87.0)},
+        ...         "augshift": {"accuracy": 89.5, "consistency_random": 95.0}}
+        >>> plot_tradeoff(rows, Path(tmp.name) / "tradeoff.png")
+        >>> (Path(tmp.name) / "tradeoff.png").is_file()
+        True
+        >>> tmp.cleanup()
     """
     plt = pyplot()
     protocols = list(dict.fromkeys(  # every protocol some row has, in the rows' order

@@ -4,10 +4,10 @@ from .options import add_common_args, load_data, overrides, recipe, run_or_colle
 from .runs import (
     EVAL, RunData, RunSpec, collect, evaluate_model, parse_model, parse_shard, read_result, run_one, run_sweep, shard_of,
 )
-from .summary import METRICS, comparison_table, summarize, summary_table
+from .summary import METRICS, comparison_table, reported_metrics, summarize, summary_table
 
 __all__ = [
     "EVAL", "METRICS", "RunData", "RunSpec", "add_common_args", "collect", "comparison_table", "evaluate_model",
-    "load_data", "overrides", "parse_model", "parse_shard", "read_result", "recipe", "run_or_collect", "run_one", "run_sweep", "shard_of",
+    "load_data", "overrides", "parse_model", "parse_shard", "read_result", "recipe", "reported_metrics", "run_or_collect", "run_one", "run_sweep", "shard_of",
     "summarize", "summary_table",
 ]

@@ -7,14 +7,31 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..config import AugShiftConfig
-from ..data import EMBEDDED, load_split, num_classes, open_split
+from ..data import EMBEDDED, Normalization, load_split, num_classes, open_split
 from ..engine import PRECISIONS, Dist, TrainConfig
 from ..models import STEMS
+from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
 from .runs import RunData, RunSpec, collect, parse_shard, run_sweep, shard_of
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the training benchmarks (``--workdir``, ``--out``, devices, preset overrides)."""
+    """Options shared by the training benchmarks (``--workdir``, ``--out``, devices, preset overrides).
+
+    Adds ``--workdir``, ``--out``, ``--devices``, ``--device``, ``--threads``, the preset overrides
+    (``--train-size``, ``--test-size``, ``--epochs``, ``--batch-size``, ``--lr``, ``--seeds``, ``--stem``,
+    ``--curve-size``, ``--precision``, ``--channels-last``, ``--compile``; ``None`` when not given, see
+    :func:`overrides`), ``--shard I/N``, ``--collect`` and ``--protocols`` (default: the protocol family).
+
+    Args:
+        parser: the benchmark script's parser, changed in place.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_common_args(parser)
+        >>> args = parser.parse_args(["--epochs", "2", "--shard", "0/4", "--no-compile"])
+        >>> args.epochs, args.lr, args.shard, args.compile, args.collect
+        (2, None, (0, 4), False, False)
+    """
     add = parser.add_argument
     add("--workdir", default=None, help="checkpoints and per-run results (default benchmarks/runs/...)")
     add("--out", default=None, help="results folder (default benchmarks/results/<benchmark>/<preset>)")
@@ -34,20 +51,45 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help="fp32, or bf16 autocast (default: the preset's; presets with the fast path use bf16 on CUDA)")
     add("--channels-last", action=argparse.BooleanOptionalAction, default=None,
         help="channels-last memory format (default: the preset's; on with the fast path on CUDA)")
+    add("--compile", action=argparse.BooleanOptionalAction, default=None,
+        help="the captured step: torch.compile of forward and backward, CUDA graphs on CUDA, the last partial batch "
+             "of each epoch dropped (default: the preset's; on with the fast path on CUDA)")
     add("--shard", type=parse_shard, default=None, metavar="I/N",
         help="run only shard I of N of the runs (e.g. one SLURM array task each), into the shared --workdir; "
              "then --collect writes the tables")
     add("--collect", action="store_true", help="train nothing: write the tables from the finished runs in --workdir")
+    add_protocols_argument(parser, default=PROTOCOL_FAMILY)
 
 
 def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") -> dict:
-    """The preset with the command-line overrides applied; a preset with ``fast_path`` trains in bf16 and
-    channels-last on CUDA (fp32 stays the CPU default)."""
+    """The preset with the command-line overrides applied; a preset with ``fast_path`` trains in bf16, channels-last
+    and with the captured step (``compile``) on CUDA (eager fp32 stays the CPU default).
+
+    Args:
+        args: the parsed options of :func:`add_common_args` (an option left at ``None`` keeps the preset's value;
+            ``--seeds 0,1`` becomes ``seeds=[0, 1]``).
+        preset: the benchmark's preset (``epochs``, ``batch_size``, ``lr``, ``seeds``, ``fast_path``...); not
+            changed.
+        device: the device the runs train on (``fast_path`` acts only on CUDA).
+
+    Returns:
+        A new dict: the preset without ``fast_path``, with the fast path's settings and the overrides applied.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_common_args(parser)
+        >>> args = parser.parse_args(["--epochs", "3", "--seeds", "0,1"])
+        >>> preset = {"epochs": 10, "lr": 0.05, "fast_path": True}
+        >>> overrides(args, preset)
+        {'epochs': 3, 'lr': 0.05, 'seeds': [0, 1]}
+        >>> overrides(args, preset, device="cuda:0")
+        {'epochs': 3, 'lr': 0.05, 'precision': 'bf16', 'channels_last': True, 'compile': True, 'seeds': [0, 1]}
+    """
     out = dict(preset)
     if out.pop("fast_path", False) and device.startswith("cuda"):
-        out.update(precision="bf16", channels_last=True)
+        out.update(precision="bf16", channels_last=True, compile=True)
     for key in ("train_size", "epochs", "batch_size", "lr", "stem", "curve_size", "test_size", "precision",
-                "channels_last"):
+                "channels_last", "compile"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if args.seeds is not None:
@@ -56,27 +98,112 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
 
 
 def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None, **changes) -> TrainConfig:
-    """The TrainConfig of a preset (epochs, batch size, lr, flips, precision) for ``seed``, with ``changes``."""
-    keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last")
-    return TrainConfig(seed=seed, augshift=augshift, **{k: preset[k] for k in keys if k in preset}, **changes)
+    """The TrainConfig of a preset (epochs, batch size, lr, flips, precision) for ``seed``: AugShift with ``augshift``,
+    else the default shift augmentation (one shifted view); ``changes`` override.
+
+    Args:
+        preset: the benchmark's preset (after :func:`overrides`); its ``epochs``, ``batch_size``, ``lr``,
+            ``hflip``, ``precision``, ``channels_last`` and ``compile`` are used, when present.
+        seed: the run's seed.
+        augshift: train with AugShift, with these options (e.g. from :func:`~augshift.sweep.parse_model`);
+            ``None``: one shifted view (the default :class:`~augshift.config.AugShiftConfig`'s shifts).
+        **changes: other :class:`~augshift.engine.TrainConfig` fields (e.g. ``schedule="constant"``).
+
+    Returns:
+        The :class:`~augshift.engine.TrainConfig`.
+
+    Example:
+        >>> preset = {"epochs": 2, "batch_size": 64, "lr": 0.1, "hflip": True, "train_size": 500}
+        >>> config = recipe(preset, seed=1)
+        >>> config.epochs, config.batch_size, config.hflip, config.seed, config.augshift
+        (2, 64, True, 1, False)
+        >>> config = recipe(preset, seed=1, augshift=AugShiftConfig(distance="mse"), schedule="constant")
+        >>> config.augshift, config.shift.distance, config.schedule
+        (True, 'mse', 'constant')
+    """
+    keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last", "compile")
+    shift = dict(shift=augshift, augshift=True) if augshift is not None else {}
+    return TrainConfig(seed=seed, **shift, **{k: preset[k] for k in keys if k in preset}, **changes)
 
 
-def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, cache: Optional[Path] = None) -> RunData:
-    """Train subset and test set of ``source`` as in the preset."""
+def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, cache: Optional[Path] = None,
+              protocols: tuple[str, ...] = PROTOCOL_FAMILY) -> RunData:
+    """Train subset and test set of ``source`` as in the preset, normalised with the training images' statistics.
+
+    Args:
+        source: the dataset: ``shapes`` (embedded, generated) or a Hugging Face dataset (hub id or local folder,
+            :func:`~augshift.data.load_split`).
+        preset: the benchmark's preset: ``train_size`` (the first N training images; ``shapes`` needs it),
+            ``test_size`` (the first N test images; default all; ``shapes`` needs it) and ``curve_size`` (default
+            1000).
+        label_column: the dataset's label column (default: found by :func:`~augshift.data.load_split`).
+        cache: a folder where decoded splits are kept.
+        protocols: the consistency protocols the runs are evaluated with.
+
+    Returns:
+        The :class:`~augshift.sweep.RunData`: ``uint8`` images (N, 3, H, W) and labels (N,) of both splits, the
+        number of classes (the dataset's ``ClassLabel``; for ``shapes`` the largest label + 1), the training
+        images' :class:`~augshift.data.Normalization` and a description.
+
+    Example:
+        >>> data = load_data("shapes", {"train_size": 8, "test_size": 4, "curve_size": 0}, protocols=("random",))
+        >>> tuple(data.train[0].shape), tuple(data.test[0].shape), data.curve_size, data.protocols
+        ((8, 3, 32, 32), (4, 3, 32, 32), 0, ('random',))
+        >>> data.description
+        'shapes: 8 train / 4 test images, ... classes'
+    """
     train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column)
     test = load_split(source, "test", limit=preset.get("test_size"), cache=cache, label_column=label_column)
+    normalization = Normalization.of_images(train[0], source=f"the {len(train[0])} training images of {source}")
     # the dataset's ClassLabel says how many classes there are (a subset may lack some); plain integers: max + 1
     classes = int(max(train[1].max(), test[1].max())) + 1 if source == EMBEDDED else num_classes(
         open_split(source, "train"), label_column)
     description = f"{source}: {len(train[0])} train / {len(test[0])} test images, {classes} classes"
-    return RunData(train, test, classes, curve_size=preset.get("curve_size", 1000), description=description)
+    return RunData(train, test, classes, normalization, curve_size=preset.get("curve_size", 1000),
+                   description=description, protocols=protocols)
 
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
                    load: Callable[[], RunData], devices: Sequence[str] = ()) -> Optional[list[dict]]:
     """What ``--collect`` / ``--shard`` ask for: the finished results (``--collect``), this shard's runs and
     ``None`` (``--shard``: the tables wait for ``--collect``), or every run. ``load`` gives the data, only when
-    something is trained."""
+    something is trained (it is not called for ``--collect``).
+
+    Args:
+        specs: the benchmark's runs, in order.
+        args: the parsed options of :func:`add_common_args` (``collect``, ``shard``, ``threads`` are read).
+        work: the sweep's folder (``--workdir``).
+        place: this process's :class:`~augshift.engine.Dist`.
+        load: a function returning the :class:`~augshift.sweep.RunData` (e.g. :func:`load_data` with its arguments
+            bound), called only when runs are run.
+        devices: devices to spread the runs over (:func:`~augshift.sweep.run_sweep`).
+
+    Returns:
+        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
+
+    Example:
+        >>> import tempfile
+        >>> from augshift.data import Normalization
+        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8)
+        >>> labels = torch.randint(0, 3, (24,))
+        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
+        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
+        ...                protocols=("random", "circular"))
+        >>> specs = [RunSpec(f"seed{seed}", "test_resnet", TrainConfig(epochs=1, batch_size=8, seed=seed))
+        ...          for seed in (0, 1)]  # timm's tiny test ResNet
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for shard in ("0/2", "1/2"):  # e.g. two SLURM array tasks, --shard 0/2 and --shard 1/2
+        ...         args = argparse.Namespace(collect=False, shard=parse_shard(shard), threads=0)
+        ...         print(run_or_collect(specs, args, Path(folder), Dist(), load=lambda: data))
+        ...     args = argparse.Namespace(collect=True, shard=None, threads=0)  # then --collect
+        ...     results = run_or_collect(specs, args, Path(folder), Dist(), load=lambda: data)
+        seed0: accuracy ...
+        None
+        seed1: accuracy ...
+        None
+        >>> [result["name"] for result in results]
+        ['seed0', 'seed1']
+    """
     if args.collect:
         return collect(specs, work)
     results = run_sweep(shard_of(specs, args.shard), load(), work, place, devices=devices, threads=args.threads)

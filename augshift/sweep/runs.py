@@ -20,41 +20,75 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..config import DISTANCES, AugShiftConfig
+from ..config import AugShiftConfig
+from ..data.stats import Normalization
 from ..engine import BestEpoch, Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
 from ..errors import UsageError
-from ..metrics import PROTOCOL_FAMILY, curve_offsets_to
 from ..models import create_model
+from ..protocols import PROTOCOL_FAMILY, offsets_to
 from ..reporting.files import write_json_atomic
 
-# the metric's protocols (fixed, whatever the training recipe): the whole family, and the per-shift curve out to 16 px
-EVAL = dict(max_shift=4, mode="zeros", protocols=PROTOCOL_FAMILY)
-CURVE_OFFSETS = curve_offsets_to(16)
+# the evaluation (fixed, whatever the training recipe): shifts of up to 4 px with a zero border for random / circular,
+# and the per-shift curve out to 16 px; the protocols are RunData's
+EVAL = dict(max_shift=4, mode="zeros")
+CURVE_OFFSETS = offsets_to(16)
 
 
 def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
     """A benchmark row's model: ``"resnet18"`` -> ``("resnet18", None)``; ``"resnet18+augshift"`` -> AugShift with
-    ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight."""
+    ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight
+    (:meth:`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
+
+    Args:
+        name: the row's model, ``ARCH`` or ``ARCH+augshift[:DISTANCE][@WEIGHT]`` (``ARCH`` a timm name); another
+            form raises ``UsageError``.
+        defaults: the AugShift options the setting after ``+augshift`` is applied to.
+
+    Returns:
+        ``(arch, config)``: the architecture's name and its :class:`~augshift.config.AugShiftConfig`, or ``None``
+        for a model trained without AugShift.
+
+    Example:
+        >>> parse_model("resnet18")
+        ('resnet18', None)
+        >>> arch, config = parse_model("resnet18+augshift:mse@0.1")
+        >>> arch, config.distance, config.weight
+        ('resnet18', 'mse', 0.1)
+        >>> parse_model("resnet18+augshift", defaults=AugShiftConfig(max_shift=2))[1].max_shift
+        2
+    """
     arch, plus, suffix = name.partition("+")
     if not plus:
         return arch, None
     method, _, setting = suffix.partition(":")
-    distance, _, weight = setting.partition("@")
+    form = ("expected a timm name, optionally followed by '+augshift', '+augshift:DISTANCE' or "
+            "'+augshift:DISTANCE@WEIGHT', e.g. resnet18+augshift:mse@0.1")
+    if method != "augshift":
+        raise UsageError(f"model {name!r}: {form}")
     try:
-        if method != "augshift" or (distance and distance not in DISTANCES):
-            raise ValueError
-        changes = dict(distance=distance or defaults.distance, weight=float(weight) if weight else defaults.weight)
-        return arch, AugShiftConfig(**{**defaults.to_dict(), **changes})
-    except ValueError:
-        raise UsageError(f"model {name!r}: expected a timm name, optionally followed by '+augshift', "
-                         f"'+augshift:DISTANCE' or '+augshift:DISTANCE@WEIGHT' (distances: {', '.join(DISTANCES)}), "
-                         "e.g. resnet18+augshift:mse@0.1") from None
+        return arch, AugShiftConfig.parse(setting, base=defaults)
+    except UsageError as error:
+        raise UsageError(f"model {name!r}: {error}; {form}") from None
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run. ``name`` names the run directory; ``config.seed`` is the seed; ``label`` is the row of
-    the tables it belongs to (model or ablation variant)."""
+    """One training run.
+
+    Args:
+        name: names the run directory (``<workdir>/<name>``), unique within a sweep.
+        arch: the model's name for :func:`~augshift.models.create_model` (e.g. a timm name such as ``resnet18``).
+        config: the :class:`~augshift.engine.TrainConfig`; ``config.seed`` is the seed.
+        stem: the model's first layers (``standard``, or ``cifar``: the CIFAR stem).
+        label: the row of the tables it belongs to (model or ablation variant); the seeds of a row share it.
+
+    ``to_dict()`` gives the spec as JSON values, as ``result.json`` stores it (and as a resumed run is checked).
+
+    Example:
+        >>> spec = RunSpec("resnet18_seed1", "resnet18", TrainConfig(epochs=2, seed=1), label="resnet18")
+        >>> spec.to_dict()["config"]["seed"], spec.to_dict()["config"]["betas"], spec.stem
+        (1, [0.9, 0.999], 'standard')
+    """
 
     name: str
     arch: str
@@ -71,20 +105,47 @@ class RunSpec:
 
 @dataclass
 class RunData:
-    """Train and test tensors (uint8 images, long labels) and the evaluation options."""
+    """Train and test tensors (uint8 images, long labels), their ``normalization`` (the training images' own
+    statistics: every model is trained from scratch) and the evaluation options (``protocols``: those of
+    :mod:`augshift.protocols`).
+
+    Args:
+        train: the training ``(images, labels)``: ``uint8`` (N, C, H, W) and ``long`` (N,).
+        test: the test ``(images, labels)``: ``uint8`` (M, C, H, W) and ``long`` (M,).
+        num_classes: the number of classes (the models' outputs).
+        normalization: the per-channel statistics every model's inputs are normalised with (those of the
+            training images, :meth:`Normalization.of_images <augshift.data.Normalization.of_images>`).
+        curve_size: test images (the first ones) for the per-shift curve (offsets out to 16 px: the images must be
+            larger than that); 0: no curve.
+        eval_batch_size: images per forward in the evaluation.
+        description: the data in words, recorded in each ``result.json``.
+        protocols: the consistency protocols evaluated (those of :mod:`augshift.protocols`).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
+        >>> labels = torch.randint(0, 3, (24,), generator=g)
+        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
+        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
+        ...                description="random pixels", protocols=("random", "circular"))
+        >>> len(data.train[0]), len(data.test[0]), data.eval_batch_size
+        (16, 8, 500)
+    """
 
     train: tuple[Tensor, Tensor]
     test: tuple[Tensor, Tensor]
     num_classes: int
+    normalization: Normalization
     curve_size: int = 1000
     eval_batch_size: int = 500
     description: str = ""
+    protocols: tuple[str, ...] = PROTOCOL_FAMILY
 
 
 def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool) -> partial:
     images, labels = data.test
-    return partial(evaluate_classifier, model, images, labels, batch_size=data.eval_batch_size, device=place.device,
-                   progress=progress, seed=0, **EVAL)
+    return partial(evaluate_classifier, model, images, labels, normalization=data.normalization,
+                   batch_size=data.eval_batch_size, device=place.device, progress=progress, seed=0, **EVAL)
 
 
 def test_accuracy(model: torch.nn.Module, data: RunData, place: Dist) -> float:
@@ -96,12 +157,43 @@ def test_accuracy(model: torch.nn.Module, data: RunData, place: Dist) -> float:
 def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
     """Accuracy and consistency (the protocol family) on the whole test set, and the per-shift curve (offsets
     :data:`CURVE_OFFSETS`) on its first ``curve_size`` images; each rank takes a strided shard, counts are summed
-    over ranks."""
+    over ranks.
+
+    The evaluation is fixed whatever the training recipe (:data:`EVAL`: shifts of up to 4 px, zero border, seed 0).
+
+    Args:
+        model: the trained classifier (on ``place.device``).
+        data: the :class:`RunData` whose test set, ``normalization``, ``protocols``, ``curve_size`` and
+            ``eval_batch_size`` are used.
+        place: this process's :class:`~augshift.engine.Dist`.
+        progress: show progress bars.
+
+    Returns:
+        :meth:`ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
+        (``samples``, ``accuracy``, ``consistency_<protocol>``... with ``_ci95`` intervals), its integer
+        ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), and with a curve
+        ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
+
+    Example:
+        >>> from augshift.models import create_small_cnn
+        >>> g = torch.Generator().manual_seed(0)
+        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
+        >>> labels = torch.randint(0, 3, (24,), generator=g)
+        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
+        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=2,
+        ...                protocols=("random", "circular"))
+        >>> metrics = evaluate_model(create_small_cnn(3, width=4), data, Dist(), progress=False)
+        >>> metrics["samples"], metrics["curve_samples"], sorted(metrics["counts"])
+        (8, 2, ['agree_circular', 'agree_random', 'correct', 'samples'])
+        >>> len(metrics["curve_offsets"]), len(metrics["curve_consistency"])
+        (17, 17)
+    """
     evaluate = _evaluator(model, data, place, progress=progress)
-    report = evaluate(indices=torch.arange(len(data.test[0]))[place.rank::place.world])
+    report = evaluate(indices=torch.arange(len(data.test[0]))[place.rank::place.world], protocols=data.protocols)
     out = report.to_dict()
     out["counts"] = {"samples": report.samples, "correct": report.correct,
-                     **{f"agree_{k}": v for k, v in report.agree.items()}}
+                     **{f"agree_{k}": v for k, v in report.agree.items()},
+                     **{f"robust_{k}": v for k, v in report.robust.items()}}
     if data.curve_size:
         curve = evaluate(indices=torch.arange(min(data.curve_size, len(data.test[0])))[place.rank::place.world],
                          protocols=(), curve_offsets=CURVE_OFFSETS).to_dict()
@@ -114,13 +206,48 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
     """Train (resuming from ``run_dir/checkpoint.pt``), evaluate, write ``run_dir/result.json``; returns it.
 
     ``config.batch_size`` is the global batch: each of the ``world`` processes takes ``batch_size / world``
-    samples per step.
+    samples per step. The test top-1 is measured after every epoch and the best epoch's weights are kept in
+    ``run_dir/best.pt`` (:class:`~augshift.engine.BestEpoch`); when the best is not the last epoch, its weights are
+    evaluated too. A run whose ``result.json`` exists is read back (:func:`read_result`), not redone. The main
+    process prints one summary line (accuracy and the consistency under each protocol).
+
+    Args:
+        spec: the run (:class:`RunSpec`: model, recipe, seed).
+        data: the :class:`RunData` to train and evaluate on.
+        run_dir: the run's folder (created when missing): ``checkpoint.pt``, ``best.pt``, ``result.json``.
+        place: this process's :class:`~augshift.engine.Dist` (data-parallel runs wrap the model in DDP).
+        progress: show progress bars (main process only).
+
+    Returns:
+        The result: the spec (:meth:`RunSpec.to_dict`), ``world_size``, ``device``, ``data``, ``normalization``,
+        ``train_seconds``, ``eval_seconds``, ``history`` (:func:`~augshift.engine.fit`'s rows), the last epoch's
+        metrics (:func:`evaluate_model`) and ``best`` (the best epoch's ``epoch`` and metrics).
+
+    Example:
+        >>> import tempfile
+        >>> g = torch.Generator().manual_seed(0)
+        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
+        >>> labels = torch.randint(0, 3, (24,), generator=g)
+        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
+        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
+        ...                protocols=("random", "circular"))
+        >>> # test_resnet: timm's tiny test ResNet (any timm name works, e.g. resnet18)
+        >>> spec = RunSpec("run", "test_resnet", TrainConfig(epochs=1, batch_size=8), label="test_resnet")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     result = run_one(spec, data, Path(folder) / spec.name, Dist(), progress=False)
+        ...     again = run_one(spec, data, Path(folder) / spec.name, Dist(), progress=False)  # finished: read back
+        run: accuracy ...
+        >>> result["label"], len(result["history"]), result["best"]["epoch"], result["counts"]["samples"]
+        ('test_resnet', 1, 1, 8)
+        >>> again == json.loads(json.dumps(result))
+        True
     """
     if (run_dir / "result.json").is_file():
         return read_result(spec, run_dir / "result.json")
     config, device = spec.config, torch.device(place.device)
     batches = TensorBatches(*(t.to(device) for t in data.train), batch_size=config.batch_size, seed=config.seed,
-                            place=place, hflip=config.hflip)
+                            normalization=data.normalization, place=place, hflip=config.hflip,
+                            drop_last=config.compile)
     torch.manual_seed(config.seed)
     model = create_model(spec.arch, data.num_classes, stem=spec.stem).to(device)
     wrap = None
@@ -142,13 +269,15 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
         best.load_best(device)
         best_metrics = evaluate_model(model, data, place, progress=progress and place.main)
     result = {**spec.to_dict(), "world_size": place.world, "device": place.device, "data": data.description,
+              "normalization": data.normalization.to_dict(),
               "train_seconds": round(sum(row["seconds"] for row in history), 1),
               "eval_seconds": round(time.perf_counter() - began, 1), "history": history, **metrics,
               "best": {"epoch": best_epoch, **best_metrics}}
     if place.main:
         write_json_atomic(run_dir / "result.json", result)
-        print(f"{spec.name}: accuracy {result['accuracy']:.2f}%, consistency random {result['consistency_random']:.2f}% "
-              f"/ circular {result['consistency_circular']:.2f}% (last epoch; best epoch {best_epoch})", flush=True)
+        consistency = ", ".join(f"{p} {result[f'consistency_{p}']:.2f}%" for p in data.protocols)
+        print(f"{spec.name}: accuracy {result['accuracy']:.2f}%, consistency {consistency} (last epoch; best epoch "
+              f"{best_epoch})", flush=True)
     barrier()
     return result
 
@@ -160,7 +289,22 @@ def _run_list(specs: Sequence[RunSpec], data: RunData, work: Path, device: str, 
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/8"`` -> ``(2, 8)``: shard 2 (counting from 0) of 8."""
+    """``"2/8"`` -> ``(2, 8)``: shard 2 (counting from 0) of 8 (the ``--shard`` option's type).
+
+    Args:
+        text: ``"I/N"`` with ``0 <= I < N``; anything else raises ``ValueError``.
+
+    Returns:
+        ``(I, N)``.
+
+    Example:
+        >>> parse_shard("2/8")
+        (2, 8)
+        >>> parse_shard("8/8")
+        Traceback (most recent call last):
+            ...
+        ValueError: --shard takes I/N with 0 <= I < N (e.g. 0/4 for the first of 4 shards), got '8/8'
+    """
     index, _, count = text.partition("/")
     try:
         shard = (int(index), int(count))
@@ -172,12 +316,50 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list[RunSpec]:
-    """The specs of one shard ``(i, n)``: every n-th from the i-th (all specs without a shard)."""
+    """The specs of one shard ``(i, n)``: every n-th from the i-th (all specs without a shard).
+
+    Args:
+        specs: the sweep's runs, in order.
+        shard: ``(i, n)`` (:func:`parse_shard`), or ``None`` for all of them.
+
+    Returns:
+        The shard's specs, in order; the ``n`` shards together hold every spec once.
+
+    Example:
+        >>> specs = [RunSpec(f"seed{seed}", "resnet18", TrainConfig(seed=seed)) for seed in range(5)]
+        >>> [spec.name for spec in shard_of(specs, (1, 2))], len(shard_of(specs, None))
+        (['seed1', 'seed3'], 5)
+    """
     return list(specs) if shard is None else list(specs[shard[0]::shard[1]])
 
 
 def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
-    """The results of finished runs, in the order of ``specs``; raises naming the runs that have none yet."""
+    """The results of finished runs, in the order of ``specs``; raises naming the runs that have none yet.
+
+    Args:
+        specs: the sweep's runs.
+        work: the sweep's folder, holding ``<name>/result.json`` for each spec.
+
+    Returns:
+        Each spec's result (:func:`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
+        naming the missing runs.
+
+    Example:
+        >>> import tempfile
+        >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     work = Path(folder)
+        ...     (work / spec.name).mkdir()
+        ...     _ = (work / spec.name / "result.json").write_text(json.dumps({**spec.to_dict(), "accuracy": 50.0}))
+        ...     results = collect([spec], work)
+        ...     try:
+        ...         collect([spec, RunSpec("seed1", "resnet18", TrainConfig(seed=1))], work)
+        ...     except FileNotFoundError as error:
+        ...         print(error)
+        1 run(s) have no result.json in ... yet: seed1; run the missing shards first
+        >>> [result["accuracy"] for result in results]
+        [50.0]
+    """
     missing = [spec.name for spec in specs if not (work / spec.name / "result.json").is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} run(s) have no result.json in {work} yet: {', '.join(missing[:8])}; "
@@ -186,7 +368,31 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
 
 
 def read_result(spec: RunSpec, path: Path) -> dict:
-    """The ``result.json`` at ``path``, checked to be ``spec``'s run."""
+    """The ``result.json`` at ``path``, checked to be ``spec``'s run.
+
+    Args:
+        spec: the run the result must have been written for: every entry of :meth:`RunSpec.to_dict` must match,
+            else ``ValueError`` (a ``--workdir`` reused for another recipe).
+        path: a ``result.json`` written by :func:`run_one`.
+
+    Returns:
+        The result, as a dict.
+
+    Example:
+        >>> import tempfile
+        >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "result.json"
+        ...     _ = path.write_text(json.dumps({**spec.to_dict(), "accuracy": 50.0}))
+        ...     result = read_result(spec, path)
+        ...     try:
+        ...         read_result(RunSpec("seed0", "resnet18", TrainConfig(seed=1), label="resnet18"), path)
+        ...     except ValueError as error:
+        ...         print(error)
+        /.../result.json was written by another recipe; use another --workdir
+        >>> result["accuracy"]
+        50.0
+    """
     result = json.loads(path.read_text())
     if {k: result.get(k) for k in spec.to_dict()} != spec.to_dict():
         raise ValueError(f"{path} was written by another recipe; use another --workdir")
@@ -198,7 +404,38 @@ def run_sweep(specs: Sequence[RunSpec], data: RunData, work: Path, place: Dist, 
     """Run every spec; with several ``devices`` (single-process only), independent runs are dealt round-robin to
     one worker process per entry (e.g. ``cuda:0,cuda:1``, or ``cuda:0,cuda:0`` for two runs sharing a GPU),
     each with ``threads`` torch threads. Results come back in the order of ``specs``. To spread a sweep over
-    machines, give each job :func:`shard_of` the specs and :func:`collect` the results at the end."""
+    machines, give each job :func:`shard_of` the specs and :func:`collect` the results at the end.
+
+    Args:
+        specs: the runs (:class:`RunSpec`), each trained by :func:`run_one` into ``work / spec.name`` (finished
+            ones are read back).
+        data: the :class:`RunData` every run trains and evaluates on.
+        work: the sweep's folder.
+        place: this process's :class:`~augshift.engine.Dist`; a data-parallel process runs every spec with the
+            others, on its own device.
+        devices: devices for the runs: none (``place.device``), one (every run on it), or several (one spawned
+            worker process each, single-process only).
+        threads: torch threads per worker process (0: torch's threads shared out among the workers).
+
+    Returns:
+        The runs' results (:func:`run_one`), in the order of ``specs``.
+
+    Example:
+        >>> import tempfile
+        >>> g = torch.Generator().manual_seed(0)
+        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
+        >>> labels = torch.randint(0, 3, (24,), generator=g)
+        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
+        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
+        ...                protocols=("random", "circular"))
+        >>> specs = [RunSpec("seed0", "test_resnet", TrainConfig(epochs=1, batch_size=8, seed=0), label="test_resnet")]
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     results = run_sweep(specs, data, Path(folder), Dist(), devices=["cpu"])
+        ...     finished = sorted(path.name for path in (Path(folder) / "seed0").iterdir())
+        seed0: accuracy ...
+        >>> [result["name"] for result in results], finished
+        (['seed0'], ['best.pt', 'checkpoint.pt', 'result.json'])
+    """
     if len(devices) <= 1 or place.world > 1:
         place = Dist(place.rank, place.world, devices[0]) if len(devices) == 1 and place.world == 1 else place
         return [run_one(spec, data, work / spec.name, place) for spec in specs]

@@ -8,9 +8,11 @@ import numpy as np
 
 from ..errors import UsageError
 from ..intervals import difference_ci, proportion_ci
-from ..metrics import PROTOCOL_FAMILY
+from ..protocols import ALL_PROTOCOLS, WORST_PROTOCOLS
 
-METRICS = {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in PROTOCOL_FAMILY}}
+# each reported metric and the count in a run's result it is the percentage of
+METRICS = {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in ALL_PROTOCOLS},
+           **{f"accuracy_{p}": f"robust_{p}" for p in WORST_PROTOCOLS}}
 EPOCHS = ("last", "best")  # which weights of a run: after the last epoch, or of its best test top-1
 
 
@@ -18,7 +20,31 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     """Per row label: mean and std over seeds, the pooled 95% Wilson interval (all seeds' test images),
     each seed's value, and the mean curves; of the last epoch's weights or (``epoch="best"``) the best epoch's
     (each run's ``best`` entry; ``best_epoch`` lists them). Metrics missing from a run (results of an older
-    version) are left out of its row."""
+    version) are left out of its row.
+
+    Args:
+        results: finished runs' results (:func:`~augshift.sweep.run_one`, :func:`~augshift.sweep.collect`); runs
+            of one ``label`` are the seeds of one row.
+        epoch: ``"last"`` (the weights after the last epoch) or ``"best"`` (each run's best epoch; results without
+            a ``best`` entry raise ``UsageError``).
+
+    Returns:
+        ``{label: row}``, each row with ``seeds``, and per metric of :data:`METRICS` ``<metric>`` (mean),
+        ``<metric>_std``, ``<metric>_ci95`` (pooled Wilson interval), ``<metric>_per_seed`` and ``<metric>_counts``
+        (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
+        have them; ``train_seconds`` (mean); and ``best_epoch`` with ``epoch="best"``.
+
+    Example:
+        >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
+        ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
+        ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,
+        ...             "best": {"epoch": 3, **metrics}}
+        >>> summary = summarize([result("a", 0, 40), result("a", 1, 42), result("b", 0, 30), result("b", 1, 34)])
+        >>> summary["a"]["seeds"], summary["a"]["accuracy"], summary["a"]["accuracy_counts"]
+        ([0, 1], 82.0, [82, 100])
+        >>> summarize([result("a", 0, 40), result("a", 1, 42)], epoch="best")["a"]["best_epoch"]
+        [3, 3]
+    """
     if epoch not in EPOCHS:
         raise ValueError(f"epoch must be one of {EPOCHS}, got {epoch!r}")
     if epoch == "best" and not all("best" in r for r in results):
@@ -53,19 +79,49 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     return summary
 
 
-def _metrics(summary: dict) -> list[str]:
-    """The metrics every row of ``summary`` has, in :data:`METRICS` order."""
+def reported_metrics(summary: dict) -> list[str]:
+    """The metrics every row of ``summary`` has, in :data:`METRICS` order.
+
+    Args:
+        summary: a :func:`summarize` result, ``{label: row}``.
+
+    Returns:
+        The names of :data:`METRICS` present in every row.
+
+    Example:
+        >>> reported_metrics({"a": {"consistency_random": 90.0, "accuracy": 80.0}, "b": {"accuracy": 70.0}})
+        ['accuracy']
+    """
     return [m for m in METRICS if all(m in row for row in summary.values())]
 
 
 def _header(metric: str) -> str:
-    return "top-1" if metric == "accuracy" else metric.replace("consistency_", "cons. ")
+    return "top-1" if metric == "accuracy" else metric.replace("consistency_", "cons. ").replace("accuracy_", "top-1 ")
 
 
 def summary_table(summary: dict) -> str:
     """Markdown: mean +- std over seeds [pooled 95% CI] for accuracy and each consistency protocol (and the best
-    epochs, for a summary of best epochs)."""
-    metrics = _metrics(summary)
+    epochs, for a summary of best epochs).
+
+    Args:
+        summary: a :func:`summarize` result; the columns are its :func:`reported_metrics`.
+
+    Returns:
+        The table, one row per label, with the number of seeds and the mean training seconds per run.
+
+    Example:
+        >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
+        ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
+        ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,
+        ...             "best": {"epoch": 3, **metrics}}
+        >>> summary = summarize([result("a", 0, 40), result("a", 1, 42), result("b", 0, 30), result("b", 1, 34)])
+        >>> print(summary_table(summary))
+        | model | seeds | top-1 % | train s/run |
+        |---|---|---|---|
+        | a | 2 | 82.00 ± 2.83 [73.3, 88.3] | 10 |
+        | b | 2 | 64.00 ± 5.66 [54.2, 72.7] | 10 |
+    """
+    metrics = reported_metrics(summary)
     best = all("best_epoch" in row for row in summary.values())
     lines = ["| model | seeds | " + " | ".join(f"{_header(m)} %" for m in metrics)
              + (" | best epoch" if best else "") + " | train s/run |",
@@ -81,8 +137,29 @@ def summary_table(summary: dict) -> str:
 
 
 def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
-    """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals."""
-    metrics = _metrics(summary)
+    """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals.
+
+    Args:
+        summary: a :func:`summarize` result; the columns are its :func:`reported_metrics`.
+        pairs: ``(a, b)`` label pairs to compare; a pair naming a label the summary lacks is left out.
+
+    Returns:
+        The table, one row per pair: the difference of the means and its Newcombe 95% interval (pooled counts),
+        marked ``*`` when the interval excludes 0.
+
+    Example:
+        >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
+        ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
+        ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,
+        ...             "best": {"epoch": 3, **metrics}}
+        >>> summary = summarize([result("a", 0, 40), result("a", 1, 42), result("b", 0, 30), result("b", 1, 34)])
+        >>> print(comparison_table(summary, [("a", "b")]))
+        | comparison | Δ top-1 |
+        |---|---|
+        | a − b | +18.00 [+5.7, +29.6] * |
+        * the 95% interval excludes 0 (pooled over seeds; seed-to-seed spread not included).
+    """
+    metrics = reported_metrics(summary)
     lines = ["| comparison | " + " | ".join(f"Δ {_header(m)}" for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
     for a, b in pairs:
         if a not in summary or b not in summary:

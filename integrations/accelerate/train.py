@@ -3,11 +3,14 @@
     accelerate launch integrations/accelerate/train.py --data uoft-cs/cifar10 --model resnet18 --output runs/r18
     accelerate launch --multi_gpu --num_processes 2 integrations/accelerate/train.py --data DIR --cpu ...
 
-Any timm model name (or ``torchvision/<name>``), any Hugging Face image-classification dataset (hub name,
-parquet, image folder). Each epoch: train (AugShift on unless ``--no-augshift``), evaluate accuracy and shift
-consistency over all processes, save a checkpoint with the metrics so far (``--resume`` continues from the last
-one) and ``metrics.json``; the plain model's weights go to ``model.safetensors``. A user mistake (a bad path,
-option or data set) prints one line and exits with 2.
+Any timm model name, ``torchvision/<name>`` or Hugging Face ``transformers`` image model (``hf:<hub id or
+save_pretrained folder>``), any Hugging Face image-classification dataset (hub name, parquet, image folder). Images
+are normalised as the pretrained weights expect (``--pretrained``: timm's ``pretrained_cfg``, torchvision's weights,
+the ``transformers`` image processor), else with the training images' own statistics; ``metrics.json`` records which.
+Each epoch: train (AugShift on unless ``--no-augshift``), evaluate accuracy and shift consistency over all processes,
+save a checkpoint with the metrics so far (``--resume`` continues from the last one) and ``metrics.json``; the plain
+model's weights go to ``model.safetensors`` (a ``transformers`` model: ``save_pretrained``, with its image processor
+when it has one). A user mistake (a bad path, option or data set) prints one line and exits with 2.
 """
 import argparse
 import json
@@ -23,11 +26,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
-from augshift.data import load_split_dataset, num_classes
+from augshift.config import DEFAULTS
+from augshift.data import Normalization, eval_split, load_split, load_split_dataset, num_classes, open_split
 from augshift.engine import average_buffers, epoch_seed, seed_generator
 from augshift.errors import UsageError, run_command
-from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
-from augshift.models import create_model
+from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, save_final_model, weights_digest
+from augshift.models import create_model, logits_of, pretrained_normalization
+from augshift.protocols import add_protocols_argument
 from augshift.reporting.files import check_output_folder, write_json_atomic
 
 METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
@@ -38,14 +43,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     add = p.add_argument
     add("--data", default="uoft-cs/cifar10", help="hub name, parquet file/folder or image folder")
     add("--train-split", default="train")
-    add("--eval-split", default="test")
+    add("--eval-split", default=None, help="default: test if the data has one, else validation or val")
     add("--image-column", default=None)
     add("--label-column", default=None)
     add("--image-size", type=int, default=None, help="resize to this square size")
     add("--train-samples", type=int, default=None, help="train on the first N samples")
     add("--eval-samples", type=int, default=None, help="evaluate on the first N samples")
-    add("--model", default="resnet18", help="timm model name, or torchvision/<name>")
-    add("--pretrained", action="store_true")
+    add("--model", default="resnet18", help="timm model name, torchvision/<name> or hf:<hub id or folder>")
+    add("--pretrained", action="store_true", help="the zoo's weights, normalised as they expect")
+    add("--stats-samples", type=int, default=5000,
+        help="a model from scratch is normalised with the statistics of this many training images")
     add("--epochs", type=int, default=30)
     add("--batch-size", type=int, default=128, help="per process")
     add("--eval-batch-size", type=int, default=256, help="per process")
@@ -55,22 +62,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
     add("--no-augshift", dest="augshift", action="store_false", help="baseline: one shifted view, CE only")
     add_augshift_arguments(p)
+    add_protocols_argument(p)
     add("--workers", type=int, default=0)
     add("--seed", type=int, default=0)
     add("--output", required=True)
     add("--resume", action="store_true", help="continue from the last checkpoint in --output")
     add("--cpu", action="store_true", help="run on CPU (with --multi_gpu: several CPU processes)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    loss_options = [f"--{k}" for k in ("weight", "distance", "normalize") if getattr(args, k) != getattr(DEFAULTS, k)]
+    if not args.augshift and loss_options:
+        p.error(f"{', '.join(loss_options)} act only with AugShift: drop them or --no-augshift")
+    return args
 
 
-def load_split(args, split: str, samples):
-    return load_split_dataset(args.data, split, limit=samples, size=args.image_size, image_column=args.image_column,
-                              label_column=args.label_column)
+def tensor_split(args, split: str, samples, normalization: Normalization):
+    return load_split_dataset(args.data, split, normalization=normalization, limit=samples, size=args.image_size,
+                              image_column=args.image_column, label_column=args.label_column)
 
 
-def evaluate(accelerator, model: nn.Module, loader) -> dict:
+def normalization_for(args, model: nn.Module) -> Normalization:
+    """The pretrained weights' statistics, else the training images' own."""
+    found = pretrained_normalization(args.model, model) if args.pretrained else None
+    if found is not None:
+        return found
+    limit = min(args.stats_samples, args.train_samples or args.stats_samples)  # of the images it trains on
+    images, _ = load_split(args.data, args.train_split, limit=limit, size=args.image_size,
+                           image_column=args.image_column, label_column=args.label_column)
+    return Normalization.of_images(images, source=f"the first {len(images)} training images of {args.data}")
+
+
+def evaluate(accelerator, model: nn.Module, loader, protocols) -> dict:
     """Accuracy and shift consistency; per-sample flags are gathered, so counts are exact."""
-    metric = ShiftConsistency()
+    metric = ShiftConsistency(protocols=protocols)
     model.eval()
     for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
         flags = metric.flags(model, batch["pixel_values"], batch["labels"], batch["index"])
@@ -103,11 +126,15 @@ def main(argv=None) -> None:
     checkpoint, start, history = resume_point(args)
     accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
                               gradient_accumulation_steps=args.grad_accum)
-    with accelerator.main_process_first():  # the first process builds the datasets cache
-        train_set = load_split(args, args.train_split, args.train_samples)
-        eval_set = load_split(args, args.eval_split, args.eval_samples)
+    split = eval_split(args.data, args.eval_split)
     set_seed(args.seed)  # the model's initial weights
-    model = create_model(args.model, num_classes(train_set, args.label_column), pretrained=args.pretrained)
+    with accelerator.main_process_first():  # the first process builds the datasets cache and reads the weights
+        classes = num_classes(open_split(args.data, args.train_split), args.label_column)
+        model = create_model(args.model, classes, pretrained=args.pretrained)
+        normalization = normalization_for(args, model)
+        train_set = tensor_split(args, args.train_split, args.train_samples, normalization)
+        eval_set = tensor_split(args, split, args.eval_samples, normalization)
+    accelerator.print(f"normalisation: {normalization.to_dict()}; evaluating split {split!r}")
     shifts, order = torch.Generator(), torch.Generator()  # re-seeded every epoch: resumable
     config = AugShiftConfig.from_args(args)
     net = (AugShift(model, config=config, generator=shifts) if args.augshift
@@ -134,7 +161,7 @@ def main(argv=None) -> None:
                     result = net(images, labels)  # CE on two shifted views + pooled-feature consistency
                     loss, parts = result["loss"], loss_parts(result)
                 else:
-                    loss = F.cross_entropy(net(images), labels)
+                    loss = F.cross_entropy(logits_of(net(images)), labels)
                     parts = {"loss": loss.item()}
                 accelerator.backward(loss)
                 optimizer.step()
@@ -145,14 +172,14 @@ def main(argv=None) -> None:
         average_buffers(model)  # BatchNorm statistics: the same on every process
         train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device))
         history.append({"epoch": epoch + 1, "train": dict(zip(totals, train.tolist())),
-                        "eval": evaluate(accelerator, model, eval_loader),
+                        "eval": evaluate(accelerator, model, eval_loader, args.protocols),
                         "rank_weight_digests": gather_object([weights_digest(model)])})
         accelerator.print(json.dumps({"epoch": epoch + 1, **history[-1]["train"], **history[-1]["eval"]}))
-        metrics = {"args": vars(args), "epochs": history}
+        metrics = {"args": vars(args), "eval_split": split, "normalization": normalization.to_dict(), "epochs": history}
         save_checkpoint(accelerator, os.path.join(args.output, "checkpoints", f"epoch_{epoch + 1}"), files={METRICS: metrics})
         if accelerator.is_main_process:
             write_json_atomic(os.path.join(args.output, METRICS), metrics)
-    accelerator.save_model(model, args.output)  # model.safetensors with the plain model's keys
+    save_final_model(accelerator, model, args.output, normalization)
     accelerator.end_training()
 
 

@@ -34,6 +34,7 @@ from augshift.engine.seeding import stream_seed
 from augshift.errors import UsageError, run_command
 from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
+from augshift.protocols import add_protocols_argument
 
 from .consistency import loader_shift_consistency
 from .task import AugShiftTask, PortableClassificationTask
@@ -47,21 +48,59 @@ SUPPORTED_TRAIN_SCRIPTS = (
     "train.py of pytorch-image-models with timm >= 1.0.27 (the versions whose main() builds a "
     "timm.task.ClassificationTask with get_trainable_module(); tested with train.py 1.0.29.dev0 and timm 1.0.31)"
 )
-CONSISTENCY_COLUMNS = {"shift_consistency": "random", "shift_consistency_circular": "circular"}
+CONSISTENCY_COLUMN = "shift_consistency"  # summary.csv: random's column; shift_consistency_<protocol> for the others
+
+
+def consistency_column(protocol: str) -> str:
+    """The summary.csv column of a protocol: ``shift_consistency`` for ``random``, else ``shift_consistency_<name>``."""
+    return CONSISTENCY_COLUMN if protocol == "random" else f"{CONSISTENCY_COLUMN}_{protocol}"
+
+
 SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams (keys beside timm's seed and the rank)
 # each AugShift option and the flags of which at least one must be given for it to be used
 OPTION_NEEDS = {
     "augshift_max_shift": ("augshift", "augshift_consistency"), "augshift_mode": ("augshift", "augshift_consistency"),
     "augshift_weight": ("augshift",), "augshift_distance": ("augshift",), "augshift_normalize": ("augshift",),
+    "augshift_protocols": ("augshift_consistency",),
 }
 
 
 class TrainScriptError(UsageError):
-    """The given train.py does not fit the contract this launcher relies on (a user mistake: one line, exit 2)."""
+    """The given train.py does not fit the contract this launcher relies on (a user mistake: one line, exit 2).
+
+    A :class:`~augshift.errors.UsageError`: :func:`main` prints ``augshift-timm: error: <message>`` and returns 2.
+
+    Args:
+        args: the message, as for any exception: what is wrong with the file and what is supported
+            (:data:`SUPPORTED_TRAIN_SCRIPTS`).
+        kwargs: none are accepted (built-in exceptions take no keyword arguments).
+
+    Example:
+        >>> error = TrainScriptError("train.py has no module-level parser")
+        >>> isinstance(error, UsageError), str(error)
+        (True, 'train.py has no module-level parser')
+    """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--augshift*`` flags (an argument group) to ``parser``."""
+    """Add the ``--augshift*`` flags (an argument group) to ``parser``.
+
+    The flags: ``--augshift`` (train with AugShift), its options ``--augshift-max-shift``, ``--augshift-mode``,
+    ``--augshift-weight``, ``--augshift-distance``, ``--augshift-normalize``
+    (:func:`~augshift.config.add_augshift_arguments`), ``--augshift-permute [LAYER]`` (PermuteNet),
+    ``--augshift-consistency`` (shift consistency columns in validation) and ``--augshift-protocols``.
+
+    Args:
+        parser: an ``argparse.ArgumentParser`` (train.py's ``parser``); changed in place.
+
+    Example:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> args = parser.parse_args(["--augshift", "--augshift-max-shift", "8", "--augshift-permute"])
+        >>> args.augshift, args.augshift_max_shift, args.augshift_permute, args.augshift_consistency
+        (True, 8, 'pool', False)
+    """
     group = parser.add_argument_group("AugShift parameters (augshift-timm)")
     group.add_argument("--augshift", action="store_true", default=False,
                        help="train with AugShift: two shifted views per image in one forward, the train loss on "
@@ -71,9 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="PermuteNet: a fresh random channel permutation on every forward, after global "
                             f"pooling (no value, or '{POOL}') or after the named module (e.g. layer3)")
     group.add_argument("--augshift-consistency", action="store_true", default=False,
-                       help="validation also reports the shift consistency in %% ("
-                            + ", ".join(CONSISTENCY_COLUMNS) + " columns of summary.csv; "
-                            "usable as --eval-metric shift_consistency)")
+                       help="validation also reports the shift consistency in %% (summary.csv columns "
+                            "shift_consistency for the random protocol, shift_consistency_<protocol> for the others; "
+                            "usable as --eval-metric)")
+    add_protocols_argument(group, "--augshift-protocols")
 
 
 def augshift_requested(args: argparse.Namespace) -> bool:
@@ -83,9 +123,17 @@ def augshift_requested(args: argparse.Namespace) -> bool:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject flag combinations the integration does not support (``parser.error`` exits with 2)."""
-    eval_metric = getattr(args, "eval_metric", None)
-    if eval_metric in CONSISTENCY_COLUMNS and not args.augshift_consistency:
+    eval_metric = getattr(args, "eval_metric", None) or ""
+    if eval_metric.startswith(CONSISTENCY_COLUMN) and not args.augshift_consistency:
         parser.error(f"--eval-metric {eval_metric} needs --augshift-consistency")
+    columns = [consistency_column(p) for p in args.augshift_protocols]
+    if eval_metric.startswith(CONSISTENCY_COLUMN) and eval_metric not in columns:
+        parser.error(f"--eval-metric {eval_metric} is not a column of --augshift-protocols "
+                     f"{','.join(args.augshift_protocols)}: use one of {', '.join(columns)}")
+    crops = [p for p in args.augshift_protocols if p.startswith("crop")]
+    if crops:
+        parser.error(f"--augshift-protocols {crops[0]} needs images larger than the model's, which train.py's "
+                     "validation loader does not give; measure it with augshift consistency --crop-from")
     ignored = [f"--{name.replace('_', '-')}" for name, needs in OPTION_NEEDS.items()
                if getattr(args, name) != parser.get_default(name) and not any(getattr(args, n) for n in needs)]
     if ignored:
@@ -168,7 +216,8 @@ def with_loss_parts(train_one_epoch: Callable) -> Callable:
 
 
 def with_shift_consistency(validate: Callable) -> Callable:
-    """Wrap train.py's ``validate`` so its OrderedDict also holds the :data:`CONSISTENCY_COLUMNS` (%)."""
+    """Wrap train.py's ``validate`` so its OrderedDict also holds a consistency column (%) per protocol
+    (:func:`consistency_column`)."""
     signature = inspect.signature(validate)
 
     @functools.wraps(validate)
@@ -186,14 +235,14 @@ def with_shift_consistency(validate: Callable) -> Callable:
             channels_last=train_args.channels_last, model_dtype=call.get("model_dtype"),
             amp_autocast=call.get("amp_autocast", suppress), progress=primary,
             max_shift=train_args.augshift_max_shift, mode=train_args.augshift_mode,
-            chunk_size=train_args.validation_batch_size or train_args.batch_size,
+            protocols=train_args.augshift_protocols, chunk_size=train_args.validation_batch_size or train_args.batch_size,
         )
-        for column, protocol in CONSISTENCY_COLUMNS.items():
-            metrics[column] = report.consistency(protocol)
+        for protocol in train_args.augshift_protocols:
+            metrics[consistency_column(protocol)] = report.consistency(protocol)
         if primary:
             text = ", ".join(
                 f"{protocol} {report.consistency(protocol):.2f}% (95% CI {low:.1f}-{high:.1f})"
-                for protocol in CONSISTENCY_COLUMNS.values()
+                for protocol in train_args.augshift_protocols
                 for low, high in [proportion_ci(report.agree[protocol], report.samples)]
             )
             _logger.info(f"Shift consistency{call.get('log_suffix', '')}: {text} over {report.samples} samples")
@@ -263,7 +312,39 @@ def module_level_names(path: str) -> set[str]:
 
 def load_train_script(path: str) -> ModuleType:
     """Import ``path`` (a timm train.py) as the module :data:`TRAIN_MODULE` and check its contract; a file that
-    does not bind every name of :data:`CONTRACT` at module level is refused before any of its code runs."""
+    does not bind every name of :data:`CONTRACT` at module level is refused before any of its code runs.
+
+    Once imported, ``parser`` must be an ``argparse.ArgumentParser``, ``ClassificationTask`` timm's, the installed
+    timm recent enough, and ``validate`` must take ``model``, ``loader`` and ``args``.
+
+    Args:
+        path: the train.py file (a folder, a missing file or a file that is not Python is refused).
+
+    Returns:
+        The imported module (also ``sys.modules[TRAIN_MODULE]``).
+
+    Raises:
+        TrainScriptError: when the file does not fit the contract, or importing it fails for a missing module;
+            the message says what is wrong and what is supported (:data:`SUPPORTED_TRAIN_SCRIPTS`).
+
+    Example:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "train.py")
+        ...     with open(path, "w") as handle:
+        ...         _ = handle.write("print('ran'); import argparse; parser = argparse.ArgumentParser()")
+        ...     load_train_script(path)  # refused without running it: nothing is printed
+        Traceback (most recent call last):
+        ...
+        augshift.integrations.timm.launcher.TrainScriptError: /.../train.py has no module-level _parse_args, main,
+        ClassificationTask, train_one_epoch, validate; augshift-timm supports train.py of pytorch-image-models ...
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     load_train_script(folder)
+        Traceback (most recent call last):
+        ...
+        augshift.integrations.timm.launcher.TrainScriptError: /... is a folder; give the path of your timm train.py
+        file first
+    """
     if os.path.isdir(path):
         raise TrainScriptError(f"{path} is a folder; give the path of your timm train.py file first")
     if not os.path.isfile(path):
@@ -313,7 +394,38 @@ def usage() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console script: ``augshift-timm TRAIN_PY [arguments]``; returns the exit status."""
+    """Console script: ``augshift-timm TRAIN_PY [arguments]``; returns the exit status.
+
+    ``TRAIN_PY`` is loaded (:func:`load_train_script`), the ``--augshift*`` flags are added to its parser and
+    its ``main()`` runs with ``sys.argv`` set as ``python TRAIN_PY [arguments]`` would (``sys.argv`` and
+    ``sys.path`` are put back after). ``-h`` / ``--help`` alone prints the launcher's usage on standard output
+    (0); no argument prints it on standard error (2); a user mistake (e.g. a :class:`TrainScriptError`) prints
+    ``augshift-timm: error: <message>`` on standard error (2).
+
+    Args:
+        argv: the arguments, ``TRAIN_PY`` first; default ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 2 for a usage error.
+
+    Example:
+        >>> import contextlib, io, os, tempfile
+        >>> out = io.StringIO()
+        >>> with contextlib.redirect_stdout(out):
+        ...     status = main(["--help"])
+        >>> status, out.getvalue().splitlines()[0]
+        (0, 'usage: augshift-timm TRAIN_PY [train.py arguments] [AugShift arguments]')
+        >>> "--augshift-consistency" in out.getvalue()
+        True
+        >>> err = io.StringIO()
+        >>> with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stderr(err):
+        ...     path = os.path.join(folder, "train.py")
+        ...     with open(path, "w") as handle:
+        ...         _ = handle.write("main = print")
+        ...     status = main([path, "--augshift"])
+        >>> status, err.getvalue().startswith("augshift-timm: error: ")
+        (2, True)
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)

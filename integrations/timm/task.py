@@ -30,10 +30,28 @@ class PortableClassificationTask(ClassificationTask):
     """timm's ``ClassificationTask`` whose DDP set-up also works in CPU (gloo) processes.
 
     ``train.py`` passes ``device_ids=[device]``, which DDP accepts only for GPU modules; on CPU the
-    ids are dropped. Everything else is timm's.
+    ids are dropped. Everything else is timm's: ``task(input (N, C, H, W), target)`` returns ``{"loss": ...,
+    "output": logits (N, K)}``.
+
+    Args:
+        model: the model to train (``task.trainable_module`` until ``prepare_distributed`` wraps it).
+        criterion: the loss ``criterion(logits, target)``; None: timm's default classification loss, built from
+            ``criterion_kwargs`` (``timm.loss.create_classification_loss``).
+        criterion_kwargs: options of that default loss; give either them or ``criterion``.
+        device: the device the task (and its criterion) is on; default CPU.
+        dtype: the task's dtype; default torch's default dtype.
+        verbose: log what the task was built with.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+        >>> task = PortableClassificationTask(model, nn.CrossEntropyLoss(), verbose=False)
+        >>> result = task(torch.randn(2, 3, 8, 8), torch.tensor([0, 5]))
+        >>> sorted(result), result["output"].shape, result["loss"].dim()
+        (['loss', 'output'], torch.Size([2, 9]), 0)
     """
 
     def prepare_distributed(self, device_ids: Optional[list] = None, **ddp_kwargs) -> "PortableClassificationTask":
+        """Wrap the model in DDP as timm does (``ddp_kwargs`` go to it), without ``device_ids`` on CPU."""
         if self.device.type == "cpu":
             device_ids = None  # DDP takes device_ids only for single-device GPU modules
         return super().prepare_distributed(device_ids=device_ids, **ddp_kwargs)
@@ -47,10 +65,32 @@ class AugShiftTask(PortableClassificationTask):
     N x K), and the detached loss parts ``criterion`` and ``consistency``. The task's own criterion is
     used, so label smoothing, BCE and mixup / cutmix soft targets keep working.
 
-    AugShift options (keyword-only): ``config``, an :class:`~augshift.config.AugShiftConfig`; ``classifier`` names the module whose input is
-    the pooled feature when it cannot be found; ``generator`` draws the shifts (reproducible);
-    ``log_interval`` logs the running loss parts every that many steps (0: never). Other keyword
-    arguments (``device``, ``dtype``, ``verbose``, ...) go to ``ClassificationTask``.
+    :meth:`loss_parts` gives the sample-weighted means of the loss parts since the last reset (``augshift-timm``
+    adds them to the epoch's metrics).
+
+    Args:
+        model: the model to train; its pooled features are read by a hook
+            (:class:`~augshift.features.PooledFeatures`).
+        criterion: the loss ``criterion(logits, target)`` (``train.py`` passes its ``train_loss_fn``); None:
+            timm's default classification loss (``ClassificationTask`` builds it).
+        config: the AugShift options, an :class:`~augshift.config.AugShiftConfig` (keyword-only, as are the
+            following).
+        classifier: names the module whose input is the pooled feature when it cannot be found (timm's
+            ``get_classifier()``, ``fc``, ``classifier``, ``head``).
+        generator: draws the shifts (reproducible).
+        log_interval: logs the running loss parts every that many steps when ``verbose`` (0: never).
+        task_kwargs: other keyword arguments (``device``, ``dtype``, ``verbose``, ``criterion_kwargs``) go to
+            ``ClassificationTask``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+        >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3",
+        ...                     generator=torch.Generator().manual_seed(0), verbose=False)
+        >>> result = task(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))
+        >>> sorted(result), result["output"].shape, result["loss"].requires_grad
+        (['consistency', 'criterion', 'loss', 'output'], torch.Size([4, 9]), True)
+        >>> sorted(task.loss_parts(sync=False, reset=True))
+        ['consistency', 'criterion']
     """
 
     def __init__(
@@ -64,9 +104,7 @@ class AugShiftTask(PortableClassificationTask):
         log_interval: int = 0,
         **task_kwargs,
     ) -> None:
-        super().__init__(model, criterion, **task_kwargs)
-        if self.criterion is None:
-            raise ValueError("AugShiftTask needs a criterion (train.py passes its train_loss_fn)")
+        super().__init__(model, criterion, **task_kwargs)  # timm's default criterion when none is given
         self.features = PooledFeatures(model, classifier)
         self.objective = AugShiftObjective(config, criterion=self.criterion, generator=generator)
         self.log_interval = log_interval
@@ -76,6 +114,8 @@ class AugShiftTask(PortableClassificationTask):
             _logger.info("AugShiftTask: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """One training step's loss for ``input`` (N, C, H, W) and ``target`` (N,) or (N, K): ``loss``, ``output``
+        (logits of view A, (N, K)) and the detached ``criterion`` and ``consistency``."""
         result = self.objective(self.trainable_module, self.features, input, target)
         self._record(result, input.shape[0])
         return {
@@ -100,7 +140,7 @@ class AugShiftTask(PortableClassificationTask):
         """Sample-weighted means of the loss parts since the last reset (NaN before any step).
 
         With ``sync`` the sums are added over all torch.distributed processes first (a collective:
-        every process must call it).
+        every process must call it). ``reset`` starts new sums after reading these.
         """
         sums = self._sums if self._sums is not None else torch.zeros(3, dtype=torch.float64, device=self.device)
         if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

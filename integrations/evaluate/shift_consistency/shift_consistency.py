@@ -1,14 +1,18 @@
 """Shift consistency as a Hugging Face ``evaluate`` metric.
 
-Load it from its folder (no network): ``evaluate.load(augshift.integrations.evaluate.METRIC_PATH)``.
-The numbers come from :mod:`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``,
-``proportion_ci``), the same functions as the rest of augshift.
+Load it from its folder (no network): ``evaluate.load(augshift.integrations.evaluate.METRIC_PATH)`` for pairs of
+views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of views. The numbers come from
+:mod:`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
+as the rest of augshift; ``protocol=`` names the protocol of :mod:`augshift.protocols` the views were made with.
 """
 import datasets
 import evaluate
 import torch
 
 from augshift.metrics import agreement_counts, consistency_from_predictions, proportion_ci
+from augshift.protocols import ALL_PROTOCOLS, PAIR_PROTOCOLS, WORST_PROTOCOLS
+
+PAIR, WORST = "pair", "worst"  # the module's configurations
 
 _DESCRIPTION = """
 Shift consistency: the percentage of images for which a classifier predicts the same class for two
@@ -19,16 +23,21 @@ view (for example the unshifted image), `shifted_predictions` those for the seco
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `int`): class predicted for the first view of each image.
-    shifted_predictions (`list` of `int`): class predicted for the second (shifted) view of each image.
+    predictions (`list` of `int`): class predicted for the first view of each image (for "worst": the unshifted one).
+    shifted_predictions (`list` of `int`): class predicted for the second (shifted) view of each image; with the
+        "worst" configuration, a list per image: the classes predicted for every offset of the grid.
     references (`list` of `int`, *optional*): true class of each image.
+    protocol (`str`, *optional*, to `compute`): the augshift protocol the views were made with (e.g. "random",
+        "crop", "fractional"; "random_worst", ... with "worst"), returned as `protocol`.
 
 Returns:
-    consistency (`float`): percent of images whose two predictions agree, 0 to 100.
+    consistency (`float`): percent of images whose predictions agree (all of them, with "worst"), 0 to 100.
     consistency_ci95 (`list` of two `float`): its Wilson 95% confidence interval (percent).
     samples (`int`): number of images.
-    accuracy (`float`): percent of `predictions` equal to `references` (only with `references`).
+    accuracy (`float`): percent of `predictions` equal to `references` (only with `references`); with "worst",
+        percent of images predicted correctly for every view.
     accuracy_ci95 (`list` of two `float`): its Wilson 95% confidence interval (only with `references`).
+    protocol (`str`): the protocol named, when one was.
 
 Examples:
     >>> metric = evaluate.load(METRIC_PATH)
@@ -61,6 +70,10 @@ def _nulls_for_missing(predictions, references):
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ShiftConsistency(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
+        if self.config_name not in ("default", PAIR, WORST):
+            raise ValueError(f"unknown configuration {self.config_name!r}: load the module as it is (pairs of views) "
+                             f"or with {WORST!r} (a grid of views per image)")
+        views = datasets.Sequence(datasets.Value("int64")) if self.config_name == WORST else datasets.Value("int64")
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
@@ -68,7 +81,7 @@ class ShiftConsistency(evaluate.Metric):
             features=datasets.Features(
                 {
                     "predictions": datasets.Value("int64"),
-                    "shifted_predictions": datasets.Value("int64"),
+                    "shifted_predictions": views,
                     "references": datasets.Value("int64"),
                 }
             ),
@@ -79,18 +92,36 @@ class ShiftConsistency(evaluate.Metric):
         """Add a batch of ``predictions``, ``shifted_predictions`` and (optional) ``references``."""
         super().add_batch(predictions=predictions, references=_nulls_for_missing(predictions, references), **kwargs)
 
-    def _compute(self, predictions, shifted_predictions, references) -> dict:
-        pred_a, pred_b = torch.as_tensor(predictions), torch.as_tensor(shifted_predictions)
+    def _compute(self, predictions, shifted_predictions, references, protocol=None) -> dict:
+        worst = self.config_name == WORST
+        allowed = WORST_PROTOCOLS if worst else PAIR_PROTOCOLS
+        if protocol is not None and protocol not in allowed:
+            raise ValueError(f"protocol {protocol!r} is not one of {', '.join(allowed)} (known: {', '.join(ALL_PROTOCOLS)})"
+                             f"{'; load the module with the worst configuration for _worst protocols' if not worst else ''}")
+        pred_a = torch.as_tensor(predictions)
+        if worst:  # an image counts only if every view agrees with (and, for accuracy, every view is) its class
+            views = [torch.as_tensor(row) for row in shifted_predictions]
+            if any(len(row) == 0 for row in views):
+                raise ValueError("every image needs the predictions of at least one view of the grid")
+            pred_b = torch.stack([torch.where((row == a).all(), a, -1 - a) for a, row in zip(pred_a, views)]) \
+                if views else pred_a
+        else:
+            pred_b = torch.as_tensor(shifted_predictions)
         n, agree, _ = agreement_counts(pred_a, pred_b)
         result = {
             "consistency": consistency_from_predictions(pred_a, pred_b),
             "consistency_ci95": list(proportion_ci(agree, n)),
             "samples": n,
         }
+        if protocol is not None:
+            result["protocol"] = protocol
         given = [r is not None for r in references]
         if any(given) and not all(given):
             raise ValueError(f"references were given for {sum(given)} of {n} samples; give them for all or none")
         if all(given) and n:
-            _, _, correct = agreement_counts(pred_a, pred_b, torch.as_tensor(references))
+            # with "worst", an image is correct only if its first view and every other view are: pred_b is pred_a
+            # exactly where all views agree, so correct-and-consistent counts the images right under every view
+            refs = torch.as_tensor(references)
+            correct = int(((pred_a == refs) & (pred_b == refs)).sum()) if worst else agreement_counts(pred_a, pred_b, refs)[2]
             result.update(accuracy=100.0 * correct / n, accuracy_ci95=list(proportion_ci(correct, n)))
         return result

@@ -1,0 +1,361 @@
+"""The model adapter: what augshift needs to know about a model, answered in one place for every zoo.
+
+Any ``nn.Module`` -- a timm model, a torchvision classifier or segmenter, a Hugging Face ``transformers`` image model,
+the project's own or a user's -- is asked here, and only here:
+
+* :func:`logits_of` -- the logits in its output (a tensor, torchvision's ``{"out": ...}``, a ``transformers``
+  ``ModelOutput``'s ``logits``, or the first element of a tuple);
+* :func:`classifier_of` -- the module whose input is the pooled feature (timm's ``get_classifier()``, else an
+  attribute ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller);
+  :class:`~augshift.features.PooledFeatures` captures that input and refuses spatial maps;
+* :func:`default_layer` -- where its position channels are ranked: the last stage whose maps still have a spatial
+  extent on the given images (and why, when that is not the last stage); :func:`feature_map` /
+  :func:`map_channels` read and change a layer's output channel-first, also for ``transformers``' token sequences;
+* :class:`Normalization` -- the per-channel statistics its inputs are normalised with, and where they come from
+  (:func:`pretrained_normalization`: timm's ``pretrained_cfg``, torchvision's weights transforms, a
+  ``transformers`` image processor; a model trained from scratch takes the data's own statistics);
+* building by name (``resnet18`` for timm, ``torchvision/resnet50``, ``hf:<hub id or save_pretrained folder>``) and
+  loading any checkpoint is its other half, :mod:`augshift.models.zoo` (:func:`~.zoo.create_model`,
+  :func:`~.zoo.load_model`).
+
+A model none of this fits raises :class:`UnsupportedModelError`, one wording naming what is supported.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..data.stats import Normalization
+from ..errors import UsageError
+
+TORCHVISION_PREFIX = "torchvision/"
+HF_PREFIX = "hf:"
+CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")  # looked up in this order after get_classifier()
+SUPPORTED = ("timm models (by name, e.g. resnet18), torchvision classifiers and segmenters (torchvision/<name>), "
+             "Hugging Face transformers image models (hf:<hub id or save_pretrained folder>: ResNet, ConvNeXt, ViT, "
+             "Swin, ...), or any nn.Module returning logits whose classifier is found by name (classifier='<module>')")
+INSTALL_TRANSFORMERS = 'pip install "augshift[transformers]"'
+
+
+class UnsupportedModelError(UsageError):
+    """A model augshift cannot use; the message says what is wrong with it and what is supported.
+
+    Args:
+        what: what is wrong with the model, put into the message before the list of what is supported.
+
+    Example:
+        >>> raise UnsupportedModelError("its output is a str")
+        Traceback (most recent call last):
+        ...
+        augshift.models.adapter.UnsupportedModelError: cannot use this model: its output is a str; supported: ...
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"cannot use this model: {what}; supported: {SUPPORTED}")
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+def logits_of(output: Any) -> Tensor:
+    """The logits in a model's output: (N, K) for a classifier, (N, K, h, w) for a segmenter.
+
+    Args:
+        output: what the model returned -- a tensor, a mapping with ``"logits"`` (``transformers``' ``ModelOutput``)
+            or ``"out"`` (torchvision's segmenters), or a tuple / list whose first element is the logits.
+
+    Returns:
+        The logits tensor.
+
+    Example:
+        >>> logits_of({"out": torch.zeros(2, 5, 4, 4)}).shape
+        torch.Size([2, 5, 4, 4])
+    """
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, Mapping):
+        for key in ("logits", "out"):
+            if isinstance(output.get(key), Tensor):
+                return output[key]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    keys = f" with keys {', '.join(map(str, output))}" if isinstance(output, Mapping) else ""
+    raise UnsupportedModelError(f"its output is a {type(output).__name__}{keys}, with no logits tensor")
+
+
+def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
+    """The module whose input is ``model``'s pooled feature (N, D).
+
+    Args:
+        model: the unwrapped model (not its DDP / Accelerate / compiled wrapper).
+        name: a module name of ``model.named_modules()`` to use instead of looking it up.
+
+    Returns:
+        ``name``'s module; else timm's ``model.get_classifier()``; else the first of the attributes
+        :data:`CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
+
+    Example:
+        >>> import timm
+        >>> classifier_of(timm.create_model("resnet18", num_classes=3))
+        Linear(in_features=512, out_features=3, bias=True)
+    """
+    if name is not None:
+        modules = dict(model.named_modules())
+        if name not in modules or name == "":
+            raise UnsupportedModelError(f"{type(model).__name__} has no module named {name!r}")
+        return modules[name]
+    get_classifier = getattr(model, "get_classifier", None)
+    if callable(get_classifier):
+        found = get_classifier()
+        if isinstance(found, nn.Module):
+            return found
+    for attribute in CLASSIFIER_ATTRIBUTES:
+        found = getattr(model, attribute, None)
+        if isinstance(found, nn.Module):
+            return found
+    raise UnsupportedModelError(f"cannot find the pooled features of {type(model).__name__} (it has no "
+                                f"get_classifier() and none of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}): "
+                                "name the module whose input is the pooled feature with classifier='<module name>'")
+
+
+# --------------------------------------------------------------------------------------------- feature maps
+
+def _token_grid(tokens: int) -> Optional[tuple[int, int]]:
+    """``(side, skipped)`` when ``tokens`` (or ``tokens - 1``: a leading class token) form a square grid."""
+    for skipped in (0, 1):
+        side = math.isqrt(tokens - skipped)
+        if side > 0 and side * side == tokens - skipped:
+            return side, skipped
+    return None
+
+
+def feature_map(output: Any, layer: str = "") -> Tensor:
+    """The channel-first features of a module's output, as ranking reads them.
+
+    Args:
+        output: the module's output -- a tensor (N, C, h, w) or (N, C); a token sequence (N, L, D) of a
+            ``transformers`` / timm vision transformer, read as (N, D, s, s) when L (or L - 1, after a leading class
+            token) is a square s * s, else as (N, D, L); a mapping (torchvision segmentation backbones:
+            ``"out"``, else its last entry); or a tuple whose first element is the features.
+        layer: the module's name, for the error message.
+
+    Returns:
+        (N, C, ...) features.
+
+    Example:
+        >>> feature_map(torch.zeros(2, 1 + 16, 8)).shape  # a class token and a 4 x 4 grid of 8-dim tokens
+        torch.Size([2, 8, 4, 4])
+    """
+    if isinstance(output, Mapping) and output:
+        output = output["out"] if "out" in output else list(output.values())[-1]
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    if not isinstance(output, Tensor) or output.dim() < 2:
+        raise UsageError(f"module {layer!r} outputs {type(output).__name__}, not (N, C, ...) features; pick a layer "
+                         "whose output is a feature map (e.g. layer4, backbone, or a transformer block)")
+    if output.dim() != 3:
+        return output
+    n, tokens, dim = output.shape
+    channels = output.transpose(1, 2)
+    grid = _token_grid(tokens)
+    if grid is None:
+        return channels
+    side, skipped = grid
+    return channels[:, :, skipped:].reshape(n, dim, side, side)
+
+
+def map_channels(output: Any, change: Callable[[Tensor], Tensor]) -> Any:
+    """``output`` with ``change`` applied to its channel-first features (N, C, ...) (see :func:`feature_map`), in
+    the output's own structure: a tensor, a token sequence (N, L, D) (changed as (N, D, L), class token included),
+    a mapping (its ``"out"`` or last entry replaced) or a tuple (its first element replaced).
+
+    Example:
+        >>> map_channels(torch.ones(1, 3, 2, 2), lambda x: x.index_fill(1, torch.tensor([0]), 0))[0, :, 0, 0]
+        tensor([0., 1., 1.])
+    """
+    if isinstance(output, Mapping) and output:
+        key = "out" if "out" in output else list(output)[-1]
+        return {**output, key: map_channels(output[key], change)}
+    if isinstance(output, tuple) and output:
+        return (map_channels(output[0], change), *output[1:])
+    if isinstance(output, Tensor) and output.dim() == 3:
+        return change(output.transpose(1, 2)).transpose(1, 2)
+    return change(output)
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """The layer whose channels are ranked (what :func:`default_layer` returns).
+
+    Args:
+        name: the layer's module name in ``model.named_modules()``.
+        size: the spatial size of its maps, e.g. ``(h, w)``, on the images it was chosen for.
+        note: why it is not the model's last stage (empty when it is).
+
+    Example:
+        >>> LayerChoice("layer3", (2, 2)).has_extent
+        True
+        >>> LayerChoice("layer4", (1, 1), "its maps are 1 x 1").has_extent  # says nothing about position
+        False
+    """
+
+    name: str
+    size: tuple[int, ...]
+    note: str = ""
+
+    @property
+    def has_extent(self) -> bool:
+        """Whether its maps have more than one position (a 1 x 1 map says nothing about where a channel fires)."""
+        return math.prod(self.size) > 1
+
+
+def _stages(model: nn.Module) -> Optional[list[str]]:
+    """The model's own list of stages, shallow to deep, when it names them: torchvision segmenters' ``backbone``,
+    the project's ``feature_module``, timm's ``feature_info``; None for other models."""
+    if hasattr(model, "backbone") and hasattr(model, "classifier") and isinstance(model.backbone, nn.Module):
+        return ["backbone"]
+    if isinstance(getattr(model, "feature_module", None), str):
+        return [model.feature_module]
+    info = getattr(model, "feature_info", None)
+    if isinstance(info, list) and info and all(isinstance(i, dict) and "module" in i for i in info):
+        return [i["module"] for i in info]
+    return None
+
+
+def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
+                tensors_only: bool = False) -> dict[str, tuple[int, ...]]:
+    """The spatial size of the feature maps (:func:`feature_map`) of the modules ``names`` (those returning a tensor
+    only, with ``tensors_only``) for ``images[:1]`` (1, C, H, W), in the order the modules finish."""
+    sizes: dict[str, tuple[int, ...]] = {}
+    wanted = set(names)
+
+    def record(name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        if tensors_only and not isinstance(output, Tensor):
+            return
+        try:
+            maps = feature_map(output, name)
+        except UsageError:
+            return
+        sizes.pop(name, None)
+        sizes[name] = tuple(maps.shape[2:])
+
+    hooks = [module.register_forward_hook(lambda m, a, o, name=name: record(name, m, a, o))
+             for name, module in model.named_modules() if name in wanted]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(images[:1].to(next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return sizes
+
+
+def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
+    """Where ``model``'s position channels are ranked, for inputs like ``images`` (N, C, H, W).
+
+    The model's last stage (a torchvision segmenter's ``backbone``, timm's last ``feature_info`` module, else the last
+    module to finish whose output is a feature map, e.g. a ``transformers`` stage or final layer norm) -- unless its
+    maps are 1 x 1 at this input size: then the last earlier stage whose maps still have a spatial extent, and
+    ``note`` says so (when no stage has one, the last stage, noted).
+
+    Example:
+        >>> import timm
+        >>> choice = default_layer(timm.create_model("resnet18"), torch.zeros(1, 3, 32, 32))
+        >>> choice.name, choice.size
+        ('layer3', (2, 2))
+    """
+    stages = _stages(model)
+    if stages is None:  # every module that is not the classifier or a pooling layer, in the order they finish
+        head = _classifier_or_none(model)
+        head_name = next((n for n, m in model.named_modules() if n and m is head), None)
+        stages = [name for name, module in model.named_modules() if name and not _inside(name, head_name)
+                  and "pool" not in type(module).__name__.lower() and not name.rsplit(".", 1)[-1].startswith("pool")]
+        candidates = [(name, size) for name, size in layer_sizes(model, images, stages, tensors_only=True).items()
+                      if size]
+    else:
+        sizes = layer_sizes(model, images, stages)
+        candidates = [(name, sizes[name]) for name in stages if sizes.get(name)]
+    if not candidates:
+        raise UsageError(f"{type(model).__name__} has no module with (N, C, h, w) maps or token outputs: name one "
+                         "with --layer")
+    last, last_size = candidates[-1]
+    spatial = [(name, size) for name, size in candidates
+               if math.prod(size) > 1 and (name == last or not _inside(name, last))]
+    if not spatial:  # ranked all the same (a channel's pooled value still moves), but no map shows where it fires
+        return LayerChoice(last, last_size, f"every stage has 1 x 1 maps for {images.shape[-2]}x{images.shape[-1]} "
+                                            f"inputs: {last} is ranked; larger images (--image-size) give maps")
+    name, size = spatial[-1]
+    if last != name:
+        side = "x".join(map(str, last_size))
+        return LayerChoice(name, size, f"{last}'s maps are {side} for {images.shape[-2]}x{images.shape[-1]} inputs, so "
+                                       f"the last stage with a spatial extent, {name} ({'x'.join(map(str, size))}), is "
+                                       "ranked")
+    return LayerChoice(name, size)
+
+
+def _classifier_or_none(model: nn.Module) -> Optional[nn.Module]:
+    try:
+        return classifier_of(model)
+    except UnsupportedModelError:
+        return None
+
+
+def _inside(name: str, parent: Optional[str]) -> bool:
+    return parent is not None and (name == parent or name.startswith(parent + "."))
+
+
+# --------------------------------------------------------------------------------------------- normalisation
+
+def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalization]:
+    """The statistics the pretrained weights of ``name`` (as built by :func:`create_model`) expect, or ``None`` when
+    they name none (a ``transformers`` folder without an image processor).
+
+    Args:
+        name: ``hf:<id or folder>`` (its image processor's ``image_mean`` / ``image_std``), ``torchvision/<name>``
+            (the default weights' transforms) or a timm name (the model's ``pretrained_cfg``).
+        model: the model built from ``name``.
+
+    Example:
+        >>> import timm
+        >>> pretrained_normalization("resnet18", timm.create_model("resnet18")).mean
+        (0.485, 0.456, 0.406)
+    """
+    if name.startswith(HF_PREFIX):
+        processor = _image_processor(name[len(HF_PREFIX):])
+        if processor is None or getattr(processor, "image_mean", None) is None:
+            return None
+        return Normalization(processor.image_mean, processor.image_std, f"the image processor of {name}")
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(name[len(TORCHVISION_PREFIX):]).DEFAULT
+        transforms = weights.transforms()
+        return Normalization(transforms.mean, transforms.std, f"the transforms of torchvision's {weights}")
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, model=model)
+    return Normalization(config["mean"], config["std"], f"timm's pretrained_cfg of {name}")
+
+
+def _image_processor(path: str) -> Any:
+    """``AutoImageProcessor.from_pretrained(path)``, or None where ``path`` has none."""
+    transformers = transformers_module()
+    try:
+        return transformers.AutoImageProcessor.from_pretrained(path)
+    except (OSError, ValueError):
+        return None
+
+
+def transformers_module() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError(f"hf: models need Hugging Face transformers: {INSTALL_TRANSFORMERS}") from None
+    return transformers

@@ -1,0 +1,260 @@
+"""What one GPU lease can hold: measure first, then run the paper's experiments at the largest length that fits.
+
+    python benchmarks/lease.py table2 --budget 400 --throughput $OUT/throughput/results.json --data DIR --out DIR
+    python benchmarks/lease.py table1 --budget 480 --data DIR --out DIR
+    python benchmarks/lease.py nccl --data DIR --out DIR      # machines of 2+ GPUs: the 2-process evaluation is exact
+
+``table2``: the CIFAR-10 rows of the paper's Table 2 for one seed (``--models``, default resnet18, resnetblur18,
+resnet18+augshift, resnet18+augshift:mse@W, resnetblur18+augshift), all sharing the device, at the paper recipe
+(``benchmarks/invariance.py --preset paper``: CIFAR stem, full 50k / 10k, flips, one-cycle SGD, batch 128, the
+captured step), for the largest epoch count (at most 200) that the throughput measured by ``benchmarks/throughput.py``
+lets finish in ``--budget`` seconds. Each model's aggregate rate is its ``compiled xN`` row (N runs sharing the
+device) times N; a model not measured is estimated from the measured ones (its blur and AugShift factors).
+
+``table1``: the paper's Table 1 at the official recipe (``benchmarks/position.py --preset paper``), in this order as
+far as the budget goes: PermuteNet 3x3 location, GAPNet 3x3 location, then the 3x3 class column, then 7x7; GAPNet and
+PermuteNet of a cell side by side on the device when two at once measured faster than one after the other. It first
+times the captured training step of PermuteNet 3x3 alone and of a pair, then gives each group the largest epoch count
+(at most 20, the paper's) that fits what is left, from the seconds per epoch measured so far (the first group's from
+the probe, later ones from the epochs that ran; a 7x7 canvas has 49/9 times the pixels). Writes ``plan.json`` and
+the tables under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TABLE2_MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3", "resnetblur18+augshift")
+TABLE1_ORDER = (("location", 3), ("class", 3), ("location", 7), ("class", 7))  # each: PermuteNet first, then GAPNet
+IMAGES, TEST_IMAGES = 50_000, 10_000
+FORWARD_SHARE = 1 / 3  # a forward is about a third of a training step's work
+
+
+def aggregate_rates(throughput: dict) -> dict[str, float]:
+    """Training images/s of the whole device per measured model: its ``compiled xN`` share times N for the largest N
+    measured (else its ``compiled`` row alone)."""
+    best: dict[str, tuple[int, float]] = {}
+    for row in throughput["rows"]:
+        path = row["path"]
+        if path == "compiled" or path.startswith("compiled x"):
+            n = int(path.split("x")[1]) if "x" in path else 1
+            if n >= best.get(row["model"], (0, 0.0))[0]:
+                best[row["model"]] = (n, n * row["images_per_s"])
+    return {model: rate for model, (_, rate) in best.items()}
+
+
+def model_rate(model: str, rates: dict[str, float]) -> float:
+    """The aggregate rate of a Table 2 row: measured, or a ``:mse@W`` row at its ``+augshift`` model's, or
+    estimated as ``base x blur factor x AugShift factor`` from the measured resnet18 / resnetblur18 / +augshift."""
+    model = model.split(":")[0]
+    if model in rates:
+        return rates[model]
+    arch = model.partition("+")[0]
+    if arch not in rates or "resnet18+augshift" not in rates:
+        raise KeyError(f"{model}: measure {arch} and resnet18+augshift with benchmarks/throughput.py first")
+    return rates[arch] * rates["resnet18+augshift"] / rates["resnet18"]  # AugShift's factor, measured on resnet18
+
+
+def table2_epochs(rates: dict[str, float], models: list[str], budget_s: float, *, fixed_s: float,
+                  cap: int = 200) -> tuple[int, float]:
+    """``(epochs, seconds per epoch)``: the most epochs (at most ``cap``, at least 1) of all ``models`` sharing the
+    device that fit ``budget_s`` after ``fixed_s`` (compilation and the final evaluations). An epoch of all models
+    takes their summed work at each one's aggregate rate, plus the per-epoch test accuracy of each."""
+    per_epoch = sum((IMAGES + FORWARD_SHARE * TEST_IMAGES) / model_rate(m, rates) for m in models)
+    return max(1, min(cap, math.floor((budget_s - fixed_s) / per_epoch))), per_epoch
+
+
+def run_table2(args: argparse.Namespace) -> int:
+    throughput = json.loads(Path(args.throughput).read_text())
+    rates, models = aggregate_rates(throughput), args.models.split(",")
+    compile_s = max((row.get("compile_s") or 0.0) for row in throughput["rows"])
+    # final evaluation per run: 10k test images under the protocol family (13 forwards each) and the sparse curve on
+    # 2,000 (289 forwards), twice (last and best epoch)
+    evaluation = sum(2 * FORWARD_SHARE * (13 * TEST_IMAGES + 289 * 2000) / model_rate(m, rates) for m in models)
+    fixed = 1.5 * compile_s + evaluation + args.margin
+    epochs, per_epoch = table2_epochs(rates, models, args.budget - (time.time() - args.started), fixed_s=fixed)
+    plan = dict(models=models, epochs=epochs, seconds_per_epoch=per_epoch, fixed_seconds=fixed, rates=rates,
+                budget=args.budget)
+    write_plan(args.out, plan)
+    print(f"Table 2 plan: {epochs} epochs of {len(models)} runs sharing {args.device} "
+          f"(~{per_epoch:.1f} s per epoch of all runs, ~{fixed:.0f} s compilation and evaluation)", flush=True)
+    devices = ",".join([args.device] * len(models))
+    command = [sys.executable, str(HERE / "invariance.py"), "--preset", "paper", "--datasets", "cifar10",
+               "--data", f"cifar10={args.data}", "--seeds", "0", "--epochs", str(epochs), "--models", ",".join(models),
+               "--devices", devices, "--workdir", str(Path(args.workdir) / "table2"), "--out", str(Path(args.out))]
+    return subprocess.run(command, timeout=max(60, args.budget - (time.time() - args.started))).returncode
+
+
+def locate(model: str, task: str, grid: int, epochs: int, args: argparse.Namespace) -> list[str]:
+    """The ``augshift locate`` command of one Table 1 cell at the paper recipe."""
+    return [sys.executable, "-m", "augshift.cli", "locate", "--preset", "paper", "--model", model, "--task", task,
+            "--grid", str(grid), "--epochs", str(epochs), "--data", args.data, "--device", args.device, "--out",
+            str(Path(args.out) / "table1"), *args.locate_options]
+
+
+def probe_command(args: argparse.Namespace, steps: int) -> list[str]:
+    return [sys.executable, str(HERE / "lease.py"), "probe", "--device", args.device, "--steps", str(steps),
+            "--data", args.data, "--out", args.out]
+
+
+def run_together(commands: list[list[str]], timeout: float) -> list[int]:
+    """Start ``commands`` at once; their return codes (a command still running at ``timeout`` is stopped: 124)."""
+    processes = [subprocess.Popen(command) for command in commands]
+    deadline, codes = time.time() + timeout, []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=max(1.0, deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(124)
+    return codes
+
+
+def run_table1(args: argparse.Namespace) -> int:
+    left = lambda: args.budget - (time.time() - args.started)  # noqa: E731 -- seconds left of the budget
+    probe, step_s = {}, {}
+    for together in (1, 2):  # PermuteNet 3x3 alone, then two at once
+        began = time.time()
+        codes = run_together([probe_command(args, args.probe_steps)] * together, timeout=left())
+        probe[together] = dict(wall=time.time() - began, codes=codes)
+        step_s[together] = json.loads(Path(args.out, "probe-permutenet-g3.json").read_text())["step_seconds"]
+    pair_faster = step_s[2] < 2 * step_s[1]  # two steps at once against two one after the other
+    step_s = step_s[2] if pair_faster else step_s[1]
+    # seconds of one epoch of one cell (both models) at 3x3: 50k canvases at the measured step time, plus its test pass
+    cell_epoch = {3: (IMAGES / 48) * step_s * (1 if pair_faster else 2) * (1 + FORWARD_SHARE * TEST_IMAGES / IMAGES)}
+    # (step_s is the wall time of a step of the pair when it shares the device, of one model when it does not)
+    cell_epoch[7] = cell_epoch[3] * 49 / 9
+    plan = dict(probe=probe, step_seconds=step_s, pair_faster=pair_faster, cells=[])
+    for task, grid in TABLE1_ORDER:
+        fixed = 60.0 + 2 * FORWARD_SHARE * grid * grid * TEST_IMAGES / (IMAGES / cell_epoch[grid])  # compile + eval
+        epochs = min(20, math.floor((left() - fixed - args.margin) / cell_epoch[grid]))
+        if epochs < 1:
+            plan["cells"].append(dict(task=task, grid=grid, epochs=0, ran=False))
+            continue
+        commands = [locate(model, task, grid, epochs, args) for model in ("permutenet", "gapnet")]
+        began = time.time()
+        codes = run_together(commands, timeout=left()) if pair_faster else \
+            [run_together([command], timeout=left())[0] for command in commands]
+        seconds = time.time() - began
+        cell_epoch[grid] = max(cell_epoch[grid], (seconds - fixed) / epochs)  # what it really took, for the next
+        cell_epoch[7 if grid == 3 else 3] = cell_epoch[grid] * (49 / 9 if grid == 3 else 9 / 49)
+        plan["cells"].append(dict(task=task, grid=grid, epochs=epochs, ran=True, seconds=seconds, codes=codes))
+        write_plan(args.out, plan)
+    write_plan(args.out, plan)
+    collect = [sys.executable, str(HERE / "position.py"), "--preset", "paper", "--collect", "--out",
+               str(Path(args.out) / "table1")]
+    return subprocess.run(collect).returncode
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """Time the training step of ``--model`` (official trunk) on ``--grid`` canvases at the paper recipe (the captured
+    step on CUDA, eager elsewhere); writes ``probe-<model>-g<grid>.json`` with the seconds per step and per epoch."""
+    import torch
+
+    import augshift  # noqa: F401  (registers the models)
+    from augshift.data import Normalization, load_split, normalize
+    from augshift.engine import Trainer
+    from augshift.models import create_model
+    from augshift.position import PRESETS, LocationCanvas, canvas_source
+
+    device = torch.device(args.device)
+    config = PRESETS["paper"]
+    images, labels = load_split(args.data, "train", limit=48 * (args.steps + 10))
+    x = normalize(images, Normalization.of_images(images, source="probe")).to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    canvas = LocationCanvas(x, labels.to(device), grid=args.grid, generator=generator)
+    source = canvas_source(canvas, task="location", config=config, generator=generator)
+    options = dict(seed=1) if args.model == "permutenet" else {}
+    model = create_model(f"{args.model}_{config.trunk}", num_classes=args.grid ** 2, **options).to(device)
+    trainer = Trainer(model, config.train_config(device), steps_per_epoch=source.steps)
+    batches = iter(source.batches(0))
+    began = time.perf_counter()
+    for _ in range(args.warmup):  # compilation and CUDA graph recording
+        trainer.step(*next(batches))
+    warmup_s = time.perf_counter() - began
+    torch.cuda.synchronize() if device.type == "cuda" else None
+    began = time.perf_counter()
+    sums = sum(trainer.step(*next(batches)) for _ in range(args.steps))
+    float(sums.sum())
+    step_s = (time.perf_counter() - began) / args.steps
+    from augshift.reporting.provenance import command_line, machine
+
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    result = {"model": f"{args.model}_{config.trunk}", "grid": args.grid, "step_seconds": step_s,
+              "epoch_seconds": step_s * IMAGES / config.batch_size, "warmup_seconds": warmup_s,
+              "steps": args.steps, "warmup": args.warmup, "compiled": trainer.config.compile, "device": str(device),
+              "machine": machine(str(device), torch.get_num_threads()), "command": command_line()}
+    Path(args.out, f"probe-{args.model}-g{args.grid}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"probe {args.model} {args.grid}x{args.grid}: {step_s * 1000:.1f} ms per step of 48 canvases, "
+          f"{result['epoch_seconds']:.0f} s per epoch of 50k ({'compiled' if result['compiled'] else 'eager'})",
+          flush=True)
+    return 0
+
+
+def run_nccl(args: argparse.Namespace) -> int:
+    """The 2-GPU check: the Accelerate example trains one epoch on 256 images under ``torchrun --nproc_per_node 2``
+    (NCCL); its evaluation, gathered over the two processes, must equal one process's evaluation of the saved model."""
+    import torch
+
+    from augshift.data import Normalization, eval_split, load_split_dataset
+    from augshift.metrics import ShiftConsistency
+    from augshift.models import load_model
+
+    out = Path(args.out)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(HERE.parent / "integrations" / "accelerate" / "train.py"), "--data", args.data, "--epochs", "1",
+               "--train-samples", "256", "--eval-samples", "200", "--batch-size", "32", "--output", str(out / "accelerate")]
+    subprocess.run(command, check=True, timeout=300)
+    metrics = json.loads((out / "accelerate" / "metrics.json").read_text())
+    loaded = load_model(str(out / "accelerate"))
+    normalization = Normalization.from_dict(metrics["normalization"])
+    data = load_split_dataset(args.data, eval_split(args.data), normalization=normalization, limit=200)
+    metric, model = ShiftConsistency(), loaded.model.to(args.device)
+    for start in range(0, 200, 50):
+        rows = data[start:start + 50]
+        metric.update(model, rows["pixel_values"].to(args.device), rows["labels"].to(args.device), rows["index"])
+    one = json.loads(json.dumps(metric.compute().to_dict()))
+    two = metrics["epochs"][-1]["eval"]
+    equal = one == two
+    write_plan(str(out), {"two_processes": two, "one_process": one, "equal": equal})
+    print(f"2-GPU NCCL check: the two-process evaluation {'equals' if equal else 'does NOT equal'} one process's "
+          f"(random {two['consistency_random']:.2f} vs {one['consistency_random']:.2f})", flush=True)
+    return 0 if equal else 1
+
+
+def write_plan(out: str, plan: dict) -> None:
+    from augshift.reporting.files import write_json_atomic
+
+    write_json_atomic(Path(out) / "plan.json", plan)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("table1", "table2", "probe", "nccl"))
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds for everything this command does")
+    parser.add_argument("--margin", type=float, default=30.0, help="seconds kept free at the end")
+    parser.add_argument("--data", required=True, help="CIFAR-10 (parquet folder in the hub layout)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default=".")
+    parser.add_argument("--workdir", default="/tmp/lease")
+    parser.add_argument("--throughput", default=None, help="table2: results.json of benchmarks/throughput.py")
+    parser.add_argument("--models", default=",".join(TABLE2_MODELS), help="table2: the rows")
+    parser.add_argument("--steps", type=int, default=40, help="probe: timed steps")
+    parser.add_argument("--warmup", type=int, default=5, help="probe: untimed steps first (compilation)")
+    parser.add_argument("--model", choices=("permutenet", "gapnet"), default="permutenet", help="probe: the model")
+    parser.add_argument("--grid", type=int, default=3, help="probe: canvases of grid x grid cells")
+    parser.add_argument("--probe-steps", type=int, default=40, help="table1: timed steps of the probe")
+    parser.add_argument("locate_options", nargs="*", help="table1, after --: more options for augshift locate")
+    args = parser.parse_args(argv)
+    args.started = time.time()
+    return {"table1": run_table1, "table2": run_table2, "probe": run_probe, "nccl": run_nccl}[args.what](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

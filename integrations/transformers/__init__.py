@@ -1,0 +1,15 @@
+"""Hugging Face ``transformers`` integration: :class:`AugShiftTrainer` (a ``transformers.Trainer`` training with AugShift
+and reporting shift consistency) and the example ``run_image_classification.py`` beside this file.
+
+Needs the ``transformers`` extra: ``pip install "augshift[transformers]"``. ``transformers`` models work everywhere
+else without any adapter (``hf:<id or folder>`` names, :mod:`augshift.models.adapter`).
+"""
+try:
+    import transformers  # noqa: F401
+except ImportError as error:  # pragma: no cover - exercised where transformers is missing
+    raise ImportError('augshift.integrations.transformers needs Hugging Face transformers: '
+                      'pip install "augshift[transformers]"') from error
+
+from .trainer import AugShiftTrainer
+
+__all__ = ["AugShiftTrainer"]

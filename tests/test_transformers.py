@@ -1,0 +1,209 @@
+"""Hugging Face transformers image models everywhere a model is taken (random-init configs and save_pretrained folders,
+offline), AugShiftTrainer against AugShift, and the Trainer example on one and two CPU processes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import free_port
+
+transformers = pytest.importorskip("transformers", reason="the transformers extra is not installed")
+
+from augshift import AugShift, ShiftConsistency, loss_parts  # noqa: E402
+from augshift.cli import main  # noqa: E402
+from augshift.data import Normalization, load_split_dataset  # noqa: E402
+from augshift.engine.seeding import stream_seed  # noqa: E402
+from augshift.errors import UsageError  # noqa: E402
+from augshift.models import create_model, default_layer, load_model, logits_of, pretrained_normalization  # noqa: E402
+from augshift.position import rank_position_channels  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "integrations" / "transformers" / "run_image_classification.py"
+FAMILIES = {
+    "resnet": lambda: transformers.ResNetForImageClassification(transformers.ResNetConfig(
+        hidden_sizes=[8, 16, 24, 32], embedding_size=8, depths=[1, 1, 1, 1], num_labels=10)),
+    "convnext": lambda: transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
+        hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_labels=10)),
+    "vit": lambda: transformers.ViTForImageClassification(transformers.ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=4,
+        num_labels=10)),
+    "swin": lambda: transformers.SwinForImageClassification(transformers.SwinConfig(
+        embed_dim=16, depths=[1, 1], num_heads=[1, 2], image_size=32, patch_size=4, window_size=4, num_labels=10)),
+}
+
+
+def tiny(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return FAMILIES[family]()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_augshift_metric_and_channel_ranking_on_transformers_models(family):
+    model = tiny(family)
+    images, labels = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    result = AugShift(model, generator=torch.Generator().manual_seed(0))(images, labels)
+    result["loss"].backward()
+    parts = loss_parts(result)
+    assert parts["consistency"] > 0 and result["logits"].shape == (8, 10)  # both views in one forward
+    assert all(p.grad is not None for p in model.classifier.parameters())
+    metric = ShiftConsistency(protocols=("random", "circular", "fractional"))
+    metric.update(model.eval(), images, labels, torch.arange(4))
+    report = metric.compute()
+    assert report.samples == 4 and set(report.agree) == {"random", "circular", "fractional"}
+    layer = default_layer(model, images)
+    assert layer.has_extent
+    ranking = rank_position_channels(model, layer.name, images)
+    assert len(ranking.channels) == len(set(ranking.channels.tolist())) > 1
+
+
+def test_a_save_pretrained_folder_loads_by_name_and_as_a_checkpoint(tmp_path):
+    model = tiny("vit")
+    model.save_pretrained(tmp_path / "vit")
+    transformers.ViTImageProcessor(image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3]).save_pretrained(tmp_path / "vit")
+    for loaded in (load_model(model=f"hf:{tmp_path / 'vit'}", pretrained=True), load_model(str(tmp_path / "vit"))):
+        assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in model.state_dict().items())
+        assert loaded.normalization.mean == (0.4, 0.5, 0.6)  # the folder's image processor
+    fresh = create_model(f"hf:{tmp_path / 'vit'}", 3)  # the config's architecture, random init, a new head
+    assert fresh.classifier.out_features == 3
+    assert not torch.equal(fresh.vit.embeddings.patch_embeddings.projection.weight,
+                           model.vit.embeddings.patch_embeddings.projection.weight)
+    x = torch.randn(2, 3, 32, 32)
+    assert logits_of(model.eval()(x)).shape == (2, 10)
+
+
+def test_pretrained_weights_bring_their_own_normalisation(tmp_path, monkeypatch):
+    """timm's pretrained_cfg, torchvision's weights transforms, a transformers image processor: each model gets its
+    own statistics, never another dataset's."""
+    import timm
+    import torchvision
+
+    assert pretrained_normalization("resnet18", timm.create_model("resnet18")).mean == timm.data.IMAGENET_DEFAULT_MEAN
+    vit = timm.create_model("vit_tiny_patch16_224")  # timm ViTs were trained with 0.5 / 0.5
+    assert pretrained_normalization("vit_tiny_patch16_224", vit).mean == (0.5, 0.5, 0.5)
+    weights = torchvision.models.get_model_weights("resnet18").DEFAULT
+    assert pretrained_normalization("torchvision/resnet18", None).mean == tuple(weights.transforms().mean)
+    folder = tmp_path / "convnext"
+    tiny("convnext").save_pretrained(folder)
+    assert pretrained_normalization(f"hf:{folder}", None) is None  # no image processor: the data's own, by the caller
+    transformers.ConvNextImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.3, 0.3, 0.3]).save_pretrained(folder)
+    assert pretrained_normalization(f"hf:{folder}", None).std == (0.3, 0.3, 0.3)
+
+
+def test_hf_names_without_transformers_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(UsageError, match=r'pip install "augshift\[transformers\]"'):
+        create_model("hf:microsoft/resnet-18")
+
+
+def test_consistency_and_channels_commands_take_hf_models(cifar10_dir, tmp_path):
+    folder = tmp_path / "vit"
+    tiny("vit").save_pretrained(folder)
+    assert main(["consistency", "--model", f"hf:{folder}", "--pretrained", "--data", str(cifar10_dir), "--limit", "6",
+                 "--protocols", "random,circular_worst", "--max-shift", "2", "--out", str(tmp_path / "c")]) == 0
+    result = json.loads((tmp_path / "c" / "consistency.json").read_text())
+    assert result["model"] == f"hf:{folder}" and result["results"]["samples"] == 6
+    assert "own statistics" in result["normalization"]["source"]  # the folder has no image processor
+    assert main(["channels", "--checkpoint", str(folder), "--data", str(cifar10_dir), "--limit", "4", "--top", "3",
+                 "--out", str(tmp_path / "r")]) == 0
+    ranking = json.loads(next((tmp_path / "r").glob("channels-*.json")).read_text())
+    assert ranking["layer"] == "vit.layernorm" and ranking["layer_size"] == [8, 8]
+
+
+def trainer_for(model, tmp_path, eval_dataset=None):
+    from augshift.integrations.transformers import AugShiftTrainer
+
+    args = transformers.TrainingArguments(output_dir=str(tmp_path / "t"), report_to=[], use_cpu=True, seed=4,
+                                          remove_unused_columns=False, per_device_eval_batch_size=4)
+    return AugShiftTrainer(model=model, args=args, eval_dataset=eval_dataset,
+                           protocols=("random", "circular", "random_worst"), max_shift=2)
+
+
+def test_trainer_loss_equals_augshift_on_the_same_batch_and_shifts(tmp_path):
+    from augshift.integrations.transformers.trainer import SHIFT_STREAM
+
+    model = tiny("resnet")
+    trainer = trainer_for(model, tmp_path)
+    images, labels = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    model.train()
+    loss = trainer.compute_loss(model, {"pixel_values": images, "labels": labels})
+    # the trainer draws step 0's shifts from its stream; AugShift with a generator at the same state
+    generator = torch.Generator().manual_seed(stream_seed(4, SHIFT_STREAM, 0, 0))
+    reference = AugShift(model, generator=generator)(images, labels)["loss"]
+    torch.testing.assert_close(loss, reference, rtol=0, atol=0)
+    model.eval()  # evaluation: the plain cross-entropy of the unshifted images, and their logits
+    eval_loss, outputs = trainer.compute_loss(model, {"pixel_values": images, "labels": labels}, return_outputs=True)
+    torch.testing.assert_close(outputs["logits"], model(images).logits)
+    torch.testing.assert_close(eval_loss, torch.nn.functional.cross_entropy(model(images).logits, labels))
+
+
+def test_trainer_evaluate_adds_the_metric_of_the_core(cifar10_dir, tmp_path):
+    model = tiny("vit")
+    normalization = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "test")
+    data = load_split_dataset(str(cifar10_dir), "test", normalization=normalization, limit=10)
+    metrics = trainer_for(model, tmp_path, data).evaluate()
+    metric = ShiftConsistency(max_shift=2, seed=4, protocols=("random", "circular", "random_worst"))
+    model.eval()
+    for start in range(0, 10, 4):
+        rows = data[start:start + 4]
+        metric.update(model, rows["pixel_values"], rows["labels"], rows["index"])
+    reference = metric.compute()
+    assert metrics["eval_shift_consistency"] == reference.consistency("random")
+    assert metrics["eval_shift_consistency_circular"] == reference.consistency("circular")
+    assert metrics["eval_shift_consistency_random_worst"] == reference.consistency("random_worst")
+    assert "eval_loss" in metrics
+
+
+def run_example(args: list[str], *, processes: int = 1) -> None:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port",
+                str(free_port())] if processes > 1 else [sys.executable]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, str(EXAMPLE), *args], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+@pytest.mark.slow
+def test_example_trains_saves_a_plain_model_and_two_processes_report_one_process_numbers(cifar10_dir, tmp_path):
+    folder = tmp_path / "vit"
+    tiny("vit").save_pretrained(folder)
+    common = ["--dataset_name", str(cifar10_dir), "--use_cpu", "--report_to", "none", "--seed", "1",
+              "--max_eval_samples", "50", "--per_device_eval_batch_size", "8", "--augshift-protocols",
+              "random,circular,fractional"]
+    run_example([*common, "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "trained"), "--do_train",
+                 "--max_train_samples", "32", "--per_device_train_batch_size", "8", "--num_train_epochs", "1"])
+    trained = transformers.AutoModelForImageClassification.from_pretrained(tmp_path / "trained")  # the plain model
+    assert not torch.equal(trained.classifier.weight, tiny("vit").classifier.weight)  # it trained
+    processor = transformers.AutoImageProcessor.from_pretrained(tmp_path / "trained")
+    assert processor.image_mean != [0.5, 0.5, 0.5]  # the training images' statistics, recorded with the model
+    results = {}
+    for processes in (1, 2):
+        out = tmp_path / f"eval{processes}"
+        run_example([*common, "--model_name_or_path", str(tmp_path / "trained"), "--output_dir", str(out), "--do_eval"],
+                    processes=processes)
+        results[processes] = json.loads((out / "eval_results.json").read_text())
+    keys = [k for k in results[1] if k.startswith("eval_shift_consistency")]
+    assert sorted(keys) == ["eval_shift_consistency", "eval_shift_consistency_circular",
+                            "eval_shift_consistency_fractional"]
+    assert {k: results[2][k] for k in keys} == {k: results[1][k] for k in keys}
+    assert 0 < results[1]["eval_shift_consistency_fractional"] < 100 or 0 < results[1]["eval_shift_consistency"] < 100
+
+
+@pytest.mark.slow
+def test_accelerate_example_trains_a_transformers_model_and_saves_it_loadable(cifar10_dir, tmp_path):
+    folder = tmp_path / "resnet"
+    tiny("resnet").save_pretrained(folder)
+    script = ROOT / "integrations" / "accelerate" / "train.py"
+    done = subprocess.run([sys.executable, str(script), "--cpu", "--data", str(cifar10_dir), "--model", f"hf:{folder}",
+                           "--train-samples", "32", "--eval-samples", "16", "--batch-size", "8", "--epochs", "1",
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["eval_split"] == "test" and "training images" in metrics["normalization"]["source"]
+    model = transformers.AutoModelForImageClassification.from_pretrained(tmp_path / "out")
+    loaded = load_model(str(tmp_path / "out"))
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in model.state_dict().items())
+    assert loaded.normalization.to_dict() == metrics["normalization"]
