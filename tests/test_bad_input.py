@@ -117,6 +117,12 @@ REFUSED_COMMANDS = [
      "name one with --eval-split"),
     ("consistency-no-evaluation-split", ["consistency", *TINY_CONSISTENCY, "--data", "{train_extra}"],
      "name one with --eval-split"),
+    ("consistency-crop-on-images-of-the-models-size", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}",
+                                                        "--protocols", "crop,fractional"],
+     "the crop protocol compares crops of larger images: pass --crop-from N"),
+    ("consistency-crop-from-not-larger", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--protocols", "crop",
+                                          "--crop-from", "32", "--image-size", "32"],
+     "--crop-from 32 needs --image-size, the crop, smaller than it"),
     ("demo-same-split", ["demo", "--data", "{hub}", "--train-split", "train", "--test-split", "train", *TINY_DEMO],
      "--train-split and --eval-split are both 'train'"),
     ("demo-epochs-0", ["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
@@ -197,6 +203,28 @@ def test_without_a_test_split_the_validation_split_is_evaluated_and_named(data, 
             write_image_folder(source / name, 2)
         assert eval_split(str(source)) == expected
     assert eval_split(str(data["train_extra"]), "extra") == "extra"  # a named split is used as named
+
+
+def test_consistency_crop_fractional_and_worst_on_larger_images(tmp_path, capsys):
+    """Zhang's crop protocol on an image folder of images larger than the model's input, beside the fractional and
+    worst-case protocols, in one command."""
+    from PIL import Image
+
+    for i in range(6):
+        target = tmp_path / "data" / "test" / "ab"[i % 2] / f"{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (60, 48, 3), dtype=np.uint8)).save(target)
+    out = tmp_path / "out"
+    code, err, stdout = run_cli(["consistency", "--model", "resnet18", "--num-classes", "2", "--data",
+                                 str(tmp_path / "data"), "--crop-from", "40", "--image-size", "32", "--max-shift", "2",
+                                 "--protocols", "crop,fractional,random_worst,crop_worst", "--out", str(out)], capsys)
+    assert code == 0, err
+    results = json.loads((out / "consistency.json").read_text())["results"]
+    assert results["samples"] == 6
+    for key in ("consistency_crop", "consistency_fractional", "consistency_random_worst", "accuracy_crop_worst"):
+        low, high = results[f"{key}_ci95"]
+        assert 0 <= low <= results[key] <= high <= 100
+    assert "consistency_crop" in stdout
 
 
 @pytest.mark.parametrize("command", [["demo", *TINY_DEMO], ["consistency", *TINY_CONSISTENCY, "--data", "x"]])

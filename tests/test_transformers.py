@@ -207,3 +207,23 @@ def test_accelerate_example_trains_a_transformers_model_and_saves_it_loadable(ci
     loaded = load_model(str(tmp_path / "out"))
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in model.state_dict().items())
     assert loaded.normalization.to_dict() == metrics["normalization"]
+
+
+def test_attack_on_a_transformers_segmenter_ranks_its_encoder_not_its_head(tmp_path):
+    """A save_pretrained SegFormer: the attack ranks and ablates the last encoder stage (inside the base model), and
+    scores the logits of its SemanticSegmenterOutput."""
+    from test_position_commands import mask_folder
+
+    torch.manual_seed(0)
+    segformer = transformers.SegformerForSemanticSegmentation(transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=3))
+    segformer.save_pretrained(tmp_path / "segformer")
+    assert default_layer(segformer, torch.zeros(1, 3, 32, 32)).name == "segformer.stages.1"
+    mask_folder(tmp_path / "data", size=32)
+    assert main(["attack", "--checkpoint", str(tmp_path / "segformer"), "--data", str(tmp_path / "data"),
+                 "--eval-split", "val", "--counts", "4,16", "--draws", "2", "--out", str(tmp_path / "out")]) == 0
+    result = json.loads(next((tmp_path / "out").glob("attack-*.json")).read_text())
+    curve = result["curve"]
+    assert curve["layer"] == "segformer.stages.1" and result["test_images"] == 4 and curve["counts"] == [4, 16]
+    assert curve["top"]["miou"][-1] != curve["baseline"]["miou"]  # ablating 16 of its 16 channels changes the masks

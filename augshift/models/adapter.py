@@ -261,7 +261,8 @@ def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
     """Where ``model``'s position channels are ranked, for inputs like ``images`` (N, C, H, W).
 
     The model's last stage (a torchvision segmenter's ``backbone``, timm's last ``feature_info`` module, else the last
-    module to finish whose output is a feature map, e.g. a ``transformers`` stage or final layer norm) -- unless its
+    module to finish whose output is a feature map -- inside the base model of a ``transformers`` model, e.g. its last
+    stage or final layer norm, never a head after it) -- unless its
     maps are 1 x 1 at this input size: then the last earlier stage whose maps still have a spatial extent, and
     ``note`` says so (when no stage has one, the last stage, noted).
 
@@ -275,7 +276,11 @@ def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
     if stages is None:  # every module that is not the classifier or a pooling layer, in the order they finish
         head = _classifier_or_none(model)
         head_name = next((n for n, m in model.named_modules() if n and m is head), None)
+        # a transformers model: only its base model (the encoder), not the heads after it (a segmenter's decode head)
+        base = getattr(model, "base_model_prefix", "")
+        body = base if base and isinstance(getattr(model, base, None), nn.Module) else None
         stages = [name for name, module in model.named_modules() if name and not _inside(name, head_name)
+                  and (body is None or _inside(name, body))
                   and "pool" not in type(module).__name__.lower() and not name.rsplit(".", 1)[-1].startswith("pool")]
         candidates = [(name, size) for name, size in layer_sizes(model, images, stages, tensors_only=True).items()
                       if size]

@@ -2,7 +2,7 @@
 
 Importing :mod:`augshift` registers ``gapnet_resnet18``, ``gapnet_resnet50``, ``permutenet_resnet18``,
 ``permutenet_resnet50``, ``gapnet_resnet18_stride16`` and ``permutenet_resnet18_stride16`` (the official code's
-trunk, :mod:`.resnet_stride16`) and ``fcn_resnet18`` with timm's ``register_model``, so ``timm.create_model`` and
+trunk, :mod:`.resnet_stride16`) and ``fcn_resnet18`` with timm (:func:`.registry.register`), so ``timm.create_model`` and
 timm's own ``train.py --model ...`` build them. They have no pretrained weights.
 
 * **GAPNet** (Islam et al. 2021): a timm trunk, a 3x3 conv to ``num_classes`` channels, global average
