@@ -294,9 +294,10 @@ def report(rows: list[dict], args, machine_name: str, command: str, steps: int, 
     lines = [f"# Training throughput ({args.device}: {machine_name})", "", f"Command: `{command}`", "",
              f"{steps} timed steps after {warmup} warm-up steps per configuration (median of {args.rounds} round(s), "
              f"paths timed round-robin); global batch {args.batch_size}, "
-             "32 px, CIFAR stem. `old`: the loop before the engine; `fast`: the engine (bf16 + channels-last + fused "
-             "optimizer on CUDA, fp32 on CPU); `fast xN`: N runs at once on the device, per-run share of the wall "
-             "time; `bare`: a plain PyTorch loop (CPU).", "",
+             "32 px, CIFAR stem. `old`: the loop before the engine; `fast`: the engine, eager (bf16 + channels-last + "
+             "fused optimizer on CUDA, fp32 on CPU); `compiled`: the same with the captured step (torch.compile of "
+             "forward and backward, CUDA graphs on CUDA; compile s: its first steps); `compiled xN`: N runs at once "
+             "on the device, per-run share of the wall time; `bare`: a plain PyTorch loop (CPU).", "",
              "| model | path | images/s | epoch s (50k) | TFLOP/s | of bf16 peak | speed-up vs old | vs fast | compile s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:

@@ -200,3 +200,15 @@ def test_a_compiled_run_resumes_exactly_and_drops_the_partial_batch(tmp_path):
         [{k: v for k, v in row.items() if k != "seconds"} for row in straight]
     for name, value in weights.items():
         assert torch.equal(value, resumed_weights[name]), name
+
+
+@pytest.mark.parametrize("arch", ["resnetblur18", "aps_resnet18"])
+def test_the_captured_step_is_one_graph_for_blurpool_and_aps_with_augshift(arch):
+    """No graph break: the whole step (two shifted views, model, loss) is one graph, as CUDA graphs need."""
+    import torch._dynamo
+
+    trainer = Trainer(create_model(arch, 10, stem="cifar"), TrainConfig(epochs=1, augshift=True), steps_per_epoch=1)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    explained = torch._dynamo.explain(trainer.losses)(x, y, trainer.draw(4, x.device))
+    torch._dynamo.reset()
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
