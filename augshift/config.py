@@ -135,6 +135,27 @@ class AugShiftConfig:
         """The options as a dict (JSON-ready)."""
         return asdict(self)
 
+    @property
+    def reach(self) -> int:
+        """The larger of ``max_shift``'s two axes: the range the integrations evaluate consistency over.
+
+        Example:
+            >>> AugShiftConfig(max_shift=(2, 6)).reach
+            6
+        """
+        return max(check_max_shift(self.max_shift))
+
+    def loss_options_changed(self) -> list[str]:
+        """The loss options (``weight``, ``distance``, ``normalize``) that differ from the defaults: what a run
+        without the consistency loss would ignore, and so refuses.
+
+        Example:
+            >>> AugShiftConfig(max_shift=2, weight=3.0).loss_options_changed()
+            ['weight']
+        """
+        defaults = type(self)()
+        return [name for name in ("weight", "distance", "normalize") if getattr(self, name) != getattr(defaults, name)]
+
     def shift_only(self) -> "AugShiftConfig":
         """This config's shifts (``max_shift``, ``mode``) with the default loss options: what a one-view shift
         augmentation (no consistency loss) is configured with.

@@ -184,10 +184,15 @@ class ShiftConsistency:
         return pair_offsets(protocol, indices, self.geometry(height, width), self.seed)
 
     def _check_size(self, geometry: Geometry) -> None:
-        if any(PROTOCOLS[split_name(p)[0]].kind == "crop" for p in self.protocols) and geometry.source is None:
+        crops = any(PROTOCOLS[split_name(p)[0]].kind == "crop" for p in self.protocols)
+        if crops and geometry.source is None:
             raise UsageError(f"the crop protocol compares crops of larger images, but the images are {geometry.height}x"
                              f"{geometry.width}, the crop size: hand it larger images (--crop-from, e.g. 256 for "
                              f"224 crops)")
+        if crops and (geometry.source[0] != geometry.source[1] or min(geometry.crop_range) < 1):
+            raise UsageError(f"the crop protocol needs square images larger than the crop on both axes, got "
+                             f"{geometry.source[0]}x{geometry.source[1]} for {self.crop_size} crops (--crop-from "
+                             "resizes and centre-crops to a square)")
         largest = max([largest_shift(self.protocols, geometry)] + [abs(d) for d in self.curve_offsets or ()])
         if largest >= min(geometry.height, geometry.width):
             raise UsageError(f"shifts up to {largest} px do not fit images of H={geometry.height}, W={geometry.width}; "

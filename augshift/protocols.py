@@ -36,13 +36,15 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
+from .errors import UsageError
+
 __all__ = ["ALL_PROTOCOLS", "DEFAULT_PROTOCOLS", "PROTOCOLS", "PROTOCOL_FAMILY", "Geometry", "Protocol",
-           "add_protocols_argument", "offsets_to", "pair_offsets", "protocol_list", "worst_grid"]
+           "add_protocols_argument", "check_crop_options", "offsets_to", "pair_offsets", "protocol_list", "worst_grid"]
 
 FULL = "full"  # a protocol's reach: every offset of the image
 WORST = "_worst"  # suffix of a protocol's worst-case variant
@@ -139,6 +141,31 @@ def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--pro
                         help=f"comma-separated consistency protocols (default: {','.join(default)}; of "
                              f"{', '.join(ALL_PROTOCOLS)}: <protocol>_worst is the worst case over a grid of offsets, a "
                              "forward each; crop needs images larger than the model's)")
+
+
+def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_size: Optional[int]) -> None:
+    """Refuse (:class:`~augshift.errors.UsageError`) a ``crop`` protocol without the larger images, or larger images
+    not larger than the crop.
+
+    Args:
+        protocols: the protocol names asked for.
+        crop_from: the side the evaluated images are resized and centre-cropped to (``--crop-from``), or None.
+        crop_size: the crop, the model's input size (``--image-size``), or None.
+
+    Example:
+        >>> check_crop_options(("crop",), crop_from=256, crop_size=224)
+        >>> check_crop_options(("crop",), crop_from=None, crop_size=224)
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: the crop protocol compares crops of larger images: pass --crop-from N ...
+    """
+    crops = [p for p in protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
+    if crops and crop_from is None:
+        raise UsageError(f"the {crops[0]} protocol compares crops of larger images: pass --crop-from N (e.g. 256) with "
+                         "--image-size the model's input size (e.g. 224)")
+    if crop_from is not None and (crop_size is None or crop_size >= crop_from):
+        raise UsageError(f"--crop-from {crop_from} needs --image-size, the crop, smaller than it (e.g. --crop-from 256 "
+                         "--image-size 224)")
 
 
 def split_name(name: str) -> tuple[str, bool]:

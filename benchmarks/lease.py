@@ -37,15 +37,16 @@ FORWARD_SHARE = 1 / 3  # a forward is about a third of a training step's work
 
 
 def aggregate_rates(throughput: dict) -> dict[str, float]:
-    """Training images/s of the whole device per measured model: its ``compiled xN`` share times N for the largest N
-    measured (else its ``compiled`` row alone)."""
+    """Training images/s of the whole device per measured model: its ``compiled xN`` row for the largest N measured
+    (``throughput.py`` divides the wall time of N runs by N, so that row's images/s is already the device's), else its
+    ``compiled`` row alone."""
     best: dict[str, tuple[int, float]] = {}
     for row in throughput["rows"]:
         path = row["path"]
         if path == "compiled" or path.startswith("compiled x"):
             n = int(path.split("x")[1]) if "x" in path else 1
             if n >= best.get(row["model"], (0, 0.0))[0]:
-                best[row["model"]] = (n, n * row["images_per_s"])
+                best[row["model"]] = (n, row["images_per_s"])
     return {model: rate for model, (_, rate) in best.items()}
 
 
@@ -98,9 +99,9 @@ def locate(model: str, task: str, grid: int, epochs: int, args: argparse.Namespa
             str(Path(args.out) / "table1"), *args.locate_options]
 
 
-def probe_command(args: argparse.Namespace, steps: int) -> list[str]:
+def probe_command(args: argparse.Namespace, steps: int, tag: str) -> list[str]:
     return [sys.executable, str(HERE / "lease.py"), "probe", "--device", args.device, "--steps", str(steps),
-            "--data", args.data, "--out", args.out]
+            "--data", args.data, "--out", args.out, "--tag", tag]
 
 
 def run_together(commands: list[list[str]], timeout: float) -> list[int]:
@@ -120,10 +121,18 @@ def run_table1(args: argparse.Namespace) -> int:
     left = lambda: args.budget - (time.time() - args.started)  # noqa: E731 -- seconds left of the budget
     probe, step_s = {}, {}
     for together in (1, 2):  # PermuteNet 3x3 alone, then two at once
+        tags = [f"{together}-{i}" for i in range(together)]
+        for tag in tags:
+            Path(args.out, f"probe-permutenet-g3-{tag}.json").unlink(missing_ok=True)
         began = time.time()
-        codes = run_together([probe_command(args, args.probe_steps)] * together, timeout=left())
+        codes = run_together([probe_command(args, args.probe_steps, tag) for tag in tags], timeout=left())
         probe[together] = dict(wall=time.time() - began, codes=codes)
-        step_s[together] = json.loads(Path(args.out, "probe-permutenet-g3.json").read_text())["step_seconds"]
+        if any(codes):
+            write_plan(args.out, dict(probe=probe, failed=f"the probe of {together} run(s) at once exited with {codes}"))
+            print(f"lease: the probe of {together} run(s) at once failed ({codes}); see the log above", flush=True)
+            return 1
+        step_s[together] = max(json.loads(Path(args.out, f"probe-permutenet-g3-{tag}.json").read_text())["step_seconds"]
+                               for tag in tags)
     pair_faster = step_s[2] < 2 * step_s[1]  # two steps at once against two one after the other
     step_s = step_s[2] if pair_faster else step_s[1]
     # seconds of one epoch of one cell (both models) at 3x3: 50k canvases at the measured step time, plus its test pass
@@ -190,7 +199,8 @@ def run_probe(args: argparse.Namespace) -> int:
               "epoch_seconds": step_s * IMAGES / config.batch_size, "warmup_seconds": warmup_s,
               "steps": args.steps, "warmup": args.warmup, "compiled": trainer.config.compile, "device": str(device),
               "machine": machine(str(device), torch.get_num_threads()), "command": command_line()}
-    Path(args.out, f"probe-{args.model}-g{args.grid}.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = f"probe-{args.model}-g{args.grid}" + (f"-{args.tag}" if args.tag else "")
+    Path(args.out, f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"probe {args.model} {args.grid}x{args.grid}: {step_s * 1000:.1f} ms per step of 48 canvases, "
           f"{result['epoch_seconds']:.0f} s per epoch of 50k ({'compiled' if result['compiled'] else 'eager'})",
           flush=True)
@@ -249,6 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="probe: untimed steps first (compilation)")
     parser.add_argument("--model", choices=("permutenet", "gapnet"), default="permutenet", help="probe: the model")
     parser.add_argument("--grid", type=int, default=3, help="probe: canvases of grid x grid cells")
+    parser.add_argument("--tag", default="", help="probe: appended to the output's name (probes run side by side)")
     parser.add_argument("--probe-steps", type=int, default=40, help="table1: timed steps of the probe")
     parser.add_argument("locate_options", nargs="*", help="table1, after --: more options for augshift locate")
     args = parser.parse_args(argv)

@@ -190,3 +190,20 @@ def test_example_loop_one_process_baseline_bf16_refuses_to_overwrite(fresh_accel
     main(args + ["--resume"])  # nothing left to train: the checkpoint and metrics stay as they were
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert last_checkpoint(str(tmp_path / "checkpoints")) == (str(tmp_path / "checkpoints" / "epoch_1"), 1)
+
+
+def test_example_evaluates_the_crop_protocol_on_larger_images_at_the_training_range(fresh_accelerate, cifar10_dir,
+                                                                                     tmp_path):
+    from augshift.integrations.accelerate.train import main
+
+    main(["--data", str(cifar10_dir), "--cpu", "--epochs", "1", "--train-samples", "16", "--eval-samples", "12",
+          "--batch-size", "8", "--max-shift", "2", "--image-size", "32", "--crop-from", "40",
+          "--protocols", "random,crop,circular_worst", "--output", str(tmp_path)])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    evaluation = metrics["epochs"][0]["eval"]
+    assert evaluation["samples"] == 12 and {"consistency_crop", "consistency_circular_worst"} <= set(evaluation)
+    assert "training images" in metrics["normalization"]["source"] and metrics["eval_split"] == "test"
+    with pytest.raises(UsageError, match="compares crops of larger images"):
+        main(["--data", str(cifar10_dir), "--cpu", "--protocols", "crop", "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):  # argparse: --weight acts only with AugShift
+        main(["--data", str(cifar10_dir), "--cpu", "--no-augshift", "--weight", "3", "--output", str(tmp_path / "y")])

@@ -1,5 +1,5 @@
 """The public API's documentation: every public class and function of augshift and of its subpackages (their
-``__all__``) names each of its arguments and has an example, and the examples run (doctest)."""
+``__all__``) names each of its arguments and has an example, and the examples run (doctest), its methods' too."""
 from __future__ import annotations
 
 import doctest
@@ -62,8 +62,11 @@ def test_a_public_object_names_its_arguments_and_has_an_example(name):
 @pytest.mark.parametrize("name", sorted(PUBLIC))
 def test_the_examples_run(name):
     obj = PUBLIC[name]
-    finder = doctest.DocTestFinder(recurse=False)
-    tests = finder.find(obj, name, globs={"torch": torch, "nn": nn, **vars(inspect.getmodule(obj))})
+    module = inspect.getmodule(obj)
+    # the object's docstring and its own methods' and properties' (recurse), never those of what it inherits
+    tests = [test for test in doctest.DocTestFinder(recurse=True).find(obj, name, module=module,
+                                                                         globs={"torch": torch, "nn": nn, **vars(module)})
+             if test.name == name or test.name.startswith(name + ".")]
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     examples = 0
     for test in tests:

@@ -101,16 +101,17 @@ def test_combine_puts_runs_of_two_results_in_one_table_and_refuses_a_row_twice(t
 
 
 def test_lease_plans_table2_from_measured_rates_by_hand():
-    """Rates: each model's `compiled xN` share times N (the largest N); a :mse@W row at its +augshift model's, blur +
-    AugShift from AugShift's measured factor; epochs: what fits the budget after the fixed seconds, at most 200."""
+    """Rates: each model's `compiled xN` row (the largest N; already the whole device's images/s); a :mse@W row at its
+    +augshift model's, blur + AugShift from AugShift's measured factor; epochs: what fits the budget after the fixed
+    seconds, at most 200."""
     import lease
 
     throughput = {"rows": [
         dict(model="resnet18", path="compiled", images_per_s=40_000.0),
-        dict(model="resnet18", path="compiled x5", images_per_s=20_000.0),
-        dict(model="resnetblur18", path="compiled x5", images_per_s=10_000.0),
-        dict(model="resnet18+augshift", path="compiled x2", images_per_s=15_000.0),
-        dict(model="resnet18+augshift", path="compiled x5", images_per_s=8_000.0),
+        dict(model="resnet18", path="compiled x5", images_per_s=100_000.0),
+        dict(model="resnetblur18", path="compiled x5", images_per_s=50_000.0),
+        dict(model="resnet18+augshift", path="compiled x2", images_per_s=30_000.0),
+        dict(model="resnet18+augshift", path="compiled x5", images_per_s=40_000.0),
         dict(model="resnet18", path="fast", images_per_s=99_999.0),  # eager: not what the lease trains with
     ]}
     rates = lease.aggregate_rates(throughput)

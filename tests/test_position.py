@@ -366,3 +366,14 @@ def test_official_trunk_has_stride_16_and_resnet18_keys():
     assert timm.create_model("permutenet_resnet18_stride16", num_classes=9, seed=0)(x).shape == (1, 9)
     with pytest.raises(ValueError, match="no pretrained weights"):
         timm.create_model("resnet18_stride16", pretrained=True)
+
+
+def test_the_captured_step_gets_canvas_batches_of_one_shape():
+    from augshift.position import PositionConfig, canvas_source
+
+    canvas = LocationCanvas(torch.randn(10, 3, 4, 4), grid=2, generator=torch.Generator().manual_seed(0))
+    config = PositionConfig(batch_size=4)
+    whole = canvas_source(canvas, task="location", config=config)
+    full = canvas_source(canvas, task="location", config=config, drop_last=True)
+    assert [len(y) for _, y in whole.batches(0)] == [4, 4, 2] and whole.steps == 3
+    assert [len(y) for _, y in full.batches(0)] == [4, 4] and full.steps == 2

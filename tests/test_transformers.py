@@ -227,3 +227,10 @@ def test_attack_on_a_transformers_segmenter_ranks_its_encoder_not_its_head(tmp_p
     curve = result["curve"]
     assert curve["layer"] == "segformer.stages.1" and result["test_images"] == 4 and curve["counts"] == [4, 16]
     assert curve["top"]["miou"][-1] != curve["baseline"]["miou"]  # ablating 16 of its 16 channels changes the masks
+
+
+def test_a_save_pretrained_folder_keeps_its_own_architecture(tmp_path):
+    tiny("vit").save_pretrained(tmp_path / "vit")
+    tiny("resnet").save_pretrained(tmp_path / "resnet")
+    with pytest.raises(UsageError, match="leave out --model"):
+        load_model(str(tmp_path / "vit"), model=f"hf:{tmp_path / 'resnet'}")

@@ -27,7 +27,7 @@ from ..data import (
 from ..errors import UsageError
 from ..metrics import evaluate_shift_consistency
 from ..models import load_model, logits_of
-from ..protocols import PROTOCOL_FAMILY, PROTOCOLS, add_protocols_argument, split_name
+from ..protocols import PROTOCOL_FAMILY, add_protocols_argument, check_crop_options
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from .common import choose_device, choose_normalization, recorded_command, write_results
@@ -48,19 +48,8 @@ def check_classes(model: torch.nn.Module, images: torch.Tensor, args: argparse.N
                          f"{found} (with the --checkpoint of a model trained on this data)")
 
 
-def check_crop(args: argparse.Namespace) -> None:
-    """The ``crop`` protocols need the larger images (``--crop-from``) and the model's size (``--image-size``)."""
-    crops = [p for p in args.protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
-    if crops and args.crop_from is None:
-        raise UsageError(f"the {crops[0]} protocol compares crops of larger images: pass --crop-from N (e.g. 256) with "
-                         "--image-size the model's input size (e.g. 224)")
-    if args.crop_from is not None and (args.image_size is None or args.image_size >= args.crop_from):
-        raise UsageError(f"--crop-from {args.crop_from} needs --image-size, the crop, smaller than it (e.g. --crop-from "
-                         "256 --image-size 224)")
-
-
 def run(args: argparse.Namespace) -> int:
-    check_crop(args)
+    check_crop_options(args.protocols, args.crop_from, args.image_size)
     device = choose_device(args.device)
     loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained)
     split = eval_split(args.data, args.eval_split)

@@ -314,9 +314,10 @@ class TensorTransform:
     label_column: str
     normalization: Normalization
     size: Optional[int] = None
+    centre_crop: bool = False
 
     def __call__(self, batch: dict) -> dict:
-        images = decode_images(batch[self.image_column], size=self.size)
+        images = decode_images(batch[self.image_column], size=self.size, centre_crop=self.centre_crop)
         return {
             "pixel_values": normalize(images, self.normalization),
             "labels": torch.as_tensor(batch[self.label_column], dtype=torch.long),
@@ -331,6 +332,7 @@ def with_tensors(
     image_column: Optional[str] = None,
     label_column: Optional[str] = None,
     size: Optional[int] = None,
+    centre_crop: bool = False,
 ):
     """Return ``dataset`` yielding tensors, decoded on the fly with ``with_transform``.
 
@@ -346,6 +348,8 @@ def with_tensors(
             raises an error listing the dataset's columns.
         label_column: the label column's name; by default found by name (``label``/``fine_label``, ...).
         size: resize every image to ``size`` x ``size``.
+        centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead
+            (:func:`decode_images`).
 
     Returns:
         The dataset, transformed (a ``datasets.Dataset``).
@@ -364,5 +368,5 @@ def with_tensors(
     dataset = as_image_column(dataset, image_column)
     if INDEX_COLUMN not in dataset.column_names:
         dataset = dataset.add_column(INDEX_COLUMN, np.arange(len(dataset)))
-    transform = TensorTransform(image_column, label_column, normalization, size)
+    transform = TensorTransform(image_column, label_column, normalization, size, centre_crop)
     return dataset.with_transform(transform, columns=[image_column, label_column, INDEX_COLUMN])

@@ -133,7 +133,7 @@ def load_split(
 
 def load_split_dataset(
     source: str, split: str, *, normalization: Normalization, limit: Optional[int] = None, size: Optional[int] = None,
-    image_column: Optional[str] = None, label_column: Optional[str] = None,
+    centre_crop: bool = False, image_column: Optional[str] = None, label_column: Optional[str] = None,
 ):
     """``split`` of ``source`` decoded per row into ``{"pixel_values", "labels", "index"}`` tensors normalised with
     ``normalization`` (see :func:`augshift.data.hub.with_tensors`), for a ``DataLoader``.
@@ -145,6 +145,7 @@ def load_split_dataset(
         normalization: the :class:`~augshift.data.Normalization` the images are normalised with.
         limit: keep the first ``limit`` rows (default: all).
         size: resize every image to ``size`` x ``size``.
+        centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead.
         image_column: the image column's name (default: found by name).
         label_column: the label column's name (default: found by name).
 
@@ -164,5 +165,5 @@ def load_split_dataset(
         >>> tmp.cleanup()
     """
     return with_tensors(open_split(source, split, limit=limit), normalization=normalization, image_column=image_column,
-                        label_column=label_column, size=size)
+                        label_column=label_column, size=size, centre_crop=centre_crop)
 

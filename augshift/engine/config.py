@@ -87,12 +87,9 @@ class TrainConfig:
             raise TypeError(f"shift must be an AugShiftConfig or None, got {type(self.shift).__name__}")
         if self.augshift and self.shift is None:
             raise UsageError("augshift=True needs the shifts of its two views: give shift=AugShiftConfig(...)")
-        if not self.augshift and self.shift is not None:
-            loss = {k: v for k, v in self.shift.to_dict().items() if k not in ("max_shift", "mode")}
-            changed = [k for k, v in loss.items() if v != getattr(AugShiftConfig(), k)]
-            if changed:
-                raise UsageError(f"shift's {', '.join(changed)} act only with augshift=True: pass augshift=True, or "
-                                 f"leave them at their defaults (AugShiftConfig(max_shift=..., mode=...))")
+        if not self.augshift and self.shift is not None and self.shift.loss_options_changed():
+            raise UsageError(f"shift's {', '.join(self.shift.loss_options_changed())} act only with augshift=True: pass "
+                             "augshift=True, or leave them at their defaults (AugShiftConfig(max_shift=..., mode=...))")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     def to_dict(self) -> dict:

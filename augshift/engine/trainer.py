@@ -146,8 +146,8 @@ class Trainer:
         config: the :class:`~augshift.engine.TrainConfig` (optimizer, schedule, shifts, precision, compile).
         steps_per_epoch: optimisation steps per epoch (the one-cycle schedule lasts ``config.epochs`` times it).
         wrap: wraps the model for the forward (e.g. ``DistributedDataParallel``); ``None``: the model itself.
-        generator: draws the shifts (default: a CPU generator seeded with ``config.seed``; :func:`fit` re-seeds it
-            per epoch and process).
+        generator: draws the shifts (default: a generator on the model's device seeded with ``config.seed``;
+            :func:`fit` re-seeds it per epoch and process).
 
     ``step(inputs, targets)`` takes inputs (N, C, H, W) and returns the detached loss parts (``parts``: ``loss``,
     and with AugShift ``criterion`` and ``consistency``), a float tensor on the device; ``state_dict()`` /
@@ -171,7 +171,8 @@ class Trainer:
         wrap: Optional[Callable[[nn.Module], nn.Module]] = None, generator: Optional[torch.Generator] = None,
     ) -> None:
         self.model, self.config = model, config
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+        device = next(model.parameters()).device  # the shifts are drawn where the model trains: no copy, no wait
+        self.generator = generator if generator is not None else torch.Generator(device).manual_seed(config.seed)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         self.net = wrap(model) if wrap is not None else model

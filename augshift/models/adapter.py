@@ -216,7 +216,7 @@ class LayerChoice:
 def _stages(model: nn.Module) -> Optional[list[str]]:
     """The model's own list of stages, shallow to deep, when it names them: torchvision segmenters' ``backbone``,
     the project's ``feature_module``, timm's ``feature_info``; None for other models."""
-    if hasattr(model, "backbone") and hasattr(model, "classifier") and isinstance(model.backbone, nn.Module):
+    if type(model).__module__.startswith("torchvision.models.segmentation"):  # their heads read backbone(x)["out"]
         return ["backbone"]
     if isinstance(getattr(model, "feature_module", None), str):
         return [model.feature_module]
@@ -228,13 +228,14 @@ def _stages(model: nn.Module) -> Optional[list[str]]:
 
 def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
                 tensors_only: bool = False) -> dict[str, tuple[int, ...]]:
-    """The spatial size of the feature maps (:func:`feature_map`) of the modules ``names`` (those returning a tensor
-    only, with ``tensors_only``) for ``images[:1]`` (1, C, H, W), in the order the modules finish."""
+    """The spatial size of the feature maps (:func:`feature_map`) of the modules ``names`` (with ``tensors_only``, only
+    those returning a tensor or a torchvision-style ``{"out": ...}``, whose output ablation can rewrite) for
+    ``images[:1]`` (1, C, H, W), in the order the modules finish."""
     sizes: dict[str, tuple[int, ...]] = {}
     wanted = set(names)
 
     def record(name: str, module: nn.Module, args: tuple, output: Any) -> None:
-        if tensors_only and not isinstance(output, Tensor):
+        if tensors_only and not (isinstance(output, Tensor) or isinstance(output, Mapping) and "out" in output):
             return
         try:
             maps = feature_map(output, name)
@@ -324,7 +325,8 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
 
     Args:
         name: ``hf:<id or folder>`` (its image processor's ``image_mean`` / ``image_std``), ``torchvision/<name>``
-            (the default weights' transforms) or a timm name (the model's ``pretrained_cfg``).
+            or one of torchvision's segmenters (the default weights' transforms), or a timm name (the model's
+            ``pretrained_cfg``).
         model: the model built from ``name``.
 
     Example:
@@ -337,10 +339,11 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
         if processor is None or getattr(processor, "image_mean", None) is None:
             return None
         return Normalization(processor.image_mean, processor.image_std, f"the image processor of {name}")
-    if name.startswith(TORCHVISION_PREFIX):
-        import torchvision
+    import torchvision
 
-        weights = torchvision.models.get_model_weights(name[len(TORCHVISION_PREFIX):]).DEFAULT
+    segmenters = torchvision.models.list_models(module=torchvision.models.segmentation)
+    if name.startswith(TORCHVISION_PREFIX) or name in segmenters:
+        weights = torchvision.models.get_model_weights(name.removeprefix(TORCHVISION_PREFIX)).DEFAULT
         transforms = weights.transforms()
         return Normalization(transforms.mean, transforms.std, f"the transforms of torchvision's {weights}")
     from timm.data import resolve_data_config

@@ -197,8 +197,11 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
     if name is None:
         raise UsageError(f"{checkpoint} is a plain state_dict that does not name its architecture: pass --model NAME "
                          f"(e.g. --model resnet18, --model torchvision/resnet50, --model hf:<folder>)")
-    if saved.state_dict is None:  # a save_pretrained folder: transformers reads it
-        net = create_model(name, num_classes, pretrained=True, task=task)
+    if saved.state_dict is None:  # a save_pretrained folder: transformers reads it, as the architecture it names
+        if model is not None and model != saved.name:
+            raise UsageError(f"{checkpoint} is a transformers save_pretrained folder of its own architecture: leave out "
+                             f"--model {model} (or pass --model {saved.name})")
+        net = create_model(saved.name, num_classes, pretrained=True, task=task)
     elif saved.kwargs:  # saved by an augshift command, with the options it was built with
         kind = "segmentation" if saved.meta.get("task") == "segmentation" else "classification"
         net = load_state(create_model(name, task=kind, **saved.kwargs), saved, name)

@@ -24,7 +24,8 @@ class PositionConfig:
     Args:
         trunk: the timm trunk of GAPNet / PermuteNet (``resnet18_stride16``: the official code's ResNet-18, no
             max-pool).
-        fast_path: on CUDA, bf16 autocast, channels-last and the captured step (the engine's ``compile``).
+        fast_path: on CUDA, bf16 autocast, channels-last and the captured step (the engine's ``compile``; each
+            epoch's last partial batch is then left out, so every batch has one shape).
         epochs: training epochs.
         batch_size: images (canvases or mosaics) per step.
         lr: Adam's learning rate, constant.
@@ -93,7 +94,7 @@ SEGMENTATION_PRESETS = {
 
 
 def epoch_batches(
-    data, *, config: PositionConfig, generator: Optional[torch.Generator] = None
+    data, *, config: PositionConfig, generator: Optional[torch.Generator] = None, drop_last: bool = False
 ) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
     """``(indices, flip)`` per batch of one epoch: ``data.resample()``, a new order and (if ``config.hflip``)
     random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set).
@@ -104,9 +105,10 @@ def epoch_batches(
             resampled once, when the iteration starts.
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the order and the flips (reproducible); a CUDA generator draws them on the GPU.
+        drop_last: leave out the last partial batch (every batch one shape: the captured step).
 
     Yields:
-        ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller.
+        ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller unless ``drop_last``.
 
     Example:
         >>> canvas = LocationCanvas(torch.randn(5, 3, 8, 8), grid=2)
@@ -119,13 +121,15 @@ def epoch_batches(
     data.resample()
     device = generator.device if generator is not None else None  # a CUDA generator keeps it all on the GPU
     order = torch.randperm(len(data), generator=generator, device=device)
-    for start in range(0, len(order), config.batch_size):
+    end = len(order) - len(order) % config.batch_size if drop_last else len(order)
+    for start in range(0, end, config.batch_size):
         indices = order[start:start + config.batch_size]
         yield indices, torch.rand(len(indices), generator=generator, device=device) < 0.5 if config.hflip else None
 
 
 def canvas_source(
-    canvas: LocationCanvas, *, task: str, config: PositionConfig, generator: Optional[torch.Generator] = None
+    canvas: LocationCanvas, *, task: str, config: PositionConfig, generator: Optional[torch.Generator] = None,
+    drop_last: bool = False,
 ) -> BatchSource:
     """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips.
 
@@ -134,9 +138,11 @@ def canvas_source(
         task: ``"location"`` (targets: the cells) or ``"class"`` (targets: the labels).
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the cells, the order and the flips (reproducible).
+        drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
 
     Returns:
-        A :class:`~augshift.engine.BatchSource` of ``ceil(N / batch_size)`` steps per epoch, each a pair
+        A :class:`~augshift.engine.BatchSource` of ``ceil(N / batch_size)`` steps per epoch (``floor`` with
+        ``drop_last``), each a pair
         (canvases (B, C, grid*h, grid*w), targets (B,)).
 
     Example:
@@ -147,14 +153,15 @@ def canvas_source(
         (2, torch.Size([2, 3, 24, 24]), torch.Size([2]))
     """
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        for indices, flip in epoch_batches(canvas, config=config, generator=generator):
+        for indices, flip in epoch_batches(canvas, config=config, generator=generator, drop_last=drop_last):
             x, cells, labels = canvas.batch(indices, flip=flip)
             yield x, canvas.targets(cells, labels, task)
-    return BatchSource(-(-len(canvas) // config.batch_size), batches)
+    return BatchSource(steps(len(canvas), config.batch_size, drop_last), batches)
 
 
 def mosaic_source(
-    mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None
+    mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None,
+    drop_last: bool = False,
 ) -> BatchSource:
     """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``.
 
@@ -163,6 +170,7 @@ def mosaic_source(
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the order and the flips (reproducible); the mosaics come from ``mosaics``' own
             generator.
+        drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
 
     Returns:
         A :class:`~augshift.engine.BatchSource` of ``ceil(count / batch_size)`` steps per epoch, each a pair
@@ -176,9 +184,14 @@ def mosaic_source(
         (2, torch.Size([1, 3, 12, 12]), torch.Size([1, 12, 12]))
     """
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        for indices, flip in epoch_batches(mosaics, config=config, generator=generator):
+        for indices, flip in epoch_batches(mosaics, config=config, generator=generator, drop_last=drop_last):
             yield mosaics.batch(indices, flip=flip)
-    return BatchSource(-(-len(mosaics) // config.batch_size), batches)
+    return BatchSource(steps(len(mosaics), config.batch_size, drop_last), batches)
+
+
+def steps(count: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch of ``count`` items: ``ceil(count / batch_size)``, or ``floor`` with ``drop_last``."""
+    return count // batch_size if drop_last else -(-count // batch_size)
 
 
 AfterEpoch = Callable[[int, list], dict]
@@ -249,7 +262,8 @@ def train_on_canvas(
         >>> len(rows), rows[0]["steps"]
         (1, 2)
     """
-    source = canvas_source(canvas, task=task, config=config, generator=generator)
+    captured = config.train_config(device).compile  # the captured step needs batches of one shape
+    source = canvas_source(canvas, task=task, config=config, generator=generator, drop_last=captured)
     return train_position_model(model, source, config=config, device=device, progress=progress,
                                 desc=f"train {task} {canvas.grid}x{canvas.grid}", after_epoch=after_epoch)
 
@@ -326,6 +340,7 @@ def train_segmentation(
         >>> [(row["epoch"], row["steps"]) for row in rows]
         [(1, 2)]
     """
-    source = mosaic_source(mosaics, config=config, generator=generator)
+    captured = config.train_config(device).compile  # the captured step needs batches of one shape
+    source = mosaic_source(mosaics, config=config, generator=generator, drop_last=captured)
     return train_position_model(model, source, config=config, device=device, progress=progress,
                                 desc="train segmentation")

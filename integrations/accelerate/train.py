@@ -26,13 +26,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
-from augshift.config import DEFAULTS
 from augshift.data import Normalization, eval_split, load_split, load_split_dataset, num_classes, open_split
 from augshift.engine import average_buffers, epoch_seed, seed_generator
 from augshift.errors import UsageError, run_command
 from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, save_final_model, weights_digest
 from augshift.models import create_model, logits_of, pretrained_normalization
-from augshift.protocols import add_protocols_argument
+from augshift.protocols import add_protocols_argument, check_crop_options
 from augshift.reporting.files import check_output_folder, write_json_atomic
 
 METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
@@ -46,7 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--eval-split", default=None, help="default: test if the data has one, else validation or val")
     add("--image-column", default=None)
     add("--label-column", default=None)
-    add("--image-size", type=int, default=None, help="resize to this square size")
+    add("--image-size", type=int, default=None, help="resize to this square size (with --crop-from: the crop)")
+    add("--crop-from", type=int, default=None, metavar="N",
+        help="evaluation images: resize the shorter side to N and keep the centre N x N, for the crop protocol's "
+             "--image-size crops (Zhang 2019: 256 for 224)")
     add("--train-samples", type=int, default=None, help="train on the first N samples")
     add("--eval-samples", type=int, default=None, help="evaluate on the first N samples")
     add("--model", default="resnet18", help="timm model name, torchvision/<name> or hf:<hub id or folder>")
@@ -69,14 +71,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--resume", action="store_true", help="continue from the last checkpoint in --output")
     add("--cpu", action="store_true", help="run on CPU (with --multi_gpu: several CPU processes)")
     args = p.parse_args(argv)
-    loss_options = [f"--{k}" for k in ("weight", "distance", "normalize") if getattr(args, k) != getattr(DEFAULTS, k)]
-    if not args.augshift and loss_options:
-        p.error(f"{', '.join(loss_options)} act only with AugShift: drop them or --no-augshift")
+    changed = AugShiftConfig.from_args(args).loss_options_changed()
+    if not args.augshift and changed:
+        p.error(f"{', '.join('--' + name for name in changed)} act only with AugShift: drop them or --no-augshift")
     return args
 
 
-def tensor_split(args, split: str, samples, normalization: Normalization):
-    return load_split_dataset(args.data, split, normalization=normalization, limit=samples, size=args.image_size,
+def tensor_split(args, split: str, samples, normalization: Normalization, *, evaluation: bool = False):
+    """The split as tensors; evaluation images at ``--crop-from`` (centre square) when the crop protocol asks."""
+    larger = evaluation and args.crop_from is not None
+    return load_split_dataset(args.data, split, normalization=normalization, limit=samples,
+                              size=args.crop_from if larger else args.image_size, centre_crop=larger,
                               image_column=args.image_column, label_column=args.label_column)
 
 
@@ -91,9 +96,11 @@ def normalization_for(args, model: nn.Module) -> Normalization:
     return Normalization.of_images(images, source=f"the first {len(images)} training images of {args.data}")
 
 
-def evaluate(accelerator, model: nn.Module, loader, protocols) -> dict:
-    """Accuracy and shift consistency; per-sample flags are gathered, so counts are exact."""
-    metric = ShiftConsistency(protocols=protocols)
+def evaluate(accelerator, model: nn.Module, loader, args) -> dict:
+    """Accuracy and shift consistency (shifts in the range AugShift trains with); per-sample flags are gathered, so
+    counts are exact."""
+    metric = ShiftConsistency(protocols=args.protocols, max_shift=AugShiftConfig.from_args(args).reach,
+                              crop_size=args.image_size if args.crop_from else None)
     model.eval()
     for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
         flags = metric.flags(model, batch["pixel_values"], batch["labels"], batch["index"])
@@ -123,6 +130,7 @@ def resume_point(args) -> tuple:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_crop_options(args.protocols, args.crop_from, args.image_size)
     checkpoint, start, history = resume_point(args)
     accelerator = Accelerator(cpu=args.cpu, mixed_precision=args.mixed_precision,
                               gradient_accumulation_steps=args.grad_accum)
@@ -133,7 +141,7 @@ def main(argv=None) -> None:
         model = create_model(args.model, classes, pretrained=args.pretrained)
         normalization = normalization_for(args, model)
         train_set = tensor_split(args, args.train_split, args.train_samples, normalization)
-        eval_set = tensor_split(args, split, args.eval_samples, normalization)
+        eval_set = tensor_split(args, split, args.eval_samples, normalization, evaluation=True)
     accelerator.print(f"normalisation: {normalization.to_dict()}; evaluating split {split!r}")
     shifts, order = torch.Generator(), torch.Generator()  # re-seeded every epoch: resumable
     config = AugShiftConfig.from_args(args)
@@ -172,7 +180,7 @@ def main(argv=None) -> None:
         average_buffers(model)  # BatchNorm statistics: the same on every process
         train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device))
         history.append({"epoch": epoch + 1, "train": dict(zip(totals, train.tolist())),
-                        "eval": evaluate(accelerator, model, eval_loader, args.protocols),
+                        "eval": evaluate(accelerator, model, eval_loader, args),
                         "rank_weight_digests": gather_object([weights_digest(model)])})
         accelerator.print(json.dumps({"epoch": epoch + 1, **history[-1]["train"], **history[-1]["eval"]}))
         metrics = {"args": vars(args), "eval_split": split, "normalization": normalization.to_dict(), "epochs": history}

@@ -31,7 +31,7 @@ from augshift.data import Normalization, eval_split, load_split, load_split_data
 from augshift.errors import UsageError, run_command
 from augshift.integrations.transformers import AugShiftTrainer
 from augshift.models import pretrained_normalization
-from augshift.protocols import add_protocols_argument
+from augshift.protocols import add_protocols_argument, check_crop_options
 
 
 @dataclass
@@ -48,6 +48,8 @@ class DataTrainingArguments:
     image_column_name: Optional[str] = field(default=None, metadata={"help": "default: img, image, ..."})
     label_column_name: Optional[str] = field(default=None, metadata={"help": "default: label, labels, ..."})
     image_size: Optional[int] = field(default=None, metadata={"help": "default: the model config's image_size"})
+    crop_from: Optional[int] = field(default=None, metadata={
+        "help": "evaluation images: shorter side resized to N and the centre N x N kept, for the crop protocol"})
     max_train_samples: Optional[int] = field(default=None)
     max_eval_samples: Optional[int] = field(default=None)
     stats_samples: int = field(default=5000, metadata={"help": "training images whose statistics normalise a model "
@@ -67,13 +69,16 @@ def parse(argv: list[str]) -> tuple:
 
 
 def image_processor(model_args: ModelArguments, normalization: Normalization, size: int):
-    """The model's image processor with ``normalization``; a generic one (ViT's: resize, rescale, normalise) for a
-    model that has none."""
+    """The model's image processor with ``normalization`` and the ``size`` it was trained at; a generic one (ViT's:
+    resize, rescale, normalise) for a model that has none."""
     try:
         processor = AutoImageProcessor.from_pretrained(model_args.model_name_or_path)
     except (OSError, ValueError):
-        processor = ViTImageProcessor(size={"height": size, "width": size})
+        processor = ViTImageProcessor()
     processor.image_mean, processor.image_std = list(normalization.mean), list(normalization.std)
+    current = processor.size
+    edge = current.get("shortest_edge") if isinstance(current, dict) else getattr(current, "shortest_edge", None)
+    processor.size = {"shortest_edge": size} if edge else {"height": size, "width": size}
     return processor
 
 
@@ -82,33 +87,40 @@ def main(argv: Optional[list[str]] = None) -> int:
     augshift = AugShiftConfig.from_args(options, prefix="augshift-")
     source, columns = data_args.dataset_name, dict(image_column=data_args.image_column_name,
                                                    label_column=data_args.label_column_name)
-    split = eval_split(source, data_args.eval_split)
+    split = eval_split(source, data_args.eval_split) if training_args.do_eval else None
     classes = num_classes(open_split(source, data_args.train_split), data_args.label_column_name)
     model = AutoModelForImageClassification.from_pretrained(
         model_args.model_name_or_path, num_labels=classes, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes)
     size = data_args.image_size or getattr(model.config, "image_size", None)
+    check_crop_options(options.augshift_protocols, data_args.crop_from, size)
     normalization = pretrained_normalization(f"hf:{model_args.model_name_or_path}", model)
     if normalization is None:
         images, _ = load_split(source, data_args.train_split, limit=data_args.stats_samples, size=size, **columns)
         normalization = Normalization.of_images(images, source=f"the first {len(images)} training images of {source}")
-    print(f"normalisation: {normalization.to_dict()}; evaluating split {split!r}")
+    print(f"normalisation: {normalization.to_dict()}" + (f"; evaluating split {split!r}" if split else ""))
     tensors = dict(normalization=normalization, size=size, **columns)
-    train = load_split_dataset(source, data_args.train_split, limit=data_args.max_train_samples, **tensors)
-    test = load_split_dataset(source, split, limit=data_args.max_eval_samples, **tensors)
+    train = load_split_dataset(source, data_args.train_split, limit=data_args.max_train_samples, **tensors) \
+        if training_args.do_train else None
+    test = None
+    if split is not None:  # with --crop_from, the larger images the crop protocol takes crops of
+        test = load_split_dataset(source, split, limit=data_args.max_eval_samples, **{
+            **tensors, **(dict(size=data_args.crop_from, centre_crop=True) if data_args.crop_from else {})})
+    trained_size = size or int((train or test)[0]["pixel_values"].shape[-1])  # the size the model sees
     trainer = AugShiftTrainer(
-        model=model, args=training_args, train_dataset=train if training_args.do_train else None,
-        eval_dataset=test if training_args.do_eval else None,
-        processing_class=image_processor(model_args, normalization, size or 224), augshift=augshift,
-        protocols=options.augshift_protocols,
+        model=model, args=training_args, train_dataset=train, eval_dataset=test,
+        processing_class=image_processor(model_args, normalization, trained_size), augshift=augshift,
+        protocols=options.augshift_protocols, crop_size=trained_size if data_args.crop_from else None,
     )
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()  # the model and its image processor: AutoModelForImageClassification loads the folder
+        result.metrics.update({f"normalization_{key}": value for key, value in normalization.to_dict().items()})
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
     if training_args.do_eval:
         metrics = trainer.evaluate()
+        metrics.update({f"normalization_{key}": value for key, value in normalization.to_dict().items()})
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     return 0

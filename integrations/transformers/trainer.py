@@ -48,7 +48,10 @@ class AugShiftTrainer(Trainer):
         *args, **kwargs: those of ``transformers.Trainer`` (``model``, ``args``, datasets, ``processing_class``...).
         augshift: the AugShift options (default: the library defaults).
         protocols: the consistency protocols evaluated (:mod:`augshift.protocols`; default ``random``, ``circular``).
-        max_shift: the range of the evaluation protocols' shifts (px).
+        max_shift: the range of the evaluation protocols' shifts (px); default: the range AugShift trains with
+            (``augshift.reach``), as augshift-timm and the Accelerate example evaluate.
+        crop_size: the model's input size when the evaluation images are larger (the ``crop`` protocol; the other
+            protocols and the accuracy use the centre crop).
         classifier: the module whose input is the pooled feature, when it cannot be found (a ``transformers``
             classifier's is its ``classifier``).
 
@@ -80,8 +83,8 @@ class AugShiftTrainer(Trainer):
     loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean: Trainer divides it over accumulation steps
 
     def __init__(self, *args: Any, augshift: Optional[AugShiftConfig] = None,
-                 protocols: Sequence[str] = DEFAULT_PROTOCOLS, max_shift: int = 4, classifier: Optional[str] = None,
-                 **kwargs: Any) -> None:
+                 protocols: Sequence[str] = DEFAULT_PROTOCOLS, max_shift: Optional[int] = None,
+                 crop_size: Optional[int] = None, classifier: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.compute_loss_func is not None:
             raise UsageError("AugShiftTrainer computes the loss itself (cross-entropy on both shifted views plus the "
@@ -91,11 +94,12 @@ class AugShiftTrainer(Trainer):
             raise UsageError(f"AugShiftTrainer trains single-label classification with cross-entropy; the model's "
                              f"config.problem_type is {problem!r}")
         self.shifts = torch.Generator()
+        config = AugShiftConfig.resolve(augshift)
         self.objective = AugShiftObjective(
-            AugShiftConfig.resolve(augshift), generator=self.shifts,
-            criterion=nn.CrossEntropyLoss(label_smoothing=self.args.label_smoothing_factor))
+            config, generator=self.shifts, criterion=nn.CrossEntropyLoss(label_smoothing=self.args.label_smoothing_factor))
         self.pooled = PooledFeatures(self.model, classifier)
-        self.consistency = dict(protocols=tuple(protocols), max_shift=max_shift, seed=self.args.seed)
+        self.consistency = dict(protocols=tuple(protocols), max_shift=config.reach if max_shift is None else max_shift,
+                                crop_size=crop_size, seed=self.args.seed)
         ShiftConsistency(**self.consistency)  # refuses bad options now, not after training
         self._seeded_step: Optional[int] = None
 
