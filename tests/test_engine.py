@@ -196,6 +196,8 @@ def test_a_compiled_run_resumes_exactly_and_drops_the_partial_batch(tmp_path):
         run(tmp_path / "b", stop_in_epoch_two)
     resumed, resumed_weights = run(tmp_path / "b")
     assert [row["steps"] for row in straight] == [2, 2]  # 40 images, batches of 16: the partial batch of 8 dropped
+    few = TensorBatches(images[:10], labels[:10], batch_size=16, seed=2, normalization=CIFAR, drop_last=True)
+    assert few.steps == 1 and [len(y) for _, y in few(0)] == [10]  # fewer images than a batch: that one batch
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == \
         [{k: v for k, v in row.items() if k != "seconds"} for row in straight]
     for name, value in weights.items():

@@ -375,9 +375,9 @@ def test_readme_commands_run_as_written(timm_train_py, image_folder, run_env, tm
     check_augshift_losses(first)
     assert f"*** Best metric: {first['row']['eval_shift_consistency']} (epoch 0)" in log  # --eval-metric
     for name in ("augshift-torchrun", "augshift-accelerate"):
-        run = check_run(output / name, "resnet18")
-        check_augshift_losses(run)
-        check_processes_agree(output / name, run, tmp_path / "digests", 2)
+        launched = check_run(output / name, "resnet18")
+        check_augshift_losses(launched)
+        check_processes_agree(output / name, launched, tmp_path / "digests", 2)
     permuted = check_run(output / "permutenet", "resnet18")
     assert permuted["options"]["augshift_permute"] == "pool" and not set(LOSS_COLUMNS) & set(permuted["row"])
     configured = check_run(output / "augshift-config", "resnet18")

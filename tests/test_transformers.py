@@ -189,6 +189,7 @@ def test_example_trains_saves_a_plain_model_and_two_processes_report_one_process
     assert sorted(keys) == ["eval_shift_consistency", "eval_shift_consistency_circular",
                             "eval_shift_consistency_fractional"]
     assert {k: results[2][k] for k in keys} == {k: results[1][k] for k in keys}
+    assert results[1]["normalization_source"] == f"the image processor of hf:{tmp_path / 'trained'}"
     assert 0 < results[1]["eval_shift_consistency_fractional"] < 100 or 0 < results[1]["eval_shift_consistency"] < 100
 
 

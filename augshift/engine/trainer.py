@@ -105,10 +105,10 @@ class TensorBatches:
         self.normalization = normalization
         self.local_batch = batch_size // place.world
         shard = (len(images) - len(images) % place.world) // place.world
-        if shard == 0 or (drop_last and shard < self.local_batch):
-            raise UsageError(f"{len(images)} training images do not fill one batch of {batch_size} per step over "
-                             f"{place.world} process(es); use more images or a smaller batch")
-        self.steps = shard // self.local_batch if drop_last else -(-shard // self.local_batch)
+        if shard == 0:
+            raise UsageError(f"{len(images)} training images cannot be shared by {place.world} processes")
+        # drop_last keeps one batch when there is only one (fewer images than a batch): one shape all the same
+        self.steps = max(1, shard // self.local_batch) if drop_last else -(-shard // self.local_batch)
 
     def shard(self, epoch: int) -> Tensor:
         """This process's sample indices for ``epoch``."""

@@ -82,6 +82,13 @@ def image_processor(model_args: ModelArguments, normalization: Normalization, si
     return processor
 
 
+def recorded(normalization: Normalization) -> dict[str, str]:
+    """The normalisation as entries of Trainer's metrics (``train_results.json``, ``eval_results.json``)."""
+    return {"normalization_mean": ", ".join(f"{v:.6g}" for v in normalization.mean),
+            "normalization_std": ", ".join(f"{v:.6g}" for v in normalization.std),
+            "normalization_source": normalization.source}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     model_args, data_args, training_args, options = parse(list(sys.argv[1:] if argv is None else argv))
     augshift = AugShiftConfig.from_args(options, prefix="augshift-")
@@ -114,13 +121,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()  # the model and its image processor: AutoModelForImageClassification loads the folder
-        result.metrics.update({f"normalization_{key}": value for key, value in normalization.to_dict().items()})
+        result.metrics.update(recorded(normalization))
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
     if training_args.do_eval:
         metrics = trainer.evaluate()
-        metrics.update({f"normalization_{key}": value for key, value in normalization.to_dict().items()})
+        metrics.update(recorded(normalization))
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     return 0
