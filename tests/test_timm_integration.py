@@ -21,7 +21,7 @@ from timm.task import ClassificationTask
 from torch import nn
 
 from augshift.config import DEFAULTS, AugShiftConfig
-from augshift.integrations.timm import AugShiftTask, TrainScriptError, launcher, loader_shift_consistency, main
+from augshift.integrations.timm import AugShiftTask, TrainScriptError, launcher, loader_shift_consistency, main, script
 from augshift.metrics import evaluate_shift_consistency
 from augshift.shift import RandomShift
 
@@ -181,7 +181,7 @@ def test_two_process_loader_consistency_counts_every_sample_once(tmp_path):
 
 
 def write_train_py(path: Path, drop: str) -> Path:
-    names = [name for name in launcher.CONTRACT if name != drop]
+    names = [name for name in script.CONTRACT if name != drop]
     lines = ["import argparse", "from timm.task import ClassificationTask", "parser = argparse.ArgumentParser()"]
     lines += [f"def {name}(model, loader, loss_fn, args, **kwargs): pass" for name in names
               if name not in ("parser", "ClassificationTask")]
@@ -192,10 +192,10 @@ def write_train_py(path: Path, drop: str) -> Path:
 def test_a_train_py_without_the_contract_is_refused_by_name(tmp_path, capsys):
     for name in ("validate", "_parse_args"):
         with pytest.raises(TrainScriptError, match=rf"no module-level {name}; .*timm >= 1\.0\.27"):
-            launcher.load_train_script(str(write_train_py(tmp_path / f"no{name}.py", name)))
+            script.load_train_script(str(write_train_py(tmp_path / f"no{name}.py", name)))
     assert main([str(tmp_path / "novalidate.py"), "--augshift"]) == 2
     assert "validate" in capsys.readouterr().err
-    launcher.load_train_script(str(write_train_py(tmp_path / "full.py", "")))  # the complete contract passes
+    script.load_train_script(str(write_train_py(tmp_path / "full.py", "")))  # the complete contract passes
 
 
 def test_flags_show_in_train_py_help_and_bad_combinations_are_refused(timm_train_py, capsys, monkeypatch):
@@ -204,7 +204,7 @@ def test_flags_show_in_train_py_help_and_bad_combinations_are_refused(timm_train
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "--augshift-permute" in out and "--lr-base" in out  # ours and train.py's own
-    train = launcher.load_train_script(str(timm_train_py))
+    train = script.load_train_script(str(timm_train_py))
     launcher.install(train)
     refused = {
         ("--eval-metric", "shift_consistency"): "needs --augshift-consistency",
@@ -235,9 +235,9 @@ import os, sys
 import torch.distributed as dist
 from timm.utils import unwrap_model
 from augshift.integrations.accelerate import weights_digest
-from augshift.integrations.timm import launcher
+from augshift.integrations.timm import script
 
-train = sys.modules.get(launcher.TRAIN_MODULE) or sys.modules["__main__"]  # augshift-timm's, or python train.py
+train = sys.modules.get(script.TRAIN_MODULE) or sys.modules["__main__"]  # augshift-timm's, or python train.py
 build, tasks = train.ClassificationTask, []
 
 def record(*args, **kwargs):

@@ -1,9 +1,8 @@
-"""Benchmark sweeps: resumable runs (:mod:`.runs`), their summaries with intervals (:mod:`.summary`) and the
-options the benchmark scripts share (:mod:`.options`)."""
+"""Benchmark sweeps: resumable runs (:mod:`.runs`), shards and finished results (:mod:`.shards`), their summaries with
+intervals (:mod:`.summary`) and the options the benchmark scripts share (:mod:`.options`)."""
 from .options import add_common_args, load_data, overrides, recipe, run_or_collect
-from .runs import (
-    EVAL, RunData, RunSpec, collect, evaluate_model, parse_model, parse_shard, read_result, run_one, run_sweep, shard_of,
-)
+from .runs import EVAL, RunData, RunSpec, evaluate_model, parse_model, run_one, run_sweep
+from .shards import collect, parse_shard, read_result, shard_of
 from .summary import METRICS, comparison_table, reported_metrics, summarize, summary_table
 
 __all__ = [

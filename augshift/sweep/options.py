@@ -11,7 +11,8 @@ from ..data import EMBEDDED, Normalization, load_split, num_classes, open_split
 from ..engine import PRECISIONS, Dist, TrainConfig
 from ..models import STEMS
 from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
-from .runs import RunData, RunSpec, collect, parse_shard, run_sweep, shard_of
+from .runs import RunData, RunSpec, run_sweep
+from .shards import collect, parse_shard, shard_of
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
 See ``integrations/timm/README.md`` (section "Add AugShift to a timm run") for the commands.
 """
 from .consistency import loader_indices, loader_shift_consistency
-from .launcher import SUPPORTED_TRAIN_SCRIPTS, TrainScriptError, add_arguments, load_train_script, main
+from .launcher import add_arguments, main
+from .script import SUPPORTED_TRAIN_SCRIPTS, TrainScriptError, load_train_script
 from .task import AugShiftTask, PortableClassificationTask
 
 __all__ = [

@@ -1,0 +1,128 @@
+"""The bookkeeping of a sweep spread over processes or machines: which runs a shard takes (:func:`parse_shard`,
+:func:`shard_of`) and the finished runs' results read back, checked to be the runs asked for (:func:`read_result`,
+:func:`collect`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:  # runs.py reads results through this module
+    from .runs import RunSpec
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> ``(2, 8)``: shard 2 (counting from 0) of 8 (the ``--shard`` option's type).
+
+    Args:
+        text: ``"I/N"`` with ``0 <= I < N``; anything else raises ``ValueError``.
+
+    Returns:
+        ``(I, N)``.
+
+    Example:
+        >>> parse_shard("2/8")
+        (2, 8)
+        >>> parse_shard("8/8")
+        Traceback (most recent call last):
+            ...
+        ValueError: --shard takes I/N with 0 <= I < N (e.g. 0/4 for the first of 4 shards), got '8/8'
+    """
+    index, _, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (-1, 0)
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4 for the first of 4 shards), got {text!r}")
+    return shard
+
+
+def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list[RunSpec]:
+    """The specs of one shard ``(i, n)``: every n-th from the i-th (all specs without a shard).
+
+    Args:
+        specs: the sweep's runs, in order.
+        shard: ``(i, n)`` (:func:`parse_shard`), or ``None`` for all of them.
+
+    Returns:
+        The shard's specs, in order; the ``n`` shards together hold every spec once.
+
+    Example:
+        >>> from augshift.engine import TrainConfig
+        >>> from augshift.sweep import RunSpec
+        >>> specs = [RunSpec(f"seed{seed}", "resnet18", TrainConfig(seed=seed)) for seed in range(5)]
+        >>> [spec.name for spec in shard_of(specs, (1, 2))], len(shard_of(specs, None))
+        (['seed1', 'seed3'], 5)
+    """
+    return list(specs) if shard is None else list(specs[shard[0]::shard[1]])
+
+
+def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
+    """The results of finished runs, in the order of ``specs``; raises naming the runs that have none yet.
+
+    Args:
+        specs: the sweep's runs.
+        work: the sweep's folder, holding ``<name>/result.json`` for each spec.
+
+    Returns:
+        Each spec's result (:func:`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
+        naming the missing runs.
+
+    Example:
+        >>> from augshift.engine import TrainConfig
+        >>> from augshift.sweep import RunSpec
+        >>> import tempfile
+        >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     work = Path(folder)
+        ...     (work / spec.name).mkdir()
+        ...     _ = (work / spec.name / "result.json").write_text(json.dumps({**spec.to_dict(), "accuracy": 50.0}))
+        ...     results = collect([spec], work)
+        ...     try:
+        ...         collect([spec, RunSpec("seed1", "resnet18", TrainConfig(seed=1))], work)
+        ...     except FileNotFoundError as error:
+        ...         print(error)
+        1 run(s) have no result.json in ... yet: seed1; run the missing shards first
+        >>> [result["accuracy"] for result in results]
+        [50.0]
+    """
+    missing = [spec.name for spec in specs if not (work / spec.name / "result.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} run(s) have no result.json in {work} yet: {', '.join(missing[:8])}; "
+                                "run the missing shards first")
+    return [read_result(spec, work / spec.name / "result.json") for spec in specs]
+
+
+def read_result(spec: RunSpec, path: Path) -> dict:
+    """The ``result.json`` at ``path``, checked to be ``spec``'s run.
+
+    Args:
+        spec: the run the result must have been written for: every entry of :meth:`RunSpec.to_dict` must match,
+            else ``ValueError`` (a ``--workdir`` reused for another recipe).
+        path: a ``result.json`` written by :func:`run_one`.
+
+    Returns:
+        The result, as a dict.
+
+    Example:
+        >>> from augshift.engine import TrainConfig
+        >>> from augshift.sweep import RunSpec
+        >>> import tempfile
+        >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "result.json"
+        ...     _ = path.write_text(json.dumps({**spec.to_dict(), "accuracy": 50.0}))
+        ...     result = read_result(spec, path)
+        ...     try:
+        ...         read_result(RunSpec("seed0", "resnet18", TrainConfig(seed=1), label="resnet18"), path)
+        ...     except ValueError as error:
+        ...         print(error)
+        /.../result.json was written by another recipe; use another --workdir
+        >>> result["accuracy"]
+        50.0
+    """
+    result = json.loads(path.read_text())
+    if {k: result.get(k) for k in spec.to_dict()} != spec.to_dict():
+        raise ValueError(f"{path} was written by another recipe; use another --workdir")
+    return result
