@@ -50,7 +50,7 @@ class AugShiftObjective(nn.Module):
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
     :class:`PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
     indices or (N, K) soft targets; ``params``, the two views' :class:`~augshift.shift.ShiftParams` to replay
-    (default: drawn from ``self.shifter``, view A first).
+    (default: :meth:`sample`, view A first).
 
     Returns:
         A dict: ``loss`` (criterion averaged over both views + ``weight`` * consistency; a scalar),
@@ -88,6 +88,11 @@ class AugShiftObjective(nn.Module):
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
 
+    def sample(self, n: int, device: torch.device) -> tuple[ShiftParams, ShiftParams]:
+        """The shifts of the two views of ``n`` images, drawn from ``self.shifter`` (view A first): what
+        :meth:`forward` uses when it is given no ``params``."""
+        return self.shifter.sample(n, device), self.shifter.sample(n, device)
+
     def forward(
         self, run_model: Callable[[Tensor], Tensor], features: PooledFeatures, images: Tensor, targets: Tensor,
         params: Optional[tuple[ShiftParams, ShiftParams]] = None,
@@ -97,7 +102,7 @@ class AugShiftObjective(nn.Module):
         check_targets(targets, n)
         self.shifter.check_size(images.shape[-2], images.shape[-1])
         if params is None:
-            params = self.shifter.sample(n, images.device), self.shifter.sample(n, images.device)
+            params = self.sample(n, images.device)
         params_a, params_b = params
         views = torch.cat([self.shifter(images, params_a), self.shifter(images, params_b)])
         with features.capture():

@@ -25,8 +25,8 @@ from .errors import UsageError
 from .intervals import proportion_ci
 from .models.adapter import logits_of
 from .protocols import (
-    ALL_PROTOCOLS, DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, Geometry, dense_offsets, largest_shift, offsets_to,
-    pair_offsets, split_name, worst_grid,
+    ALL_PROTOCOLS, DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, Geometry, crop_protocols, dense_offsets,
+    largest_shift, offsets_to, pair_offsets, split_name, worst_grid,
 )
 from .shift import check_images, fractional_shift, shift
 
@@ -149,7 +149,7 @@ class ShiftConsistency:
             raise UsageError("give curve_max_shift (a dense grid) or curve_offsets, not both")
         if curve_max_shift is not None:
             check_max_shift(curve_max_shift)
-        crops = [p for p in self.protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
+        crops = crop_protocols(self.protocols)
         if crops and crop_size is None:
             raise UsageError(f"the {crops[0]} protocol needs crop_size, the model's input size (--image-size), and "
                              "larger images (--crop-from)")
@@ -184,7 +184,7 @@ class ShiftConsistency:
         return pair_offsets(protocol, indices, self.geometry(height, width), self.seed)
 
     def _check_size(self, geometry: Geometry) -> None:
-        crops = any(PROTOCOLS[split_name(p)[0]].kind == "crop" for p in self.protocols)
+        crops = bool(crop_protocols(self.protocols))
         if crops and geometry.source is None:
             raise UsageError(f"the crop protocol compares crops of larger images, but the images are {geometry.height}x"
                              f"{geometry.width}, the crop size: hand it larger images (--crop-from, e.g. 256 for "

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-import torch
+import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
 
 from .errors import UsageError
@@ -48,7 +48,6 @@ __all__ = ["ALL_PROTOCOLS", "DEFAULT_PROTOCOLS", "PROTOCOLS", "PROTOCOL_FAMILY",
 
 FULL = "full"  # a protocol's reach: every offset of the image
 WORST = "_worst"  # suffix of a protocol's worst-case variant
-KINDS = ("shift", "crop", "fractional")
 _MASK = (1 << 31) - 1
 _FRACTION_STEPS = 1 << 24  # resolution of the real-valued offsets: 2**-24 of the range
 
@@ -159,13 +158,38 @@ def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_
         ...
         augshift.errors.UsageError: the crop protocol compares crops of larger images: pass --crop-from N ...
     """
-    crops = [p for p in protocols if PROTOCOLS[split_name(p)[0]].kind == "crop"]
+    crops = crop_protocols(protocols)
     if crops and crop_from is None:
         raise UsageError(f"the {crops[0]} protocol compares crops of larger images: pass --crop-from N (e.g. 256) with "
                          "--image-size the model's input size (e.g. 224)")
     if crop_from is not None and (crop_size is None or crop_size >= crop_from):
         raise UsageError(f"--crop-from {crop_from} needs --image-size, the crop, smaller than it (e.g. --crop-from 256 "
                          "--image-size 224)")
+
+
+def crop_protocols(names: Sequence[str]) -> list[str]:
+    """The names among ``names`` whose views are crops of larger images (``crop``, ``crop_worst``).
+
+    Example:
+        >>> crop_protocols(("random", "crop_worst"))
+        ['crop_worst']
+    """
+    return [name for name in names if PROTOCOLS[split_name(name)[0]].kind == "crop"]
+
+
+CONSISTENCY_COLUMN = "shift_consistency"  # what the training integrations log: random's; <it>_<protocol> the others'
+
+
+def consistency_column(protocol: str) -> str:
+    """The name the training integrations log a protocol's consistency under (timm's ``summary.csv`` column, the
+    ``transformers`` Trainer's metric after its ``eval_`` prefix): ``shift_consistency`` for ``random``, else
+    ``shift_consistency_<protocol>``.
+
+    Example:
+        >>> consistency_column("random"), consistency_column("circular_worst")
+        ('shift_consistency', 'shift_consistency_circular_worst')
+    """
+    return CONSISTENCY_COLUMN if protocol == "random" else f"{CONSISTENCY_COLUMN}_{protocol}"
 
 
 def split_name(name: str) -> tuple[str, bool]:

@@ -210,8 +210,6 @@ def run_probe(args: argparse.Namespace) -> int:
 def run_nccl(args: argparse.Namespace) -> int:
     """The 2-GPU check: the Accelerate example trains one epoch on 256 images under ``torchrun --nproc_per_node 2``
     (NCCL); its evaluation, gathered over the two processes, must equal one process's evaluation of the saved model."""
-    import torch
-
     from augshift.data import Normalization, eval_split, load_split_dataset
     from augshift.metrics import ShiftConsistency
     from augshift.models import load_model

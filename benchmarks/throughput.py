@@ -53,6 +53,7 @@ from augshift.sweep import parse_model
 MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
           "aps_resnet18+augshift")
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
+PATHS = ("old", "fast", "compiled", "bare")  # the timed paths (bare: CPU only); fast is the reference
 RUN_IMAGES = 200 * 50_000  # one run of the paper preset: 200 epochs of 50k training images
 PAPER_RUNS = 6  # per row of the paper preset: 3 seeds x 2 datasets
 CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "CIFAR-10's statistics")
@@ -209,12 +210,15 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 30 on CUDA, 2 on CPU)")
     parser.add_argument("--pool", type=int, default=4096, help="random training images kept on the device")
     parser.add_argument("--concurrency", default="2,4,8", help="CUDA: runs sharing the device at once (captured step)")
-    parser.add_argument("--paths", default="old,fast,compiled,bare",
-                        help="which of old, fast, compiled, bare (CPU) to time (fast is always timed: the reference)")
+    parser.add_argument("--paths", default=",".join(PATHS),
+                        help=f"which of {', '.join(PATHS)} (CPU) to time (fast is always timed: the reference)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per path, median (default: 1 CUDA, 3 CPU)")
     parser.add_argument("--out", default=None, help="default benchmarks/results/throughput/<cpu|cuda>")
     args = parser.parse_args(argv)
+    paths = set(args.paths.split(",")) | {"fast"}
+    if paths - set(PATHS):
+        parser.error(f"--paths: unknown {', '.join(sorted(paths - set(PATHS)))}; choose from {', '.join(PATHS)}")
     cuda = args.device.startswith("cuda")
     steps = args.steps or (200 if cuda else 8)
     warmup = args.warmup if args.warmup is not None else (30 if cuda else 2)
@@ -225,16 +229,16 @@ def main(argv=None) -> int:
     options = dict(device=args.device, batch=args.batch_size, pool=args.pool)
     for name in args.models.split(","):
         trainer, batches = setup(name, compiled=False, **options)
-        captured, captured_batches = setup(name, compiled=True, **options)
+        captured, captured_batches = setup(name, compiled=True, **options) if "compiled" in paths else (None, None)
         flops = step_flops(trainer, batches) / args.batch_size  # per training image
-        compile_s = time_compile(captured, captured_batches, args.device) if "compiled" in args.paths else None
+        compile_s = time_compile(captured, captured_batches, args.device) if captured is not None else None
         timers = {"old": lambda w: time_old(name, steps=steps, warmup=w, **options),
                   "fast": lambda w: time_engine(trainer, batches, steps=steps, warmup=w, device=args.device),
                   "compiled": lambda w: time_engine(captured, captured_batches, steps=steps, warmup=w,
                                                     device=args.device)}
         if not cuda:
             timers["bare"] = lambda w: time_bare(trainer, batches, steps=steps, warmup=w)
-        timers = {path: timer for path, timer in timers.items() if path in args.paths.split(",") or path == "fast"}
+        timers = {path: timer for path, timer in timers.items() if path in paths}
         samples: dict[str, list[float]] = {path: [] for path in timers}
         for round_ in range(args.rounds):  # round-robin: a change of load hits every path alike
             for path, timer in timers.items():
@@ -243,7 +247,7 @@ def main(argv=None) -> int:
         if cuda:
             del trainer, batches, captured, captured_batches, timers
             torch.cuda.empty_cache()
-            for n in (int(c) for c in args.concurrency.split(",") if int(c) > 1 and "compiled" in args.paths):
+            for n in (int(c) for c in args.concurrency.split(",") if int(c) > 1 and "compiled" in paths):
                 seconds[f"compiled x{n}"] = time_concurrent(name, n, steps=steps, warmup=warmup, **options) / n
         for path, s in seconds.items():
             images_per_s = steps * args.batch_size / s

@@ -167,3 +167,28 @@ def load_split_dataset(
     return with_tensors(open_split(source, split, limit=limit), normalization=normalization, image_column=image_column,
                         label_column=label_column, size=size, centre_crop=centre_crop)
 
+
+def split_statistics(
+    source: str, split: str, *, limit: Optional[int] = None, size: Optional[int] = None,
+    image_column: Optional[str] = None, label_column: Optional[str] = None,
+) -> Normalization:
+    """The statistics a model trained from scratch on ``split`` of ``source`` is normalised with: those of the
+    split's first ``limit`` images (:meth:`Normalization.of_images`), named as such.
+
+    Args:
+        source: the source (see :func:`load_split`).
+        split: the training split's name.
+        limit: how many of its first images (default: all).
+        size: resize to ``size`` x ``size`` first (as the model sees them).
+        image_column: the image column's name (default: found by name).
+        label_column: the label column's name (default: found by name).
+
+    Returns:
+        The :class:`~augshift.data.Normalization`, its ``source`` naming the images.
+
+    Example:
+        >>> split_statistics("shapes", "train", limit=8).source
+        'the first 8 training images of shapes'
+    """
+    images, _ = load_split(source, split, limit=limit, size=size, image_column=image_column, label_column=label_column)
+    return Normalization.of_images(images, source=f"the first {len(images)} training images of {source}")

@@ -3,7 +3,9 @@ numerics), frozen and validated."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
+from typing import Optional, Union
+
+import torch
 
 from ..config import AugShiftConfig
 from ..errors import UsageError
@@ -11,6 +13,23 @@ from ..errors import UsageError
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "constant")
 PRECISIONS = ("fp32", "bf16")
+
+
+def fast_path(device: Union[str, torch.device]) -> dict:
+    """The :class:`TrainConfig` settings of the fast path on ``device``: bf16 autocast, channels-last and the captured
+    step (``compile``) on CUDA; none elsewhere (eager fp32 stays the CPU default).
+
+    Args:
+        device: where the run trains (``"cpu"``, ``"cuda:0"``, a ``torch.device``).
+
+    Returns:
+        ``{"precision", "channels_last", "compile"}`` on CUDA, else an empty dict.
+
+    Example:
+        >>> fast_path("cuda:0"), fast_path("cpu")
+        ({'precision': 'bf16', 'channels_last': True, 'compile': True}, {})
+    """
+    return dict(precision="bf16", channels_last=True, compile=True) if torch.device(device).type == "cuda" else {}
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ class Trainer:
         waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from :meth:`losses`, so the
         compiled step has no random state of its own and replays exactly."""
         if self.objective is not None:
-            return self.objective.shifter.sample(count, device), self.objective.shifter.sample(count, device)
+            return self.objective.sample(count, device)
         return (self.shifter.sample(count, device),) if self.shifter is not None else ()
 
     def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:

@@ -6,14 +6,14 @@ timm models (``gapnet_*``, ``permutenet_*``, ``resnet18_stride16``, ``fcn_resnet
 ``aps_blur_resnet18``) through one helper (:func:`.registry.register`)."""
 from .adapter import (
     HF_PREFIX, TORCHVISION_PREFIX, LayerChoice, UnsupportedModelError, classifier_of, default_layer, feature_map,
-    logits_of, map_channels, pretrained_normalization,
+    logits_of, map_channels, pretrained_normalization, torchvision_segmenters,
 )
 from .aps import ApsDown, ApsResNet
 from .checkpoints import Checkpoint, read_checkpoint
 from .position_nets import FCN, GAPNet
 from .small_cnn import SmallCNN, create_small_cnn
 from .stem import STEMS, cifar_stem
-from .zoo import LoadedModel, create_model, load_model, torchvision_segmenters
+from .zoo import LoadedModel, create_model, load_model
 
 __all__ = [
     "FCN", "GAPNet", "HF_PREFIX", "STEMS", "TORCHVISION_PREFIX", "ApsDown", "ApsResNet", "Checkpoint", "LayerChoice",

@@ -23,9 +23,8 @@ A model none of this fits raises :class:`UnsupportedModelError`, one wording nam
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -335,14 +334,13 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
         (0.485, 0.456, 0.406)
     """
     if name.startswith(HF_PREFIX):
-        processor = _image_processor(name[len(HF_PREFIX):])
+        processor = image_processor_of(name[len(HF_PREFIX):])
         if processor is None or getattr(processor, "image_mean", None) is None:
             return None
         return Normalization(processor.image_mean, processor.image_std, f"the image processor of {name}")
     import torchvision
 
-    segmenters = torchvision.models.list_models(module=torchvision.models.segmentation)
-    if name.startswith(TORCHVISION_PREFIX) or name in segmenters:
+    if name.startswith(TORCHVISION_PREFIX) or name in torchvision_segmenters():
         weights = torchvision.models.get_model_weights(name.removeprefix(TORCHVISION_PREFIX)).DEFAULT
         transforms = weights.transforms()
         return Normalization(transforms.mean, transforms.std, f"the transforms of torchvision's {weights}")
@@ -352,8 +350,24 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
     return Normalization(config["mean"], config["std"], f"timm's pretrained_cfg of {name}")
 
 
-def _image_processor(path: str) -> Any:
-    """``AutoImageProcessor.from_pretrained(path)``, or None where ``path`` has none."""
+def torchvision_segmenters() -> list[str]:
+    """The segmentation models of the installed torchvision (``deeplabv3_mobilenet_v3_large``, ``fcn_resnet50``...).
+
+    Returns:
+        Their names, a list of str (``create_model(name, task="segmentation")`` builds them).
+
+    Example:
+        >>> "fcn_resnet50" in torchvision_segmenters()
+        True
+    """
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models.segmentation)
+
+
+def image_processor_of(path: str) -> Any:
+    """``transformers.AutoImageProcessor.from_pretrained(path)`` (a hub id or a ``save_pretrained`` folder), or None
+    where ``path`` has none (a model made from a config alone)."""
     transformers = transformers_module()
     try:
         return transformers.AutoImageProcessor.from_pretrained(path)

@@ -29,7 +29,7 @@ total stride (32; 8 with the CIFAR stem). There are no pretrained weights.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,8 @@ Understood layouts:
 * the Accelerate example's output folder (``model.safetensors`` plus ``metrics.json`` whose ``args`` name the
   ``model`` and whose ``normalization`` the statistics it trained with);
 * a Hugging Face ``save_pretrained`` folder (``config.json`` and the weights; read by ``transformers``, named
-  ``hf:<folder>``; its ``preprocessor_config.json``, when there, gives the normalisation);
+  ``hf:<folder>``; the normalisation is its ``metrics.json``'s when the Accelerate example wrote it, else
+  :func:`~augshift.models.zoo.load_model` asks its image processor);
 * a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
   ``model`` / ``model_state``; ``module.`` / ``model.`` prefixes (DDP, wrappers) are dropped. A plain state_dict
   does not name its architecture: the caller passes it (``--model``).
@@ -100,21 +101,14 @@ def _folder(path: Path) -> Checkpoint:
                               args.get("num_classes"), normalization=normalization, uses_model_config=model_config)
     metrics = path / "metrics.json"  # the Accelerate example records the normalisation it trained with
     recorded = json.loads(metrics.read_text()) if metrics.is_file() else {}
-    if (path / TRANSFORMERS_CONFIG).is_file():
-        processor = path / "preprocessor_config.json"
-        normalization = Normalization.from_dict(recorded["normalization"]) if recorded.get("normalization") else None
-        if normalization is None and processor.is_file():
-            values = json.loads(processor.read_text())
-            if values.get("image_mean") and values.get("image_std"):
-                normalization = Normalization(tuple(values["image_mean"]), tuple(values["image_std"]),
-                                              f"the image processor of {path}")
+    normalization = Normalization.from_dict(recorded["normalization"]) if recorded.get("normalization") else None
+    if (path / TRANSFORMERS_CONFIG).is_file():  # without a record, load_model asks the folder's image processor
         labels = json.loads((path / TRANSFORMERS_CONFIG).read_text()).get("id2label")
         return Checkpoint(None, str(path), f"hf:{path}", len(labels) if labels else None, normalization=normalization)
     if (path / ACCELERATE_FILE).is_file():
         checkpoint = _read_file(path / ACCELERATE_FILE)
-        normalization = recorded.get("normalization")
         return Checkpoint(checkpoint.state_dict, checkpoint.source, recorded.get("args", {}).get("model"),
-                          normalization=Normalization.from_dict(normalization) if normalization else None)
+                          normalization=normalization)
     raise UsageError(f"{path} is a folder without {', '.join(TIMM_FILES)} (timm train.py output), {ACCELERATE_FILE} "
                      f"(the Accelerate example's output) or {TRANSFORMERS_CONFIG} (a transformers save_pretrained "
                      "folder): pass the checkpoint file itself")

@@ -15,7 +15,8 @@ from torch import nn
 from ..data.stats import Normalization
 from ..errors import UsageError
 from .adapter import (
-    HF_PREFIX, TORCHVISION_PREFIX, UnsupportedModelError, classifier_of, pretrained_normalization, transformers_module,
+    HF_PREFIX, TORCHVISION_PREFIX, UnsupportedModelError, classifier_of, pretrained_normalization,
+    torchvision_segmenters, transformers_module,
 )
 
 TASKS = ("classification", "segmentation")
@@ -70,21 +71,6 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
         model = timm.create_model(name, pretrained=pretrained, **kwargs,
                                   **({} if num_classes is None else {"num_classes": num_classes}))
     return cifar_stem(model) if stem == "cifar" else model
-
-
-def torchvision_segmenters() -> list[str]:
-    """The segmentation models of the installed torchvision (``deeplabv3_mobilenet_v3_large``, ``fcn_resnet50``...).
-
-    Returns:
-        Their names, a list of str (``create_model(name, task="segmentation")`` builds them).
-
-    Example:
-        >>> "fcn_resnet50" in torchvision_segmenters()
-        True
-    """
-    import torchvision
-
-    return torchvision.models.list_models(module=torchvision.models.segmentation)
 
 
 def _create_torchvision(name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
@@ -213,7 +199,9 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
             net = create_model(name, found, task=task, **options)
         net = load_state(net, saved, name)
     normalization = saved.normalization
-    if normalization is None and saved.uses_model_config:
+    if normalization is None and saved.state_dict is None:  # a save_pretrained folder: its image processor's
+        normalization = pretrained_normalization(saved.name, net)
+    elif normalization is None and saved.uses_model_config:
         normalization = pretrained_normalization(name, net)
         normalization = Normalization(normalization.mean, normalization.std,
                                       f"{normalization.source}, which timm's train.py used ({saved.source} names no "

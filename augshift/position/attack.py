@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import UsageError
 from ..models.adapter import feature_map, map_channels

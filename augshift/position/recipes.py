@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..engine import BatchSource, Dist, TrainConfig, Trainer, fit, recalibrate_batchnorm
+from ..engine import BatchSource, Dist, TrainConfig, Trainer, fast_path, fit, recalibrate_batchnorm
 from .canvas import LocationCanvas, evaluate_canvas
 from .segmentation import MosaicSegmentation
 
@@ -68,11 +68,9 @@ class PositionConfig:
     def train_config(self, device: Union[str, torch.device] = "cpu") -> TrainConfig:
         """The engine's recipe on ``device``: Adam at a constant ``lr``, no shift augmentation (flips happen in the
         batches), the fast path where asked and on CUDA."""
-        fast = self.fast_path and torch.device(device).type == "cuda"
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="adam", lr=self.lr,
                            betas=self.betas, weight_decay=0.0, schedule="constant", shift=None,
-                           bn_batches=self.bn_batches, precision="bf16" if fast else "fp32", channels_last=fast,
-                           compile=fast)
+                           bn_batches=self.bn_batches, **(fast_path(device) if self.fast_path else {}))
 
 
 PRESETS = {

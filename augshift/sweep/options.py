@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config import AugShiftConfig
 from ..data import EMBEDDED, Normalization, load_split, num_classes, open_split
-from ..engine import PRECISIONS, Dist, TrainConfig
+from ..engine import PRECISIONS, Dist, TrainConfig, fast_path
 from ..models import STEMS
 from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
 from .runs import RunData, RunSpec, run_sweep
@@ -87,8 +87,8 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
         {'epochs': 3, 'lr': 0.05, 'precision': 'bf16', 'channels_last': True, 'compile': True, 'seeds': [0, 1]}
     """
     out = dict(preset)
-    if out.pop("fast_path", False) and device.startswith("cuda"):
-        out.update(precision="bf16", channels_last=True, compile=True)
+    if out.pop("fast_path", False):
+        out.update(fast_path(device))
     for key in ("train_size", "epochs", "batch_size", "lr", "stem", "curve_size", "test_size", "precision",
                 "channels_last", "compile"):
         if getattr(args, key) is not None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from augshift.data import Normalization
-from augshift.models.adapter import transformers_module
+from augshift.models.adapter import image_processor_of
 from augshift.reporting.files import write_json_atomic
 
 
@@ -143,11 +143,8 @@ def save_final_model(accelerator, model: nn.Module, directory: str, normalizatio
         return
     model.save_pretrained(directory, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
     source = getattr(model.config, "_name_or_path", "")
-    if accelerator.is_main_process and source:
-        try:
-            processor = transformers_module().AutoImageProcessor.from_pretrained(source)
-        except (OSError, ValueError):  # a model from a config alone has no image processor
-            return
+    processor = image_processor_of(source) if accelerator.is_main_process and source else None
+    if processor is not None:  # (a model from a config alone has none)
         processor.image_mean, processor.image_std = list(normalization.mean), list(normalization.std)
         processor.save_pretrained(directory)
 

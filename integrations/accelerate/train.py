@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
-from augshift.data import Normalization, eval_split, load_split, load_split_dataset, num_classes, open_split
+from augshift.data import Normalization, eval_split, load_split_dataset, num_classes, open_split, split_statistics
 from augshift.engine import average_buffers, epoch_seed, seed_generator
 from augshift.errors import UsageError, run_command
 from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, save_final_model, weights_digest
@@ -91,9 +91,8 @@ def normalization_for(args, model: nn.Module) -> Normalization:
     if found is not None:
         return found
     limit = min(args.stats_samples, args.train_samples or args.stats_samples)  # of the images it trains on
-    images, _ = load_split(args.data, args.train_split, limit=limit, size=args.image_size,
-                           image_column=args.image_column, label_column=args.label_column)
-    return Normalization.of_images(images, source=f"the first {len(images)} training images of {args.data}")
+    return split_statistics(args.data, args.train_split, limit=limit, size=args.image_size,
+                            image_column=args.image_column, label_column=args.label_column)
 
 
 def evaluate(accelerator, model: nn.Module, loader, args) -> dict:

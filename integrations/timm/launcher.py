@@ -32,21 +32,13 @@ from augshift.engine.seeding import stream_seed
 from augshift.errors import run_command
 from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
-from augshift.protocols import add_protocols_argument
+from augshift.protocols import CONSISTENCY_COLUMN, add_protocols_argument, consistency_column, crop_protocols
 
 from .consistency import loader_shift_consistency
 from .script import SUPPORTED_TRAIN_SCRIPTS, load_train_script
 from .task import AugShiftTask, PortableClassificationTask
 
 _logger = logging.getLogger(__name__)
-
-CONSISTENCY_COLUMN = "shift_consistency"  # summary.csv: random's column; shift_consistency_<protocol> for the others
-
-
-def consistency_column(protocol: str) -> str:
-    """The summary.csv column of a protocol: ``shift_consistency`` for ``random``, else ``shift_consistency_<name>``."""
-    return CONSISTENCY_COLUMN if protocol == "random" else f"{CONSISTENCY_COLUMN}_{protocol}"
-
 
 SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams (keys beside timm's seed and the rank)
 # each AugShift option and the flags of which at least one must be given for it to be used
@@ -105,7 +97,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if eval_metric.startswith(CONSISTENCY_COLUMN) and eval_metric not in columns:
         parser.error(f"--eval-metric {eval_metric} is not a column of --augshift-protocols "
                      f"{','.join(args.augshift_protocols)}: use one of {', '.join(columns)}")
-    crops = [p for p in args.augshift_protocols if p.startswith("crop")]
+    crops = crop_protocols(args.augshift_protocols)
     if crops:
         parser.error(f"--augshift-protocols {crops[0]} needs images larger than the model's, which train.py's "
                      "validation loader does not give; measure it with augshift consistency --crop-from")
@@ -192,7 +184,7 @@ def with_loss_parts(train_one_epoch: Callable) -> Callable:
 
 def with_shift_consistency(validate: Callable) -> Callable:
     """Wrap train.py's ``validate`` so its OrderedDict also holds a consistency column (%) per protocol
-    (:func:`consistency_column`)."""
+    (:func:`~augshift.protocols.consistency_column`)."""
     signature = inspect.signature(validate)
 
     @functools.wraps(validate)

@@ -23,14 +23,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from transformers import AutoImageProcessor, AutoModelForImageClassification, HfArgumentParser, TrainingArguments
+from transformers import AutoModelForImageClassification, HfArgumentParser, TrainingArguments
 from transformers import ViTImageProcessor
 
 from augshift import AugShiftConfig, add_augshift_arguments
-from augshift.data import Normalization, eval_split, load_split, load_split_dataset, num_classes, open_split
+from augshift.data import (
+    Normalization, eval_split, load_split_dataset, num_classes, open_split, split_statistics,
+)
 from augshift.errors import UsageError, run_command
 from augshift.integrations.transformers import AugShiftTrainer
 from augshift.models import pretrained_normalization
+from augshift.models.adapter import image_processor_of
 from augshift.protocols import add_protocols_argument, check_crop_options
 
 
@@ -71,9 +74,8 @@ def parse(argv: list[str]) -> tuple:
 def image_processor(model_args: ModelArguments, normalization: Normalization, size: int):
     """The model's image processor with ``normalization`` and the ``size`` it was trained at; a generic one (ViT's:
     resize, rescale, normalise) for a model that has none."""
-    try:
-        processor = AutoImageProcessor.from_pretrained(model_args.model_name_or_path)
-    except (OSError, ValueError):
+    processor = image_processor_of(model_args.model_name_or_path)
+    if processor is None:
         processor = ViTImageProcessor()
     processor.image_mean, processor.image_std = list(normalization.mean), list(normalization.std)
     current = processor.size
@@ -102,8 +104,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_crop_options(options.augshift_protocols, data_args.crop_from, size)
     normalization = pretrained_normalization(f"hf:{model_args.model_name_or_path}", model)
     if normalization is None:
-        images, _ = load_split(source, data_args.train_split, limit=data_args.stats_samples, size=size, **columns)
-        normalization = Normalization.of_images(images, source=f"the first {len(images)} training images of {source}")
+        normalization = split_statistics(source, data_args.train_split, limit=data_args.stats_samples, size=size,
+                                         **columns)
     print(f"normalisation: {normalization.to_dict()}" + (f"; evaluating split {split!r}" if split else ""))
     tensors = dict(normalization=normalization, size=size, **columns)
     train = load_split_dataset(source, data_args.train_split, limit=data_args.max_train_samples, **tensors) \

@@ -35,7 +35,7 @@ from augshift.errors import UsageError
 from augshift.features import PooledFeatures
 from augshift.metrics import ShiftConsistency
 from augshift.models import logits_of
-from augshift.protocols import DEFAULT_PROTOCOLS
+from augshift.protocols import DEFAULT_PROTOCOLS, consistency_column
 
 SHIFT_STREAM = 1  # the shifts' random stream, beside the step and the process
 SINGLE_LABEL = (None, "single_label_classification")
@@ -143,6 +143,5 @@ class AugShiftTrainer(Trainer):
             model.train(was_training)
         report = metric.compute(sync=False)
         for protocol in metric.protocols:
-            key = "shift_consistency" if protocol == "random" else f"shift_consistency_{protocol}"
-            output.metrics[f"{metric_key_prefix}_{key}"] = report.consistency(protocol)
+            output.metrics[f"{metric_key_prefix}_{consistency_column(protocol)}"] = report.consistency(protocol)
         return output
