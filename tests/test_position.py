@@ -377,3 +377,35 @@ def test_the_captured_step_gets_canvas_batches_of_one_shape():
     full = canvas_source(canvas, task="location", config=config, drop_last=True)
     assert [len(y) for _, y in whole.batches(0)] == [4, 4, 2] and whole.steps == 3
     assert [len(y) for _, y in full.batches(0)] == [4, 4] and full.steps == 2
+
+
+def test_the_captured_step_keeps_the_one_batch_of_fewer_canvases_than_a_batch():
+    """As TensorBatches does: dropping the only (partial) batch would leave an epoch of no steps."""
+    from augshift.position import MosaicSegmentation, PositionConfig, canvas_source, mosaic_source
+
+    config = PositionConfig(batch_size=8)
+    canvas = LocationCanvas(torch.randn(5, 3, 4, 4), grid=2, generator=torch.Generator().manual_seed(0))
+    source = canvas_source(canvas, task="location", config=config, drop_last=True)
+    assert source.steps == 1 and [len(y) for _, y in source.batches(0)] == [5]
+    mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
+    source = mosaic_source(mosaics, config=config, drop_last=True)
+    assert source.steps == 1 and [len(y) for _, y in source.batches(0)] == [len(mosaics)] and len(mosaics) < 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_canvases_on_cuda_train_without_host_syncs_and_score_both_tasks():
+    """Training batches from the canvas's own cells never wait for the host; scoring compares on one device."""
+    images, labels = torch.rand(12, 3, 4, 4) + 0.1, torch.tensor([1, 3] * 6)
+    on_gpu = LocationCanvas(images.cuda(), labels, grid=3, generator=torch.Generator("cuda").manual_seed(0))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        x, cells, _ = on_gpu.batch(torch.arange(12, device="cuda"), flip=torch.rand(12, device="cuda") < 0.5)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert x.shape == (12, 3, 12, 12) and cells.is_cuda
+    on_cpu = LocationCanvas(images, labels, grid=3)
+    for model, task in ((CellOracle(3), "location"), (Constant(3, 10), "class")):
+        gpu = evaluate_canvas(model, on_gpu, task=task, passes=2, generator=torch.Generator().manual_seed(1), device="cuda")
+        cpu = evaluate_canvas(model, on_cpu, task=task, passes=2, generator=torch.Generator().manual_seed(1))
+        assert (gpu.correct, gpu.total) == (cpu.correct, cpu.total)

@@ -52,6 +52,22 @@ def test_attack_on_a_canvas_classification_checkpoint(cifar10_dir, tmp_path):
     assert set(curve["top"]) == {"accuracy"} and len(curve["random"]["accuracy"][0]) == 1
 
 
+def test_channels_of_a_saved_model_that_records_no_normalisation(cifar10_dir, tmp_path):
+    """A --save-model file written before locate recorded its normalisation: the ranked images' own statistics."""
+    import torch
+
+    data, saved = str(cifar10_dir), tmp_path / "g.pt"
+    assert main(["locate", "--data", data, "--train-limit", "24", "--test-limit", "4", "--epochs", "1",
+                 "--out", str(tmp_path), "--save-model", str(saved)]) == 0
+    state = torch.load(saved, weights_only=False)
+    del state["meta"]["normalization"]
+    torch.save(state, saved)
+    assert main(["channels", "--checkpoint", str(saved), "--layer", "trunk.layer3", "--data", data, "--limit", "4",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "channels-trunk_layer3-hflip.json").read_text())
+    assert result["normalization"]["source"].startswith("the ranked images' own statistics")
+
+
 README_LOCATE = "augshift locate --data ../shared/data/cifar10 --model gapnet --grid 3 --preset quick --out {out}"
 
 

@@ -119,8 +119,12 @@ def run_channels(args: argparse.Namespace) -> int:
     model, meta, device = loaded.model, loaded.meta, choose_device(args.device)
     split = evaluated_split(args)
     raw = None if meta else load_images(args, split, args.limit, size=args.image_size)[0]
-    normalization = choose_normalization(args, loaded.normalization, lambda: Normalization.of_images(
-        raw, source=f"the ranked images' own statistics ({loaded.weights} records none)"))
+
+    def own_statistics() -> Normalization:  # a model saved by locate / attack has its test set built below from them
+        images = raw if raw is not None else load_images(args, split, args.limit, size=args.image_size)[0]
+        return Normalization.of_images(images, source=f"the ranked images' own statistics ({loaded.weights} records "
+                                                      "none)")
+    normalization = choose_normalization(args, loaded.normalization, own_statistics)
     if meta:  # a model saved by locate / attack: the canvases or mosaics it was trained on
         images = _test_set(args, model, meta, normalization, args.limit, device)[0]
     else:

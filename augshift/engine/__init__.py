@@ -6,11 +6,11 @@ from .config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig, fast_path
 from .distributed import Dist, average_buffers, barrier, init_distributed, world_size
 from .evaluation import evaluate_classifier, evaluating
 from .seeding import epoch_seed, seed_generator, stream_seed
-from .trainer import BatchSource, TensorBatches, Trainer, fit, recalibrate_batchnorm
+from .trainer import BatchSource, TensorBatches, Trainer, fit, recalibrate_batchnorm, steps_per_epoch
 
 __all__ = [
     "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "BatchSource", "BestEpoch", "Dist", "TensorBatches", "TrainConfig",
     "Trainer", "average_buffers", "barrier", "epoch_seed", "evaluate_classifier", "evaluating", "fast_path", "fit",
     "init_distributed", "load_checkpoint", "recalibrate_batchnorm", "save_checkpoint", "seed_generator",
-    "stream_seed", "world_size",
+    "steps_per_epoch", "stream_seed", "world_size",
 ]

@@ -59,6 +59,27 @@ class BatchSource:
     batches: Callable[[int], Batches]
 
 
+def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
+    """Batches per epoch of ``count`` items.
+
+    Args:
+        count: the items of an epoch (one process's share).
+        batch_size: items per batch.
+        drop_last: leave out the last partial batch, so that every batch has one shape (the captured step); fewer
+            items than a batch still make one batch, of one shape all the same.
+
+    Returns:
+        ``ceil(count / batch_size)``, or with ``drop_last`` ``max(1, floor(count / batch_size))``.
+
+    Example:
+        >>> [steps_per_epoch(10, 4, drop_last=False), steps_per_epoch(10, 4, drop_last=True)]
+        [3, 2]
+        >>> steps_per_epoch(3, 4, drop_last=True)
+        1
+    """
+    return max(1, count // batch_size) if drop_last else -(-count // batch_size)
+
+
 class TensorBatches:
     """In-memory ``uint8`` images (N, C, H, W) and labels (N,) as a :class:`BatchSource` for one process.
 
@@ -107,8 +128,7 @@ class TensorBatches:
         shard = (len(images) - len(images) % place.world) // place.world
         if shard == 0:
             raise UsageError(f"{len(images)} training images cannot be shared by {place.world} processes")
-        # drop_last keeps one batch when there is only one (fewer images than a batch): one shape all the same
-        self.steps = max(1, shard // self.local_batch) if drop_last else -(-shard // self.local_batch)
+        self.steps = steps_per_epoch(shard, self.local_batch, drop_last=drop_last)
 
     def shard(self, epoch: int) -> Tensor:
         """This process's sample indices for ``epoch``."""

@@ -71,8 +71,14 @@ def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
     cells = torch.as_tensor(cells, dtype=torch.long)
     if cells.shape != (len(images),) or cells.min() < 0 or cells.max() >= grid * grid:
         raise ValueError(f"cells must be (N,) = ({len(images)},) indices in [0, {grid * grid}), got {cells.tolist()[:8]}")
+    return _paste(images, cells, grid)
+
+
+def _paste(images: Tensor, cells: Tensor, grid: int) -> Tensor:
+    """:func:`paste_in_cells` of cells known to be valid, without its range check (which reads the cells back to the
+    host: on CUDA a wait at every training batch)."""
     tiles = images.new_zeros((len(images), grid * grid, *images.shape[1:]))
-    tiles[torch.arange(len(images)), cells.to(images.device)] = images
+    tiles[torch.arange(len(images), device=images.device), cells.to(images.device)] = images
     return tile(tiles, grid)
 
 
@@ -137,11 +143,12 @@ class LocationCanvas(Dataset):
         self, indices: Tensor, cells: Optional[Tensor] = None, *, flip: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Canvases (B, C, H, W), cells (B,), labels (B,) for ``indices``; ``flip`` (B,) bool mirrors images first."""
+        paste = paste_in_cells if cells is not None else _paste  # its own cells were drawn in range
         cells = self.cells[indices] if cells is None else cells
         images = self.images[indices]
         if flip is not None:
             images = torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
-        return paste_in_cells(images, cells, self.grid), cells, self.labels[indices]
+        return paste(images, cells, self.grid), cells, self.labels[indices]
 
     def targets(self, cells: Tensor, labels: Tensor, task: str) -> Tensor:
         """The training target of ``task``: the cell index (location) or the class label (class)."""
@@ -249,7 +256,7 @@ def evaluate_canvas(
                 indices = torch.arange(start, min(start + batch_size, n))
                 x, cell, labels = canvas.batch(indices, cells[indices])
                 pred = model(x.to(device)).argmax(1).cpu()
-                hit = (pred == canvas.targets(cell, labels, task)).long()
+                hit = (pred == canvas.targets(cell, labels, task).cpu()).long()  # labels live with the images
                 correct.index_add_(0, cell, hit)
                 total.index_add_(0, cell, torch.ones_like(hit))
                 bar.update(len(indices))

@@ -9,7 +9,9 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..engine import BatchSource, Dist, TrainConfig, Trainer, fast_path, fit, recalibrate_batchnorm
+from ..engine import (
+    BatchSource, Dist, TrainConfig, Trainer, fast_path, fit, recalibrate_batchnorm, steps_per_epoch,
+)
 from .canvas import LocationCanvas, evaluate_canvas
 from .segmentation import MosaicSegmentation
 
@@ -103,7 +105,8 @@ def epoch_batches(
             resampled once, when the iteration starts.
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the order and the flips (reproducible); a CUDA generator draws them on the GPU.
-        drop_last: leave out the last partial batch (every batch one shape: the captured step).
+        drop_last: leave out the last partial batch (every batch one shape: the captured step; fewer items than a
+            batch make one batch).
 
     Yields:
         ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller unless ``drop_last``.
@@ -119,7 +122,7 @@ def epoch_batches(
     data.resample()
     device = generator.device if generator is not None else None  # a CUDA generator keeps it all on the GPU
     order = torch.randperm(len(data), generator=generator, device=device)
-    end = len(order) - len(order) % config.batch_size if drop_last else len(order)
+    end = min(len(order), steps_per_epoch(len(order), config.batch_size, drop_last=drop_last) * config.batch_size)
     for start in range(0, end, config.batch_size):
         indices = order[start:start + config.batch_size]
         yield indices, torch.rand(len(indices), generator=generator, device=device) < 0.5 if config.hflip else None
@@ -139,9 +142,9 @@ def canvas_source(
         drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
 
     Returns:
-        A :class:`~augshift.engine.BatchSource` of ``ceil(N / batch_size)`` steps per epoch (``floor`` with
-        ``drop_last``), each a pair
-        (canvases (B, C, grid*h, grid*w), targets (B,)).
+        A :class:`~augshift.engine.BatchSource` of :func:`~augshift.engine.steps_per_epoch` steps (``ceil(N /
+        batch_size)``; ``floor``, at least 1, with ``drop_last``), each a pair (canvases (B, C, grid*h, grid*w),
+        targets (B,)).
 
     Example:
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
@@ -154,7 +157,7 @@ def canvas_source(
         for indices, flip in epoch_batches(canvas, config=config, generator=generator, drop_last=drop_last):
             x, cells, labels = canvas.batch(indices, flip=flip)
             yield x, canvas.targets(cells, labels, task)
-    return BatchSource(steps(len(canvas), config.batch_size, drop_last), batches)
+    return BatchSource(steps_per_epoch(len(canvas), config.batch_size, drop_last=drop_last), batches)
 
 
 def mosaic_source(
@@ -171,7 +174,7 @@ def mosaic_source(
         drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
 
     Returns:
-        A :class:`~augshift.engine.BatchSource` of ``ceil(count / batch_size)`` steps per epoch, each a pair
+        A :class:`~augshift.engine.BatchSource` of :func:`~augshift.engine.steps_per_epoch` steps, each a pair
         (mosaics (B, C, H, W), masks (B, H, W)).
 
     Example:
@@ -184,12 +187,7 @@ def mosaic_source(
     def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         for indices, flip in epoch_batches(mosaics, config=config, generator=generator, drop_last=drop_last):
             yield mosaics.batch(indices, flip=flip)
-    return BatchSource(steps(len(mosaics), config.batch_size, drop_last), batches)
-
-
-def steps(count: int, batch_size: int, drop_last: bool) -> int:
-    """Batches per epoch of ``count`` items: ``ceil(count / batch_size)``, or ``floor`` with ``drop_last``."""
-    return count // batch_size if drop_last else -(-count // batch_size)
+    return BatchSource(steps_per_epoch(len(mosaics), config.batch_size, drop_last=drop_last), batches)
 
 
 AfterEpoch = Callable[[int, list], dict]
