@@ -117,13 +117,18 @@ def run_together(commands: list[list[str]], timeout: float) -> list[int]:
     return codes
 
 
+def probe_path(out: str, model: str, grid: int, tag: str = "") -> Path:
+    """The file a probe of ``model`` on ``grid`` x ``grid`` canvases writes (``tag``: one of several side by side)."""
+    return Path(out, f"probe-{model}-g{grid}" + (f"-{tag}" if tag else "") + ".json")
+
+
 def run_table1(args: argparse.Namespace) -> int:
     left = lambda: args.budget - (time.time() - args.started)  # noqa: E731 -- seconds left of the budget
     probe, step_s = {}, {}
     for together in (1, 2):  # PermuteNet 3x3 alone, then two at once
         tags = [f"{together}-{i}" for i in range(together)]
         for tag in tags:
-            Path(args.out, f"probe-permutenet-g3-{tag}.json").unlink(missing_ok=True)
+            probe_path(args.out, "permutenet", 3, tag).unlink(missing_ok=True)
         began = time.time()
         codes = run_together([probe_command(args, args.probe_steps, tag) for tag in tags], timeout=left())
         probe[together] = dict(wall=time.time() - began, codes=codes)
@@ -131,7 +136,7 @@ def run_table1(args: argparse.Namespace) -> int:
             write_plan(args.out, dict(probe=probe, failed=f"the probe of {together} run(s) at once exited with {codes}"))
             print(f"lease: the probe of {together} run(s) at once failed ({codes}); see the log above", flush=True)
             return 1
-        step_s[together] = max(json.loads(Path(args.out, f"probe-permutenet-g3-{tag}.json").read_text())["step_seconds"]
+        step_s[together] = max(json.loads(probe_path(args.out, "permutenet", 3, tag).read_text())["step_seconds"]
                                for tag in tags)
     pair_faster = step_s[2] < 2 * step_s[1]  # two steps at once against two one after the other
     step_s = step_s[2] if pair_faster else step_s[1]
@@ -199,8 +204,7 @@ def run_probe(args: argparse.Namespace) -> int:
               "epoch_seconds": step_s * IMAGES / config.batch_size, "warmup_seconds": warmup_s,
               "steps": args.steps, "warmup": args.warmup, "compiled": trainer.config.compile, "device": str(device),
               "machine": machine(str(device), torch.get_num_threads()), "command": command_line()}
-    name = f"probe-{args.model}-g{args.grid}" + (f"-{args.tag}" if args.tag else "")
-    Path(args.out, f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    probe_path(args.out, args.model, args.grid, args.tag).write_text(json.dumps(result, indent=2) + "\n")
     print(f"probe {args.model} {args.grid}x{args.grid}: {step_s * 1000:.1f} ms per step of 48 canvases, "
           f"{result['epoch_seconds']:.0f} s per epoch of 50k ({'compiled' if result['compiled'] else 'eager'})",
           flush=True)
