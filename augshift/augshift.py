@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import DEFAULTS, AugShiftConfig, MaxShift
+from .errors import UsageError
 from .features import PooledFeatures
 from .loss import ConsistencyLoss
 from .models.adapter import logits_of
@@ -110,6 +111,12 @@ class AugShiftObjective(nn.Module):
             pooled = features.pop()
         if logits.dim() != 2 or logits.shape[0] != 2 * n:
             raise ValueError(f"the model must return logits of shape (N, K), got {tuple(logits.shape)}")
+        if self.weight and torch.is_grad_enabled() and not pooled.requires_grad:
+            raise UsageError(
+                "the consistency term reaches no trainable parameter: every layer before the classifier is frozen "
+                "(requires_grad=False), so weight has no effect; unfreeze the backbone (a linear probe cannot learn "
+                "shift consistency), or train with weight=0 for cross-entropy on the two views alone"
+            )
         criterion = self.criterion(logits, torch.cat([targets, targets]))
         consistency = self.consistency(pooled[:n], pooled[n:])
         return {
@@ -126,9 +133,14 @@ class AugShift(nn.Module):
     """Wrap ``model`` for AugShift training: ``AugShift(model)(images, targets)['loss'].backward()``.
 
     The options (keyword-only) are those of :class:`~augshift.config.AugShiftConfig`, or a whole ``config``; an
-    option left ``None`` keeps its default. The model is not edited: save ``augshift.model.state_dict()`` and it
-    loads into the plain model. An ``nn.Module``, so ``accelerator.prepare`` and DDP can wrap it; evaluate with
-    ``augshift.model``.
+    option left ``None`` keeps its default. The model is not edited: its ``state_dict`` loads into the plain model.
+    An ``nn.Module``, so ``accelerator.prepare`` and DDP can wrap it. **Evaluate and save the ``model`` you passed
+    in**: it is the same object before and after ``accelerator.prepare`` / DDP, on any number of processes (the
+    prepared wrapper has no ``.model``).
+
+    Without a ``generator`` every process draws its own shifts (:func:`augshift.seeding.process_generator`),
+    reproducibly from torch's seed. A first training step whose consistency term reaches no trainable parameter
+    (the backbone frozen) is refused: ``weight`` would have no effect.
 
     Args:
         model: the classifier to train, images (N, C, H, W) -> logits (N, K); its pooled features (N, D) are read
@@ -159,7 +171,8 @@ class AugShift(nn.Module):
         >>> result["loss"].backward()
         >>> sorted(result)
         ['consistency', 'criterion', 'logits', 'loss', 'output', 'params']
-        >>> augshift.model(torch.randn(2, 3, 32, 32)).shape  # the plain model, for evaluation
+        >>> model = augshift.model  # the model passed in: evaluate and save it
+        >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
 

@@ -6,10 +6,11 @@ model's own ``forward``, so it works unchanged when the model is wrapped by DDP,
 ``torch.compile``: nothing is ever computed beside the wrapped call. The model itself is not edited
 (``state_dict`` keys stay).
 
-The capture verifies that the classifier's input is a global pool: a 4-D map larger than 1 x 1 is refused,
-and so is the flattened output of a pooling module that kept an ``h x w`` map (torchvision's VGG and AlexNet
-pool to 7 x 7 / 6 x 6 and flatten: their classifier input is a spatial map, whose "consistency" would pull
-against the shift instead of ignoring it).
+The capture verifies that the classifier's input is a global pool, whether the classifier was found or named: a
+4-D map larger than 1 x 1 is refused, and so is the flattened output of a pooling module that kept an ``h x w`` map
+(torchvision's VGG and AlexNet pool to 7 x 7 / 6 x 6 and flatten) or an ``nn.Flatten`` of an unpooled map (conv ->
+flatten -> linear): such a classifier input is a spatial map, whose "consistency" would pull against the shift
+instead of ignoring it.
 """
 from __future__ import annotations
 
@@ -59,14 +60,23 @@ class PooledFeatures:
         self._capturing = False
         self._captured: Optional[Tensor] = None
         self._last_pool: Optional[tuple[str, nn.Module, tuple[int, ...]]] = None  # (name, module, output shape)
+        modules = list(model.named_modules())
         self._handles = [self.module.register_forward_pre_hook(self._hook)] + [
             module.register_forward_hook(functools.partial(self._pool_hook, name))
-            for name, module in model.named_modules() if isinstance(module, POOLING_MODULES)
+            for name, module in modules if isinstance(module, POOLING_MODULES)
+        ] + [
+            module.register_forward_pre_hook(functools.partial(self._flatten_hook, name))
+            for name, module in modules if isinstance(module, nn.Flatten)
         ]
 
     def _pool_hook(self, name: str, module: nn.Module, args: tuple, output: Tensor) -> None:
         if self._capturing:
             self._last_pool = (name, module, tuple(output.shape))
+
+    def _flatten_hook(self, name: str, module: nn.Module, args: tuple) -> None:
+        """A flatten of a map that no pooling reduced (conv -> flatten -> linear) is a spatial input too."""
+        if self._capturing and args and isinstance(args[0], Tensor) and args[0].dim() == 4:
+            self._last_pool = (name, module, tuple(args[0].shape))
 
     def _refuse(self, module: nn.Module, found: str) -> None:
         raise UsageError(

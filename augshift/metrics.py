@@ -5,9 +5,12 @@
 optionally, a per-shift curve: agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted
 prediction, and accuracy under each shift.
 
-Counts are integers kept by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
-``curve_agree``, ``curve_correct``) and summed across processes; each sample's views depend only on ``(seed, sample
-index, protocol)``, so a data-parallel evaluation over disjoint shards gives exactly the single-process numbers.
+Outcomes are kept per sample, by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
+``curve_agree``, ``curve_correct``), keyed by the sample's dataset index; :meth:`ShiftConsistency.compute` gathers
+them from every process and counts each index once. Each sample's views depend only on ``(seed, sample index,
+protocol)``, so a data-parallel evaluation gives exactly the single-process numbers, whatever the sharding: a
+distributed sampler's padding repeats, or flags gathered and then computed again, are the same indices and are not
+counted twice. With several processes the indices are required (refused without them, before anything is counted).
 Every percentage comes with a 95% Wilson interval. Forwards are shared: a grid offset that the curve and a worst
 case both need is evaluated once.
 """
@@ -17,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from .config import check_max_shift, check_mode
+from .distributed import gather_objects, world_size
 from .errors import UsageError
 from .intervals import proportion_ci
 from .models.adapter import logits_of
@@ -30,7 +33,7 @@ from .protocols import (
 )
 from .shift import check_images, fractional_shift, shift
 
-__all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts",
+__all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts", "check_labels",
            "consistency_from_predictions", "evaluate_shift_consistency", "offsets_to", "proportion_ci"]
 
 Flags = dict[str, Tensor]
@@ -109,8 +112,15 @@ class ConsistencyReport:
         return out
 
 
+SAMPLE_KEYS = ("index", "target", "fingerprint")  # what identifies a sample in the flags, beside its outcomes
+
+
 class ShiftConsistency:
-    """Accumulate accuracy and shift consistency over batches; :meth:`compute` sums across processes.
+    """Accumulate accuracy and shift consistency over batches; :meth:`compute` counts every sample of every process
+    once.
+
+    Under several processes (Accelerate, DDP, torchrun) the one way to evaluate is: on every process,
+    :meth:`update` with the batch's dataset ``indices``, then :meth:`compute` (a collective) -- no gathering by hand.
 
     Args:
         max_shift: range of the ``random``, ``circular`` and ``fractional`` offsets (px per axis).
@@ -122,6 +132,11 @@ class ShiftConsistency:
         curve_offsets: the shifts ``offsets x offsets`` (e.g. :func:`~augshift.protocols.offsets_to`).
         seed: keys the random offsets (with each sample's dataset index).
         chunk_size: images per forward.
+
+    Raises:
+        UsageError: from :meth:`update` / :meth:`flags`, for labels outside ``[0, K)`` (``-1``: an unlabelled split)
+            and for batches without ``indices`` under several processes; from :meth:`compute`, for one index given
+            to two different images.
 
     Example:
         >>> import torch.nn as nn
@@ -159,13 +174,10 @@ class ShiftConsistency:
         self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
         self._seen = 0
-        side = len(self.curve_offsets) if self.curve_offsets is not None else 0
-        names = ["samples", "correct", *(f"agree/{p}" for p in self.protocols),
-                 *(f"correct/{p}" for p in self.protocols if split_name(p)[1])]
-        self.counts: dict[str, Tensor] = {name: torch.zeros((), dtype=torch.long) for name in names}
-        if side:
-            self.counts.update(curve_agree=torch.zeros(side, side, dtype=torch.long),
-                               curve_correct=torch.zeros(side, side, dtype=torch.long))
+        self.names = ("samples", "correct", *(f"agree/{p}" for p in self.protocols),
+                      *(f"correct/{p}" for p in self.protocols if split_name(p)[1]),
+                      *(("curve_agree", "curve_correct") if self.curve_offsets is not None else ()))
+        self._records: list[Flags] = []
 
     # ----------------------------------------------------------------------------------------- views
 
@@ -220,8 +232,10 @@ class ShiftConsistency:
             return fractional_shift(base, dx, dy)
         return shift(base, dx, dy, mode or self.mode)
 
-    def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int) -> dict[str, Tensor]:
-        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``."""
+    def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int,
+                 targets: Tensor) -> dict[str, Tensor]:
+        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``;
+        ``targets`` are checked against the model's classes at the first forward."""
         per = max(1, self.chunk_size // n)
         preds: dict[str, Tensor] = {}
         for start in range(0, len(views), per):
@@ -231,6 +245,8 @@ class ShiftConsistency:
             if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
                 raise ValueError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
                                  "consistency, are undefined; check the weights (a diverged run?) and the inputs")
+            if not preds:
+                check_labels(targets, logits.shape[1])
             preds.update(zip((name for name, _ in pack), logits.argmax(dim=1).split(n)))
         return preds
 
@@ -240,11 +256,18 @@ class ShiftConsistency:
     def flags(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> Flags:
         """Per-sample 0/1 outcomes for ``images`` (N, C, H, W) and class ``targets`` (N,), by name.
 
+        Args:
+            model: the classifier, in eval mode.
+            images: the batch (N, C, H, W), normalised floats.
+            targets: class indices (N,) in ``[0, K)``.
+            indices: the samples' dataset indices (N,); required under several processes. Without them (one
+                process) samples are numbered in the order they come.
+
         Returns:
             ``{"samples": (N,), "correct": (N,), "agree/<protocol>": (N,), "correct/<worst protocol>": (N,),
-            "curve_agree": (N, S, S), "curve_correct": (N, S, S)}`` (long). Their sums over samples are this
-            batch's counts: gather them across processes (``accelerator.gather_for_metrics`` takes the dict) and
-            :meth:`add` them, or call :meth:`update`.
+            "curve_agree": (N, S, S), "curve_correct": (N, S, S)}`` (0/1, long) and what identifies each sample:
+            ``index`` (N,), ``target`` (N,) and ``fingerprint`` (N,) (the sum of its pixels). :meth:`add` them,
+            or call :meth:`update`, which does both.
         """
         check_images(images, "images", floating=True)
         n = images.shape[0]
@@ -253,6 +276,11 @@ class ShiftConsistency:
             raise ValueError(f"targets must be class indices of shape ({n},), got {got}")
         geometry = self.geometry(*images.shape[-2:])
         self._check_size(geometry)
+        if indices is None and world_size() > 1:
+            raise UsageError(f"{world_size()} processes evaluate, but the batch has no dataset indices: pass each "
+                             "sample's index (update(model, images, targets, indices)) -- the views are keyed by it "
+                             "and repeated samples are counted once by it; add it to your dataset's items, e.g. "
+                             "'index': idx in __getitem__")
         if indices is None:
             indices = torch.arange(self._seen, self._seen + n)
         elif not isinstance(indices, Tensor) or indices.shape != (n,) or indices.is_floating_point():
@@ -288,10 +316,12 @@ class ShiftConsistency:
                               for dx, dy in pair_offsets(protocol_name, indices, geometry, self.seed)]
         offsets = self.curve_offsets or ()
         curve = [need("shift", self.mode, dx, dy) for dy in offsets for dx in offsets]
-        preds = self._predict(model, list(views.items()), n)
+        preds = self._predict(model, list(views.items()), n, targets)
         targets = targets.to(preds["base"].device)
         reference = preds["base"]
-        out: Flags = {"samples": torch.ones_like(targets), "correct": (reference == targets).long()}
+        out: Flags = {"index": indices.long(), "target": targets.long(),
+                      "fingerprint": images.detach().double().flatten(1).sum(1),
+                      "samples": torch.ones_like(targets), "correct": (reference == targets).long()}
         for name, keys in plan.items():
             stack = torch.stack([preds[k] for k in keys])
             if split_name(name)[1]:
@@ -306,38 +336,83 @@ class ShiftConsistency:
         return out
 
     def add(self, flags: Flags) -> None:
-        """Add per-sample outcomes from :meth:`flags` (any number of rows, e.g. gathered ones)."""
+        """Add per-sample outcomes from :meth:`flags` (any number of rows, gathered ones too: a sample's index is
+        counted once however often it is added)."""
         if not isinstance(flags, dict):
             raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
-        if set(flags) != set(self.counts):
-            raise ValueError(f"flags hold {sorted(flags)}, but this metric counts {sorted(self.counts)}: they come from "
+        expected = set(self.names) | set(SAMPLE_KEYS)
+        if set(flags) != expected:
+            raise ValueError(f"flags hold {sorted(flags)}, but this metric keeps {sorted(expected)}: they come from "
                              "a metric with other protocols or another curve")
-        for name, values in flags.items():
-            self.counts[name] = self.counts[name] + values.sum(dim=0).cpu()
+        self._records.append({name: values.detach().cpu() for name, values in flags.items()})
 
     def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
-        """Evaluate ``model`` (in eval mode) on one batch and add its counts."""
+        """Evaluate ``model`` (in eval mode) on one batch and add its outcomes (see :meth:`flags`)."""
         self.add(self.flags(model, images, targets, indices))
 
-    def compute(self, *, sync: bool = True) -> ConsistencyReport:
-        """The report; with ``sync`` the counts are first summed over all processes (when torch.distributed is
-        initialised). Pass ``sync=False`` when every process already added gathered flags."""
-        counts = dict(self.counts)
-        if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-            for name in sorted(counts):  # the same order on every process
-                total = counts[name].to(device)
-                dist.all_reduce(total)
-                counts[name] = total.cpu()
+    def _samples(self) -> Flags:
+        """Every process's records (a collective under several processes), one row per dataset index."""
+        local = {name: torch.cat([r[name] for r in self._records]) if self._records else torch.zeros(0)
+                 for name in (*SAMPLE_KEYS, *self.names)}
+        parts = gather_objects(local)
+        rows = {name: torch.cat([part[name] for part in parts if len(part["index"])] or [local[name]])
+                for name in local}
+        if not len(rows["index"]):
+            return rows
+        order = torch.argsort(rows["index"], stable=True)
+        index = rows["index"][order]
+        first = torch.ones_like(index, dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]
+        group = torch.cumsum(first, 0) - 1  # each row's position among the distinct indices
+        for key in ("fingerprint", "target"):
+            values = rows[key][order]
+            differ = ~torch.isclose(values.double(), values[first].double()[group], rtol=1e-6, atol=1e-6)
+            if bool(differ.any()):
+                raise UsageError(f"dataset index {int(index[differ][0])} was given to two different samples (another "
+                                 f"{key}): indices must identify samples (the dataset's own index, not a position in "
+                                 "the batch)")
+        return {name: values[order][first] for name, values in rows.items()}
+
+    def compute(self) -> ConsistencyReport:
+        """The report over every sample every process added, each dataset index counted once.
+
+        Under several processes this is a collective: call it on every process (each gets the same report).
+        """
+        rows = self._samples()
+        counts = {name: rows[name].long().sum(dim=0) for name in self.names}
         report = ConsistencyReport(
             samples=int(counts["samples"]), correct=int(counts["correct"]),
             agree={p: int(counts[f"agree/{p}"]) for p in self.protocols},
             robust={p: int(counts[f"correct/{p}"]) for p in self.protocols if split_name(p)[1]},
         )
-        if "curve_agree" in counts:
-            report.curve_agree, report.curve_correct = counts["curve_agree"], counts["curve_correct"]
+        if self.curve_offsets is not None and report.samples:
+            side = len(self.curve_offsets)
+            report.curve_agree, report.curve_correct = (counts[name].reshape(side, side)
+                                                         for name in ("curve_agree", "curve_correct"))
             report.curve_offsets = self.curve_offsets
         return report
+
+
+def check_labels(targets: Tensor, classes: int) -> None:
+    """Refuse class indices outside ``[0, classes)``: they cannot be scored (``-1`` marks an unlabelled split).
+
+    Args:
+        targets: class indices (N,).
+        classes: the model's number of classes K.
+
+    Example:
+        >>> check_labels(torch.tensor([0, 2]), 3)
+        >>> check_labels(torch.tensor([0, -1]), 3)
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: labels must be class indices in [0, 3) ...
+    """
+    if targets.numel() and (bool((targets < 0).any()) or bool((targets >= classes).any())):
+        bad = sorted({int(t) for t in targets.flatten().tolist() if not 0 <= t < classes})
+        hidden = " (-1 marks a split whose labels are hidden, as hub test splits often are: evaluate a labelled " \
+                 "split)" if -1 in bad else ""
+        raise UsageError(f"labels must be class indices in [0, {classes}) for this {classes}-class model, got "
+                         f"{bad[:5]}{hidden}")
 
 
 def evaluate_shift_consistency(

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .config import MaxShift, check_max_shift, check_mode
 from .errors import UsageError
+from .seeding import process_generator
 
 ShiftAmount = Union[int, Tensor]
 
@@ -241,8 +242,10 @@ class RandomShift(nn.Module):
         mode: what fills the uncovered border (``zeros``, ``circular``, ``reflect``, ``replicate``; see
             :func:`shift`).
         p: probability that a sample is shifted at all.
-        generator: an explicit ``torch.Generator`` makes the draws reproducible; draws happen on the generator's
-            device (the input's device when there is none) and the shift runs on the input's device.
+        generator: the ``torch.Generator`` the shifts are drawn from (on its device; the shift runs on the input's
+            device). Without one, each draw comes from :func:`augshift.seeding.process_generator` on the input's
+            device: reproducible from ``torch.manual_seed``, and different on every process of a data-parallel run
+            even when all are seeded alike.
 
     ``forward(x, params=None)`` shifts ``x`` (N, C, H, W) and returns the same shape; it replays ``params`` (a
     :class:`ShiftParams`) when given, else draws new ones (:meth:`sample`). The last parameters used are in
@@ -289,11 +292,11 @@ class RandomShift(nn.Module):
 
     def sample(self, n: int, device: Optional[torch.device] = None) -> ShiftParams:
         """Draw shifts for ``n`` samples; returns :class:`ShiftParams` on ``device``."""
-        draw_device = self.generator.device if self.generator is not None else device
-        dx = torch.randint(-self.max_dx, self.max_dx + 1, (n,), generator=self.generator, device=draw_device)
-        dy = torch.randint(-self.max_dy, self.max_dy + 1, (n,), generator=self.generator, device=draw_device)
+        generator = self.generator if self.generator is not None else process_generator(device)
+        dx = torch.randint(-self.max_dx, self.max_dx + 1, (n,), generator=generator, device=generator.device)
+        dy = torch.randint(-self.max_dy, self.max_dy + 1, (n,), generator=generator, device=generator.device)
         if self.p < 1.0:
-            keep = torch.rand(n, generator=self.generator, device=draw_device) < self.p
+            keep = torch.rand(n, generator=generator, device=generator.device) < self.p
             dx, dy = dx * keep, dy * keep
         params = ShiftParams(dx, dy, (self.max_dx, self.max_dy))
         return params.to(device) if device is not None else params

@@ -17,6 +17,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 CIFAR10_DIR = Path(os.environ.get("AUGSHIFT_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10"))
 TIMM_TRAIN_PY = Path(os.environ.get("AUGSHIFT_TIMM_TRAIN", ROOT.parent / "shared" / "timm" / "train.py"))
+UPSTREAM_DIR = Path(os.environ.get("AUGSHIFT_UPSTREAM", ROOT.parent / "shared" / "upstream"))
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,12 @@ def timm_train_py() -> Path:
     if not TIMM_TRAIN_PY.is_file():
         pytest.skip(f"timm train.py not found at {TIMM_TRAIN_PY} (set AUGSHIFT_TIMM_TRAIN)")
     return TIMM_TRAIN_PY
+
+
+@pytest.fixture(scope="session")
+def upstream_dir() -> Path:
+    """The unmodified upstream examples (transformers' run_image_classification.py, Accelerate's cv_example.py);
+    skips when absent."""
+    if not (UPSTREAM_DIR / "accelerate" / "cv_example.py").is_file():
+        pytest.skip(f"upstream examples not found at {UPSTREAM_DIR} (set AUGSHIFT_UPSTREAM)")
+    return UPSTREAM_DIR

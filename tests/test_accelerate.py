@@ -172,6 +172,7 @@ def test_readme_custom_loop_snippet_runs_as_written(fresh_accelerate):
     assert 0 <= report.consistency("random") <= 100 and 0 <= report.accuracy <= 100
     assert namespace["optimizer"].state  # momentum buffers: optimizer steps were taken
     assert "consistency_random" in stdout.getvalue()
+    assert namespace["accelerator"].unwrap_model(namespace["augshift"]).model is namespace["model"]  # what it evaluates
 
 
 def test_example_loop_one_process_baseline_bf16_refuses_to_overwrite(fresh_accelerate, cifar10_dir, tmp_path):

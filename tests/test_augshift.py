@@ -1,9 +1,13 @@
 import pytest
 import timm
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from augshift import AugShift, ConsistencyLoss, logits_and_features, loss_parts, shift
+from augshift.errors import UsageError
+from helpers import free_port, init_gloo
 
 
 def make_model(num_classes=4):
@@ -149,3 +153,51 @@ def test_ddp_wrapped_augshift_keeps_ranks_identical():
     identical, consistency = queue.get(timeout=10)
     assert identical
     assert all(c > 0 for c in consistency)  # features were captured inside the DDP forward
+
+
+def _small_pooled_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, 2))
+
+
+def test_a_frozen_backbone_is_refused_at_the_first_training_step_unless_the_weight_is_zero():
+    model = _small_pooled_model()
+    for parameter in model[0].parameters():  # cv_example.py's linear probe: only the classifier trains
+        parameter.requires_grad = False
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(UsageError, match="the consistency term reaches no trainable parameter"):
+        AugShift(model, max_shift=1, classifier="3")(x, y)
+    assert AugShift(model, max_shift=1, classifier="3", weight=0.0)(x, y)["loss"].requires_grad  # two-view CE only
+    with torch.no_grad():  # an evaluation forward trains nothing: nothing to refuse
+        assert torch.isfinite(AugShift(model, max_shift=1, classifier="3")(x, y)["loss"])
+    model[0].weight.requires_grad = True  # a backbone that trains at all is fine
+    assert AugShift(model, max_shift=1, classifier="3")(x, y)["consistency"] >= 0
+
+
+def test_a_named_classifier_fed_by_a_flattened_map_is_refused():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 2))
+    with pytest.raises(UsageError, match=r"the flattened 4 x 8 x 8 map of its module '1'"):
+        AugShift(model, max_shift=1, classifier="2")(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))
+    pooled = _small_pooled_model()  # pool -> flatten -> linear: the flatten of a 1 x 1 map is a pooled feature
+    assert AugShift(pooled, max_shift=1, classifier="3")(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))["loss"] > 0
+
+
+def _draw_shifts(rank, world, port, queue):
+    init_gloo(rank, world, port)
+    draws = []
+    for _ in range(2):  # the same seed twice: the same shifts again
+        torch.manual_seed(5)  # what accelerate's set_seed does: every process alike
+        augshift = AugShift(_small_pooled_model(), max_shift=3, classifier="3")
+        params = augshift(torch.randn(6, 3, 8, 8), torch.zeros(6, dtype=torch.long))["params"]
+        draws.append(torch.stack([params[0].dx, params[0].dy, params[1].dx, params[1].dy]).tolist())
+    queue.put((rank, draws))
+    dist.destroy_process_group()
+
+
+def test_without_a_generator_processes_seeded_alike_draw_their_own_shifts_reproducibly():
+    queue = mp.get_context("spawn").Queue()
+    mp.spawn(_draw_shifts, args=(2, free_port(), queue), nprocs=2, join=True)
+    draws = dict(queue.get(timeout=10) for _ in range(2))
+    assert draws[0][0] == draws[0][1] and draws[1][0] == draws[1][1]  # the seed replays
+    assert draws[0][0] != draws[1][0]  # each process its own shifts

@@ -40,11 +40,13 @@ def test_loads_offline_and_equals_the_core_metric_on_random_predictions(metric):
 
     a, b, r = (torch.from_numpy(x) for x in (pred_a, pred_b, refs))
     n, agree, correct = agreement_counts(a, b, r)
-    assert result["consistency"] == consistency_from_predictions(a, b) == 100.0 * np.mean(pred_a == pred_b)
-    assert result["accuracy"] == 100.0 * correct / n == 100.0 * np.mean(pred_a == refs)
+    # rates as fractions, like evaluate's accuracy; the core's percent divided by 100
+    assert result["consistency"] == agree / n == np.mean(pred_a == pred_b)
+    assert result["consistency"] == pytest.approx(consistency_from_predictions(a, b) / 100)
+    assert result["accuracy"] == correct / n == np.mean(pred_a == refs)
     assert result["samples"] == n == 1000
-    assert result["consistency_ci95"] == list(proportion_ci(agree, n))
-    assert result["accuracy_ci95"] == list(proportion_ci(correct, n))
+    assert result["consistency_ci95"] == [bound / 100 for bound in proportion_ci(agree, n)]
+    assert result["accuracy_ci95"] == [bound / 100 for bound in proportion_ci(correct, n)]
     assert result["consistency_ci95"][0] < result["consistency"] < result["consistency_ci95"][1]
 
 
@@ -53,7 +55,7 @@ def test_batches_tensors_and_optional_references(metric):
     for a, b in zip(pred_a.split(4), pred_b.split(4)):
         metric.add_batch(predictions=a, shifted_predictions=b)
     batched = metric.compute()
-    assert batched["consistency"] == pytest.approx(400 / 6) and batched["samples"] == 6
+    assert batched["consistency"] == pytest.approx(4 / 6) and batched["samples"] == 6
     assert "accuracy" not in batched  # no references: consistency only
     assert metric.compute(predictions=pred_a, shifted_predictions=pred_b) == batched
 
@@ -92,8 +94,8 @@ def test_worst_configuration_against_a_hand_count_and_named_protocols(no_network
     result = worst.compute(predictions=first, shifted_predictions=views, references=refs, protocol="random_worst")
     consistent = [all(v == a for v in row) for a, row in zip(first, views)]
     robust = [c and a == r for c, a, r in zip(consistent, first, refs)]
-    assert result["consistency"] == 100.0 * sum(consistent) / 200 and 0 < sum(consistent) < 200
-    assert result["accuracy"] == 100.0 * sum(robust) / 200 and result["protocol"] == "random_worst"
+    assert result["consistency"] == sum(consistent) / 200 and 0 < sum(consistent) < 200
+    assert result["accuracy"] == sum(robust) / 200 and result["protocol"] == "random_worst"
     with pytest.raises(ValueError, match="not one of"):
         worst.compute(predictions=[1], shifted_predictions=[[1]], protocol="random")
     pair = evaluate.load(METRIC_PATH)

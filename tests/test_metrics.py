@@ -1,5 +1,6 @@
 """The shift-consistency metric against independent references: hand counts on a model whose predictions are known,
 the views it evaluates against torch.roll / zero-padded slicing / Zhang's crop loop, and properties of its offsets."""
+import re
 import pytest
 import torch
 import torch.distributed as dist
@@ -9,6 +10,7 @@ from torch import nn
 
 from helpers import free_port, init_gloo
 
+from augshift.distributed import gather_objects
 from augshift.errors import UsageError
 from augshift.metrics import (
     ShiftConsistency, agreement_counts, consistency_from_predictions, evaluate_shift_consistency, proportion_ci,
@@ -323,20 +325,58 @@ def _worker(rank, world, port, queue):
     init_gloo(rank, world, port)
     torch.set_num_threads(1)
     x, y = _data()
-    report = _evaluate(torch.arange(rank, len(x), world), x, y).compute()  # disjoint shards, no padding
+    results = {"disjoint": _evaluate(torch.arange(rank, len(x), world), x, y).compute().to_dict()}
+    # a distributed sampler's padding: the last shard repeats the first samples to even out the shards
+    padded = torch.arange(rank, len(x) + 3, world) % len(x)
+    results["padded"] = _evaluate(padded, x, y).compute().to_dict()
+    # flags gathered by hand across processes, then computed (which gathers again): still each sample once
+    metric = ShiftConsistency(max_shift=3, curve_max_shift=1, chunk_size=7,
+                              protocols=("random", "circular", "fractional", "circular_worst"))
+    for batch in torch.arange(rank, len(x), world).split(5):
+        flags = metric.flags(LeftRight(), x[batch], y[batch], batch)
+        for part in gather_objects(flags):
+            metric.add(part)
+    results["gathered"] = metric.compute().to_dict()
+    try:
+        ShiftConsistency(max_shift=3).update(LeftRight(), x[:4], y[:4])
+        results["without indices"] = "counted"
+    except UsageError as error:
+        results["without indices"] = str(error)
     if rank == 0:
-        queue.put(report.to_dict())
+        queue.put(results)
     dist.destroy_process_group()
 
 
-def test_two_process_gloo_equals_single_process():
+def test_two_processes_count_each_sample_once_whatever_the_sharding():
     x, y = _data()
-    single = _evaluate(torch.arange(len(x)), x, y).compute(sync=False).to_dict()
+    single = _evaluate(torch.arange(len(x)), x, y).compute().to_dict()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     mp.spawn(_worker, args=(2, free_port(), queue), nprocs=2, join=True)
-    assert queue.get(timeout=10) == single
+    results = queue.get(timeout=10)
+    assert results.pop("without indices").startswith("2 processes evaluate, but the batch has no dataset indices")
+    assert results == {"disjoint": single, "padded": single, "gathered": single}
+    assert single["samples"] == len(x)
     assert any(0 < value < 100 for key, value in single.items() if key.startswith("consistency_") and "ci95" not in key)
+
+
+def test_a_sample_added_twice_counts_once_and_an_index_reused_for_another_image_is_refused():
+    x, y = _data()
+    single = _evaluate(torch.arange(len(x)), x, y).compute().to_dict()
+    twice = _evaluate(torch.cat([torch.arange(len(x)), torch.arange(10)]), x, y).compute().to_dict()
+    assert twice == single
+    metric = ShiftConsistency(max_shift=3)
+    metric.update(LeftRight(), x[:5], y[:5], torch.arange(5))
+    metric.update(LeftRight(), x[5:10], y[5:10], torch.arange(5))  # positions in the batch, not dataset indices
+    with pytest.raises(UsageError, match=r"dataset index \d+ was given to two different samples \(another fingerprint\)"):
+        metric.compute()
+
+
+@pytest.mark.parametrize("labels, found", [([0, -1, 1, 0], "[-1]"), ([0, 1, 2, 0], "[2]")])
+def test_labels_outside_the_models_classes_are_refused(labels, found):
+    x, _ = _data()
+    with pytest.raises(UsageError, match=re.escape(f"in [0, 2) for this 2-class model, got {found}")):
+        ShiftConsistency(max_shift=3).update(LeftRight(), x[:4], torch.tensor(labels), torch.arange(4))
 
 
 def test_non_finite_logits_are_refused_not_counted_as_consistent():

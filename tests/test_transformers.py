@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers", reason="the transformers extr
 from augshift import AugShift, ShiftConsistency, loss_parts  # noqa: E402
 from augshift.cli import main  # noqa: E402
 from augshift.data import Normalization, load_split_dataset  # noqa: E402
-from augshift.engine.seeding import stream_seed  # noqa: E402
+from augshift.seeding import stream_seed  # noqa: E402
 from augshift.errors import UsageError  # noqa: E402
 from augshift.models import create_model, default_layer, load_model, logits_of, pretrained_normalization  # noqa: E402
 from augshift.position import rank_position_channels  # noqa: E402
@@ -152,9 +152,10 @@ def test_trainer_evaluate_adds_the_metric_of_the_core(cifar10_dir, tmp_path):
         rows = data[start:start + 4]
         metric.update(model, rows["pixel_values"], rows["labels"], rows["index"])
     reference = metric.compute()
-    assert metrics["eval_shift_consistency"] == reference.consistency("random")
-    assert metrics["eval_shift_consistency_circular"] == reference.consistency("circular")
-    assert metrics["eval_shift_consistency_random_worst"] == reference.consistency("random_worst")
+    # rates in [0, 1], as Trainer's eval_accuracy: the core's counts over the samples
+    assert metrics["eval_shift_consistency"] == reference.agree["random"] / 10 == reference.consistency("random") / 100
+    assert metrics["eval_shift_consistency_circular"] == reference.agree["circular"] / 10
+    assert metrics["eval_shift_consistency_random_worst"] == reference.agree["random_worst"] / 10
     assert "eval_loss" in metrics
 
 
@@ -190,7 +191,7 @@ def test_example_trains_saves_a_plain_model_and_two_processes_report_one_process
                             "eval_shift_consistency_fractional"]
     assert {k: results[2][k] for k in keys} == {k: results[1][k] for k in keys}
     assert results[1]["normalization_source"] == f"the image processor of hf:{tmp_path / 'trained'}"
-    assert 0 < results[1]["eval_shift_consistency_fractional"] < 100 or 0 < results[1]["eval_shift_consistency"] < 100
+    assert 0 < results[1]["eval_shift_consistency_fractional"] < 1 or 0 < results[1]["eval_shift_consistency"] < 1
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ class TrainConfig:
         weight_decay: the optimizer's weight decay.
         betas: Adam's betas.
         schedule: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``.
-        seed: the run's seed (:mod:`augshift.engine.seeding` keys every random stream by it).
+        seed: the run's seed (:mod:`augshift.seeding` keys every random stream by it).
         shift: an :class:`~augshift.config.AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
             (``None``: no shift augmentation). Its loss options (``weight``, ``distance``, ``normalize``) act only
             with ``augshift``: a run without it refuses non-default ones rather than ignoring them.

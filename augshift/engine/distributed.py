@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..distributed import world_size
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -65,19 +67,6 @@ def init_distributed(device: Optional[str] = None) -> Dist:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Dist(dist.get_rank() if world > 1 else 0, world, device)
-
-
-def world_size() -> int:
-    """Processes in the initialised torch.distributed group (1 without one).
-
-    Returns:
-        The group's world size, or 1 when ``torch.distributed`` is unavailable or not initialised.
-
-    Example:
-        >>> world_size()
-        1
-    """
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def barrier() -> None:

@@ -32,7 +32,7 @@ from ..shift import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import Dist, average_buffers, barrier
-from .seeding import epoch_seed, seed_generator, stream_seed
+from ..seeding import epoch_seed, seed_generator, stream_seed
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 FLIP_STREAM = 7  # key of the horizontal-flip stream (beside epoch and rank)

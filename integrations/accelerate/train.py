@@ -1,7 +1,12 @@
 """AugShift in a plain Accelerate training loop: copy this file and change what you need.
 
-    accelerate launch integrations/accelerate/train.py --data uoft-cs/cifar10 --model resnet18 --output runs/r18
-    accelerate launch --multi_gpu --num_processes 2 integrations/accelerate/train.py --data DIR --cpu ...
+    python -m augshift.integrations.accelerate.train --data uoft-cs/cifar10 --model resnet18 --output runs/r18
+    accelerate launch --multi_gpu --num_processes 2 -m augshift.integrations.accelerate.train --data DIR --output OUT
+    accelerate launch --multi_gpu --cpu --num_processes 2 -m augshift.integrations.accelerate.train --cpu --data DIR ...
+
+(``accelerate launch --cpu --num_processes 2`` without ``--multi_gpu`` starts one process; ``torchrun
+--nproc_per_node 2 -m augshift.integrations.accelerate.train --cpu ...`` works too.) Logged losses are the means over
+processes; accuracy and consistency count every evaluation image once.
 
 Any timm model name, ``torchvision/<name>`` or Hugging Face ``transformers`` image model (``hf:<hub id or
 save_pretrained folder>``), any Hugging Face image-classification dataset (hub name, parquet, image folder). Images
@@ -96,16 +101,15 @@ def normalization_for(args, model: nn.Module) -> Normalization:
 
 
 def evaluate(accelerator, model: nn.Module, loader, args) -> dict:
-    """Accuracy and shift consistency (shifts in the range AugShift trains with); per-sample flags are gathered, so
-    counts are exact."""
+    """Accuracy and shift consistency (shifts in the range AugShift trains with), every sample of every process
+    counted once (keyed by its dataset index)."""
     metric = ShiftConsistency(protocols=args.protocols, max_shift=AugShiftConfig.from_args(args).reach,
                               crop_size=args.image_size if args.crop_from else None)
     model.eval()
     for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
-        flags = metric.flags(model, batch["pixel_values"], batch["labels"], batch["index"])
-        metric.add(accelerator.gather_for_metrics(flags))
+        metric.update(model, batch["pixel_values"], batch["labels"], batch["index"])
     model.train()
-    return metric.compute(sync=False).to_dict()
+    return metric.compute().to_dict()
 
 
 def resume_point(args) -> tuple:
@@ -177,7 +181,7 @@ def main(argv=None) -> None:
             bar.set_postfix(loss=f"{parts['loss']:.3f}")
         scheduler.step()
         average_buffers(model)  # BatchNorm statistics: the same on every process
-        train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device))
+        train = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), reduction="mean")
         history.append({"epoch": epoch + 1, "train": dict(zip(totals, train.tolist())),
                         "eval": evaluate(accelerator, model, eval_loader, args),
                         "rank_weight_digests": gather_object([weights_digest(model)])})

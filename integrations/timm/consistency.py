@@ -2,8 +2,8 @@
 
 timm's distributed eval loader (``OrderedDistributedSampler``) gives process ``r`` the samples
 ``r, r + W, r + 2W, ...`` and pads the last ones with repeats of the first samples so every process
-has as many. Here every sample is keyed by its dataset index (the core metric draws its shifts from
-that index), the padding repeats are dropped, and the integer counts are summed over processes, so
+has as many. Here every sample is keyed by its dataset index, read from the loader's sampler: the core metric draws
+its views from that index and counts each index once over all processes, so the padding repeats are not counted and
 the result equals a single-process evaluation of the same model.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from contextlib import suppress
 from typing import Callable, Optional
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
@@ -20,30 +19,21 @@ from tqdm.auto import tqdm
 from augshift.metrics import ConsistencyReport, ShiftConsistency
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def loader_indices(loader) -> tuple[Tensor, Tensor]:
-    """Dataset indices (M,) of the samples this process's ``loader`` yields, in order, and a bool mask
-    (M,) that is True for the first occurrence of each index over all processes (rank order).
-
-    Under torch.distributed the processes' index lists are gathered (a collective: every process must call it),
-    so the padding repeats of timm's ``OrderedDistributedSampler`` are False on the process that holds them.
+def loader_indices(loader) -> Tensor:
+    """Dataset indices (M,) of the samples this process's ``loader`` yields, in order.
 
     Args:
         loader: a ``DataLoader`` over a map-style dataset whose ``sampler`` has a length (iterable datasets
             raise ValueError: they do not say which sample is which).
 
     Returns:
-        ``(indices (M,) long, keep (M,) bool)``.
+        The indices, long.
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> dataset = TensorDataset(torch.randn(3, 3, 8, 8), torch.zeros(3, dtype=torch.long))
-        >>> indices, keep = loader_indices(DataLoader(dataset, sampler=[0, 1, 2, 0], batch_size=2))  # a padded one
-        >>> indices.tolist(), keep.tolist()
-        ([0, 1, 2, 0], [True, True, True, False])
+        >>> loader_indices(DataLoader(dataset, sampler=[0, 1, 2, 0], batch_size=2)).tolist()  # a padded one
+        [0, 1, 2, 0]
     """
     sampler = getattr(loader, "sampler", None)
     iterable = isinstance(getattr(loader, "dataset", None), IterableDataset)
@@ -52,21 +42,7 @@ def loader_indices(loader) -> tuple[Tensor, Tensor]:
             "shift consistency needs a map-style validation dataset with a sampler (an image folder, parquet or "
             "hfds/ dataset); iterable datasets (tfds/, wds/, hfids/) do not say which sample is which"
         )
-    own = [int(i) for i in sampler]
-    lists = [own]
-    rank = 0
-    if _distributed():
-        lists = [None] * dist.get_world_size()
-        dist.all_gather_object(lists, own)
-        rank = dist.get_rank()
-    seen: set[int] = set()
-    keep: list[bool] = []
-    for r, indices in enumerate(lists):
-        for index in indices:
-            if r == rank:
-                keep.append(index not in seen)
-            seen.add(index)
-    return torch.tensor(own, dtype=torch.long), torch.tensor(keep, dtype=torch.bool)
+    return torch.tensor([int(i) for i in sampler], dtype=torch.long)
 
 
 @torch.no_grad()
@@ -84,8 +60,8 @@ def loader_shift_consistency(
 ) -> ConsistencyReport:
     """Shift consistency of ``model`` (in eval mode) over ``loader``'s ``(input, target)`` batches.
 
-    Every sample's views are drawn from its dataset index (:func:`loader_indices`). Counts are summed over
-    processes when torch.distributed is initialised; padding repeats of timm's eval sampler are not counted.
+    Every sample's views are drawn from its dataset index (:func:`loader_indices`); under torch.distributed every
+    process must call this (the counts are gathered), and padding repeats of timm's eval sampler are not counted.
 
     Args:
         model: the classifier, already in eval mode (the caller sets it, as train.py's ``validate`` does).
@@ -118,7 +94,7 @@ def loader_shift_consistency(
         >>> report.samples, 0.0 <= report.consistency("random") <= 100.0
         (6, True)
     """
-    indices, keep = loader_indices(loader)
+    indices = loader_indices(loader)
     metric = ShiftConsistency(**options)
     offset = 0
     for input, target in tqdm(loader, desc="shift consistency", disable=None if progress else True, leave=False):
@@ -130,10 +106,8 @@ def loader_shift_consistency(
         if offset + n > len(indices):
             raise RuntimeError(f"the loader yielded more samples than its sampler lists ({len(indices)})")
         with amp_autocast():
-            flags = metric.flags(model, input, target, indices[offset:offset + n])
-        counted = keep[offset:offset + n]
-        metric.add({name: values[counted.to(values.device)] for name, values in flags.items()})
+            metric.update(model, input, target, indices[offset:offset + n])
         offset += n
     if offset != len(indices):
         raise RuntimeError(f"the loader yielded {offset} samples but its sampler lists {len(indices)}")
-    return metric.compute(sync=True)
+    return metric.compute()

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from augshift.config import AugShiftConfig, add_augshift_arguments
-from augshift.engine.seeding import stream_seed
+from augshift.seeding import stream_seed
 from augshift.errors import run_command
 from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
@@ -128,7 +128,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def seeded(seed: int, rank: int, stream: int) -> torch.Generator:
-    """A CPU generator for one random stream of one process (:func:`augshift.engine.seeding.stream_seed`)."""
+    """A CPU generator for one random stream of one process (:func:`augshift.seeding.stream_seed`)."""
     return torch.Generator().manual_seed(stream_seed(seed, stream, rank))
 
 

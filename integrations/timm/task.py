@@ -19,6 +19,7 @@ from timm.task import ClassificationTask
 
 from augshift.augshift import AugShiftObjective
 from augshift.config import DEFAULTS, AugShiftConfig
+from augshift.distributed import world_size
 from augshift.features import PooledFeatures
 
 _logger = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class AugShiftTask(PortableClassificationTask):
         every process must call it). ``reset`` starts new sums after reading these.
         """
         sums = self._sums if self._sums is not None else torch.zeros(3, dtype=torch.float64, device=self.device)
-        if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if sync and world_size() > 1:
             sums = sums.clone()
             dist.all_reduce(sums)
         if reset:

@@ -1,10 +1,12 @@
 """Fine-tune a Hugging Face ``transformers`` image classifier with AugShift: transformers' ``run_image_classification.py``
 example with :class:`~augshift.integrations.transformers.AugShiftTrainer` in place of ``Trainer``.
 
-    python integrations/transformers/run_image_classification.py --dataset_name uoft-cs/cifar10 \\
+    python -m augshift.integrations.transformers.run_image_classification --dataset_name uoft-cs/cifar10 \\
         --model_name_or_path microsoft/resnet-18 --ignore_mismatched_sizes --output_dir out --do_train --do_eval
-    torchrun --nproc_per_node 2 integrations/transformers/run_image_classification.py --dataset_name ./parquet-folder \\
-        --model_name_or_path ./my-save_pretrained-folder --output_dir out --do_eval --use_cpu
+    torchrun --nproc_per_node 2 -m augshift.integrations.transformers.run_image_classification \\
+        --dataset_name ./parquet-folder --model_name_or_path ./my-save_pretrained-folder --output_dir out --do_eval --use_cpu
+
+(transformers' own ``run_image_classification.py`` works too, with ``Trainer`` replaced by ``AugShiftTrainer``.)
 
 ``--dataset_name``: a hub name, a parquet file or folder in the hub layout, or an image folder (``train/<class>/...``,
 ``test/`` or ``validation/``); the evaluated split is ``--eval_split``, else the source's test / validation split.

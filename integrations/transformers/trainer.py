@@ -4,20 +4,24 @@ A ``Trainer`` whose ``compute_loss`` trains both shifted views of every batch in
 objective (:class:`~augshift.augshift.AugShiftObjective`: cross-entropy on both views plus ``weight`` times the
 distance of their pooled features), and whose evaluation adds ``<prefix>_shift_consistency`` (the ``random``
 protocol) and ``<prefix>_shift_consistency_<protocol>`` for the other protocols asked for to Trainer's metrics,
-before they are logged and seen by callbacks (``metric_for_best_model="eval_shift_consistency"`` works). Everything
-else is Trainer's: ``TrainingArguments`` are untouched.
+before they are logged and seen by callbacks (``metric_for_best_model="eval_shift_consistency"`` works). They are
+rates in [0, 1], like ``eval_accuracy`` from ``evaluate``'s accuracy. Everything else is Trainer's:
+``TrainingArguments``, datasets and collators are untouched, so replacing ``Trainer`` by ``AugShiftTrainer`` in a
+script (transformers' own ``run_image_classification.py``) is the whole change, on any number of processes.
 
 Why cross-entropy and not the model's own loss head: a ``transformers`` image classifier computes its loss only
 when called with ``labels``, for one batch; AugShift calls the model once on both views (2N images) without labels
 and applies the criterion to the 2N logits, exactly as :class:`~augshift.AugShift` does, so the two give the same
 loss on the same batch and shifts. It covers single-label classification (``problem_type`` unset or
-``single_label_classification``, the image-classification default); ``TrainingArguments.label_smoothing_factor``
-smooths it as Trainer would. Other problem types, and a ``compute_loss_func``, are refused rather than ignored.
+``single_label_classification``; unset, it is recorded as ``single_label_classification`` in the config, as the
+model's own loss would record it); ``TrainingArguments.label_smoothing_factor`` smooths it as Trainer would. Other
+problem types, one label, and a ``compute_loss_func`` are refused when the trainer is built.
 
 The shifts are drawn from a generator re-seeded at every optimizer step from ``(args.seed, step, process)``, so a
-resumed run replays them. The consistency counts are gathered over processes with ``gather_for_metrics`` (padding
-duplicates dropped) and keyed by each sample's dataset index (the ``index`` column of
-:func:`augshift.data.with_tensors`), so several processes report exactly the numbers of one.
+resumed run replays them. The consistency pass numbers the evaluation dataset's samples itself (each item paired
+with its position, the batch collated by the script's own collator), keys every sample's views by that number and
+counts each once over all processes, so several processes report exactly the numbers of one. Several processes need
+a map-style evaluation dataset (one with a length and indexing), checked when the trainer is built.
 """
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from transformers import Trainer
 
 from augshift.augshift import AugShiftObjective
 from augshift.config import AugShiftConfig
 from augshift.data import INDEX_COLUMN
-from augshift.engine.seeding import stream_seed
+from augshift.distributed import broadcast_buffers
+from augshift.seeding import stream_seed
 from augshift.errors import UsageError
 from augshift.features import PooledFeatures
 from augshift.metrics import ShiftConsistency
@@ -39,6 +45,37 @@ from augshift.protocols import DEFAULT_PROTOCOLS, consistency_column
 
 SHIFT_STREAM = 1  # the shifts' random stream, beside the step and the process
 SINGLE_LABEL = (None, "single_label_classification")
+
+
+def _numbered(dataset: Any) -> bool:
+    """Whether ``dataset`` can be numbered: map-style, with a length and indexing."""
+    return (not isinstance(dataset, IterableDataset) and hasattr(dataset, "__len__")
+            and hasattr(dataset, "__getitem__"))
+
+
+class _Numbered(Dataset):
+    """``dataset``'s items paired with their positions: ``(item, i)``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        return self.dataset[i], i
+
+
+class _WithIndex:
+    """A collator of ``(item, i)`` pairs: the script's own collator on the items, plus ``index`` (N,)."""
+
+    def __init__(self, collate) -> None:
+        self.collate = collate
+
+    def __call__(self, examples: list) -> dict:
+        batch = self.collate([item for item, _ in examples])
+        batch[INDEX_COLUMN] = torch.tensor([i for _, i in examples])
+        return batch
 
 
 class AugShiftTrainer(Trainer):
@@ -55,15 +92,15 @@ class AugShiftTrainer(Trainer):
         classifier: the module whose input is the pooled feature, when it cannot be found (a ``transformers``
             classifier's is its ``classifier``).
 
-    Batches are dicts with ``pixel_values`` (N, C, H, W) normalised floats and ``labels`` (N,); for exact evaluation
-    with several processes, ``index`` (N,) dataset indices too.
+    Batches are dicts with ``pixel_values`` (N, C, H, W) normalised floats and ``labels`` (N,), as the script's
+    collator builds them.
 
     Usage::
 
         trainer = AugShiftTrainer(model=model, args=TrainingArguments("out", remove_unused_columns=False),
                                   train_dataset=train, eval_dataset=test, augshift=AugShiftConfig(max_shift=4))
         trainer.train()
-        trainer.evaluate()["eval_shift_consistency"]
+        trainer.evaluate()["eval_shift_consistency"]  # a rate in [0, 1]
 
     Example:
         >>> import tempfile
@@ -89,10 +126,18 @@ class AugShiftTrainer(Trainer):
         if self.compute_loss_func is not None:
             raise UsageError("AugShiftTrainer computes the loss itself (cross-entropy on both shifted views plus the "
                              "consistency term): drop compute_loss_func, or use transformers.Trainer")
-        problem = getattr(getattr(self.model, "config", None), "problem_type", None)
-        if problem not in SINGLE_LABEL:
+        config = getattr(self.model, "config", None)
+        problem = getattr(config, "problem_type", None)
+        if problem not in SINGLE_LABEL or getattr(config, "num_labels", 2) < 2:
             raise UsageError(f"AugShiftTrainer trains single-label classification with cross-entropy; the model's "
-                             f"config.problem_type is {problem!r}")
+                             f"config has problem_type {problem!r} and num_labels {getattr(config, 'num_labels', None)}")
+        if config is not None:
+            config.problem_type = "single_label_classification"  # what the model's own loss records at its first step
+        evaluated = self.eval_dataset.values() if isinstance(self.eval_dataset, dict) else [self.eval_dataset]
+        if self.args.world_size > 1 and not all(d is None or _numbered(d) for d in evaluated):
+            raise UsageError(f"shift consistency over {self.args.world_size} processes numbers the evaluation samples "
+                             "to count each once: give a map-style eval_dataset (with a length and indexing), not an "
+                             "iterable one, or evaluate on one process")
         self.shifts = torch.Generator()
         config = AugShiftConfig.resolve(augshift)
         self.objective = AugShiftObjective(
@@ -123,25 +168,33 @@ class AugShiftTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description: str, prediction_loss_only: Optional[bool] = None,
                         ignore_keys: Optional[list[str]] = None, metric_key_prefix: str = "eval"):
-        """Trainer's evaluation, plus ``<prefix>_shift_consistency[_<protocol>]`` (%) in its metrics."""
+        """Trainer's evaluation, plus ``<prefix>_shift_consistency[_<protocol>]`` (rates in [0, 1]) in its metrics.
+        Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves."""
+        broadcast_buffers(self.model)
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         metric = ShiftConsistency(**self.consistency)
         model = self.model
         was_training = model.training
         model.eval()
         try:
-            for batch in dataloader:
-                if INDEX_COLUMN not in batch and self.args.world_size > 1:
-                    raise UsageError(f"the evaluation batches have no {INDEX_COLUMN!r} (dataset indices): with several "
-                                     "processes the shifts are keyed by them; build the dataset with "
-                                     "augshift.data.with_tensors, or keep its index column (remove_unused_columns=False)")
+            for batch in self._numbered_batches(dataloader):
                 batch = self._prepare_inputs(batch)
                 with self.autocast_smart_context_manager():
-                    flags = metric.flags(model, batch["pixel_values"], batch["labels"], batch.get(INDEX_COLUMN))
-                metric.add(self.accelerator.gather_for_metrics(flags))
+                    metric.update(model, batch["pixel_values"], batch["labels"], batch.get(INDEX_COLUMN))
         finally:
             model.train(was_training)
-        report = metric.compute(sync=False)
+        report = metric.compute()
         for protocol in metric.protocols:
-            output.metrics[f"{metric_key_prefix}_{consistency_column(protocol)}"] = report.consistency(protocol)
+            output.metrics[f"{metric_key_prefix}_{consistency_column(protocol)}"] = report.agree[protocol] / report.samples
         return output
+
+    def _numbered_batches(self, dataloader):
+        """The evaluation batches with ``index``: the dataset Trainer evaluates, numbered, collated by its collator
+        and sharded over the processes as Trainer shards; an iterable dataset (one process) as it comes."""
+        dataset = getattr(dataloader, "dataset", None)
+        if not _numbered(dataset):
+            return dataloader
+        loader = DataLoader(_Numbered(dataset), batch_size=self.args.eval_batch_size,
+                            collate_fn=_WithIndex(dataloader.collate_fn), num_workers=self.args.dataloader_num_workers,
+                            pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)

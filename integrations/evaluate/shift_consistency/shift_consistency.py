@@ -4,6 +4,7 @@ Load it from its folder (no network): ``evaluate.load(augshift.integrations.eval
 views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of views. The numbers come from
 :mod:`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
 as the rest of augshift; ``protocol=`` names the protocol of :mod:`augshift.protocols` the views were made with.
+Rates are fractions in [0, 1], as ``evaluate``'s ``accuracy`` reports them (augshift's CLI and tables print percent).
 """
 import datasets
 import evaluate
@@ -15,10 +16,10 @@ from augshift.protocols import ALL_PROTOCOLS, PAIR_PROTOCOLS, WORST_PROTOCOLS
 PAIR, WORST = "pair", "worst"  # the module's configurations
 
 _DESCRIPTION = """
-Shift consistency: the percentage of images for which a classifier predicts the same class for two
+Shift consistency: the fraction of images for which a classifier predicts the same class for two
 shifted views of the image (Zhang, ICML 2019). `predictions` are the classes predicted for the first
 view (for example the unshifted image), `shifted_predictions` those for the second view. With
-`references`, it also reports the accuracy (percent) of `predictions`.
+`references`, it also reports the accuracy (a fraction) of `predictions`.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -31,11 +32,11 @@ Args:
         "crop", "fractional"; "random_worst", ... with "worst"), returned as `protocol`.
 
 Returns:
-    consistency (`float`): percent of images whose predictions agree (all of them, with "worst"), 0 to 100.
-    consistency_ci95 (`list` of two `float`): its Wilson 95% confidence interval (percent).
+    consistency (`float`): fraction of images whose predictions agree (all of them, with "worst"), 0 to 1.
+    consistency_ci95 (`list` of two `float`): its Wilson 95% confidence interval (fractions).
     samples (`int`): number of images.
-    accuracy (`float`): percent of `predictions` equal to `references` (only with `references`); with "worst",
-        percent of images predicted correctly for every view.
+    accuracy (`float`): fraction of `predictions` equal to `references` (only with `references`); with "worst",
+        fraction of images predicted correctly for every view.
     accuracy_ci95 (`list` of two `float`): its Wilson 95% confidence interval (only with `references`).
     protocol (`str`): the protocol named, when one was.
 
@@ -43,7 +44,7 @@ Examples:
     >>> metric = evaluate.load(METRIC_PATH)
     >>> results = metric.compute(predictions=[0, 1, 2, 3], shifted_predictions=[0, 1, 2, 0], references=[0, 1, 1, 3])
     >>> results["consistency"], results["accuracy"]
-    (75.0, 75.0)
+    (0.75, 0.75)
 """
 
 _CITATION = """
@@ -60,6 +61,11 @@ _CITATION = """
   year={2021}
 }
 """
+
+
+def _fractions(interval: tuple[float, float]) -> list[float]:
+    """A percent interval as fractions."""
+    return [bound / 100.0 for bound in interval]
 
 
 def _nulls_for_missing(predictions, references):
@@ -109,8 +115,8 @@ class ShiftConsistency(evaluate.Metric):
             pred_b = torch.as_tensor(shifted_predictions)
         n, agree, _ = agreement_counts(pred_a, pred_b)
         result = {
-            "consistency": consistency_from_predictions(pred_a, pred_b),
-            "consistency_ci95": list(proportion_ci(agree, n)),
+            "consistency": agree / n if n else consistency_from_predictions(pred_a, pred_b),
+            "consistency_ci95": _fractions(proportion_ci(agree, n)),
             "samples": n,
         }
         if protocol is not None:
@@ -123,5 +129,5 @@ class ShiftConsistency(evaluate.Metric):
             # exactly where all views agree, so correct-and-consistent counts the images right under every view
             refs = torch.as_tensor(references)
             correct = int(((pred_a == refs) & (pred_b == refs)).sum()) if worst else agreement_counts(pred_a, pred_b, refs)[2]
-            result.update(accuracy=100.0 * correct / n, accuracy_ci95=list(proportion_ci(correct, n)))
+            result.update(accuracy=correct / n, accuracy_ci95=_fractions(proportion_ci(correct, n)))
         return result

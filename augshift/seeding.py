@@ -1,9 +1,19 @@
 """The one seeding scheme: every random stream is keyed by ``(seed, *keys)`` through numpy's
-``SeedSequence``, so streams never collide and an epoch of a process replays exactly after a resume."""
+``SeedSequence``, so streams never collide and an epoch of a process replays exactly after a resume.
+
+Randomness drawn without an explicit generator (:class:`~augshift.shift.RandomShift` and so AugShift, given none)
+comes from :func:`process_generator`: a stream of this process, keyed by a draw of torch's global generator and the
+process's rank, so processes seeded alike (``accelerate.utils.set_seed`` seeds every process with the same seed) still
+draw different shifts, and the run's seed reproduces them.
+"""
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
+
+from .distributed import rank
 
 
 def stream_seed(seed: int, *keys: int) -> int:
@@ -64,3 +74,28 @@ def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: i
         True
     """
     return generator.manual_seed(epoch_seed(seed, epoch, rank))
+
+
+def process_generator(device: Optional[torch.device] = None) -> torch.Generator:
+    """A fresh generator for this process's next draws, when the caller gave no generator.
+
+    Its seed is :func:`stream_seed` of one draw of torch's global (CPU) generator and this process's rank: seeded by
+    ``torch.manual_seed`` / ``accelerate.utils.set_seed`` (the same seed on every process), processes still draw
+    different numbers, the same ones again for the same seed, and a restored global RNG state (``accelerator.load_state``)
+    replays them.
+
+    Args:
+        device: the device the generator draws on (default: CPU).
+
+    Returns:
+        A seeded ``torch.Generator`` on ``device``.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> a = torch.randint(0, 100, (4,), generator=process_generator())
+        >>> _ = torch.manual_seed(0)
+        >>> torch.equal(a, torch.randint(0, 100, (4,), generator=process_generator()))  # the seed reproduces it
+        True
+    """
+    drawn = int(torch.randint(0, 2 ** 62, (1,)))
+    return torch.Generator(device=device or "cpu").manual_seed(stream_seed(drawn, rank()))
