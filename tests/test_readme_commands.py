@@ -1,0 +1,130 @@
+"""Every command README.md shows runs as written: each ``augshift``, ``augshift-timm``, ``python ...`` and launcher
+(``accelerate launch``, ``torchrun``) command is parsed by the real argument parser of the program it starts, so a
+missing required option or a misspelt flag fails here. Parsing only: nothing is trained."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_VARIABLES = {"SLURM_ARRAY_TASK_ID": "0"}  # set by the scheduler the README's command runs under
+MODULES = {  # python -m NAME -> the module whose main() the command runs
+    "augshift.integrations.timm": "augshift.integrations.timm.launcher",
+    "augshift.integrations.accelerate.train": "augshift.integrations.accelerate.train",
+    "augshift.integrations.transformers.run_image_classification":
+        "augshift.integrations.transformers.run_image_classification",
+}
+NOT_PARSED = ("pip", "printf")  # not ours: an install, a file written for the next command
+PYTHON_NOT_PARSED = ("pytest",)
+
+
+class Parsed(BaseException):
+    """Raised once the program's parser accepted the arguments: stops before any work."""
+
+
+def readme_commands() -> list[str]:
+    """The README's shell commands, continuation lines joined, variables of earlier lines expanded."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        variables = dict(EXAMPLE_VARIABLES)
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+            assignment = re.fullmatch(r"(\w+)=(.*)", line)
+            if assignment:
+                variables[assignment.group(1)] = shlex.split(assignment.group(2))[0]
+            elif line:
+                commands.append(re.sub(r"\$\{?(\w+)\}?", lambda m: variables[m.group(1)], line))
+    return commands
+
+
+def launched(words: list[str]) -> tuple[str, list[str]]:
+    """``(program, arguments)`` of what a launcher command starts (``-m module`` or a script), checked by the
+    launcher's own parser."""
+    if words[:2] == ["accelerate", "launch"]:
+        from accelerate.commands.launch import launch_command_parser
+
+        args = launch_command_parser().parse_args(words[2:])
+        if (args.num_processes or 1) > 1:  # without --multi_gpu accelerate starts one process
+            assert args.multi_gpu, f"{shlex.join(words)}: --num_processes > 1 needs --multi_gpu (also with --cpu)"
+        return ("-m " if args.module else "") + args.training_script, args.training_script_args
+    from torch.distributed.run import get_args_parser
+
+    args = get_args_parser().parse_args(words[1:])
+    return ("-m " if args.module else "") + args.training_script, args.training_script_args
+
+
+def program_main(program: str, request, monkeypatch):
+    """The ``main(argv)`` that ``program`` runs, and the argument to put first (augshift-timm's train.py, the shared
+    copy of timm's: those commands skip without it)."""
+    if program == "augshift":
+        return importlib.import_module("augshift.cli").main, []
+    if program == "augshift-timm" or program == "-m augshift.integrations.timm":
+        return (importlib.import_module("augshift.integrations.timm.launcher").main,
+                [str(request.getfixturevalue("timm_train_py"))])
+    if program.startswith("-m "):
+        name = program[3:]
+        assert name in MODULES, f"README runs an unknown module {name!r}"
+        return importlib.import_module(MODULES[name]).main, []
+    path = ROOT / program
+    assert path.is_file() and program.startswith("benchmarks/"), \
+        f"README runs {program} by a repository path; run an installed module with python -m"
+    monkeypatch.syspath_prepend(str(path.parent))  # a benchmark imports its neighbours
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main, []
+
+
+def parse_only(monkeypatch) -> None:
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_args(self, args=None, namespace=None):
+        if self.prog.endswith("config"):  # timm's first parser reads only -c
+            return original(self, args, namespace)
+        raise Parsed(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    try:
+        from transformers import HfArgumentParser
+    except ImportError:  # pragma: no cover - the transformers extra is installed in CI
+        return
+    original_dataclasses = HfArgumentParser.parse_args_into_dataclasses
+    monkeypatch.setattr(HfArgumentParser, "parse_args_into_dataclasses",
+                        lambda self, *a, **k: (_ for _ in ()).throw(Parsed(original_dataclasses(self, *a, **k))))
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_shows_commands_of_every_kind():
+    firsts = {shlex.split(c)[0] for c in COMMANDS}
+    assert {"augshift", "augshift-timm", "python", "accelerate", "torchrun"} <= firsts
+    assert not any("integrations/" in c for c in COMMANDS)  # examples run from the installed package
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_parses(command, monkeypatch, tmp_path, request):
+    words = shlex.split(command.split("&&")[-1] if command.startswith("pip ") else command)
+    if words[0] in NOT_PARSED or words[:3] == ["python", "-m", "pytest"]:
+        return
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "augshift.yaml").write_text("augshift: true\naugshift_weight: 0.5\naugshift_consistency: true\n")
+    if words[0] in ("accelerate", "torchrun"):
+        program, arguments = launched(words)
+    elif words[0] == "python":
+        program, arguments = (f"-m {words[2]}", words[3:]) if words[1] == "-m" else (words[1], words[2:])
+    else:
+        program, arguments = words[0], words[1:]
+    main, first = program_main(program, request, monkeypatch)
+    if first:  # augshift-timm TRAIN_PY: the README's train.py is the user's copy of timm's
+        assert arguments[0] == "train.py", command
+        arguments = arguments[1:]
+    parse_only(monkeypatch)
+    with pytest.raises(Parsed):
+        main([*first, *arguments])
