@@ -170,6 +170,11 @@ class ShiftConsistency:
                              "larger images (--crop-from)")
         if crop_size is not None and crop_size < 1:
             raise UsageError(f"crop_size must be >= 1, got {crop_size}")
+        single = [p for p in self.protocols if PROTOCOLS[split_name(p)[0]].kind != "crop"
+                  and PROTOCOLS[split_name(p)[0]].reach is None and max_shift == 0]
+        if single:
+            raise UsageError(f"max_shift=0 gives the {', '.join(single)} protocol(s) two identical views (100 % by "
+                             "construction): use a max_shift of at least 1")
         self.max_shift, self.mode, self.crop_size, self.seed, self.chunk_size = max_shift, mode, crop_size, seed, chunk_size
         self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
@@ -201,10 +206,10 @@ class ShiftConsistency:
             raise UsageError(f"the crop protocol compares crops of larger images, but the images are {geometry.height}x"
                              f"{geometry.width}, the crop size: hand it larger images (--crop-from, e.g. 256 for "
                              f"224 crops)")
-        if crops and (geometry.source[0] != geometry.source[1] or min(geometry.crop_range) < 1):
-            raise UsageError(f"the crop protocol needs square images larger than the crop on both axes, got "
-                             f"{geometry.source[0]}x{geometry.source[1]} for {self.crop_size} crops (--crop-from "
-                             "resizes and centre-crops to a square)")
+        if crops and (geometry.source[0] != geometry.source[1] or min(geometry.crop_range) < 2):
+            raise UsageError(f"the crop protocol needs square images at least 2 px larger than the crop (two distinct "
+                             f"crop offsets), got {geometry.source[0]}x{geometry.source[1]} for {self.crop_size} crops "
+                             "(--crop-from resizes and centre-crops to a square, e.g. 256 for 224)")
         largest = max([largest_shift(self.protocols, geometry)] + [abs(d) for d in self.curve_offsets or ()])
         if largest >= min(geometry.height, geometry.width):
             raise UsageError(f"shifts up to {largest} px do not fit images of H={geometry.height}, W={geometry.width}; "
@@ -243,8 +248,9 @@ class ShiftConsistency:
             batch = torch.cat([make() for _, make in pack])
             logits = torch.cat([logits_of(model(part)) for part in batch.split(self.chunk_size)])
             if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
-                raise ValueError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
-                                 "consistency, are undefined; check the weights (a diverged run?) and the inputs")
+                raise UsageError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
+                                 "consistency, are undefined; check the weights (a diverged run?) and the inputs "
+                                 "(their normalisation: a tiny --std overflows)")
             if not preds:
                 check_labels(targets, logits.shape[1])
             preds.update(zip((name for name, _ in pack), logits.argmax(dim=1).split(n)))

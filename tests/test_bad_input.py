@@ -42,6 +42,17 @@ def write_hub_parquet(path: Path, count: int, *, offset: int = 0) -> Path:
     return path
 
 
+def write_labelled_parquet(path: Path, labels: list[int]) -> Path:
+    """A hub-layout split whose labels are ``labels`` (``-1``: hidden, as hub test splits mark them)."""
+    import datasets
+
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict({"img": [image(i) for i in range(len(labels))], "label": labels},
+                               features=features).to_parquet(str(path))
+    return path
+
+
 def write_image_folder(folder: Path, count: int, *, offset: int = 0, corrupt: bool = False) -> Path:
     for i in range(count):
         target = folder / "ab"[i % 2] / f"{i:03d}.png"
@@ -65,6 +76,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
     pq.write_table(plain, root / "no_metadata.parquet")  # written without Hugging Face metadata
     write_hub_parquet(root / "hub" / "train-00000-of-00001.parquet", 12)
     write_hub_parquet(root / "hub" / "test-00000-of-00001.parquet", 6, offset=100)
+    for name, labels in (("hidden", [-1] * 6), ("half_hidden", [0, -1] * 3)):
+        write_hub_parquet(root / name / "train-00000-of-00001.parquet", 6)
+        write_labelled_parquet(root / name / "test-00000-of-00001.parquet", labels)
     write_image_folder(root / "train_val" / "train", 8)
     write_image_folder(root / "train_val" / "val", 8)  # no test/
     write_image_folder(root / "train_extra" / "train", 8)
@@ -81,7 +95,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "one_file": write_hub_parquet(root / "one.parquet", 20), "hub": root / "hub",
         "classes": write_image_folder(root / "classes", 20), "train_val": root / "train_val",
         "train_extra": root / "train_extra",
-        "no_metadata": root / "no_metadata.parquet", "empty": root / "empty",
+        "no_metadata": root / "no_metadata.parquet", "empty": root / "empty", "hidden": root / "hidden",
+        "half_hidden": root / "half_hidden",
         "corrupt": write_image_folder(root / "corrupt", 10, corrupt=True), "columns": root / "columns.parquet",
     }
 
@@ -148,6 +163,22 @@ REFUSED_COMMANDS = [
     ("consistency-1000-class-head-on-2-classes", ["consistency", "--model", "resnet18", "--data", "{classes}",
                                                   "--limit", "4", "--device", "cpu"],
      "the model has 1000 classes but"),
+    ("consistency-hidden-test-labels", ["consistency", *TINY_CONSISTENCY, "--data", "{hidden}"],
+     "[test] has no labels (label -1, as hub datasets mark hidden test labels): evaluate a labelled split, e.g. "
+     "--eval-split validation"),
+    ("consistency-half-the-labels-hidden", ["consistency", *TINY_CONSISTENCY, "--data", "{half_hidden}"],
+     "[test] has 2 of 4 images unlabelled"),  # of the 4 evaluated (--limit 4)
+    ("consistency-max-shift-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--max-shift", "0"],
+     "max_shift=0 gives the random, circular, fractional protocol(s) two identical views"),
+    ("consistency-crop-with-one-offset", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--protocols", "crop",
+                                          "--crop-from", "33", "--image-size", "32"],
+     "at least 2 px larger than the crop (two distinct crop offsets), got 33x33 for 32 crops"),
+    ("consistency-fixed-size-model-on-other-images", ["consistency", "--model", "vit_tiny_patch16_224", "--num-classes",
+                                                      "2", "--limit", "2", "--device", "cpu", "--data", "{hub}"],
+     "the model does not take 32x32 images"),
+    ("consistency-overflowing-normalisation", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--std",
+                                               "1e-38", "1e-38", "1e-38", "--mean", "0", "0", "0"],
+     "the model returned non-finite logits (NaN or inf)"),
     ("consistency-image-size-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--image-size", "0"],
      "argument --image-size: must be >= 1, got 0"),
     ("consistency-batch-size-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--batch-size", "0"],
@@ -491,3 +522,28 @@ def test_accelerate_resume_after_a_kill_between_checkpoint_and_metrics(data, tmp
         GradientState._reset_state()
     epochs = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
     assert [row["epoch"] for row in epochs] == [1, 2]
+
+
+def test_the_crop_protocol_works_for_a_fixed_size_model(tmp_path, capsys):
+    """Zhang's protocol on a model that takes only 224 x 224 inputs: 256 px images, 224 px crops."""
+    folder = tmp_path / "images"
+    for i in range(2):
+        target = folder / "test" / "ab"[i % 2] / f"{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(target)
+    code, err, out = run_cli(["consistency", "--model", "vit_tiny_patch16_224", "--num-classes", "2", "--data",
+                              str(folder), "--crop-from", "256", "--image-size", "224", "--protocols", "crop",
+                              "--device", "cpu", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "consistency.json").read_text())["results"]
+    assert report["samples"] == 2 and 0 <= report["consistency_crop"] <= 100
+
+
+def test_a_protocol_with_two_identical_views_is_refused_in_the_api():
+    with pytest.raises(UsageError, match="max_shift=0 gives the random protocol"):
+        ShiftConsistency(max_shift=0, protocols=("random",))
+    assert ShiftConsistency(max_shift=0, protocols=("random8",)).max_shift == 0  # a fixed range of its own
+    metric = ShiftConsistency(protocols=("crop",), crop_size=32)
+    with pytest.raises(UsageError, match="two distinct crop offsets"):
+        metric.update(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2)),
+                      torch.randn(2, 3, 33, 33), torch.zeros(2, dtype=torch.long), torch.arange(2))

@@ -19,6 +19,7 @@ import argparse
 import functools
 
 import torch
+from torchvision.transforms.functional import center_crop
 
 from ..config import SHIFT_MODES
 from ..data import (
@@ -34,18 +35,33 @@ from .common import choose_device, choose_normalization, recorded_command, write
 from .options import add_normalization_arguments, add_split_arguments, whole
 
 
-def check_classes(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace, split: str) -> None:
-    """Refuse a model whose number of outputs is not the data's (declared by its label feature) or is too small for
-    its labels: accuracy would be meaningless."""
-    with torch.no_grad():
-        outputs = logits_of(model(images[:1])).shape[-1]
+def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels: torch.Tensor,
+                             args: argparse.Namespace, split: str) -> None:
+    """Before any evaluation: refuse labels that cannot be scored (``-1`` marks hidden labels), a model that does not
+    take the images' size, and a model whose number of outputs is not the data's (declared by its label feature) or
+    is too small for its labels: accuracy would be meaningless."""
+    where = f"{args.data} [{split}]"
+    unlabelled = int((labels < 0).sum())
+    if unlabelled:
+        which = "has no labels" if unlabelled == len(labels) else f"has {unlabelled} of {len(labels)} images unlabelled"
+        raise UsageError(f"{where} {which} (label {int(labels.min())}, as hub datasets mark hidden test labels): "
+                         "evaluate a labelled split, e.g. --eval-split validation")
+    try:
+        with torch.no_grad():
+            outputs = logits_of(model(image)).shape[-1]
+    except (AssertionError, RuntimeError, ValueError) as error:  # a fixed-size model's own check of its input
+        raise UsageError(f"the model does not take {image.shape[-2]}x{image.shape[-1]} images ({str(error).strip()}): "
+                         "pass --image-size with its input size (and --crop-from for larger crop-protocol images)") from None
     dataset = open_split(args.data, split)
     _, label_column = resolve_columns(dataset, args.image_column, args.label_column)
     declared = getattr(dataset.features[label_column], "num_classes", None)
     found = declared if declared is not None else int(max(dataset.with_format(None)[label_column])) + 1
     if found != outputs if declared is not None else found > outputs:
-        raise UsageError(f"the model has {outputs} classes but {args.data} [{split}] has {found}: pass --num-classes "
+        raise UsageError(f"the model has {outputs} classes but {where} has {found}: pass --num-classes "
                          f"{found} (with the --checkpoint of a model trained on this data)")
+    if int(labels.max()) >= outputs:
+        raise UsageError(f"{where} has label {int(labels.max())}, outside the model's {outputs} classes: pass "
+                         f"--num-classes (with the --checkpoint of a model trained on this data)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     normalization = choose_normalization(args, loaded.normalization, lambda: Normalization.of_images(
         images, source=f"the evaluated images' own statistics ({loaded.weights} records none)"))
     model = loaded.model.to(device)
-    check_classes(model, normalize(images[:1], normalization).to(device), args, split)
+    first = normalize(images[:1], normalization)  # what the model sees: the centre crop, with the crop protocol
+    first = center_crop(first, [args.image_size]) if args.crop_from else first
+    check_labels_and_classes(model, first.to(device), labels, args, split)
     report = evaluate_shift_consistency(
         model, iterate_batches(images, labels, args.batch_size, normalization=normalization), device=device,
         progress=True, max_shift=args.max_shift, mode=args.mode, seed=args.seed, curve_max_shift=args.curve_max_shift,
