@@ -151,4 +151,4 @@ def test_accelerate_cv_example_with_the_readme_recipe_evaluates_on_two_processes
     assert lines[0] and lines[0] == lines[1]  # printed once (main process), the same numbers
     assert "'samples': 10" in lines[0][0]  # 20 % of 50 images, each counted once although 2 x 4 does not divide 10
     consistency = float(re.search(r"'consistency_random': ([0-9.]+)", lines[0][0]).group(1))
-    assert 0 < consistency < 100
+    assert 0 <= consistency <= 100  # (a random-init nf_resnet26 predicts one class here: the count is what is tested)
