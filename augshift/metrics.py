@@ -16,7 +16,6 @@ case both need is evaluated once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
@@ -31,85 +30,13 @@ from .protocols import (
     ALL_PROTOCOLS, DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, Geometry, crop_protocols, dense_offsets,
     largest_shift, offsets_to, pair_offsets, split_name, worst_grid,
 )
+from .report import ConsistencyReport, agreement_counts, consistency_from_predictions
 from .shift import check_images, fractional_shift, shift
 
 __all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts", "check_labels",
            "consistency_from_predictions", "evaluate_shift_consistency", "offsets_to", "proportion_ci"]
 
 Flags = dict[str, Tensor]
-
-
-def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor] = None) -> tuple[int, int, int]:
-    """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``.
-
-    Example:
-        >>> agreement_counts(torch.tensor([1, 2, 3]), torch.tensor([1, 0, 3]), torch.tensor([1, 2, 0]))
-        (3, 2, 2)
-    """
-    if pred_a.shape != pred_b.shape or pred_a.dim() != 1:
-        raise ValueError(f"predictions must both have shape (N,), got {tuple(pred_a.shape)} and {tuple(pred_b.shape)}")
-    correct = int((pred_a == references).sum()) if references is not None else 0
-    return pred_a.numel(), int((pred_a == pred_b).sum()), correct
-
-
-def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
-    """Percent of samples whose two predictions (N,) agree.
-
-    Example:
-        >>> consistency_from_predictions(torch.tensor([1, 2]), torch.tensor([1, 0]))
-        50.0
-    """
-    n, agree, _ = agreement_counts(pred_a, pred_b)
-    if n == 0:
-        raise ValueError("no predictions: consistency of an empty set is undefined")
-    return 100.0 * agree / n
-
-
-@dataclass
-class ConsistencyReport:
-    """Counts of one evaluation, by name: ``samples``, ``correct``, ``agree`` (protocol -> images whose views agree),
-    ``robust`` (worst-case protocol -> images correct under every offset of its grid), and the curve: ``curve_*``
-    (S, S) grids indexed ``[offsets.index(dy), offsets.index(dx)]``, ``curve_offsets`` the S offsets per axis."""
-
-    samples: int
-    correct: int
-    agree: dict
-    robust: dict = field(default_factory=dict)
-    curve_agree: Optional[Tensor] = None
-    curve_correct: Optional[Tensor] = None
-    curve_offsets: tuple = ()
-
-    def _percent(self, count: int) -> float:
-        if self.samples == 0:
-            raise UsageError("no samples were evaluated (the data gave no batches): accuracy and consistency "
-                             "are undefined; check the split and its size")
-        return 100.0 * count / self.samples
-
-    @property
-    def accuracy(self) -> float:
-        """Top-1 % (of the centre crop, with ``crop_size``)."""
-        return self._percent(self.correct)
-
-    def consistency(self, protocol: str = "random") -> float:
-        """% of images whose views agree under ``protocol``."""
-        return self._percent(self.agree[protocol])
-
-    def to_dict(self) -> dict:
-        """JSON-ready: ``accuracy``, ``consistency_<protocol>``, ``accuracy_<worst protocol>`` (correct under every
-        offset), each with its ``_ci95`` Wilson interval, and the curve."""
-        out = {"samples": self.samples, "accuracy": self.accuracy, "accuracy_ci95": proportion_ci(self.correct, self.samples)}
-        for protocol, agree in self.agree.items():
-            out[f"consistency_{protocol}"] = self._percent(agree)
-            out[f"consistency_{protocol}_ci95"] = proportion_ci(agree, self.samples)
-        for protocol, robust in self.robust.items():
-            out[f"accuracy_{protocol}"] = self._percent(robust)
-            out[f"accuracy_{protocol}_ci95"] = proportion_ci(robust, self.samples)
-        if self.curve_agree is not None:
-            scale = 100.0 / self.samples
-            out["curve_offsets"] = list(self.curve_offsets)
-            out["curve_consistency"] = (self.curve_agree.double() * scale).tolist()
-            out["curve_accuracy"] = (self.curve_correct.double() * scale).tolist()
-        return out
 
 
 SAMPLE_KEYS = ("index", "target", "fingerprint")  # what identifies a sample in the flags, beside its outcomes
