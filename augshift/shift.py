@@ -351,6 +351,8 @@ def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tenso
             value = value.expand(n)
         if value.shape != (n,):
             raise ValueError(f"{name} must be a number or a length-N tensor with N={n}, got shape {tuple(value.shape)}")
+        if not bool(torch.isfinite(value).all()):
+            raise UsageError(f"{name} must be finite offsets in pixels, got {value[~torch.isfinite(value)][0].item()}")
         offsets.append(value)
     dx_t, dy_t = offsets
     work = torch.promote_types(x.dtype, torch.float32)

@@ -20,6 +20,19 @@ TIMM_TRAIN_PY = Path(os.environ.get("AUGSHIFT_TIMM_TRAIN", ROOT.parent / "shared
 UPSTREAM_DIR = Path(os.environ.get("AUGSHIFT_UPSTREAM", ROOT.parent / "shared" / "upstream"))
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """Scripts run in-process (timm's train.py: ``setup_default_logging``) add root handlers bound to the test's
+    captured stderr; later tests would log into that closed stream. Each test ends with the root logger it began with."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def cifar10_dir() -> Path:
     """The shared CIFAR-10 parquet folder (hub schema ``img``/``label``); skips when absent."""

@@ -151,7 +151,7 @@ REFUSED_COMMANDS = [
      "is not a file or folder here"),
     ("consistency-empty-folder", ["consistency", *TINY_CONSISTENCY, "--data", "{empty}"], "no images found in"),
     ("consistency-corrupt-image", ["consistency", *TINY_CONSISTENCY, "--data", "{corrupt}"],
-     "the file is not an image, or is damaged"),
+     "the file is not an image, or is truncated or damaged"),
     ("consistency-wrong-split", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--split", "tset"],
      "has no split 'tset'; its splits are: test, train"),
     ("consistency-unsplit-validation", ["consistency", *TINY_CONSISTENCY, "--data", "{one_file}", "--split", "validation"],
@@ -547,3 +547,102 @@ def test_a_protocol_with_two_identical_views_is_refused_in_the_api():
     with pytest.raises(UsageError, match="two distinct crop offsets"):
         metric.update(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2)),
                       torch.randn(2, 3, 33, 33), torch.zeros(2, dtype=torch.long), torch.arange(2))
+
+
+# ---------------------------------------------------------------------------------------------- issue 32
+
+def test_result_units_in_one_folder_never_share_or_leave_a_file(data, tmp_path, capsys):
+    """Two commands into one --out keep two whole units; a rerun of the same result replaces it whole (its old figure
+    goes when the new run writes none); a result whose file another manifest lists is refused; every file in the
+    folder is listed by exactly one manifest, with its hash."""
+    import hashlib
+
+    out = tmp_path / "out"
+    consistency = ["consistency", *TINY_CONSISTENCY, "--data", str(data["hub"]), "--out", str(out)]
+    assert main(["demo", "--data", str(data["hub"]), *TINY_DEMO, "--out", str(out)]) == 0
+    assert main([*consistency, "--curve-max-shift", "1"]) == 0
+    assert (out / "consistency.png").is_file()
+    assert main(consistency) == 0  # the same result again, without a curve
+    assert not (out / "consistency.png").exists()
+    manifests = {p.name: json.loads(p.read_text())["files"] for p in out.glob("*.json")}
+    listed = [name for files in manifests.values() for name in files]
+    assert sorted(listed) == sorted(p.name for p in out.iterdir() if p.name not in manifests)  # each file once
+    for files in manifests.values():
+        assert all(hashlib.sha256((out / name).read_bytes()).hexdigest() == digest for name, digest in files.items())
+    (out / "other.json").write_text(json.dumps({"files": {"consistency.md": "0"}}))  # a unit owning that name
+    code, err, _ = run_cli(consistency, capsys)
+    assert_one_line_error(code, err, "holds another result whose files this one would replace (consistency.md")
+
+
+def truncated_jpeg(path: Path) -> None:
+    buffer = io.BytesIO()
+    image(0).resize((64, 64)).save(buffer, format="JPEG", quality=90)
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def transparent_png(path: Path) -> None:
+    pixels = np.full((SIZE, SIZE, 4), 255, dtype=np.uint8)
+    pixels[0, 0, 3] = 0
+    Image.fromarray(pixels, "RGBA").save(path)
+
+
+def wide_float_tiff(path: Path) -> None:
+    Image.fromarray(np.full((SIZE, SIZE), 1000.0, dtype=np.float32), "F").save(path)
+
+
+@pytest.mark.parametrize("write,fragment", [
+    (truncated_jpeg, "is not an image, or is truncated or damaged"),
+    (transparent_png, "has 1 transparent pixels, whose colour is undefined"),
+    (wide_float_tiff, "holds F values in [1000, 1000], not whole numbers in 0-255"),
+], ids=["truncated-jpeg", "transparent-png", "float-tiff"])
+def test_an_image_that_cannot_be_decoded_faithfully_is_refused_naming_it(write, fragment, data, tmp_path, capsys):
+    folder = write_image_folder(tmp_path / "images", 6)
+    bad = folder / "a" / {"truncated_jpeg": "bad.jpg", "transparent_png": "bad.png", "wide_float_tiff": "bad.tiff"}[
+        write.__name__]
+    write(bad)
+    code, err, _ = run_cli(["consistency", *TINY_CONSISTENCY[:4], "--data", str(folder), "--split", "train",
+                            "--max-shift", "1", "--device", "cpu", "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_error(code, err, fragment)
+    assert str(bad) in err[-1] and not (tmp_path / "out").exists()
+
+
+def test_images_of_other_modes_are_decoded_as_they_look():
+    """Against hand conversions: 16-bit grey scaled from its full range, palette and CMYK by their colours, opaque
+    alpha dropped, whole-number 32-bit grey kept."""
+    from augshift.data.images import decode_images
+
+    grey16 = np.array([[0, 257], [65535, 32896]], dtype=np.uint16)
+    palette = Image.new("P", (2, 2))
+    palette.putpalette([10, 20, 30] * 256)
+    opaque = np.dstack([np.full((2, 2, 3), 77, np.uint8), np.full((2, 2), 255, np.uint8)])
+    decoded = decode_images([Image.fromarray(grey16), palette, Image.new("CMYK", (2, 2), (0, 0, 0, 0)),
+                             Image.fromarray(opaque, "RGBA"), Image.fromarray(np.full((2, 2), 9, np.int32), "I")])
+    assert decoded[0, 0].tolist() == [[0, 1], [255, 128]] and decoded[0].eq(decoded[0, :1]).all()
+    assert decoded[1, :, 0, 0].tolist() == [10, 20, 30]
+    assert decoded[2].eq(255).all()  # no ink is white
+    assert decoded[3].eq(77).all() and decoded[4].eq(9).all()
+
+
+def test_pretrained_weights_that_cannot_be_downloaded_are_one_line(monkeypatch, data, tmp_path, capsys):
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    for model in ("resnet10t", "torchvision/resnet18"):  # timm: HF offline and no cached copy; torchvision: no network
+        code, err, _ = run_cli(["consistency", "--model", model, "--pretrained", "--num-classes", "2", "--data",
+                                str(data["hub"]), "--limit", "2", "--device", "cpu"], capsys)
+        assert_one_line_error(code, err, f"cannot get the pretrained weights of {model}")
+
+
+def test_the_shift_functions_refuse_offsets_that_are_not_finite_integers():
+    from augshift import fractional_shift, shift
+
+    images = torch.zeros(2, 3, 8, 8)
+    for bad in (1.5, torch.tensor([0.0, 1.0]), torch.tensor([float("nan"), 0.0])):
+        with pytest.raises(TypeError, match="dx must"):
+            shift(images, bad, 0)
+    for bad in (float("nan"), float("inf"), torch.tensor([0.5, -float("inf")])):
+        with pytest.raises(UsageError, match="dy must be finite offsets in pixels"):
+            fractional_shift(images, 0.5, bad)

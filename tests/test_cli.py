@@ -70,7 +70,7 @@ def test_consistency_command_on_checkpoint(tmp_path, cifar10_dir):
             "--device", "cpu"]
     assert main(args) == 0
     result = json.loads((tmp_path / "c" / "consistency.json").read_text())["results"]
-    assert result["samples"] == 24 and (tmp_path / "c" / "consistency_vs_shift.png").is_file()
+    assert result["samples"] == 24 and (tmp_path / "c" / "consistency.png").is_file()
 
 
 def test_cli_requires_a_command(capsys):

@@ -102,3 +102,16 @@ def test_worst_configuration_against_a_hand_count_and_named_protocols(no_network
     assert pair.compute(predictions=[1, 2], shifted_predictions=[1, 0], protocol="crop")["protocol"] == "crop"
     with pytest.raises(ValueError, match="worst configuration"):
         pair.compute(predictions=[1], shifted_predictions=[1], protocol="crop_worst")
+
+
+@pytest.mark.parametrize("bad", [1.5, float("nan"), "1", -1, True])
+def test_what_is_not_a_class_index_is_refused(metric, bad):
+    """``datasets`` would store 1.5 as 1 and count it as agreeing: every input must be a whole number >= 0."""
+    for field in ("predictions", "shifted_predictions", "references"):
+        inputs = {"predictions": [1, 2], "shifted_predictions": [1, 2], "references": [1, 2]}
+        inputs[field] = [bad, 2]
+        with pytest.raises(ValueError, match=f"{field} must be class indices"):
+            metric.compute(**inputs)
+    with pytest.raises(ValueError, match="prediction must be class indices"):
+        metric.add(prediction=bad, shifted_prediction=1, reference=1)
+    assert metric.compute(predictions=[1.0, 2], shifted_predictions=torch.tensor([1, 0]))["consistency"] == 0.5

@@ -236,3 +236,35 @@ def test_a_save_pretrained_folder_keeps_its_own_architecture(tmp_path):
     tiny("resnet").save_pretrained(tmp_path / "resnet")
     with pytest.raises(UsageError, match="leave out --model"):
         load_model(str(tmp_path / "vit"), model=f"hf:{tmp_path / 'resnet'}")
+
+
+def tiny_segformer() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return transformers.SegformerForSemanticSegmentation(transformers.SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=3))
+
+
+def test_a_folder_is_evaluated_as_trained_or_refused(tmp_path, capsys):
+    """A head the loader would initialise at random (another class count, another task's head, weights the folder
+    lacks) is refused; the folder as saved loads with every weight it holds."""
+    tiny("vit").save_pretrained(tmp_path / "vit")
+    tiny_segformer().save_pretrained(tmp_path / "segformer")
+    with pytest.raises(UsageError, match="has 10 classes, not --num-classes 12"):
+        load_model(str(tmp_path / "vit"), num_classes=12)
+    for source in (str(tmp_path / "segformer"), None):
+        with pytest.raises(UsageError, match="holds a segmentation model .* give it to augshift channels"):
+            if source is None:
+                create_model(f"hf:{tmp_path / 'segformer'}", pretrained=True)
+            else:
+                load_model(source)
+    headless = tiny("vit")
+    headless.save_pretrained(tmp_path / "headless", state_dict={k: v for k, v in headless.state_dict().items()
+                                                                if not k.startswith("classifier.")})
+    with pytest.raises(UsageError, match="lacks weights the model needs .*classifier"):
+        load_model(str(tmp_path / "headless"))
+    assert load_model(str(tmp_path / "vit"), num_classes=10).model.config.num_labels == 10
+    code = main(["consistency", "--checkpoint", str(tmp_path / "segformer"), "--data", "unused", "--out",
+                 str(tmp_path / "out")])
+    assert code == 2 and "augshift channels / augshift attack" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

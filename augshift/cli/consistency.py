@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     figures = {}
     if args.curve_max_shift is not None:
-        figures["consistency_vs_shift.png"] = functools.partial(plot_consistency_curves, {loaded.name: report},
+        figures["consistency.png"] = functools.partial(plot_consistency_curves, {loaded.name: report},
                                                                 title=loaded.name)
     summary = {"args": vars(args) | {"run": None}, "command": recorded_command(args), "model": loaded.name,
                "weights": loaded.weights, "data": data, "eval_split": split,

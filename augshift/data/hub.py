@@ -12,10 +12,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from ..errors import UsageError
+from .images import decode_images
 from .stats import Normalization, normalize
 
 IMAGE_COLUMNS = ("img", "image", "pixel_values")
@@ -186,15 +187,14 @@ def _pick_column(columns: list[str], given: Optional[str], known: tuple[str, ...
 
 
 def as_image_column(dataset, column: str):
-    """``dataset`` with ``column`` decoded as images: parquet written without Hugging Face metadata stores them as
-    ``{bytes, path}`` structs, which are cast; a column of anything else is a :class:`UsageError`."""
+    """``dataset`` with ``column`` as undecoded image records (``{bytes, path}``), which
+    :func:`~augshift.data.images.decode_images` decodes faithfully or refuses naming the file (parquet written without
+    Hugging Face metadata stores them so already); a column of anything else is a :class:`UsageError`."""
     import datasets
 
     feature = dataset.features[column]
-    if isinstance(feature, datasets.Image):
-        return dataset
-    if isinstance(feature, dict) and "bytes" in feature:
-        return dataset.cast_column(column, datasets.Image())
+    if isinstance(feature, datasets.Image) or (isinstance(feature, dict) and "bytes" in feature):
+        return dataset.cast_column(column, datasets.Image(decode=False))
     raise UsageError(f"column {column!r} holds {feature}, not images; name the image column with --image-column "
                      f"(in Python: image_column=)")
 
@@ -205,36 +205,6 @@ def resolve_columns(dataset, image_column: Optional[str] = None, label_column: O
     return _pick_column(columns, image_column, IMAGE_COLUMNS, "image"), _pick_column(
         columns, label_column, LABEL_COLUMNS, "label"
     )
-
-
-def decode_images(images: Sequence, *, size: Optional[int] = None, centre_crop: bool = False) -> Tensor:
-    """Decode PIL images (a ``datasets`` ``Image`` column) into ``uint8`` (N, 3, H, W).
-
-    ``size``: resize every image to ``size`` x ``size`` (bilinear) first, or with ``centre_crop`` resize its shorter
-    side to ``size`` and take the centre ``size`` x ``size`` (the usual evaluation transform, keeping the aspect
-    ratio); without ``size`` all images must already have one size (true of CIFAR).
-    """
-    arrays = []
-    for image in images:
-        if not hasattr(image, "convert"):
-            raise TypeError(f"expected PIL images (a datasets Image column: see as_image_column), got {type(image).__name__}")
-        image = image.convert("RGB")
-        if size is not None and centre_crop and image.size != (size, size):
-            scale = size / min(image.size)
-            width, height = max(size, round(image.size[0] * scale)), max(size, round(image.size[1] * scale))
-            image = image.resize((width, height), resample=Image.Resampling.BILINEAR)
-            left, top = (width - size) // 2, (height - size) // 2
-            image = image.crop((left, top, left + size, top + size))
-        elif size is not None and image.size != (size, size):
-            image = image.resize((size, size), resample=Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(image))
-    if not arrays:
-        raise UsageError("no images to decode")
-    sizes = {a.shape for a in arrays}
-    if len(sizes) != 1:
-        raise UsageError(f"images have different sizes {sorted(sizes)[:4]}...; resize them with --image-size "
-                         "(in Python: size=)")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def to_tensors(
@@ -275,10 +245,7 @@ def to_tensors(
         dataset = dataset.select(range(min(limit, len(dataset))))
     if len(dataset) == 0:
         raise UsageError("the split is empty: it holds no images")
-    try:
-        images = decode_images(dataset[image_column], size=size, centre_crop=centre_crop)
-    except UnidentifiedImageError as error:
-        raise UsageError(f"{error}: the file is not an image, or is damaged; remove or replace it") from None
+    images = decode_images(dataset[image_column], size=size, centre_crop=centre_crop)
     labels = torch.tensor(dataset[label_column], dtype=torch.long)
     return images, labels
 

@@ -18,7 +18,8 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import UsageError
-from .hub import IMAGE_COLUMNS, decode_images, load_image_dataset
+from .hub import IMAGE_COLUMNS, as_image_column, load_image_dataset
+from .images import decode_images
 
 MASK_COLUMNS = ("mask", "annotation", "segmentation", "semantic_segmentation", "label")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -112,7 +113,7 @@ def load_segmentation_split(
             raise UsageError(f"{folder}/images has {len(images)} images, {len(unpaired)} without a mask of the same "
                              f"name in {folder}/masks (e.g. {', '.join(unpaired[:3])}): pair every image with a mask")
         images = images[:limit]
-        return (decode_images([Image.open(p) for p in images], size=size),
+        return (decode_images(images, size=size),
                 decode_masks([Image.open(masks[p.stem]) for p in images], size=size))
     dataset = load_image_dataset(source, split)
     column = _mask_column(dataset, mask_column)
@@ -125,6 +126,7 @@ def load_segmentation_split(
                          f"--image-column")
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
+    dataset = as_image_column(dataset, images_column)
     return decode_images(dataset[images_column], size=size), decode_masks(dataset[column], size=size)
 
 

@@ -20,6 +20,7 @@ from .adapter import (
 )
 
 TASKS = ("classification", "segmentation")
+SEGMENTATION_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation", "ForInstanceSegmentation")
 
 
 def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bool = False, stem: str = "standard",
@@ -59,17 +60,25 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
                         "options in its config")
     if name.startswith(HF_PREFIX):
         model = _create_transformers(name[len(HF_PREFIX):], num_classes, pretrained=pretrained, task=task)
-    elif name.startswith(TORCHVISION_PREFIX) or (task == "segmentation" and name in torchvision_segmenters()):
-        model = _create_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained=pretrained,
-                                    task=task, **kwargs)
-    else:
-        import timm
+        return cifar_stem(model) if stem == "cifar" else model
+    try:
+        if name.startswith(TORCHVISION_PREFIX) or (task == "segmentation" and name in torchvision_segmenters()):
+            model = _create_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained=pretrained,
+                                        task=task, **kwargs)
+        else:
+            import timm
 
-        if not timm.is_model(name):
-            raise UnsupportedModelError(f"timm has no model {name!r} (for torchvision write torchvision/{name}, for "
-                                        f"transformers hf:<id or folder>)")
-        model = timm.create_model(name, pretrained=pretrained, **kwargs,
-                                  **({} if num_classes is None else {"num_classes": num_classes}))
+            if not timm.is_model(name):
+                raise UnsupportedModelError(f"timm has no model {name!r} (for torchvision write torchvision/{name}, "
+                                            f"for transformers hf:<id or folder>)")
+            model = timm.create_model(name, pretrained=pretrained, **kwargs,
+                                      **({} if num_classes is None else {"num_classes": num_classes}))
+    except OSError as error:  # the hub download: offline, or a cache without these weights
+        if not pretrained:
+            raise
+        raise UsageError(f"cannot get the pretrained weights of {name} ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())[:160]}): connect to the network once to cache them (HF_HOME "
+                         "for timm, TORCH_HOME for torchvision), or pass --checkpoint with a saved copy") from None
     return cifar_stem(model) if stem == "cifar" else model
 
 
@@ -105,18 +114,44 @@ def _create_torchvision(name: str, num_classes: Optional[int], *, pretrained: bo
 
 def _create_transformers(path: str, num_classes: Optional[int], *, pretrained: bool, task: str) -> nn.Module:
     transformers = transformers_module()
-    auto = (transformers.AutoModelForImageClassification if task == "classification"
-            else transformers.AutoModelForSemanticSegmentation)
     labels = {} if num_classes is None else {"num_labels": num_classes}
     try:
-        if pretrained:
-            return auto.from_pretrained(path, ignore_mismatched_sizes=bool(labels), **labels)
         config = transformers.AutoConfig.from_pretrained(path, **labels)
+        if pretrained:
+            return _pretrained_transformers(path, config, num_classes, task=task)
+        auto = (transformers.AutoModelForImageClassification if task == "classification"
+                else transformers.AutoModelForSemanticSegmentation)
         return auto.from_config(config)
     except (OSError, ValueError) as error:
+        if isinstance(error, UsageError):
+            raise
         raise UnsupportedModelError(f"hf:{path} is not a transformers image {task} model here ({type(error).__name__}: "
                                     f"{' '.join(str(error).split())[:300]}); give a save_pretrained folder or a hub id "
                                     "(needs the network or a cached copy)") from None
+
+
+def _pretrained_transformers(path: str, config: Any, num_classes: Optional[int], *, task: str) -> nn.Module:
+    """The weights of a ``transformers`` folder or hub id as trained: only a head of another ``num_classes``, asked
+    for, is new; another task's head or weights the folder lacks (which the loader would initialise at random)
+    are refused."""
+    transformers = transformers_module()
+    architectures = list(getattr(config, "architectures", None) or [])
+    saved_task = "segmentation" if any(a.endswith(SEGMENTATION_SUFFIXES) for a in architectures) else "classification"
+    if saved_task != task:
+        fix = ("augshift channels / augshift attack, which take segmentation models" if saved_task == "segmentation"
+               else "augshift consistency, which takes classifiers")
+        raise UsageError(f"hf:{path} holds a {saved_task} model ({', '.join(architectures)}) and this command "
+                         f"evaluates {task} models: its head would be initialised at random; give it to {fix}")
+    auto = (transformers.AutoModelForImageClassification if task == "classification"
+            else transformers.AutoModelForSemanticSegmentation)
+    labels = {} if num_classes is None else {"num_labels": num_classes}
+    model, report = auto.from_pretrained(path, output_loading_info=True, ignore_mismatched_sizes=bool(labels), **labels)
+    missing = list(report.get("missing_keys", []))
+    if missing:
+        raise UsageError(f"hf:{path} lacks weights the model needs ({', '.join(sorted(missing)[:4])}"
+                         f"{' ...' if len(missing) > 4 else ''}): they would be initialised at random; save the whole "
+                         "trained model with save_pretrained")
+    return model
 
 
 @dataclass
@@ -187,7 +222,10 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         if model is not None and model != saved.name:
             raise UsageError(f"{checkpoint} is a transformers save_pretrained folder of its own architecture: leave out "
                              f"--model {model} (or pass --model {saved.name})")
-        net = create_model(saved.name, num_classes, pretrained=True, task=task)
+        if num_classes is not None and num_classes != saved.num_classes:
+            raise UsageError(f"{checkpoint} has {saved.num_classes} classes, not --num-classes {num_classes}: a head "
+                             f"of {num_classes} would be initialised at random; leave out --num-classes")
+        net = create_model(saved.name, pretrained=True, task=task)
     elif saved.kwargs:  # saved by an augshift command, with the options it was built with
         kind = "segmentation" if saved.meta.get("task") == "segmentation" else "classification"
         net = load_state(create_model(name, task=kind, **saved.kwargs), saved, name)

@@ -133,7 +133,12 @@ def _signals_held() -> Iterator[None]:
 def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Path]:
     """A staging folder (hidden, inside ``out``): the files written into it inside the block are moved into ``out``
     together when the block ends without error (``manifest``, a file name, last), with SIGINT / SIGTERM held back
-    during the moves; after an error none of them reaches ``out``. Sub-folders are not supported."""
+    during the moves; after an error none of them reaches ``out``. Sub-folders are not supported.
+
+    Several results may share a folder, each listed by its own manifest (a JSON file whose ``files`` names the
+    others), but never a file: a result whose files another manifest lists is refused (:class:`UsageError`), and a
+    new run of the same result (the same manifest) replaces the previous one whole, removing the files it listed
+    that the new run does not write."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     staging = _temporary_name(out / "result")
@@ -141,14 +146,35 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
     try:
         yield staging
         names = sorted(path.name for path in staging.iterdir())
+        owners = {name: other for other, files in _listed_files(out).items() if other != manifest for name in files}
+        taken = sorted(name for name in names if name in owners or (name != manifest and name in _listed_files(out)))
+        if taken:
+            raise UsageError(f"{out} holds another result whose files this one would replace ({', '.join(taken)}, "
+                             f"listed by {owners.get(taken[0], taken[0])}): name another --out folder")
+        stale = set(_listed_files(out).get(manifest, ())) - set(names)  # the previous run of this result
         if manifest in names:
             names.remove(manifest)
             names.append(manifest)
         with _signals_held():
             for name in names:
                 os.replace(staging / name, out / name)
+            for name in stale:
+                (out / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _listed_files(out: Path) -> dict[str, list[str]]:
+    """``{manifest name: the files it lists}`` of the result units in ``out`` (JSON files with a ``files`` table)."""
+    units = {}
+    for path in out.glob("*.json"):
+        try:
+            files = json.loads(path.read_text()).get("files")
+        except (ValueError, AttributeError, OSError):
+            continue
+        if isinstance(files, dict):
+            units[path.name] = list(files)
+    return units
 
 
 def check_output_folder(path: PathLike, *, option: str = "--out") -> None:

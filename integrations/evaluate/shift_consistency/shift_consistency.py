@@ -6,6 +6,9 @@ views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of
 as the rest of augshift; ``protocol=`` names the protocol of :mod:`augshift.protocols` the views were made with.
 Rates are fractions in [0, 1], as ``evaluate``'s ``accuracy`` reports them (augshift's CLI and tables print percent).
 """
+import math
+import numbers
+
 import datasets
 import evaluate
 import torch
@@ -68,6 +71,22 @@ def _fractions(interval: tuple[float, float]) -> list[float]:
     return [bound / 100.0 for bound in interval]
 
 
+def _check_class_indices(name: str, values) -> None:
+    """Refuse what is not a class index (a whole number >= 0): ``datasets`` would truncate 1.5 to 1 and count it."""
+    for value in values if values is not None else ():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and value.ndim == 1):
+            _check_class_indices(name, value)
+            continue
+        number = value.item() if hasattr(value, "item") else value
+        whole = isinstance(number, numbers.Integral) or (isinstance(number, float) and math.isfinite(number)
+                                                         and number.is_integer())
+        if isinstance(number, bool) or not whole or number < 0:
+            raise ValueError(f"{name} must be class indices (whole numbers >= 0), got {value!r}: pass the argmax of "
+                             "the logits (e.g. logits.argmax(-1)), and leave unlabelled (-1) images out")
+
+
 def _nulls_for_missing(predictions, references):
     """``references=None`` becomes a column of nulls, so that references stay optional."""
     return [None] * len(predictions) if references is None and predictions is not None else references
@@ -96,7 +115,17 @@ class ShiftConsistency(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, references=None, **kwargs) -> None:
         """Add a batch of ``predictions``, ``shifted_predictions`` and (optional) ``references``."""
+        for name, values in (("predictions", predictions), ("shifted_predictions", kwargs.get("shifted_predictions")),
+                             ("references", references)):
+            _check_class_indices(name, values)
         super().add_batch(predictions=predictions, references=_nulls_for_missing(predictions, references), **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs) -> None:
+        """Add one image's ``prediction``, ``shifted_prediction`` and (optional) ``reference``."""
+        for name, value in (("prediction", prediction), ("shifted_prediction", kwargs.get("shifted_prediction")),
+                            ("reference", reference)):
+            _check_class_indices(name, [value])
+        super().add(prediction=prediction, reference=reference, **kwargs)
 
     def _compute(self, predictions, shifted_predictions, references, protocol=None) -> dict:
         worst = self.config_name == WORST
