@@ -66,6 +66,7 @@ def write_image_folder(folder: Path, count: int, *, offset: int = 0, corrupt: bo
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
+    import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -79,6 +80,10 @@ def data(tmp_path_factory) -> dict[str, Path]:
     for name, labels in (("hidden", [-1] * 6), ("half_hidden", [0, -1] * 3)):
         write_hub_parquet(root / name / "train-00000-of-00001.parquet", 6)
         write_labelled_parquet(root / name / "test-00000-of-00001.parquet", labels)
+    for name, labels in (("string_labels", ["a", "b"] * 3), ("fractional_labels", [0.0, 1.5] * 3)):
+        (root / name).mkdir()
+        datasets.Dataset.from_dict({"image": [image(i) for i in range(6)], "label": labels}).to_parquet(
+            str(root / name / "test-00000-of-00001.parquet"))
     write_image_folder(root / "train_val" / "train", 8)
     write_image_folder(root / "train_val" / "val", 8)  # no test/
     write_image_folder(root / "train_extra" / "train", 8)
@@ -96,7 +101,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "classes": write_image_folder(root / "classes", 20), "train_val": root / "train_val",
         "train_extra": root / "train_extra",
         "no_metadata": root / "no_metadata.parquet", "empty": root / "empty", "hidden": root / "hidden",
-        "half_hidden": root / "half_hidden",
+        "half_hidden": root / "half_hidden", "string_labels": root / "string_labels",
+        "fractional_labels": root / "fractional_labels",
         "corrupt": write_image_folder(root / "corrupt", 10, corrupt=True), "columns": root / "columns.parquet",
     }
 
@@ -168,6 +174,10 @@ REFUSED_COMMANDS = [
      "--eval-split validation"),
     ("consistency-half-the-labels-hidden", ["consistency", *TINY_CONSISTENCY, "--data", "{half_hidden}"],
      "[test] has 2 of 4 images unlabelled"),  # of the 4 evaluated (--limit 4)
+    ("consistency-string-labels", ["consistency", *TINY_CONSISTENCY, "--data", "{string_labels}"],
+     "holds strings ('a'...), not class indices: give the dataset a ClassLabel column"),
+    ("consistency-fractional-labels", ["consistency", *TINY_CONSISTENCY, "--data", "{fractional_labels}"],
+     "holds values that are not whole numbers (e.g. 1.5)"),
     ("consistency-max-shift-0", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--max-shift", "0"],
      "max_shift=0 gives the random, circular, fractional protocol(s) two identical views"),
     ("consistency-crop-with-one-offset", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--protocols", "crop",

@@ -246,8 +246,22 @@ def to_tensors(
     if len(dataset) == 0:
         raise UsageError("the split is empty: it holds no images")
     images = decode_images(dataset[image_column], size=size, centre_crop=centre_crop)
-    labels = torch.tensor(dataset[label_column], dtype=torch.long)
-    return images, labels
+    return images, class_labels(dataset[label_column], label_column)
+
+
+def class_labels(values: Sequence, column: str) -> Tensor:
+    """``values`` as ``long`` class indices (N,), refusing what is not a whole number (strings, 1.5): a cast would
+    truncate them into wrong classes. Range checks (``-1``, ``>= K``) are the metric's
+    (:meth:`~augshift.ShiftConsistency.check_labels`)."""
+    if any(isinstance(value, str) for value in values):
+        raise UsageError(f"the label column {column!r} holds strings ({next(v for v in values if isinstance(v, str))!r}"
+                         "...), not class indices: give the dataset a ClassLabel column (dataset.class_encode_column, "
+                         "in the class order the model was trained with) or name another with --label-column")
+    labels = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    if not bool((labels == labels.round()).all()):
+        raise UsageError(f"the label column {column!r} holds values that are not whole numbers (e.g. "
+                         f"{labels[labels != labels.round()][0].item():g}): labels must be class indices")
+    return labels.long()
 
 
 def num_classes(dataset, label_column: Optional[str] = None) -> int:
@@ -287,7 +301,7 @@ class TensorTransform:
         images = decode_images(batch[self.image_column], size=self.size, centre_crop=self.centre_crop)
         return {
             "pixel_values": normalize(images, self.normalization),
-            "labels": torch.as_tensor(batch[self.label_column], dtype=torch.long),
+            "labels": class_labels(batch[self.label_column], self.label_column),
             INDEX_COLUMN: torch.as_tensor(batch[INDEX_COLUMN], dtype=torch.long),
         }
 
