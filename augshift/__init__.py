@@ -20,7 +20,17 @@ from .shift import RandomShift, ShiftParams, fractional_shift, shift
 __version__ = "0.1.0"
 
 __all__ = [
-    "AugShift", "AugShiftConfig", "AugShiftObjective", "ChannelPermutation", "ConsistencyLoss", "FCN", "GAPNet",
-    "PooledFeatures", "RandomShift", "ShiftConsistency", "ShiftParams", "add_augshift_arguments",
-    "evaluate_shift_consistency", "fractional_shift", "logits_and_features", "loss_parts", "permute_channels", "shift",
+    "AugShift",
+    "AugShiftConfig",
+    "ChannelPermutation",
+    "ConsistencyLoss",
+    "PooledFeatures",
+    "RandomShift",
+    "ShiftConsistency",
+    "add_augshift_arguments",
+    "evaluate_shift_consistency",
+    "fractional_shift",
+    "loss_parts",
+    "permute_channels",
+    "shift",
 ]

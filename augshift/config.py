@@ -23,9 +23,6 @@ from typing import Any, Optional, Union
 
 from .errors import UsageError
 
-__all__ = ["DEFAULTS", "DISTANCES", "SHIFT_MODES", "AugShiftConfig", "add_augshift_arguments", "check_distance",
-           "check_max_shift", "check_mode", "check_normalize", "check_weight"]
-
 MaxShift = Union[int, tuple[int, int]]
 SHIFT_MODES = ("zeros", "circular", "reflect", "replicate")  # what fills the border a shift uncovers
 DISTANCES = ("mse", "l1", "cosine")  # see augshift.loss.ConsistencyLoss

@@ -8,12 +8,50 @@ draw different shifts, and the run's seed reproduces them.
 """
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Optional
 
 import numpy as np
 import torch
 
 from .distributed import rank
+
+__all__ = ["epoch_seed", "seed_generator"]
+
+
+class Stream(IntEnum):
+    """The key of every named random stream (beside the run's seed, and the epoch / step / rank where they apply):
+    one table, so no two streams share a key.
+
+    Example:
+        >>> int(Stream.SHIFT), stream_seed(0, Stream.SHIFT) == stream_seed(0, 1)
+        (1, True)
+    """
+
+    SHIFT = 1  # AugShift's shifts (timm launcher: seed, stream, rank; transformers Trainer: seed, stream, step, rank)
+    PERMUTE = 2  # PermuteNet's channel permutations in the timm launcher
+    PERMUTENET = 3  # the permutation seed of a PermuteNet built by `augshift locate`
+    ATTACK = 4  # the attack's random-channel draws
+    CANVAS_SCORE = 5  # canvases drawn by each call of a position model's scorer (with the call's number)
+    FLIP = 7  # the engine's horizontal flips (after epoch and rank + 1)
+
+
+def stream_generator(seed: int, *keys: int, device: Optional[torch.device | str] = None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (default CPU) seeded with :func:`stream_seed` ``(seed, *keys)``.
+
+    Args:
+        seed: the run's seed.
+        *keys: the stream's keys (a :class:`Stream` and, where they apply, epoch / step / rank).
+        device: where the generator draws.
+
+    Returns:
+        The seeded generator.
+
+    Example:
+        >>> stream_generator(0, Stream.ATTACK).initial_seed() == stream_seed(0, Stream.ATTACK)
+        True
+    """
+    return torch.Generator(device=device or "cpu").manual_seed(stream_seed(seed, *keys))
 
 
 def stream_seed(seed: int, *keys: int) -> int:
@@ -97,5 +135,4 @@ def process_generator(device: Optional[torch.device] = None) -> torch.Generator:
         >>> torch.equal(a, torch.randint(0, 100, (4,), generator=process_generator()))  # the seed reproduces it
         True
     """
-    drawn = int(torch.randint(0, 2 ** 62, (1,)))
-    return torch.Generator(device=device or "cpu").manual_seed(stream_seed(drawn, rank()))
+    return stream_generator(int(torch.randint(0, 2 ** 62, (1,))), rank(), device=device)

@@ -3,7 +3,7 @@ channels-last) and with the captured step (the same, compiled: ``TrainConfig.com
 consistency protocols with 95% intervals of the differences (fast - fp32, compiled - fast).
 
     python benchmarks/fast_path.py --device cuda --devices cuda:0,cuda:0,cuda:0,cuda:0   # 15 epochs, CIFAR-10
-    python benchmarks/fast_path.py --epochs 1 --train-size 512 --test-size 256 --stem standard   # CPU smoke run
+    python benchmarks/fast_path.py --epochs 1 --train-limit 512 --eval-limit 256 --stem standard   # CPU smoke run
 
 The recipe is the ``paper`` preset's (CIFAR stem, full CIFAR-10, SGD one-cycle, batch 128), shortened to
 ``--epochs``; models resnet18 and resnet18+augshift, one seed. Writes ``results.json`` and ``results.md``.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
+from augshift.cli.options import add_limit_arguments
 from augshift.engine import init_distributed
 from augshift.intervals import difference_ci
 from augshift.reporting.files import write_json_atomic, write_text_atomic
@@ -64,8 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="resnet18,resnet18+augshift")
     parser.add_argument("--data", default=None, help="CIFAR-10 source (default: the shared local copy, else the hub)")
     parser.add_argument("--epochs", type=int, default=PRESET["epochs"])
-    parser.add_argument("--train-size", type=int, default=None)
-    parser.add_argument("--test-size", type=int, default=None)
+    add_limit_arguments(parser, train=("train_size", None), evaluate=("test_size", None))
     parser.add_argument("--stem", default=PRESET["stem"])
     parser.add_argument("--device", default=None)
     parser.add_argument("--devices", default="", help="runs side by side, e.g. cuda:0,cuda:0,cuda:0,cuda:0")

@@ -221,7 +221,7 @@ def run_nccl(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(HERE.parent / "integrations" / "accelerate" / "train.py"), "--data", args.data, "--epochs", "1",
-               "--train-samples", "256", "--eval-samples", "200", "--batch-size", "32", "--output", str(out / "accelerate")]
+               "--train-limit", "256", "--eval-limit", "200", "--batch-size", "32", "--output", str(out / "accelerate")]
     subprocess.run(command, check=True, timeout=300)
     metrics = json.loads((out / "accelerate" / "metrics.json").read_text())
     loaded = load_model(str(out / "accelerate"))

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from paths import RESULTS
 
-from augshift import AugShift, RandomShift
+from augshift import AugShift, AugShiftConfig, RandomShift
 from augshift.data import Normalization, normalize
 from augshift.engine import TensorBatches, TrainConfig, Trainer
 from augshift.models import create_model
@@ -71,7 +71,7 @@ def setup(model_name: str, *, device: str, compiled: bool, batch: int, pool: int
     when ``compiled``."""
     arch, augshift = parse_model(model_name)
     cuda = device.startswith("cuda")
-    method = dict(shift=augshift, augshift=True) if augshift is not None else {}
+    method = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())
     config = TrainConfig(epochs=1000, batch_size=batch, lr=0.1, seed=seed, **method, compile=compiled,
                          precision="bf16" if cuda else "fp32", channels_last=cuda)
     g = torch.Generator().manual_seed(seed)

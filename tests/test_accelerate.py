@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from augshift import AugShift
 from augshift.engine import average_buffers, seed_generator
 from augshift.errors import UsageError
-from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, weights_digest
+from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, weights_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 README_HEADING = "## Add AugShift to your own loop"
@@ -179,7 +179,7 @@ def test_example_loop_one_process_baseline_bf16_refuses_to_overwrite(fresh_accel
     from augshift.integrations.accelerate.train import main
 
     args = ["--data", str(cifar10_dir), "--cpu", "--no-augshift", "--mixed-precision", "bf16", "--epochs", "1",
-            "--train-samples", "32", "--eval-samples", "20", "--batch-size", "16", "--eval-batch-size", "8",
+            "--train-limit", "32", "--eval-limit", "20", "--batch-size", "16", "--eval-batch-size", "8",
             "--output", str(tmp_path)]
     main(args)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -197,7 +197,7 @@ def test_example_evaluates_the_crop_protocol_on_larger_images_at_the_training_ra
                                                                                      tmp_path):
     from augshift.integrations.accelerate.train import main
 
-    main(["--data", str(cifar10_dir), "--cpu", "--epochs", "1", "--train-samples", "16", "--eval-samples", "12",
+    main(["--data", str(cifar10_dir), "--cpu", "--epochs", "1", "--train-limit", "16", "--eval-limit", "12",
           "--batch-size", "8", "--max-shift", "2", "--image-size", "32", "--crop-from", "40",
           "--protocols", "random,crop,circular_worst", "--output", str(tmp_path)])
     metrics = json.loads((tmp_path / "metrics.json").read_text())

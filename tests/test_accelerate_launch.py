@@ -15,7 +15,7 @@ from helpers import free_port
 from torch.utils.data import DataLoader
 
 from augshift import evaluate_shift_consistency
-from augshift.integrations.accelerate import weights_digest
+from augshift.integrations.accelerate.checkpoints import weights_digest
 from augshift.data import Normalization, load_image_dataset, with_tensors
 
 TRAIN_PY = Path(__file__).resolve().parents[1] / "integrations" / "accelerate" / "train.py"
@@ -26,8 +26,8 @@ def launch_two_processes(cifar10_dir: Path, output: Path, *extra: str) -> dict:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port()), str(TRAIN_PY),
-        "--cpu", "--data", str(cifar10_dir), "--model", "resnet18", "--train-samples", "128",
-        "--eval-samples", str(EVAL_SAMPLES), "--batch-size", "16", "--eval-batch-size", "16", "--grad-accum", "2",
+        "--cpu", "--data", str(cifar10_dir), "--model", "resnet18", "--train-limit", "128",
+        "--eval-limit", str(EVAL_SAMPLES), "--batch-size", "16", "--eval-batch-size", "16", "--grad-accum", "2",
         "--lr", "0.05", "--output", str(output), *extra,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=dict(os.environ))

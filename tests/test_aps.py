@@ -190,6 +190,6 @@ def test_consistency_command_reports_full_circular_consistency_for_a_circular_ap
     from augshift.cli import main
 
     assert main(["consistency", "--model", "aps_resnet18", "--num-classes", "10", "--data", str(cifar10_dir),
-                 "--limit", "48", "--batch-size", "48", "--device", "cpu", "--out", str(tmp_path)]) == 0
+                 "--eval-limit", "48", "--batch-size", "48", "--device", "cpu", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "consistency.json").read_text())["results"]
     assert result["samples"] == 48 and result["consistency_circular"] == 100.0

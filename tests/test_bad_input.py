@@ -126,9 +126,9 @@ def assert_one_line_error(code: int, err: list[str], fragment: str) -> None:
     assert errors == [err[-1]] and err[-1].startswith("augshift") and fragment in err[-1], err
 
 
-TINY_DEMO = ["--train-size", "40", "--test-size", "10", "--curve-size", "4", "--epochs", "1", "--width", "4",
+TINY_DEMO = ["--train-limit", "40", "--eval-limit", "10", "--curve-size", "4", "--epochs", "1", "--width", "4",
              "--batch-size", "8", "--max-shift", "1", "--threads", "1"]
-TINY_CONSISTENCY = ["--model", "resnet18", "--num-classes", "2", "--limit", "4", "--max-shift", "1", "--device", "cpu"]
+TINY_CONSISTENCY = ["--model", "resnet18", "--num-classes", "2", "--eval-limit", "4", "--max-shift", "1", "--device", "cpu"]
 
 # (id, arguments with {placeholders} for the data, message fragment)
 REFUSED_COMMANDS = [
@@ -167,7 +167,7 @@ REFUSED_COMMANDS = [
     ("consistency-named-column-absent", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--image-column", "pic"],
      "no image column 'pic' in this dataset; its columns are: img, label"),
     ("consistency-1000-class-head-on-2-classes", ["consistency", "--model", "resnet18", "--data", "{classes}",
-                                                  "--limit", "4", "--device", "cpu"],
+                                                  "--eval-limit", "4", "--device", "cpu"],
      "the model has 1000 classes but"),
     ("consistency-hidden-test-labels", ["consistency", *TINY_CONSISTENCY, "--data", "{hidden}"],
      "[test] has no labels (label -1, as hub datasets mark hidden test labels): evaluate a labelled split, e.g. "
@@ -184,7 +184,7 @@ REFUSED_COMMANDS = [
                                           "--crop-from", "33", "--image-size", "32"],
      "at least 2 px larger than the crop (two distinct crop offsets), got 33x33 for 32 crops"),
     ("consistency-fixed-size-model-on-other-images", ["consistency", "--model", "vit_tiny_patch16_224", "--num-classes",
-                                                      "2", "--limit", "2", "--device", "cpu", "--data", "{hub}"],
+                                                      "2", "--eval-limit", "2", "--device", "cpu", "--data", "{hub}"],
      "the model does not take 32x32 images"),
     ("consistency-overflowing-normalisation", ["consistency", *TINY_CONSISTENCY, "--data", "{hub}", "--std",
                                                "1e-38", "1e-38", "1e-38", "--mean", "0", "0", "0"],
@@ -519,7 +519,7 @@ def test_accelerate_resume_after_a_kill_between_checkpoint_and_metrics(data, tmp
 
     from augshift.integrations.accelerate.train import main as accelerate_main
 
-    args = ["--data", str(data["hub"]), "--cpu", "--model", "resnet18", "--train-samples", "8", "--eval-samples", "4",
+    args = ["--data", str(data["hub"]), "--cpu", "--model", "resnet18", "--train-limit", "8", "--eval-limit", "4",
             "--batch-size", "4", "--eval-batch-size", "4", "--output", str(tmp_path)]
     try:
         accelerate_main(args + ["--epochs", "1"])
@@ -642,7 +642,7 @@ def test_pretrained_weights_that_cannot_be_downloaded_are_one_line(monkeypatch, 
     monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
     for model in ("resnet10t", "torchvision/resnet18"):  # timm: HF offline and no cached copy; torchvision: no network
         code, err, _ = run_cli(["consistency", "--model", model, "--pretrained", "--num-classes", "2", "--data",
-                                str(data["hub"]), "--limit", "2", "--device", "cpu"], capsys)
+                                str(data["hub"]), "--eval-limit", "2", "--device", "cpu"], capsys)
         assert_one_line_error(code, err, f"cannot get the pretrained weights of {model}")
 
 

@@ -34,7 +34,7 @@ def test_two_process_run_equals_single_process_evaluation(tmp_path, cifar10_dir,
         sys.executable, *[w.format(port=free_port()) for w in LAUNCHERS[launcher]],
         str(ROOT / "benchmarks" / "invariance.py"), "--preset", "quick", "--data", f"cifar10={cifar10_dir}",
         "--device", "cpu",
-        "--models", "resnet18+augshift", "--seeds", "0", "--train-size", "96", "--test-size", "101", "--epochs", "1",
+        "--models", "resnet18+augshift", "--seeds", "0", "--train-limit", "96", "--eval-limit", "101", "--epochs", "1",
         "--batch-size", "32", "--curve-size", "11", "--threads", "1", "--workdir", str(work), "--out", str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

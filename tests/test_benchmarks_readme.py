@@ -14,14 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "benchmarks" / "README.md"
 TINY = {  # appended to each README command: tiny sizes, temporary outputs
-    "invariance.py": "--train-size 64 --test-size 40 --epochs 1 --batch-size 32 --curve-size 5 --seeds 0",
-    "ablation.py": "--train-size 64 --test-size 40 --epochs 1 --batch-size 32 --variants 0,1,6 --threads 2",
+    "invariance.py": "--train-limit 64 --eval-limit 40 --epochs 1 --batch-size 32 --curve-size 5 --seeds 0",
+    "ablation.py": "--train-limit 64 --eval-limit 40 --epochs 1 --batch-size 32 --variants 0,1,6 --threads 2",
     "cost.py": "--batch-32 4 --batch-224 2 --repeats 1",
     "bench_shift.py": "--quick",
     "throughput.py": "--models resnet18 --steps 1 --warmup 1 --rounds 1 --pool 64 --batch-size 8",
-    "fast_path.py": "--models resnet18 --epochs 1 --train-size 64 --test-size 40 --stem standard",
+    "fast_path.py": "--models resnet18 --epochs 1 --train-limit 64 --eval-limit 40 --stem standard",
     "combine.py": "",
-    "position.py": "--grids 3 --tasks location -- --epochs 1 --train-limit 32 --test-limit 10",
+    "position.py": "--grids 3 --tasks location -- --epochs 1 --train-limit 32 --eval-limit 10",
 }
 
 

@@ -14,7 +14,7 @@ def png_size(path):
 
 def test_demo_small_run_writes_consistent_results(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--train-size", "256", "--test-size", "96", "--curve-size", "16",
+    args = ["demo", "--out", str(out), "--train-limit", "256", "--eval-limit", "96", "--curve-size", "16",
             "--epochs", "1", "--width", "8", "--max-shift", "2", "--threads", "1"]
     assert main(args) == 0
     summary = json.loads((out / "demo.json").read_text())
@@ -42,7 +42,7 @@ def test_demo_small_run_writes_consistent_results(tmp_path, capsys):
 
 def test_demo_on_parquet_data(tmp_path, cifar10_dir):
     out = tmp_path / "demo"
-    args = ["demo", "--data", str(cifar10_dir), "--out", str(out), "--train-size", "128", "--test-size", "64",
+    args = ["demo", "--data", str(cifar10_dir), "--out", str(out), "--train-limit", "128", "--eval-limit", "64",
             "--curve-size", "8", "--epochs", "1", "--width", "8", "--max-shift", "1", "--threads", "1"]
     assert main(args) == 0
     summary = json.loads((out / "demo.json").read_text())
@@ -66,7 +66,7 @@ def test_consistency_command_on_checkpoint(tmp_path, cifar10_dir):
     model = timm.create_model("resnet18", num_classes=10)
     torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpt.pth")
     args = ["consistency", "--model", "resnet18", "--num-classes", "10", "--checkpoint", str(tmp_path / "ckpt.pth"),
-            "--data", str(cifar10_dir), "--limit", "24", "--curve-max-shift", "1", "--out", str(tmp_path / "c"),
+            "--data", str(cifar10_dir), "--eval-limit", "24", "--curve-max-shift", "1", "--out", str(tmp_path / "c"),
             "--device", "cpu"]
     assert main(args) == 0
     result = json.loads((tmp_path / "c" / "consistency.json").read_text())["results"]
@@ -77,3 +77,35 @@ def test_cli_requires_a_command(capsys):
     with pytest.raises(SystemExit):
         main([])
     assert "COMMAND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old,new,dest", [("--limit", "--eval-limit", "limit"), ("--test-size", "--eval-limit", "limit"),
+                                          ("--eval-samples", "--eval-limit", "limit")])
+def test_every_sample_limit_has_one_name_and_the_old_ones_still_work(old, new, dest, capsys):
+    from augshift.cli import build_parser
+
+    base = ["consistency", "--model", "resnet18", "--data", "x"]
+    assert getattr(build_parser().parse_args([*base, new, "7"]), dest) == 7
+    assert capsys.readouterr().err == ""
+    assert getattr(build_parser().parse_args([*base, old, "7"]), dest) == 7
+    assert capsys.readouterr().err == f"augshift consistency: note: {old} is now {new}\n"
+
+
+
+def test_every_command_and_script_names_its_limits_alike():
+    import argparse
+
+    from augshift.cli import build_parser
+    from augshift.integrations.accelerate.train import parse_args
+    from augshift.sweep.options import add_common_args
+
+    accelerate = parse_args(["--output", "unused", "--train-limit", "5", "--eval-limit", "3"])
+    assert (accelerate.train_samples, accelerate.eval_samples) == (5, 3)
+    commands = build_parser()._subparsers._group_actions[0].choices
+    sweep = argparse.ArgumentParser()
+    add_common_args(sweep)
+    parsers = {**commands, "sweep": sweep}
+    for name, parser in parsers.items():
+        flags = {flag for action in parser._actions for flag in action.option_strings}
+        assert "--eval-limit" in flags, name
+        assert "--train-limit" in flags or name in ("consistency", "channels"), name

@@ -13,6 +13,8 @@ from augshift import AugShiftConfig, RandomShift
 from augshift.data import Normalization
 from augshift.engine import BatchSource, TensorBatches, TrainConfig, Trainer, epoch_seed, fit
 from augshift.models import cifar_stem, create_model
+from augshift.distributed import Dist
+from augshift.errors import UsageError
 
 CIFAR = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "the usual CIFAR-10 values")
 
@@ -209,8 +211,29 @@ def test_the_captured_step_is_one_graph_for_blurpool_and_aps_with_augshift(arch)
     """No graph break: the whole step (two shifted views, model, loss) is one graph, as CUDA graphs need."""
     import torch._dynamo
 
-    trainer = Trainer(create_model(arch, 10, stem="cifar"), TrainConfig(epochs=1, augshift=True), steps_per_epoch=1)
+    config = TrainConfig(epochs=1, shift=AugShiftConfig(), augshift=True)
+    trainer = Trainer(create_model(arch, 10, stem="cifar"), config, steps_per_epoch=1)
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
     explained = torch._dynamo.explain(trainer.losses)(x, y, trainer.draw(4, x.device))
     torch._dynamo.reset()
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_the_engine_shifts_only_when_asked_and_never_images_without_their_masks():
+    """A TrainConfig shifts nothing by default; with shifts, (N, H, W) mask targets are refused, since the shifts
+    would move the images and not the masks."""
+    assert TrainConfig().shift is None
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1))  # a segmenter: (N, 2, H, W) logits
+    images, masks = torch.randn(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8))
+    plain = Trainer(model, TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+    assert plain.step(images, masks).isfinite().all()
+    shifted = Trainer(model, TrainConfig(epochs=1, batch_size=2, shift=AugShiftConfig(max_shift=2)), steps_per_epoch=1)
+    with pytest.raises(UsageError, match="are masks, and shifts move the images only"):
+        shifted.step(images, masks)
+
+
+def test_a_batch_size_the_processes_cannot_share_is_a_user_error():
+    images = torch.randint(0, 256, (8, 3, 4, 4), dtype=torch.uint8)
+    with pytest.raises(UsageError, match="pass a multiple of 2"):
+        TensorBatches(images, torch.zeros(8, dtype=torch.long), batch_size=3, seed=0, place=Dist(rank=0, world=2),
+                      normalization=Normalization.of_images(images, source="the images"))

@@ -13,7 +13,7 @@ from augshift.cli import main
 
 def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     data, out = str(cifar10_dir), str(tmp_path)
-    assert main(["locate", "--data", data, "--model", "permutenet", "--train-limit", "48", "--test-limit", "6",
+    assert main(["locate", "--data", data, "--model", "permutenet", "--train-limit", "48", "--eval-limit", "6",
                  "--out", out, "--save-model", str(tmp_path / "p.pt"), "--device", "cpu"]) == 0
     result = json.loads((tmp_path / "locate-permutenet-resnet18-location-g3.json").read_text())
     assert result["command"].startswith("augshift locate ") and "--model permutenet" in result["command"]
@@ -22,7 +22,7 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     assert (tmp_path / "locate-permutenet-resnet18-location-g3.png").read_bytes()[:4] == b"\x89PNG"
     assert "| permutenet_resnet18 | 3x3 | location |" in (tmp_path / "locate-permutenet-resnet18-location-g3.md").read_text()
 
-    assert main(["attack", "--data", data, "--train-limit", "36", "--test-limit", "18", "--epochs", "1",
+    assert main(["attack", "--data", data, "--train-limit", "36", "--eval-limit", "18", "--epochs", "1",
                  "--layout-prior", "0.5", "--counts", "2,4", "--draws", "2", "--out", out]) == 0
     attack = json.loads((tmp_path / "attack-trunk_layer4-hflip-prior0.5.json").read_text())
     curve = attack["curve"]
@@ -35,18 +35,18 @@ def test_locate_channels_attack_end_to_end(cifar10_dir, tmp_path):
     assert (tmp_path / "attack-trunk_layer4-hflip-prior0.5-ranking.png").exists()
 
     assert main(["channels", "--checkpoint", str(tmp_path / "p.pt"), "--layer", "layer4", "--data", data,
-                 "--limit", "6", "--region", "left", "--out", out]) == 0
+                 "--eval-limit", "6", "--region", "left", "--out", out]) == 0
     ranking = json.loads((tmp_path / "channels-layer4-hflip-left.json").read_text())["ranking"]
     assert ranking["num_images"] == 6 and sorted(ranking["channels"]) == list(range(512))
 
 
 def test_attack_on_a_canvas_classification_checkpoint(cifar10_dir, tmp_path):
     data, out = str(cifar10_dir), str(tmp_path)
-    assert main(["locate", "--data", data, "--task", "class", "--train-limit", "48", "--test-limit", "4", "--out", out,
+    assert main(["locate", "--data", data, "--task", "class", "--train-limit", "48", "--eval-limit", "4", "--out", out,
                  "--save-model", str(tmp_path / "g.pt")]) == 0
     result = json.loads((tmp_path / "locate-gapnet-resnet18-class-g3.json").read_text())
     assert result["model_kwargs"] == {"num_classes": 10}
-    assert main(["attack", "--checkpoint", str(tmp_path / "g.pt"), "--data", data, "--test-limit", "4",
+    assert main(["attack", "--checkpoint", str(tmp_path / "g.pt"), "--data", data, "--eval-limit", "4",
                  "--counts", "8", "--draws", "1", "--out", out]) == 0
     curve = json.loads((tmp_path / "attack-trunk_layer4-hflip.json").read_text())["curve"]
     assert set(curve["top"]) == {"accuracy"} and len(curve["random"]["accuracy"][0]) == 1
@@ -57,12 +57,12 @@ def test_channels_of_a_saved_model_that_records_no_normalisation(cifar10_dir, tm
     import torch
 
     data, saved = str(cifar10_dir), tmp_path / "g.pt"
-    assert main(["locate", "--data", data, "--train-limit", "24", "--test-limit", "4", "--epochs", "1",
+    assert main(["locate", "--data", data, "--train-limit", "24", "--eval-limit", "4", "--epochs", "1",
                  "--out", str(tmp_path), "--save-model", str(saved)]) == 0
     state = torch.load(saved, weights_only=False)
     del state["meta"]["normalization"]
     torch.save(state, saved)
-    assert main(["channels", "--checkpoint", str(saved), "--layer", "trunk.layer3", "--data", data, "--limit", "4",
+    assert main(["channels", "--checkpoint", str(saved), "--layer", "trunk.layer3", "--data", data, "--eval-limit", "4",
                  "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "channels-trunk_layer3-hflip.json").read_text())
     assert result["normalization"]["source"].startswith("the ranked images' own statistics")
@@ -84,7 +84,7 @@ def test_locate_official_trunk_reports_last_and_best_epoch(cifar10_dir, tmp_path
     history, the best epoch is the first of the highest scores, and its report is of that epoch's weights."""
     out = str(tmp_path)
     assert main(["locate", "--data", str(cifar10_dir), "--model", "gapnet", "--trunk", "resnet18_stride16",
-                 "--train-limit", "48", "--test-limit", "6", "--epochs", "3", "--out", out, "--device", "cpu"]) == 0
+                 "--train-limit", "48", "--eval-limit", "6", "--epochs", "3", "--out", out, "--device", "cpu"]) == 0
     result = json.loads((tmp_path / "locate-gapnet-resnet18_stride16-location-g3.json").read_text())
     scores = [row["test_accuracy"] for row in result["history"]]
     assert len(scores) == 3 and all(0 <= s <= 100 for s in scores)

@@ -34,7 +34,7 @@ def test_channels_of_a_plain_timm_state_dict(cifar10_dir, tmp_path, resnet18_10)
     path = tmp_path / "r18.pth"
     torch.save(resnet18_10.state_dict(), path)
     assert main(["channels", "--model", "resnet18", "--checkpoint", str(path), "--data", str(cifar10_dir),
-                 "--limit", "6", "--top", "4", "--out", str(tmp_path)]) == 0
+                 "--eval-limit", "6", "--top", "4", "--out", str(tmp_path)]) == 0
     # layer4 is 1 x 1 for 32 px images: the last stage with a spatial extent is ranked, and the report says why
     result = json.loads((tmp_path / "channels-layer3-hflip.json").read_text())
     ranking = result["ranking"]
@@ -52,7 +52,7 @@ def test_channels_of_a_plain_timm_state_dict(cifar10_dir, tmp_path, resnet18_10)
     assert loaded.meta == {} and loaded.model.num_classes == 10 and same_weights(loaded.model, resnet18_10)
     # a layer asked for whose maps are 1 x 1: ranked, no maps drawn, said so
     assert main(["channels", "--model", "resnet18", "--checkpoint", str(path), "--data", str(cifar10_dir),
-                 "--limit", "6", "--top", "4", "--layer", "layer4", "--out", str(tmp_path / "l4")]) == 0
+                 "--eval-limit", "6", "--top", "4", "--layer", "layer4", "--out", str(tmp_path / "l4")]) == 0
     result = json.loads((tmp_path / "l4" / "channels-layer4-hflip.json").read_text())
     assert "no spatial extent" in result["layer_note"] and "top_channel_maps" not in result
     assert not (tmp_path / "l4" / "channels-layer4-hflip-maps.png").exists()
@@ -164,11 +164,11 @@ def test_attack_torchvision_deeplab_state_dict_on_mask_folders(tmp_path):
 def test_attack_trains_a_torchvision_segmenter_on_mosaics_and_reloads_it(cifar10_dir, tmp_path):
     data, out, saved = str(cifar10_dir), str(tmp_path), str(tmp_path / "lraspp.pt")
     assert main(["attack", "--model", "lraspp_mobilenet_v3_large", "--data", data, "--train-limit", "36",
-                 "--test-limit", "18", "--epochs", "1", "--counts", "4", "--draws", "1", "--save-model", saved,
+                 "--eval-limit", "18", "--epochs", "1", "--counts", "4", "--draws", "1", "--save-model", saved,
                  "--out", out]) == 0
     first = json.loads((tmp_path / "attack-backbone-hflip.json").read_text())
     assert first["model"]["model"] == "lraspp_mobilenet_v3_large" and first["test_images"] == 2
-    assert main(["attack", "--checkpoint", saved, "--data", data, "--test-limit", "18", "--region", "left",
+    assert main(["attack", "--checkpoint", saved, "--data", data, "--eval-limit", "18", "--region", "left",
                  "--counts", "4", "--draws", "1", "--out", out]) == 0
     second = json.loads((tmp_path / "attack-backbone-hflip-left.json").read_text())
     assert second["curve"]["baseline"] == first["curve"]["baseline"]  # the same model, the same mosaics
@@ -191,7 +191,7 @@ def test_readme_channels_and_attack_commands_run(cifar10_dir, tmp_path, monkeypa
     torch.save(resnet18_10.state_dict(), "resnet18.pth")  # the README's plain timm checkpoint
     channels = [a.replace("../shared/data/cifar10", str(cifar10_dir)) for a in readme_command(
         "augshift channels --model resnet18 --checkpoint resnet18.pth")]
-    assert main([*channels, "--limit", "8"]) == 0
+    assert main([*channels, "--eval-limit", "8"]) == 0
     assert json.loads(next((tmp_path / "results").rglob("channels-layer3-hflip.json")).read_text())["ranking"]["num_images"] == 8
     args = readme_command("augshift attack --model deeplabv3_mobilenet_v3_large --checkpoint")
     checkpoint, data = args[args.index("--checkpoint") + 1], args[args.index("--data") + 1]

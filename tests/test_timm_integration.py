@@ -234,7 +234,7 @@ HASH_MODULE = '''
 import os, sys
 import torch.distributed as dist
 from timm.utils import unwrap_model
-from augshift.integrations.accelerate import weights_digest
+from augshift.integrations.accelerate.checkpoints import weights_digest
 from augshift.integrations.timm import script
 
 train = sys.modules.get(script.TRAIN_MODULE) or sys.modules["__main__"]  # augshift-timm's, or python train.py
@@ -340,7 +340,7 @@ def check_augshift_losses(run: dict) -> None:
 
 def check_processes_agree(experiment: Path, run: dict, digests: Path, processes: int) -> None:
     """timm seeds every process differently, DDP leaves them with the same weights, the checkpoint holds those."""
-    from augshift.integrations.accelerate import weights_digest
+    from augshift.integrations.accelerate.checkpoints import weights_digest
 
     digests = digests / experiment.name
     final = {(digests / f"final-{r}").read_text() for r in range(processes)}

@@ -103,12 +103,12 @@ def test_hf_names_without_transformers_say_what_to_install(monkeypatch):
 def test_consistency_and_channels_commands_take_hf_models(cifar10_dir, tmp_path):
     folder = tmp_path / "vit"
     tiny("vit").save_pretrained(folder)
-    assert main(["consistency", "--model", f"hf:{folder}", "--pretrained", "--data", str(cifar10_dir), "--limit", "6",
+    assert main(["consistency", "--model", f"hf:{folder}", "--pretrained", "--data", str(cifar10_dir), "--eval-limit", "6",
                  "--protocols", "random,circular_worst", "--max-shift", "2", "--out", str(tmp_path / "c")]) == 0
     result = json.loads((tmp_path / "c" / "consistency.json").read_text())
     assert result["model"] == f"hf:{folder}" and result["results"]["samples"] == 6
     assert "own statistics" in result["normalization"]["source"]  # the folder has no image processor
-    assert main(["channels", "--checkpoint", str(folder), "--data", str(cifar10_dir), "--limit", "4", "--top", "3",
+    assert main(["channels", "--checkpoint", str(folder), "--data", str(cifar10_dir), "--eval-limit", "4", "--top", "3",
                  "--out", str(tmp_path / "r")]) == 0
     ranking = json.loads(next((tmp_path / "r").glob("channels-*.json")).read_text())
     assert ranking["layer"] == "vit.layernorm" and ranking["layer_size"] == [8, 8]
@@ -124,7 +124,7 @@ def trainer_for(model, tmp_path, eval_dataset=None):
 
 
 def test_trainer_loss_equals_augshift_on_the_same_batch_and_shifts(tmp_path):
-    from augshift.integrations.transformers.trainer import SHIFT_STREAM
+    from augshift.seeding import Stream
 
     model = tiny("resnet")
     trainer = trainer_for(model, tmp_path)
@@ -132,7 +132,7 @@ def test_trainer_loss_equals_augshift_on_the_same_batch_and_shifts(tmp_path):
     model.train()
     loss = trainer.compute_loss(model, {"pixel_values": images, "labels": labels})
     # the trainer draws step 0's shifts from its stream; AugShift with a generator at the same state
-    generator = torch.Generator().manual_seed(stream_seed(4, SHIFT_STREAM, 0, 0))
+    generator = torch.Generator().manual_seed(stream_seed(4, Stream.SHIFT, 0, 0))
     reference = AugShift(model, generator=generator)(images, labels)["loss"]
     torch.testing.assert_close(loss, reference, rtol=0, atol=0)
     model.eval()  # evaluation: the plain cross-entropy of the unshifted images, and their logits
@@ -200,7 +200,7 @@ def test_accelerate_example_trains_a_transformers_model_and_saves_it_loadable(ci
     tiny("resnet").save_pretrained(folder)
     script = ROOT / "integrations" / "accelerate" / "train.py"
     done = subprocess.run([sys.executable, str(script), "--cpu", "--data", str(cifar10_dir), "--model", f"hf:{folder}",
-                           "--train-samples", "32", "--eval-samples", "16", "--batch-size", "8", "--epochs", "1",
+                           "--train-limit", "32", "--eval-limit", "16", "--batch-size", "8", "--epochs", "1",
                            "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..data.stats import Normalization
+from ..data.stats import Normalization, normalization_policy
 from ..engine.checkpoint import save_checkpoint
 from ..errors import UsageError
 from ..reporting.files import result_unit, write_json_atomic, write_text_atomic
@@ -63,10 +63,8 @@ def choose_normalization(args: argparse.Namespace, recorded: Optional[Normalizat
     and to be recorded in the result."""
     if (args.mean is None) != (args.std is None):
         raise UsageError("--mean and --std go together: pass both (a value per channel each) or neither")
-    if args.mean is not None:
-        normalization = Normalization(tuple(args.mean), tuple(args.std), "--mean / --std")
-    else:
-        normalization = recorded if recorded is not None else data()
+    given = Normalization(tuple(args.mean), tuple(args.std), "--mean / --std") if args.mean is not None else None
+    normalization = normalization_policy(given=given, recorded=recorded, data=data)
     print(f"normalisation: mean {[round(v, 4) for v in normalization.mean]}, std "
           f"{[round(v, 4) for v in normalization.std]} ({normalization.source})")
     return normalization

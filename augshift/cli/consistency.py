@@ -32,7 +32,7 @@ from ..protocols import PROTOCOL_FAMILY, add_protocols_argument, check_crop_opti
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from .common import choose_device, choose_normalization, recorded_command, write_results
-from .options import add_normalization_arguments, add_split_arguments, whole
+from .options import add_limit_arguments, add_normalization_arguments, add_split_arguments, whole
 
 
 def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels: torch.Tensor,
@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_split_arguments(parser, train=False)
     parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
     parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
-    parser.add_argument("--limit", type=whole(1), default=None, help="use the first N images")
+    add_limit_arguments(parser, evaluate=("limit", None))
     parser.add_argument("--image-size", type=whole(1), default=None,
                         help="resize images to this size (with --crop-from: the model's input size, the crop)")
     parser.add_argument("--crop-from", type=whole(2), default=None, metavar="N",

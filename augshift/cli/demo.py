@@ -29,7 +29,7 @@ from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import RandomShift
 from .common import recorded_command, write_results
-from .options import add_split_arguments, positive_float, whole
+from .options import add_limit_arguments, add_split_arguments, positive_float, whole
 
 # The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
 # consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
@@ -131,8 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
     parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
     parser.add_argument("--out", default="augshift-demo", help="output folder (default: %(default)s)")
-    parser.add_argument("--train-size", type=whole(1), default=8000)
-    parser.add_argument("--test-size", type=whole(1), default=2000)
+    add_limit_arguments(parser, train=("train_size", 8000), evaluate=("test_size", 2000))
     parser.add_argument("--curve-size", type=whole(1), default=500, help="test images for the per-shift curve")
     parser.add_argument("--epochs", type=whole(1), default=8)
     parser.add_argument("--batch-size", type=whole(1), default=128)

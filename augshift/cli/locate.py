@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from ..seeding import Stream, stream_seed
 from ..data import normalize
 from ..engine import BestEpoch
 from ..models import create_model
@@ -44,7 +45,7 @@ def run_locate(args: argparse.Namespace) -> int:
     name = f"{args.model}_{trunk}"
     kwargs = dict(num_classes=num_classes)
     if args.model == "permutenet":
-        kwargs.update(where=args.where, seed=args.seed + 1)
+        kwargs.update(where=args.where, seed=stream_seed(args.seed, Stream.PERMUTENET))
     model = create_model(name, **kwargs)
     train_raw, train_y = load_images(args, args.train_split, config.train_limit)
     split = evaluated_split(args)

@@ -3,7 +3,8 @@ like every other user error, and the output paths, checked before a command does
 from __future__ import annotations
 
 import argparse
-from typing import Callable, NoReturn
+import sys
+from typing import Any, Callable, NoReturn, Optional
 
 from ..reporting.files import check_output_file, check_output_folder
 
@@ -43,6 +44,31 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+class _RenamedOption(argparse.Action):
+    """Stores the value; an old spelling of the option (listed after its name) still works, with a note naming the
+    new one, so committed commands keep running."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        if option_string is not None and option_string != self.option_strings[0]:
+            print(f"{parser.prog}: note: {option_string} is now {self.option_strings[0]}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser, *, train: Optional[tuple[str, Optional[int]]] = None,
+                        evaluate: tuple[str, Optional[int]], help_train: str = "train on the first N images",
+                        help_eval: str = "evaluate on the first N images") -> None:
+    """The sample limits, named alike in every command and script: ``--train-limit N`` (commands that train) and
+    ``--eval-limit N``. ``train`` / ``evaluate`` are ``(dest, default)``; each command's former names (``--limit``,
+    ``--train-size`` / ``--test-size``, ``--test-limit``, ``--train-samples`` / ``--eval-samples``) still work,
+    with a note."""
+    if train is not None:
+        parser.add_argument("--train-limit", "--train-size", "--train-samples", dest=train[0], default=train[1],
+                            type=whole(1), metavar="N", action=_RenamedOption, help=help_train)
+    parser.add_argument("--eval-limit", "--test-limit", "--test-size", "--eval-samples", "--limit", dest=evaluate[0],
+                        default=evaluate[1], type=whole(1), metavar="N", action=_RenamedOption, help=help_eval)
 
 
 def add_split_arguments(parser: argparse.ArgumentParser, *, train: bool) -> None:

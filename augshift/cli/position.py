@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..seeding import Stream, stream_generator
 from ..data import Normalization, normalize
 from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
 from ..engine.evaluation import evaluating
@@ -37,7 +38,7 @@ from ..position.channels import channel_maps, get_module, plot_channel_maps
 from ..position.segmentation import REGION_SETS
 from ..reporting.tables import markdown_grid
 from .common import choose_device, choose_normalization, recorded_command, save_model, write_results
-from .options import add_normalization_arguments, whole
+from .options import add_limit_arguments, add_normalization_arguments, whole
 from .position_options import (
     NUM_CLASSES, add_data_args, add_train_args, evaluated_split, load_images, preset_config, training_statistics,
 )
@@ -206,7 +207,7 @@ def run_attack(args: argparse.Namespace) -> int:
     ranking = rank_position_channels(model, layer, images, transform=args.transform, region=args.region, device=device)
     counts = [int(c) for c in args.counts.split(",")]
     curve = attack_curve(model, layer, ranking, evaluate, counts=counts, draws=args.draws,
-                         generator=torch.Generator().manual_seed(args.seed + 2))
+                         generator=stream_generator(args.seed, Stream.ATTACK))
     region = f"-{args.region}" if args.region else ""
     prior = f"-prior{meta['layout_prior']:g}" if meta.get("layout_prior") else ""
     stem = f"attack-{layer.replace('.', '_')}-{args.transform}{region}{prior}"
@@ -236,7 +237,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(channels, fallback="the one the checkpoint names (a plain state_dict names none)")
     channels.add_argument("--layer", default=None,
                           help="module name from model.named_modules(); if not given: the last stage")
-    channels.add_argument("--limit", type=whole(1), default=1800, help="test images to rank with")
+    add_limit_arguments(channels, evaluate=("limit", 1800), help_eval="rank with the first N evaluation images")
     channels.add_argument("--top", type=whole(1), default=16, help="channels to tabulate and map")
     _rank_args(channels)
     _segmentation_args(channels)

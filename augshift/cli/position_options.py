@@ -9,7 +9,7 @@ import torch
 
 from ..data import Normalization, eval_split, load_split
 from ..position import PositionConfig
-from .options import add_split_arguments, whole
+from .options import add_limit_arguments, add_split_arguments, whole
 
 NUM_CLASSES = 10  # CIFAR-10 (the canvases and mosaics keep the dataset's labels)
 
@@ -62,6 +62,5 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                              "quick: a few minutes on 2 CPU cores")
     parser.add_argument("--epochs", type=whole(1), default=None, help="override the preset")
     parser.add_argument("--batch-size", type=whole(1), default=None, help="override the preset")
-    parser.add_argument("--train-limit", type=whole(1), default=None, help="use the first N training images")
-    parser.add_argument("--test-limit", type=whole(1), default=None, help="use the first N test images")
+    add_limit_arguments(parser, train=("train_limit", None), evaluate=("test_limit", None))
     parser.add_argument("--save-model", default=None, help="save the trained model here (for channels / attack)")

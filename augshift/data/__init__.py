@@ -12,11 +12,12 @@ from .shapes import SHAPE_CLASSES, make_shapes
 from .splits import (
     EMBEDDED, EVAL_SPLITS, HUB_NAMES, eval_split, load_split, load_split_dataset, open_split, split_statistics,
 )
-from .stats import Normalization, normalize
+from .stats import Normalization, normalization_policy, normalize
 
 __all__ = [
-    "EMBEDDED", "EVAL_SPLITS", "HELD_OUT_EVERY", "HUB_NAMES", "IMAGE_COLUMNS", "INDEX_COLUMN", "LABEL_COLUMNS",
-    "MASK_COLUMNS", "SHAPE_CLASSES", "Normalization", "describe_split", "eval_split", "iterate_batches",
-    "load_image_dataset", "load_segmentation_split", "load_split", "load_split_dataset", "make_shapes", "normalize",
-    "num_classes", "open_split", "split_statistics", "to_tensors", "with_tensors",
+    "Normalization",
+    "eval_split",
+    "load_segmentation_split",
+    "load_split",
+    "load_split_dataset",
 ]

@@ -9,7 +9,7 @@ and every result file records it (:meth:`Normalization.to_dict`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -77,6 +77,33 @@ class Normalization:
     def tensors(self, device: Optional[torch.device] = None) -> tuple[Tensor, Tensor]:
         """``(mean, std)`` as float32 (1, C, 1, 1) tensors on ``device``."""
         return tuple(torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std))
+
+
+def normalization_policy(*, given: Optional[Normalization], recorded: Optional[Normalization],
+                         data: Callable[[], Normalization]) -> Normalization:
+    """The one policy for what a model is normalised with: the statistics the user ``given``, else those its weights
+    were trained with (``recorded``: a checkpoint's record, the pretrained weights' config), else the data's own
+    (``data()``, computed only then: e.g. the training images', for a model trained from scratch).
+
+    Args:
+        given: the user's statistics (``--mean`` / ``--std``), or ``None``.
+        recorded: the weights' statistics (:func:`augshift.models.pretrained_normalization`, a checkpoint's), or ``None``.
+        data: computes the data's own statistics (:meth:`Normalization.of_images`, ``split_statistics``).
+
+    Returns:
+        The :class:`Normalization` to use (its ``source`` says which it is).
+
+    Example:
+        >>> weights = Normalization((0.5,) * 3, (0.2,) * 3, "the pretrained weights")
+        >>> own = lambda: Normalization((0.4,) * 3, (0.3,) * 3, "the training images")
+        >>> normalization_policy(given=None, recorded=weights, data=own).source
+        'the pretrained weights'
+        >>> normalization_policy(given=None, recorded=None, data=own).source
+        'the training images'
+    """
+    if given is not None:
+        return given
+    return recorded if recorded is not None else data()
 
 
 def normalize(images: Tensor, normalization: Normalization | tuple[Tensor, Tensor]) -> Tensor:

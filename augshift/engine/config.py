@@ -47,7 +47,8 @@ class TrainConfig:
         schedule: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``.
         seed: the run's seed (:mod:`augshift.seeding` keys every random stream by it).
         shift: an :class:`~augshift.config.AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
-            (``None``: no shift augmentation). Its loss options (``weight``, ``distance``, ``normalize``) act only
+            (``None``, the default: no shift augmentation; ``AugShiftConfig()`` is CIFAR's pad-4-and-crop). Shifts
+            move images only, so targets must be class indices (N,): masks (N, H, W) are refused with shifts. Its loss options (``weight``, ``distance``, ``normalize``) act only
             with ``augshift``: a run without it refuses non-default ones rather than ignoring them.
         augshift: train with AugShift (two shifted views, the criterion on both plus ``shift.weight`` times the
             ``shift.distance`` of their pooled features) instead of one shifted view; needs ``shift``.
@@ -83,7 +84,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "onecycle"
     seed: int = 0
-    shift: Optional[AugShiftConfig] = AugShiftConfig()
+    shift: Optional[AugShiftConfig] = None
     augshift: bool = False
     hflip: bool = False
     bn_batches: int = 0

@@ -31,11 +31,10 @@ from ..models.adapter import logits_of
 from ..shift import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import Dist, average_buffers, barrier
-from ..seeding import epoch_seed, seed_generator, stream_seed
+from ..distributed import Dist, average_buffers, barrier
+from ..seeding import Stream, epoch_seed, seed_generator, stream_generator
 
 Batches = Iterable[tuple[Tensor, Tensor]]
-FLIP_STREAM = 7  # key of the horizontal-flip stream (beside epoch and rank)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ class TensorBatches:
 
     Calling it with an epoch (from 0) yields that epoch's normalised float batches (n, C, H, W) and labels (n,);
     ``steps`` is the number of batches per epoch, :meth:`shard` this process's sample indices of an epoch, and
-    :meth:`source` the :class:`BatchSource` :func:`fit` takes. Too few images for one batch raise ``UsageError``.
+    :meth:`source` the :class:`BatchSource` :func:`fit` takes. Fewer images than a batch make one
+    partial batch (with ``drop_last`` too); fewer images than processes raise ``UsageError``.
 
     Example:
         >>> images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
@@ -121,7 +121,8 @@ class TensorBatches:
         place: Dist = Dist(), hflip: bool = False, drop_last: bool = False,
     ) -> None:
         if batch_size % place.world:
-            raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {place.world}")
+            raise UsageError(f"batch size {batch_size} must be divisible by the number of processes {place.world}: "
+                             f"pass a multiple of {place.world}")
         self.images, self.labels, self.seed, self.place, self.hflip = images, labels, seed, place, hflip
         self.normalization = normalization
         self.local_batch = batch_size // place.world
@@ -139,7 +140,7 @@ class TensorBatches:
 
     def __call__(self, epoch: int) -> Batches:
         device = self.images.device
-        flips = torch.Generator(device=device).manual_seed(stream_seed(self.seed, epoch, self.place.rank + 1, FLIP_STREAM))
+        flips = stream_generator(self.seed, epoch, self.place.rank + 1, Stream.FLIP, device=device)
         for x, y, _ in iterate_batches(self.images, self.labels, self.local_batch, indices=self.shard(epoch),
                                        normalization=self.normalization):
             if self.hflip:  # drawn on the device: no copy, no wait
@@ -256,6 +257,9 @@ class Trainer:
         self.model.train()
         if self.config.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if targets.dim() > 1 and (self.objective is not None or self.shifter is not None):
+            raise UsageError(f"targets of shape {tuple(targets.shape)} are masks, and shifts move the images only: "
+                             "train with TrainConfig(shift=None) (the masks would no longer match the images)")
         loss, parts = self.compute(inputs, targets, self.draw(len(inputs), inputs.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -355,7 +359,7 @@ def fit(
     state = load_checkpoint(checkpoint, device=device) if checkpoint is not None else None
     if state is not None:
         if identity is not None and state.get("identity") != identity:
-            raise ValueError(f"{checkpoint} was written by another run ({state.get('identity')}); use another folder")
+            raise UsageError(f"{checkpoint} was written by another run ({state.get('identity')}); use another folder")
         trainer.load_state_dict(state["trainer"])
         start, history = state["epoch"], state["history"]
         if place.main and progress:

@@ -11,9 +11,12 @@ from .recipes import (
 from .segmentation import IGNORE_INDEX, MosaicSegmentation, mean_iou, region_masks, segmentation_scores
 
 __all__ = [
-    "IGNORE_INDEX", "PRESETS", "REGIONS", "SEGMENTATION_PRESETS", "TASKS", "TRANSFORMS", "AttackCurve", "ChannelRanking",
-    "LocationCanvas", "LocationReport", "MosaicSegmentation", "PositionConfig", "ablate_channels", "attack_curve",
-    "canvas_scorer", "canvas_source", "epoch_batches", "evaluate_canvas", "get_module", "mean_iou", "mosaic_source", "paste_in_cells",
-    "pooled_activations", "position_pairs", "rank_position_channels", "region_masks", "segmentation_scores", "tile",
-    "train_on_canvas", "train_position_model", "train_segmentation",
+    "LocationCanvas",
+    "PositionConfig",
+    "ablate_channels",
+    "attack_curve",
+    "evaluate_canvas",
+    "rank_position_channels",
+    "segmentation_scores",
+    "train_on_canvas",
 ]

@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..seeding import Stream, stream_generator
 from ..engine import (
     BatchSource, Dist, TrainConfig, Trainer, fast_path, fit, recalibrate_batchnorm, steps_per_epoch,
 )
@@ -298,7 +299,7 @@ def canvas_scorer(
     calls = iter(range(1 << 30))
 
     def score(model: nn.Module) -> float:
-        generator = torch.Generator().manual_seed(seed * 1000 + next(calls))
+        generator = stream_generator(seed, Stream.CANVAS_SCORE, next(calls))
         permutation = getattr(getattr(model, "channel_permutation", None), "generator", None)
         state = permutation.get_state() if permutation is not None else None
         canvas = LocationCanvas(train_images, grid=test.grid, generator=generator)

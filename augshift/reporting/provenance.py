@@ -7,6 +7,8 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
+from ..distributed import launched_world_size
+
 
 def command_line(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> str:
     """The command that is running: ``prog`` + ``argv`` when given (e.g. ``augshift`` and its arguments), else
@@ -17,7 +19,7 @@ def command_line(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = 
         prog = prog or "python"
     else:
         words = list(argv)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     prefix = f"torchrun --nproc_per_node {world} " if world > 1 and argv is None else (f"{prog} " if prog else "")
     return prefix + shlex.join(words)
 

@@ -12,6 +12,7 @@ from ..engine import PRECISIONS, Dist, TrainConfig, fast_path
 from ..models import STEMS
 from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
 from .runs import RunData, RunSpec, run_sweep
+from ..cli.options import add_limit_arguments
 from .shards import collect, parse_shard, shard_of
 
 
@@ -40,8 +41,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                                       "repeat a GPU to run several runs on it at once (cuda:0,cuda:0)")
     add("--device", default=None, help="device of this process (default: cuda:<LOCAL_RANK> if available, else cpu)")
     add("--threads", type=int, default=0, help="torch threads per process (default: torch's choice)")
-    add("--train-size", type=int, default=None, help="use the first N training images (overrides the preset)")
-    add("--test-size", type=int, default=None, help="evaluate on the first N test images (default: all)")
+    add_limit_arguments(parser, train=("train_size", None), evaluate=("test_size", None),
+                        help_train="train on the first N images (overrides the preset)",
+                        help_eval="evaluate on the first N images (default: all)")
     add("--epochs", type=int, default=None, help="overrides the preset")
     add("--batch-size", type=int, default=None, help="global batch size (overrides the preset)")
     add("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
@@ -123,7 +125,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
         (True, 'mse', 'constant')
     """
     keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last", "compile")
-    shift = dict(shift=augshift, augshift=True) if augshift is not None else {}
+    shift = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())  # pad-4-crop
     return TrainConfig(seed=seed, **shift, **{k: preset[k] for k in keys if k in preset}, **changes)
 
 

@@ -31,10 +31,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
-from augshift.data import Normalization, eval_split, load_split_dataset, num_classes, open_split, split_statistics
+from augshift.data import Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics
 from augshift.engine import average_buffers, epoch_seed, seed_generator
+from augshift.cli.options import add_limit_arguments
 from augshift.errors import UsageError, run_command
-from augshift.integrations.accelerate import last_checkpoint, save_checkpoint, save_final_model, weights_digest
+from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, save_final_model, weights_digest
 from augshift.models import create_model, logits_of, pretrained_normalization
 from augshift.protocols import add_protocols_argument, check_crop_options
 from augshift.reporting.files import check_output_folder, write_json_atomic
@@ -54,8 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--crop-from", type=int, default=None, metavar="N",
         help="evaluation images: resize the shorter side to N and keep the centre N x N, for the crop protocol's "
              "--image-size crops (Zhang 2019: 256 for 224)")
-    add("--train-samples", type=int, default=None, help="train on the first N samples")
-    add("--eval-samples", type=int, default=None, help="evaluate on the first N samples")
+    add_limit_arguments(p, train=("train_samples", None), evaluate=("eval_samples", None))
     add("--model", default="resnet18", help="timm model name, torchvision/<name> or hf:<hub id or folder>")
     add("--pretrained", action="store_true", help="the zoo's weights, normalised as they expect")
     add("--stats-samples", type=int, default=5000,
@@ -92,12 +92,11 @@ def tensor_split(args, split: str, samples, normalization: Normalization, *, eva
 
 def normalization_for(args, model: nn.Module) -> Normalization:
     """The pretrained weights' statistics, else the training images' own."""
-    found = pretrained_normalization(args.model, model) if args.pretrained else None
-    if found is not None:
-        return found
     limit = min(args.stats_samples, args.train_samples or args.stats_samples)  # of the images it trains on
-    return split_statistics(args.data, args.train_split, limit=limit, size=args.image_size,
-                            image_column=args.image_column, label_column=args.label_column)
+    return normalization_policy(
+        given=None, recorded=pretrained_normalization(args.model, model) if args.pretrained else None,
+        data=lambda: split_statistics(args.data, args.train_split, limit=limit, size=args.image_size,
+                                      image_column=args.image_column, label_column=args.label_column))
 
 
 def evaluate(accelerator, model: nn.Module, loader, args) -> dict:

@@ -9,12 +9,5 @@ from .task import AugShiftTask, PortableClassificationTask
 
 __all__ = [
     "AugShiftTask",
-    "PortableClassificationTask",
-    "SUPPORTED_TRAIN_SCRIPTS",
-    "TrainScriptError",
-    "add_arguments",
-    "load_train_script",
-    "loader_indices",
-    "loader_shift_consistency",
     "main",
 ]

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from augshift.config import AugShiftConfig, add_augshift_arguments
-from augshift.seeding import stream_seed
+from augshift.seeding import Stream, stream_generator
 from augshift.errors import run_command
 from augshift.intervals import proportion_ci
 from augshift.permute import POOL, permute_channels
@@ -40,7 +40,6 @@ from .task import AugShiftTask, PortableClassificationTask
 
 _logger = logging.getLogger(__name__)
 
-SHIFT_STREAM, PERMUTE_STREAM = 1, 2  # generator streams (keys beside timm's seed and the rank)
 # each AugShift option and the flags of which at least one must be given for it to be used
 OPTION_NEEDS = {
     "augshift_max_shift": ("augshift", "augshift_consistency"), "augshift_mode": ("augshift", "augshift_consistency"),
@@ -127,11 +126,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--augshift options: {error}")
 
 
-def seeded(seed: int, rank: int, stream: int) -> torch.Generator:
-    """A CPU generator for one random stream of one process (:func:`augshift.seeding.stream_seed`)."""
-    return torch.Generator().manual_seed(stream_seed(seed, stream, rank))
-
-
 def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificationTask]:
     """Stand-in for ``train.ClassificationTask`` configured from the parsed ``args``.
 
@@ -143,12 +137,12 @@ def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificati
     def build(model: torch.nn.Module, *task_args, **task_kwargs) -> PortableClassificationTask:
         rank = getattr(args, "rank", 0)
         if args.augshift_permute:
-            permute_channels(model, args.augshift_permute, generator=seeded(args.seed, rank, PERMUTE_STREAM))
+            permute_channels(model, args.augshift_permute, generator=stream_generator(args.seed, Stream.PERMUTE, rank))
         if not args.augshift:
             return PortableClassificationTask(model, *task_args, **task_kwargs)
         return AugShiftTask(
             model, *task_args, config=AugShiftConfig.from_args(args, prefix="augshift-"),
-            generator=seeded(args.seed, rank, SHIFT_STREAM), log_interval=args.log_interval, **task_kwargs,
+            generator=stream_generator(args.seed, Stream.SHIFT, rank), log_interval=args.log_interval, **task_kwargs,
         )
 
     return build

@@ -30,7 +30,7 @@ from transformers import ViTImageProcessor
 
 from augshift import AugShiftConfig, add_augshift_arguments
 from augshift.data import (
-    Normalization, eval_split, load_split_dataset, num_classes, open_split, split_statistics,
+    Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics,
 )
 from augshift.errors import UsageError, run_command
 from augshift.integrations.transformers import AugShiftTrainer
@@ -104,10 +104,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         model_args.model_name_or_path, num_labels=classes, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes)
     size = data_args.image_size or getattr(model.config, "image_size", None)
     check_crop_options(options.augshift_protocols, data_args.crop_from, size)
-    normalization = pretrained_normalization(f"hf:{model_args.model_name_or_path}", model)
-    if normalization is None:
-        normalization = split_statistics(source, data_args.train_split, limit=data_args.stats_samples, size=size,
-                                         **columns)
+    normalization = normalization_policy(
+        given=None, recorded=pretrained_normalization(f"hf:{model_args.model_name_or_path}", model),
+        data=lambda: split_statistics(source, data_args.train_split, limit=data_args.stats_samples, size=size,
+                                      **columns))
     print(f"normalisation: {normalization.to_dict()}" + (f"; evaluating split {split!r}" if split else ""))
     tensors = dict(normalization=normalization, size=size, **columns)
     train = load_split_dataset(source, data_args.train_split, limit=data_args.max_train_samples, **tensors) \

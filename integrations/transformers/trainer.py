@@ -36,14 +36,13 @@ from augshift.augshift import AugShiftObjective
 from augshift.config import AugShiftConfig
 from augshift.data import INDEX_COLUMN
 from augshift.distributed import broadcast_buffers
-from augshift.seeding import stream_seed
+from augshift.seeding import Stream, stream_seed
 from augshift.errors import UsageError
 from augshift.features import PooledFeatures
 from augshift.metrics import ShiftConsistency
 from augshift.models import logits_of
 from augshift.protocols import DEFAULT_PROTOCOLS, consistency_column
 
-SHIFT_STREAM = 1  # the shifts' random stream, beside the step and the process
 SINGLE_LABEL = (None, "single_label_classification")
 
 
@@ -159,7 +158,7 @@ class AugShiftTrainer(Trainer):
             return (loss, {"logits": logits}) if return_outputs else loss
         step = self.state.global_step
         if step != self._seeded_step:  # re-seed at every optimizer step: a resumed run replays its shifts
-            self.shifts.manual_seed(stream_seed(self.args.seed, SHIFT_STREAM, step, self.args.process_index))
+            self.shifts.manual_seed(stream_seed(self.args.seed, Stream.SHIFT, step, self.args.process_index))
             self._seeded_step = step
         result = self.objective(model, self.pooled, inputs["pixel_values"], inputs["labels"])
         if return_outputs:
