@@ -58,7 +58,7 @@ class AugShiftObjective(nn.Module):
         ``criterion``, ``consistency`` (detached parts), ``logits`` (2N, K: view A then view B), ``output``
         (view A's logits, (N, K)) and ``params`` (the two :class:`~augshift.shift.ShiftParams`, for replay).
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> objective = AugShiftObjective(AugShiftConfig(max_shift=2, weight=0.5))
@@ -164,7 +164,7 @@ class AugShift(nn.Module):
         The dict of :class:`AugShiftObjective`: ``loss`` (a scalar to backpropagate), ``criterion``,
         ``consistency``, ``logits`` (2N, K), ``output`` (N, K) and ``params``.
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> augshift = AugShift(create_small_cnn(10, width=4), max_shift=2, weight=1.0)
         >>> result = augshift(torch.randn(2, 3, 32, 32), torch.tensor([0, 3]))
@@ -215,7 +215,7 @@ def loss_parts(result: dict) -> dict[str, float]:
     Returns:
         ``{"loss": float, "criterion": float, "consistency": float}``.
 
-    Example:
+    Examples:
         >>> loss_parts({"loss": torch.tensor(1.5), "criterion": torch.tensor(1.0), "consistency": torch.tensor(0.25)})
         {'loss': 1.5, 'criterion': 1.0, 'consistency': 0.25}
         >>> loss_parts({"loss": torch.tensor(float("nan")), "criterion": torch.tensor(1.0),

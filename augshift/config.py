@@ -32,7 +32,7 @@ def check_max_shift(max_shift: MaxShift) -> tuple[int, int]:
     """``(max_dx, max_dy)`` of a valid ``max_shift`` (an int >= 0 or a pair of them), else ``TypeError`` /
     :class:`UsageError`.
 
-    Example:
+    Examples:
         >>> check_max_shift(4), check_max_shift((2, 0))
         ((4, 4), (2, 0))
     """
@@ -53,7 +53,7 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 def check_mode(mode: str, *, what: str = "shift mode") -> str:
     """``mode`` if it is one of :data:`SHIFT_MODES`, else :class:`UsageError` (naming the option as ``what``).
 
-    Example:
+    Examples:
         >>> check_mode("circular")
         'circular'
     """
@@ -63,7 +63,7 @@ def check_mode(mode: str, *, what: str = "shift mode") -> str:
 def check_distance(distance: str) -> str:
     """``distance`` if it is one of :data:`DISTANCES`, else :class:`UsageError`.
 
-    Example:
+    Examples:
         >>> check_distance("mse")
         'mse'
     """
@@ -73,7 +73,7 @@ def check_distance(distance: str) -> str:
 def check_weight(weight: float) -> float:
     """``weight`` as a float if it is a finite number >= 0, else ``TypeError`` / :class:`UsageError`.
 
-    Example:
+    Examples:
         >>> check_weight(3)
         3.0
     """
@@ -87,7 +87,7 @@ def check_weight(weight: float) -> float:
 def check_normalize(normalize: bool) -> bool:
     """``normalize`` if it is a bool, else ``TypeError``.
 
-    Example:
+    Examples:
         >>> check_normalize(False)
         False
     """
@@ -108,7 +108,7 @@ class AugShiftConfig:
             scale, README "Defaults").
         normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
 
-    Example:
+    Examples:
         >>> AugShiftConfig(max_shift=2, distance="mse").to_dict()
         {'max_shift': 2, 'mode': 'zeros', 'weight': 1.0, 'distance': 'mse', 'normalize': False}
     """
@@ -136,7 +136,7 @@ class AugShiftConfig:
     def reach(self) -> int:
         """The larger of ``max_shift``'s two axes: the range the integrations evaluate consistency over.
 
-        Example:
+        Examples:
             >>> AugShiftConfig(max_shift=(2, 6)).reach
             6
         """
@@ -146,7 +146,7 @@ class AugShiftConfig:
         """The loss options (``weight``, ``distance``, ``normalize``) that differ from the defaults: what a run
         without the consistency loss would ignore, and so refuses.
 
-        Example:
+        Examples:
             >>> AugShiftConfig(max_shift=2, weight=3.0).loss_options_changed()
             ['weight']
         """
@@ -157,7 +157,7 @@ class AugShiftConfig:
         """This config's shifts (``max_shift``, ``mode``) with the default loss options: what a one-view shift
         augmentation (no consistency loss) is configured with.
 
-        Example:
+        Examples:
             >>> AugShiftConfig(max_shift=2, weight=3.0).shift_only().weight
             1.0
         """
@@ -167,7 +167,7 @@ class AugShiftConfig:
     def resolve(cls, config: Optional["AugShiftConfig"] = None, **options: Any) -> "AugShiftConfig":
         """``config``, or a config of the ``options`` that are not ``None``; both at once is a :class:`UsageError`.
 
-        Example:
+        Examples:
             >>> AugShiftConfig.resolve(weight=3.0).weight
             3.0
             >>> AugShiftConfig.resolve(AugShiftConfig(), weight=3.0)
@@ -193,7 +193,7 @@ class AugShiftConfig:
     def from_args(cls, args: argparse.Namespace, *, prefix: str = "") -> "AugShiftConfig":
         """The config of the options added by :func:`add_augshift_arguments` with the same ``prefix``.
 
-        Example:
+        Examples:
             >>> parser = argparse.ArgumentParser()
             >>> add_augshift_arguments(parser)
             >>> AugShiftConfig.from_args(parser.parse_args(["--weight", "3"])).weight
@@ -207,7 +207,7 @@ class AugShiftConfig:
         """``base`` (default: the defaults) with the compact setting ``"DISTANCE"``, ``"DISTANCE@WEIGHT"`` or
         ``"@WEIGHT"`` applied (``""``: ``base`` itself), as in the benchmark rows ``resnet18+augshift:mse@3``.
 
-        Example:
+        Examples:
             >>> AugShiftConfig.parse("mse@3").to_dict()
             {'max_shift': 4, 'mode': 'zeros', 'weight': 3.0, 'distance': 'mse', 'normalize': False}
         """
@@ -240,7 +240,7 @@ def add_augshift_arguments(parser: Union[argparse.ArgumentParser, argparse._Argu
             ``args.augshift_weight``); the same ``prefix`` goes to :meth:`AugShiftConfig.from_args`.
         defaults: the :class:`AugShiftConfig` whose values are the options' defaults (default: :data:`DEFAULTS`).
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> add_augshift_arguments(parser, prefix="augshift-")
         >>> parser.parse_args(["--augshift-mode", "circular"]).augshift_mode

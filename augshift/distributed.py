@@ -24,7 +24,7 @@ def launched_world_size() -> int:
     """Processes the launcher started (``torchrun`` / ``accelerate launch`` set ``WORLD_SIZE``; 1 without one), known
     before the process group is initialised.
 
-    Example:
+    Examples:
         >>> launched_world_size()  # a plain python process
         1
     """
@@ -37,7 +37,7 @@ def world_size() -> int:
     Returns:
         The group's world size, or 1 when ``torch.distributed`` is unavailable or not initialised.
 
-    Example:
+    Examples:
         >>> world_size()
         1
     """
@@ -50,7 +50,7 @@ def rank() -> int:
     Returns:
         The rank, from 0 (the main process).
 
-    Example:
+    Examples:
         >>> rank()
         0
     """
@@ -66,7 +66,7 @@ def gather_objects(obj: Any) -> list:
     Returns:
         ``[obj of rank 0, obj of rank 1, ...]``; ``[obj]`` in a single process.
 
-    Example:
+    Examples:
         >>> gather_objects({"a": 1})
         [{'a': 1}]
     """
@@ -88,7 +88,7 @@ def broadcast_buffers(module: nn.Module) -> None:
     Args:
         module: the model (unwrapped); its buffers are replaced in place by rank 0's.
 
-    Example:
+    Examples:
         >>> bn = nn.BatchNorm2d(2)
         >>> broadcast_buffers(bn)  # one process: nothing to do
         >>> bn.running_mean.tolist()
@@ -111,7 +111,7 @@ class Dist:
     Attributes:
         main: ``rank == 0``, the process that writes files and prints.
 
-    Example:
+    Examples:
         >>> Dist().main, Dist().world
         (True, 1)
         >>> Dist(rank=1, world=2, device="cuda:1").main
@@ -138,7 +138,7 @@ def init_distributed(device: Optional[str] = None) -> Dist:
     Returns:
         This process's :class:`Dist` (rank 0 of 1 when not launched data-parallel).
 
-    Example:
+    Examples:
         >>> init_distributed("cpu")  # a plain ``python`` process: no WORLD_SIZE, no process group
         Dist(rank=0, world=1, device='cpu')
     """
@@ -157,7 +157,7 @@ def init_distributed(device: Optional[str] = None) -> Dist:
 def barrier() -> None:
     """Wait for every process (no-op in a single process).
 
-    Example:
+    Examples:
         >>> barrier()  # a single process: returns at once
         >>> world_size()
         1
@@ -178,7 +178,7 @@ def average_buffers(module: nn.Module) -> None:
         module: the model (unwrapped); its floating-point buffers are replaced in place by their mean over the
             processes (integer buffers such as ``num_batches_tracked`` are left alone). A no-op in a single process.
 
-    Example:
+    Examples:
         >>> bn = nn.BatchNorm2d(2)
         >>> _ = bn(torch.randn(4, 2, 3, 3))
         >>> before = bn.running_mean.clone()

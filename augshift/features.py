@@ -42,7 +42,7 @@ class PooledFeatures:
             logits = wrapped_model(x)      # the model, or its DDP / accelerate / compiled wrapper
             pooled = features.pop()        # (N, D), same forward as the logits
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> features = PooledFeatures(model)
@@ -138,7 +138,7 @@ def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] =
     Returns:
         ``(logits, pooled)``: (N, K) and (N, D), from the same forward.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> logits, pooled = logits_and_features(model, torch.randn(2, 3, 8, 8), classifier="3")
         >>> logits.shape, pooled.shape

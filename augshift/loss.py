@@ -22,7 +22,7 @@ class ConsistencyLoss(nn.Module):
     Returns:
         A scalar tensor (float32): the mean distance over the N pairs.
 
-    Example:
+    Examples:
         >>> a = torch.randn(4, 8)
         >>> ConsistencyLoss("mse")(a, a).item()
         0.0

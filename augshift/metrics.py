@@ -65,7 +65,7 @@ class ShiftConsistency:
             and for batches without ``indices`` under several processes; from :meth:`compute`, for one index given
             to two different images.
 
-    Example:
+    Examples:
         >>> import torch.nn as nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
         >>> metric = ShiftConsistency(protocols=("random", "circular_worst"))
@@ -333,7 +333,7 @@ def check_labels(targets: Tensor, classes: int) -> None:
         targets: class indices (N,).
         classes: the model's number of classes K.
 
-    Example:
+    Examples:
         >>> check_labels(torch.tensor([0, 2]), 3)
         >>> check_labels(torch.tensor([0, -1]), 3)
         Traceback (most recent call last):
@@ -364,7 +364,7 @@ def evaluate_shift_consistency(
     Returns:
         The :class:`ConsistencyReport`.
 
-    Example:
+    Examples:
         >>> import torch.nn as nn
         >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
         >>> batches = [(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))]

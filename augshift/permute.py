@@ -27,7 +27,7 @@ class ChannelPermutation:
 
     ``last_permutation`` holds the latest permutation, a (C,) long tensor; :meth:`remove` takes the hook off.
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> permutation = ChannelPermutation(model, "pool", generator=torch.Generator().manual_seed(0))
@@ -89,7 +89,7 @@ def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional
     Returns:
         ``model`` itself, now permuting on every forward.
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> model = permute_channels(create_small_cnn(10, width=4).eval(), generator=torch.Generator().manual_seed(0))
         >>> x = torch.randn(1, 3, 32, 32)

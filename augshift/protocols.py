@@ -65,7 +65,7 @@ class Protocol:
         salt: keys the protocol's random offsets, fixed for its name (``random`` and ``circular`` keep the offsets
             of earlier versions).
 
-    Example:
+    Examples:
         >>> PROTOCOLS["circular"]
         Protocol(kind='shift', mode='circular', reach=None, salt=10)
         >>> PROTOCOLS["random16"].reach, PROTOCOLS["circular_full"].reach
@@ -107,7 +107,7 @@ def protocol_list(text: str) -> tuple[str, ...]:
     Returns:
         The names, a tuple of str.
 
-    Example:
+    Examples:
         >>> protocol_list("random,crop_worst")
         ('random', 'crop_worst')
     """
@@ -128,7 +128,7 @@ def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--pro
         option: the option's name.
         default: the protocols when the option is not given.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> add_protocols_argument(parser)
         >>> parser.parse_args(["--protocols", "random,circular_worst"]).protocols
@@ -151,7 +151,7 @@ def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_
         crop_from: the side the evaluated images are resized and centre-cropped to (``--crop-from``), or None.
         crop_size: the crop, the model's input size (``--image-size``), or None.
 
-    Example:
+    Examples:
         >>> check_crop_options(("crop",), crop_from=256, crop_size=224)
         >>> check_crop_options(("crop",), crop_from=None, crop_size=224)
         Traceback (most recent call last):
@@ -170,7 +170,7 @@ def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_
 def crop_protocols(names: Sequence[str]) -> list[str]:
     """The names among ``names`` whose views are crops of larger images (``crop``, ``crop_worst``).
 
-    Example:
+    Examples:
         >>> crop_protocols(("random", "crop_worst"))
         ['crop_worst']
     """
@@ -185,7 +185,7 @@ def consistency_column(protocol: str) -> str:
     ``transformers`` Trainer's metric after its ``eval_`` prefix): ``shift_consistency`` for ``random``, else
     ``shift_consistency_<protocol>``.
 
-    Example:
+    Examples:
         >>> consistency_column("random"), consistency_column("circular_worst")
         ('shift_consistency', 'shift_consistency_circular_worst')
     """
@@ -200,7 +200,7 @@ def split_name(name: str) -> tuple[str, bool]:
 def hashed_offsets(indices: Tensor, salt: int, count: int) -> Tensor:
     """Deterministic integers in ``[0, count)`` from sample indices (N,) and a salt (a fixed integer hash).
 
-    Example:
+    Examples:
         >>> hashed_offsets(torch.arange(4), 7, 10).tolist() == hashed_offsets(torch.arange(4), 7, 10).tolist()
         True
     """
@@ -226,7 +226,7 @@ def offsets_to(reach: int) -> tuple[int, ...]:
     """A symmetric grid out to ``reach``: every offset up to 4, then powers of two and their 1.5x (0, ±1..±4, ±6, ±8,
     ±12, ±16, ...): 17 offsets per axis (289 shifts) out to 16 px instead of 33 (1089).
 
-    Example:
+    Examples:
         >>> offsets_to(16)
         (-16, -12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12, 16)
     """
@@ -259,7 +259,7 @@ class Geometry:
         source: ``(height, width)`` of the larger image crops are taken from (``None``: no crop, the images are
             the evaluated size).
 
-    Example:
+    Examples:
         >>> Geometry(224, 224, max_shift=4, mode="zeros", source=(256, 256)).crop_range
         (32, 32)
     """
@@ -296,7 +296,7 @@ def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> t
     Returns:
         ``((dx_a, dy_a), (dx_b, dy_b))``, four (N,) tensors.
 
-    Example:
+    Examples:
         >>> (a, b) = pair_offsets("random", torch.arange(3), Geometry(32, 32, max_shift=4, mode="zeros"), seed=0)
         >>> all(v.abs().max() <= 4 for v in (*a, *b))
         True
@@ -331,7 +331,7 @@ def worst_grid(name: str, geometry: Geometry) -> tuple[tuple, ...]:
     Returns:
         The S offsets per axis, a tuple; the worst case evaluates all S x S pairs.
 
-    Example:
+    Examples:
         >>> worst_grid("random", Geometry(32, 32, max_shift=4, mode="zeros"))
         (-4, -3, -2, -1, 0, 1, 2, 3, 4)
         >>> worst_grid("fractional", Geometry(32, 32, max_shift=4, mode="zeros"))

@@ -16,7 +16,7 @@ from .intervals import proportion_ci
 def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor] = None) -> tuple[int, int, int]:
     """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``.
 
-    Example:
+    Examples:
         >>> agreement_counts(torch.tensor([1, 2, 3]), torch.tensor([1, 0, 3]), torch.tensor([1, 2, 0]))
         (3, 2, 2)
     """
@@ -29,7 +29,7 @@ def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor
 def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
     """Percent of samples whose two predictions (N,) agree.
 
-    Example:
+    Examples:
         >>> consistency_from_predictions(torch.tensor([1, 2]), torch.tensor([1, 0]))
         50.0
     """

@@ -23,7 +23,7 @@ class Stream(IntEnum):
     """The key of every named random stream (beside the run's seed, and the epoch / step / rank where they apply):
     one table, so no two streams share a key.
 
-    Example:
+    Examples:
         >>> int(Stream.SHIFT), stream_seed(0, Stream.SHIFT) == stream_seed(0, 1)
         (1, True)
     """
@@ -47,7 +47,7 @@ def stream_generator(seed: int, *keys: int, device: Optional[torch.device | str]
     Returns:
         The seeded generator.
 
-    Example:
+    Examples:
         >>> stream_generator(0, Stream.ATTACK).initial_seed() == stream_seed(0, Stream.ATTACK)
         True
     """
@@ -65,7 +65,7 @@ def stream_seed(seed: int, *keys: int) -> int:
     Returns:
         An integer in [0, 2**64), the same for the same ``(seed, *keys)``.
 
-    Example:
+    Examples:
         >>> stream_seed(0, 1, 2) == stream_seed(0, 1, 2) != stream_seed(0, 2, 1)
         True
         >>> 0 <= stream_seed(0, 1) < 2 ** 64
@@ -85,7 +85,7 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     Returns:
         :func:`stream_seed` ``(seed, epoch, rank + 1)``.
 
-    Example:
+    Examples:
         >>> epoch_seed(0, epoch=3, rank=1) == stream_seed(0, 3, 2)
         True
         >>> epoch_seed(0, 3, rank=-1) != epoch_seed(0, 3, rank=0)  # the shared stream is not process 0's
@@ -106,7 +106,7 @@ def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: i
     Returns:
         ``generator``, seeded with :func:`epoch_seed` ``(seed, epoch, rank)``.
 
-    Example:
+    Examples:
         >>> generator = seed_generator(torch.Generator(), seed=0, epoch=2, rank=0)
         >>> generator.initial_seed() == epoch_seed(0, 2, 0)
         True
@@ -128,7 +128,7 @@ def process_generator(device: Optional[torch.device] = None) -> torch.Generator:
     Returns:
         A seeded ``torch.Generator`` on ``device``.
 
-    Example:
+    Examples:
         >>> _ = torch.manual_seed(0)
         >>> a = torch.randint(0, 100, (4,), generator=process_generator())
         >>> _ = torch.manual_seed(0)

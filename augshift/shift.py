@@ -91,7 +91,7 @@ def shift(x: Tensor, dx: ShiftAmount, dy: ShiftAmount, mode: str = "zeros") -> T
     Returns:
         A tensor of the same shape (N, C, H, W), dtype, device and memory format.
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.).view(1, 1, 4, 4)
         >>> shift(x, 1, 0)[0, 0]
         tensor([[ 0.,  0.,  1.,  2.],
@@ -216,7 +216,7 @@ class ShiftParams:
         _reach: internal: ``(max |dx|, max |dy|)`` guaranteed by the drawing :class:`RandomShift`, which lets a
             replay skip the range check's read-back (``None`` for parameters made by hand: they are checked).
 
-    Example:
+    Examples:
         >>> params = RandomShift(2, generator=torch.Generator().manual_seed(0)).sample(3)
         >>> params.dx.shape, params.dx.dtype
         (torch.Size([3]), torch.int64)
@@ -251,7 +251,7 @@ class RandomShift(nn.Module):
     :class:`ShiftParams`) when given, else draws new ones (:meth:`sample`). The last parameters used are in
     ``last_params``.
 
-    Example:
+    Examples:
         >>> augment = RandomShift(2, mode="circular", generator=torch.Generator().manual_seed(0))
         >>> x = torch.randn(4, 3, 8, 8)
         >>> y = augment(x)
@@ -332,12 +332,13 @@ def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tenso
 
     Args:
         x: floating (N, C, H, W).
-        dx, dy: floats, or (N,) floating / integer tensors (one offset per image).
+        dx: horizontal offsets: a float, or (N,) floating / integer tensor (one offset per image).
+        dy: vertical offsets, the same way.
 
     Returns:
         (N, C, H, W), ``x``'s dtype (computed in float32 at least).
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.).view(1, 1, 4, 4)
         >>> torch.allclose(fractional_shift(x, 1.0, -2.0), torch.roll(x, (-2, 1), (-2, -1)), atol=1e-4)
         True

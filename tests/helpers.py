@@ -1,6 +1,7 @@
-"""Small helpers shared by tests (multi-process set-up)."""
+"""Small helpers shared by tests (multi-process set-up, the documentation pages)."""
 import os
 import socket
+from pathlib import Path
 
 import torch.distributed as dist
 
@@ -14,3 +15,7 @@ def free_port() -> int:
 def init_gloo(rank: int, world: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")))  # every page a user copies commands from

@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from augshift import AugShift
-from augshift.engine import average_buffers, seed_generator
+from augshift.distributed import average_buffers
+from augshift.seeding import seed_generator
 from augshift.errors import UsageError
 from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, weights_digest
 

@@ -180,7 +180,9 @@ def readme_command(prefix: str) -> list[str]:
     import shlex
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    from helpers import DOCUMENTS
+
+    readme = "\n".join(page.read_text() for page in DOCUMENTS)
     lines = [line for line in readme.splitlines() if line.startswith(prefix)]
     assert lines, f"the README has no line starting with {prefix!r}"
     return shlex.split(lines[0])[1:]

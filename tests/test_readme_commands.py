@@ -1,4 +1,4 @@
-"""Every command README.md shows runs as written: each ``augshift``, ``augshift-timm``, ``python ...`` and launcher
+"""Every command README.md and the documentation pages show runs as written: each ``augshift``, ``augshift-timm``, ``python ...`` and launcher
 (``accelerate launch``, ``torchrun``) command is parsed by the real argument parser of the program it starts, so a
 missing required option or a misspelt flag fails here. Parsing only: nothing is trained."""
 from __future__ import annotations
@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from helpers import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_VARIABLES = {"SLURM_ARRAY_TASK_ID": "0"}  # set by the scheduler the README's command runs under
@@ -31,7 +32,7 @@ class Parsed(BaseException):
 def readme_commands() -> list[str]:
     """The README's shell commands, continuation lines joined, variables of earlier lines expanded."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    for block in (found for page in DOCUMENTS for found in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)):
         variables = dict(EXAMPLE_VARIABLES)
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""

@@ -36,7 +36,7 @@ TRAINER_CHANGE = [  # the whole change a user of run_image_classification.py mak
 RECIPE_CHANGE = [  # the README recipe's lines, in cv_example.py
     ("from accelerate.utils import set_seed\n",
      "from accelerate.utils import set_seed\n\nfrom augshift import AugShift, ShiftConsistency\n"
-     "from augshift.engine import average_buffers\n"),
+     "from augshift.distributed import average_buffers\n"),
     ('        return {"image": image, "label": label}\n',
      '        return {"image": image, "label": label, "index": idx}\n'),
     ("    # Freezing the base model\n    for param in model.parameters():\n        param.requires_grad = False\n"

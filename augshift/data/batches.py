@@ -27,7 +27,7 @@ def iterate_batches(
     Returns:
         An iterator of ``(float32 images (B, C, H, W), labels (B,), dataset indices (B,))``.
 
-    Example:
+    Examples:
         >>> images, labels = torch.zeros(5, 3, 4, 4, dtype=torch.uint8), torch.arange(5)
         >>> [len(b[0]) for b in iterate_batches(images, labels, 2, normalization=Normalization.of_images(
         ...     torch.randint(0, 255, (2, 3, 4, 4), dtype=torch.uint8), source="random"))]

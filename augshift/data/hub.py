@@ -84,7 +84,7 @@ def describe_split(source: str, split: str) -> str:
     Returns:
         A sentence naming the split and, for a local source without named splits, which of its rows it is.
 
-    Example:
+    Examples:
         >>> describe_split("uoft-cs/cifar10", "test")
         "split 'test' of the Hugging Face dataset uoft-cs/cifar10"
         >>> import tempfile
@@ -145,7 +145,7 @@ def load_image_dataset(source: str, split: str = "train"):
     Returns:
         The split, a ``datasets.Dataset`` (images not decoded yet).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> for i, label in enumerate(["cat", "cat", "dog", "dog"]):
@@ -230,7 +230,7 @@ def to_tensors(
     Returns:
         ``(images, labels)``: ``uint8`` (N, 3, H, W) and ``long`` (N,).
 
-    Example:
+    Examples:
         >>> import datasets
         >>> dataset = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 4, "label": [0, 1, 2, 1]})
         >>> images, labels = to_tensors(dataset, size=4)
@@ -274,7 +274,7 @@ def num_classes(dataset, label_column: Optional[str] = None) -> int:
     Returns:
         The number of classes, an int.
 
-    Example:
+    Examples:
         >>> import datasets
         >>> num_classes(datasets.Dataset.from_dict({"label": [0, 3, 1]}))
         4
@@ -335,7 +335,7 @@ def with_tensors(
     Returns:
         The dataset, transformed (a ``datasets.Dataset``).
 
-    Example:
+    Examples:
         >>> import datasets
         >>> dataset = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 4, "label": [0, 1, 2, 1]})
         >>> rows = with_tensors(dataset, normalization=Normalization((0.5,) * 3, (0.25,) * 3, "given"), size=4)

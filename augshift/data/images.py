@@ -49,7 +49,7 @@ def open_image(image: ImageLike, *, position: int = 0) -> Image.Image:
         UsageError: the file is not an image, is truncated or damaged, or converting it would lose what it shows;
             the message names the file.
 
-    Example:
+    Examples:
         >>> open_image(Image.new("L", (4, 2), 7)).mode, open_image(Image.new("L", (4, 2), 7)).getpixel((0, 0))
         ('RGB', (7, 7, 7))
         >>> open_image(Image.new("I;16", (2, 2), 65535)).getpixel((0, 0))  # 16-bit full scale -> 255
@@ -74,7 +74,7 @@ def open_image(image: ImageLike, *, position: int = 0) -> Image.Image:
 def to_rgb(image: Image.Image, *, name: str = "the image") -> Image.Image:
     """``image`` as 8-bit RGB, converted without loss of what it shows, or a :class:`UsageError` naming ``name``.
 
-    Example:
+    Examples:
         >>> to_rgb(Image.new("CMYK", (2, 2))).mode
         'RGB'
         >>> to_rgb(Image.new("F", (2, 2), 300.0))
@@ -132,7 +132,7 @@ def decode_images(images: Sequence[ImageLike], *, size: Optional[int] = None, ce
     Returns:
         ``uint8`` (N, 3, H, W).
 
-    Example:
+    Examples:
         >>> decode_images([Image.new("RGB", (8, 6)), Image.new("L", (6, 6))], size=4).shape
         torch.Size([2, 3, 4, 4])
     """

@@ -89,7 +89,7 @@ def load_segmentation_split(
     Returns:
         ``(images, masks)``: ``uint8`` (N, 3, H, W) and ``long`` class indices (N, H, W).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> root = Path(tmp.name)

@@ -44,7 +44,7 @@ def make_shapes(n: int, *, size: int = 32, seed: int = 0) -> tuple[Tensor, Tenso
         ``(images, labels)``: ``uint8`` (n, 3, size, size) and ``long`` (n,), labels indexing
         :data:`SHAPE_CLASSES`.
 
-    Example:
+    Examples:
         >>> images, labels = make_shapes(4, size=16, seed=0)
         >>> images.shape, images.dtype, labels.shape
         (torch.Size([4, 3, 16, 16]), torch.uint8, torch.Size([4]))

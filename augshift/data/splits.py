@@ -30,7 +30,7 @@ def eval_split(source: str, split: Optional[str] = None) -> str:
     ``validation`` or ``val`` (the first that exists); a source with none of them is a :class:`UsageError` asking
     for ``--eval-split``.
 
-    Example:
+    Examples:
         >>> eval_split("shapes")
         'test'
     """
@@ -68,7 +68,7 @@ def open_split(source: str, split: str, *, limit: Optional[int] = None):
     Returns:
         A ``datasets.Dataset`` (images not decoded yet).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from PIL import Image
         >>> tmp = tempfile.TemporaryDirectory()
@@ -105,7 +105,7 @@ def load_split(
     Returns:
         ``(images, labels)``: ``uint8`` (N, 3, H, W) and ``long`` (N,).
 
-    Example:
+    Examples:
         >>> images, labels = load_split("shapes", "train", limit=4)
         >>> images.shape, images.dtype, labels.shape, labels.dtype
         (torch.Size([4, 3, 32, 32]), torch.uint8, torch.Size([4]), torch.int64)
@@ -152,7 +152,7 @@ def load_split_dataset(
     Returns:
         A ``datasets.Dataset`` whose rows are ``{"pixel_values": float (3, H, W), "labels": long, "index": long}``.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from PIL import Image
         >>> tmp = tempfile.TemporaryDirectory()
@@ -186,7 +186,7 @@ def split_statistics(
     Returns:
         The :class:`~augshift.data.Normalization`, its ``source`` naming the images.
 
-    Example:
+    Examples:
         >>> split_statistics("shapes", "train", limit=8).source
         'the first 8 training images of shapes'
     """

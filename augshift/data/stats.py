@@ -21,7 +21,7 @@ from ..errors import UsageError
 class Normalization:
     """Per-channel ``mean`` and ``std`` of images scaled to [0, 1], and their ``source`` in words.
 
-    Example:
+    Examples:
         >>> Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "given").to_dict()
         {'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25], 'source': 'given'}
     """
@@ -53,7 +53,7 @@ class Normalization:
         """The statistics of ``images`` themselves: ``uint8`` (N, C, H, W), each channel's mean and (population) std
         over all images and pixels, in float64. ``source`` says which images they are.
 
-        Example:
+        Examples:
             >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
             >>> Normalization.of_images(images, source="two pixels")
             Normalization(mean=(0.5,), std=(0.5,), source='two pixels')
@@ -93,7 +93,7 @@ def normalization_policy(*, given: Optional[Normalization], recorded: Optional[N
     Returns:
         The :class:`Normalization` to use (its ``source`` says which it is).
 
-    Example:
+    Examples:
         >>> weights = Normalization((0.5,) * 3, (0.2,) * 3, "the pretrained weights")
         >>> own = lambda: Normalization((0.4,) * 3, (0.3,) * 3, "the training images")
         >>> normalization_policy(given=None, recorded=weights, data=own).source
@@ -117,7 +117,7 @@ def normalize(images: Tensor, normalization: Normalization | tuple[Tensor, Tenso
     Returns:
         float32 (N, C, H, W).
 
-    Example:
+    Examples:
         >>> normalize(torch.full((1, 1, 1, 1), 255, dtype=torch.uint8), Normalization((0.5,), (0.5,), "x")).item()
         1.0
     """

@@ -31,7 +31,7 @@ class BestEpoch:
     ``{key: score}``; :meth:`best_epoch` names the best epoch of a history and :meth:`load_best` puts its weights
     back into ``model``.
 
-    Example:
+    Examples:
         >>> model = nn.Linear(2, 2)
         >>> scores = iter([0.5, 0.9, 0.7])
         >>> best = BestEpoch(model, lambda net: next(scores), key="score")

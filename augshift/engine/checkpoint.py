@@ -20,7 +20,7 @@ def save_checkpoint(path: Union[str, Path], state: dict) -> Path:
     Returns:
         ``path`` (a ``Path``).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = save_checkpoint(Path(folder) / "run" / "checkpoint.pt", {"epoch": 3, "weight": torch.ones(2)})
@@ -42,7 +42,7 @@ def load_checkpoint(path: Union[str, Path], *, device: Any = "cpu") -> Optional[
     Returns:
         The saved state, or ``None`` when ``path`` is not a file (a run that has not started yet).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = save_checkpoint(Path(folder) / "checkpoint.pt", {"epoch": 3, "weight": torch.ones(2)})

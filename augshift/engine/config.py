@@ -25,7 +25,7 @@ def fast_path(device: Union[str, torch.device]) -> dict:
     Returns:
         ``{"precision", "channels_last", "compile"}`` on CUDA, else an empty dict.
 
-    Example:
+    Examples:
         >>> fast_path("cuda:0"), fast_path("cpu")
         ({'precision': 'bf16', 'channels_last': True, 'compile': True}, {})
     """
@@ -63,7 +63,7 @@ class TrainConfig:
 
     ``to_dict()`` / ``from_dict()`` convert to and from JSON-ready values; ``replace(**changes)`` is a changed copy.
 
-    Example:
+    Examples:
         >>> config = TrainConfig(epochs=2, batch_size=8, shift=AugShiftConfig(max_shift=2), augshift=True)
         >>> config.optimizer, config.schedule, config.shift.max_shift
         ('sgd', 'onecycle', 2)

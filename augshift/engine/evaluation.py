@@ -19,7 +19,7 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     Args:
         model: the module to evaluate; the block receives it (``with evaluating(model) as net``).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5))
         >>> with evaluating(model) as net:
         ...     out = net(torch.ones(1, 3))
@@ -60,7 +60,7 @@ def evaluate_classifier(
     Returns:
         The :class:`~augshift.metrics.ConsistencyReport` of the evaluated samples (summed over processes).
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
         >>> labels = torch.randint(0, 3, (16,))

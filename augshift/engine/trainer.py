@@ -47,7 +47,7 @@ class BatchSource:
             for that epoch; it must give the same batches when called again for the same epoch (a resumed run
             replays it).
 
-    Example:
+    Examples:
         >>> pair = (torch.zeros(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
         >>> source = BatchSource(steps=2, batches=lambda epoch: [pair, pair])
         >>> [tuple(inputs.shape) for inputs, targets in source.batches(0)]
@@ -70,7 +70,7 @@ def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
     Returns:
         ``ceil(count / batch_size)``, or with ``drop_last`` ``max(1, floor(count / batch_size))``.
 
-    Example:
+    Examples:
         >>> [steps_per_epoch(10, 4, drop_last=False), steps_per_epoch(10, 4, drop_last=True)]
         [3, 2]
         >>> steps_per_epoch(3, 4, drop_last=True)
@@ -101,7 +101,7 @@ class TensorBatches:
     :meth:`source` the :class:`BatchSource` :func:`fit` takes. Fewer images than a batch make one
     partial batch (with ``drop_last`` too); fewer images than processes raise ``UsageError``.
 
-    Example:
+    Examples:
         >>> images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
         >>> labels = torch.randint(0, 3, (10,))
         >>> normalization = Normalization.of_images(images, source="the example images")
@@ -174,7 +174,7 @@ class Trainer:
     and with AugShift ``criterion`` and ``consistency``), a float tensor on the device; ``state_dict()`` /
     ``load_state_dict()`` hold the model, optimizer and schedule.
 
-    Example:
+    Examples:
         >>> from augshift.config import AugShiftConfig
         >>> from augshift.models import create_small_cnn
         >>> inputs, targets = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
@@ -293,7 +293,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, dev
         count: how many of the first batches to average over (0: keep the running statistics, do nothing).
         device: where the inputs are moved for the forwards.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
         >>> batches = [(torch.randn(8, 3, 8, 8), torch.zeros(8)) for _ in range(3)]
         >>> recalibrate_batchnorm(model, batches, count=2)
@@ -334,7 +334,7 @@ def fit(
         The history: one dict per epoch, ``{"epoch", <each of trainer.parts>, "steps", "seconds", ...}`` (the
         epochs before a resume included). A non-finite loss raises ``FloatingPointError``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from augshift.models import create_small_cnn
         >>> images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)

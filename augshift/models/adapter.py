@@ -47,7 +47,7 @@ class UnsupportedModelError(UsageError):
     Args:
         what: what is wrong with the model, put into the message before the list of what is supported.
 
-    Example:
+    Examples:
         >>> raise UnsupportedModelError("its output is a str")
         Traceback (most recent call last):
         ...
@@ -70,7 +70,7 @@ def logits_of(output: Any) -> Tensor:
     Returns:
         The logits tensor.
 
-    Example:
+    Examples:
         >>> logits_of({"out": torch.zeros(2, 5, 4, 4)}).shape
         torch.Size([2, 5, 4, 4])
     """
@@ -97,7 +97,7 @@ def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
         ``name``'s module; else timm's ``model.get_classifier()``; else the first of the attributes
         :data:`CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
 
-    Example:
+    Examples:
         >>> import timm
         >>> classifier_of(timm.create_model("resnet18", num_classes=3))
         Linear(in_features=512, out_features=3, bias=True)
@@ -145,7 +145,7 @@ def feature_map(output: Any, layer: str = "") -> Tensor:
     Returns:
         (N, C, ...) features.
 
-    Example:
+    Examples:
         >>> feature_map(torch.zeros(2, 1 + 16, 8)).shape  # a class token and a 4 x 4 grid of 8-dim tokens
         torch.Size([2, 8, 4, 4])
     """
@@ -172,7 +172,7 @@ def map_channels(output: Any, change: Callable[[Tensor], Tensor]) -> Any:
     the output's own structure: a tensor, a token sequence (N, L, D) (changed as (N, D, L), class token included),
     a mapping (its ``"out"`` or last entry replaced) or a tuple (its first element replaced).
 
-    Example:
+    Examples:
         >>> map_channels(torch.ones(1, 3, 2, 2), lambda x: x.index_fill(1, torch.tensor([0]), 0))[0, :, 0, 0]
         tensor([0., 1., 1.])
     """
@@ -195,7 +195,7 @@ class LayerChoice:
         size: the spatial size of its maps, e.g. ``(h, w)``, on the images it was chosen for.
         note: why it is not the model's last stage (empty when it is).
 
-    Example:
+    Examples:
         >>> LayerChoice("layer3", (2, 2)).has_extent
         True
         >>> LayerChoice("layer4", (1, 1), "its maps are 1 x 1").has_extent  # says nothing about position
@@ -266,7 +266,7 @@ def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
     maps are 1 x 1 at this input size: then the last earlier stage whose maps still have a spatial extent, and
     ``note`` says so (when no stage has one, the last stage, noted).
 
-    Example:
+    Examples:
         >>> import timm
         >>> choice = default_layer(timm.create_model("resnet18"), torch.zeros(1, 3, 32, 32))
         >>> choice.name, choice.size
@@ -328,7 +328,7 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
             ``pretrained_cfg``).
         model: the model built from ``name``.
 
-    Example:
+    Examples:
         >>> import timm
         >>> pretrained_normalization("resnet18", timm.create_model("resnet18")).mean
         (0.485, 0.456, 0.406)
@@ -356,7 +356,7 @@ def torchvision_segmenters() -> list[str]:
     Returns:
         Their names, a list of str (``create_model(name, task="segmentation")`` builds them).
 
-    Example:
+    Examples:
         >>> "fcn_resnet50" in torchvision_segmenters()
         True
     """

@@ -62,7 +62,7 @@ class ApsDown(nn.Module):
     long tensor of the phases used, which another map of the same H, W (a residual shortcut) can be given
     to be downsampled on the same grid.
 
-    Example:
+    Examples:
         >>> down = ApsDown(2)
         >>> x = torch.randn(2, 4, 8, 8)
         >>> y, phase = down.forward_with_phase(x)
@@ -184,7 +184,7 @@ class ApsResNet(nn.Module):
 
     Shapes: (N, in_chans, H, W) with H, W divisible by 32 (8 with the CIFAR stem) -> logits (N, num_classes).
 
-    Example:
+    Examples:
         >>> model = ApsResNet(layers=(1, 1, 1, 1), num_classes=3).eval()
         >>> x = torch.randn(1, 3, 32, 32)
         >>> model(x).shape

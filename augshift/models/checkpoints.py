@@ -51,7 +51,7 @@ class Checkpoint:
         uses_model_config: a timm ``train.py`` run that named no ``--mean`` / ``--std``, so it normalised with the
             model's data config.
 
-    Example:
+    Examples:
         >>> checkpoint = Checkpoint({"fc.weight": torch.zeros(3, 4)}, "model.pt")
         >>> checkpoint.name, checkpoint.num_classes, checkpoint.normalization
         (None, None, None)
@@ -125,7 +125,7 @@ def read_checkpoint(path: str) -> Checkpoint:
         Its :class:`Checkpoint`: the weights, with ``module.`` / ``model.`` prefixes dropped, and what the file says
         about the model.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> path = f"{tmp.name}/model.pt"

@@ -45,7 +45,7 @@ class GAPNet(nn.Module):
 
     Shapes: images (N, in_chans, H, W) -> logits (N, num_classes).
 
-    Example:
+    Examples:
         >>> model = GAPNet("resnet18", num_classes=4, channels=(8, 16, 32, 64), stem_width=8)  # a narrow trunk
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 4])
@@ -109,7 +109,7 @@ class FCN(nn.Module):
         dtype: their dtype (``None``: torch's default).
         **trunk_kwargs: further options of the timm trunk.
 
-    Example:
+    Examples:
         >>> model = FCN("resnet18", num_classes=5, feature_index=2, channels=(8, 16, 32, 64), stem_width=8)
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 5, 32, 32])

@@ -43,7 +43,7 @@ def register(name: str, build: Callable[..., nn.Module], *, doc: str, first_conv
     Returns:
         The registered entry point.
 
-    Example:
+    Examples:
         >>> import timm
         >>> timm.create_model("gapnet_resnet18").pretrained_cfg["num_classes"]
         9

@@ -22,7 +22,7 @@ class SmallCNN(nn.Module):
     Shapes: images (N, in_chans, H, W) -> logits (N, num_classes); the pooled features entering ``fc`` are
     (N, ``width * 2**stages``) (``num_features``).
 
-    Example:
+    Examples:
         >>> model = SmallCNN(10, width=4, stages=2)
         >>> model(torch.randn(2, 3, 32, 32)).shape, model.num_features
         (torch.Size([2, 10]), 16)
@@ -60,7 +60,7 @@ def create_small_cnn(num_classes: int = 10, **kwargs) -> SmallCNN:
     Returns:
         A :class:`SmallCNN`.
 
-    Example:
+    Examples:
         >>> model = create_small_cnn(10, width=4)
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])

@@ -22,7 +22,7 @@ def cifar_stem(model: nn.Module) -> nn.Module:
     Returns:
         ``model`` itself, changed.
 
-    Example:
+    Examples:
         >>> import timm
         >>> model = cifar_stem(timm.create_model("resnet18", num_classes=3))
         >>> model.conv1, model.maxpool

@@ -43,7 +43,7 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
     Returns:
         The model, in train mode.
 
-    Example:
+    Examples:
         >>> create_model("torchvision/resnet18", 10).fc.out_features
         10
     """
@@ -166,7 +166,7 @@ class LoadedModel:
         weights: what the weights are: a checkpoint path, ``"pretrained"`` or ``"random"``.
         meta: for models saved by the ``augshift`` commands, what they record (``task``, ``grid``...); else empty.
 
-    Example:
+    Examples:
         >>> loaded = LoadedModel(nn.Linear(4, 3).eval(), "linear", None, "random")
         >>> loaded.weights, loaded.meta
         ('random', {})
@@ -197,7 +197,7 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         ``args.yaml``, the Accelerate example's ``metrics.json``, a ``transformers`` image processor) or the
         pretrained weights' (:func:`pretrained_normalization`).
 
-    Example:
+    Examples:
         >>> loaded = load_model(model="resnet18", num_classes=3)
         >>> loaded.weights, loaded.normalization
         ('random', None)

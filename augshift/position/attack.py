@@ -33,7 +33,7 @@ def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> It
     Returns:
         A context manager whose block sees ``model`` with the channels zeroed at every forward.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
         >>> with ablate_channels(model, "0", [1, 2]):
         ...     maps = model[0](torch.randn(2, 3, 8, 8))
@@ -76,7 +76,7 @@ class AttackCurve:
         ranking: the ranking's :meth:`~augshift.position.channels.ChannelRanking.to_dict` without its scores
             (empty when the ranking was a plain list of channels).
 
-    Example:
+    Examples:
         >>> curve = AttackCurve("0", [1, 2], baseline={"acc": 1.0}, top={"acc": [0.5, 0.25]},
         ...                     random={"acc": [[1.0, 0.5], [0.75, 0.25]]}, draws=2)
         >>> curve.random_mean("acc")
@@ -163,7 +163,7 @@ def attack_curve(
     Returns:
         An :class:`AttackCurve`.
 
-    Example:
+    Examples:
         >>> from augshift.position import rank_position_channels
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 1))
         >>> x = torch.randn(2, 3, 8, 8)

@@ -33,7 +33,7 @@ def tile(tiles: Tensor, grid: int) -> Tensor:
     Raises:
         ValueError: when ``tiles`` has not ``grid * grid`` tiles per canvas.
 
-    Example:
+    Examples:
         >>> tile(torch.zeros(2, 9, 3, 4, 4), grid=3).shape
         torch.Size([2, 3, 12, 12])
         >>> tile(torch.arange(4.0).view(1, 4, 1, 1, 1), grid=2)[0, 0]
@@ -57,7 +57,7 @@ def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
     Returns:
         (N, C, grid*h, grid*w) canvases, zero outside each image's cell.
 
-    Example:
+    Examples:
         >>> canvases = paste_in_cells(torch.ones(2, 1, 2, 2), torch.tensor([0, 3]), grid=2)
         >>> canvases.shape
         torch.Size([2, 1, 4, 4])
@@ -94,7 +94,7 @@ class LocationCanvas(Dataset):
         grid: the canvas has ``grid x grid`` cells (>= 1).
         generator: draws the cells (reproducible); a CUDA generator draws them on the GPU.
 
-    Example:
+    Examples:
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), grid=3,
         ...                         generator=torch.Generator().manual_seed(0))
         >>> len(canvas), canvas.num_cells
@@ -169,7 +169,7 @@ class LocationReport:
         correct: (grid*grid,) correct predictions per cell (row-major).
         total: (grid*grid,) predictions per cell.
 
-    Example:
+    Examples:
         >>> report = LocationReport(grid=2, task="location", correct=[1, 2, 0, 3], total=[2, 2, 0, 4])
         >>> report.accuracy
         0.75
@@ -236,7 +236,7 @@ def evaluate_canvas(
     Returns:
         A :class:`LocationReport` with the per-cell counts.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4))
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=2)
         >>> report = evaluate_canvas(model, canvas, exhaustive=True, batch_size=2)

@@ -33,7 +33,7 @@ def get_module(model: nn.Module, layer: str) -> nn.Module:
     Raises:
         UsageError: when ``model`` has no such module; the message lists names it has.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), nn.Flatten())
         >>> get_module(model, "0.0")
         Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1))
@@ -66,7 +66,7 @@ def pooled_activations(
     Returns:
         (N, C) float32 activations on the CPU (a (N, C) output is returned as is).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         >>> pooled_activations(model, "1", torch.randn(5, 3, 8, 8), batch_size=2).shape
         torch.Size([5, 4])
@@ -133,7 +133,7 @@ def position_pairs(
     Returns:
         ``(A, B)``, both (N, C, H, W).
 
-    Example:
+    Examples:
         >>> x = torch.randn(2, 3, 8, 8)
         >>> a, b = position_pairs(x, "hflip")
         >>> torch.equal(a, x), torch.equal(b, x.flip(-1))
@@ -186,7 +186,7 @@ class ChannelRanking:
         channels: (C,) channel indices by decreasing score.
         num_images: how many images the scores average over.
 
-    Example:
+    Examples:
         >>> scores = torch.tensor([0.1, 0.5, 0.3])
         >>> ranking = ChannelRanking("layer4", "hflip", None, scores, torch.argsort(scores, descending=True))
         >>> ranking.top(2)
@@ -251,7 +251,7 @@ def rank_position_channels(
     Returns:
         A :class:`ChannelRanking` of the C channels of ``layer``.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         >>> ranking = rank_position_channels(model, "1", torch.randn(6, 3, 8, 8), transform="shift", region="left")
         >>> sorted(ranking.channels.tolist()), ranking.scores.shape, ranking.num_images

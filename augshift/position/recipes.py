@@ -42,7 +42,7 @@ class PositionConfig:
         bn_batches: training batches over which the BatchNorm statistics are re-estimated with the final weights
             (0: keep the running averages).
 
-    Example:
+    Examples:
         >>> config = PositionConfig(epochs=1, batch_size=2, bn_batches=0)
         >>> train = config.train_config()
         >>> train.optimizer, train.lr, train.betas, train.schedule, train.precision
@@ -112,7 +112,7 @@ def epoch_batches(
     Yields:
         ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller unless ``drop_last``.
 
-    Example:
+    Examples:
         >>> canvas = LocationCanvas(torch.randn(5, 3, 8, 8), grid=2)
         >>> batches = list(epoch_batches(canvas, config=PositionConfig(batch_size=2)))
         >>> [len(indices) for indices, flip in batches], batches[0][1].dtype
@@ -147,7 +147,7 @@ def canvas_source(
         batch_size)``; ``floor``, at least 1, with ``drop_last``), each a pair (canvases (B, C, grid*h, grid*w),
         targets (B,)).
 
-    Example:
+    Examples:
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
         >>> source = canvas_source(canvas, task="location", config=PositionConfig(batch_size=2))
         >>> x, y = next(iter(source.batches(0)))
@@ -178,7 +178,7 @@ def mosaic_source(
         A :class:`~augshift.engine.BatchSource` of :func:`~augshift.engine.steps_per_epoch` steps, each a pair
         (mosaics (B, C, H, W), masks (B, H, W)).
 
-    Example:
+    Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
         >>> source = mosaic_source(mosaics, config=PositionConfig(batch_size=1))
         >>> x, y = next(iter(source.batches(0)))
@@ -214,7 +214,7 @@ def train_position_model(
     Returns:
         One row per epoch: ``epoch``, the mean ``loss``, ``steps``, ``seconds``, and ``after_epoch``'s entries.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
         >>> config = PositionConfig(epochs=1, batch_size=2, bn_batches=0)
@@ -251,7 +251,7 @@ def train_on_canvas(
     Returns:
         One row per epoch (see :func:`train_position_model`).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
         >>> canvas = LocationCanvas(torch.randn(4, 3, 8, 8), grid=3)
         >>> rows = train_on_canvas(model, canvas, config=PositionConfig(epochs=1, batch_size=2, bn_batches=0),
@@ -287,7 +287,7 @@ def canvas_scorer(
     Returns:
         ``score(model) -> float``: the accuracy in % (0 to 100).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
         ...                       nn.Flatten(), nn.Linear(4, 4))
         >>> test = LocationCanvas(torch.randn(4, 3, 8, 8), grid=2)
@@ -330,7 +330,7 @@ def train_segmentation(
     Returns:
         One row per epoch (see :func:`train_position_model`).
 
-    Example:
+    Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
         >>> rows = train_segmentation(nn.Conv2d(3, 9, 1), mosaics, config=PositionConfig(epochs=1, batch_size=1),
         ...                           progress=False)

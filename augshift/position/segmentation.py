@@ -43,7 +43,7 @@ class MosaicSegmentation(Dataset):
         layout_prior: the probability p in [0, 1] that a tile's image comes from its column's classes (above).
         generator: draws the tiles (reproducible).
 
-    Example:
+    Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3,
         ...                              generator=torch.Generator().manual_seed(0))
         >>> len(mosaics), mosaics.tiles.shape
@@ -134,7 +134,7 @@ def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tenso
     Returns:
         ``{region name: (H, W) bool mask}``.
 
-    Example:
+    Examples:
         >>> masks = region_masks(2, 8, "paper")
         >>> list(masks)
         ['left', 'right', 'center']
@@ -171,7 +171,7 @@ def mean_iou(confusion: Tensor) -> float:
     Returns:
         The mean over the present classes of intersection / union; NaN when the matrix is all zeros.
 
-    Example:
+    Examples:
         >>> mean_iou(torch.tensor([[3, 1, 0], [1, 3, 0], [0, 0, 0]]))  # class 2 absent: (3/5 + 3/5) / 2
         0.6
     """
@@ -205,7 +205,7 @@ def segmentation_scores(
     Returns:
         ``{"miou": ..., "pixel_accuracy": ..., "miou_<region>": ...}``, fractions in [0, 1] (NaN with no pixels).
 
-    Example:
+    Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)
         >>> images, masks = mosaics.tensors()
         >>> scores = segmentation_scores(nn.Conv2d(3, 9, 1), images, masks, num_classes=9, regions="halves")

@@ -44,7 +44,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     Returns:
         ``path``, as a ``Path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> write_bytes_atomic(Path(tmp.name) / "out" / "data.bin", b"result").read_bytes()  # out/ is created
@@ -77,7 +77,7 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     Returns:
         ``path``, as a ``Path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> write_text_atomic(Path(tmp.name) / "table.md", "| model |").read_text()
@@ -98,7 +98,7 @@ def write_json_atomic(path: PathLike, obj: Any) -> Path:
     Returns:
         ``path``, as a ``Path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> path = write_json_atomic(Path(tmp.name) / "metrics.json", {"accuracy": 91.5, "epochs": [1, 2]})

@@ -47,7 +47,7 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
         path: the PNG file (written atomically).
         title: the figure's title.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> tmp = tempfile.TemporaryDirectory()
@@ -97,7 +97,7 @@ def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "
         path: the PNG file (written atomically).
         title: the figure's title.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> tmp = tempfile.TemporaryDirectory()

@@ -19,7 +19,7 @@ def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str] | None = 
     Returns:
         The markdown table, one line per row, ending with a newline.
 
-    Example:
+    Examples:
         >>> rows = {"baseline": {"accuracy": 90.0, "consistency_random": 85.0, "consistency_random_ci95": (83.0, 87.0)},
         ...         "augshift": {"accuracy": 89.5, "consistency_random": 95.0}}
         >>> print(markdown_table(rows))
@@ -50,7 +50,7 @@ def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     Returns:
         The markdown table, ending with a newline.
 
-    Example:
+    Examples:
         >>> print(markdown_grid(["model", "epochs"], [["resnet18", 30], ["aps_resnet18", 30]]))
         | model | epochs |
         |---|---|

@@ -27,7 +27,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: the benchmark script's parser, changed in place.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> add_common_args(parser)
         >>> args = parser.parse_args(["--epochs", "2", "--shard", "0/4", "--no-compile"])
@@ -78,7 +78,7 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
     Returns:
         A new dict: the preset without ``fast_path``, with the fast path's settings and the overrides applied.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> add_common_args(parser)
         >>> args = parser.parse_args(["--epochs", "3", "--seeds", "0,1"])
@@ -115,7 +115,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
     Returns:
         The :class:`~augshift.engine.TrainConfig`.
 
-    Example:
+    Examples:
         >>> preset = {"epochs": 2, "batch_size": 64, "lr": 0.1, "hflip": True, "train_size": 500}
         >>> config = recipe(preset, seed=1)
         >>> config.epochs, config.batch_size, config.hflip, config.seed, config.augshift
@@ -148,7 +148,7 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
         number of classes (the dataset's ``ClassLabel``; for ``shapes`` the largest label + 1), the training
         images' :class:`~augshift.data.Normalization` and a description.
 
-    Example:
+    Examples:
         >>> data = load_data("shapes", {"train_size": 8, "test_size": 4, "curve_size": 0}, protocols=("random",))
         >>> tuple(data.train[0].shape), tuple(data.test[0].shape), data.curve_size, data.protocols
         ((8, 3, 32, 32), (4, 3, 32, 32), 0, ('random',))
@@ -184,7 +184,7 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
     Returns:
         The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from augshift.data import Normalization
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8)

@@ -49,7 +49,7 @@ def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tu
         ``(arch, config)``: the architecture's name and its :class:`~augshift.config.AugShiftConfig`, or ``None``
         for a model trained without AugShift.
 
-    Example:
+    Examples:
         >>> parse_model("resnet18")
         ('resnet18', None)
         >>> arch, config = parse_model("resnet18+augshift:mse@0.1")
@@ -85,7 +85,7 @@ class RunSpec:
 
     ``to_dict()`` gives the spec as JSON values, as ``result.json`` stores it (and as a resumed run is checked).
 
-    Example:
+    Examples:
         >>> spec = RunSpec("resnet18_seed1", "resnet18", TrainConfig(epochs=2, seed=1), label="resnet18")
         >>> spec.to_dict()["config"]["seed"], spec.to_dict()["config"]["betas"], spec.stem
         (1, [0.9, 0.999], 'standard')
@@ -122,7 +122,7 @@ class RunData:
         description: the data in words, recorded in each ``result.json``.
         protocols: the consistency protocols evaluated (those of :mod:`augshift.protocols`).
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
         >>> labels = torch.randint(0, 3, (24,), generator=g)
@@ -175,7 +175,7 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
         ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), and with a curve
         ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
 
-    Example:
+    Examples:
         >>> from augshift.models import create_small_cnn
         >>> g = torch.Generator().manual_seed(0)
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
@@ -224,7 +224,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
         ``train_seconds``, ``eval_seconds``, ``history`` (:func:`~augshift.engine.fit`'s rows), the last epoch's
         metrics (:func:`evaluate_model`) and ``best`` (the best epoch's ``epoch`` and metrics).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> g = torch.Generator().manual_seed(0)
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
@@ -310,7 +310,7 @@ def run_sweep(specs: Sequence[RunSpec], data: RunData, work: Path, place: Dist, 
     Returns:
         The runs' results (:func:`run_one`), in the order of ``specs``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> g = torch.Generator().manual_seed(0)
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)

@@ -20,7 +20,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     Returns:
         ``(I, N)``.
 
-    Example:
+    Examples:
         >>> parse_shard("2/8")
         (2, 8)
         >>> parse_shard("8/8")
@@ -48,7 +48,7 @@ def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list
     Returns:
         The shard's specs, in order; the ``n`` shards together hold every spec once.
 
-    Example:
+    Examples:
         >>> from augshift.engine import TrainConfig
         >>> from augshift.sweep import RunSpec
         >>> specs = [RunSpec(f"seed{seed}", "resnet18", TrainConfig(seed=seed)) for seed in range(5)]
@@ -69,7 +69,7 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
         Each spec's result (:func:`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
         naming the missing runs.
 
-    Example:
+    Examples:
         >>> from augshift.engine import TrainConfig
         >>> from augshift.sweep import RunSpec
         >>> import tempfile
@@ -105,7 +105,7 @@ def read_result(spec: RunSpec, path: Path) -> dict:
     Returns:
         The result, as a dict.
 
-    Example:
+    Examples:
         >>> from augshift.engine import TrainConfig
         >>> from augshift.sweep import RunSpec
         >>> import tempfile

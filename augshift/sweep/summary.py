@@ -34,7 +34,7 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
         (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
         have them; ``train_seconds`` (mean); and ``best_epoch`` with ``epoch="best"``.
 
-    Example:
+    Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
         ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
         ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,
@@ -88,7 +88,7 @@ def reported_metrics(summary: dict) -> list[str]:
     Returns:
         The names of :data:`METRICS` present in every row.
 
-    Example:
+    Examples:
         >>> reported_metrics({"a": {"consistency_random": 90.0, "accuracy": 80.0}, "b": {"accuracy": 70.0}})
         ['accuracy']
     """
@@ -109,7 +109,7 @@ def summary_table(summary: dict) -> str:
     Returns:
         The table, one row per label, with the number of seeds and the mean training seconds per run.
 
-    Example:
+    Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
         ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
         ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,
@@ -147,7 +147,7 @@ def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
         The table, one row per pair: the difference of the means and its Newcombe 95% interval (pooled counts),
         marked ``*`` when the interval excludes 0.
 
-    Example:
+    Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
         ...     metrics = {"accuracy": 2.0 * correct, "counts": {"samples": 50, "correct": correct}}
         ...     return {"label": label, "config": {"seed": seed}, "train_seconds": 10.0, **metrics,

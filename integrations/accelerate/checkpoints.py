@@ -25,7 +25,7 @@ def weights_digest(module: nn.Module) -> str:
     Returns:
         The hex digest, 64 characters.
 
-    Example:
+    Examples:
         >>> model = nn.Linear(2, 3)
         >>> copy = nn.Linear(2, 3)
         >>> copy.load_state_dict(model.state_dict())
@@ -54,7 +54,7 @@ def save_checkpoint(accelerator, directory: str, *, files: Optional[dict[str, An
         files: ``{file name: JSON-able object}`` written into the checkpoint before the rename (e.g. the metrics so
             far), so they are saved, and resumed, together with the state.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from accelerate import Accelerator
         >>> accelerator = Accelerator(cpu=True)
@@ -84,7 +84,7 @@ def last_checkpoint(directory: str, prefix: str = "epoch_") -> tuple[Optional[st
     Returns:
         ``(path, n)`` of the checkpoint with the largest ``n`` (by number, not by name), or ``(None, 0)``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> last_checkpoint(tmp.name)
@@ -114,7 +114,7 @@ def save_final_model(accelerator, model: nn.Module, directory: str, normalizatio
         normalization: the :class:`~augshift.data.Normalization` the model was trained with (written into a
             ``transformers`` model's image processor).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from accelerate import Accelerator
         >>> accelerator = Accelerator(cpu=True)

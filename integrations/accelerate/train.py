@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
 from augshift.data import Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics
-from augshift.engine import average_buffers, epoch_seed, seed_generator
+from augshift.distributed import average_buffers
+from augshift.seeding import epoch_seed, seed_generator
 from augshift.cli.options import add_limit_arguments
 from augshift.errors import UsageError, run_command
 from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, save_final_model, weights_digest

@@ -29,7 +29,7 @@ def loader_indices(loader) -> Tensor:
     Returns:
         The indices, long.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> dataset = TensorDataset(torch.randn(3, 3, 8, 8), torch.zeros(3, dtype=torch.long))
         >>> loader_indices(DataLoader(dataset, sampler=[0, 1, 2, 0], batch_size=2)).tolist()  # a padded one
@@ -83,7 +83,7 @@ def loader_shift_consistency(
     Raises:
         RuntimeError: when the loader yields more or fewer samples than its sampler lists.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         ...                       nn.Linear(4, 2)).eval()

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: an ``argparse.ArgumentParser`` (train.py's ``parser``); changed in place.
 
-    Example:
+    Examples:
         >>> import argparse
         >>> parser = argparse.ArgumentParser()
         >>> add_arguments(parser)
@@ -267,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         The exit status: 0 on success, 2 for a usage error.
 
-    Example:
+    Examples:
         >>> import contextlib, io, os, tempfile
         >>> out = io.StringIO()
         >>> with contextlib.redirect_stdout(out):

@@ -32,7 +32,7 @@ class TrainScriptError(UsageError):
             (:data:`SUPPORTED_TRAIN_SCRIPTS`).
         kwargs: none are accepted (built-in exceptions take no keyword arguments).
 
-    Example:
+    Examples:
         >>> error = TrainScriptError("train.py has no module-level parser")
         >>> isinstance(error, UsageError), str(error)
         (True, 'train.py has no module-level parser')
@@ -103,7 +103,7 @@ def load_train_script(path: str) -> ModuleType:
         TrainScriptError: when the file does not fit the contract, or importing it fails for a missing module;
             the message says what is wrong and what is supported (:data:`SUPPORTED_TRAIN_SCRIPTS`).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = os.path.join(folder, "train.py")

@@ -43,7 +43,7 @@ class PortableClassificationTask(ClassificationTask):
         dtype: the task's dtype; default torch's default dtype.
         verbose: log what the task was built with.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
         >>> task = PortableClassificationTask(model, nn.CrossEntropyLoss(), verbose=False)
         >>> result = task(torch.randn(2, 3, 8, 8), torch.tensor([0, 5]))
@@ -83,7 +83,7 @@ class AugShiftTask(PortableClassificationTask):
         task_kwargs: other keyword arguments (``device``, ``dtype``, ``verbose``, ``criterion_kwargs``) go to
             ``ClassificationTask``.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
         >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3",
         ...                     generator=torch.Generator().manual_seed(0), verbose=False)

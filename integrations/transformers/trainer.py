@@ -81,7 +81,8 @@ class AugShiftTrainer(Trainer):
     """``transformers.Trainer`` with AugShift training and shift-consistency evaluation.
 
     Args:
-        *args, **kwargs: those of ``transformers.Trainer`` (``model``, ``args``, datasets, ``processing_class``...).
+        *args: those of ``transformers.Trainer`` (``model``, ``args``, datasets, ``processing_class``...).
+        **kwargs: the same, by name.
         augshift: the AugShift options (default: the library defaults).
         protocols: the consistency protocols evaluated (:mod:`augshift.protocols`; default ``random``, ``circular``).
         max_shift: the range of the evaluation protocols' shifts (px); default: the range AugShift trains with
@@ -101,7 +102,7 @@ class AugShiftTrainer(Trainer):
         trainer.train()
         trainer.evaluate()["eval_shift_consistency"]  # a rate in [0, 1]
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from transformers import TrainingArguments, ViTConfig, ViTForImageClassification
         >>> model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
