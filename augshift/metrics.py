@@ -1,9 +1,9 @@
 """Shift consistency: how often a classifier predicts the same class for differently shifted views of an image.
 
 :class:`ShiftConsistency` evaluates any of the protocols of :mod:`augshift.protocols` (``random``, ``circular``,
-``random8``, ``random16``, ``circular_full``, ``crop``, ``fractional``, and each one's ``_worst`` case) plus,
-optionally, a per-shift curve: agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted
-prediction, and accuracy under each shift.
+``crop``, ``fractional``, ``reflect``, ..., and each one's ``_worst`` case) plus, optionally, a per-shift curve:
+agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted prediction, and accuracy under each
+shift. The protocols make the views (:class:`~augshift.views.Protocol`); this module only counts.
 
 Outcomes are kept per sample, by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
 ``curve_agree``, ``curve_correct``), keyed by the sample's dataset index; :meth:`ShiftConsistency.compute` gathers
@@ -26,12 +26,11 @@ from .distributed import gather_objects, world_size
 from .errors import UsageError
 from .intervals import proportion_ci
 from .models.adapter import logits_of
-from .protocols import (
-    ALL_PROTOCOLS, DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, Geometry, crop_protocols, dense_offsets,
-    largest_shift, offsets_to, pair_offsets, split_name, worst_grid,
-)
+from .protocols import DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, protocol_names, protocol_of
 from .report import ConsistencyReport, agreement_counts, consistency_from_predictions
-from .shift import check_images, fractional_shift, shift
+from .reporting.progress import progress_bar
+from .shift import check_images
+from .views import Geometry, Protocol, centre_crop, dense_offsets, offsets_to
 
 __all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts", "check_labels",
            "consistency_from_predictions", "evaluate_shift_consistency", "offsets_to", "proportion_ci"]
@@ -50,9 +49,10 @@ class ShiftConsistency:
     :meth:`update` with the batch's dataset ``indices``, then :meth:`compute` (a collective) -- no gathering by hand.
 
     Args:
-        max_shift: range of the ``random``, ``circular`` and ``fractional`` offsets (px per axis).
+        max_shift: range of the offsets of the protocols that name none of their own (``random``, ``circular``,
+            ``fractional``, ``reflect``; px per axis).
         mode: border of the ``random*`` protocols and of the curve (``zeros`` = pad-and-crop).
-        protocols: names from :data:`augshift.protocols.ALL_PROTOCOLS` (each with ``_worst`` for its worst case).
+        protocols: registered protocol names (:mod:`augshift.protocols`; each with ``_worst`` for its worst case).
         crop_size: the model's input size: images larger than it are centre-cropped for everything but ``crop``,
             whose two views are random ``crop_size`` crops (needed by ``crop`` / ``crop_worst``).
         curve_max_shift: also every shift on the dense grid ``[-c, c]^2`` ((2c+1)^2 forwards per image); or
@@ -84,85 +84,53 @@ class ShiftConsistency:
             raise TypeError(f"max_shift must be an int (the same range on both axes), got {max_shift!r}")
         check_max_shift(max_shift)
         self.protocols = tuple(dict.fromkeys(protocols))
-        unknown = [p for p in self.protocols if p not in ALL_PROTOCOLS]
+        unknown = [p for p in self.protocols if p not in protocol_names()]
         if unknown:
-            raise UsageError(f"unknown protocol(s) {unknown}; supported: {', '.join(ALL_PROTOCOLS)}")
+            raise UsageError(f"unknown protocol(s) {unknown}; supported: {', '.join(protocol_names())}")
+        self._resolved = {name: protocol_of(name) for name in self.protocols}
         if curve_max_shift is not None and curve_offsets is not None:
             raise UsageError("give curve_max_shift (a dense grid) or curve_offsets, not both")
         if curve_max_shift is not None:
             check_max_shift(curve_max_shift)
-        crops = crop_protocols(self.protocols)
+        crops = [name for name, (protocol, _) in self._resolved.items() if protocol.larger_images]
         if crops and crop_size is None:
             raise UsageError(f"the {crops[0]} protocol needs crop_size, the model's input size (--image-size), and "
                              "larger images (--crop-from)")
         if crop_size is not None and crop_size < 1:
             raise UsageError(f"crop_size must be >= 1, got {crop_size}")
-        single = [p for p in self.protocols if PROTOCOLS[split_name(p)[0]].kind != "crop"
-                  and PROTOCOLS[split_name(p)[0]].reach is None and max_shift == 0]
+        single = [name for name, (protocol, _) in self._resolved.items() if protocol.uses_max_shift and max_shift == 0]
         if single:
             raise UsageError(f"max_shift=0 gives the {', '.join(single)} protocol(s) two identical views (100 % by "
                              "construction): use a max_shift of at least 1")
         self.max_shift, self.mode, self.crop_size, self.seed, self.chunk_size = max_shift, mode, crop_size, seed, chunk_size
         self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
+        self._curve = PROTOCOLS["random"]  # the curve's views: random's shifts (the evaluator's mode) at fixed offsets
         self._seen = 0
         self.names = ("samples", "correct", *(f"agree/{p}" for p in self.protocols),
-                      *(f"correct/{p}" for p in self.protocols if split_name(p)[1]),
+                      *(f"correct/{p}" for p, (_, worst) in self._resolved.items() if worst),
                       *(("curve_agree", "curve_correct") if self.curve_offsets is not None else ()))
         self._records: list[Flags] = []
 
     # ----------------------------------------------------------------------------------------- views
 
     def geometry(self, height: int, width: int) -> Geometry:
-        """The :class:`~augshift.protocols.Geometry` of images of ``height`` x ``width`` (before any crop)."""
-        if self.crop_size is None:
-            return Geometry(height, width, self.max_shift, self.mode)
-        if height < self.crop_size or width < self.crop_size:
-            raise UsageError(f"images of {height}x{width} are smaller than crop_size {self.crop_size}")
-        larger = (height, width) if (height, width) != (self.crop_size, self.crop_size) else None
-        return Geometry(self.crop_size, self.crop_size, self.max_shift, self.mode, larger)
+        """The :class:`~augshift.views.Geometry` of images of ``height`` x ``width`` (before any crop)."""
+        return Geometry.of(height, width, max_shift=self.max_shift, mode=self.mode, crop_size=self.crop_size)
 
     def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
         """The offsets of ``protocol``'s two views of images ``indices`` (N,) of ``height`` x ``width``:
         ``((dx_a, dy_a), (dx_b, dy_b))`` (see :func:`augshift.protocols.pair_offsets`)."""
-        return pair_offsets(protocol, indices, self.geometry(height, width), self.seed)
+        return PROTOCOLS[protocol].offsets(indices, self.geometry(height, width), seed=self.seed)
 
-    def _check_size(self, geometry: Geometry) -> None:
-        crops = bool(crop_protocols(self.protocols))
-        if crops and geometry.source is None:
-            raise UsageError(f"the crop protocol compares crops of larger images, but the images are {geometry.height}x"
-                             f"{geometry.width}, the crop size: hand it larger images (--crop-from, e.g. 256 for "
-                             f"224 crops)")
-        if crops and (geometry.source[0] != geometry.source[1] or min(geometry.crop_range) < 2):
-            raise UsageError(f"the crop protocol needs square images at least 2 px larger than the crop (two distinct "
-                             f"crop offsets), got {geometry.source[0]}x{geometry.source[1]} for {self.crop_size} crops "
-                             "(--crop-from resizes and centre-crops to a square, e.g. 256 for 224)")
-        largest = max([largest_shift(self.protocols, geometry)] + [abs(d) for d in self.curve_offsets or ()])
+    def _check_sizes(self, geometry: Geometry) -> None:
+        """Each protocol's own check of the sizes, then the curve's."""
+        for protocol in dict.fromkeys(protocol for protocol, _ in self._resolved.values()):
+            protocol.check(geometry)
+        largest = max((abs(d) for d in self.curve_offsets or ()), default=0)
         if largest >= min(geometry.height, geometry.width):
-            raise UsageError(f"shifts up to {largest} px do not fit images of H={geometry.height}, W={geometry.width}; "
-                             "use a smaller max_shift, fewer protocols or a smaller curve")
-
-    def _centre(self, images: Tensor, geometry: Geometry) -> Tensor:
-        if geometry.source is None:
-            return images
-        rows, cols = geometry.crop_range
-        return self._crop(images, torch.full((len(images),), cols // 2), torch.full((len(images),), rows // 2), geometry)
-
-    @staticmethod
-    def _crop(images: Tensor, left: Tensor, top: Tensor, geometry: Geometry) -> Tensor:
-        """Per-sample crops (N, C, height, width) at ``left`` / ``top`` (N,) of the larger images."""
-        rows = top.to(images.device).view(-1, 1) + torch.arange(geometry.height, device=images.device)
-        cols = left.to(images.device).view(-1, 1) + torch.arange(geometry.width, device=images.device)
-        batch = torch.arange(len(images), device=images.device).view(-1, 1, 1)
-        return images.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
-
-    def _view(self, kind: str, mode: Optional[str], images: Tensor, base: Tensor, dx, dy, geometry: Geometry) -> Tensor:
-        if kind == "crop":
-            return self._crop(images, torch.as_tensor(dx).expand(len(images)), torch.as_tensor(dy).expand(len(images)),
-                              geometry)
-        if kind == "fractional":
-            return fractional_shift(base, dx, dy)
-        return shift(base, dx, dy, mode or self.mode)
+            raise UsageError(f"the curve's shifts up to {largest} px do not fit images of H={geometry.height}, "
+                             f"W={geometry.width}: use a smaller curve_max_shift (or curve_offsets)")
 
     def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int,
                  targets: Tensor) -> dict[str, Tensor]:
@@ -208,7 +176,7 @@ class ShiftConsistency:
             got = f"{tuple(targets.shape)} {targets.dtype}" if isinstance(targets, Tensor) else type(targets).__name__
             raise ValueError(f"targets must be class indices of shape ({n},), got {got}")
         geometry = self.geometry(*images.shape[-2:])
-        self._check_size(geometry)
+        self._check_sizes(geometry)
         if indices is None and world_size() > 1:
             raise UsageError(f"{world_size()} processes evaluate, but the batch has no dataset indices: pass each "
                              "sample's index (update(model, images, targets, indices)) -- the views are keyed by it "
@@ -221,34 +189,27 @@ class ShiftConsistency:
             raise UsageError(f"indices must be the {n} samples' integer dataset indices, shape ({n},); got {got}")
         self._seen += n
         indices = indices.to(images.device)
-        base = self._centre(images, geometry)
+        base = centre_crop(images, geometry)
         views: dict[str, Callable[[], Tensor]] = {"base": lambda: base}
 
-        centre = tuple(r // 2 for r in geometry.crop_range[::-1]) if geometry.source is not None else None
-
-        def need(kind: str, mode: Optional[str], dx, dy) -> str:
+        def need(protocol: Protocol, dx, dy) -> str:
             """The key of a view (built once however many protocols need it; the unshifted view is ``base``)."""
-            if isinstance(dx, Tensor):
-                key = f"pair{len(views)}"
-            elif (dx, dy) == (centre if kind == "crop" else (0, 0)):
+            key = f"pair{len(views)}" if isinstance(dx, Tensor) else protocol.key(dx, dy, geometry)
+            if key is None:
                 return "base"
-            else:
-                key = f"{kind}/{mode or self.mode}/{dx}/{dy}"
-            views.setdefault(key, lambda: self._view(kind, mode, images, base, dx, dy, geometry))
+            views.setdefault(key, lambda: protocol.view(images, base, dx, dy, geometry))
             return key
 
-        plan: dict[str, object] = {}
-        for name in self.protocols:
-            protocol_name, worst = split_name(name)
-            protocol = PROTOCOLS[protocol_name]
+        plan: dict[str, list[str]] = {}
+        for name, (protocol, worst) in self._resolved.items():
             if worst:
-                grid = worst_grid(protocol_name, geometry)
-                plan[name] = [need(protocol.kind, protocol.mode, dx, dy) for dy in grid for dx in grid]
+                grid = protocol.grid(geometry)
+                offsets = [(dx, dy) for dy in grid for dx in grid]
             else:
-                plan[name] = [need(protocol.kind, protocol.mode, dx, dy)
-                              for dx, dy in pair_offsets(protocol_name, indices, geometry, self.seed)]
+                offsets = protocol.offsets(indices, geometry, seed=self.seed)
+            plan[name] = [need(protocol, dx, dy) for dx, dy in offsets]
         offsets = self.curve_offsets or ()
-        curve = [need("shift", self.mode, dx, dy) for dy in offsets for dx in offsets]
+        curve = [need(self._curve, dx, dy) for dy in offsets for dx in offsets]
         preds = self._predict(model, list(views.items()), n, targets)
         targets = targets.to(preds["base"].device)
         reference = preds["base"]
@@ -257,7 +218,7 @@ class ShiftConsistency:
                       "samples": torch.ones_like(targets), "correct": (reference == targets).long()}
         for name, keys in plan.items():
             stack = torch.stack([preds[k] for k in keys])
-            if split_name(name)[1]:
+            if self._resolved[name][1]:
                 out[f"agree/{name}"] = (stack == reference).all(0).long()
                 out[f"correct/{name}"] = (stack == targets).all(0).long()
             else:
@@ -316,7 +277,7 @@ class ShiftConsistency:
         report = ConsistencyReport(
             samples=int(counts["samples"]), correct=int(counts["correct"]),
             agree={p: int(counts[f"agree/{p}"]) for p in self.protocols},
-            robust={p: int(counts[f"correct/{p}"]) for p in self.protocols if split_name(p)[1]},
+            robust={p: int(counts[f"correct/{p}"]) for p, (_, worst) in self._resolved.items() if worst},
         )
         if self.curve_offsets is not None and report.samples:
             side = len(self.curve_offsets)
@@ -371,14 +332,13 @@ def evaluate_shift_consistency(
         >>> evaluate_shift_consistency(model, batches, max_shift=2).consistency("circular")  # pooling ignores rolls
         100.0
     """
-    from tqdm.auto import tqdm
 
     metric = ShiftConsistency(**options)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        for batch in tqdm(batches, desc="shift consistency", disable=not progress, leave=False):
+        for batch in progress_bar(batches, desc="shift consistency", enabled=progress):
             images, targets, *rest = batch
             indices = rest[0] if rest else None
             metric.update(model, images.to(device), targets.to(device), indices)

@@ -1,4 +1,4 @@
-"""Shift-consistency protocols: how the two views of an image are made, keyed by the protocol's name.
+"""Shift-consistency protocols: how the two views of an image are made, one :class:`Protocol` object per name.
 
 Each protocol draws, for every image, two views at independent random offsets and compares the classifier's
 predictions; its ``_worst`` variant instead evaluates every offset of a grid and counts an image only if all its
@@ -20,6 +20,9 @@ name                      the two views                                         
 ``fractional``            band-limited circular shifts by real offsets in          Michaeli et al. 2023 (alias-free
                           ``[-max_shift, max_shift]`` (:func:`~.shift.             convnets): sub-pixel shifts
                           fractional_shift`)
+``reflect``               shifts in ``[-max_shift, max_shift]`` with a mirrored    (no paper's) a border of image content,
+                          border (``F.pad(mode="reflect")``: the edge pixel is     neither zeros nor the opposite edge
+                          not repeated)
 ========================  ======================================================  ========================================
 
 Worst-case grids (``<name>_worst``): the shift protocols every offset of ``[-r, r]`` per axis up to ``r = 4`` and a
@@ -30,79 +33,110 @@ accuracy use the centre ``crop_size`` crop.
 
 A protocol's random offsets depend only on its own fixed ``salt``, the evaluation seed and the sample's dataset index
 -- never on which other protocols run or in which order, on the batch or on the process.
+
+A new kind of view is one subclass of :class:`~augshift.views.Protocol` (``draw``, ``grid``, ``view``, ``check``)
+and one :func:`register_protocol` call; every list of protocol names, the command line's ``--protocols`` and
+:class:`~augshift.metrics.ShiftConsistency` take the protocols from the registry.
 """
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
 
 from .errors import UsageError
+from .views import FULL, CropProtocol, FractionalProtocol, Geometry, Protocol, ShiftProtocol, offsets_to
 
-__all__ = ["ALL_PROTOCOLS", "DEFAULT_PROTOCOLS", "PROTOCOLS", "PROTOCOL_FAMILY", "Geometry", "Protocol",
-           "add_protocols_argument", "check_crop_options", "offsets_to", "pair_offsets", "protocol_list", "worst_grid"]
+__all__ = ["Protocol", "register_protocol"]  # a new kind: subclass Protocol, register it by name
 
-FULL = "full"  # a protocol's reach: every offset of the image
 WORST = "_worst"  # suffix of a protocol's worst-case variant
-_MASK = (1 << 31) - 1
-_FRACTION_STEPS = 1 << 24  # resolution of the real-valued offsets: 2**-24 of the range
+SALT_SPAN = 4  # the salts a protocol uses: salt .. salt + 3 (two views, two axes)
+PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in the order registered
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """How a protocol makes its two views (the values of :data:`PROTOCOLS`, keyed by the protocol's name).
+def register_protocol(protocol: Protocol) -> Protocol:
+    """Make ``protocol`` (and its worst case, ``<name>_worst``) a protocol by its name.
 
     Args:
-        kind: ``shift`` (integer shifts with a border ``mode``), ``crop`` (crops of a larger image) or
-            ``fractional`` (band-limited real shifts).
-        mode: the border mode of a ``shift`` protocol (``None``: the evaluator's).
-        reach: the offsets' range per axis (``None``: the evaluator's ``max_shift``; an int; :data:`FULL`: the whole
-            image).
-        salt: keys the protocol's random offsets, fixed for its name (``random`` and ``circular`` keep the offsets
-            of earlier versions).
+        protocol: a :class:`Protocol` whose name and salts (``salt .. salt + 3``, in ``[0, 1000)``) no registered
+            protocol has.
+
+    Returns:
+        ``protocol``.
+
+    Raises:
+        UsageError: for a name already taken or ending in ``_worst``, or a salt that another protocol's offsets use.
 
     Examples:
-        >>> PROTOCOLS["circular"]
-        Protocol(kind='shift', mode='circular', reach=None, salt=10)
-        >>> PROTOCOLS["random16"].reach, PROTOCOLS["circular_full"].reach
-        (16, 'full')
+        >>> register_protocol(ShiftProtocol("random", salt=0))
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: a protocol named 'random' exists: give the new protocol a name of its own
     """
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"register_protocol takes a Protocol, got {type(protocol).__name__}")
+    if protocol.name in PROTOCOLS:
+        raise UsageError(f"a protocol named {protocol.name!r} exists: give the new protocol a name of its own")
+    if not protocol.name or protocol.name.endswith(WORST) or "," in protocol.name:
+        raise UsageError(f"a protocol's name must be non-empty, without commas and not end in {WORST} (its worst "
+                         f"case's suffix), got {protocol.name!r}")
+    taken = sorted(p.salt for p in PROTOCOLS.values())
+    if not 0 <= protocol.salt <= 1000 - SALT_SPAN or any(abs(s - protocol.salt) < SALT_SPAN for s in taken):
+        raise UsageError(f"the salt {protocol.salt} of {protocol.name!r} would draw another protocol's offsets: choose "
+                         f"one in [0, {1000 - SALT_SPAN}] at least {SALT_SPAN} away from those taken ({taken})")
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
 
-    kind: str
-    mode: Optional[str]
-    reach: Union[None, int, str]
-    salt: int
+
+for _protocol in (  # the salts of random and circular keep the offsets of earlier versions
+    ShiftProtocol("random", salt=0), ShiftProtocol("circular", salt=10, mode="circular"),
+    ShiftProtocol("random8", salt=20, reach=8), ShiftProtocol("random16", salt=30, reach=16),
+    ShiftProtocol("circular_full", salt=40, mode="circular", reach=FULL), CropProtocol("crop", salt=50),
+    FractionalProtocol("fractional", salt=60), ShiftProtocol("reflect", salt=70, mode="reflect"),
+):
+    register_protocol(_protocol)
 
 
-PROTOCOLS = {
-    "random": Protocol("shift", None, None, 0),
-    "circular": Protocol("shift", "circular", None, 10),
-    "random8": Protocol("shift", None, 8, 20),
-    "random16": Protocol("shift", None, 16, 30),
-    "circular_full": Protocol("shift", "circular", FULL, 40),
-    "crop": Protocol("crop", None, None, 50),
-    "fractional": Protocol("fractional", None, None, 60),
-}
-PAIR_PROTOCOLS = tuple(PROTOCOLS)
+def protocol_names() -> tuple[str, ...]:
+    """Every registered protocol's name, then every worst case's (``<name>_worst``)."""
+    return (*PROTOCOLS, *(name + WORST for name in PROTOCOLS))
+
+
+PAIR_PROTOCOLS = tuple(PROTOCOLS)  # the built-in protocols' names (as registered above)
 WORST_PROTOCOLS = tuple(name + WORST for name in PROTOCOLS)
-ALL_PROTOCOLS = PAIR_PROTOCOLS + WORST_PROTOCOLS
+ALL_PROTOCOLS = protocol_names()
 # what `augshift consistency` and every benchmark report: the 32 px family (crop needs larger images, worst-case
 # grids cost a forward per offset); the metric's own default is the two cheap ones
 PROTOCOL_FAMILY = ("random", "circular", "random8", "random16", "circular_full", "fractional")
 DEFAULT_PROTOCOLS = ("random", "circular")
-if len({p.salt for p in PROTOCOLS.values()}) != len(PROTOCOLS):  # two protocols would draw the same offsets
-    raise RuntimeError("every protocol needs a salt of its own")
+
+
+def protocol_of(name: str) -> tuple[Protocol, bool]:
+    """``(protocol, worst)`` of a protocol name: ``(PROTOCOLS["random"], True)`` for ``"random_worst"``.
+
+    Examples:
+        >>> protocol_of("reflect_worst")[0].mode, protocol_of("reflect_worst")[1]
+        ('reflect', True)
+    """
+    base, worst = split_name(name)
+    if base not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {name!r}; choose from {', '.join(protocol_names())}")
+    return PROTOCOLS[base], worst
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """``("random", True)`` for ``"random_worst"``, ``("random", False)`` for ``"random"``."""
+    return (name[: -len(WORST)], True) if name.endswith(WORST) else (name, False)
 
 
 def protocol_list(text: str) -> tuple[str, ...]:
     """Comma-separated protocol names -> a tuple (an ``argparse`` type: unknown names are an ``ArgumentTypeError``).
 
     Args:
-        text: protocol names of :data:`ALL_PROTOCOLS`, separated by commas (repeats are dropped, the order kept).
+        text: registered protocol names, each optionally with ``_worst``, separated by commas (repeats are dropped,
+            the order kept).
 
     Returns:
         The names, a tuple of str.
@@ -112,10 +146,10 @@ def protocol_list(text: str) -> tuple[str, ...]:
         ('random', 'crop_worst')
     """
     names = tuple(dict.fromkeys(name for name in text.split(",") if name))
-    unknown = [name for name in names if name not in ALL_PROTOCOLS]
+    unknown = [name for name in names if name not in protocol_names()]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown protocol(s) {', '.join(unknown) or repr(text)}; choose from "
-                                         f"{', '.join(ALL_PROTOCOLS)}")
+                                         f"{', '.join(protocol_names())}")
     return names
 
 
@@ -138,8 +172,8 @@ def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--pro
     """
     parser.add_argument(option, type=protocol_list, default=default, metavar="NAMES",
                         help=f"comma-separated consistency protocols (default: {','.join(default)}; of "
-                             f"{', '.join(ALL_PROTOCOLS)}: <protocol>_worst is the worst case over a grid of offsets, a "
-                             "forward each; crop needs images larger than the model's)")
+                             f"{', '.join(protocol_names())}: <protocol>_worst is the worst case over a grid of "
+                             "offsets, a forward each; crop needs images larger than the model's)")
 
 
 def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_size: Optional[int]) -> None:
@@ -174,7 +208,7 @@ def crop_protocols(names: Sequence[str]) -> list[str]:
         >>> crop_protocols(("random", "crop_worst"))
         ['crop_worst']
     """
-    return [name for name in names if PROTOCOLS[split_name(name)[0]].kind == "crop"]
+    return [name for name in names if protocol_of(name)[0].larger_images]
 
 
 CONSISTENCY_COLUMN = "shift_consistency"  # what the training integrations log: random's; <it>_<protocol> the others'
@@ -192,140 +226,32 @@ def consistency_column(protocol: str) -> str:
     return CONSISTENCY_COLUMN if protocol == "random" else f"{CONSISTENCY_COLUMN}_{protocol}"
 
 
-def split_name(name: str) -> tuple[str, bool]:
-    """``("random", True)`` for ``"random_worst"``, ``("random", False)`` for ``"random"``."""
-    return (name[: -len(WORST)], True) if name.endswith(WORST) else (name, False)
-
-
-def hashed_offsets(indices: Tensor, salt: int, count: int) -> Tensor:
-    """Deterministic integers in ``[0, count)`` from sample indices (N,) and a salt (a fixed integer hash).
-
-    Examples:
-        >>> hashed_offsets(torch.arange(4), 7, 10).tolist() == hashed_offsets(torch.arange(4), 7, 10).tolist()
-        True
-    """
-    x = (indices.long() * 1103515245 + (salt * 12345 + 1013904223)) & _MASK
-    for _ in range(2):
-        x = x ^ (x >> 16)
-        x = (x * 0x45D9F3B) & _MASK
-    x = x ^ (x >> 16)
-    return x.remainder(count)
-
-
-def hashed_shifts(indices: Tensor, salt: int, max_shift: int) -> Tensor:
-    """Deterministic integers in ``[-max_shift, max_shift]`` from sample indices (N,) and a salt."""
-    return hashed_offsets(indices, salt, 2 * max_shift + 1) - max_shift
-
-
-def hashed_fractions(indices: Tensor, salt: int, reach: float) -> Tensor:
-    """Deterministic reals in ``[-reach, reach]`` (float64, resolution ``2 * reach / 2**24``) from sample indices."""
-    return hashed_offsets(indices, salt, _FRACTION_STEPS).double() * (2 * reach / (_FRACTION_STEPS - 1)) - reach
-
-
-def offsets_to(reach: int) -> tuple[int, ...]:
-    """A symmetric grid out to ``reach``: every offset up to 4, then powers of two and their 1.5x (0, ±1..±4, ±6, ±8,
-    ±12, ±16, ...): 17 offsets per axis (289 shifts) out to 16 px instead of 33 (1089).
-
-    Examples:
-        >>> offsets_to(16)
-        (-16, -12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12, 16)
-    """
-    steps = set(range(min(reach, 4) + 1))
-    d = 4
-    while d < reach:
-        steps.update(v for v in (d + d // 2, 2 * d) if v <= reach)
-        d *= 2
-    steps.add(reach)
-    return tuple(sorted({-d for d in steps} | steps))
-
-
-def dense_offsets(reach: int) -> tuple[int, ...]:
-    """Every offset in ``[-reach, reach]``."""
-    return tuple(range(-reach, reach + 1))
-
-
-FRACTIONAL_GRID = tuple(k / 4 for k in range(-4, 5))  # the fractional worst case: quarter pixels in [-1, 1]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The sizes a protocol's offsets are drawn for.
-
-    Args:
-        height: the evaluated height (the crop, with ``crop_size``).
-        width: the evaluated width.
-        max_shift: the evaluator's ``max_shift`` (the reach of the protocols that name none).
-        mode: the evaluator's border mode.
-        source: ``(height, width)`` of the larger image crops are taken from (``None``: no crop, the images are
-            the evaluated size).
-
-    Examples:
-        >>> Geometry(224, 224, max_shift=4, mode="zeros", source=(256, 256)).crop_range
-        (32, 32)
-    """
-
-    height: int
-    width: int
-    max_shift: int
-    mode: str
-    source: Optional[tuple[int, int]] = None
-
-    @property
-    def crop_range(self) -> tuple[int, int]:
-        """``(rows, cols)``: the number of crop offsets per axis (offsets ``0 .. range - 1``)."""
-        if self.source is None:
-            raise ValueError("no crop: the images are not larger than the evaluated size")
-        return self.source[0] - self.height, self.source[1] - self.width
-
-
-def reach_of(protocol: Protocol, geometry: Geometry) -> Union[int, str]:
-    return geometry.max_shift if protocol.reach is None else protocol.reach
-
-
 def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> tuple[tuple[Tensor, Tensor], ...]:
-    """The offsets of protocol ``name``'s two views for samples ``indices`` (N,): ``((dx_a, dy_a), (dx_b, dy_b))``,
-    each (N,): integer shifts (``shift``), crop offsets from the top-left corner (``crop``) or float64 shifts
-    (``fractional``). They depend on the protocol's salt, ``seed`` and the indices only.
+    """The offsets of protocol ``name``'s two views for samples ``indices`` (N,) (:meth:`Protocol.offsets`):
+    integer shifts, crop offsets from the top-left corner (``crop``) or float64 shifts (``fractional``).
 
     Args:
-        name: a protocol of :data:`PROTOCOLS` (without ``_worst``).
+        name: a registered protocol (without ``_worst``).
         indices: (N,) integer dataset indices of the samples.
         geometry: the evaluated sizes, ``max_shift`` and border mode (:class:`Geometry`).
         seed: the evaluation seed.
 
     Returns:
-        ``((dx_a, dy_a), (dx_b, dy_b))``, four (N,) tensors.
+        ``((dx_a, dy_a), (dx_b, dy_b))``, four (N,) tensors, keyed by the protocol's salt, ``seed`` and the indices.
 
     Examples:
         >>> (a, b) = pair_offsets("random", torch.arange(3), Geometry(32, 32, max_shift=4, mode="zeros"), seed=0)
         >>> all(v.abs().max() <= 4 for v in (*a, *b))
         True
     """
-    protocol = PROTOCOLS[name]
-    salt0 = seed * 1000 + protocol.salt
-    views = []
-    for view in range(2):
-        salt = salt0 + view * 2
-        if protocol.kind == "crop":
-            rows, cols = geometry.crop_range
-            views.append((hashed_offsets(indices, salt, cols), hashed_offsets(indices, salt + 1, rows)))
-        elif protocol.kind == "fractional":
-            reach = reach_of(protocol, geometry)
-            views.append((hashed_fractions(indices, salt, reach), hashed_fractions(indices, salt + 1, reach)))
-        elif reach_of(protocol, geometry) == FULL:
-            views.append((hashed_offsets(indices, salt, geometry.width), hashed_offsets(indices, salt + 1, geometry.height)))
-        else:
-            reach = reach_of(protocol, geometry)
-            views.append((hashed_shifts(indices, salt, reach), hashed_shifts(indices, salt + 1, reach)))
-    return tuple(views)
+    return PROTOCOLS[name].offsets(indices, geometry, seed=seed)
 
 
-def worst_grid(name: str, geometry: Geometry) -> tuple[tuple, ...]:
-    """The per-axis offsets of ``name``'s worst case (``name`` without the suffix): shifts for ``shift`` and
-    ``fractional`` protocols, crop offsets for ``crop``.
+def worst_grid(name: str, geometry: Geometry) -> tuple:
+    """The per-axis offsets of ``name``'s worst case (``name`` without the suffix; :meth:`Protocol.grid`).
 
     Args:
-        name: a protocol of :data:`PROTOCOLS` (``random`` for ``random_worst``).
+        name: a registered protocol (``random`` for ``random_worst``).
         geometry: the evaluated sizes and the evaluator's ``max_shift`` (:class:`Geometry`).
 
     Returns:
@@ -337,25 +263,4 @@ def worst_grid(name: str, geometry: Geometry) -> tuple[tuple, ...]:
         >>> worst_grid("fractional", Geometry(32, 32, max_shift=4, mode="zeros"))
         (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
     """
-    protocol = PROTOCOLS[name]
-    if protocol.kind == "fractional":
-        return FRACTIONAL_GRID
-    if protocol.kind == "crop":
-        rows, cols = geometry.crop_range
-        centre = min(rows, cols) // 2
-        return tuple(centre + d for d in offsets_to(centre) if 0 <= centre + d < min(rows, cols))
-    reach = reach_of(protocol, geometry)
-    return offsets_to(min(geometry.height, geometry.width) // 2 if reach == FULL else reach)
-
-
-def largest_shift(names: tuple[str, ...], geometry: Geometry) -> int:
-    """The largest integer shift the protocols ``names`` make (for the size check)."""
-    largest = 0
-    for name in names:
-        base, worst = split_name(name)
-        protocol = PROTOCOLS[base]
-        if protocol.kind == "shift" and reach_of(protocol, geometry) != FULL:
-            largest = max(largest, reach_of(protocol, geometry))
-        elif protocol.kind == "fractional":
-            largest = max(largest, math.ceil(reach_of(protocol, geometry)))
-    return largest
+    return PROTOCOLS[name].grid(geometry)

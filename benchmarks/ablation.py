@@ -15,15 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
 from augshift.config import DEFAULTS, AugShiftConfig
 from augshift.engine import init_distributed
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import Figure, write_results
 from augshift.sweep import (
     RunSpec, add_common_args, comparison_table, load_data, overrides, recipe, run_or_collect, summarize, summary_table,
 )
@@ -88,9 +89,9 @@ def recommend(summary: dict, max_drop: float) -> tuple[str, dict]:
     return best, variants()[best]
 
 
-def plot_figures(summary: dict, out: Path, preset_name: str) -> None:
-    """``tradeoff.png``: consistency against accuracy of every variant."""
-    plot_tradeoff(summary, out / "tradeoff.png", title=f"AugShift ablation, preset {preset_name}")
+def plot_figures(summary: dict, preset_name: str) -> dict[str, Figure]:
+    """``tradeoff.png``: consistency against accuracy of every variant, as the writer's figures."""
+    return {"tradeoff.png": partial(plot_tradeoff, summary, title=f"AugShift ablation, preset {preset_name}")}
 
 
 def main(argv=None) -> int:
@@ -132,11 +133,9 @@ def main(argv=None) -> int:
         text += (f"\nBest mean consistency with accuracy within {args.max_accuracy_drop} points of plain resnet18: "
                  f"**{best}** -> {settings}\n")
     text += "\n![consistency vs accuracy](tradeoff.png)\n"
-    plot_figures(summary, out, args.preset)
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {"command": command, "preset": args.preset, "recipe": preset,
-                                             "defaults": DEFAULT, "summary": summary, "runs": results})
-    print(text)
+    write_results(out, "results", {"command": command, "preset": args.preset, "recipe": preset, "defaults": DEFAULT,
+                                   "summary": summary, "runs": results}, text,
+                  figures=plot_figures(summary, args.preset))
     return 0
 
 

@@ -42,8 +42,8 @@ from torch import Tensor
 from paths import RESULTS
 
 from augshift import RandomShift, shift
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import write_results
 
 MAX_SHIFT = 4
 SIZES = ((256, 3, 32, 32), (64, 3, 224, 224))
@@ -304,15 +304,14 @@ def main(argv=None) -> int:
         text += ("\nWhere the new shift's time goes (torch profiler, 20 calls, float32 contiguous "
                  f"{tuple(sizes[0])}):\n\n```\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
                  + "\n```\n")
-    print("\n" + text)
+    print()
     out = Path(args.out) if args.out else RESULTS / "bench_shift" / device.type
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {
+    write_results(out, "results", {
         "command": command, "device": str(device), "machine": machine, "threads": args.threads,
         "torch": torch.__version__, "kornia": kornia.__version__, "quick": quick, "max_shift": MAX_SHIFT,
         "kornia_call": KORNIA_CALL, "repeats": repeats, "min_rounds": min_rounds, "budget_s": budget,
         "warmup": warmup, "rows": rows,
-    })
+    }, text)
     return 0
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from invariance import PAIRS
 
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import write_results
 from augshift.sweep import comparison_table, summarize, summary_table
 
 
@@ -48,17 +49,15 @@ def main(argv=None) -> int:
     lines = ["# Invariance runs combined", "", f"Command: `{command_line()}`", "",
              "Runs of " + ", ".join(f"`{f}`" for f in args.folders) + (f", seeds {sorted(seeds)}" if seeds else "")
              + ". Cells: mean ± std over seeds [95% Wilson interval pooled over the seeds' test predictions].", ""]
-    summaries = {}
+    summaries, figures = {}, {}
     for dataset, runs in combined_runs(args.folders, seeds).items():
         summary = summaries[dataset] = summarize(runs)
         lines += [f"## {dataset}", "", summary_table(summary), "Differences (points) with 95% intervals:", "",
                   comparison_table(summary, PAIRS), f"![consistency vs accuracy](tradeoff_{dataset}.png)", ""]
-        plot_tradeoff(summary, out / f"tradeoff_{dataset}.png", title=f"{dataset}: combined runs")
-    text = "\n".join(lines)
-    print(text)
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {"command": command_line(), "folders": [str(f) for f in args.folders],
-                                             "seeds": sorted(seeds) if seeds else None, "summaries": summaries})
+        figures[f"tradeoff_{dataset}.png"] = partial(plot_tradeoff, summary, title=f"{dataset}: combined runs")
+    write_results(out, "results", {"command": command_line(), "folders": [str(f) for f in args.folders],
+                                   "seeds": sorted(seeds) if seeds else None, "summaries": summaries},
+                  "\n".join(lines), figures=figures)
     return 0
 
 

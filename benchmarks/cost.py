@@ -22,14 +22,16 @@ import multiprocessing
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from paths import RESULTS
 
 from augshift.models import create_model
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import pyplot, save_figure
+from augshift.reporting.progress import progress_bar
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import write_results
 from augshift.sweep import parse_model
 
 MODELS = ("resnet18", "resnetblur18", "aps_resnet18", "resnet18+augshift", "resnetblur18+augshift",
@@ -145,12 +147,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "cost"))
     args = parser.parse_args(argv)
     import torch
-    from tqdm.auto import tqdm
 
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True  # on CUDA each model gets its fastest kernels (warm-up rounds tune them)
     command, rows = command_line(), []
-    for size, batch, stem in tqdm(((32, args.batch_32, args.stem), (224, args.batch_224, "standard")), desc="cost"):
+    for size, batch, stem in progress_bar(((32, args.batch_32, args.stem), (224, args.batch_224, "standard")),
+                                       desc="cost", leave=True):
         configs = [(model, b) for model in MODELS for b in ((batch, batch // 2) if parse_model(model)[1] else (batch,))]
         configs.append(("resnet18", 2 * batch))  # reference: the 2N images an AugShift step runs, without AugShift
         built = [build(model, size, b, device=args.device, stem=stem) for model, b in configs]
@@ -171,13 +173,10 @@ def main(argv=None) -> int:
             f"{args.warmup} warm-up round(s), the configurations timed round-robin, fp32; memory: peak rise during the "
             f"first training step, each CPU one in a fresh process). 32 px uses the {args.stem} stem, 224 px the "
             "standard one. AugShift's inference is the plain network's (AugShift wraps the unmodified model), so its inference column is its base model's.\n\n"
-            + table)
-    print(text)
-    out = Path(args.out)
-    plot_ratios(rows, out, device=args.device, machine=machine)
-    text += "\n![cost ratios](cost.png)\n"
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {"command": command, "device": args.device, "machine": machine, "rows": rows})
+            + table + "\n![cost ratios](cost.png)\n")
+    write_results(Path(args.out), "results", {"command": command, "device": args.device, "machine": machine,
+                                              "rows": rows}, text,
+                  figures={"cost.png": partial(plot_ratios, rows, device=args.device, machine=machine)})
     return 0
 
 
@@ -208,8 +207,8 @@ def ratios(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_ratios(rows: list[dict], out: Path, *, device: str, machine: str) -> None:
-    """``out/cost.png``: step time, peak memory and inference ratios to resnet18, one panel per image size."""
+def plot_ratios(rows: list[dict], path: Path, *, device: str, machine: str) -> None:
+    """``cost.png`` at ``path``: step time, peak memory and inference ratios to resnet18, one panel per image size."""
     plt = pyplot()
     table = with_ratios(rows)
     sizes = sorted({r["size"] for r in table})
@@ -227,7 +226,7 @@ def plot_ratios(rows: list[dict], out: Path, *, device: str, machine: str) -> No
         ax.legend(fontsize=7)
     fig.suptitle(f"Cost benchmark ({device}: {machine})")
     fig.tight_layout()
-    save_figure(fig, out / "cost.png")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

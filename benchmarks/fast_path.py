@@ -19,8 +19,8 @@ from paths import RESULTS, WORK, source_of
 from augshift.cli.options import add_limit_arguments
 from augshift.engine import init_distributed
 from augshift.intervals import difference_ci
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.provenance import command_line, machine
+from augshift.reporting.results import write_results
 from augshift.sweep import RunSpec, load_data, parse_model, recipe, reported_metrics, run_sweep, summarize, summary_table
 
 PRESET = dict(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.1, stem="cifar", curve_size=0, seeds=[0])
@@ -95,11 +95,8 @@ def main(argv=None) -> int:
             "interval].\n\n" + summary_table(summary) + "\nDifferences (points) with 95% Newcombe intervals:\n\n" + table
             + "\nTraining seconds per run (runs shared the device when --devices repeats it): "
             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + "\n")
-    print(text)
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(out / "results.json", {"command": command_line(), "device": device, "machine": machine(device),
-                                             "preset": preset, "differences": deltas, "summary": summary,
-                                             "runs": results})
+    write_results(out, "results", {"command": command_line(), "device": device, "machine": machine(device),
+                                   "preset": preset, "differences": deltas, "summary": summary, "runs": results}, text)
     return 0
 
 

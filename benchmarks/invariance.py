@@ -24,15 +24,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.engine import init_distributed
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import Figure, write_results
 from augshift.sweep import (
     RunSpec, add_common_args, comparison_table, load_data, overrides, parse_model, recipe, run_or_collect, summarize,
     summary_table,
@@ -83,7 +84,7 @@ def paper_table(dataset: str) -> str:
 
 
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
-    """results.json, results.md and one PNG per dataset."""
+    """results.json, results.md and two PNGs per dataset, as one unit."""
     runs = [run for block in datasets.values() for run in block["runs"]]
     augshift = {run["label"]: run["config"]["shift"] for run in runs if run["config"]["augshift"]}
     settings = ("AugShift rows: " + "; ".join(
@@ -105,6 +106,7 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
           "training; "
           "*best epoch*: those of the epoch with the highest test top-1 (chosen on the test set, as much CIFAR code "
           "does: optimistic).\n"]
+    figures: dict[str, Figure] = {}
     for dataset, block in datasets.items():
         md += [f"## {dataset} — {block['data']}\n", "### Last epoch\n", summary_table(block["summary"]),
                "\n### Best epoch\n", summary_table(block["best"]),
@@ -112,17 +114,17 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
                "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
                paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n",
                f"![consistency vs accuracy](tradeoff_{dataset}.png)\n"]
-        plot_figures(block["summary"], out, dataset, preset_name)
-    write_text_atomic(out / "results.md", "\n".join(md))
-    write_json_atomic(out / "results.json", {"command": command, "preset": preset_name, "recipe": preset,
-                                             "seconds": round(seconds, 1), "datasets": datasets})
+        figures.update(plot_figures(block["summary"], dataset, preset_name))
+    write_results(out, "results", {"command": command, "preset": preset_name, "recipe": preset,
+                                   "seconds": round(seconds, 1), "datasets": datasets}, "\n".join(md), figures=figures)
 
 
-def plot_figures(summary: dict, out: Path, dataset: str, preset_name: str) -> None:
-    """``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png`` of one dataset's summary."""
+def plot_figures(summary: dict, dataset: str, preset_name: str) -> dict[str, Figure]:
+    """``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png`` of one dataset's summary, as the
+    writer's figures."""
     title = f"{dataset}, preset {preset_name} (mean over seeds)"
-    plot_consistency_curves(summary, out / f"consistency_vs_shift_{dataset}.png", title=title)
-    plot_tradeoff(summary, out / f"tradeoff_{dataset}.png", title=title)
+    return {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, summary, title=title),
+            f"tradeoff_{dataset}.png": partial(plot_tradeoff, summary, title=title)}
 
 
 def main(argv=None) -> int:
@@ -170,7 +172,6 @@ def main(argv=None) -> int:
               "instead of --shard writes the tables")
     elif place.main:
         report(out, args.preset, preset, datasets, command, time.time() - start)
-        print(f"wrote {out / 'results.md'}, {out / 'results.json'} and the plots")
     return 0
 
 

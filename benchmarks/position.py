@@ -24,8 +24,8 @@ from augshift.cli import main as augshift_main
 from augshift.cli.locate import PAPER_TABLE1
 from augshift.intervals import proportion_ci
 from augshift.position import PRESETS
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.provenance import command_line
+from augshift.reporting.results import write_results
 
 MODELS, TASKS, GRIDS = ("gapnet", "permutenet"), ("location", "class"), (3, 7)
 
@@ -73,10 +73,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['model']} | {r['trunk']} | {r['task']} | {r['grid']}x{r['grid']} | {r['last']} | "
               f"{r['best']} (epoch {r['best_epoch']}) | {r['train_images']} x {r['epochs']} | "
               f"{r['paper'] if r['paper'] is not None else '-'} |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    write_text_atomic(out / "table1.md", text)
-    write_json_atomic(out / "table1.json", {"command": command, "preset": args.preset, "rows": rows})
-    print(text)
+    write_results(out, "table1", {"command": command, "preset": args.preset, "rows": rows}, "\n".join(lines))
     return 0
 
 

@@ -35,6 +35,7 @@ import multiprocessing
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -45,9 +46,9 @@ from augshift import AugShift, AugShiftConfig, RandomShift
 from augshift.data import Normalization, normalize
 from augshift.engine import TensorBatches, TrainConfig, Trainer
 from augshift.models import create_model
-from augshift.reporting.files import write_json_atomic, write_text_atomic
 from augshift.reporting.plots import pyplot, save_figure
 from augshift.reporting.provenance import command_line, machine
+from augshift.reporting.results import write_results
 from augshift.sweep import parse_model
 
 MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
@@ -256,21 +257,19 @@ def main(argv=None) -> int:
                              tflops=tflops, peak_fraction=tflops / peak if peak else None, flops_per_image=flops,
                              compile_s=compile_s if path.startswith("compiled") else None))
         print(name, {p: f"{steps * args.batch_size / s:.0f} img/s" for p, s in seconds.items()}, flush=True)
-        write(rows, args, steps, warmup)  # after every model: a run cut short keeps what it measured
-    print(report(rows, args, machine(args.device, args.threads), command_line(), steps, warmup))
+        write(rows, args, steps, warmup)  # after every model (printed): a run cut short keeps what it measured
     return 0
 
 
 def write(rows: list[dict], args: argparse.Namespace, steps: int, warmup: int) -> None:
-    """``results.md``, ``results.json`` and ``throughput.png`` under ``--out``."""
+    """``results.md``, ``results.json`` and ``throughput.png`` under ``--out``, as one unit."""
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     out = Path(args.out) if args.out else RESULTS / "throughput" / kind
     name = machine(args.device, args.threads)
     text = report(rows, args, name, command_line(), steps, warmup)
-    plot(rows, out / "throughput.png", title=f"Training throughput ({name})")
-    write_text_atomic(out / "results.md", text + "\n![throughput](throughput.png)\n")
-    write_json_atomic(out / "results.json", {"command": command_line(), "device": args.device, "machine": name,
-                                             "steps": steps, "warmup": warmup, "rows": rows})
+    write_results(out, "results", {"command": command_line(), "device": args.device, "machine": name, "steps": steps,
+                                   "warmup": warmup, "rows": rows}, text + "\n![throughput](throughput.png)\n",
+                  figures={"throughput.png": partial(plot, rows, title=f"Training throughput ({name})")})
 
 
 def paper_rows() -> list[str]:

@@ -142,7 +142,7 @@ def test_the_two_views_differ_as_often_as_their_range_says(protocol):
     same = ((dxa == dxb) & (dya == dyb)).double().mean().item()
     # values per axis; real offsets (fractional) never coincide
     chance = {"random": 1 / 9 ** 2, "circular": 1 / 9 ** 2, "random8": 1 / 17 ** 2, "random16": 1 / 33 ** 2,
-              "circular_full": 1 / 16 ** 2, "crop": 1 / 8 ** 2, "fractional": 0.0}
+              "circular_full": 1 / 16 ** 2, "crop": 1 / 8 ** 2, "fractional": 0.0, "reflect": 1 / 9 ** 2}
     assert same == pytest.approx(chance[protocol], abs=0.004)
 
 

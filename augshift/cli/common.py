@@ -3,17 +3,15 @@ format of models trained by the commands, and the normalisation a command uses."
 from __future__ import annotations
 
 import argparse
-import hashlib
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 
 from ..data.stats import Normalization, normalization_policy
 from ..engine.checkpoint import save_checkpoint
 from ..errors import UsageError
-from ..reporting.files import result_unit, write_json_atomic, write_text_atomic
 from ..reporting.provenance import command_line
+from ..reporting.results import write_results  # noqa: F401  (the commands' writer: the one of augshift.reporting)
 
 
 def recorded_command(args: argparse.Namespace) -> str:
@@ -30,23 +28,6 @@ def choose_device(name: Optional[str]) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device
-
-
-def write_results(out: str, stem: str, data: dict, markdown: str, *,
-                  figures: Optional[dict[str, Callable[[Path], Any]]] = None) -> Path:
-    """``<out>/<stem>.md``, the ``figures`` (``{file name: function drawing to a path}``) and ``<out>/<stem>.json``
-    written as one unit (:func:`~augshift.reporting.files.result_unit`); the JSON, moved last, is the manifest:
-    ``data`` plus ``files``, the SHA-256 of every other file of the unit. Prints the markdown; returns the stem path."""
-    manifest = f"{stem}.json"  # stems may hold dots (prior0.8): no with_suffix
-    with result_unit(out, manifest=manifest) as staging:
-        for name, draw in (figures or {}).items():
-            draw(staging / name)
-        write_text_atomic(staging / f"{stem}.md", markdown + "\n")
-        files = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(staging.iterdir())}
-        write_json_atomic(staging / manifest, {**data, "files": files})
-    print(markdown)
-    print(f"wrote {', '.join(str(Path(out) / name) for name in [*files, manifest])}")
-    return Path(out) / stem
 
 
 def save_model(path: str, model: torch.nn.Module, name: str, kwargs: dict, meta: dict) -> None:

@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "protocol crops --image-size squares from (Zhang 2019: 256 for 224); accuracy and the "
                              "other protocols use the centre crop")
     add_normalization_arguments(parser)
-    parser.add_argument("--max-shift", type=whole(0), default=4, help="range of random, circular, fractional (px)")
+    parser.add_argument("--max-shift", type=whole(0), default=4, help="range of random, circular, reflect, fractional (px)")
     parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES, help="border of the random protocols")
     add_protocols_argument(parser, default=PROTOCOL_FAMILY)
     parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")

@@ -28,6 +28,7 @@ from ..data.stats import Normalization
 from ..errors import UsageError
 from ..features import PooledFeatures
 from ..models.adapter import logits_of
+from ..reporting.progress import progress_bar
 from ..shift import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -352,8 +353,6 @@ def fit(
         >>> again == history  # the finished run was resumed from its checkpoint: nothing left to train
         True
     """
-    from tqdm.auto import tqdm
-
     config, device = trainer.config, torch.device(place.device)
     start, history = 0, []
     state = load_checkpoint(checkpoint, device=device) if checkpoint is not None else None
@@ -364,8 +363,8 @@ def fit(
         start, history = state["epoch"], state["history"]
         if place.main and progress:
             print(f"{desc}: resuming after epoch {start}", flush=True)
-    with tqdm(total=config.epochs * source.steps, initial=start * source.steps, desc=desc,
-              disable=not (progress and place.main), leave=False) as bar:
+    with progress_bar(total=config.epochs * source.steps, initial=start * source.steps, desc=desc,
+                      enabled=progress and place.main) as bar:
         for epoch in range(start, config.epochs):
             began = time.perf_counter()
             seed_generator(trainer.generator, seed=config.seed, epoch=epoch, rank=place.rank)

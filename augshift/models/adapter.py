@@ -18,27 +18,29 @@ the project's own or a user's -- is asked here, and only here:
   loading any checkpoint is its other half, :mod:`augshift.models.zoo` (:func:`~.zoo.create_model`,
   :func:`~.zoo.load_model`).
 
-A model none of this fits raises :class:`UnsupportedModelError`, one wording naming what is supported.
+What differs from zoo to zoo (the key of the logits, a zoo's stages, the normalisation of its weights) is asked of
+the zoos, :mod:`augshift.models.zoos`, one file each; the rest here is generic. A model none of this fits raises
+:class:`UnsupportedModelError`, one wording naming what is supported.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ..data.stats import Normalization
 from ..errors import UsageError
+from .zoos import ZOOS, zoo_of
+from .zoos.transformers import image_processor_of  # noqa: F401  (the integrations import it from here)
 
-TORCHVISION_PREFIX = "torchvision/"
-HF_PREFIX = "hf:"
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")  # looked up in this order after get_classifier()
-SUPPORTED = ("timm models (by name, e.g. resnet18), torchvision classifiers and segmenters (torchvision/<name>), "
-             "Hugging Face transformers image models (hf:<hub id or save_pretrained folder>: ResNet, ConvNeXt, ViT, "
-             "Swin, ...), or any nn.Module returning logits whose classifier is found by name (classifier='<module>')")
-INSTALL_TRANSFORMERS = 'pip install "augshift[transformers]"'
+SUPPORTED = ", ".join([*(zoo.supported for zoo in reversed(ZOOS)),  # timm, whose names have no prefix, first
+                       "or any nn.Module returning logits whose classifier is found by name (classifier='<module>')"])
+LOGITS_KEYS = tuple(zoo.output_key for zoo in ZOOS if zoo.output_key)  # where a mapping output holds the logits
+T = TypeVar("T")
 
 
 class UnsupportedModelError(UsageError):
@@ -64,8 +66,9 @@ def logits_of(output: Any) -> Tensor:
     """The logits in a model's output: (N, K) for a classifier, (N, K, h, w) for a segmenter.
 
     Args:
-        output: what the model returned -- a tensor, a mapping with ``"logits"`` (``transformers``' ``ModelOutput``)
-            or ``"out"`` (torchvision's segmenters), or a tuple / list whose first element is the logits.
+        output: what the model returned -- a tensor, a mapping with a zoo's key of the logits (:data:`LOGITS_KEYS`:
+            ``"logits"`` of ``transformers``' ``ModelOutput``, ``"out"`` of torchvision's segmenters), or a tuple /
+            list whose first element is the logits.
 
     Returns:
         The logits tensor.
@@ -77,7 +80,7 @@ def logits_of(output: Any) -> Tensor:
     if isinstance(output, Tensor):
         return output
     if isinstance(output, Mapping):
-        for key in ("logits", "out"):
+        for key in LOGITS_KEYS:
             if isinstance(output.get(key), Tensor):
                 return output[key]
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
@@ -213,16 +216,11 @@ class LayerChoice:
 
 
 def _stages(model: nn.Module) -> Optional[list[str]]:
-    """The model's own list of stages, shallow to deep, when it names them: torchvision segmenters' ``backbone``,
-    the project's ``feature_module``, timm's ``feature_info``; None for other models."""
-    if type(model).__module__.startswith("torchvision.models.segmentation"):  # their heads read backbone(x)["out"]
-        return ["backbone"]
+    """The model's own list of stages, shallow to deep, when it names them: the project's ``feature_module``, else
+    what a zoo says (torchvision segmenters' ``backbone``, timm's ``feature_info``); None for other models."""
     if isinstance(getattr(model, "feature_module", None), str):
         return [model.feature_module]
-    info = getattr(model, "feature_info", None)
-    if isinstance(info, list) and info and all(isinstance(i, dict) and "module" in i for i in info):
-        return [i["module"] for i in info]
-    return None
+    return _first(zoo.stages(model) for zoo in ZOOS)
 
 
 def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
@@ -276,9 +274,8 @@ def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
     if stages is None:  # every module that is not the classifier or a pooling layer, in the order they finish
         head = _classifier_or_none(model)
         head_name = next((n for n, m in model.named_modules() if n and m is head), None)
-        # a transformers model: only its base model (the encoder), not the heads after it (a segmenter's decode head)
-        base = getattr(model, "base_model_prefix", "")
-        body = base if base and isinstance(getattr(model, base, None), nn.Module) else None
+        # only inside the model's body when a zoo names one (a transformers model's base model, not the heads after it)
+        body = _first(zoo.body(model) for zoo in ZOOS)
         stages = [name for name, module in model.named_modules() if name and not _inside(name, head_name)
                   and (body is None or _inside(name, body))
                   and "pool" not in type(module).__name__.lower() and not name.rsplit(".", 1)[-1].startswith("pool")]
@@ -316,6 +313,11 @@ def _inside(name: str, parent: Optional[str]) -> bool:
     return parent is not None and (name == parent or name.startswith(parent + "."))
 
 
+def _first(answers: Iterable[Optional[T]]) -> Optional[T]:
+    """The first answer that is not ``None`` (the zoos', asked in order), else ``None``."""
+    return next((answer for answer in answers if answer is not None), None)
+
+
 # --------------------------------------------------------------------------------------------- normalisation
 
 def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalization]:
@@ -328,56 +330,13 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
             ``pretrained_cfg``).
         model: the model built from ``name``.
 
+    Returns:
+        What the zoo of ``name`` (:func:`~augshift.models.zoos.zoo_of`) says: a :class:`Normalization` naming its
+        source, or ``None``.
+
     Examples:
         >>> import timm
         >>> pretrained_normalization("resnet18", timm.create_model("resnet18")).mean
         (0.485, 0.456, 0.406)
     """
-    if name.startswith(HF_PREFIX):
-        processor = image_processor_of(name[len(HF_PREFIX):])
-        if processor is None or getattr(processor, "image_mean", None) is None:
-            return None
-        return Normalization(processor.image_mean, processor.image_std, f"the image processor of {name}")
-    import torchvision
-
-    if name.startswith(TORCHVISION_PREFIX) or name in torchvision_segmenters():
-        weights = torchvision.models.get_model_weights(name.removeprefix(TORCHVISION_PREFIX)).DEFAULT
-        transforms = weights.transforms()
-        return Normalization(transforms.mean, transforms.std, f"the transforms of torchvision's {weights}")
-    from timm.data import resolve_data_config
-
-    config = resolve_data_config({}, model=model)
-    return Normalization(config["mean"], config["std"], f"timm's pretrained_cfg of {name}")
-
-
-def torchvision_segmenters() -> list[str]:
-    """The segmentation models of the installed torchvision (``deeplabv3_mobilenet_v3_large``, ``fcn_resnet50``...).
-
-    Returns:
-        Their names, a list of str (``create_model(name, task="segmentation")`` builds them).
-
-    Examples:
-        >>> "fcn_resnet50" in torchvision_segmenters()
-        True
-    """
-    import torchvision
-
-    return torchvision.models.list_models(module=torchvision.models.segmentation)
-
-
-def image_processor_of(path: str) -> Any:
-    """``transformers.AutoImageProcessor.from_pretrained(path)`` (a hub id or a ``save_pretrained`` folder), or None
-    where ``path`` has none (a model made from a config alone)."""
-    transformers = transformers_module()
-    try:
-        return transformers.AutoImageProcessor.from_pretrained(path)
-    except (OSError, ValueError):
-        return None
-
-
-def transformers_module() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise UsageError(f"hf: models need Hugging Face transformers: {INSTALL_TRANSFORMERS}") from None
-    return transformers
+    return zoo_of(name).normalization(name, model)

@@ -10,9 +10,10 @@ Understood layouts:
   ``num_classes``);
 * the Accelerate example's output folder (``model.safetensors`` plus ``metrics.json`` whose ``args`` name the
   ``model`` and whose ``normalization`` the statistics it trained with);
-* a Hugging Face ``save_pretrained`` folder (``config.json`` and the weights; read by ``transformers``, named
-  ``hf:<folder>``; the normalisation is its ``metrics.json``'s when the Accelerate example wrote it, else
-  :func:`~augshift.models.zoo.load_model` asks its image processor);
+* a folder a zoo reads itself (:meth:`~.zoos.base.Zoo.read_folder`): a Hugging Face ``save_pretrained`` folder
+  (``config.json`` and the weights; read by ``transformers``, named ``hf:<folder>``); the normalisation is its
+  ``metrics.json``'s when the Accelerate example wrote it, else :func:`~augshift.models.zoo.load_model` asks the
+  zoo (the folder's image processor);
 * a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
   ``model`` / ``model_state``; ``module.`` / ``model.`` prefixes (DDP, wrappers) are dropped. A plain state_dict
   does not name its architecture: the caller passes it (``--model``).
@@ -29,10 +30,10 @@ from torch import Tensor, nn
 
 from ..data.stats import Normalization
 from ..errors import UsageError
+from .zoos import ZOOS
 
 TIMM_FILES = ("model_best.pth.tar", "last.pth.tar")  # timm train.py, in order of preference
 ACCELERATE_FILE = "model.safetensors"
-TRANSFORMERS_CONFIG = "config.json"  # beside ACCELERATE_FILE: a transformers save_pretrained folder
 NESTED_KEYS = ("state_dict_ema", "state_dict", "model_state", "model")  # timm prefers the EMA weights when saved
 
 
@@ -87,7 +88,8 @@ def _timm_normalization(args: dict, where: Path) -> tuple[Optional[Normalization
 
 
 def _folder(path: Path) -> Checkpoint:
-    """The checkpoint of an output folder: timm ``train.py``'s, the Accelerate example's or ``save_pretrained``'s."""
+    """The checkpoint of an output folder: timm ``train.py``'s, one a zoo reads (``save_pretrained``'s) or the
+    Accelerate example's."""
     for name in TIMM_FILES:
         if (path / name).is_file():
             args = {}
@@ -102,16 +104,18 @@ def _folder(path: Path) -> Checkpoint:
     metrics = path / "metrics.json"  # the Accelerate example records the normalisation it trained with
     recorded = json.loads(metrics.read_text()) if metrics.is_file() else {}
     normalization = Normalization.from_dict(recorded["normalization"]) if recorded.get("normalization") else None
-    if (path / TRANSFORMERS_CONFIG).is_file():  # without a record, load_model asks the folder's image processor
-        labels = json.loads((path / TRANSFORMERS_CONFIG).read_text()).get("id2label")
-        return Checkpoint(None, str(path), f"hf:{path}", len(labels) if labels else None, normalization=normalization)
+    for zoo in ZOOS:  # a folder of the zoo's own format (beside ACCELERATE_FILE: save_pretrained's config.json)
+        checkpoint = zoo.read_folder(path, normalization=normalization)
+        if checkpoint is not None:
+            return checkpoint
     if (path / ACCELERATE_FILE).is_file():
         checkpoint = _read_file(path / ACCELERATE_FILE)
         return Checkpoint(checkpoint.state_dict, checkpoint.source, recorded.get("args", {}).get("model"),
                           normalization=normalization)
-    raise UsageError(f"{path} is a folder without {', '.join(TIMM_FILES)} (timm train.py output), {ACCELERATE_FILE} "
-                     f"(the Accelerate example's output) or {TRANSFORMERS_CONFIG} (a transformers save_pretrained "
-                     "folder): pass the checkpoint file itself")
+    kinds = [f"{', '.join(TIMM_FILES)} (timm train.py output)", f"{ACCELERATE_FILE} (the Accelerate example's output)",
+             *(f"{zoo.folder_file} ({zoo.folder_kind})" for zoo in ZOOS if zoo.folder_file)]
+    raise UsageError(f"{path} is a folder without {', '.join(kinds[:-1])} or {kinds[-1]}: pass the checkpoint file "
+                     "itself")
 
 
 def read_checkpoint(path: str) -> Checkpoint:

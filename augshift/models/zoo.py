@@ -2,7 +2,8 @@
 
 :func:`create_model` builds ``resnet18`` (timm, also the project's registered models), ``torchvision/resnet50``
 (torchvision's classifiers and, as segmenters, ``deeplabv3_*`` / ``fcn_*`` / ``lraspp_*``) or
-``hf:<hub id or save_pretrained folder>`` (Hugging Face ``transformers``); :func:`load_model` loads any checkpoint
+``hf:<hub id or save_pretrained folder>`` (Hugging Face ``transformers``), through the zoo that claims the name
+(:func:`~.zoos.zoo_of`; each zoo is one file of :mod:`.zoos`); :func:`load_model` loads any checkpoint
 :func:`~.checkpoints.read_checkpoint` reads, with the normalisation its weights were trained with where it says.
 """
 from __future__ import annotations
@@ -14,13 +15,10 @@ from torch import nn
 
 from ..data.stats import Normalization
 from ..errors import UsageError
-from .adapter import (
-    HF_PREFIX, TORCHVISION_PREFIX, UnsupportedModelError, classifier_of, pretrained_normalization,
-    torchvision_segmenters, transformers_module,
-)
+from .adapter import pretrained_normalization
+from .zoos import zoo_of
 
 TASKS = ("classification", "segmentation")
-SEGMENTATION_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation", "ForInstanceSegmentation")
 
 
 def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bool = False, stem: str = "standard",
@@ -55,24 +53,9 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
         raise UsageError(f"unknown task {task!r}; supported: {', '.join(TASKS)}")
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"num_classes must be >= 1, got {num_classes}")
-    if kwargs and name.startswith(HF_PREFIX):
-        raise TypeError(f"options {', '.join(kwargs)} are for timm and torchvision models; set a transformers model's "
-                        "options in its config")
-    if name.startswith(HF_PREFIX):
-        model = _create_transformers(name[len(HF_PREFIX):], num_classes, pretrained=pretrained, task=task)
-        return cifar_stem(model) if stem == "cifar" else model
+    zoo = zoo_of(name, task=task)
     try:
-        if name.startswith(TORCHVISION_PREFIX) or (task == "segmentation" and name in torchvision_segmenters()):
-            model = _create_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained=pretrained,
-                                        task=task, **kwargs)
-        else:
-            import timm
-
-            if not timm.is_model(name):
-                raise UnsupportedModelError(f"timm has no model {name!r} (for torchvision write torchvision/{name}, "
-                                            f"for transformers hf:<id or folder>)")
-            model = timm.create_model(name, pretrained=pretrained, **kwargs,
-                                      **({} if num_classes is None else {"num_classes": num_classes}))
+        model = zoo.create(name, num_classes, pretrained=pretrained, task=task, **kwargs)
     except OSError as error:  # the hub download: offline, or a cache without these weights
         if not pretrained:
             raise
@@ -80,78 +63,6 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
                          f"{' '.join(str(error).split())[:160]}): connect to the network once to cache them (HF_HOME "
                          "for timm, TORCH_HOME for torchvision), or pass --checkpoint with a saved copy") from None
     return cifar_stem(model) if stem == "cifar" else model
-
-
-def _create_torchvision(name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
-                        **kwargs: Any) -> nn.Module:
-    import torchvision
-
-    if task == "segmentation":
-        if name not in torchvision_segmenters():
-            raise UnsupportedModelError(f"torchvision has no segmenter {name!r}; it has "
-                                        f"{', '.join(torchvision_segmenters())}")
-        # the hub weights are COCO with the 21 VOC classes (and hold the auxiliary head); another count keeps the
-        # ImageNet backbone under a new head
-        whole = pretrained and num_classes in (None, 21)
-        if whole:
-            kwargs["aux_loss"] = True
-        return torchvision.models.get_model(name, weights="DEFAULT" if whole else None,
-                                            weights_backbone="DEFAULT" if pretrained and not whole else None,
-                                            num_classes=num_classes or (None if whole else 21), **kwargs)
-    if name not in torchvision.models.list_models(module=torchvision.models):
-        raise UnsupportedModelError(f"torchvision has no classifier {name!r}")
-    if not pretrained:
-        return torchvision.models.get_model(name, **kwargs, **({} if num_classes is None else {"num_classes": num_classes}))
-    model = torchvision.models.get_model(name, weights="DEFAULT", **kwargs)
-    head = classifier_of(model)
-    linear = head if isinstance(head, nn.Linear) else [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
-    if num_classes is not None and linear.out_features != num_classes:  # a new head on the pretrained trunk
-        fresh = nn.Linear(linear.in_features, num_classes)
-        owner = next(m for m in model.modules() if any(c is linear for c in m.children()))
-        setattr(owner, next(n for n, c in owner.named_children() if c is linear), fresh)
-    return model
-
-
-def _create_transformers(path: str, num_classes: Optional[int], *, pretrained: bool, task: str) -> nn.Module:
-    transformers = transformers_module()
-    labels = {} if num_classes is None else {"num_labels": num_classes}
-    try:
-        config = transformers.AutoConfig.from_pretrained(path, **labels)
-        if pretrained:
-            return _pretrained_transformers(path, config, num_classes, task=task)
-        auto = (transformers.AutoModelForImageClassification if task == "classification"
-                else transformers.AutoModelForSemanticSegmentation)
-        return auto.from_config(config)
-    except (OSError, ValueError) as error:
-        if isinstance(error, UsageError):
-            raise
-        raise UnsupportedModelError(f"hf:{path} is not a transformers image {task} model here ({type(error).__name__}: "
-                                    f"{' '.join(str(error).split())[:300]}); give a save_pretrained folder or a hub id "
-                                    "(needs the network or a cached copy)") from None
-
-
-def _pretrained_transformers(path: str, config: Any, num_classes: Optional[int], *, task: str) -> nn.Module:
-    """The weights of a ``transformers`` folder or hub id as trained: only a head of another ``num_classes``, asked
-    for, is new; another task's head or weights the folder lacks (which the loader would initialise at random)
-    are refused."""
-    transformers = transformers_module()
-    architectures = list(getattr(config, "architectures", None) or [])
-    saved_task = "segmentation" if any(a.endswith(SEGMENTATION_SUFFIXES) for a in architectures) else "classification"
-    if saved_task != task:
-        fix = ("augshift channels / augshift attack, which take segmentation models" if saved_task == "segmentation"
-               else "augshift consistency, which takes classifiers")
-        raise UsageError(f"hf:{path} holds a {saved_task} model ({', '.join(architectures)}) and this command "
-                         f"evaluates {task} models: its head would be initialised at random; give it to {fix}")
-    auto = (transformers.AutoModelForImageClassification if task == "classification"
-            else transformers.AutoModelForSemanticSegmentation)
-    labels = {} if num_classes is None else {"num_labels": num_classes}
-    model, report = auto.from_pretrained(path, output_loading_info=True, ignore_mismatched_sizes=bool(labels), **labels)
-    missing = list(report.get("missing_keys", []))
-    if missing:
-        raise UsageError(f"hf:{path} lacks weights the model needs ({', '.join(sorted(missing)[:4])}"
-                         f"{' ...' if len(missing) > 4 else ''}): they would be initialised at random; save the whole "
-                         "trained model with save_pretrained")
-    return model
 
 
 @dataclass
@@ -218,9 +129,9 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
     if name is None:
         raise UsageError(f"{checkpoint} is a plain state_dict that does not name its architecture: pass --model NAME "
                          f"(e.g. --model resnet18, --model torchvision/resnet50, --model hf:<folder>)")
-    if saved.state_dict is None:  # a save_pretrained folder: transformers reads it, as the architecture it names
+    if saved.state_dict is None:  # a folder its zoo reads itself (save_pretrained's), as the architecture it names
         if model is not None and model != saved.name:
-            raise UsageError(f"{checkpoint} is a transformers save_pretrained folder of its own architecture: leave out "
+            raise UsageError(f"{checkpoint} is {zoo_of(saved.name).folder_kind} of its own architecture: leave out "
                              f"--model {model} (or pass --model {saved.name})")
         if num_classes is not None and num_classes != saved.num_classes:
             raise UsageError(f"{checkpoint} has {saved.num_classes} classes, not --num-classes {num_classes}: a head "
@@ -230,14 +141,14 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         kind = "segmentation" if saved.meta.get("task") == "segmentation" else "classification"
         net = load_state(create_model(name, task=kind, **saved.kwargs), saved, name)
     else:
-        options = {"aux_loss": True} if any(k.startswith("aux_classifier.") for k in saved.state_dict) else {}
+        options = zoo_of(name, task=task).checkpoint_options(saved.state_dict)
         net = create_model(name, num_classes or saved.num_classes, task=task, **options)
         found = None if num_classes or saved.num_classes else infer_num_classes(net, saved.state_dict)
         if found is not None:
             net = create_model(name, found, task=task, **options)
         net = load_state(net, saved, name)
     normalization = saved.normalization
-    if normalization is None and saved.state_dict is None:  # a save_pretrained folder: its image processor's
+    if normalization is None and saved.state_dict is None:  # a folder its zoo reads: the zoo's (an image processor's)
         normalization = pretrained_normalization(saved.name, net)
     elif normalization is None and saved.uses_model_config:
         normalization = pretrained_normalization(name, net)

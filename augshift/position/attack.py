@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import UsageError
 from ..models.adapter import feature_map, map_channels
 from ..reporting.plots import pyplot, save_figure
+from ..reporting.progress import progress_bar
 from .channels import ChannelRanking, get_module
 
 
@@ -158,7 +159,7 @@ def attack_curve(
             ranking's length.
         draws: random draws per N.
         generator: draws the random channels (reproducible).
-        progress: show a tqdm bar.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
 
     Returns:
         An :class:`AttackCurve`.
@@ -177,8 +178,6 @@ def attack_curve(
         >>> sorted(curve.ranking)
         ['channels', 'layer', 'num_images', 'region', 'transform']
     """
-    from tqdm.auto import tqdm
-
     order = ranking.channels.tolist() if isinstance(ranking, ChannelRanking) else list(ranking)
     num_channels = num_channels or len(order)
     if max(counts) > len(order) or max(counts) > num_channels:
@@ -187,7 +186,7 @@ def attack_curve(
     baseline = evaluate(model)
     top = {m: [] for m in baseline}
     rand = {m: [] for m in baseline}
-    with tqdm(total=len(counts) * (1 + draws), desc="attack", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(counts) * (1 + draws), desc="attack", enabled=progress) as bar:
         for n in counts:
             with ablate_channels(model, layer, order[:n]):
                 for m, v in evaluate(model).items():

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from ..engine.evaluation import evaluating
 from ..reporting.plots import pyplot, save_figure
+from ..reporting.progress import progress_bar
 from ..shift import check_images
 
 TASKS = ("location", "class")
@@ -231,7 +232,7 @@ def evaluate_canvas(
         batch_size: canvases per forward.
         generator: draws the random cells (reproducible).
         device: where the model runs (it is moved there).
-        progress: show a tqdm bar.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
 
     Returns:
         A :class:`LocationReport` with the per-cell counts.
@@ -243,13 +244,11 @@ def evaluate_canvas(
         >>> report.total, 0.0 <= report.accuracy <= 1.0
         ([4, 4, 4, 4], True)
     """
-    from tqdm.auto import tqdm
-
     g2 = canvas.num_cells
     passes = g2 if exhaustive or passes is None else passes
     correct, total = torch.zeros(g2, dtype=torch.long), torch.zeros(g2, dtype=torch.long)
     n = len(canvas)
-    with evaluating(model.to(device)), tqdm(total=passes * n, desc=f"eval {task}", disable=not progress, leave=False) as bar:
+    with evaluating(model.to(device)), progress_bar(total=passes * n, desc=f"eval {task}", enabled=progress) as bar:
         for p in range(passes):
             cells = torch.full((n,), p) if exhaustive else torch.randint(g2, (n,), generator=generator)
             for start in range(0, n, batch_size):

@@ -206,7 +206,7 @@ def train_position_model(
         source: the training batches, e.g. :func:`canvas_source` or :func:`mosaic_source`.
         config: the recipe (:meth:`PositionConfig.train_config`).
         device: where the model trains.
-        progress: show a tqdm bar.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
         desc: the bar's label.
         after_epoch: ``after_epoch(epoch, history) -> dict``, called after each epoch (epochs from 1); its dict
             joins the epoch's row (e.g. a test accuracy).
@@ -245,7 +245,7 @@ def train_on_canvas(
         config: the recipe (default: the paper's, :data:`PRESETS` ``["paper"]``).
         generator: draws the cells, the order and the flips (reproducible).
         device: where the model trains.
-        progress: show a tqdm bar.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
         after_epoch: ``after_epoch(epoch, history) -> dict``, as in :func:`train_position_model`.
 
     Returns:
@@ -325,7 +325,7 @@ def train_segmentation(
         config: the recipe (default: :data:`SEGMENTATION_PRESETS` ``["paper"]``).
         generator: draws the order and the flips (reproducible).
         device: where the model trains.
-        progress: show a tqdm bar.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
 
     Returns:
         One row per epoch (see :func:`train_position_model`).

@@ -1,7 +1,13 @@
-"""Output: result files written atomically (:mod:`.files`), markdown tables (:mod:`.tables`) and plots (:mod:`.plots`)."""
+"""Output: one result writer (:mod:`.results`: markdown, plots and a JSON manifest as one unit), atomic files
+(:mod:`.files`), markdown tables (:mod:`.tables`), plots (:mod:`.plots`) and the one progress bar (:mod:`.progress`)."""
 from .files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .plots import plot_consistency_curves, plot_tradeoff
+from .results import write_results
 from .tables import markdown_grid, markdown_table
 
-__all__ = ["markdown_grid", "markdown_table", "plot_consistency_curves", "plot_tradeoff", "write_bytes_atomic",
-           "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "write_results",
+    "markdown_table",
+    "plot_consistency_curves",
+    "plot_tradeoff",
+]

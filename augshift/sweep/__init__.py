@@ -6,7 +6,9 @@ from .shards import collect, parse_shard, read_result, shard_of
 from .summary import METRICS, comparison_table, reported_metrics, summarize, summary_table
 
 __all__ = [
-    "EVAL", "METRICS", "RunData", "RunSpec", "add_common_args", "collect", "comparison_table", "evaluate_model",
-    "load_data", "overrides", "parse_model", "parse_shard", "read_result", "recipe", "reported_metrics", "run_or_collect", "run_one", "run_sweep", "shard_of",
-    "summarize", "summary_table",
+    "RunSpec",
+    "comparison_table",
+    "run_sweep",
+    "summarize",
+    "summary_table",
 ]

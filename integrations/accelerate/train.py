@@ -28,7 +28,6 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
 from augshift.data import Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics
@@ -40,6 +39,7 @@ from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_c
 from augshift.models import create_model, logits_of, pretrained_normalization
 from augshift.protocols import add_protocols_argument, check_crop_options
 from augshift.reporting.files import check_output_folder, write_json_atomic
+from augshift.reporting.progress import progress_bar
 
 METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
 
@@ -106,7 +106,7 @@ def evaluate(accelerator, model: nn.Module, loader, args) -> dict:
     metric = ShiftConsistency(protocols=args.protocols, max_shift=AugShiftConfig.from_args(args).reach,
                               crop_size=args.image_size if args.crop_from else None)
     model.eval()
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
+    for batch in progress_bar(loader, desc="eval"):  # drawn by the main process
         metric.update(model, batch["pixel_values"], batch["labels"], batch["index"])
     model.train()
     return metric.compute().to_dict()
@@ -164,7 +164,7 @@ def main(argv=None) -> None:
         order.manual_seed(epoch_seed(args.seed, epoch, -1))  # the same data order on every process
         seed_generator(shifts, seed=args.seed, epoch=epoch, rank=accelerator.process_index)
         totals = {}
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_main_process)
+        bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=True)  # main process only
         for batch in bar:
             images, labels = batch["pixel_values"], batch["labels"]
             with accelerator.accumulate(net):

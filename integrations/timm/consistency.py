@@ -8,15 +8,16 @@ the result equals a single-process evaluation of the same model.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import suppress
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import IterableDataset
-from tqdm.auto import tqdm
 
 from augshift.metrics import ConsistencyReport, ShiftConsistency
+from augshift.reporting.progress import progress_bar
 
 
 def loader_indices(loader) -> Tensor:
@@ -73,7 +74,8 @@ def loader_shift_consistency(
         channels_last: make the inputs channels-last.
         model_dtype: the inputs' dtype when ``to_device`` (None: unchanged).
         amp_autocast: a context manager factory the forwards run in (timm's ``amp_autocast``; default none).
-        progress: show a tqdm bar on terminals.
+        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`) when stderr is a
+            terminal (not in the log files of batch jobs).
         options: those of :class:`~augshift.metrics.ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
             ``chunk_size``, ...).
 
@@ -97,7 +99,7 @@ def loader_shift_consistency(
     indices = loader_indices(loader)
     metric = ShiftConsistency(**options)
     offset = 0
-    for input, target in tqdm(loader, desc="shift consistency", disable=None if progress else True, leave=False):
+    for input, target in progress_bar(loader, desc="shift consistency", enabled=progress and sys.stderr.isatty()):
         if to_device:
             input, target = input.to(device=device, dtype=model_dtype), target.to(device=device)
         if channels_last:

@@ -1,0 +1,136 @@
+"""What a model zoo tells augshift: the interface every zoo of :mod:`augshift.models.zoos` implements.
+
+A zoo (timm, torchvision, ``transformers``) knows its names, builds its models, knows the statistics its pretrained
+weights expect and, where its models differ from the generic case, where their logits, stages and base model are and
+how its own checkpoint folders are read. The generic code (:mod:`~augshift.models.adapter`,
+:mod:`~augshift.models.zoo`, :mod:`~augshift.models.checkpoints`) asks the zoos in the order of
+:data:`~augshift.models.zoos.ZOOS` and never looks at a name's prefix itself.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from torch import Tensor, nn
+
+from ...data.stats import Normalization
+
+if TYPE_CHECKING:
+    from ..checkpoints import Checkpoint
+
+
+class Zoo(ABC):
+    """One model zoo. A subclass says which names it ``claims``, how it ``create`` s them and what ``normalization``
+    their pretrained weights expect; the other hooks default to "nothing special" and are overridden where a zoo's
+    models need them.
+
+    Attributes:
+        supported: the zoo in the list of what augshift supports (:class:`~augshift.models.UnsupportedModelError`).
+        output_key: the key of the logits in its models' mapping outputs (``"logits"``, ``"out"``), or ``None``.
+        folder_file: the file marking a checkpoint folder the zoo reads itself (``config.json``), or ``None``.
+        folder_kind: what such a folder is called in messages.
+
+    Examples:
+        >>> from augshift.models.zoos import zoo_of
+        >>> zoo = zoo_of("torchvision/resnet18")
+        >>> zoo.claims("torchvision/resnet18"), zoo.claims("resnet18")
+        (True, False)
+        >>> zoo.create("torchvision/resnet18", 10, pretrained=False, task="classification").fc.out_features
+        10
+    """
+
+    supported: str
+    output_key: Optional[str] = None
+    folder_file: Optional[str] = None
+    folder_kind: str = ""
+
+    @abstractmethod
+    def claims(self, name: str, *, task: Optional[str] = None) -> bool:
+        """Whether ``name`` is this zoo's.
+
+        Args:
+            name: a model name (``resnet18``, ``torchvision/resnet50``, ``hf:<id or folder>``).
+            task: ``"classification"`` or ``"segmentation"`` when building; ``None`` when the task is not known
+                (the normalisation of a name): any task's names.
+
+        Returns:
+            True when the zoo builds ``name`` (the first zoo of :data:`~augshift.models.zoos.ZOOS` that claims it does).
+        """
+
+    @abstractmethod
+    def create(self, name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
+               **kwargs: Any) -> nn.Module:
+        """The model ``name`` (checked and defaulted by :func:`~augshift.models.create_model`, which calls this).
+
+        Args:
+            name: a name the zoo claims.
+            num_classes: the head's outputs (``None``: the zoo's default).
+            pretrained: the zoo's weights instead of a random init.
+            task: ``"classification"`` or ``"segmentation"``.
+            **kwargs: the model's own options, where the zoo takes them.
+
+        Returns:
+            The model, in train mode.
+        """
+
+    @abstractmethod
+    def normalization(self, name: str, model: Optional[nn.Module]) -> Optional[Normalization]:
+        """The statistics the pretrained weights of ``name`` expect (``None`` when they name none).
+
+        Args:
+            name: a name the zoo claims.
+            model: the model built from ``name`` (a zoo that reads the statistics off the model needs it).
+
+        Returns:
+            The :class:`~augshift.data.Normalization`, its ``source`` saying where it comes from, or ``None``.
+        """
+
+    def stages(self, model: nn.Module) -> Optional[list[str]]:
+        """The module names of ``model``'s stages, shallow to deep, when the zoo's models list them (the channel
+        ranking's candidates); ``None``: the generic walk over the modules decides.
+
+        Args:
+            model: any model (a zoo answers for its own and returns ``None`` for the others).
+
+        Returns:
+            The stage names, or ``None``.
+        """
+        return None
+
+    def body(self, model: nn.Module) -> Optional[str]:
+        """The module of ``model`` the generic walk stays inside (a base model without the heads after it), or
+        ``None`` (the whole model).
+
+        Args:
+            model: any model (a zoo answers for its own and returns ``None`` for the others).
+
+        Returns:
+            A module name of ``model.named_modules()``, or ``None``.
+        """
+        return None
+
+    def read_folder(self, path: Path, *, normalization: Optional[Normalization]) -> Optional[Checkpoint]:
+        """The checkpoint of a folder the zoo reads itself (one holding :attr:`folder_file`), else ``None``.
+
+        Args:
+            path: a checkpoint folder.
+            normalization: the statistics a record beside the weights names (the Accelerate example's
+                ``metrics.json``), kept in the checkpoint.
+
+        Returns:
+            A :class:`~augshift.models.Checkpoint` with ``state_dict=None`` and the ``name`` that builds it with
+            ``pretrained=True``, or ``None``.
+        """
+        return None
+
+    def checkpoint_options(self, state_dict: dict[str, Tensor]) -> dict[str, Any]:
+        """The build options a plain state_dict of one of the zoo's models asks for (e.g. an auxiliary head).
+
+        Args:
+            state_dict: the weights to load.
+
+        Returns:
+            Keyword options for :meth:`create` (empty when none).
+        """
+        return {}

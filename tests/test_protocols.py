@@ -1,0 +1,244 @@
+"""Protocols as objects: the reflect protocol against independent references (F.pad + slicing, a hand count), the
+registry's refusals, the crop geometry against slicing, and a new kind of view added as one class that the metric
+runs unchanged."""
+import argparse
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from augshift.errors import UsageError
+from augshift.metrics import ShiftConsistency
+from augshift.protocols import (
+    ALL_PROTOCOLS, PAIR_PROTOCOLS, PROTOCOLS, SALT_SPAN, WORST_PROTOCOLS, Geometry, add_protocols_argument,
+    pair_offsets, protocol_list, register_protocol, worst_grid,
+)
+from augshift.views import Protocol, ShiftProtocol, centre_crop, crop, hashed_shifts
+
+
+class LeftRight(nn.Module):
+    """Class 1 when the image's mass is in the right half, else 0 (ties: class 0, argmax's first)."""
+
+    def forward(self, x):
+        w = x.shape[-1]
+        return torch.stack([x[..., : w // 2].sum(dim=(1, 2, 3)), x[..., w // 2:].sum(dim=(1, 2, 3))], dim=1)
+
+
+class Recorder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return LeftRight()(x)
+
+
+def dot_images(rows, cols, size):
+    x = torch.zeros(len(cols), 1, size, size)
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        x[i, 0, r, c] = 1.0
+    return x
+
+
+def random_dots(n, size, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, size, (n,), generator=g).tolist(), torch.randint(0, size, (n,), generator=g).tolist()
+
+
+def mirrored(t, size):
+    """Where a reflect border reads output coordinate ``t`` from, folded by hand (the edge is not repeated)."""
+    while not 0 <= t < size:
+        t = -t if t < 0 else 2 * (size - 1) - t
+    return t
+
+
+def reflect_prediction(row, col, dx, dy, size):
+    """LeftRight's class for a dot at (row, col) shifted by (dx, dy) with a reflect border: the dot shows at every
+    output pixel whose mirrored source is (row, col)."""
+    rows = sum(mirrored(r - dy, size) == row for r in range(size))
+    left = rows * sum(mirrored(c - dx, size) == col for c in range(size // 2))
+    right = rows * sum(mirrored(c - dx, size) == col for c in range(size // 2, size))
+    return int(right > left)
+
+
+def reflect_padded(x, dx, dy):
+    """An independent reflect shift of one image (1, C, H, W): F.pad(mode="reflect") by |shift|, slice the window."""
+    pad = max(abs(dx), abs(dy))
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    h, w = x.shape[-2:]
+    return padded[..., pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
+# ---------------------------------------------------------------------------------------------- reflect
+
+
+def test_reflect_is_listed_wherever_protocol_names_are():
+    assert "reflect" in PAIR_PROTOCOLS and "reflect_worst" in WORST_PROTOCOLS
+    assert {"reflect", "reflect_worst"} <= set(ALL_PROTOCOLS)
+    assert protocol_list("reflect,reflect_worst") == ("reflect", "reflect_worst")
+    parser = argparse.ArgumentParser()
+    add_protocols_argument(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert "reflect," in help_text and "reflect_worst" in help_text
+    assert PROTOCOLS["reflect"] == ShiftProtocol("reflect", salt=70, mode="reflect")
+
+
+def test_reflect_views_equal_independent_reflect_padding_at_the_drawn_offsets():
+    images, indices = torch.rand(7, 3, 11, 13), torch.arange(30, 37)
+    model = Recorder()
+    ShiftConsistency(max_shift=5, protocols=("reflect",), chunk_size=10_000).update(
+        model, images, torch.zeros(7, dtype=torch.long), indices)
+    base, view_a, view_b = torch.cat(model.seen).split(7)
+    (dxa, dya), (dxb, dyb) = pair_offsets("reflect", indices, Geometry(11, 13, max_shift=5, mode="zeros"), seed=0)
+    assert torch.equal(base, images)
+    assert max(int(t.abs().max()) for t in (dxa, dya, dxb, dyb)) > 1  # the border is exercised
+    for i in range(7):
+        assert torch.equal(view_a[i], reflect_padded(images[i:i + 1], int(dxa[i]), int(dya[i]))[0])
+        assert torch.equal(view_b[i], reflect_padded(images[i:i + 1], int(dxb[i]), int(dyb[i]))[0])
+
+
+def test_reflect_against_a_hand_count():
+    size, n, seed = 12, 120, 3
+    rows, cols = random_dots(n, size, seed=6)
+    indices = torch.arange(500, 500 + n)
+    metric = ShiftConsistency(max_shift=4, protocols=("reflect",), seed=seed)
+    metric.update(LeftRight(), dot_images(rows, cols, size), torch.zeros(n, dtype=torch.long), indices)
+    (dxa, dya), (dxb, dyb) = metric.pair_offsets("reflect", indices, size, size)
+    expected = sum(reflect_prediction(rows[i], cols[i], int(dxa[i]), int(dya[i]), size)
+                   == reflect_prediction(rows[i], cols[i], int(dxb[i]), int(dyb[i]), size) for i in range(n))
+    assert metric.compute().agree["reflect"] == expected
+    assert 0 < expected < n  # the data exercises both outcomes
+
+
+def test_reflect_worst_against_a_hand_count():
+    size, n = 10, 60
+    rows, cols = random_dots(n, size, seed=8)
+    targets = torch.tensor([reflect_prediction(r, c, 0, 0, size) for r, c in zip(rows, cols)])
+    targets[:4] = 1 - targets[:4]
+    metric = ShiftConsistency(max_shift=2, protocols=("reflect_worst",))
+    metric.update(LeftRight(), dot_images(rows, cols, size), targets, torch.arange(n))
+    report = metric.compute()
+    preds = [[reflect_prediction(rows[i], cols[i], dx, dy, size) for dy in range(-2, 3) for dx in range(-2, 3)]
+             for i in range(n)]
+    assert report.agree["reflect_worst"] == sum(len(set(p)) == 1 for p in preds)
+    assert report.robust["reflect_worst"] == sum(all(v == int(targets[i]) for v in p) for i, p in enumerate(preds))
+    assert 0 < report.agree["reflect_worst"] < n
+
+
+def test_reflect_offsets_depend_only_on_the_seed_the_index_and_its_salt():
+    geometry = Geometry(32, 32, max_shift=4, mode="zeros")
+    idx = torch.tensor([0, 1, 2, 3, 10, 99, 1000, 49999])
+    (dxa, dya), (dxb, dyb) = pair_offsets("reflect", idx, geometry, seed=0)
+    assert [dxa.tolist(), dya.tolist(), dxb.tolist(), dyb.tolist()] == [  # pinned: results stay reproducible
+        [1, 1, 3, 1, 3, -3, 3, -2], [1, 2, 2, -3, -2, 1, 0, -4], [-4, 4, -1, 0, -3, 2, 3, 0], [-1, 0, -4, -2, -2, -3, 2, -3]]
+    every = torch.stack([t for view in pair_offsets("reflect", torch.arange(200), geometry, seed=3) for t in view])
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(0))
+    shuffled = torch.stack([t for view in pair_offsets("reflect", order, geometry, seed=3) for t in view])
+    assert torch.equal(shuffled, every[:, order])  # not the batch, its order or its other samples
+    others = [torch.stack([t for view in pair_offsets(p, torch.arange(200), geometry, seed=3) for t in view])
+              for p in ("random", "circular")]
+    assert all(not torch.equal(every, o) for o in others)  # a salt of its own, not a copy of a same-range protocol
+    again = torch.stack([t for view in pair_offsets("reflect", torch.arange(200), geometry, seed=4) for t in view])
+    assert not torch.equal(every, again)
+    x, y = torch.rand(40, 1, 20, 20), torch.zeros(40, dtype=torch.long)
+    family = (*(p for p in PAIR_PROTOCOLS[::-1] if p != "crop"), "random_worst")  # reflect among the others
+    agree = [ShiftConsistency(max_shift=3, seed=1, protocols=protocols).flags(LeftRight(), x, y, torch.arange(40))
+             ["agree/reflect"] for protocols in (("reflect",), family)]
+    assert torch.equal(agree[0], agree[1])
+
+
+def test_no_two_protocols_share_a_salt():
+    salts = sorted(p.salt for p in PROTOCOLS.values())
+    assert all(b - a >= SALT_SPAN for a, b in zip(salts, salts[1:])) and salts[-1] + SALT_SPAN <= 1000
+
+
+def test_reflect_sizes_and_options_are_checked_with_the_fix():
+    with pytest.raises(UsageError, match=r"shifts up to 8 px \(the reflect protocol\) do not fit .*max_shift below 8"):
+        ShiftConsistency(max_shift=8, protocols=("reflect",)).update(LeftRight(), torch.rand(2, 1, 8, 8),
+                                                                   torch.zeros(2, dtype=torch.long))
+    with pytest.raises(UsageError, match="max_shift=0 gives the reflect protocol"):
+        ShiftConsistency(max_shift=0, protocols=("reflect",))
+    with pytest.raises(UsageError, match=r"\(the random16 protocol\) do not fit .*leave random16 out"):
+        ShiftConsistency(max_shift=1, protocols=("random16",)).update(LeftRight(), torch.rand(2, 1, 8, 8),
+                                                                      torch.zeros(2, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+
+
+def test_the_registry_refuses_a_taken_name_or_salt():
+    with pytest.raises(UsageError, match="a protocol named 'reflect' exists"):
+        register_protocol(ShiftProtocol("reflect", salt=900))
+    with pytest.raises(UsageError, match="would draw another protocol's offsets"):
+        register_protocol(ShiftProtocol("mirror", salt=72, mode="reflect"))  # reflect draws with 70 .. 73
+    with pytest.raises(UsageError, match="not end in _worst"):
+        register_protocol(ShiftProtocol("mirror_worst", salt=900))
+    with pytest.raises(TypeError, match="takes a Protocol"):
+        register_protocol("mirror")
+    assert "mirror" not in PROTOCOLS
+
+
+class Roll(Protocol):
+    """A new kind, written against the interface alone: ``torch.roll`` by offsets in [-max_shift, max_shift]."""
+
+    @property
+    def uses_max_shift(self):
+        return True
+
+    def draw(self, indices, salt, geometry):
+        return hashed_shifts(indices, salt, geometry.max_shift), hashed_shifts(indices, salt + 1, geometry.max_shift)
+
+    def grid(self, geometry):
+        return tuple(range(-geometry.max_shift, geometry.max_shift + 1))
+
+    def view(self, images, base, dx, dy, geometry):
+        dx, dy = (torch.as_tensor(v).expand(len(base)).tolist() for v in (dx, dy))
+        return torch.stack([torch.roll(b, (y, x), (-2, -1)) for b, x, y in zip(base, dx, dy)])
+
+    def check(self, geometry):
+        if geometry.max_shift >= min(geometry.height, geometry.width):
+            raise UsageError("too far")
+
+
+@pytest.fixture
+def roll():
+    protocol = register_protocol(Roll("roll", salt=500))
+    yield protocol
+    del PROTOCOLS["roll"]
+
+
+def test_a_new_kind_is_one_class(roll):
+    size, n = 16, 80
+    rows, cols = random_dots(n, size, seed=2)
+    metric = ShiftConsistency(max_shift=3, protocols=protocol_list("roll,roll_worst"), seed=9)
+    metric.update(LeftRight(), dot_images(rows, cols, size), torch.ones(n, dtype=torch.long), torch.arange(n))
+    report = metric.compute()
+    (dxa, _), (dxb, _) = metric.pair_offsets("roll", torch.arange(n), size, size)
+    moved = [[int((cols[i] + int(dx[i])) % size >= size // 2) for dx in (dxa, dxb)] for i in range(n)]
+    assert report.agree["roll"] == sum(a == b for a, b in moved)
+    grid = worst_grid("roll", Geometry(size, size, max_shift=3, mode="zeros"))
+    per = [{int((cols[i] + dx) % size >= size // 2) for dx in grid} for i in range(n)]
+    assert report.agree["roll_worst"] == sum(len(p) == 1 for p in per)
+    assert report.robust["roll_worst"] == sum(p == {1} for p in per)
+    assert 0 < report.agree["roll"] < n and 0 < report.agree["roll_worst"] < n
+    with pytest.raises(UsageError, match="too far"):
+        ShiftConsistency(max_shift=3, protocols=("roll",)).update(LeftRight(), torch.rand(1, 1, 3, 3),
+                                                                  torch.zeros(1, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------- crop geometry
+
+
+def test_crops_equal_slicing():
+    images = torch.rand(5, 2, 14, 14)
+    geometry = Geometry.of(14, 14, max_shift=1, mode="zeros", crop_size=9)
+    left, top = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([4, 0, 3, 1, 2])
+    out = crop(images, left, top, geometry)
+    for i in range(5):
+        assert torch.equal(out[i], images[i, :, int(top[i]):int(top[i]) + 9, int(left[i]):int(left[i]) + 9])
+    assert torch.equal(centre_crop(images, geometry), images[:, :, 2:11, 2:11])
+    assert torch.equal(centre_crop(images, Geometry.of(14, 14, max_shift=1, mode="zeros")), images)
+    with pytest.raises(UsageError, match="smaller than crop_size 16: give images of at least 16x16"):
+        Geometry.of(14, 14, max_shift=1, mode="zeros", crop_size=16)
