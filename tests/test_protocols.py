@@ -6,7 +6,6 @@ import argparse
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from augshift.errors import UsageError
 from augshift.metrics import ShiftConsistency
@@ -15,31 +14,7 @@ from augshift.protocols import (
     pair_offsets, protocol_list, register_protocol, worst_grid,
 )
 from augshift.views import Protocol, ShiftProtocol, centre_crop, crop, hashed_shifts
-
-
-class LeftRight(nn.Module):
-    """Class 1 when the image's mass is in the right half, else 0 (ties: class 0, argmax's first)."""
-
-    def forward(self, x):
-        w = x.shape[-1]
-        return torch.stack([x[..., : w // 2].sum(dim=(1, 2, 3)), x[..., w // 2:].sum(dim=(1, 2, 3))], dim=1)
-
-
-class Recorder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return LeftRight()(x)
-
-
-def dot_images(rows, cols, size):
-    x = torch.zeros(len(cols), 1, size, size)
-    for i, (r, c) in enumerate(zip(rows, cols)):
-        x[i, 0, r, c] = 1.0
-    return x
+from test_metrics import LeftRight, Recorder, dot_images
 
 
 def random_dots(n, size, seed):
