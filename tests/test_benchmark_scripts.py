@@ -100,11 +100,11 @@ def test_combine_puts_runs_of_two_results_in_one_table_and_refuses_a_row_twice(t
         combine.main([str(first), str(first), "--out", str(tmp_path / "again")])
 
 
-def test_lease_plans_table2_from_measured_rates_by_hand():
+def test_the_time_budget_plans_table2_from_measured_rates_by_hand():
     """Rates: each model's `compiled xN` row (the largest N; already the whole device's images/s); a :mse@W row at its
     +augshift model's, blur + AugShift from AugShift's measured factor; epochs: what fits the budget after the fixed
     seconds, at most 200."""
-    import lease
+    import time_budget
 
     throughput = {"rows": [
         dict(model="resnet18", path="compiled", images_per_s=40_000.0),
@@ -112,20 +112,20 @@ def test_lease_plans_table2_from_measured_rates_by_hand():
         dict(model="resnetblur18", path="compiled x5", images_per_s=50_000.0),
         dict(model="resnet18+augshift", path="compiled x2", images_per_s=30_000.0),
         dict(model="resnet18+augshift", path="compiled x5", images_per_s=40_000.0),
-        dict(model="resnet18", path="fast", images_per_s=99_999.0),  # eager: not what the lease trains with
+        dict(model="resnet18", path="fast", images_per_s=99_999.0),  # eager: not what the budgeted run trains with
     ]}
-    rates = lease.aggregate_rates(throughput)
+    rates = time_budget.aggregate_rates(throughput)
     assert rates == {"resnet18": 100_000.0, "resnetblur18": 50_000.0, "resnet18+augshift": 40_000.0}
-    assert lease.model_rate("resnet18+augshift:mse@3", rates) == 40_000.0
-    assert lease.model_rate("resnetblur18+augshift", rates) == 50_000.0 * 0.4
+    assert time_budget.model_rate("resnet18+augshift:mse@3", rates) == 40_000.0
+    assert time_budget.model_rate("resnetblur18+augshift", rates) == 50_000.0 * 0.4
     models = ["resnet18", "resnetblur18+augshift"]
     per_epoch = (50_000 + 10_000 / 3) / 100_000 + (50_000 + 10_000 / 3) / 20_000
-    epochs, seconds = lease.table2_epochs(rates, models, 400.0, fixed_s=100.0)
+    epochs, seconds = time_budget.table2_epochs(rates, models, 400.0, fixed_s=100.0)
     assert seconds == pytest.approx(per_epoch) and epochs == int(300 // per_epoch)
-    assert lease.table2_epochs(rates, models, 1e9, fixed_s=0.0)[0] == 200  # the paper's length at most
-    assert lease.table2_epochs(rates, models, 10.0, fixed_s=100.0)[0] == 1
+    assert time_budget.table2_epochs(rates, models, 1e9, fixed_s=0.0)[0] == 200  # the paper's length at most
+    assert time_budget.table2_epochs(rates, models, 10.0, fixed_s=100.0)[0] == 1
     with pytest.raises(KeyError, match="measure aps_resnet18"):
-        lease.model_rate("aps_resnet18", rates)
+        time_budget.model_rate("aps_resnet18", rates)
 
 
 def test_position_collect_lists_cells_that_did_not_run(tmp_path):

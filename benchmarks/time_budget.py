@@ -1,8 +1,8 @@
-"""What one GPU lease can hold: measure first, then run the paper's experiments at the largest length that fits.
+"""The paper's experiments within a time budget: measure first, then run them at the largest length that fits.
 
-    python benchmarks/lease.py table2 --budget 400 --throughput $OUT/throughput/results.json --data DIR --out DIR
-    python benchmarks/lease.py table1 --budget 480 --data DIR --out DIR
-    python benchmarks/lease.py nccl --data DIR --out DIR      # machines of 2+ GPUs: the 2-process evaluation is exact
+    python benchmarks/time_budget.py table2 --budget 400 --throughput $OUT/throughput/results.json --data DIR --out DIR
+    python benchmarks/time_budget.py table1 --budget 480 --data DIR --out DIR
+    python benchmarks/time_budget.py nccl --data DIR --out DIR      # machines of 2+ GPUs: the 2-process evaluation is exact
 
 ``table2``: the CIFAR-10 rows of the paper's Table 2 for one seed (``--models``, default resnet18, resnetblur18,
 resnet18+augshift, resnet18+augshift:mse@W, resnetblur18+augshift), all sharing the device, at the paper recipe
@@ -100,7 +100,7 @@ def locate(model: str, task: str, grid: int, epochs: int, args: argparse.Namespa
 
 
 def probe_command(args: argparse.Namespace, steps: int, tag: str) -> list[str]:
-    return [sys.executable, str(HERE / "lease.py"), "probe", "--device", args.device, "--steps", str(steps),
+    return [sys.executable, str(HERE / "time_budget.py"), "probe", "--device", args.device, "--steps", str(steps),
             "--data", args.data, "--out", args.out, "--tag", tag]
 
 
@@ -134,7 +134,7 @@ def run_table1(args: argparse.Namespace) -> int:
         probe[together] = dict(wall=time.time() - began, codes=codes)
         if any(codes):
             write_plan(args.out, dict(probe=probe, failed=f"the probe of {together} run(s) at once exited with {codes}"))
-            print(f"lease: the probe of {together} run(s) at once failed ({codes}); see the log above", flush=True)
+            print(f"time_budget: the probe of {together} run(s) at once failed ({codes}); see the log above", flush=True)
             return 1
         step_s[together] = max(json.loads(probe_path(args.out, "permutenet", 3, tag).read_text())["step_seconds"]
                                for tag in tags)
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="CIFAR-10 (parquet folder in the hub layout)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", default=".")
-    parser.add_argument("--workdir", default="/tmp/lease")
+    parser.add_argument("--workdir", default="/tmp/time_budget")
     parser.add_argument("--throughput", default=None, help="table2: results.json of benchmarks/throughput.py")
     parser.add_argument("--models", default=",".join(TABLE2_MODELS), help="table2: the rows")
     parser.add_argument("--steps", type=int, default=40, help="probe: timed steps")
