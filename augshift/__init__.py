@@ -8,14 +8,14 @@ intervals); the subpackages are one kind each: ``data``, ``models`` (with the mo
 ``engine`` (the training loop), ``position`` (the paper's position experiments), ``sweep`` (benchmark runs),
 ``reporting`` and ``cli``.
 """
-from .augshift import AugShift, AugShiftObjective, loss_parts
+from . import models  # noqa: F401  (importing registers gapnet_*, permutenet_*, fcn_resnet18, aps_* with timm)
+from .augshift import AugShift, loss_parts
 from .config import AugShiftConfig, add_augshift_arguments
-from .features import PooledFeatures, logits_and_features
+from .features import PooledFeatures
 from .loss import ConsistencyLoss
 from .metrics import ShiftConsistency, evaluate_shift_consistency
-from .models import FCN, GAPNet  # importing registers gapnet_*, permutenet_*, fcn_resnet18, aps_* with timm
 from .permute import ChannelPermutation, permute_channels
-from .shift import RandomShift, ShiftParams, fractional_shift, shift
+from .shift import RandomShift, fractional_shift, shift
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from augshift import AugShift, ConsistencyLoss, logits_and_features, loss_parts, shift
+from augshift import AugShift, ConsistencyLoss, loss_parts, shift
+from augshift.features import logits_and_features
 from augshift.errors import UsageError
 from helpers import free_port, init_gloo
 

@@ -4,7 +4,8 @@ import torch
 import torchvision
 from torch import nn
 
-from augshift import PooledFeatures, logits_and_features
+from augshift import PooledFeatures
+from augshift.features import logits_and_features
 from augshift.models import UnsupportedModelError, classifier_of
 
 TIMM_MODELS = [

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import augshift  # noqa: F401  (registers the timm models)
-from augshift import GAPNet, PooledFeatures, permute_channels
+from augshift import PooledFeatures, permute_channels
+from augshift.models.position_nets import GAPNet
 from augshift.engine import BatchSource, TrainConfig, Trainer, fit
 from augshift.position import (
     ChannelRanking, LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, paste_in_cells, position_pairs,
@@ -326,7 +327,7 @@ def test_readme_python_example():
     with ablate_channels(model, "trunk.layer4", ranking.top(10)):
         logits = model(x)
 
-    assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.GAPNet is type(model)
+    assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.models.GAPNet is type(model)
 
 
 def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights():

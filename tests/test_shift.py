@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from augshift import RandomShift, ShiftParams, shift
+from augshift import RandomShift, shift
+from augshift.shift import ShiftParams
 from augshift.shift import fractional_shift
 from augshift.config import SHIFT_MODES
 
