@@ -38,7 +38,7 @@ def check_targets(targets: Tensor, n: int) -> None:
 
 
 class AugShiftObjective(nn.Module):
-    """The AugShift loss around any way of running the model, configured by an :class:`AugShiftConfig`.
+    """The AugShift loss around any way of running the model, configured by an `AugShiftConfig`.
 
     Args:
         config: the AugShift options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``; default: the
@@ -49,14 +49,14 @@ class AugShiftObjective(nn.Module):
 
     ``forward(run_model, features, images, targets, params=None)``: ``run_model`` is the callable that runs the
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
-    :class:`PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
-    indices or (N, K) soft targets; ``params``, the two views' :class:`~augshift.shift.ShiftParams` to replay
-    (default: :meth:`sample`, view A first).
+    `PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
+    indices or (N, K) soft targets; ``params``, the two views' `ShiftParams` to replay
+    (default: `sample`, view A first).
 
     Returns:
         A dict: ``loss`` (criterion averaged over both views + ``weight`` * consistency; a scalar),
         ``criterion``, ``consistency`` (detached parts), ``logits`` (2N, K: view A then view B), ``output``
-        (view A's logits, (N, K)) and ``params`` (the two :class:`~augshift.shift.ShiftParams`, for replay).
+        (view A's logits, (N, K)) and ``params`` (the two `ShiftParams`, for replay).
 
     Examples:
         >>> from augshift.models import create_small_cnn
@@ -91,7 +91,7 @@ class AugShiftObjective(nn.Module):
 
     def sample(self, n: int, device: torch.device) -> tuple[ShiftParams, ShiftParams]:
         """The shifts of the two views of ``n`` images, drawn from ``self.shifter`` (view A first): what
-        :meth:`forward` uses when it is given no ``params``."""
+        `forward` uses when it is given no ``params``."""
         return self.shifter.sample(n, device), self.shifter.sample(n, device)
 
     def forward(
@@ -132,36 +132,36 @@ class AugShiftObjective(nn.Module):
 class AugShift(nn.Module):
     """Wrap ``model`` for AugShift training: ``AugShift(model)(images, targets)['loss'].backward()``.
 
-    The options (keyword-only) are those of :class:`~augshift.config.AugShiftConfig`, or a whole ``config``; an
+    The options (keyword-only) are those of `AugShiftConfig`, or a whole ``config``; an
     option left ``None`` keeps its default. The model is not edited: its ``state_dict`` loads into the plain model.
     An ``nn.Module``, so ``accelerator.prepare`` and DDP can wrap it. **Evaluate and save the ``model`` you passed
     in**: it is the same object before and after ``accelerator.prepare`` / DDP, on any number of processes (the
     prepared wrapper has no ``.model``).
 
-    Without a ``generator`` every process draws its own shifts (:func:`augshift.seeding.process_generator`),
+    Without a ``generator`` every process draws its own shifts (`augshift.seeding.process_generator`),
     reproducibly from torch's seed. A first training step whose consistency term reaches no trainable parameter
     (the backbone frozen) is refused: ``weight`` would have no effect.
 
     Args:
         model: the classifier to train, images (N, C, H, W) -> logits (N, K); its pooled features (N, D) are read
-            at its classifier's input (:class:`PooledFeatures`).
+            at its classifier's input (`PooledFeatures`).
         max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``.
         mode: what fills the border a shift uncovers (``zeros`` = pad-and-crop, ``circular``, ``reflect``,
             ``replicate``).
         weight: weight of the consistency loss.
-        distance: ``mse``, ``l1`` or ``cosine`` (:class:`~augshift.loss.ConsistencyLoss`).
+        distance: ``mse``, ``l1`` or ``cosine`` (`ConsistencyLoss`).
         normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
         config: all the options at once (then none of the five above may be given).
         classifier: the name (in ``model.named_modules()``) of the classifier module, when it cannot be found
             automatically.
-        criterion: the classification loss (default: cross-entropy), passed to :class:`AugShiftObjective`.
-        generator: a ``torch.Generator`` drawing the shifts (reproducibly), passed to :class:`AugShiftObjective`.
+        criterion: the classification loss (default: cross-entropy), passed to `AugShiftObjective`.
+        generator: a ``torch.Generator`` drawing the shifts (reproducibly), passed to `AugShiftObjective`.
 
     ``forward(images, targets)``: ``images`` (N, C, H, W) floating, ``targets`` (N,) class indices or (N, K) soft
     targets (mixup).
 
     Returns:
-        The dict of :class:`AugShiftObjective`: ``loss`` (a scalar to backpropagate), ``criterion``,
+        The dict of `AugShiftObjective`: ``loss`` (a scalar to backpropagate), ``criterion``,
         ``consistency``, ``logits`` (2N, K), ``output`` (N, K) and ``params``.
 
     Examples:
@@ -205,11 +205,11 @@ def loss_parts(result: dict) -> dict[str, float]:
     """The logging-friendly floats of an AugShift result: ``loss``, ``criterion``, ``consistency``.
 
     Raises ``FloatingPointError`` when one is NaN or infinite (NaN / inf inputs or weights, a diverged run), so a
-    loop that logs its loss stops there instead of training on; the engine's :func:`~augshift.engine.fit` checks
+    loop that logs its loss stops there instead of training on; the engine's `fit` checks
     once per epoch. (The forward itself does not check: that would wait for the GPU at every step.)
 
     Args:
-        result: the dict returned by :class:`AugShift` / :class:`AugShiftObjective` (scalar tensors under ``loss``,
+        result: the dict returned by `AugShift` / `AugShiftObjective` (scalar tensors under ``loss``,
             ``criterion`` and ``consistency``).
 
     Returns:

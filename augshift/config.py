@@ -1,18 +1,18 @@
 """The AugShift options, their defaults and their validation, in one place.
 
-:class:`AugShiftConfig` owns the five options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``). Every
-part that takes one of them -- :class:`~augshift.shift.RandomShift` and :func:`~augshift.shift.shift`, the loss, the
+`AugShiftConfig` owns the five options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``). Every
+part that takes one of them -- `RandomShift` and `shift`, the loss, the
 objective, the engine's recipe, the APS models' padding, the command line, the benchmark rows, the timm launcher, the
 Accelerate and transformers integrations -- validates it with the checks below (``check_*``) or builds an
-:class:`AugShiftConfig` through one of its constructors, and never checks it again:
+`AugShiftConfig` through one of its constructors, and never checks it again:
 
 * ``AugShiftConfig(**options)`` (keyword use);
-* :meth:`AugShiftConfig.resolve` -- ``config=`` or loose options, never both (what :class:`~augshift.AugShift` takes);
-* :meth:`AugShiftConfig.from_args` -- the options that :func:`add_augshift_arguments` put on an ``argparse`` parser;
-* :meth:`AugShiftConfig.parse` -- the compact ``DISTANCE@WEIGHT`` form of the benchmark rows (``resnet18+augshift:mse@3``).
+* `AugShiftConfig.resolve` -- ``config=`` or loose options, never both (what `AugShift` takes);
+* `AugShiftConfig.from_args` -- the options that `add_augshift_arguments` put on an ``argparse`` parser;
+* `AugShiftConfig.parse` -- the compact ``DISTANCE@WEIGHT`` form of the benchmark rows (``resnet18+augshift:mse@3``).
 
 A wrong type (``max_shift=4.0``) is a programmer's mistake and raises ``TypeError``; a wrong value (``mode="wrap"``,
-``weight=-1``) is a user's and raises :class:`~augshift.errors.UsageError` naming what is supported.
+``weight=-1``) is a user's and raises `UsageError` naming what is supported.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ DISTANCES = ("mse", "l1", "cosine")  # see augshift.loss.ConsistencyLoss
 
 def check_max_shift(max_shift: MaxShift) -> tuple[int, int]:
     """``(max_dx, max_dy)`` of a valid ``max_shift`` (an int >= 0 or a pair of them), else ``TypeError`` /
-    :class:`UsageError`.
+    `UsageError`.
 
     Examples:
         >>> check_max_shift(4), check_max_shift((2, 0))
@@ -51,7 +51,7 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 
 
 def check_mode(mode: str, *, what: str = "shift mode") -> str:
-    """``mode`` if it is one of :data:`SHIFT_MODES`, else :class:`UsageError` (naming the option as ``what``).
+    """``mode`` if it is one of `SHIFT_MODES`, else `UsageError` (naming the option as ``what``).
 
     Examples:
         >>> check_mode("circular")
@@ -61,7 +61,7 @@ def check_mode(mode: str, *, what: str = "shift mode") -> str:
 
 
 def check_distance(distance: str) -> str:
-    """``distance`` if it is one of :data:`DISTANCES`, else :class:`UsageError`.
+    """``distance`` if it is one of `DISTANCES`, else `UsageError`.
 
     Examples:
         >>> check_distance("mse")
@@ -71,7 +71,7 @@ def check_distance(distance: str) -> str:
 
 
 def check_weight(weight: float) -> float:
-    """``weight`` as a float if it is a finite number >= 0, else ``TypeError`` / :class:`UsageError`.
+    """``weight`` as a float if it is a finite number >= 0, else ``TypeError`` / `UsageError`.
 
     Examples:
         >>> check_weight(3)
@@ -102,7 +102,7 @@ class AugShiftConfig:
 
     Args:
         max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)`` (4 = the CIFAR pad-4 range).
-        mode: what fills the border a shift uncovers, one of :data:`SHIFT_MODES` (``zeros`` = pad-and-crop).
+        mode: what fills the border a shift uncovers, one of `SHIFT_MODES` (``zeros`` = pad-and-crop).
         weight: weight of the consistency loss (>= 0).
         distance: ``mse`` (the paper's loss), ``l1`` or ``cosine`` (the default: measured best on CIFAR-10 at CPU
             scale, README "Defaults").
@@ -165,7 +165,7 @@ class AugShiftConfig:
 
     @classmethod
     def resolve(cls, config: Optional["AugShiftConfig"] = None, **options: Any) -> "AugShiftConfig":
-        """``config``, or a config of the ``options`` that are not ``None``; both at once is a :class:`UsageError`.
+        """``config``, or a config of the ``options`` that are not ``None``; both at once is a `UsageError`.
 
         Examples:
             >>> AugShiftConfig.resolve(weight=3.0).weight
@@ -191,7 +191,7 @@ class AugShiftConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, prefix: str = "") -> "AugShiftConfig":
-        """The config of the options added by :func:`add_augshift_arguments` with the same ``prefix``.
+        """The config of the options added by `add_augshift_arguments` with the same ``prefix``.
 
         Examples:
             >>> parser = argparse.ArgumentParser()
@@ -232,13 +232,13 @@ def add_augshift_arguments(parser: Union[argparse.ArgumentParser, argparse._Argu
                            prefix: str = "", defaults: AugShiftConfig = DEFAULTS) -> None:
     """Add ``--<prefix>max-shift``, ``--<prefix>mode``, ``--<prefix>weight``, ``--<prefix>distance`` and
     ``--<prefix>normalize`` to ``parser`` (an ``ArgumentParser`` or an argument group); read them back with
-    :meth:`AugShiftConfig.from_args`.
+    `AugShiftConfig.from_args`.
 
     Args:
         parser: an ``argparse.ArgumentParser`` or an argument group of one.
         prefix: put before every option name (``"augshift-"`` gives ``--augshift-weight``, read back as
-            ``args.augshift_weight``); the same ``prefix`` goes to :meth:`AugShiftConfig.from_args`.
-        defaults: the :class:`AugShiftConfig` whose values are the options' defaults (default: :data:`DEFAULTS`).
+            ``args.augshift_weight``); the same ``prefix`` goes to `AugShiftConfig.from_args`.
+        defaults: the `AugShiftConfig` whose values are the options' defaults (default: `DEFAULTS`).
 
     Examples:
         >>> parser = argparse.ArgumentParser()

@@ -3,9 +3,9 @@
 Every part of augshift that behaves differently under several processes (the consistency metric's gathering, the
 default shift stream, the engine's buffer averaging, the timm integration) asks here, so "several processes" means
 one thing everywhere: an initialised process group of more than one process (``torchrun``, ``accelerate launch``,
-a user's own ``init_process_group``). :func:`init_distributed` joins the group a launcher started, :class:`Dist` is
-this process's place, and the collectives every data-parallel loop needs are here: :func:`barrier`,
-:func:`gather_objects`, :func:`average_buffers` and :func:`broadcast_buffers`.
+a user's own ``init_process_group``). `init_distributed` joins the group a launcher started, `Dist` is
+this process's place, and the collectives every data-parallel loop needs are here: `barrier`,
+`gather_objects`, `average_buffers` and `broadcast_buffers`.
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def init_distributed(device: Optional[str] = None) -> Dist:
             and gloo on CPU.
 
     Returns:
-        This process's :class:`Dist` (rank 0 of 1 when not launched data-parallel).
+        This process's `Dist` (rank 0 of 1 when not launched data-parallel).
 
     Examples:
         >>> init_distributed("cpu")  # a plain ``python`` process: no WORLD_SIZE, no process group

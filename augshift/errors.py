@@ -1,7 +1,7 @@
 """The one exception type for user mistakes, and the one error boundary of the command-line entry points.
 
 ``UsageError`` is a ``ValueError`` (so code that catches ``ValueError`` keeps working); the ``augshift``
-commands, ``augshift-timm`` and the Accelerate example (:func:`run_command`) print its message as one line on
+commands, ``augshift-timm`` and the Accelerate example (`run_command`) print its message as one line on
 standard error and exit with code 2, as ``argparse`` does for a bad option. So do the ``OSError`` s about a path
 the user named on the command line (a missing ``--checkpoint``, an ``--out`` that is a file, ...). Anything else
 that escapes a command is a bug and keeps its traceback.
@@ -48,7 +48,7 @@ def user_error_message(error: BaseException, argv: Sequence[str]) -> Optional[st
 
 def run_command(prog: str, command: Callable[[], Optional[int]], argv: Sequence[str]) -> int:
     """Run ``command`` (an entry point's work, ``argv`` its arguments) and return its exit status; a user mistake
-    prints ``<prog>: error: <message>`` on standard error and returns :data:`EXIT_USAGE`."""
+    prints ``<prog>: error: <message>`` on standard error and returns `EXIT_USAGE`."""
     try:
         return int(command() or 0)
     except Exception as error:  # noqa: BLE001 -- re-raised unless it is a user mistake

@@ -1,6 +1,6 @@
 """Pooled pre-classifier features, captured in the same forward that produces the logits.
 
-:class:`PooledFeatures` puts a forward pre-hook on the model's classifier and keeps the classifier's
+`PooledFeatures` puts a forward pre-hook on the model's classifier and keeps the classifier's
 input, i.e. the globally pooled features ``(N, D)`` (``(N, C, 1, 1)`` is flattened). The hook runs inside the
 model's own ``forward``, so it works unchanged when the model is wrapped by DDP, ``accelerate`` or
 ``torch.compile``: nothing is ever computed beside the wrapped call. The model itself is not edited
@@ -33,7 +33,7 @@ class PooledFeatures:
         model: the unwrapped model (not its DDP / accelerate / compiled wrapper); its classifier gets a forward
             pre-hook, and its pooling modules forward hooks (to refuse a classifier input that is a flattened map).
         classifier: the name (in ``model.named_modules()``) of the module whose input is the pooled feature, when
-            :func:`~augshift.models.classifier_of` cannot find it.
+            `classifier_of` cannot find it.
 
     Usage::
 
@@ -112,7 +112,7 @@ class PooledFeatures:
             self._capturing = False
 
     def pop(self) -> Tensor:
-        """Return the features of the last forward inside :meth:`capture` and forget them."""
+        """Return the features of the last forward inside `capture` and forget them."""
         if self._captured is None:
             raise RuntimeError(
                 f"no pooled features were captured: {self.model_name}'s classifier did not run inside capture()"
@@ -133,7 +133,7 @@ def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] =
         model: the classifier (its hooks are removed again afterwards).
         x: the model's input, images (N, C, H, W).
         classifier: the name of the module whose input is the pooled feature, when it cannot be found
-            automatically (see :class:`PooledFeatures`).
+            automatically (see `PooledFeatures`).
 
     Returns:
         ``(logits, pooled)``: (N, K) and (N, D), from the same forward.

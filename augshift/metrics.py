@@ -1,12 +1,12 @@
 """Shift consistency: how often a classifier predicts the same class for differently shifted views of an image.
 
-:class:`ShiftConsistency` evaluates any of the protocols of :mod:`augshift.protocols` (``random``, ``circular``,
+`ShiftConsistency` evaluates any of the protocols of `augshift.protocols` (``random``, ``circular``,
 ``crop``, ``fractional``, ``reflect``, ..., and each one's ``_worst`` case) plus, optionally, a per-shift curve:
 agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted prediction, and accuracy under each
-shift. The protocols make the views (:class:`~augshift.views.Protocol`); this module only counts.
+shift. The protocols make the views (`Protocol`); this module only counts.
 
 Outcomes are kept per sample, by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
-``curve_agree``, ``curve_correct``), keyed by the sample's dataset index; :meth:`ShiftConsistency.compute` gathers
+``curve_agree``, ``curve_correct``), keyed by the sample's dataset index; `ShiftConsistency.compute` gathers
 them from every process and counts each index once. Each sample's views depend only on ``(seed, sample index,
 protocol)``, so a data-parallel evaluation gives exactly the single-process numbers, whatever the sharding: a
 distributed sampler's padding repeats, or flags gathered and then computed again, are the same indices and are not
@@ -42,27 +42,27 @@ SAMPLE_KEYS = ("index", "target", "fingerprint")  # what identifies a sample in 
 
 
 class ShiftConsistency:
-    """Accumulate accuracy and shift consistency over batches; :meth:`compute` counts every sample of every process
+    """Accumulate accuracy and shift consistency over batches; `compute` counts every sample of every process
     once.
 
     Under several processes (Accelerate, DDP, torchrun) the one way to evaluate is: on every process,
-    :meth:`update` with the batch's dataset ``indices``, then :meth:`compute` (a collective) -- no gathering by hand.
+    `update` with the batch's dataset ``indices``, then `compute` (a collective) -- no gathering by hand.
 
     Args:
         max_shift: range of the offsets of the protocols that name none of their own (``random``, ``circular``,
             ``fractional``, ``reflect``; px per axis).
         mode: border of the ``random*`` protocols and of the curve (``zeros`` = pad-and-crop).
-        protocols: registered protocol names (:mod:`augshift.protocols`; each with ``_worst`` for its worst case).
+        protocols: registered protocol names (`augshift.protocols`; each with ``_worst`` for its worst case).
         crop_size: the model's input size: images larger than it are centre-cropped for everything but ``crop``,
             whose two views are random ``crop_size`` crops (needed by ``crop`` / ``crop_worst``).
         curve_max_shift: also every shift on the dense grid ``[-c, c]^2`` ((2c+1)^2 forwards per image); or
-        curve_offsets: the shifts ``offsets x offsets`` (e.g. :func:`~augshift.protocols.offsets_to`).
+        curve_offsets: the shifts ``offsets x offsets`` (e.g. `offsets_to`).
         seed: keys the random offsets (with each sample's dataset index).
         chunk_size: images per forward.
 
     Raises:
-        UsageError: from :meth:`update` / :meth:`flags`, for labels outside ``[0, K)`` (``-1``: an unlabelled split)
-            and for batches without ``indices`` under several processes; from :meth:`compute`, for one index given
+        UsageError: from `update` / `flags`, for labels outside ``[0, K)`` (``-1``: an unlabelled split)
+            and for batches without ``indices`` under several processes; from `compute`, for one index given
             to two different images.
 
     Examples:
@@ -115,12 +115,12 @@ class ShiftConsistency:
     # ----------------------------------------------------------------------------------------- views
 
     def geometry(self, height: int, width: int) -> Geometry:
-        """The :class:`~augshift.views.Geometry` of images of ``height`` x ``width`` (before any crop)."""
+        """The `Geometry` of images of ``height`` x ``width`` (before any crop)."""
         return Geometry.of(height, width, max_shift=self.max_shift, mode=self.mode, crop_size=self.crop_size)
 
     def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
         """The offsets of ``protocol``'s two views of images ``indices`` (N,) of ``height`` x ``width``:
-        ``((dx_a, dy_a), (dx_b, dy_b))`` (see :func:`augshift.protocols.pair_offsets`)."""
+        ``((dx_a, dy_a), (dx_b, dy_b))`` (see `augshift.protocols.pair_offsets`)."""
         return PROTOCOLS[protocol].offsets(indices, self.geometry(height, width), seed=self.seed)
 
     def _check_sizes(self, geometry: Geometry) -> None:
@@ -167,8 +167,8 @@ class ShiftConsistency:
         Returns:
             ``{"samples": (N,), "correct": (N,), "agree/<protocol>": (N,), "correct/<worst protocol>": (N,),
             "curve_agree": (N, S, S), "curve_correct": (N, S, S)}`` (0/1, long) and what identifies each sample:
-            ``index`` (N,), ``target`` (N,) and ``fingerprint`` (N,) (the sum of its pixels). :meth:`add` them,
-            or call :meth:`update`, which does both.
+            ``index`` (N,), ``target`` (N,) and ``fingerprint`` (N,) (the sum of its pixels). `add` them,
+            or call `update`, which does both.
         """
         check_images(images, "images", floating=True)
         n = images.shape[0]
@@ -230,7 +230,7 @@ class ShiftConsistency:
         return out
 
     def add(self, flags: Flags) -> None:
-        """Add per-sample outcomes from :meth:`flags` (any number of rows, gathered ones too: a sample's index is
+        """Add per-sample outcomes from `flags` (any number of rows, gathered ones too: a sample's index is
         counted once however often it is added)."""
         if not isinstance(flags, dict):
             raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
@@ -241,7 +241,7 @@ class ShiftConsistency:
         self._records.append({name: values.detach().cpu() for name, values in flags.items()})
 
     def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
-        """Evaluate ``model`` (in eval mode) on one batch and add its outcomes (see :meth:`flags`)."""
+        """Evaluate ``model`` (in eval mode) on one batch and add its outcomes (see `flags`)."""
         self.add(self.flags(model, images, targets, indices))
 
     def _samples(self) -> Flags:
@@ -320,10 +320,10 @@ def evaluate_shift_consistency(
         batches: an iterable of ``(images (B, C, H, W) float, targets (B,))``, optionally with dataset indices (B,).
         device: where to evaluate (default: the model's).
         progress: show a progress bar.
-        **options: those of :class:`ShiftConsistency`.
+        **options: those of `ShiftConsistency`.
 
     Returns:
-        The :class:`ConsistencyReport`.
+        The `ConsistencyReport`.
 
     Examples:
         >>> import torch.nn as nn

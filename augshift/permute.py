@@ -25,7 +25,7 @@ class ChannelPermutation:
             module of ``model.named_modules()`` (e.g. ``layer3``) whose output (N, C, ...) is permuted.
         generator: a ``torch.Generator`` that makes the permutations reproducible.
 
-    ``last_permutation`` holds the latest permutation, a (C,) long tensor; :meth:`remove` takes the hook off.
+    ``last_permutation`` holds the latest permutation, a (C,) long tensor; `remove` takes the hook off.
 
     Examples:
         >>> from augshift.models import create_small_cnn
@@ -75,7 +75,7 @@ class ChannelPermutation:
 
 
 def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional[torch.Generator] = None) -> nn.Module:
-    """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see :class:`ChannelPermutation`.
+    """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see `ChannelPermutation`.
 
     The permutation is kept as ``model.channel_permutation`` (``model.channel_permutation.remove()`` takes it off).
     A model that already is a PermuteNet is refused (``ValueError``).

@@ -1,4 +1,4 @@
-"""Shift-consistency protocols: how the two views of an image are made, one :class:`Protocol` object per name.
+"""Shift-consistency protocols: how the two views of an image are made, one `Protocol` object per name.
 
 Each protocol draws, for every image, two views at independent random offsets and compares the classifier's
 predictions; its ``_worst`` variant instead evaluates every offset of a grid and counts an image only if all its
@@ -18,7 +18,7 @@ name                      the two views                                         
                           in ``[0, size - crop_size)`` per axis (256 -> 224:       (``validate_shift``: resize 256, centre
                           ``[0, 32)``), per image                                  crop 256, two random 224 crops)
 ``fractional``            band-limited circular shifts by real offsets in          Michaeli et al. 2023 (alias-free
-                          ``[-max_shift, max_shift]`` (:func:`~.shift.             convnets): sub-pixel shifts
+                          ``[-max_shift, max_shift]`` (`             convnets): sub-pixel shifts
                           fractional_shift`)
 ``reflect``               shifts in ``[-max_shift, max_shift]`` with a mirrored    (no paper's) a border of image content,
                           border (``F.pad(mode="reflect")``: the edge pixel is     neither zeros nor the opposite edge
@@ -26,7 +26,7 @@ name                      the two views                                         
 ========================  ======================================================  ========================================
 
 Worst-case grids (``<name>_worst``): the shift protocols every offset of ``[-r, r]`` per axis up to ``r = 4`` and a
-sparse grid beyond (:func:`offsets_to`: 0, 1..4, 6, 8, 12, 16, ...), ``circular_full`` out to half the image,
+sparse grid beyond (`offsets_to`: 0, 1..4, 6, 8, 12, 16, ...), ``circular_full`` out to half the image,
 ``fractional`` the quarter-pixel grid of ``[-1, 1]`` (sub-pixel offsets; whole pixels are ``circular_worst``'s),
 ``crop`` the crop offsets around the centre crop on the same grid. With ``crop`` every other protocol and the
 accuracy use the centre ``crop_size`` crop.
@@ -34,9 +34,9 @@ accuracy use the centre ``crop_size`` crop.
 A protocol's random offsets depend only on its own fixed ``salt``, the evaluation seed and the sample's dataset index
 -- never on which other protocols run or in which order, on the batch or on the process.
 
-A new kind of view is one subclass of :class:`~augshift.views.Protocol` (``draw``, ``grid``, ``view``, ``check``)
-and one :func:`register_protocol` call; every list of protocol names, the command line's ``--protocols`` and
-:class:`~augshift.metrics.ShiftConsistency` take the protocols from the registry.
+A new kind of view is one subclass of `Protocol` (``draw``, ``grid``, ``view``, ``check``)
+and one `register_protocol` call; every list of protocol names, the command line's ``--protocols`` and
+`ShiftConsistency` take the protocols from the registry.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def register_protocol(protocol: Protocol) -> Protocol:
     """Make ``protocol`` (and its worst case, ``<name>_worst``) a protocol by its name.
 
     Args:
-        protocol: a :class:`Protocol` whose name and salts (``salt .. salt + 3``, in ``[0, 1000)``) no registered
+        protocol: a `Protocol` whose name and salts (``salt .. salt + 3``, in ``[0, 1000)``) no registered
             protocol has.
 
     Returns:
@@ -155,7 +155,7 @@ def protocol_list(text: str) -> tuple[str, ...]:
 
 def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--protocols", *,
                            default: tuple[str, ...] = DEFAULT_PROTOCOLS) -> None:
-    """Add ``option`` (comma-separated protocol names, :func:`protocol_list`) to ``parser``.
+    """Add ``option`` (comma-separated protocol names, `protocol_list`) to ``parser``.
 
     Args:
         parser: the ``argparse.ArgumentParser`` (or argument group).
@@ -177,7 +177,7 @@ def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--pro
 
 
 def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_size: Optional[int]) -> None:
-    """Refuse (:class:`~augshift.errors.UsageError`) a ``crop`` protocol without the larger images, or larger images
+    """Refuse (`UsageError`) a ``crop`` protocol without the larger images, or larger images
     not larger than the crop.
 
     Args:
@@ -227,13 +227,13 @@ def consistency_column(protocol: str) -> str:
 
 
 def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> tuple[tuple[Tensor, Tensor], ...]:
-    """The offsets of protocol ``name``'s two views for samples ``indices`` (N,) (:meth:`Protocol.offsets`):
+    """The offsets of protocol ``name``'s two views for samples ``indices`` (N,) (`Protocol.offsets`):
     integer shifts, crop offsets from the top-left corner (``crop``) or float64 shifts (``fractional``).
 
     Args:
         name: a registered protocol (without ``_worst``).
         indices: (N,) integer dataset indices of the samples.
-        geometry: the evaluated sizes, ``max_shift`` and border mode (:class:`Geometry`).
+        geometry: the evaluated sizes, ``max_shift`` and border mode (`Geometry`).
         seed: the evaluation seed.
 
     Returns:
@@ -248,11 +248,11 @@ def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> t
 
 
 def worst_grid(name: str, geometry: Geometry) -> tuple:
-    """The per-axis offsets of ``name``'s worst case (``name`` without the suffix; :meth:`Protocol.grid`).
+    """The per-axis offsets of ``name``'s worst case (``name`` without the suffix; `Protocol.grid`).
 
     Args:
         name: a registered protocol (``random`` for ``random_worst``).
-        geometry: the evaluated sizes and the evaluator's ``max_shift`` (:class:`Geometry`).
+        geometry: the evaluated sizes and the evaluator's ``max_shift`` (`Geometry`).
 
     Returns:
         The S offsets per axis, a tuple; the worst case evaluates all S x S pairs.

@@ -1,5 +1,5 @@
-"""What an evaluation counted, as percentages with intervals: :class:`ConsistencyReport`, and the agreement of two
-predictions per sample (:func:`agreement_counts`, :func:`consistency_from_predictions`), which the ``evaluate``
+"""What an evaluation counted, as percentages with intervals: `ConsistencyReport`, and the agreement of two
+predictions per sample (`agreement_counts`, `consistency_from_predictions`), which the ``evaluate``
 module uses too."""
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The one seeding scheme: every random stream is keyed by ``(seed, *keys)`` through numpy's
 ``SeedSequence``, so streams never collide and an epoch of a process replays exactly after a resume.
 
-Randomness drawn without an explicit generator (:class:`~augshift.shift.RandomShift` and so AugShift, given none)
-comes from :func:`process_generator`: a stream of this process, keyed by a draw of torch's global generator and the
+Randomness drawn without an explicit generator (`RandomShift` and so AugShift, given none)
+comes from `process_generator`: a stream of this process, keyed by a draw of torch's global generator and the
 process's rank, so processes seeded alike (``accelerate.utils.set_seed`` seeds every process with the same seed) still
 draw different shifts, and the run's seed reproduces them.
 """
@@ -37,11 +37,11 @@ class Stream(IntEnum):
 
 
 def stream_generator(seed: int, *keys: int, device: Optional[torch.device | str] = None) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` (default CPU) seeded with :func:`stream_seed` ``(seed, *keys)``.
+    """A ``torch.Generator`` on ``device`` (default CPU) seeded with `stream_seed` ``(seed, *keys)``.
 
     Args:
         seed: the run's seed.
-        *keys: the stream's keys (a :class:`Stream` and, where they apply, epoch / step / rank).
+        *keys: the stream's keys (a `Stream` and, where they apply, epoch / step / rank).
         device: where the generator draws.
 
     Returns:
@@ -83,7 +83,7 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
         rank: the process's rank, or -1 for the stream all processes share.
 
     Returns:
-        :func:`stream_seed` ``(seed, epoch, rank + 1)``.
+        `stream_seed` ``(seed, epoch, rank + 1)``.
 
     Examples:
         >>> epoch_seed(0, epoch=3, rank=1) == stream_seed(0, 3, 2)
@@ -95,7 +95,7 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: int) -> torch.Generator:
-    """Re-seed ``generator`` for one epoch of one process (:func:`epoch_seed`); returns it.
+    """Re-seed ``generator`` for one epoch of one process (`epoch_seed`); returns it.
 
     Args:
         generator: the ``torch.Generator`` to re-seed (on any device), in place.
@@ -104,7 +104,7 @@ def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: i
         rank: the process's rank (-1: the stream all processes share).
 
     Returns:
-        ``generator``, seeded with :func:`epoch_seed` ``(seed, epoch, rank)``.
+        ``generator``, seeded with `epoch_seed` ``(seed, epoch, rank)``.
 
     Examples:
         >>> generator = seed_generator(torch.Generator(), seed=0, epoch=2, rank=0)
@@ -117,7 +117,7 @@ def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: i
 def process_generator(device: Optional[torch.device] = None) -> torch.Generator:
     """A fresh generator for this process's next draws, when the caller gave no generator.
 
-    Its seed is :func:`stream_seed` of one draw of torch's global (CPU) generator and this process's rank: seeded by
+    Its seed is `stream_seed` of one draw of torch's global (CPU) generator and this process's rank: seeded by
     ``torch.manual_seed`` / ``accelerate.utils.set_seed`` (the same seed on every process), processes still draw
     different numbers, the same ones again for the same seed, and a restored global RNG state (``accelerator.load_state``)
     replays them.

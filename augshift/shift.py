@@ -208,12 +208,12 @@ def _shift(x: Tensor, dx: Tensor, dy: Tensor, mode: str, px: int, py: int) -> Te
 
 @dataclass(frozen=True)
 class ShiftParams:
-    """Per-sample shifts drawn by :class:`RandomShift`, to replay on another batch or view.
+    """Per-sample shifts drawn by `RandomShift`, to replay on another batch or view.
 
     Args:
         dx: (N,) long tensor, the horizontal shift of each sample (positive: right).
         dy: (N,) long tensor, the vertical shift of each sample (positive: down).
-        _reach: internal: ``(max |dx|, max |dy|)`` guaranteed by the drawing :class:`RandomShift`, which lets a
+        _reach: internal: ``(max |dx|, max |dy|)`` guaranteed by the drawing `RandomShift`, which lets a
             replay skip the range check's read-back (``None`` for parameters made by hand: they are checked).
 
     Examples:
@@ -240,15 +240,15 @@ class RandomShift(nn.Module):
     Args:
         max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``; smaller than the images.
         mode: what fills the uncovered border (``zeros``, ``circular``, ``reflect``, ``replicate``; see
-            :func:`shift`).
+            `shift`).
         p: probability that a sample is shifted at all.
         generator: the ``torch.Generator`` the shifts are drawn from (on its device; the shift runs on the input's
-            device). Without one, each draw comes from :func:`augshift.seeding.process_generator` on the input's
+            device). Without one, each draw comes from `augshift.seeding.process_generator` on the input's
             device: reproducible from ``torch.manual_seed``, and different on every process of a data-parallel run
             even when all are seeded alike.
 
     ``forward(x, params=None)`` shifts ``x`` (N, C, H, W) and returns the same shape; it replays ``params`` (a
-    :class:`ShiftParams`) when given, else draws new ones (:meth:`sample`). The last parameters used are in
+    `ShiftParams`) when given, else draws new ones (`sample`). The last parameters used are in
     ``last_params``.
 
     Examples:
@@ -291,7 +291,7 @@ class RandomShift(nn.Module):
             )
 
     def sample(self, n: int, device: Optional[torch.device] = None) -> ShiftParams:
-        """Draw shifts for ``n`` samples; returns :class:`ShiftParams` on ``device``."""
+        """Draw shifts for ``n`` samples; returns `ShiftParams` on ``device``."""
         generator = self.generator if self.generator is not None else process_generator(device)
         dx = torch.randint(-self.max_dx, self.max_dx + 1, (n,), generator=generator, device=generator.device)
         dy = torch.randint(-self.max_dy, self.max_dy + 1, (n,), generator=generator, device=generator.device)
@@ -328,7 +328,7 @@ def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tenso
     ``irfft2``): ideal (sinc) interpolation of the periodic image, the sub-pixel shift of Michaeli et al.'s alias-free
     convnets. It is exact for band-limited images (no energy at the Nyquist frequency: the half-cycle component is
     what a real image cannot shift by a fraction), and integer offsets equal ``torch.roll`` up to float rounding.
-    Positive ``dx`` moves content right, positive ``dy`` down, as :func:`shift` does.
+    Positive ``dx`` moves content right, positive ``dy`` down, as `shift` does.
 
     Args:
         x: floating (N, C, H, W).

@@ -1,13 +1,13 @@
-"""How a consistency protocol makes its views: the :class:`Protocol` interface (:meth:`~Protocol.draw` the offsets,
-:meth:`~Protocol.grid` of the worst case, :meth:`~Protocol.view`, :meth:`~Protocol.check` the sizes), its kinds --
-integer shifts with a border mode (:class:`ShiftProtocol`), crops of larger images (:class:`CropProtocol`), band-limited
-real shifts (:class:`FractionalProtocol`) -- and the sizes views are made at (:class:`Geometry`, :func:`crop`,
-:func:`centre_crop`).
+"""How a consistency protocol makes its views: the `Protocol` interface (`draw` the offsets,
+`grid` of the worst case, `view`, `check` the sizes), its kinds --
+integer shifts with a border mode (`ShiftProtocol`), crops of larger images (`CropProtocol`), band-limited
+real shifts (`FractionalProtocol`) -- and the sizes views are made at (`Geometry`, `crop`,
+`centre_crop`).
 
 With a ``crop_size`` smaller than the images, the crop protocol compares two crops of each larger image and every
 other protocol (and the accuracy) starts from its centre crop; without one, the images are evaluated as they are.
-Offsets are drawn by a fixed integer hash of ``(sample index, salt)`` (:func:`hashed_offsets`): no generator state, so
-any process replays any sample's views. :mod:`augshift.protocols` names the protocols.
+Offsets are drawn by a fixed integer hash of ``(sample index, salt)`` (`hashed_offsets`): no generator state, so
+any process replays any sample's views. `augshift.protocols` names the protocols.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class Geometry:
     @classmethod
     def of(cls, height: int, width: int, *, max_shift: int, mode: str, crop_size: Optional[int] = None) -> Geometry:
         """The geometry of images of ``height`` x ``width`` evaluated at ``crop_size`` x ``crop_size`` (``None``: at
-        their own size); :class:`~augshift.errors.UsageError` for images smaller than the crop.
+        their own size); `UsageError` for images smaller than the crop.
 
         Examples:
             >>> Geometry.of(32, 32, max_shift=4, mode="zeros", crop_size=32).source is None  # nothing to crop from
@@ -175,9 +175,9 @@ def dense_offsets(reach: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Protocol(ABC):
-    """A consistency protocol: how it draws the offsets of an image's two views (:meth:`draw`), the per-axis offsets
-    of its worst case (:meth:`grid`), how it makes a view (:meth:`view`) and the images it needs (:meth:`check`).
-    Registered by name (:func:`augshift.protocols.register_protocol`); ``ShiftConsistency`` calls only these
+    """A consistency protocol: how it draws the offsets of an image's two views (`draw`), the per-axis offsets
+    of its worst case (`grid`), how it makes a view (`view`) and the images it needs (`check`).
+    Registered by name (`augshift.protocols.register_protocol`); ``ShiftConsistency`` calls only these
     methods, so a new kind of view is one subclass.
 
     Args:
@@ -215,7 +215,7 @@ class Protocol(ABC):
     @abstractmethod
     def draw(self, indices: Tensor, salt: int, geometry: Geometry) -> tuple[Tensor, Tensor]:
         """One view's ``(dx, dy)``, (N,) each, for the samples ``indices`` (N,): ``dx`` keyed by ``salt``, ``dy`` by
-        ``salt + 1`` (:func:`hashed_offsets`)."""
+        ``salt + 1`` (`hashed_offsets`)."""
 
     @abstractmethod
     def grid(self, geometry: Geometry) -> tuple:
@@ -229,7 +229,7 @@ class Protocol(ABC):
 
     @abstractmethod
     def check(self, geometry: Geometry) -> None:
-        """Refuse (:class:`~augshift.errors.UsageError`, naming the fix) images its views do not fit."""
+        """Refuse (`UsageError`, naming the fix) images its views do not fit."""
 
     def key(self, dx: Offset, dy: Offset, geometry: Geometry) -> Optional[str]:
         """The name of its view at the fixed offsets ``(dx, dy)``, the same for every protocol that makes the same
@@ -239,13 +239,13 @@ class Protocol(ABC):
 
 @dataclass(frozen=True, kw_only=True)
 class ShiftProtocol(Protocol):
-    """Integer shifts (:func:`~augshift.shift.shift`) in ``[-reach, reach]`` per axis, with a border ``mode``.
+    """Integer shifts (`shift`) in ``[-reach, reach]`` per axis, with a border ``mode``.
 
     Args:
         name: the protocol's name.
-        salt: keys its random offsets (see :class:`Protocol`).
+        salt: keys its random offsets (see `Protocol`).
         mode: the border (``None``: the evaluator's).
-        reach: the offsets' range per axis (``None``: the evaluator's ``max_shift``; an int; :data:`FULL`: any
+        reach: the offsets' range per axis (``None``: the evaluator's ``max_shift``; an int; `FULL`: any
             offset of the image, ``[0, W)`` x ``[0, H)``).
 
     Examples:
@@ -332,7 +332,7 @@ FRACTIONAL_GRID = tuple(k / 4 for k in range(-4, 5))  # the fractional worst cas
 
 @dataclass(frozen=True, kw_only=True)
 class FractionalProtocol(Protocol):
-    """Band-limited circular shifts (:func:`~augshift.shift.fractional_shift`) by real offsets in
+    """Band-limited circular shifts (`fractional_shift`) by real offsets in
     ``[-max_shift, max_shift]``; its worst case, the quarter pixels of ``[-1, 1]``.
 
     Examples:

@@ -2,7 +2,7 @@
 (``locate``, ``channels``, ``attack``).
 
 Each command group lives in its own module with ``register(subparsers)``; the parser sets ``args.run``.
-:func:`main` is the error boundary: a user mistake (:class:`~augshift.errors.UsageError`, a path the user named
+`main` is the error boundary: a user mistake (`UsageError`, a path the user named
 that is missing or unusable, a bad option) prints one line on standard error and exits with 2; anything else
 keeps its traceback.
 """

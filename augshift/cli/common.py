@@ -20,7 +20,7 @@ def recorded_command(args: argparse.Namespace) -> str:
 
 
 def choose_device(name: Optional[str]) -> torch.device:
-    """``name``, or CUDA when available, else the CPU; a device this machine lacks is a :class:`UsageError`."""
+    """``name``, or CUDA when available, else the CPU; a device this machine lacks is a `UsageError`."""
     try:
         device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as error:
@@ -31,7 +31,7 @@ def choose_device(name: Optional[str]) -> torch.device:
 
 
 def save_model(path: str, model: torch.nn.Module, name: str, kwargs: dict, meta: dict) -> None:
-    """Save a model trained by a command: its name and ``kwargs`` to rebuild it (:func:`augshift.models.create_model`),
+    """Save a model trained by a command: its name and ``kwargs`` to rebuild it (`augshift.models.create_model`),
     ``meta`` (the task, and the ``normalization`` it was trained with) and its ``state_dict``."""
     save_checkpoint(path, {"name": name, "kwargs": kwargs, "meta": meta, "state_dict": model.state_dict()})
     print(f"saved {name} to {path}")

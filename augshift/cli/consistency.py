@@ -2,7 +2,7 @@
 
 Any timm model (``resnet18``), torchvision classifier (``torchvision/resnet50``) or Hugging Face ``transformers`` image
 model (``hf:<hub id or save_pretrained folder>``), with random, pretrained (``--pretrained``) or a checkpoint's
-weights, under the protocols of :mod:`augshift.protocols` (``--protocols``). Images are normalised as the weights
+weights, under the protocols of `augshift.protocols` (``--protocols``). Images are normalised as the weights
 were trained (what the checkpoint or the pretrained weights record), else with the evaluated images' own statistics;
 the result says which.
 

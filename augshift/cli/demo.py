@@ -4,7 +4,7 @@
 pad-and-crop augmentation) and ``augshift`` (two shifted views + the consistency loss), same recipe
 and seed otherwise.
 
-With no ``--data`` it runs on the embedded default (generated shapes, :mod:`augshift.data.shapes`), so it
+With no ``--data`` it runs on the embedded default (generated shapes, `augshift.data.shapes`), so it
 needs no download. ``--data`` takes a local image folder, a parquet file/folder in the hub CIFAR schema
 or a hub dataset name; it trains on ``--train-split`` and tests on ``--eval-split`` (default: test, else
 validation / val). A source without named splits (one parquet file, an image folder of class folders) is split

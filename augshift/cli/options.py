@@ -74,7 +74,7 @@ def add_limit_arguments(parser: argparse.ArgumentParser, *, train: Optional[tupl
 def add_split_arguments(parser: argparse.ArgumentParser, *, train: bool) -> None:
     """``--eval-split`` (every command; ``--test-split`` and ``--split`` are its other names) and, for commands that
     train, ``--train-split``. The evaluated split defaults to the source's ``test``, else ``validation`` / ``val``
-    (:func:`augshift.data.eval_split`)."""
+    (`augshift.data.eval_split`)."""
     if train:
         parser.add_argument("--train-split", default="train", help="split of --data to train on (default: train)")
     parser.add_argument("--eval-split", "--test-split", "--split", dest="eval_split", default=None, metavar="SPLIT",
@@ -92,7 +92,7 @@ def add_normalization_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse (:class:`~augshift.errors.UsageError`) an output folder or file that cannot be written, before any work."""
+    """Refuse (`UsageError`) an output folder or file that cannot be written, before any work."""
     for name in OUTPUT_FOLDERS:
         if getattr(args, name, None):
             check_output_folder(getattr(args, name), option=f"--{name}")

@@ -1,5 +1,5 @@
 """``augshift channels``, ``augshift attack``: the position channels of a trained model and the attack on them
-(``augshift locate``, the location task, is :mod:`.locate`).
+(``augshift locate``, the location task, is `.locate`).
 
 Examples::
 

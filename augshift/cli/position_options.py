@@ -44,7 +44,7 @@ def training_statistics(images: torch.Tensor, args: argparse.Namespace) -> Norma
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, train: bool) -> None:
-    """``--data``, its splits (:func:`~.options.add_split_arguments`) and columns, ``--seed``, ``--device``, ``--out``."""
+    """``--data``, its splits (`add_split_arguments`) and columns, ``--seed``, ``--device``, ``--out``."""
     parser.add_argument("--data", default="uoft-cs/cifar10",
                         help="parquet file/folder, image folder or hub name (default: uoft-cs/cifar10)")
     add_split_arguments(parser, train=train)

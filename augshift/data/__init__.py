@@ -1,7 +1,7 @@
-"""Data: normalisation (:class:`Normalization`: the statistics and their source), the embedded default (generated
-shapes), Hugging Face ``datasets`` sources, :func:`load_split`, the one loader every command, benchmark and example
-uses, :func:`eval_split` (which split is evaluated), and :func:`load_segmentation_split` for images with masks
-(:mod:`.masks`)."""
+"""Data: normalisation (`Normalization`: the statistics and their source), the embedded default (generated
+shapes), Hugging Face ``datasets`` sources, `load_split`, the one loader every command, benchmark and example
+uses, `eval_split` (which split is evaluated), and `load_segmentation_split` for images with masks
+(`.masks`)."""
 from .batches import iterate_batches
 from .hub import (
     HELD_OUT_EVERY, IMAGE_COLUMNS, INDEX_COLUMN, LABEL_COLUMNS, describe_split, load_image_dataset, num_classes,

@@ -1,7 +1,7 @@
 """Image-classification data from Hugging Face ``datasets``: hub names, local parquet, image folders.
 
-:func:`load_image_dataset` opens a split; :func:`to_tensors` decodes it into memory and :func:`with_tensors`
-decodes it per batch (for a ``DataLoader``). Most callers use :func:`augshift.data.load_split` instead.
+`load_image_dataset` opens a split; `to_tensors` decodes it into memory and `with_tensors`
+decodes it per batch (for a ``DataLoader``). Most callers use `augshift.data.load_split` instead.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def describe_split(source: str, split: str) -> str:
     """Which images ``split`` of ``source`` holds, in words (for result files).
 
     Args:
-        source: a hub dataset name, a parquet file or folder, or an image folder (see :func:`load_image_dataset`).
+        source: a hub dataset name, a parquet file or folder, or an image folder (see `load_image_dataset`).
         split: the split's name.
 
     Returns:
@@ -132,9 +132,9 @@ def _load_hub(source: str, split: str):
 def load_image_dataset(source: str, split: str = "train"):
     """Return ``split`` of ``source`` as a ``datasets.Dataset``.
 
-    A local source without named splits is split deterministically: ``test`` is every :data:`HELD_OUT_EVERY`-th
+    A local source without named splits is split deterministically: ``test`` is every `HELD_OUT_EVERY`-th
     row, ``train`` the others, so the two never share an image; other split names are refused. A split the source
-    lacks raises :class:`~augshift.errors.UsageError` naming the splits it has.
+    lacks raises `UsageError` naming the splits it has.
 
     Args:
         source: a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout) or of
@@ -188,8 +188,8 @@ def _pick_column(columns: list[str], given: Optional[str], known: tuple[str, ...
 
 def as_image_column(dataset, column: str):
     """``dataset`` with ``column`` as undecoded image records (``{bytes, path}``), which
-    :func:`~augshift.data.images.decode_images` decodes faithfully or refuses naming the file (parquet written without
-    Hugging Face metadata stores them so already); a column of anything else is a :class:`UsageError`."""
+    `decode_images` decodes faithfully or refuses naming the file (parquet written without
+    Hugging Face metadata stores them so already); a column of anything else is a `UsageError`."""
     import datasets
 
     feature = dataset.features[column]
@@ -220,10 +220,10 @@ def to_tensors(
 
     Args:
         dataset: a ``datasets.Dataset`` with an image column and a label column.
-        image_column: the image column's name (default: the first of :data:`IMAGE_COLUMNS` there is).
-        label_column: the label column's name (default: the first of :data:`LABEL_COLUMNS` there is).
+        image_column: the image column's name (default: the first of `IMAGE_COLUMNS` there is).
+        label_column: the label column's name (default: the first of `LABEL_COLUMNS` there is).
         limit: keep the first ``limit`` rows.
-        size: resize every image to ``size`` x ``size`` (see :func:`decode_images`; without ``size`` all images
+        size: resize every image to ``size`` x ``size`` (see `decode_images`; without ``size`` all images
             must have one size, true of CIFAR).
         centre_crop: with ``size``, resize the shorter side to ``size``, then take the centre square.
 
@@ -252,7 +252,7 @@ def to_tensors(
 def class_labels(values: Sequence, column: str) -> Tensor:
     """``values`` as ``long`` class indices (N,), refusing what is not a whole number (strings, 1.5): a cast would
     truncate them into wrong classes. Range checks (``-1``, ``>= K``) are the metric's
-    (:meth:`~augshift.ShiftConsistency.check_labels`)."""
+    (`check_labels`)."""
     if any(isinstance(value, str) for value in values):
         raise UsageError(f"the label column {column!r} holds strings ({next(v for v in values if isinstance(v, str))!r}"
                          "...), not class indices: give the dataset a ClassLabel column (dataset.class_encode_column, "
@@ -269,7 +269,7 @@ def num_classes(dataset, label_column: Optional[str] = None) -> int:
 
     Args:
         dataset: a ``datasets.Dataset``.
-        label_column: the label column's name (default: the first of :data:`LABEL_COLUMNS` there is).
+        label_column: the label column's name (default: the first of `LABEL_COLUMNS` there is).
 
     Returns:
         The number of classes, an int.
@@ -289,7 +289,7 @@ def num_classes(dataset, label_column: Optional[str] = None) -> int:
 
 @dataclass(frozen=True)
 class TensorTransform:
-    """The ``with_transform`` function of :func:`with_tensors` (a class, so it pickles into workers)."""
+    """The ``with_transform`` function of `with_tensors` (a class, so it pickles into workers)."""
 
     image_column: str
     label_column: str
@@ -320,17 +320,17 @@ def with_tensors(
     Each row becomes ``{"pixel_values": float (3, H, W) normalised with ``normalization``, "labels": long,
     "index": long}``, so a ``DataLoader`` gives batches of (B, 3, H, W), (B,) and (B,). ``index`` is the
     row's index in ``dataset`` (an ``index`` column is added unless there is one), so it survives
-    ``select`` / ``shuffle`` and keys the evaluation shifts of :class:`augshift.ShiftConsistency`.
+    ``select`` / ``shuffle`` and keys the evaluation shifts of `augshift.ShiftConsistency`.
 
     Args:
         dataset: a ``datasets.Dataset`` with an image column and a label column.
-        normalization: the :class:`~augshift.data.Normalization` the images are normalised with.
+        normalization: the `Normalization` the images are normalised with.
         image_column: the image column's name; by default found by name (``img``/``image``, ...). A wrong name
             raises an error listing the dataset's columns.
         label_column: the label column's name; by default found by name (``label``/``fine_label``, ...).
         size: resize every image to ``size`` x ``size``.
         centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead
-            (:func:`decode_images`).
+            (`decode_images`).
 
     Returns:
         The dataset, transformed (a ``datasets.Dataset``).

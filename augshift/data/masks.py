@@ -1,9 +1,9 @@
 """Segmentation data: images with per-pixel class masks, from image + mask folders or a Hugging Face dataset with
-image / mask columns; :func:`load_segmentation_split` decodes a split into memory.
+image / mask columns; `load_segmentation_split` decodes a split into memory.
 
 A folder source holds ``images/`` and ``masks/`` (optionally under ``<split>/``), files paired by name without
 extension (``images/0001.jpg`` with ``masks/0001.png``). A dataset source is anything
-:func:`augshift.data.hub.load_image_dataset` opens (hub name, parquet) with an image column and a mask column
+`augshift.data.hub.load_image_dataset` opens (hub name, parquet) with an image column and a mask column
 (an image of class indices). Masks hold class indices (PIL modes ``L``, ``P``, ``I``); pixels equal to the
 ignore index (255 by default) are not scored.
 """
@@ -79,12 +79,12 @@ def load_segmentation_split(
 
     Args:
         source: a folder holding ``images/`` and ``masks/`` (optionally under ``<split>/``), or a dataset
-            :func:`~augshift.data.hub.load_image_dataset` opens with an image and a mask column.
+            `load_image_dataset` opens with an image and a mask column.
         split: the split's name.
         limit: keep the first ``limit`` images (default: all).
         size: resize both to ``size`` x ``size`` (bilinear images, nearest masks); without it all must share a size.
         image_column: a dataset's image column (default: the first of ``IMAGE_COLUMNS`` there is).
-        mask_column: a dataset's mask column (default: the first of :data:`MASK_COLUMNS` that holds images).
+        mask_column: a dataset's mask column (default: the first of `MASK_COLUMNS` that holds images).
 
     Returns:
         ``(images, masks)``: ``uint8`` (N, 3, H, W) and ``long`` class indices (N, H, W).

@@ -42,7 +42,7 @@ def make_shapes(n: int, *, size: int = 32, seed: int = 0) -> tuple[Tensor, Tenso
 
     Returns:
         ``(images, labels)``: ``uint8`` (n, 3, size, size) and ``long`` (n,), labels indexing
-        :data:`SHAPE_CLASSES`.
+        `SHAPE_CLASSES`.
 
     Examples:
         >>> images, labels = make_shapes(4, size=16, seed=0)

@@ -1,7 +1,7 @@
-"""The one way the project loads a split: :func:`load_split` (into memory) and :func:`load_split_dataset`
-(decoded per batch, for a ``DataLoader``), both over :func:`open_split`.
+"""The one way the project loads a split: `load_split` (into memory) and `load_split_dataset`
+(decoded per batch, for a ``DataLoader``), both over `open_split`.
 
-A source is the embedded default ``"shapes"`` (generated, no download: :mod:`.shapes`), a hub name
+A source is the embedded default ``"shapes"`` (generated, no download: `.shapes`), a hub name
 (``uoft-cs/cifar10``, ``uoft-cs/cifar100``), a parquet file or folder in the hub layout, or an image folder.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ EVAL_SPLITS = ("test", "validation", "val")  # the split evaluated when none is 
 
 def eval_split(source: str, split: Optional[str] = None) -> str:
     """The split of ``source`` to evaluate: ``split`` when named, else ``test`` if the source has one, else
-    ``validation`` or ``val`` (the first that exists); a source with none of them is a :class:`UsageError` asking
+    ``validation`` or ``val`` (the first that exists); a source with none of them is a `UsageError` asking
     for ``--eval-split``.
 
     Examples:
@@ -61,7 +61,7 @@ def open_split(source: str, split: str, *, limit: Optional[int] = None):
 
     Args:
         source: a hub name, a parquet file or folder, or an image folder (see
-            :func:`~augshift.data.hub.load_image_dataset`; not the embedded ``"shapes"``, which is no dataset).
+            `load_image_dataset`; not the embedded ``"shapes"``, which is no dataset).
         split: the split's name.
         limit: keep the first ``limit`` rows (default: all).
 
@@ -136,13 +136,13 @@ def load_split_dataset(
     centre_crop: bool = False, image_column: Optional[str] = None, label_column: Optional[str] = None,
 ):
     """``split`` of ``source`` decoded per row into ``{"pixel_values", "labels", "index"}`` tensors normalised with
-    ``normalization`` (see :func:`augshift.data.hub.with_tensors`), for a ``DataLoader``.
+    ``normalization`` (see `augshift.data.hub.with_tensors`), for a ``DataLoader``.
 
     Args:
         source: a hub name, a parquet file or folder, or an image folder (not the embedded ``"shapes"``: use
-            :func:`load_split` for it).
+            `load_split` for it).
         split: the split's name.
-        normalization: the :class:`~augshift.data.Normalization` the images are normalised with.
+        normalization: the `Normalization` the images are normalised with.
         limit: keep the first ``limit`` rows (default: all).
         size: resize every image to ``size`` x ``size``.
         centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead.
@@ -173,10 +173,10 @@ def split_statistics(
     image_column: Optional[str] = None, label_column: Optional[str] = None,
 ) -> Normalization:
     """The statistics a model trained from scratch on ``split`` of ``source`` is normalised with: those of the
-    split's first ``limit`` images (:meth:`Normalization.of_images`), named as such.
+    split's first ``limit`` images (`Normalization.of_images`), named as such.
 
     Args:
-        source: the source (see :func:`load_split`).
+        source: the source (see `load_split`).
         split: the training split's name.
         limit: how many of its first images (default: all).
         size: resize to ``size`` x ``size`` first (as the model sees them).
@@ -184,7 +184,7 @@ def split_statistics(
         label_column: the label column's name (default: found by name).
 
     Returns:
-        The :class:`~augshift.data.Normalization`, its ``source`` naming the images.
+        The `Normalization`, its ``source`` naming the images.
 
     Examples:
         >>> split_statistics("shapes", "train", limit=8).source

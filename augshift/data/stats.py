@@ -1,10 +1,10 @@
-"""Per-channel normalisation of ``uint8`` images: :class:`Normalization` (the statistics and where they come from) and
-:func:`normalize`.
+"""Per-channel normalisation of ``uint8`` images: `Normalization` (the statistics and where they come from) and
+`normalize`.
 
 A model is fed images normalised the way it was trained: a pretrained model with its weights' statistics (asked of
-the model adapter, :func:`augshift.models.adapter.pretrained_normalization`), a model trained from scratch with the
-statistics of its training data (:meth:`Normalization.of_images`). There is no default: every caller says which,
-and every result file records it (:meth:`Normalization.to_dict`).
+the model adapter, `augshift.models.adapter.pretrained_normalization`), a model trained from scratch with the
+statistics of its training data (`Normalization.of_images`). There is no default: every caller says which,
+and every result file records it (`Normalization.to_dict`).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Normalization":
-        """The inverse of :meth:`to_dict`."""
+        """The inverse of `to_dict`."""
         return cls(tuple(values["mean"]), tuple(values["std"]), values["source"])
 
     @classmethod
@@ -87,11 +87,11 @@ def normalization_policy(*, given: Optional[Normalization], recorded: Optional[N
 
     Args:
         given: the user's statistics (``--mean`` / ``--std``), or ``None``.
-        recorded: the weights' statistics (:func:`augshift.models.pretrained_normalization`, a checkpoint's), or ``None``.
-        data: computes the data's own statistics (:meth:`Normalization.of_images`, ``split_statistics``).
+        recorded: the weights' statistics (`augshift.models.pretrained_normalization`, a checkpoint's), or ``None``.
+        data: computes the data's own statistics (`Normalization.of_images`, ``split_statistics``).
 
     Returns:
-        The :class:`Normalization` to use (its ``source`` says which it is).
+        The `Normalization` to use (its ``source`` says which it is).
 
     Examples:
         >>> weights = Normalization((0.5,) * 3, (0.2,) * 3, "the pretrained weights")
@@ -111,7 +111,7 @@ def normalize(images: Tensor, normalization: Normalization | tuple[Tensor, Tenso
 
     Args:
         images: ``uint8`` (N, C, H, W).
-        normalization: a :class:`Normalization`, or its :meth:`~Normalization.tensors` already on the images' device
+        normalization: a `Normalization`, or its `tensors` already on the images' device
             (no copy per call).
 
     Returns:

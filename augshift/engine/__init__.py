@@ -1,4 +1,4 @@
-"""The training engine: one loop (:func:`fit` over a :class:`Trainer`), its recipe (:class:`TrainConfig`),
+"""The training engine: one loop (`fit` over a `Trainer`), its recipe (`TrainConfig`),
 data-parallel placement, the seeding scheme, atomic checkpoints, the best epoch and evaluation helpers."""
 from .best_epoch import BestEpoch
 from .checkpoint import load_checkpoint, save_checkpoint

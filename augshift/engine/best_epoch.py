@@ -1,4 +1,4 @@
-"""Keep the best epoch: an ``after_epoch`` callback of :func:`~augshift.engine.fit` that scores the model after
+"""Keep the best epoch: an ``after_epoch`` callback of `fit` that scores the model after
 every epoch and keeps the weights of the best one, so a run can report its best and its last epoch."""
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ class BestEpoch:
         score: ``score(model)`` -> a number, higher is better (e.g. the test top-1 %); called after every epoch on
             every process.
         key: the name of the score in the epoch's row (and in the history it is compared against).
-        path: a file for the best weights (``{"identity", "epoch", "model"}``, :func:`save_checkpoint`);
+        path: a file for the best weights (``{"identity", "epoch", "model"}``, `save_checkpoint`);
             ``None``: keep them in memory (lost when the run is interrupted).
         write: whether this process writes ``path`` (the main process only, in a data-parallel run).
         identity: stored with the weights in ``path`` (e.g. the run's spec).
 
     Calling it as ``best(epoch, history)`` (``epoch`` from 1, ``history`` the rows before it) returns
-    ``{key: score}``; :meth:`best_epoch` names the best epoch of a history and :meth:`load_best` puts its weights
+    ``{key: score}``; `best_epoch` names the best epoch of a history and `load_best` puts its weights
     back into ``model``.
 
     Examples:

@@ -36,7 +36,7 @@ def load_checkpoint(path: Union[str, Path], *, device: Any = "cpu") -> Optional[
     """The state saved at ``path`` (tensors on ``device``), or ``None`` when there is no file.
 
     Args:
-        path: a file written by :func:`save_checkpoint` (or ``torch.save``).
+        path: a file written by `save_checkpoint` (or ``torch.save``).
         device: where the loaded tensors go (``map_location``).
 
     Returns:

@@ -1,4 +1,4 @@
-""":class:`TrainConfig`: the recipe the training engine runs (optimizer, schedule, augmentation, AugShift,
+"""`TrainConfig`: the recipe the training engine runs (optimizer, schedule, augmentation, AugShift,
 numerics), frozen and validated."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def fast_path(device: Union[str, torch.device]) -> dict:
-    """The :class:`TrainConfig` settings of the fast path on ``device``: bf16 autocast, channels-last and the captured
+    """The `TrainConfig` settings of the fast path on ``device``: bf16 autocast, channels-last and the captured
     step (``compile``) on CUDA; none elsewhere (eager fp32 stays the CPU default).
 
     Args:
@@ -45,21 +45,21 @@ class TrainConfig:
         weight_decay: the optimizer's weight decay.
         betas: Adam's betas.
         schedule: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``.
-        seed: the run's seed (:mod:`augshift.seeding` keys every random stream by it).
-        shift: an :class:`~augshift.config.AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
+        seed: the run's seed (`augshift.seeding` keys every random stream by it).
+        shift: an `AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
             (``None``, the default: no shift augmentation; ``AugShiftConfig()`` is CIFAR's pad-4-and-crop). Shifts
             move images only, so targets must be class indices (N,): masks (N, H, W) are refused with shifts. Its loss options (``weight``, ``distance``, ``normalize``) act only
             with ``augshift``: a run without it refuses non-default ones rather than ignoring them.
         augshift: train with AugShift (two shifted views, the criterion on both plus ``shift.weight`` times the
             ``shift.distance`` of their pooled features) instead of one shifted view; needs ``shift``.
-        hflip: random horizontal flips of in-memory image batches (:class:`~augshift.engine.TensorBatches`).
+        hflip: random horizontal flips of in-memory image batches (`TensorBatches`).
         bn_batches: after training, re-estimate BatchNorm statistics over that many training batches (0: keep
             the running averages).
         precision: ``fp32``, or ``bf16`` autocast (the fast path on CUDA).
         channels_last: model and inputs in channels-last memory format.
         compile: the captured step -- the forward and backward compiled with ``torch.compile`` (CUDA graphs on
             CUDA: ``mode="reduce-overhead"``), the shifts and flips drawn outside it; batches keep one shape, so the
-            last partial batch of an epoch is dropped (:class:`~augshift.engine.TensorBatches` ``drop_last``).
+            last partial batch of an epoch is dropped (`TensorBatches` ``drop_last``).
 
     ``to_dict()`` / ``from_dict()`` convert to and from JSON-ready values; ``replace(**changes)`` is a changed copy.
 

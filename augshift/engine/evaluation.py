@@ -54,11 +54,11 @@ def evaluate_classifier(
         indices: evaluate only those samples (M,) (e.g. one process's shard; the counts of disjoint shards add up
             to the whole); ``None``: all of them.
         progress: show a progress bar.
-        **options: those of :class:`~augshift.metrics.ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
+        **options: those of `ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
             ``seed``, ``curve_offsets``...).
 
     Returns:
-        The :class:`~augshift.metrics.ConsistencyReport` of the evaluated samples (summed over processes).
+        The `ConsistencyReport` of the evaluated samples (summed over processes).
 
     Examples:
         >>> from augshift.models import create_small_cnn

@@ -1,9 +1,9 @@
-"""The one training loop of the project: :class:`Trainer` (one optimisation step) and :func:`fit` (epochs,
+"""The one training loop of the project: `Trainer` (one optimisation step) and `fit` (epochs,
 resumable checkpoints, data-parallel, progress bar, BatchNorm re-estimation).
 
-The demo, the position experiments and the benchmark sweeps all train through :func:`fit`; what differs is
-the :class:`~augshift.engine.TrainConfig` and the batches (:class:`BatchSource`: in-memory images with
-:class:`TensorBatches`, canvases or mosaics in :mod:`augshift.position`).
+The demo, the position experiments and the benchmark sweeps all train through `fit`; what differs is
+the `TrainConfig` and the batches (`BatchSource`: in-memory images with
+`TensorBatches`, canvases or mosaics in `augshift.position`).
 
 The loop never waits for the GPU inside an epoch: each step's loss parts are added up on the device and read
 once per epoch, and the progress bar counts steps without reading the loss.
@@ -81,7 +81,7 @@ def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
 
 
 class TensorBatches:
-    """In-memory ``uint8`` images (N, C, H, W) and labels (N,) as a :class:`BatchSource` for one process.
+    """In-memory ``uint8`` images (N, C, H, W) and labels (N,) as a `BatchSource` for one process.
 
     Every epoch one permutation shared by all processes (seeded by ``seed`` and the epoch) is cut to a multiple
     of the world size and dealt round-robin, so each process takes ``batch_size / world`` samples per step and
@@ -93,13 +93,13 @@ class TensorBatches:
         batch_size: the global batch, divisible by ``place.world``; each process takes ``batch_size / world``.
         seed: the run's seed (the epoch's permutation and the flips are keyed by it).
         normalization: the per-channel statistics the batches are normalised with.
-        place: this process's :class:`~augshift.engine.Dist` (rank and world size).
+        place: this process's `Dist` (rank and world size).
         hflip: mirror a random half of each batch horizontally (a per-epoch, per-process stream).
         drop_last: leave out the last partial batch, so every batch has one shape (what a compiled step needs).
 
     Calling it with an epoch (from 0) yields that epoch's normalised float batches (n, C, H, W) and labels (n,);
-    ``steps`` is the number of batches per epoch, :meth:`shard` this process's sample indices of an epoch, and
-    :meth:`source` the :class:`BatchSource` :func:`fit` takes. Fewer images than a batch make one
+    ``steps`` is the number of batches per epoch, `shard` this process's sample indices of an epoch, and
+    `source` the `BatchSource` `fit` takes. Fewer images than a batch make one
     partial batch (with ``drop_last`` too); fewer images than processes raise ``UsageError``.
 
     Examples:
@@ -157,19 +157,19 @@ class Trainer:
     """One optimisation step of ``model`` under ``config``: ``step(inputs, targets)``.
 
     A step runs the (wrapped) model once, on AugShift's two shifted views (``config.augshift``,
-    :class:`~augshift.augshift.AugShiftObjective`), on one shifted view (``config.shift``) or on the inputs. The
-    shifts are drawn apart from the computation (:meth:`draw`, :meth:`losses`), which ``config.compile`` captures
+    `AugShiftObjective`), on one shifted view (``config.shift``) or on the inputs. The
+    shifts are drawn apart from the computation (`draw`, `losses`), which ``config.compile`` captures
     with ``torch.compile``. Targets: class indices (N,), or per-pixel classes (N, H, W) for a segmenter returning
     (N, K, H, W).
 
     Args:
         model: the model to train (unwrapped, already on its device); with AugShift its classifier is found by
-            :func:`~augshift.models.adapter.classifier_of` (e.g. an attribute ``fc``).
-        config: the :class:`~augshift.engine.TrainConfig` (optimizer, schedule, shifts, precision, compile).
+            `classifier_of` (e.g. an attribute ``fc``).
+        config: the `TrainConfig` (optimizer, schedule, shifts, precision, compile).
         steps_per_epoch: optimisation steps per epoch (the one-cycle schedule lasts ``config.epochs`` times it).
         wrap: wraps the model for the forward (e.g. ``DistributedDataParallel``); ``None``: the model itself.
         generator: draws the shifts (default: a generator on the model's device seeded with ``config.seed``;
-            :func:`fit` re-seeds it per epoch and process).
+            `fit` re-seeds it per epoch and process).
 
     ``step(inputs, targets)`` takes inputs (N, C, H, W) and returns the detached loss parts (``parts``: ``loss``,
     and with AugShift ``criterion`` and ``consistency``), a float tensor on the device; ``state_dict()`` /
@@ -233,15 +233,15 @@ class Trainer:
 
     def draw(self, count: int, device: torch.device) -> tuple[ShiftParams, ...]:
         """The random shifts of one step of ``count`` samples, drawn from ``self.generator`` (on its device, without
-        waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from :meth:`losses`, so the
+        waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from `losses`, so the
         compiled step has no random state of its own and replays exactly."""
         if self.objective is not None:
             return self.objective.sample(count, device)
         return (self.shifter.sample(count, device),) if self.shifter is not None else ()
 
     def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:
-        """The loss of one batch with the given ``shifts`` (:meth:`draw`) and its detached parts (``self.parts``,
-        float32): the computation :data:`TrainConfig.compile <augshift.engine.TrainConfig>` captures."""
+        """The loss of one batch with the given ``shifts`` (`draw`) and its detached parts (``self.parts``,
+        float32): the computation `TrainConfig.compile <augshift.engine.TrainConfig>` captures."""
         with self.autocast(inputs.device):
             if self.objective is not None:
                 result = self.objective(self.net, self.features, inputs, targets, params=shifts)
@@ -314,12 +314,12 @@ def fit(
     steps and seconds).
 
     After the last epoch the BatchNorm statistics are re-estimated over ``config.bn_batches`` batches
-    (:func:`recalibrate_batchnorm`); after every epoch the floating buffers are averaged over the processes.
+    (`recalibrate_batchnorm`); after every epoch the floating buffers are averaged over the processes.
 
     Args:
-        trainer: the :class:`Trainer` (its ``config`` gives the epochs, seed and ``bn_batches``).
-        source: the training batches (:class:`BatchSource`, e.g. :meth:`TensorBatches.source`).
-        place: this process's :class:`~augshift.engine.Dist` (its device, and whether it is the main process).
+        trainer: the `Trainer` (its ``config`` gives the epochs, seed and ``bn_batches``).
+        source: the training batches (`BatchSource`, e.g. `TensorBatches.source`).
+        place: this process's `Dist` (its device, and whether it is the main process).
         checkpoint: a file written (atomically, by the main process) after every epoch; a run finding one
             continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). ``None``: none.
         identity: what the checkpoint must have been written for (e.g. the run's spec); another raises
@@ -328,7 +328,7 @@ def fit(
         desc: the progress bar's label (and of the messages).
         after_epoch: ``after_epoch(epoch, history)``: called (on every process) after each epoch with the epoch
             (from 1) and the rows of the epochs before it; the dict it returns joins the epoch's row (e.g. a test
-            accuracy, :class:`~augshift.engine.BestEpoch`), before the checkpoint is written. Its time is not in the
+            accuracy, `BestEpoch`), before the checkpoint is written. Its time is not in the
             row's ``seconds``.
 
     Returns:

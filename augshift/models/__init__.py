@@ -1,10 +1,10 @@
-"""Models: the model adapter (:mod:`.adapter`: what any model's logits, pooled features, ranking layer and
-normalisation are), the builder (:mod:`.zoo`: building and loading any timm, torchvision or ``transformers`` model by
-name) and the zoos it dispatches to (:mod:`.zoos`: one file per zoo, each knowing its names, how to build them, their
+"""Models: the model adapter (`.adapter`: what any model's logits, pooled features, ranking layer and
+normalisation are), the builder (`.zoo`: building and loading any timm, torchvision or ``transformers`` model by
+name) and the zoos it dispatches to (`.zoos`: one file per zoo, each knowing its names, how to build them, their
 normalisation and what else differs); the demo's small CNN, GAPNet / PermuteNet / FCN for the position experiments,
 the adaptive polyphase sampling (APS) ResNets, the CIFAR stem and the reader of users' checkpoints. Importing this
 package registers the project's timm models (``gapnet_*``, ``permutenet_*``, ``resnet18_stride16``, ``fcn_resnet18``,
-``aps_resnet18``, ``aps_blur_resnet18``) through one helper (:func:`.registry.register`)."""
+``aps_resnet18``, ``aps_blur_resnet18``) through one helper (`.registry.register`)."""
 from .adapter import (
     LayerChoice, UnsupportedModelError, classifier_of, default_layer, feature_map, logits_of, map_channels,
     pretrained_normalization,

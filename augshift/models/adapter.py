@@ -3,24 +3,24 @@
 Any ``nn.Module`` -- a timm model, a torchvision classifier or segmenter, a Hugging Face ``transformers`` image model,
 the project's own or a user's -- is asked here, and only here:
 
-* :func:`logits_of` -- the logits in its output (a tensor, torchvision's ``{"out": ...}``, a ``transformers``
+* `logits_of` -- the logits in its output (a tensor, torchvision's ``{"out": ...}``, a ``transformers``
   ``ModelOutput``'s ``logits``, or the first element of a tuple);
-* :func:`classifier_of` -- the module whose input is the pooled feature (timm's ``get_classifier()``, else an
+* `classifier_of` -- the module whose input is the pooled feature (timm's ``get_classifier()``, else an
   attribute ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller);
-  :class:`~augshift.features.PooledFeatures` captures that input and refuses spatial maps;
-* :func:`default_layer` -- where its position channels are ranked: the last stage whose maps still have a spatial
-  extent on the given images (and why, when that is not the last stage); :func:`feature_map` /
-  :func:`map_channels` read and change a layer's output channel-first, also for ``transformers``' token sequences;
-* :class:`Normalization` -- the per-channel statistics its inputs are normalised with, and where they come from
-  (:func:`pretrained_normalization`: timm's ``pretrained_cfg``, torchvision's weights transforms, a
+  `PooledFeatures` captures that input and refuses spatial maps;
+* `default_layer` -- where its position channels are ranked: the last stage whose maps still have a spatial
+  extent on the given images (and why, when that is not the last stage); `feature_map` /
+  `map_channels` read and change a layer's output channel-first, also for ``transformers``' token sequences;
+* `Normalization` -- the per-channel statistics its inputs are normalised with, and where they come from
+  (`pretrained_normalization`: timm's ``pretrained_cfg``, torchvision's weights transforms, a
   ``transformers`` image processor; a model trained from scratch takes the data's own statistics);
 * building by name (``resnet18`` for timm, ``torchvision/resnet50``, ``hf:<hub id or save_pretrained folder>``) and
-  loading any checkpoint is its other half, :mod:`augshift.models.zoo` (:func:`~.zoo.create_model`,
-  :func:`~.zoo.load_model`).
+  loading any checkpoint is its other half, `augshift.models.zoo` (`create_model`,
+  `load_model`).
 
 What differs from zoo to zoo (the key of the logits, a zoo's stages, the normalisation of its weights) is asked of
-the zoos, :mod:`augshift.models.zoos`, one file each; the rest here is generic. A model none of this fits raises
-:class:`UnsupportedModelError`, one wording naming what is supported.
+the zoos, `augshift.models.zoos`, one file each; the rest here is generic. A model none of this fits raises
+`UnsupportedModelError`, one wording naming what is supported.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def logits_of(output: Any) -> Tensor:
     """The logits in a model's output: (N, K) for a classifier, (N, K, h, w) for a segmenter.
 
     Args:
-        output: what the model returned -- a tensor, a mapping with a zoo's key of the logits (:data:`LOGITS_KEYS`:
+        output: what the model returned -- a tensor, a mapping with a zoo's key of the logits (`LOGITS_KEYS`:
             ``"logits"`` of ``transformers``' ``ModelOutput``, ``"out"`` of torchvision's segmenters), or a tuple /
             list whose first element is the logits.
 
@@ -98,7 +98,7 @@ def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
 
     Returns:
         ``name``'s module; else timm's ``model.get_classifier()``; else the first of the attributes
-        :data:`CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
+        `CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
 
     Examples:
         >>> import timm
@@ -171,7 +171,7 @@ def feature_map(output: Any, layer: str = "") -> Tensor:
 
 
 def map_channels(output: Any, change: Callable[[Tensor], Tensor]) -> Any:
-    """``output`` with ``change`` applied to its channel-first features (N, C, ...) (see :func:`feature_map`), in
+    """``output`` with ``change`` applied to its channel-first features (N, C, ...) (see `feature_map`), in
     the output's own structure: a tensor, a token sequence (N, L, D) (changed as (N, D, L), class token included),
     a mapping (its ``"out"`` or last entry replaced) or a tuple (its first element replaced).
 
@@ -191,7 +191,7 @@ def map_channels(output: Any, change: Callable[[Tensor], Tensor]) -> Any:
 
 @dataclass(frozen=True)
 class LayerChoice:
-    """The layer whose channels are ranked (what :func:`default_layer` returns).
+    """The layer whose channels are ranked (what `default_layer` returns).
 
     Args:
         name: the layer's module name in ``model.named_modules()``.
@@ -225,7 +225,7 @@ def _stages(model: nn.Module) -> Optional[list[str]]:
 
 def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
                 tensors_only: bool = False) -> dict[str, tuple[int, ...]]:
-    """The spatial size of the feature maps (:func:`feature_map`) of the modules ``names`` (with ``tensors_only``, only
+    """The spatial size of the feature maps (`feature_map`) of the modules ``names`` (with ``tensors_only``, only
     those returning a tensor or a torchvision-style ``{"out": ...}``, whose output ablation can rewrite) for
     ``images[:1]`` (1, C, H, W), in the order the modules finish."""
     sizes: dict[str, tuple[int, ...]] = {}
@@ -321,7 +321,7 @@ def _first(answers: Iterable[Optional[T]]) -> Optional[T]:
 # --------------------------------------------------------------------------------------------- normalisation
 
 def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalization]:
-    """The statistics the pretrained weights of ``name`` (as built by :func:`create_model`) expect, or ``None`` when
+    """The statistics the pretrained weights of ``name`` (as built by `create_model`) expect, or ``None`` when
     they name none (a ``transformers`` folder without an image processor).
 
     Args:
@@ -331,7 +331,7 @@ def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalizat
         model: the model built from ``name``.
 
     Returns:
-        What the zoo of ``name`` (:func:`~augshift.models.zoos.zoo_of`) says: a :class:`Normalization` naming its
+        What the zoo of ``name`` (`zoo_of`) says: a `Normalization` naming its
         source, or ``None``.
 
     Examples:

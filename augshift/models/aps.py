@@ -2,23 +2,23 @@
 
 Chaman & Dokmanić, *"Truly shift-invariant convolutional neural networks"* (CVPR 2021): a stride-``s``
 downsampling keeps one of the ``s * s`` polyphase components ``x[:, :, i::s, j::s]``; plain striding always
-keeps ``(0, 0)``, so a one-pixel shift of the input changes the output. :class:`ApsDown` keeps, per image,
+keeps ``(0, 0)``, so a one-pixel shift of the input changes the output. `ApsDown` keeps, per image,
 the component with the largest norm instead: a circular shift of the input only permutes the components
 (and shifts each one circularly), so the same content is kept. With circular padding in every conv, pool
-and blur, a network whose every stride is an :class:`ApsDown` gives *exactly* the same logits for any
+and blur, a network whose every stride is an `ApsDown` gives *exactly* the same logits for any
 circular shift (``torch.roll``) of its input, in eval mode (train-mode BatchNorm statistics are also
 shift-invariant, up to floating-point summation order).
 
 Importing this module registers ``aps_resnet18`` (APS, no blur) and ``aps_blur_resnet18`` (APS after a 3-tap
-binomial blur, "APS-BlurPool" in the paper) with timm (:func:`~augshift.models.registry.register`), built like
+binomial blur, "APS-BlurPool" in the paper) with timm (`register`), built like
 timm's ``resnetblur18``: a ResNet built with every ``Conv2d`` at stride 1 with ``padding_mode`` (default
 ``"circular"``, the invariance guarantee; ``"zeros"`` is how ResNets are usually trained) and every stride an
-:class:`ApsDown` layer:
+`ApsDown` layer:
 
 * stem: ``conv1`` (7x7, stride 1) -> ``bn1`` -> ``act1`` -> ``maxpool = [ApsDown, pad, MaxPool2d(3, stride=1),
   ApsDown]``, i.e. the stem conv's stride moved after its activation, as in every downsampling block; the
   CIFAR stem (``conv1`` a 3x3 stride-1 conv, ``maxpool`` an identity) therefore removes both stem strides;
-* a downsampling block (:class:`ApsBasicBlock`): ``conv1`` -> ``bn1`` -> ``act1`` -> ``aa = ApsDown`` ->
+* a downsampling block (`ApsBasicBlock`): ``conv1`` -> ``bn1`` -> ``act1`` -> ``aa = ApsDown`` ->
   ``conv2``; the shortcut goes through the same ``ApsDown`` *with the phase chosen on the main path*, then
   ``downsample`` (1x1 conv, stride 1, and BN), so the two summed maps stay on the same grid.
 
@@ -138,7 +138,7 @@ def _conv(cin: int, cout: int, kernel: int, padding_mode: str) -> nn.Conv2d:
 
 
 class ApsBasicBlock(nn.Module):
-    """A ResNet basic block whose stride is an :class:`ApsDown` (``aa``) after ``act1``: ``conv1`` (3x3, stride 1) ->
+    """A ResNet basic block whose stride is an `ApsDown` (``aa``) after ``act1``: ``conv1`` (3x3, stride 1) ->
     ``bn1`` -> ``act1`` -> ``aa`` -> ``conv2`` -> ``bn2``; the shortcut is downsampled by the same ``aa`` with the
     phase chosen on the main path, then ``downsample`` (1x1 conv at stride 1 and BN). Its ``state_dict`` keys are
     those of timm's ``BasicBlock``."""
@@ -168,7 +168,7 @@ class ApsBasicBlock(nn.Module):
 
 
 class ApsResNet(nn.Module):
-    """A ResNet of :class:`ApsBasicBlock` (``layers`` per stage) whose every stride is an :class:`ApsDown`, with
+    """A ResNet of `ApsBasicBlock` (``layers`` per stage) whose every stride is an `ApsDown`, with
     timm's model API (``get_classifier``, ``reset_classifier``, ``forward_features``, ``forward_head``,
     ``feature_info``) and timm ``resnet18``'s ``state_dict`` keys.
 
@@ -178,7 +178,7 @@ class ApsResNet(nn.Module):
         in_chans: input channels.
         filter_size: the blur before every polyphase choice (1: none, 3: APS-BlurPool).
         padding_mode: padding of every conv, blur and the stem pool (``circular``: exact invariance).
-        norm: how :class:`ApsDown` measures a polyphase component (``l2`` or ``l1``).
+        norm: how `ApsDown` measures a polyphase component (``l2`` or ``l1``).
         drop_rate: dropout before ``fc``.
         global_pool: timm's pooling type (``avg``).
 

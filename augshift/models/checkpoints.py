@@ -1,5 +1,5 @@
-"""Reading a user's checkpoint, whatever wrote it: :func:`read_checkpoint` gives its weights and what it says about
-the architecture; :func:`load_state` loads the weights into a model, with an error that names the fix.
+"""Reading a user's checkpoint, whatever wrote it: `read_checkpoint` gives its weights and what it says about
+the architecture; `load_state` loads the weights into a model, with an error that names the fix.
 
 Understood layouts:
 
@@ -10,9 +10,9 @@ Understood layouts:
   ``num_classes``);
 * the Accelerate example's output folder (``model.safetensors`` plus ``metrics.json`` whose ``args`` name the
   ``model`` and whose ``normalization`` the statistics it trained with);
-* a folder a zoo reads itself (:meth:`~.zoos.base.Zoo.read_folder`): a Hugging Face ``save_pretrained`` folder
+* a folder a zoo reads itself (`read_folder`): a Hugging Face ``save_pretrained`` folder
   (``config.json`` and the weights; read by ``transformers``, named ``hf:<folder>``); the normalisation is its
-  ``metrics.json``'s when the Accelerate example wrote it, else :func:`~augshift.models.zoo.load_model` asks the
+  ``metrics.json``'s when the Accelerate example wrote it, else `load_model` asks the
   zoo (the folder's image processor);
 * a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
   ``model`` / ``model_state``; ``module.`` / ``model.`` prefixes (DDP, wrappers) are dropped. A plain state_dict
@@ -39,7 +39,7 @@ NESTED_KEYS = ("state_dict_ema", "state_dict", "model_state", "model")  # timm p
 
 @dataclass
 class Checkpoint:
-    """The weights of a checkpoint and what it tells about the model (what :func:`read_checkpoint` returns).
+    """The weights of a checkpoint and what it tells about the model (what `read_checkpoint` returns).
 
     Args:
         state_dict: the weights (``None`` for a ``save_pretrained`` folder, which ``transformers`` reads itself).
@@ -119,14 +119,14 @@ def _folder(path: Path) -> Checkpoint:
 
 
 def read_checkpoint(path: str) -> Checkpoint:
-    """The :class:`Checkpoint` at ``path`` (a file or an output folder; see the module docstring).
+    """The `Checkpoint` at ``path`` (a file or an output folder; see the module docstring).
 
     Args:
         path: a checkpoint file (``torch.save`` / ``.safetensors``) or an output folder (timm ``train.py``, the
             Accelerate example, a ``save_pretrained`` folder).
 
     Returns:
-        Its :class:`Checkpoint`: the weights, with ``module.`` / ``model.`` prefixes dropped, and what the file says
+        Its `Checkpoint`: the weights, with ``module.`` / ``model.`` prefixes dropped, and what the file says
         about the model.
 
     Examples:

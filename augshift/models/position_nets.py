@@ -1,18 +1,18 @@
 """GAPNet, PermuteNet and a small FCN, registered as timm models.
 
-Importing :mod:`augshift` registers ``gapnet_resnet18``, ``gapnet_resnet50``, ``permutenet_resnet18``,
+Importing `augshift` registers ``gapnet_resnet18``, ``gapnet_resnet50``, ``permutenet_resnet18``,
 ``permutenet_resnet50``, ``gapnet_resnet18_stride16`` and ``permutenet_resnet18_stride16`` (the official code's
-trunk, :mod:`.resnet_stride16`) and ``fcn_resnet18`` with timm (:func:`.registry.register`), so ``timm.create_model`` and
+trunk, `.resnet_stride16`) and ``fcn_resnet18`` with timm (`.registry.register`), so ``timm.create_model`` and
 timm's own ``train.py --model ...`` build them. They have no pretrained weights.
 
 * **GAPNet** (Islam et al. 2021): a timm trunk, a 3x3 conv to ``num_classes`` channels, global average
   pooling; the pooled values are the logits (no fully-connected layer). For the location task
   ``num_classes = grid * grid``; for image classification on canvases it is the number of classes.
 * **PermuteNet**: the plain timm model (trunk, global pooling, fully-connected classifier) with a fresh
-  random permutation of the pooled channels on every forward (:func:`augshift.permute.permute_channels`),
+  random permutation of the pooled channels on every forward (`augshift.permute.permute_channels`),
   as in the authors' code. Permuting GAPNet's own pooled vector would permute the logits themselves.
 * **FCN**: a timm trunk (``features_only``), a 1x1 conv to ``num_classes`` and bilinear upsampling to the
-  input size; the mosaic segmentation test bed of :mod:`augshift.segmentation` trains it.
+  input size; the mosaic segmentation test bed of `augshift.segmentation` trains it.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class GAPNet(nn.Module):
     """Trunk -> 3x3 conv to ``num_classes`` channels -> global average pool = logits (N, num_classes).
 
     ``get_classifier()`` is an identity whose input is the pooled (N, num_classes) vector, so
-    :class:`augshift.PooledFeatures` and ``permute_channels(model, "pool")`` find the pooled point.
+    `augshift.PooledFeatures` and ``permute_channels(model, "pool")`` find the pooled point.
 
     Args:
         trunk: any timm convnet name (built with ``pretrained=False``, without its head).

@@ -1,9 +1,9 @@
-"""How the project registers its models with timm: one helper, :func:`register`, for every one of them.
+"""How the project registers its models with timm: one helper, `register`, for every one of them.
 
 A registered name builds through timm's own builder (``build_model_with_cfg``), so ``timm.create_model(name, ...)``
 and timm's ``train.py --model name`` build it like any timm model, with its ``pretrained_cfg`` (the data config timm
 resolves) set by timm. None of the project's models has pretrained weights: ``pretrained=True`` raises one
-:class:`~augshift.errors.UsageError` with one message, whatever the model.
+`UsageError` with one message, whatever the model.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The ResNet-18 of the official PermuteNet code (github islamamirul/PermuteNet, ``models/resnet.py``): a 7x7
 stride-2 first conv and **no max-pool**, so the last stage has a total stride of 16 (timm's ``resnet18``: 32).
 
-Registered with timm as ``resnet18_stride16`` (and, in :mod:`.position_nets`, ``gapnet_resnet18_stride16`` /
+Registered with timm as ``resnet18_stride16`` (and, in `.position_nets`, ``gapnet_resnet18_stride16`` /
 ``permutenet_resnet18_stride16``): ``timm.create_model("resnet18_stride16")`` and timm's ``train.py --model``
 build it. Its ``state_dict`` keys are those of timm's ``resnet18`` (the max-pool has no weights).
 """

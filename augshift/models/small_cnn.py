@@ -51,14 +51,14 @@ class SmallCNN(nn.Module):
 
 
 def create_small_cnn(num_classes: int = 10, **kwargs) -> SmallCNN:
-    """The demo model; see :class:`SmallCNN` for options.
+    """The demo model; see `SmallCNN` for options.
 
     Args:
         num_classes: outputs of the classifier (> 0).
-        **kwargs: the other options of :class:`SmallCNN` (``width``, ``stages``, ``in_chans``).
+        **kwargs: the other options of `SmallCNN` (``width``, ``stages``, ``in_chans``).
 
     Returns:
-        A :class:`SmallCNN`.
+        A `SmallCNN`.
 
     Examples:
         >>> model = create_small_cnn(10, width=4)

@@ -16,8 +16,8 @@ def cifar_stem(model: nn.Module) -> nn.Module:
     e.g. the APS ResNets).
 
     Args:
-        model: a ResNet with ``conv1`` and ``maxpool`` (timm's, torchvision's, :class:`~augshift.models.ApsResNet`);
-            anything else is a :class:`~augshift.errors.UsageError`.
+        model: a ResNet with ``conv1`` and ``maxpool`` (timm's, torchvision's, `ApsResNet`);
+            anything else is a `UsageError`.
 
     Returns:
         ``model`` itself, changed.

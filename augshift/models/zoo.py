@@ -1,10 +1,10 @@
-"""Building and loading models by name, from every zoo: the other half of the model adapter (:mod:`.adapter`).
+"""Building and loading models by name, from every zoo: the other half of the model adapter (`.adapter`).
 
-:func:`create_model` builds ``resnet18`` (timm, also the project's registered models), ``torchvision/resnet50``
+`create_model` builds ``resnet18`` (timm, also the project's registered models), ``torchvision/resnet50``
 (torchvision's classifiers and, as segmenters, ``deeplabv3_*`` / ``fcn_*`` / ``lraspp_*``) or
 ``hf:<hub id or save_pretrained folder>`` (Hugging Face ``transformers``), through the zoo that claims the name
-(:func:`~.zoos.zoo_of`; each zoo is one file of :mod:`.zoos`); :func:`load_model` loads any checkpoint
-:func:`~.checkpoints.read_checkpoint` reads, with the normalisation its weights were trained with where it says.
+(`zoo_of`; each zoo is one file of `.zoos`); `load_model` loads any checkpoint
+`read_checkpoint` reads, with the normalisation its weights were trained with where it says.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
             ``pretrained``, a different number gets a new head.
         pretrained: load the zoo's weights (timm / torchvision hub, the ``transformers`` folder or hub id); needs the
             network or a filled cache.
-        stem: ``"cifar"`` replaces a ResNet's stem by the CIFAR stem (:func:`~augshift.models.stem.cifar_stem`).
+        stem: ``"cifar"`` replaces a ResNet's stem by the CIFAR stem (`cifar_stem`).
         task: ``"classification"`` or ``"segmentation"`` (torchvision's segmenters, ``transformers``'
             ``AutoModelForSemanticSegmentation``, or a timm model returning (N, K, H, W)).
         **kwargs: a timm model's own options (e.g. ``where=``, ``seed=`` of ``permutenet_resnet18``).
@@ -67,12 +67,12 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
 
 @dataclass
 class LoadedModel:
-    """A model ready to evaluate (what :func:`load_model` returns).
+    """A model ready to evaluate (what `load_model` returns).
 
     Args:
         model: the model, in eval mode.
         name: its architecture's name (timm / ``torchvision/`` / ``hf:``).
-        normalization: the :class:`~augshift.data.Normalization` its weights were trained with when known
+        normalization: the `Normalization` its weights were trained with when known
             (``None``: a model from scratch or a checkpoint that records none).
         weights: what the weights are: a checkpoint path, ``"pretrained"`` or ``"random"``.
         meta: for models saved by the ``augshift`` commands, what they record (``task``, ``grid``...); else empty.
@@ -95,7 +95,7 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
     """The model of ``checkpoint``, or ``model`` by name (its hub weights with ``pretrained``, else random init).
 
     Args:
-        checkpoint: any layout :func:`~augshift.models.checkpoints.read_checkpoint` reads (a ``--save-model`` file,
+        checkpoint: any layout `read_checkpoint` reads (a ``--save-model`` file,
             a timm ``train.py`` checkpoint or folder, the Accelerate example's folder, a ``save_pretrained`` folder,
             a plain state_dict).
         model: the architecture (needed for a plain state_dict; else what the checkpoint records).
@@ -104,9 +104,9 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         task: ``"classification"`` or ``"segmentation"``.
 
     Returns:
-        A :class:`LoadedModel`; its ``normalization`` is what the checkpoint records (``--save-model`` files, timm's
+        A `LoadedModel`; its ``normalization`` is what the checkpoint records (``--save-model`` files, timm's
         ``args.yaml``, the Accelerate example's ``metrics.json``, a ``transformers`` image processor) or the
-        pretrained weights' (:func:`pretrained_normalization`).
+        pretrained weights' (`pretrained_normalization`).
 
     Examples:
         >>> loaded = load_model(model="resnet18", num_classes=3)

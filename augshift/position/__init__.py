@@ -1,6 +1,6 @@
-"""Position information (Islam et al. 2021): the location task on canvases (:mod:`.canvas`), position-channel
-ranking (:mod:`.channels`), the channel-ablation attack (:mod:`.attack`), the mosaic segmentation test bed
-(:mod:`.segmentation`) and the paper's training recipe for them (:mod:`.recipes`)."""
+"""Position information (Islam et al. 2021): the location task on canvases (`.canvas`), position-channel
+ranking (`.channels`), the channel-ablation attack (`.attack`), the mosaic segmentation test bed
+(`.segmentation`) and the paper's training recipe for them (`.recipes`)."""
 from .attack import AttackCurve, ablate_channels, attack_curve
 from .canvas import TASKS, LocationCanvas, LocationReport, evaluate_canvas, paste_in_cells, tile
 from .channels import REGIONS, TRANSFORMS, ChannelRanking, get_module, pooled_activations, position_pairs, rank_position_channels

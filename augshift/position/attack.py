@@ -1,5 +1,5 @@
-"""The position attack: zero channels of a module (:func:`ablate_channels`) and compare the top-N ranked
-channels with N random ones as N grows (:func:`attack_curve`)."""
+"""The position attack: zero channels of a module (`ablate_channels`) and compare the top-N ranked
+channels with N random ones as N grows (`attack_curve`)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -20,7 +20,7 @@ from .channels import ChannelRanking, get_module
 def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> Iterator[nn.Module]:
     """Zero ``channels`` of module ``layer``'s output (N, C, ...) inside the block (forward hook, removed on exit).
 
-    The output is changed in its own structure (:func:`~augshift.models.adapter.map_channels`): a module returning a
+    The output is changed in its own structure (`map_channels`): a module returning a
     dict (torchvision segmentation backbones) has its deepest entry ablated (``"out"``), so the head reads the
     ablated features, as in Islam et al.'s attack on DeepLabv3's backbone; a token sequence (N, L, D) of a
     transformer has its channels (D) zeroed at every token.
@@ -29,7 +29,7 @@ def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> It
         model: the model holding the module; it is yielded unchanged (only hooked).
         layer: a module name of ``model.named_modules()`` (e.g. ``layer4`` or ``backbone``).
         channels: indices of the channels (C) to zero, each in [0, C); an index outside raises
-            :class:`~augshift.errors.UsageError` at the first forward; empty: nothing is ablated.
+            `UsageError` at the first forward; empty: nothing is ablated.
 
     Returns:
         A context manager whose block sees ``model`` with the channels zeroed at every forward.
@@ -65,7 +65,7 @@ def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> It
 class AttackCurve:
     """Metrics with the top-N ranked channels ablated vs N random channels (``draws`` draws) for each N.
 
-    Made by :func:`attack_curve`; :meth:`markdown` and :meth:`plot` report it.
+    Made by `attack_curve`; `markdown` and `plot` report it.
 
     Args:
         layer: the module whose channels were ablated.
@@ -74,7 +74,7 @@ class AttackCurve:
         top: ``{metric: [value per N]}`` with the top-N ranked channels ablated.
         random: ``{metric: [[value per draw] per N]}`` with N random channels ablated.
         draws: how many random draws were made for each N.
-        ranking: the ranking's :meth:`~augshift.position.channels.ChannelRanking.to_dict` without its scores
+        ranking: the ranking's `to_dict` without its scores
             (empty when the ranking was a plain list of channels).
 
     Examples:
@@ -147,22 +147,22 @@ def attack_curve(
     """Ablate the top-N channels of ``ranking`` and, ``draws`` times, N random channels of ``layer``, for each N.
 
     Args:
-        model: the model to attack (ablated with :func:`ablate_channels`, unchanged after).
+        model: the model to attack (ablated with `ablate_channels`, unchanged after).
         layer: a module name of ``model.named_modules()``, the one ``ranking`` ranks.
-        ranking: a :class:`~augshift.position.channels.ChannelRanking` or channel indices, highest ranked first.
+        ranking: a `ChannelRanking` or channel indices, highest ranked first.
         evaluate: ``evaluate(model) -> {metric: value}`` scores the model (e.g.
-            :func:`augshift.position.segmentation.segmentation_scores` or a location accuracy); called once for the
+            `augshift.position.segmentation.segmentation_scores` or a location accuracy); called once for the
             baseline and once per N and draw.
         counts: the numbers N of channels to ablate; the largest must not exceed the ranking's length or
-            ``num_channels`` (else :class:`~augshift.errors.UsageError`).
+            ``num_channels`` (else `UsageError`).
         num_channels: how many channels ``layer`` has, the pool random channels are drawn from; defaults to the
             ranking's length.
         draws: random draws per N.
         generator: draws the random channels (reproducible).
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
+        progress: show a progress bar (`progress_bar`).
 
     Returns:
-        An :class:`AttackCurve`.
+        An `AttackCurve`.
 
     Examples:
         >>> from augshift.position import rank_position_channels

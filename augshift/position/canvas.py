@@ -1,7 +1,7 @@
 """The location task (Islam et al. 2021, Sec. 3): an image pasted into one cell of a ``grid x grid`` zero canvas.
 
 The target is the cell index ``row * grid + col`` (the class label is kept for the image-classification column).
-:func:`evaluate_canvas` scores GAPNet / PermuteNet (:mod:`augshift.models`) overall and per cell.
+`evaluate_canvas` scores GAPNet / PermuteNet (`augshift.models`) overall and per cell.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
 
 
 def _paste(images: Tensor, cells: Tensor, grid: int) -> Tensor:
-    """:func:`paste_in_cells` of cells known to be valid, without its range check (which reads the cells back to the
+    """`paste_in_cells` of cells known to be valid, without its range check (which reads the cells back to the
     host: on CUDA a wait at every training batch)."""
     tiles = images.new_zeros((len(images), grid * grid, *images.shape[1:]))
     tiles[torch.arange(len(images), device=images.device), cells.to(images.device)] = images
@@ -87,7 +87,7 @@ class LocationCanvas(Dataset):
     """The location task: image ``i`` pasted into cell ``cells[i]`` of a ``grid x grid`` zero canvas.
 
     Item ``i`` is ``(canvas (C, grid*h, grid*w), cell, label)``; the ``cells`` (N,) are drawn from ``generator``
-    and redrawn by :meth:`resample`; :meth:`batch` gives many items at once.
+    and redrawn by `resample`; `batch` gives many items at once.
 
     Args:
         images: float (N, C, h, w) images (normalised: the empty cells are zeros).
@@ -162,7 +162,7 @@ class LocationCanvas(Dataset):
 class LocationReport:
     """Accuracy of a canvas task overall and per cell; ``correct``/``total`` are (grid*grid,) counts.
 
-    Made by :func:`evaluate_canvas`; :meth:`plot` draws the per-cell accuracy map.
+    Made by `evaluate_canvas`; `plot` draws the per-cell accuracy map.
 
     Args:
         grid: the canvas has ``grid x grid`` cells.
@@ -225,17 +225,17 @@ def evaluate_canvas(
 
     Args:
         model: a classifier of canvases (N, C, H, W) -> logits (N, K) (GAPNet / PermuteNet); run in eval mode.
-        canvas: the :class:`LocationCanvas` of test images (its own ``cells`` are not used).
+        canvas: the `LocationCanvas` of test images (its own ``cells`` are not used).
         task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
         exhaustive: put every image in every cell once (``grid * grid`` passes); overrides ``passes``.
         passes: how many passes, each with every image in a random cell; default ``grid * grid``.
         batch_size: canvases per forward.
         generator: draws the random cells (reproducible).
         device: where the model runs (it is moved there).
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
+        progress: show a progress bar (`progress_bar`).
 
     Returns:
-        A :class:`LocationReport` with the per-cell counts.
+        A `LocationReport` with the per-cell counts.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4))

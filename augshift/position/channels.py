@@ -58,7 +58,7 @@ def pooled_activations(
     Args:
         model: the model to run (moved to ``device``; its train / eval mode is restored after).
         layer: a module name of ``model.named_modules()``; its output is read channel-first
-            (:func:`~augshift.models.adapter.feature_map`: a map (N, C, h, w), a token sequence, ...).
+            (`feature_map`: a map (N, C, h, w), a token sequence, ...).
         images: (N, C_in, H, W) model inputs.
         batch_size: images per forward.
         device: where the model runs.
@@ -79,7 +79,7 @@ def layer_outputs(
     model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
 ) -> Iterator[Tensor]:
     """Module ``layer``'s feature maps (B, C, ...) (on ``device``, detached) per batch of ``images`` (N, C_in, H, W),
-    in eval mode (:func:`~augshift.engine.evaluation.evaluating`)."""
+    in eval mode (`evaluating`)."""
     captured: list[Tensor] = []
 
     def hook(module: nn.Module, args: tuple, output) -> None:
@@ -125,8 +125,8 @@ def position_pairs(
 
     Args:
         images: float (N, C, H, W) images x.
-        transform: one of :data:`TRANSFORMS`: ``hflip``, ``vflip`` or ``shift``.
-        region: None, or one of :data:`REGIONS` (``left``, ``right``, ``top``, ``bottom``); ``left`` / ``right``
+        transform: one of `TRANSFORMS`: ``hflip``, ``vflip`` or ``shift``.
+        region: None, or one of `REGIONS` (``left``, ``right``, ``top``, ``bottom``); ``left`` / ``right``
             need ``hflip`` or ``shift``, ``top`` / ``bottom`` ``vflip`` or ``shift``.
         amount: the shift, as a fraction of the width (height for ``top`` / ``bottom``), at least one pixel.
 
@@ -176,11 +176,11 @@ class ChannelRanking:
 
     Unsigned (``region=None``): mean |pooled(A) - pooled(B)|. Signed (region given): mean pooled(A) - pooled(B),
     i.e. positive for channels that fire more when the content is in ``region``. Made by
-    :func:`rank_position_channels`; :meth:`plot` draws the scores.
+    `rank_position_channels`; `plot` draws the scores.
 
     Args:
         layer: the ranked module's name.
-        transform: how the pairs (A, B) were made (see :func:`position_pairs`).
+        transform: how the pairs (A, B) were made (see `position_pairs`).
         region: the region of a signed ranking, or None.
         scores: (C,) the position score of each channel, indexed by channel.
         channels: (C,) channel indices by decreasing score.
@@ -233,23 +233,23 @@ def rank_position_channels(
 ) -> ChannelRanking:
     """Rank the channels of module ``layer`` of ``model`` by how much position moves their pooled activation.
 
-    Each image gives a pair (A, B) with the same content at two positions (:func:`position_pairs`); a channel's
-    score is the mean over the images of |pooled(A) - pooled(B)| (:func:`pooled_activations`), or, with
+    Each image gives a pair (A, B) with the same content at two positions (`position_pairs`); a channel's
+    score is the mean over the images of |pooled(A) - pooled(B)| (`pooled_activations`), or, with
     ``region``, the signed mean of pooled(A) - pooled(B).
 
     Args:
         model: the model (run in eval mode, on ``device``).
         layer: a module name of ``model.named_modules()``.
         images: (N, C, H, W), normalised floats.
-        transform: ``hflip``, ``vflip`` or ``shift`` (see :func:`position_pairs`).
+        transform: ``hflip``, ``vflip`` or ``shift`` (see `position_pairs`).
         region: None (unsigned ranking), or ``left`` / ``right`` / ``top`` / ``bottom`` (signed, see
-            :func:`position_pairs`).
+            `position_pairs`).
         amount: the shift of ``transform="shift"``, a fraction of the image side.
         batch_size: images per forward.
         device: where the model runs.
 
     Returns:
-        A :class:`ChannelRanking` of the C channels of ``layer``.
+        A `ChannelRanking` of the C channels of ``layer``.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
@@ -267,7 +267,7 @@ def rank_position_channels(
 
 
 def plot_channel_maps(maps: Tensor, channels: Sequence[int], path: Optional[str] = None, *, title: str = ""):
-    """One heatmap per channel: ``maps`` (K, h, w) from :func:`channel_maps`, labelled by ``channels`` (K,).
+    """One heatmap per channel: ``maps`` (K, h, w) from `channel_maps`, labelled by ``channels`` (K,).
     Returns the figure."""
     plt = pyplot()
     cols = min(8, len(channels))

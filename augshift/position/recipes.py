@@ -1,6 +1,6 @@
-"""The training recipe of the position experiments (the paper's Adam recipe, as :class:`PositionConfig`
+"""The training recipe of the position experiments (the paper's Adam recipe, as `PositionConfig`
 presets) and the batches it trains on: canvases for the location / canvas-classification task, mosaics for the
-segmentation test bed. Training itself is the engine's :func:`~augshift.engine.fit`."""
+segmentation test bed. Training itself is the engine's `fit`."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -21,8 +21,8 @@ from .segmentation import MosaicSegmentation
 class PositionConfig:
     """Adam recipe of the paper's location experiments; ``train_limit``/``test_limit`` subsample the data.
 
-    :data:`PRESETS` and :data:`SEGMENTATION_PRESETS` hold the paper's recipe and a quick CPU one;
-    :meth:`train_config` turns it into the engine's :class:`~augshift.engine.TrainConfig`.
+    `PRESETS` and `SEGMENTATION_PRESETS` hold the paper's recipe and a quick CPU one;
+    `train_config` turns it into the engine's `TrainConfig`.
 
     Args:
         trunk: the timm trunk of GAPNet / PermuteNet (``resnet18_stride16``: the official code's ResNet-18, no
@@ -101,8 +101,8 @@ def epoch_batches(
     random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set).
 
     Args:
-        data: a :class:`~augshift.position.canvas.LocationCanvas` or
-            :class:`~augshift.position.segmentation.MosaicSegmentation` (anything with ``resample()`` and ``len()``);
+        data: a `LocationCanvas` or
+            `MosaicSegmentation` (anything with ``resample()`` and ``len()``);
             resampled once, when the iteration starts.
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the order and the flips (reproducible); a CUDA generator draws them on the GPU.
@@ -136,14 +136,14 @@ def canvas_source(
     """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips.
 
     Args:
-        canvas: the :class:`~augshift.position.canvas.LocationCanvas` of training images.
+        canvas: the `LocationCanvas` of training images.
         task: ``"location"`` (targets: the cells) or ``"class"`` (targets: the labels).
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the cells, the order and the flips (reproducible).
-        drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
+        drop_last: leave out each epoch's last partial batch (`epoch_batches`).
 
     Returns:
-        A :class:`~augshift.engine.BatchSource` of :func:`~augshift.engine.steps_per_epoch` steps (``ceil(N /
+        A `BatchSource` of `steps_per_epoch` steps (``ceil(N /
         batch_size)``; ``floor``, at least 1, with ``drop_last``), each a pair (canvases (B, C, grid*h, grid*w),
         targets (B,)).
 
@@ -168,14 +168,14 @@ def mosaic_source(
     """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``.
 
     Args:
-        mosaics: the :class:`~augshift.position.segmentation.MosaicSegmentation` of training images.
+        mosaics: the `MosaicSegmentation` of training images.
         config: its ``batch_size`` and ``hflip`` are used.
         generator: draws the order and the flips (reproducible); the mosaics come from ``mosaics``' own
             generator.
-        drop_last: leave out each epoch's last partial batch (:func:`epoch_batches`).
+        drop_last: leave out each epoch's last partial batch (`epoch_batches`).
 
     Returns:
-        A :class:`~augshift.engine.BatchSource` of :func:`~augshift.engine.steps_per_epoch` steps, each a pair
+        A `BatchSource` of `steps_per_epoch` steps, each a pair
         (mosaics (B, C, H, W), masks (B, H, W)).
 
     Examples:
@@ -198,15 +198,15 @@ def train_position_model(
     model: nn.Module, source: BatchSource, *, config: PositionConfig, device: Union[str, torch.device] = "cpu",
     progress: bool = True, desc: str = "train", after_epoch: Optional[AfterEpoch] = None,
 ) -> list[dict]:
-    """Train ``model`` on ``source`` with the Adam recipe of ``config`` (the engine's :func:`~augshift.engine.fit`,
+    """Train ``model`` on ``source`` with the Adam recipe of ``config`` (the engine's `fit`,
     BatchNorm statistics re-estimated after); returns the per-epoch rows (``after_epoch``: as in ``fit``).
 
     Args:
         model: the model (moved to ``device``, trained in place).
-        source: the training batches, e.g. :func:`canvas_source` or :func:`mosaic_source`.
-        config: the recipe (:meth:`PositionConfig.train_config`).
+        source: the training batches, e.g. `canvas_source` or `mosaic_source`.
+        config: the recipe (`PositionConfig.train_config`).
         device: where the model trains.
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
+        progress: show a progress bar (`progress_bar`).
         desc: the bar's label.
         after_epoch: ``after_epoch(epoch, history) -> dict``, called after each epoch (epochs from 1); its dict
             joins the epoch's row (e.g. a test accuracy).
@@ -240,16 +240,16 @@ def train_on_canvas(
     Args:
         model: a classifier of canvases with ``grid * grid`` outputs for the location task (GAPNet / PermuteNet)
             or one per class for ``task="class"``; moved to ``device`` and trained in place.
-        canvas: the :class:`~augshift.position.canvas.LocationCanvas` of training images.
+        canvas: the `LocationCanvas` of training images.
         task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
-        config: the recipe (default: the paper's, :data:`PRESETS` ``["paper"]``).
+        config: the recipe (default: the paper's, `PRESETS` ``["paper"]``).
         generator: draws the cells, the order and the flips (reproducible).
         device: where the model trains.
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
-        after_epoch: ``after_epoch(epoch, history) -> dict``, as in :func:`train_position_model`.
+        progress: show a progress bar (`progress_bar`).
+        after_epoch: ``after_epoch(epoch, history) -> dict``, as in `train_position_model`.
 
     Returns:
-        One row per epoch (see :func:`train_position_model`).
+        One row per epoch (see `train_position_model`).
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
@@ -269,7 +269,7 @@ def canvas_scorer(
     train_images: Tensor, test: LocationCanvas, *, task: str, config: PositionConfig, seed: int,
     device: Union[str, torch.device] = "cpu",
 ) -> Callable[[nn.Module], float]:
-    """A per-epoch score for :class:`~augshift.engine.BestEpoch`: BatchNorm statistics re-estimated over
+    """A per-epoch score for `BestEpoch`: BatchNorm statistics re-estimated over
     ``config.bn_batches`` batches of canvases of ``train_images`` (as after training), then the accuracy of one
     random pass over ``test``. Its canvases and cells come from generators of its own (seeded by ``seed`` and
     the call), and a PermuteNet's permutation stream is put back after it, so scoring leaves the training's random
@@ -278,7 +278,7 @@ def canvas_scorer(
 
     Args:
         train_images: float (N, C, h, w) training images, put on canvases to re-estimate the BatchNorm statistics.
-        test: the :class:`~augshift.position.canvas.LocationCanvas` scored.
+        test: the `LocationCanvas` scored.
         task: ``"location"`` or ``"class"``: what is scored on ``test``.
         config: its ``bn_batches``, ``batch_size`` and ``hflip`` are used.
         seed: seeds the scorer's generators (with the number of the call).
@@ -321,14 +321,14 @@ def train_segmentation(
 
     Args:
         model: a segmenter (N, C, H, W) -> logits (N, K, H, W); moved to ``device`` and trained in place.
-        mosaics: the :class:`~augshift.position.segmentation.MosaicSegmentation` of training images.
-        config: the recipe (default: :data:`SEGMENTATION_PRESETS` ``["paper"]``).
+        mosaics: the `MosaicSegmentation` of training images.
+        config: the recipe (default: `SEGMENTATION_PRESETS` ``["paper"]``).
         generator: draws the order and the flips (reproducible).
         device: where the model trains.
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`).
+        progress: show a progress bar (`progress_bar`).
 
     Returns:
-        One row per epoch (see :func:`train_position_model`).
+        One row per epoch (see `train_position_model`).
 
     Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)

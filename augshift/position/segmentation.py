@@ -1,9 +1,9 @@
 """A segmentation test bed that needs no download, and mIoU overall and per image region.
 
-:class:`MosaicSegmentation` tiles ``grid x grid`` random images (e.g. CIFAR-10) on a canvas and labels
-every pixel with its tile's class; :class:`augshift.models.FCN` (``fcn_resnet18``) is a small segmenter
-to train on it. :func:`segmentation_scores` works for any segmentation model (a tensor (N, K, h, w) or
-torchvision's ``{"out": ...}``), so the position attack (:mod:`augshift.position.attack`) can be pointed at
+`MosaicSegmentation` tiles ``grid x grid`` random images (e.g. CIFAR-10) on a canvas and labels
+every pixel with its tile's class; `augshift.models.FCN` (``fcn_resnet18``) is a small segmenter
+to train on it. `segmentation_scores` works for any segmentation model (a tensor (N, K, h, w) or
+torchvision's ``{"out": ...}``), so the position attack (`augshift.position.attack`) can be pointed at
 e.g. torchvision's ``deeplabv3_resnet50`` and its ``backbone.layer4``.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ IGNORE_INDEX = 255
 class MosaicSegmentation(Dataset):
     """Mosaics of ``grid x grid`` images (N, C, h, w) with per-pixel labels = the tile's class.
 
-    Mosaic ``i`` uses images ``tiles[i]`` (row-major), drawn from ``generator``; :meth:`resample` draws
+    Mosaic ``i`` uses images ``tiles[i]`` (row-major), drawn from ``generator``; `resample` draws
     new mosaics. Item ``i`` is ``(image (C, grid*h, grid*w), mask (grid*h, grid*w))``.
 
     ``layout_prior=0`` gives uniform mosaics (no image used twice): position says nothing about the class.
@@ -188,7 +188,7 @@ def segmentation_scores(
 ) -> dict[str, float]:
     """``miou``, ``pixel_accuracy`` and ``miou_<region>`` of ``model`` on ``images`` (N, C, H, W) / ``masks`` (N, H, W).
 
-    The model's logits (N, K, h, w) (:func:`~augshift.models.adapter.logits_of`: a tensor, torchvision's ``{"out":
+    The model's logits (N, K, h, w) (`logits_of`: a tensor, torchvision's ``{"out":
     ...}``, a ``transformers`` output) are resized to (H, W) if needed.
     Pixels labelled ``ignore_index`` are left out.
 
@@ -197,10 +197,10 @@ def segmentation_scores(
         images: float (N, C, H, W) images.
         masks: (N, H, W) per-pixel classes in [0, K), or ``ignore_index``.
         num_classes: K, the number of classes.
-        regions: the regions of the ``miou_<region>`` scores (see :func:`region_masks`).
+        regions: the regions of the ``miou_<region>`` scores (see `region_masks`).
         batch_size: images per forward.
         device: where the model runs.
-        ignore_index: the mask value of pixels left out (:data:`IGNORE_INDEX`, 255).
+        ignore_index: the mask value of pixels left out (`IGNORE_INDEX`, 255).
 
     Returns:
         ``{"miou": ..., "pixel_accuracy": ..., "miou_<region>": ...}``, fractions in [0, 1] (NaN with no pixels).

@@ -1,5 +1,5 @@
-"""Output: one result writer (:mod:`.results`: markdown, plots and a JSON manifest as one unit), atomic files
-(:mod:`.files`), markdown tables (:mod:`.tables`), plots (:mod:`.plots`) and the one progress bar (:mod:`.progress`)."""
+"""Output: one result writer (`.results`: markdown, plots and a JSON manifest as one unit), atomic files
+(`.files`), markdown tables (`.tables`), plots (`.plots`) and the one progress bar (`.progress`)."""
 from .files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .plots import plot_consistency_curves, plot_tradeoff
 from .results import write_results

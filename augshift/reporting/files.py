@@ -1,11 +1,11 @@
 """Result files: atomic single files, and the files of one result written as one unit.
 
-:func:`write_bytes_atomic` writes to a temporary file beside the target, then renames it over the target, so a
-crash leaves the old file or the new one. :func:`result_unit` gives a staging folder (hidden, inside the output folder): a
+`write_bytes_atomic` writes to a temporary file beside the target, then renames it over the target, so a
+crash leaves the old file or the new one. `result_unit` gives a staging folder (hidden, inside the output folder): a
 command writes all files of one result there, and they are moved into the output folder together, the manifest
 last, with interrupts held back, so an interrupted command never leaves files of two runs side by side. Files are
 created with the usual permissions (``0o666`` less the umask), so others can read the results.
-:func:`check_output_folder` and :func:`check_output_file` let a command refuse an unusable output path before it
+`check_output_folder` and `check_output_file` let a command refuse an unusable output path before it
 does any work.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_bytes_atomic`).
+    """Write ``text`` (UTF-8) to ``path`` atomically (see `write_bytes_atomic`).
 
     Args:
         path: the file to write (replaced when it exists; missing parent folders are created).
@@ -89,7 +89,7 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
 
 def write_json_atomic(path: PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (keys in their order, a final newline) to ``path`` atomically (see
-    :func:`write_bytes_atomic`).
+    `write_bytes_atomic`).
 
     Args:
         path: the file to write (replaced when it exists; missing parent folders are created).
@@ -136,7 +136,7 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
     during the moves; after an error none of them reaches ``out``. Sub-folders are not supported.
 
     Several results may share a folder, each listed by its own manifest (a JSON file whose ``files`` names the
-    others), but never a file: a result whose files another manifest lists is refused (:class:`UsageError`), and a
+    others), but never a file: a result whose files another manifest lists is refused (`UsageError`), and a
     new run of the same result (the same manifest) replaces the previous one whole, removing the files it listed
     that the new run does not write."""
     out = Path(out)
@@ -178,7 +178,7 @@ def _listed_files(out: Path) -> dict[str, list[str]]:
 
 
 def check_output_folder(path: PathLike, *, option: str = "--out") -> None:
-    """Raise :class:`UsageError` unless ``path`` is, or can be created as, a writable folder (creates nothing)."""
+    """Raise `UsageError` unless ``path`` is, or can be created as, a writable folder (creates nothing)."""
     path = Path(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -191,7 +191,7 @@ def check_output_folder(path: PathLike, *, option: str = "--out") -> None:
 
 
 def check_output_file(path: PathLike, *, option: str) -> None:
-    """Raise :class:`UsageError` unless a file can be written at ``path`` (creates nothing)."""
+    """Raise `UsageError` unless a file can be written at ``path`` (creates nothing)."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; name a file in it (e.g. {path / 'model.pt'})")

@@ -1,5 +1,5 @@
 """Every plot of the project (PNG, written atomically): consistency curves, consistency-vs-accuracy trade-off,
-training curves, and the matplotlib set-up (:func:`pyplot`, :func:`save_figure`) that the position plots and the benchmark
+training curves, and the matplotlib set-up (`pyplot`, `save_figure`) that the position plots and the benchmark
 plots use."""
 from __future__ import annotations
 

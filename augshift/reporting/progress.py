@@ -1,9 +1,9 @@
 """The one progress bar of the project: tqdm on stderr, drawn by the main process only.
 
 Every loop that shows progress (training, evaluation, the position experiments, the integrations, the benchmarks)
-makes its bar with :func:`progress_bar`, so one policy holds everywhere: the bar goes to standard error (standard
+makes its bar with `progress_bar`, so one policy holds everywhere: the bar goes to standard error (standard
 output keeps the results), adapts to the terminal's width, is drawn by the process of rank 0 alone
-(:func:`augshift.distributed.rank`) and only when the caller enables it.
+(`augshift.distributed.rank`) and only when the caller enables it.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The one writer of a result a user reads: its markdown, its figures and its JSON, written as one unit.
 
 Every command (``augshift ...``) and every benchmark script writes its tables and plots through
-:func:`write_results`; files that only make a sweep resumable (per-run ``result.json``, checkpoints) are written
-with :func:`~augshift.reporting.files.write_json_atomic` instead.
+`write_results`; files that only make a sweep resumable (per-run ``result.json``, checkpoints) are written
+with `write_json_atomic` instead.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def write_results(out: PathLike, stem: str, data: Mapping[str, Any], markdown: s
     and the paths written.
 
     The files are made in a staging folder and moved into ``out`` together, the JSON last
-    (:func:`~augshift.reporting.files.result_unit`): an error while drawing or writing leaves ``out`` as it was, a
+    (`result_unit`): an error while drawing or writing leaves ``out`` as it was, a
     rerun replaces its previous unit whole, and a unit whose files another result in ``out`` lists is refused. The
     JSON is the manifest: ``data`` plus ``files``, ``{file name: SHA-256}`` of every other file of the unit.
 

@@ -1,5 +1,5 @@
-"""Benchmark sweeps: resumable runs (:mod:`.runs`), shards and finished results (:mod:`.shards`), their summaries with
-intervals (:mod:`.summary`) and the options the benchmark scripts share (:mod:`.options`)."""
+"""Benchmark sweeps: resumable runs (`.runs`), shards and finished results (`.shards`), their summaries with
+intervals (`.summary`) and the options the benchmark scripts share (`.options`)."""
 from .options import add_common_args, load_data, overrides, recipe, run_or_collect
 from .runs import EVAL, RunData, RunSpec, evaluate_model, parse_model, run_one, run_sweep
 from .shards import collect, parse_shard, read_result, shard_of

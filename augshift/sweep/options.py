@@ -22,7 +22,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     Adds ``--workdir``, ``--out``, ``--devices``, ``--device``, ``--threads``, the preset overrides
     (``--train-size``, ``--test-size``, ``--epochs``, ``--batch-size``, ``--lr``, ``--seeds``, ``--stem``,
     ``--curve-size``, ``--precision``, ``--channels-last``, ``--compile``; ``None`` when not given, see
-    :func:`overrides`), ``--shard I/N``, ``--collect`` and ``--protocols`` (default: the protocol family).
+    `overrides`), ``--shard I/N``, ``--collect`` and ``--protocols`` (default: the protocol family).
 
     Args:
         parser: the benchmark script's parser, changed in place.
@@ -69,7 +69,7 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
     and with the captured step (``compile``) on CUDA (eager fp32 stays the CPU default).
 
     Args:
-        args: the parsed options of :func:`add_common_args` (an option left at ``None`` keeps the preset's value;
+        args: the parsed options of `add_common_args` (an option left at ``None`` keeps the preset's value;
             ``--seeds 0,1`` becomes ``seeds=[0, 1]``).
         preset: the benchmark's preset (``epochs``, ``batch_size``, ``lr``, ``seeds``, ``fast_path``...); not
             changed.
@@ -105,15 +105,15 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
     else the default shift augmentation (one shifted view); ``changes`` override.
 
     Args:
-        preset: the benchmark's preset (after :func:`overrides`); its ``epochs``, ``batch_size``, ``lr``,
+        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``,
             ``hflip``, ``precision``, ``channels_last`` and ``compile`` are used, when present.
         seed: the run's seed.
-        augshift: train with AugShift, with these options (e.g. from :func:`~augshift.sweep.parse_model`);
-            ``None``: one shifted view (the default :class:`~augshift.config.AugShiftConfig`'s shifts).
-        **changes: other :class:`~augshift.engine.TrainConfig` fields (e.g. ``schedule="constant"``).
+        augshift: train with AugShift, with these options (e.g. from `parse_model`);
+            ``None``: one shifted view (the default `AugShiftConfig`'s shifts).
+        **changes: other `TrainConfig` fields (e.g. ``schedule="constant"``).
 
     Returns:
-        The :class:`~augshift.engine.TrainConfig`.
+        The `TrainConfig`.
 
     Examples:
         >>> preset = {"epochs": 2, "batch_size": 64, "lr": 0.1, "hflip": True, "train_size": 500}
@@ -135,18 +135,18 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
 
     Args:
         source: the dataset: ``shapes`` (embedded, generated) or a Hugging Face dataset (hub id or local folder,
-            :func:`~augshift.data.load_split`).
+            `load_split`).
         preset: the benchmark's preset: ``train_size`` (the first N training images; ``shapes`` needs it),
             ``test_size`` (the first N test images; default all; ``shapes`` needs it) and ``curve_size`` (default
             1000).
-        label_column: the dataset's label column (default: found by :func:`~augshift.data.load_split`).
+        label_column: the dataset's label column (default: found by `load_split`).
         cache: a folder where decoded splits are kept.
         protocols: the consistency protocols the runs are evaluated with.
 
     Returns:
-        The :class:`~augshift.sweep.RunData`: ``uint8`` images (N, 3, H, W) and labels (N,) of both splits, the
+        The `RunData`: ``uint8`` images (N, 3, H, W) and labels (N,) of both splits, the
         number of classes (the dataset's ``ClassLabel``; for ``shapes`` the largest label + 1), the training
-        images' :class:`~augshift.data.Normalization` and a description.
+        images' `Normalization` and a description.
 
     Examples:
         >>> data = load_data("shapes", {"train_size": 8, "test_size": 4, "curve_size": 0}, protocols=("random",))
@@ -174,12 +174,12 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
 
     Args:
         specs: the benchmark's runs, in order.
-        args: the parsed options of :func:`add_common_args` (``collect``, ``shard``, ``threads`` are read).
+        args: the parsed options of `add_common_args` (``collect``, ``shard``, ``threads`` are read).
         work: the sweep's folder (``--workdir``).
-        place: this process's :class:`~augshift.engine.Dist`.
-        load: a function returning the :class:`~augshift.sweep.RunData` (e.g. :func:`load_data` with its arguments
+        place: this process's `Dist`.
+        load: a function returning the `RunData` (e.g. `load_data` with its arguments
             bound), called only when runs are run.
-        devices: devices to spread the runs over (:func:`~augshift.sweep.run_sweep`).
+        devices: devices to spread the runs over (`run_sweep`).
 
     Returns:
         The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.

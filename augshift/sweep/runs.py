@@ -1,10 +1,10 @@
-"""Benchmark runs: one (model, recipe, seed) trained and evaluated by :func:`run_one`, resumably, in one process
-or data-parallel (``torchrun`` / ``accelerate launch``); :func:`run_sweep` runs a list of them, here or spread
+"""Benchmark runs: one (model, recipe, seed) trained and evaluated by `run_one`, resumably, in one process
+or data-parallel (``torchrun`` / ``accelerate launch``); `run_sweep` runs a list of them, here or spread
 over devices (several processes may share one GPU), or only this shard's part of it.
 
 A run writes ``<workdir>/<name>/checkpoint.pt`` after every epoch (atomically; an interrupted run continues
 from it) and ``result.json`` at the end; a run whose ``result.json`` exists is read back, not redone. The test
-set is evaluated with :class:`augshift.ShiftConsistency`: every process evaluates its shard and the counts are
+set is evaluated with `augshift.ShiftConsistency`: every process evaluates its shard and the counts are
 summed, so the numbers equal a single-process evaluation.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ CURVE_OFFSETS = offsets_to(16)
 def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
     """A benchmark row's model: ``"resnet18"`` -> ``("resnet18", None)``; ``"resnet18+augshift"`` -> AugShift with
     ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight
-    (:meth:`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
+    (`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
 
     Args:
         name: the row's model, ``ARCH`` or ``ARCH+augshift[:DISTANCE][@WEIGHT]`` (``ARCH`` a timm name); another
@@ -46,7 +46,7 @@ def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tu
         defaults: the AugShift options the setting after ``+augshift`` is applied to.
 
     Returns:
-        ``(arch, config)``: the architecture's name and its :class:`~augshift.config.AugShiftConfig`, or ``None``
+        ``(arch, config)``: the architecture's name and its `AugShiftConfig`, or ``None``
         for a model trained without AugShift.
 
     Examples:
@@ -78,8 +78,8 @@ class RunSpec:
 
     Args:
         name: names the run directory (``<workdir>/<name>``), unique within a sweep.
-        arch: the model's name for :func:`~augshift.models.create_model` (e.g. a timm name such as ``resnet18``).
-        config: the :class:`~augshift.engine.TrainConfig`; ``config.seed`` is the seed.
+        arch: the model's name for `create_model` (e.g. a timm name such as ``resnet18``).
+        config: the `TrainConfig`; ``config.seed`` is the seed.
         stem: the model's first layers (``standard``, or ``cifar``: the CIFAR stem).
         label: the row of the tables it belongs to (model or ablation variant); the seeds of a row share it.
 
@@ -108,19 +108,19 @@ class RunSpec:
 class RunData:
     """Train and test tensors (uint8 images, long labels), their ``normalization`` (the training images' own
     statistics: every model is trained from scratch) and the evaluation options (``protocols``: those of
-    :mod:`augshift.protocols`).
+    `augshift.protocols`).
 
     Args:
         train: the training ``(images, labels)``: ``uint8`` (N, C, H, W) and ``long`` (N,).
         test: the test ``(images, labels)``: ``uint8`` (M, C, H, W) and ``long`` (M,).
         num_classes: the number of classes (the models' outputs).
         normalization: the per-channel statistics every model's inputs are normalised with (those of the
-            training images, :meth:`Normalization.of_images <augshift.data.Normalization.of_images>`).
+            training images, `Normalization.of_images <augshift.data.Normalization.of_images>`).
         curve_size: test images (the first ones) for the per-shift curve (offsets out to 16 px: the images must be
             larger than that); 0: no curve.
         eval_batch_size: images per forward in the evaluation.
         description: the data in words, recorded in each ``result.json``.
-        protocols: the consistency protocols evaluated (those of :mod:`augshift.protocols`).
+        protocols: the consistency protocols evaluated (those of `augshift.protocols`).
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -157,20 +157,20 @@ def test_accuracy(model: torch.nn.Module, data: RunData, place: Dist) -> float:
 
 def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
     """Accuracy and consistency (the protocol family) on the whole test set, and the per-shift curve (offsets
-    :data:`CURVE_OFFSETS`) on its first ``curve_size`` images; each rank takes a strided shard, counts are summed
+    `CURVE_OFFSETS`) on its first ``curve_size`` images; each rank takes a strided shard, counts are summed
     over ranks.
 
-    The evaluation is fixed whatever the training recipe (:data:`EVAL`: shifts of up to 4 px, zero border, seed 0).
+    The evaluation is fixed whatever the training recipe (`EVAL`: shifts of up to 4 px, zero border, seed 0).
 
     Args:
         model: the trained classifier (on ``place.device``).
-        data: the :class:`RunData` whose test set, ``normalization``, ``protocols``, ``curve_size`` and
+        data: the `RunData` whose test set, ``normalization``, ``protocols``, ``curve_size`` and
             ``eval_batch_size`` are used.
-        place: this process's :class:`~augshift.engine.Dist`.
+        place: this process's `Dist`.
         progress: show progress bars.
 
     Returns:
-        :meth:`ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
+        `ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
         (``samples``, ``accuracy``, ``consistency_<protocol>``... with ``_ci95`` intervals), its integer
         ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), and with a curve
         ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
@@ -208,21 +208,21 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
 
     ``config.batch_size`` is the global batch: each of the ``world`` processes takes ``batch_size / world``
     samples per step. The test top-1 is measured after every epoch and the best epoch's weights are kept in
-    ``run_dir/best.pt`` (:class:`~augshift.engine.BestEpoch`); when the best is not the last epoch, its weights are
-    evaluated too. A run whose ``result.json`` exists is read back (:func:`read_result`), not redone. The main
+    ``run_dir/best.pt`` (`BestEpoch`); when the best is not the last epoch, its weights are
+    evaluated too. A run whose ``result.json`` exists is read back (`read_result`), not redone. The main
     process prints one summary line (accuracy and the consistency under each protocol).
 
     Args:
-        spec: the run (:class:`RunSpec`: model, recipe, seed).
-        data: the :class:`RunData` to train and evaluate on.
+        spec: the run (`RunSpec`: model, recipe, seed).
+        data: the `RunData` to train and evaluate on.
         run_dir: the run's folder (created when missing): ``checkpoint.pt``, ``best.pt``, ``result.json``.
-        place: this process's :class:`~augshift.engine.Dist` (data-parallel runs wrap the model in DDP).
+        place: this process's `Dist` (data-parallel runs wrap the model in DDP).
         progress: show progress bars (main process only).
 
     Returns:
-        The result: the spec (:meth:`RunSpec.to_dict`), ``world_size``, ``device``, ``data``, ``normalization``,
-        ``train_seconds``, ``eval_seconds``, ``history`` (:func:`~augshift.engine.fit`'s rows), the last epoch's
-        metrics (:func:`evaluate_model`) and ``best`` (the best epoch's ``epoch`` and metrics).
+        The result: the spec (`RunSpec.to_dict`), ``world_size``, ``device``, ``data``, ``normalization``,
+        ``train_seconds``, ``eval_seconds``, ``history`` (`fit`'s rows), the last epoch's
+        metrics (`evaluate_model`) and ``best`` (the best epoch's ``epoch`` and metrics).
 
     Examples:
         >>> import tempfile
@@ -294,21 +294,21 @@ def run_sweep(specs: Sequence[RunSpec], data: RunData, work: Path, place: Dist, 
     """Run every spec; with several ``devices`` (single-process only), independent runs are dealt round-robin to
     one worker process per entry (e.g. ``cuda:0,cuda:1``, or ``cuda:0,cuda:0`` for two runs sharing a GPU),
     each with ``threads`` torch threads. Results come back in the order of ``specs``. To spread a sweep over
-    machines, give each job :func:`shard_of` the specs and :func:`collect` the results at the end.
+    machines, give each job `shard_of` the specs and `collect` the results at the end.
 
     Args:
-        specs: the runs (:class:`RunSpec`), each trained by :func:`run_one` into ``work / spec.name`` (finished
+        specs: the runs (`RunSpec`), each trained by `run_one` into ``work / spec.name`` (finished
             ones are read back).
-        data: the :class:`RunData` every run trains and evaluates on.
+        data: the `RunData` every run trains and evaluates on.
         work: the sweep's folder.
-        place: this process's :class:`~augshift.engine.Dist`; a data-parallel process runs every spec with the
+        place: this process's `Dist`; a data-parallel process runs every spec with the
             others, on its own device.
         devices: devices for the runs: none (``place.device``), one (every run on it), or several (one spawned
             worker process each, single-process only).
         threads: torch threads per worker process (0: torch's threads shared out among the workers).
 
     Returns:
-        The runs' results (:func:`run_one`), in the order of ``specs``.
+        The runs' results (`run_one`), in the order of ``specs``.
 
     Examples:
         >>> import tempfile

@@ -1,6 +1,6 @@
-"""The bookkeeping of a sweep spread over processes or machines: which runs a shard takes (:func:`parse_shard`,
-:func:`shard_of`) and the finished runs' results read back, checked to be the runs asked for (:func:`read_result`,
-:func:`collect`)."""
+"""The bookkeeping of a sweep spread over processes or machines: which runs a shard takes (`parse_shard`,
+`shard_of`) and the finished runs' results read back, checked to be the runs asked for (`read_result`,
+`collect`)."""
 from __future__ import annotations
 
 import json
@@ -43,7 +43,7 @@ def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list
 
     Args:
         specs: the sweep's runs, in order.
-        shard: ``(i, n)`` (:func:`parse_shard`), or ``None`` for all of them.
+        shard: ``(i, n)`` (`parse_shard`), or ``None`` for all of them.
 
     Returns:
         The shard's specs, in order; the ``n`` shards together hold every spec once.
@@ -66,7 +66,7 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
         work: the sweep's folder, holding ``<name>/result.json`` for each spec.
 
     Returns:
-        Each spec's result (:func:`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
+        Each spec's result (`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
         naming the missing runs.
 
     Examples:
@@ -98,9 +98,9 @@ def read_result(spec: RunSpec, path: Path) -> dict:
     """The ``result.json`` at ``path``, checked to be ``spec``'s run.
 
     Args:
-        spec: the run the result must have been written for: every entry of :meth:`RunSpec.to_dict` must match,
+        spec: the run the result must have been written for: every entry of `RunSpec.to_dict` must match,
             else ``ValueError`` (a ``--workdir`` reused for another recipe).
-        path: a ``result.json`` written by :func:`run_one`.
+        path: a ``result.json`` written by `run_one`.
 
     Returns:
         The result, as a dict.

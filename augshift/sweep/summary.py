@@ -23,13 +23,13 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     version) are left out of its row.
 
     Args:
-        results: finished runs' results (:func:`~augshift.sweep.run_one`, :func:`~augshift.sweep.collect`); runs
+        results: finished runs' results (`run_one`, `collect`); runs
             of one ``label`` are the seeds of one row.
         epoch: ``"last"`` (the weights after the last epoch) or ``"best"`` (each run's best epoch; results without
             a ``best`` entry raise ``UsageError``).
 
     Returns:
-        ``{label: row}``, each row with ``seeds``, and per metric of :data:`METRICS` ``<metric>`` (mean),
+        ``{label: row}``, each row with ``seeds``, and per metric of `METRICS` ``<metric>`` (mean),
         ``<metric>_std``, ``<metric>_ci95`` (pooled Wilson interval), ``<metric>_per_seed`` and ``<metric>_counts``
         (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
         have them; ``train_seconds`` (mean); and ``best_epoch`` with ``epoch="best"``.
@@ -80,13 +80,13 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
 
 
 def reported_metrics(summary: dict) -> list[str]:
-    """The metrics every row of ``summary`` has, in :data:`METRICS` order.
+    """The metrics every row of ``summary`` has, in `METRICS` order.
 
     Args:
-        summary: a :func:`summarize` result, ``{label: row}``.
+        summary: a `summarize` result, ``{label: row}``.
 
     Returns:
-        The names of :data:`METRICS` present in every row.
+        The names of `METRICS` present in every row.
 
     Examples:
         >>> reported_metrics({"a": {"consistency_random": 90.0, "accuracy": 80.0}, "b": {"accuracy": 70.0}})
@@ -104,7 +104,7 @@ def summary_table(summary: dict) -> str:
     epochs, for a summary of best epochs).
 
     Args:
-        summary: a :func:`summarize` result; the columns are its :func:`reported_metrics`.
+        summary: a `summarize` result; the columns are its `reported_metrics`.
 
     Returns:
         The table, one row per label, with the number of seeds and the mean training seconds per run.
@@ -140,7 +140,7 @@ def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
     """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals.
 
     Args:
-        summary: a :func:`summarize` result; the columns are its :func:`reported_metrics`.
+        summary: a `summarize` result; the columns are its `reported_metrics`.
         pairs: ``(a, b)`` label pairs to compare; a pair naming a label the summary lacks is left out.
 
     Returns:

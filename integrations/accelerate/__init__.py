@@ -4,13 +4,13 @@
 ``accelerator.backward``, ``accelerator.accumulate`` and mixed precision work unchanged. What a
 data-parallel loop must add (see ``train.py`` next to this file, and the README):
 
-* :func:`augshift.seeding.seed_generator` -- every process draws its own shifts, reproducibly, also after a resume;
-* :func:`augshift.distributed.average_buffers` -- BatchNorm statistics made equal on every process before evaluating /
+* `augshift.seeding.seed_generator` -- every process draws its own shifts, reproducibly, also after a resume;
+* `augshift.distributed.average_buffers` -- BatchNorm statistics made equal on every process before evaluating /
   saving;
-* :func:`.checkpoints.weights_digest` -- a fingerprint of the weights, to check that the processes agree;
-* :func:`.checkpoints.save_checkpoint` / :func:`.checkpoints.last_checkpoint` -- ``accelerator.save_state`` per epoch,
+* `.checkpoints.weights_digest` -- a fingerprint of the weights, to check that the processes agree;
+* `.checkpoints.save_checkpoint` / `.checkpoints.last_checkpoint` -- ``accelerator.save_state`` per epoch,
   atomically;
-* :func:`.checkpoints.save_final_model` -- the plain model's weights, loadable by the zoo it came from.
+* `.checkpoints.save_final_model` -- the plain model's weights, loadable by the zoo it came from.
 """
 
 __all__: list[str] = []  # the entry point is a module: python -m augshift.integrations.accelerate.train

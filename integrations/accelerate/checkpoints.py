@@ -78,7 +78,7 @@ def last_checkpoint(directory: str, prefix: str = "epoch_") -> tuple[Optional[st
     """The newest ``<directory>/<prefix><n>`` checkpoint and its ``n``; ``(None, 0)`` when there is none.
 
     Args:
-        directory: the folder holding the checkpoints (:func:`save_checkpoint`'s ``directory`` is inside it).
+        directory: the folder holding the checkpoints (`save_checkpoint`'s ``directory`` is inside it).
         prefix: the checkpoints' name before the number.
 
     Returns:
@@ -111,7 +111,7 @@ def save_final_model(accelerator, model: nn.Module, directory: str, normalizatio
         accelerator: the ``accelerate.Accelerator`` the model was prepared with.
         model: the trained model, prepared (wrapped) or not.
         directory: the output folder.
-        normalization: the :class:`~augshift.data.Normalization` the model was trained with (written into a
+        normalization: the `Normalization` the model was trained with (written into a
             ``transformers`` model's image processor).
 
     Examples:

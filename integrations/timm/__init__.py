@@ -1,4 +1,4 @@
-"""timm integration: :class:`AugShiftTask` and the ``augshift-timm`` launcher for an unmodified train.py.
+"""timm integration: `AugShiftTask` and the ``augshift-timm`` launcher for an unmodified train.py.
 
 See ``integrations/timm/README.md`` (section "Add AugShift to a timm run") for the commands.
 """

@@ -61,7 +61,7 @@ def loader_shift_consistency(
 ) -> ConsistencyReport:
     """Shift consistency of ``model`` (in eval mode) over ``loader``'s ``(input, target)`` batches.
 
-    Every sample's views are drawn from its dataset index (:func:`loader_indices`); under torch.distributed every
+    Every sample's views are drawn from its dataset index (`loader_indices`); under torch.distributed every
     process must call this (the counts are gathered), and padding repeats of timm's eval sampler are not counted.
 
     Args:
@@ -74,13 +74,13 @@ def loader_shift_consistency(
         channels_last: make the inputs channels-last.
         model_dtype: the inputs' dtype when ``to_device`` (None: unchanged).
         amp_autocast: a context manager factory the forwards run in (timm's ``amp_autocast``; default none).
-        progress: show a progress bar (:func:`~augshift.reporting.progress.progress_bar`) when stderr is a
+        progress: show a progress bar (`progress_bar`) when stderr is a
             terminal (not in the log files of batch jobs).
-        options: those of :class:`~augshift.metrics.ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
+        options: those of `ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
             ``chunk_size``, ...).
 
     Returns:
-        A :class:`~augshift.metrics.ConsistencyReport` over every sample once.
+        A `ConsistencyReport` over every sample once.
 
     Raises:
         RuntimeError: when the loader yields more or fewer samples than its sampler lists.

@@ -6,7 +6,7 @@
     torchrun --nproc_per_node 2 -m augshift.integrations.timm path/to/train.py <arguments> --augshift
 
 The launcher imports the user's ``train.py`` as a module, checks the small contract it relies on
-(:mod:`.script`), adds the ``--augshift*`` flags to its ``parser`` (so they show in ``--help``,
+(`.script`), adds the ``--augshift*`` flags to its ``parser`` (so they show in ``--help``,
 are saved in ``args.yaml`` and can come from ``-c config.yaml``) and, once the arguments are parsed,
 replaces the module attributes ``ClassificationTask`` (AugShift / PermuteNet task),
 ``train_one_epoch`` (adds the epoch's loss parts) and ``validate`` (adds shift consistency columns).
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     The flags: ``--augshift`` (train with AugShift), its options ``--augshift-max-shift``, ``--augshift-mode``,
     ``--augshift-weight``, ``--augshift-distance``, ``--augshift-normalize``
-    (:func:`~augshift.config.add_augshift_arguments`), ``--augshift-permute [LAYER]`` (PermuteNet),
+    (`add_augshift_arguments`), ``--augshift-permute [LAYER]`` (PermuteNet),
     ``--augshift-consistency`` (shift consistency columns in validation) and ``--augshift-protocols``.
 
     Args:
@@ -130,8 +130,8 @@ def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificati
     """Stand-in for ``train.ClassificationTask`` configured from the parsed ``args``.
 
     Called as train.py calls the class (``model=..., criterion=..., device=..., ...``); applies the
-    PermuteNet hook to the model and returns an :class:`AugShiftTask` (``--augshift``) or a
-    :class:`PortableClassificationTask`.
+    PermuteNet hook to the model and returns an `AugShiftTask` (``--augshift``) or a
+    `PortableClassificationTask`.
     """
 
     def build(model: torch.nn.Module, *task_args, **task_kwargs) -> PortableClassificationTask:
@@ -178,7 +178,7 @@ def with_loss_parts(train_one_epoch: Callable) -> Callable:
 
 def with_shift_consistency(validate: Callable) -> Callable:
     """Wrap train.py's ``validate`` so its OrderedDict also holds a consistency column (%) per protocol
-    (:func:`~augshift.protocols.consistency_column`)."""
+    (`consistency_column`)."""
     signature = inspect.signature(validate)
 
     @functools.wraps(validate)
@@ -226,7 +226,7 @@ def configure(train: ModuleType, args: argparse.Namespace) -> None:
 
 def install(train: ModuleType) -> None:
     """Add the flags to ``train.parser`` and hook ``train._parse_args`` so that the parsed arguments
-    configure the run (see :func:`configure`)."""
+    configure the run (see `configure`)."""
     add_arguments(train.parser)
     parse_args = train._parse_args
 
@@ -255,10 +255,10 @@ def usage() -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console script: ``augshift-timm TRAIN_PY [arguments]``; returns the exit status.
 
-    ``TRAIN_PY`` is loaded (:func:`load_train_script`), the ``--augshift*`` flags are added to its parser and
+    ``TRAIN_PY`` is loaded (`load_train_script`), the ``--augshift*`` flags are added to its parser and
     its ``main()`` runs with ``sys.argv`` set as ``python TRAIN_PY [arguments]`` would (``sys.argv`` and
     ``sys.path`` are put back after). ``-h`` / ``--help`` alone prints the launcher's usage on standard output
-    (0); no argument prints it on standard error (2); a user mistake (e.g. a :class:`TrainScriptError`) prints
+    (0); no argument prints it on standard error (2); a user mistake (e.g. a `TrainScriptError`) prints
     ``augshift-timm: error: <message>`` on standard error (2).
 
     Args:

@@ -1,6 +1,6 @@
-"""The timm ``train.py`` augshift-timm runs: the small contract it relies on (:data:`CONTRACT`), checked before any of
-the script's code runs (:func:`module_level_names`) and after it is imported (:func:`check_contract`), and
-:func:`load_train_script`, which imports it as a module."""
+"""The timm ``train.py`` augshift-timm runs: the small contract it relies on (`CONTRACT`), checked before any of
+the script's code runs (`module_level_names`) and after it is imported (`check_contract`), and
+`load_train_script`, which imports it as a module."""
 from __future__ import annotations
 
 import argparse
@@ -25,11 +25,11 @@ SUPPORTED_TRAIN_SCRIPTS = (
 class TrainScriptError(UsageError):
     """The given train.py does not fit the contract this launcher relies on (a user mistake: one line, exit 2).
 
-    A :class:`~augshift.errors.UsageError`: :func:`main` prints ``augshift-timm: error: <message>`` and returns 2.
+    A `UsageError`: `main` prints ``augshift-timm: error: <message>`` and returns 2.
 
     Args:
         args: the message, as for any exception: what is wrong with the file and what is supported
-            (:data:`SUPPORTED_TRAIN_SCRIPTS`).
+            (`SUPPORTED_TRAIN_SCRIPTS`).
         kwargs: none are accepted (built-in exceptions take no keyword arguments).
 
     Examples:
@@ -40,8 +40,8 @@ class TrainScriptError(UsageError):
 
 
 def check_contract(train: ModuleType) -> None:
-    """Raise :class:`TrainScriptError` naming what of :data:`CONTRACT` the imported ``train`` gets wrong (that the
-    names exist is checked before import, by :func:`load_train_script`)."""
+    """Raise `TrainScriptError` naming what of `CONTRACT` the imported ``train`` gets wrong (that the
+    names exist is checked before import, by `load_train_script`)."""
     import timm
     import timm.task
 
@@ -87,8 +87,8 @@ def module_level_names(path: str) -> set[str]:
 
 
 def load_train_script(path: str) -> ModuleType:
-    """Import ``path`` (a timm train.py) as the module :data:`TRAIN_MODULE` and check its contract; a file that
-    does not bind every name of :data:`CONTRACT` at module level is refused before any of its code runs.
+    """Import ``path`` (a timm train.py) as the module `TRAIN_MODULE` and check its contract; a file that
+    does not bind every name of `CONTRACT` at module level is refused before any of its code runs.
 
     Once imported, ``parser`` must be an ``argparse.ArgumentParser``, ``ClassificationTask`` timm's, the installed
     timm recent enough, and ``validate`` must take ``model``, ``loader`` and ``args``.
@@ -101,7 +101,7 @@ def load_train_script(path: str) -> ModuleType:
 
     Raises:
         TrainScriptError: when the file does not fit the contract, or importing it fails for a missing module;
-            the message says what is wrong and what is supported (:data:`SUPPORTED_TRAIN_SCRIPTS`).
+            the message says what is wrong and what is supported (`SUPPORTED_TRAIN_SCRIPTS`).
 
     Examples:
         >>> import os, tempfile

@@ -1,7 +1,7 @@
-"""timm training tasks: AugShift as a :class:`timm.task.ClassificationTask`.
+"""timm training tasks: AugShift as a `timm.task.ClassificationTask`.
 
 timm's ``train.py`` calls ``result = task(input, target)`` and back-propagates ``result['loss']``.
-:class:`AugShiftTask` computes that loss with the core :class:`~augshift.augshift.AugShiftObjective`:
+`AugShiftTask` computes that loss with the core `AugShiftObjective`:
 both shifted views go through ``self.trainable_module`` (the model, or its DDP / compiled wrapper) in
 one forward, and the pooled features are caught by a hook on the unwrapped model, so DDP sees every
 parameter used and checkpoints keep the plain model's ``state_dict`` keys.
@@ -66,15 +66,15 @@ class AugShiftTask(PortableClassificationTask):
     N x K), and the detached loss parts ``criterion`` and ``consistency``. The task's own criterion is
     used, so label smoothing, BCE and mixup / cutmix soft targets keep working.
 
-    :meth:`loss_parts` gives the sample-weighted means of the loss parts since the last reset (``augshift-timm``
+    `loss_parts` gives the sample-weighted means of the loss parts since the last reset (``augshift-timm``
     adds them to the epoch's metrics).
 
     Args:
         model: the model to train; its pooled features are read by a hook
-            (:class:`~augshift.features.PooledFeatures`).
+            (`PooledFeatures`).
         criterion: the loss ``criterion(logits, target)`` (``train.py`` passes its ``train_loss_fn``); None:
             timm's default classification loss (``ClassificationTask`` builds it).
-        config: the AugShift options, an :class:`~augshift.config.AugShiftConfig` (keyword-only, as are the
+        config: the AugShift options, an `AugShiftConfig` (keyword-only, as are the
             following).
         classifier: names the module whose input is the pooled feature when it cannot be found (timm's
             ``get_classifier()``, ``fc``, ``classifier``, ``head``).

@@ -1,8 +1,8 @@
-"""Hugging Face ``transformers`` integration: :class:`AugShiftTrainer` (a ``transformers.Trainer`` training with AugShift
+"""Hugging Face ``transformers`` integration: `AugShiftTrainer` (a ``transformers.Trainer`` training with AugShift
 and reporting shift consistency) and the example ``run_image_classification.py`` beside this file.
 
 Needs the ``transformers`` extra: ``pip install "augshift[transformers]"``. ``transformers`` models work everywhere
-else without any adapter (``hf:<id or folder>`` names, :mod:`augshift.models.adapter`).
+else without any adapter (``hf:<id or folder>`` names, `augshift.models.adapter`).
 """
 try:
     import transformers  # noqa: F401

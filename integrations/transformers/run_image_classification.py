@@ -1,5 +1,5 @@
 """Fine-tune a Hugging Face ``transformers`` image classifier with AugShift: transformers' ``run_image_classification.py``
-example with :class:`~augshift.integrations.transformers.AugShiftTrainer` in place of ``Trainer``.
+example with `AugShiftTrainer` in place of ``Trainer``.
 
     python -m augshift.integrations.transformers.run_image_classification --dataset_name uoft-cs/cifar10 \\
         --model_name_or_path microsoft/resnet-18 --ignore_mismatched_sizes --output_dir out --do_train --do_eval

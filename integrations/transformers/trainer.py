@@ -1,7 +1,7 @@
-"""AugShift in Hugging Face ``transformers.Trainer``: :class:`AugShiftTrainer`.
+"""AugShift in Hugging Face ``transformers.Trainer``: `AugShiftTrainer`.
 
 A ``Trainer`` whose ``compute_loss`` trains both shifted views of every batch in one forward with AugShift's
-objective (:class:`~augshift.augshift.AugShiftObjective`: cross-entropy on both views plus ``weight`` times the
+objective (`AugShiftObjective`: cross-entropy on both views plus ``weight`` times the
 distance of their pooled features), and whose evaluation adds ``<prefix>_shift_consistency`` (the ``random``
 protocol) and ``<prefix>_shift_consistency_<protocol>`` for the other protocols asked for to Trainer's metrics,
 before they are logged and seen by callbacks (``metric_for_best_model="eval_shift_consistency"`` works). They are
@@ -11,7 +11,7 @@ script (transformers' own ``run_image_classification.py``) is the whole change, 
 
 Why cross-entropy and not the model's own loss head: a ``transformers`` image classifier computes its loss only
 when called with ``labels``, for one batch; AugShift calls the model once on both views (2N images) without labels
-and applies the criterion to the 2N logits, exactly as :class:`~augshift.AugShift` does, so the two give the same
+and applies the criterion to the 2N logits, exactly as `AugShift` does, so the two give the same
 loss on the same batch and shifts. It covers single-label classification (``problem_type`` unset or
 ``single_label_classification``; unset, it is recorded as ``single_label_classification`` in the config, as the
 model's own loss would record it); ``TrainingArguments.label_smoothing_factor`` smooths it as Trainer would. Other
@@ -84,7 +84,7 @@ class AugShiftTrainer(Trainer):
         *args: those of ``transformers.Trainer`` (``model``, ``args``, datasets, ``processing_class``...).
         **kwargs: the same, by name.
         augshift: the AugShift options (default: the library defaults).
-        protocols: the consistency protocols evaluated (:mod:`augshift.protocols`; default ``random``, ``circular``).
+        protocols: the consistency protocols evaluated (`augshift.protocols`; default ``random``, ``circular``).
         max_shift: the range of the evaluation protocols' shifts (px); default: the range AugShift trains with
             (``augshift.reach``), as augshift-timm and the Accelerate example evaluate.
         crop_size: the model's input size when the evaluation images are larger (the ``crop`` protocol; the other

@@ -1,8 +1,8 @@
-"""The model zoos, one file each (:mod:`.timm`, :mod:`.torchvision`, :mod:`.transformers`), each a :class:`~.base.Zoo`,
-and their registry: :data:`ZOOS`, asked in order, and :func:`zoo_of`, the zoo of a name.
+"""The model zoos, one file each (`.timm`, `.torchvision`, `.transformers`), each a `Zoo`,
+and their registry: `ZOOS`, asked in order, and `zoo_of`, the zoo of a name.
 
-Adding a zoo: a file here with a :class:`~.base.Zoo` subclass and its instance ``ZOO``, and its ``ZOO`` in
-:data:`ZOOS` (before timm, which takes every name the others leave).
+Adding a zoo: a file here with a `Zoo` subclass and its instance ``ZOO``, and its ``ZOO`` in
+`ZOOS` (before timm, which takes every name the others leave).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ZOOS: tuple[Zoo, ...] = (transformers.ZOO, torchvision.ZOO, timm.ZOO)  # asked i
 
 
 def zoo_of(name: str, *, task: Optional[str] = None) -> Zoo:
-    """The zoo of a model name: the first of :data:`ZOOS` that claims it.
+    """The zoo of a model name: the first of `ZOOS` that claims it.
 
     Args:
         name: ``resnet18`` (timm), ``torchvision/<name>`` (also a bare segmenter name, e.g. ``fcn_resnet50``, for
@@ -23,7 +23,7 @@ def zoo_of(name: str, *, task: Optional[str] = None) -> Zoo:
         task: ``"classification"`` or ``"segmentation"`` when building; ``None``: a name of any task.
 
     Returns:
-        Its :class:`~.base.Zoo` (timm for any name no other zoo claims).
+        Its `Zoo` (timm for any name no other zoo claims).
 
     Examples:
         >>> zoo_of("fcn_resnet50", task="segmentation") is torchvision.ZOO, zoo_of("resnet18") is timm.ZOO

@@ -1,10 +1,10 @@
-"""What a model zoo tells augshift: the interface every zoo of :mod:`augshift.models.zoos` implements.
+"""What a model zoo tells augshift: the interface every zoo of `augshift.models.zoos` implements.
 
 A zoo (timm, torchvision, ``transformers``) knows its names, builds its models, knows the statistics its pretrained
 weights expect and, where its models differ from the generic case, where their logits, stages and base model are and
-how its own checkpoint folders are read. The generic code (:mod:`~augshift.models.adapter`,
-:mod:`~augshift.models.zoo`, :mod:`~augshift.models.checkpoints`) asks the zoos in the order of
-:data:`~augshift.models.zoos.ZOOS` and never looks at a name's prefix itself.
+how its own checkpoint folders are read. The generic code (`adapter`,
+`zoo`, `checkpoints`) asks the zoos in the order of
+`ZOOS` and never looks at a name's prefix itself.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Zoo(ABC):
     models need them.
 
     Attributes:
-        supported: the zoo in the list of what augshift supports (:class:`~augshift.models.UnsupportedModelError`).
+        supported: the zoo in the list of what augshift supports (`UnsupportedModelError`).
         output_key: the key of the logits in its models' mapping outputs (``"logits"``, ``"out"``), or ``None``.
         folder_file: the file marking a checkpoint folder the zoo reads itself (``config.json``), or ``None``.
         folder_kind: what such a folder is called in messages.
@@ -55,13 +55,13 @@ class Zoo(ABC):
                 (the normalisation of a name): any task's names.
 
         Returns:
-            True when the zoo builds ``name`` (the first zoo of :data:`~augshift.models.zoos.ZOOS` that claims it does).
+            True when the zoo builds ``name`` (the first zoo of `ZOOS` that claims it does).
         """
 
     @abstractmethod
     def create(self, name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
                **kwargs: Any) -> nn.Module:
-        """The model ``name`` (checked and defaulted by :func:`~augshift.models.create_model`, which calls this).
+        """The model ``name`` (checked and defaulted by `create_model`, which calls this).
 
         Args:
             name: a name the zoo claims.
@@ -83,7 +83,7 @@ class Zoo(ABC):
             model: the model built from ``name`` (a zoo that reads the statistics off the model needs it).
 
         Returns:
-            The :class:`~augshift.data.Normalization`, its ``source`` saying where it comes from, or ``None``.
+            The `Normalization`, its ``source`` saying where it comes from, or ``None``.
         """
 
     def stages(self, model: nn.Module) -> Optional[list[str]]:
@@ -111,7 +111,7 @@ class Zoo(ABC):
         return None
 
     def read_folder(self, path: Path, *, normalization: Optional[Normalization]) -> Optional[Checkpoint]:
-        """The checkpoint of a folder the zoo reads itself (one holding :attr:`folder_file`), else ``None``.
+        """The checkpoint of a folder the zoo reads itself (one holding `folder_file`), else ``None``.
 
         Args:
             path: a checkpoint folder.
@@ -119,7 +119,7 @@ class Zoo(ABC):
                 ``metrics.json``), kept in the checkpoint.
 
         Returns:
-            A :class:`~augshift.models.Checkpoint` with ``state_dict=None`` and the ``name`` that builds it with
+            A `Checkpoint` with ``state_dict=None`` and the ``name`` that builds it with
             ``pretrained=True``, or ``None``.
         """
         return None
@@ -131,6 +131,6 @@ class Zoo(ABC):
             state_dict: the weights to load.
 
         Returns:
-            Keyword options for :meth:`create` (empty when none).
+            Keyword options for `create` (empty when none).
         """
         return {}

@@ -23,7 +23,7 @@ SEGMENTATION_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation", 
 
 
 def transformers_module() -> Any:
-    """The ``transformers`` package, or a :class:`~augshift.errors.UsageError` saying how to install it."""
+    """The ``transformers`` package, or a `UsageError` saying how to install it."""
     try:
         import transformers
     except ImportError:

@@ -2,8 +2,8 @@
 
 Load it from its folder (no network): ``evaluate.load(augshift.integrations.evaluate.METRIC_PATH)`` for pairs of
 views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of views. The numbers come from
-:mod:`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
-as the rest of augshift; ``protocol=`` names the protocol of :mod:`augshift.protocols` the views were made with.
+`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
+as the rest of augshift; ``protocol=`` names the protocol of `augshift.protocols` the views were made with.
 Rates are fractions in [0, 1], as ``evaluate``'s ``accuracy`` reports them (augshift's CLI and tables print percent).
 """
 import math
