@@ -146,12 +146,13 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
     try:
         yield staging
         names = sorted(path.name for path in staging.iterdir())
-        owners = {name: other for other, files in _listed_files(out).items() if other != manifest for name in files}
-        taken = sorted(name for name in names if name in owners or (name != manifest and name in _listed_files(out)))
+        units = _listed_files(out)  # read once: the folder's other results and this result's previous run
+        owners = {name: other for other, files in units.items() if other != manifest for name in files}
+        taken = sorted(name for name in names if name in owners or (name != manifest and name in units))
         if taken:
             raise UsageError(f"{out} holds another result whose files this one would replace ({', '.join(taken)}, "
                              f"listed by {owners.get(taken[0], taken[0])}): name another --out folder")
-        stale = set(_listed_files(out).get(manifest, ())) - set(names)  # the previous run of this result
+        stale = set(units.get(manifest, ())) - set(names)  # the previous run of this result
         if manifest in names:
             names.remove(manifest)
             names.append(manifest)
