@@ -278,6 +278,10 @@ class ShiftConsistency:
             samples=int(counts["samples"]), correct=int(counts["correct"]),
             agree={p: int(counts[f"agree/{p}"]) for p in self.protocols},
             robust={p: int(counts[f"correct/{p}"]) for p, (_, worst) in self._resolved.items() if worst},
+            outcomes={"index": rows["index"].long(), "correct": rows["correct"].bool(),
+                      **{f"agree_{p}": rows[f"agree/{p}"].bool() for p in self.protocols},
+                      **{f"robust_{p}": rows[f"correct/{p}"].bool()
+                         for p, (_, worst) in self._resolved.items() if worst}},
         )
         if self.curve_offsets is not None and report.samples:
             side = len(self.curve_offsets)

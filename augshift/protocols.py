@@ -41,13 +41,13 @@ and one `register_protocol` call; every list of protocol names, the command line
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
-
-import torch  # noqa: F401  (the examples use it)
-from torch import Tensor
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .errors import UsageError
 from .views import FULL, CropProtocol, FractionalProtocol, Geometry, Protocol, ShiftProtocol, offsets_to
+
+if TYPE_CHECKING:  # importing the registry (the command line's --protocols) does not import torch
+    from torch import Tensor
 
 __all__ = ["Protocol", "register_protocol"]  # a new kind: subclass Protocol, register it by name
 
@@ -240,6 +240,7 @@ def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> t
         ``((dx_a, dy_a), (dx_b, dy_b))``, four (N,) tensors, keyed by the protocol's salt, ``seed`` and the indices.
 
     Examples:
+        >>> import torch
         >>> (a, b) = pair_offsets("random", torch.arange(3), Geometry(32, 32, max_shift=4, mode="zeros"), seed=0)
         >>> all(v.abs().max() <= 4 for v in (*a, *b))
         True

@@ -43,7 +43,10 @@ def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
 class ConsistencyReport:
     """Counts of one evaluation, by name: ``samples``, ``correct``, ``agree`` (protocol -> images whose views agree),
     ``robust`` (worst-case protocol -> images correct under every offset of its grid), and the curve: ``curve_*``
-    (S, S) grids indexed ``[offsets.index(dy), offsets.index(dx)]``, ``curve_offsets`` the S offsets per axis."""
+    (S, S) grids indexed ``[offsets.index(dy), offsets.index(dx)]``, ``curve_offsets`` the S offsets per axis.
+    ``outcomes``: what was counted, per sample, by count name (``index`` (N,) the dataset indices in increasing
+    order; ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>`` (N,) bool, row ``i`` of sample
+    ``index[i]``): what paired comparisons of two models on the same images need."""
 
     samples: int
     correct: int
@@ -52,6 +55,7 @@ class ConsistencyReport:
     curve_agree: Optional[Tensor] = None
     curve_correct: Optional[Tensor] = None
     curve_offsets: tuple = ()
+    outcomes: dict = field(default_factory=dict)
 
     def _percent(self, count: int) -> float:
         if self.samples == 0:

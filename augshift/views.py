@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import KW_ONLY, dataclass
-from typing import ClassVar, Optional, Union
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar, Optional, Union
 
 from .errors import UsageError
-from .shift import fractional_shift, shift
+
+if TYPE_CHECKING:  # torch is imported where views are made: the protocol registry's names come without it
+    from torch import Tensor
 
 __all__ = ["CropProtocol", "FractionalProtocol", "Geometry", "Protocol", "ShiftProtocol", "centre_crop", "crop",
            "offsets_to"]
@@ -28,7 +27,7 @@ FULL = "full"  # a shift protocol's reach: every offset of the image
 _MASK = (1 << 31) - 1
 _FRACTION_STEPS = 1 << 24  # resolution of the real-valued offsets: 2**-24 of the range
 
-Offset = Union[int, float, Tensor]  # one axis's offset: fixed (a grid's) or per image, (N,)
+Offset = Union[int, float, "Tensor"]  # one axis's offset: fixed (a grid's) or per image, (N,)
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,8 @@ def crop(images: Tensor, left: Union[int, Tensor], top: Union[int, Tensor], geom
         tensor([[ 9., 10.],
                 [13., 14.]])
     """
+    import torch
+
     n, device = len(images), images.device
     rows = torch.as_tensor(top).expand(n).to(device).view(-1, 1) + torch.arange(geometry.height, device=device)
     cols = torch.as_tensor(left).expand(n).to(device).view(-1, 1) + torch.arange(geometry.width, device=device)
@@ -274,6 +275,8 @@ class ShiftProtocol(Protocol):
         return offsets_to(min(geometry.height, geometry.width) // 2 if reach == FULL else reach)
 
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
+        from .shift import shift
+
         return shift(base, dx, dy, self.mode or geometry.mode)
 
     def check(self, geometry: Geometry) -> None:
@@ -352,6 +355,8 @@ class FractionalProtocol(Protocol):
         return FRACTIONAL_GRID
 
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
+        from .shift import fractional_shift
+
         return fractional_shift(base, dx, dy)
 
     def check(self, geometry: Geometry) -> None:

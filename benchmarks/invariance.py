@@ -31,13 +31,15 @@ from paths import RESULTS, WORK, source_of
 
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.engine import init_distributed
-from augshift.reporting.plots import plot_consistency_curves, plot_tradeoff
+from augshift.protocols import WORST
+from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
 from augshift.sweep import (
-    RunSpec, add_common_args, comparison_table, load_data, overrides, parse_model, recipe, run_or_collect, summarize,
-    summary_table,
+    RunSpec, add_common_args, comparison_table, load_data, overrides, paired_differences, parse_model, parse_row, recipe,
+    run_or_collect, split_rows, summarize, summary_table,
 )
+from augshift.sweep.matched import matched_comparisons, matched_table, row_traces
 
 MSE_WEIGHTS = (1.0, 3.0, 10.0)  # the paper's loss at three scales (the CPU ablation: more weight, more consistency)
 PRESETS = {
@@ -63,15 +65,35 @@ PAIRS = [("resnet18+augshift", "resnet18"), ("resnet18+augshift", "resnetblur18"
          ("aps_resnet18+augshift", "aps_resnet18")]
 
 
-def specs_for(models: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:
-    """One run per (seed, model); ``augshift_settings`` (weight, distance, normalize) override the library
-    defaults in the AugShift runs (a row's own ``:distance@weight`` overrides those)."""
+def equal_compute_rows(preset: dict) -> list[str]:
+    """The rows that answer "better than the plain model on the same compute?": plain resnet18 and BlurPool at
+    twice the epochs (the image-passes of an AugShift run), AugShift at half the epochs (the plain run's
+    image-passes), also at half the batch (the plain run's steps, each the size of a plain step)."""
+    epochs, batch = preset["epochs"], preset["batch_size"]
+    half = max(1, epochs // 2)
+    return [f"resnet18[epochs={2 * epochs}]", f"resnetblur18[epochs={2 * epochs}]", f"resnet18+augshift[epochs={half}]",
+            f"resnet18+augshift[epochs={half},batch={batch // 2}]"]
+
+
+def equal_compute_pairs(preset: dict) -> list[tuple[str, str]]:
+    """AugShift against the plain model (and BlurPool) on the same image-passes: AugShift's preset epochs against
+    theirs at twice the epochs, and AugShift at half the epochs (and half the batch) against their preset runs."""
+    plain2, blur2, half, half_batch = equal_compute_rows(preset)
+    return [("resnet18+augshift", plain2), ("resnet18+augshift:mse@3", plain2), ("resnet18+augshift", blur2),
+            (half, "resnet18"), (half_batch, "resnet18"), (half_batch, "resnetblur18"), (plain2, "resnet18")]
+
+
+def specs_for(rows: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:
+    """One run per (seed, row); ``augshift_settings`` (weight, distance, normalize) override the library
+    defaults in the AugShift runs (a row's own ``:distance@weight`` overrides those), and a row's own
+    ``[epochs=N,batch=N]`` the preset's recipe."""
     specs, defaults = [], AugShiftConfig(**(augshift_settings or {}))
     for seed in preset["seeds"]:
-        for model in models:
+        for row in rows:
+            model, changes = parse_row(row)
             arch, augshift = parse_model(model, defaults=defaults)
-            config = recipe(preset, seed=seed, augshift=augshift)
-            specs.append(RunSpec(f"{model}_seed{seed}", arch, config, stem=preset["stem"], label=model))
+            config = recipe(preset, seed=seed, augshift=augshift, **changes)
+            specs.append(RunSpec(f"{row}_seed{seed}", arch, config, stem=preset["stem"], label=row))
     return specs
 
 
@@ -81,6 +103,15 @@ def paper_table(dataset: str) -> str:
              "|---|---|---|"]
     lines += [f"| {model} | {acc} | {cons} |" for model, (acc, cons) in rows.items()]
     return "\n".join(lines) + "\n"
+
+
+def compare(runs: list[dict], preset: dict, protocols: tuple[str, ...]) -> dict:
+    """The comparisons of one dataset's runs: paired intervals of the last and best epochs and consistency at
+    matched accuracy (per-epoch traces, pair protocols), for `PAIRS` and the equal-compute pairs."""
+    pairs = [*PAIRS, *equal_compute_pairs(preset)]
+    pair_protocols = tuple(p for p in protocols if not p.endswith(WORST))
+    return {"paired": paired_differences(runs, pairs), "paired_best": paired_differences(runs, pairs, epoch="best"),
+            "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs}
 
 
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
@@ -108,23 +139,37 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
           "does: optimistic).\n"]
     figures: dict[str, Figure] = {}
     for dataset, block in datasets.items():
+        compared = block["compared"]
         md += [f"## {dataset} — {block['data']}\n", "### Last epoch\n", summary_table(block["summary"]),
                "\n### Best epoch\n", summary_table(block["best"]),
-               "\nDifferences (points, last epoch) with 95% intervals:\n", comparison_table(block["summary"], PAIRS),
+               "\nDifferences (points, last epoch) with 95% intervals:\n",
+               comparison_table(block["summary"], compared["pairs"], paired=compared["paired"]),
+               "\nDifferences (points, best epochs):\n",
+               comparison_table(block["best"], compared["pairs"], paired=compared["paired_best"]),
+               "\n### Consistency at matched accuracy\n",
+               "Each run's test top-1 and consistency after every epoch, compared where both rows reach the same "
+               "top-1 (interpolated along each run's trace, mean over seeds); intervals: bootstrap over the test "
+               "images.\n", matched_table(compared["matched"]),
+               f"\n![consistency at matched accuracy](consistency_at_accuracy_{dataset}.png)\n",
                "\nPaper (Islam et al. 2021, Table 2; consistency protocol of Zhang 2019) — **not this run**:\n",
                paper_table(dataset), f"\n![consistency vs shift](consistency_vs_shift_{dataset}.png)\n",
                f"![consistency vs accuracy](tradeoff_{dataset}.png)\n"]
-        figures.update(plot_figures(block["summary"], dataset, preset_name))
+        figures.update(plot_figures(block, dataset, preset_name))
     write_results(out, "results", {"command": command, "preset": preset_name, "recipe": preset,
                                    "seconds": round(seconds, 1), "datasets": datasets}, "\n".join(md), figures=figures)
 
 
-def plot_figures(summary: dict, dataset: str, preset_name: str) -> dict[str, Figure]:
-    """``consistency_vs_shift_<dataset>.png`` and ``tradeoff_<dataset>.png`` of one dataset's summary, as the
-    writer's figures."""
+def plot_figures(block: dict, dataset: str, preset_name: str) -> dict[str, Figure]:
+    """``consistency_vs_shift_<dataset>.png``, ``tradeoff_<dataset>.png`` and ``consistency_at_accuracy_<dataset>.png``
+    of one dataset's runs, as the writer's figures."""
     title = f"{dataset}, preset {preset_name} (mean over seeds)"
-    return {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, summary, title=title),
-            f"tradeoff_{dataset}.png": partial(plot_tradeoff, summary, title=title)}
+    protocols = list(dict.fromkeys(p for m in block["compared"]["matched"].values() for p in m))
+    traces = {p: {row: [trace.rates().tolist() for trace in traces]
+                  for row, traces in row_traces(block["runs"], p).items()} for p in protocols}
+    return {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, block["summary"], title=title),
+            f"tradeoff_{dataset}.png": partial(plot_tradeoff, block["summary"], title=title),
+            f"consistency_at_accuracy_{dataset}.png": partial(plot_consistency_at_accuracy, traces,
+                                                              title=f"{dataset}, preset {preset_name}")}
 
 
 def main(argv=None) -> int:
@@ -155,7 +200,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
-    models = args.models.split(",") if args.models else list(preset["models"])
+    models = split_rows(args.models) if args.models else [*preset["models"], *equal_compute_rows(preset)]
     datasets = {}
     settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
@@ -164,7 +209,8 @@ def main(argv=None) -> int:
                                  load=lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols))
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
-                                 "best": summarize(results, epoch="best"), "runs": results}
+                                 "best": summarize(results, epoch="best"), "runs": results,
+                                 "compared": compare(results, preset, args.protocols)}
             if place.main:
                 print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
     if args.shard is not None:

@@ -171,7 +171,7 @@ def run_probe(args: argparse.Namespace) -> int:
     step on CUDA, eager elsewhere); writes ``probe-<model>-g<grid>.json`` with the seconds per step and per epoch."""
     import torch
 
-    import augshift  # noqa: F401  (registers the models)
+    import augshift.models  # noqa: F401  (registers the models)
     from augshift.data import Normalization, load_split, normalize
     from augshift.engine import Trainer
     from augshift.models import create_model

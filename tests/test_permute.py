@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-import augshift  # noqa: F401  (registers the timm models)
+import augshift.models  # noqa: F401  (registers the timm models)
 from augshift.permute import ChannelPermutation, permute_channels
 
 

@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-import augshift  # noqa: F401  (registers the timm models)
+import augshift.models  # noqa: F401  (registers the timm models)
 from augshift import PooledFeatures, permute_channels
 from augshift.models.position_nets import GAPNet
 from augshift.engine import BatchSource, TrainConfig, Trainer, fit
@@ -315,7 +315,7 @@ def test_readme_python_example():
     import timm
     import torch
 
-    import augshift  # registers gapnet_resnet18, permutenet_resnet18, fcn_resnet18 with timm
+    import augshift.models  # registers gapnet_resnet18, permutenet_resnet18, fcn_resnet18 with timm
     from augshift.position import LocationCanvas, ablate_channels, rank_position_channels
 
     model = timm.create_model("gapnet_resnet18", num_classes=9)  # 3x3 location task, logits = pooled 9-channel map

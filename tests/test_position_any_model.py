@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-import augshift  # noqa: F401  (registers the timm models)
+import augshift.models  # noqa: F401  (registers the timm models)
 from augshift.errors import UsageError
 from augshift.models import create_model, default_layer
 from augshift.position import ablate_channels, attack_curve, rank_position_channels, region_masks, segmentation_scores

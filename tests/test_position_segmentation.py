@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-import augshift  # noqa: F401  (registers the timm models)
+import augshift.models  # noqa: F401  (registers the timm models)
 from augshift.position import (
     MosaicSegmentation, ablate_channels, attack_curve, mean_iou, rank_position_channels, region_masks,
     segmentation_scores,

@@ -7,7 +7,7 @@ import timm
 import torch
 from torch import nn
 
-import augshift  # noqa: F401  (registers the models)
+import augshift.models  # noqa: F401  (registers the models)
 from augshift.errors import UsageError
 from augshift.models import registry
 

@@ -74,11 +74,11 @@ def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
     spec = RunSpec("run", "resnet18", TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2)), label="r")
     scripted, states = iter([10.0, 50.0, 30.0]), {}
 
-    def scripted_accuracy(model, data, place):
+    def scripted_trace(model, data, place):
         states[len(states) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
-        return next(scripted)
+        return {"test_accuracy": next(scripted)}
 
-    monkeypatch.setattr(runs, "test_accuracy", scripted_accuracy)
+    monkeypatch.setattr(runs, "epoch_trace", scripted_trace)
     result = run_one(spec, data, tmp_path / "run", Dist(), progress=False)
     assert [row["test_accuracy"] for row in result["history"]] == [10.0, 50.0, 30.0]
     assert result["best"]["epoch"] == 2

@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-import augshift  # noqa: F401  (registers the project's timm models)
+import augshift.models  # noqa: F401  (registers the project's timm models)
 from augshift.data import Normalization
 from augshift.errors import UsageError
 from augshift.models import create_model, load_model, logits_of, pretrained_normalization, read_checkpoint

@@ -19,8 +19,9 @@ class BestEpoch:
 
     Args:
         model: the model being trained (unwrapped); its ``state_dict`` is what is kept.
-        score: ``score(model)`` -> a number, higher is better (e.g. the test top-1 %); called after every epoch on
-            every process.
+        score: ``score(model)`` -> a number, higher is better (e.g. the test top-1 %), or a dict of entries for the
+            epoch's row holding that number under ``key`` (e.g. the test top-1 and consistency); called after
+            every epoch on every process.
         key: the name of the score in the epoch's row (and in the history it is compared against).
         path: a file for the best weights (``{"identity", "epoch", "model"}``, `save_checkpoint`);
             ``None``: keep them in memory (lost when the run is interrupted).
@@ -54,14 +55,16 @@ class BestEpoch:
         self.state: Optional[dict] = None
 
     def __call__(self, epoch: int, history: list[dict]) -> dict:
-        value = self.score(self.model)
+        entries = self.score(self.model)
+        entries = entries if isinstance(entries, dict) else {self.key: entries}
+        value = entries[self.key]
         if value > max((row[self.key] for row in history), default=-math.inf):
             state = {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
             if self.path is None:
                 self.state = state
             elif self.write:
                 save_checkpoint(self.path, {"identity": self.identity, "epoch": epoch, "model": state})
-        return {self.key: value}
+        return entries
 
     def best_epoch(self, history: list[dict]) -> int:
         """The epoch (from 1) of the highest score in ``history`` (the first of equals)."""

@@ -135,6 +135,52 @@ def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "
     save_figure(fig, path)
 
 
+def plot_consistency_at_accuracy(traces: Mapping[str, Mapping[str, Sequence]], path: PathLike, *,
+                                 title: str = "") -> None:
+    """PNG: consistency against top-1 accuracy along training, one line per row (each seed's epochs, joined in
+    order), one panel per protocol: rows are compared where their lines overlap in accuracy, not where each
+    stopped.
+
+    Args:
+        traces: ``{protocol: {row: [seed trace, ...]}}``, each seed trace a sequence of ``(top-1 %, consistency %)``
+            per epoch (e.g. `augshift.sweep.matched.Trace.rates`).
+        path: the PNG file (written atomically).
+        title: the figure's title.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> traces = {"random": {"plain": [[(40.0, 70.0), (55.0, 74.0), (60.0, 76.0)]],
+        ...                      "augshift": [[(42.0, 75.0), (56.0, 80.0)], [(45.0, 76.0), (58.0, 81.0)]]}}
+        >>> plot_consistency_at_accuracy(traces, Path(tmp.name) / "matched.png")
+        >>> (Path(tmp.name) / "matched.png").is_file()
+        True
+        >>> tmp.cleanup()
+    """
+    if not traces:
+        raise ValueError("no traces to plot: give {protocol: {row: [seed traces]}}")
+    plt = pyplot()
+    rows = list(dict.fromkeys(row for by_row in traces.values() for row in by_row))
+    colors = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20").colors
+    fig, axes = plt.subplots(1, len(traces), figsize=(6.0 * len(traces), 4.6), squeeze=False)
+    for ax, (protocol, by_row) in zip(axes[0], traces.items()):
+        for row, seeds in by_row.items():
+            color = colors[rows.index(row) % len(colors)]
+            for i, seed in enumerate(seeds):
+                points = np.asarray(seed, dtype=float)
+                ax.plot(points[:, 0], points[:, 1], "-o", ms=3, lw=1.2, alpha=0.85, color=color,
+                        label=row if i == 0 else None)
+        ax.set(xlabel="top-1 accuracy % (test)", ylabel=f"consistency ({protocol}) %",
+               title=f"{protocol} protocol: one point per epoch, one line per seed")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def _ci_error(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
     """matplotlib's asymmetric error bar ``[[below], [above]]`` of ``value`` for the interval ``ci``."""
     return None if ci is None else [[value - ci[0]], [ci[1] - value]]

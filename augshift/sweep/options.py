@@ -110,7 +110,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
         seed: the run's seed.
         augshift: train with AugShift, with these options (e.g. from `parse_model`);
             ``None``: one shifted view (the default `AugShiftConfig`'s shifts).
-        **changes: other `TrainConfig` fields (e.g. ``schedule="constant"``).
+        **changes: `TrainConfig` fields set otherwise than the preset (e.g. ``schedule="constant"``, ``epochs=12``).
 
     Returns:
         The `TrainConfig`.
@@ -126,7 +126,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
     """
     keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last", "compile")
     shift = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())  # pad-4-crop
-    return TrainConfig(seed=seed, **shift, **{k: preset[k] for k in keys if k in preset}, **changes)
+    return TrainConfig(seed=seed, **shift, **{**{k: preset[k] for k in keys if k in preset}, **changes})
 
 
 def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, cache: Optional[Path] = None,

@@ -24,9 +24,10 @@ from ..config import AugShiftConfig
 from ..data.stats import Normalization
 from ..engine import BestEpoch, Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
 from ..errors import UsageError
-from ..models import create_model
-from ..protocols import PROTOCOL_FAMILY, offsets_to
+from ..models import create_model, load_model
+from ..protocols import PROTOCOL_FAMILY, WORST, offsets_to
 from ..reporting.files import write_json_atomic
+from .outcomes import pack_outcomes
 from .shards import read_result
 
 # the evaluation (fixed, whatever the training recipe): shifts of up to 4 px with a zero border for random / circular,
@@ -72,6 +73,57 @@ def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tu
         raise UsageError(f"model {name!r}: {error}; {form}") from None
 
 
+ROW_OPTIONS = {"epochs": "epochs", "batch": "batch_size"}  # a row's own recipe: ``MODEL[epochs=N,batch=N]``
+
+
+def parse_row(row: str) -> tuple[str, dict]:
+    """A benchmark row with its own recipe: ``"resnet18[epochs=12]"`` -> ``("resnet18", {"epochs": 12})``; the
+    equal-compute rows (twice the epochs, half the epochs or half the batch) are written this way.
+
+    Args:
+        row: ``MODEL`` or ``MODEL[KEY=N,...]`` with keys ``epochs`` and ``batch`` (the global batch size);
+            another form raises ``UsageError``.
+
+    Returns:
+        ``(model, changes)``: the model (`parse_model`'s form) and the `TrainConfig` fields the row changes.
+
+    Examples:
+        >>> parse_row("resnet18+augshift[epochs=3,batch=64]")
+        ('resnet18+augshift', {'epochs': 3, 'batch_size': 64})
+        >>> parse_row("resnet18")
+        ('resnet18', {})
+    """
+    model, bracket, rest = row.partition("[")
+    if not bracket:
+        return row, {}
+    form = f"row {row!r}: expected MODEL[KEY=N,...] with keys {', '.join(ROW_OPTIONS)}, e.g. resnet18[epochs=12]"
+    if not rest.endswith("]"):
+        raise UsageError(form)
+    changes = {}
+    for item in rest[:-1].split(","):
+        key, _, value = item.partition("=")
+        if key not in ROW_OPTIONS or not value.isdigit() or int(value) < 1:
+            raise UsageError(form)
+        changes[ROW_OPTIONS[key]] = int(value)
+    return model, changes
+
+
+def split_rows(text: str) -> list[str]:
+    """A ``--models`` list: split at the commas outside a row's brackets.
+
+    Examples:
+        >>> split_rows("resnet18,resnet18+augshift[epochs=3,batch=64]")
+        ['resnet18', 'resnet18+augshift[epochs=3,batch=64]']
+    """
+    rows, depth, start = [], 0, 0
+    for i, char in enumerate(text + ","):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            rows.append(text[start:i])
+            start = i + 1
+    return [row for row in rows if row]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run.
@@ -82,6 +134,9 @@ class RunSpec:
         config: the `TrainConfig`; ``config.seed`` is the seed.
         stem: the model's first layers (``standard``, or ``cifar``: the CIFAR stem).
         label: the row of the tables it belongs to (model or ablation variant); the seeds of a row share it.
+        init: the weights training starts from (fine-tuning): any checkpoint `augshift.models.load_model` reads
+            (a ``--save-model`` file, a timm ``train.py`` checkpoint, a ``save_pretrained`` folder, a state_dict);
+            ``""``: ``arch`` at random initialisation.
 
     ``to_dict()`` gives the spec as JSON values, as ``result.json`` stores it (and as a resumed run is checked).
 
@@ -96,12 +151,20 @@ class RunSpec:
     config: TrainConfig
     stem: str = "standard"
     label: str = ""
+    init: str = ""
 
     def to_dict(self) -> dict:
-        """The spec as JSON values (as ``result.json`` stores it: tuples become lists)."""
+        """The spec as JSON values (as ``result.json`` stores it: tuples become lists; ``init`` only when set)."""
         spec = {"name": self.name, "arch": self.arch, "stem": self.stem, "label": self.label,
-                "config": self.config.to_dict()}
+                "config": self.config.to_dict(), **({"init": self.init} if self.init else {})}
         return json.loads(json.dumps(spec))
+
+    def create(self, num_classes: int) -> torch.nn.Module:
+        """The run's model before training: ``init``'s weights, or ``arch`` at random initialisation."""
+        if not self.init:
+            return create_model(self.arch, num_classes, stem=self.stem)
+        return load_model(self.init, model=None if Path(self.init).is_dir() else self.arch,
+                          num_classes=num_classes).model.train()
 
 
 @dataclass
@@ -149,10 +212,19 @@ def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: 
                    batch_size=data.eval_batch_size, device=place.device, progress=progress, seed=0, **EVAL)
 
 
-def test_accuracy(model: torch.nn.Module, data: RunData, place: Dist) -> float:
-    """Top-1 % on the whole test set (no shifts; each rank a strided shard, counts summed over ranks)."""
+def epoch_trace(model: torch.nn.Module, data: RunData, place: Dist) -> dict:
+    """One point of a run's per-epoch trace: top-1 and the consistency under each pair protocol of
+    ``data.protocols`` (worst cases are left to the final evaluation: their grids cost many forwards) on the whole
+    test set, with the per-image outcomes; each rank a strided shard, counts summed over ranks.
+
+    Returns:
+        ``{"test_accuracy": %, "test_consistency_<protocol>": %, ..., "outcomes": pack_outcomes(...)}``.
+    """
     shard = torch.arange(len(data.test[0]))[place.rank::place.world]
-    return _evaluator(model, data, place, progress=False)(indices=shard, protocols=()).accuracy
+    protocols = tuple(p for p in data.protocols if not p.endswith(WORST))
+    report = _evaluator(model, data, place, progress=False)(indices=shard, protocols=protocols)
+    return {"test_accuracy": report.accuracy,
+            **{f"test_consistency_{p}": report.consistency(p) for p in protocols}, "outcomes": pack_outcomes(report)}
 
 
 def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
@@ -172,7 +244,8 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
     Returns:
         `ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
         (``samples``, ``accuracy``, ``consistency_<protocol>``... with ``_ci95`` intervals), its integer
-        ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), and with a curve
+        ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), the same per image
+        as ``outcomes`` (`pack_outcomes`), and with a curve
         ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
 
     Examples:
@@ -195,6 +268,7 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
     out["counts"] = {"samples": report.samples, "correct": report.correct,
                      **{f"agree_{k}": v for k, v in report.agree.items()},
                      **{f"robust_{k}": v for k, v in report.robust.items()}}
+    out["outcomes"] = pack_outcomes(report)
     if data.curve_size:
         curve = evaluate(indices=torch.arange(min(data.curve_size, len(data.test[0])))[place.rank::place.world],
                          protocols=(), curve_offsets=CURVE_OFFSETS).to_dict()
@@ -221,8 +295,10 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
 
     Returns:
         The result: the spec (`RunSpec.to_dict`), ``world_size``, ``device``, ``data``, ``normalization``,
-        ``train_seconds``, ``eval_seconds``, ``history`` (`fit`'s rows), the last epoch's
-        metrics (`evaluate_model`) and ``best`` (the best epoch's ``epoch`` and metrics).
+        ``train_seconds``, ``image_passes`` (`image_passes`: the training cost), ``eval_seconds``, ``history``
+        (`fit`'s rows, each with the epoch's trace, `epoch_trace`: test top-1, consistency under the pair protocols
+        and their per-image outcomes), the last epoch's metrics (`evaluate_model`) and ``best`` (the best epoch's
+        ``epoch`` and metrics).
 
     Examples:
         >>> import tempfile
@@ -250,7 +326,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
                             normalization=data.normalization, place=place, hflip=config.hflip,
                             drop_last=config.compile)
     torch.manual_seed(config.seed)
-    model = create_model(spec.arch, data.num_classes, stem=spec.stem).to(device)
+    model = spec.create(data.num_classes).to(device)
     wrap = None
     if place.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -258,7 +334,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
         wrap = partial(DistributedDataParallel, device_ids=[device.index] if device.type == "cuda" else None)
     trainer = Trainer(model, config, steps_per_epoch=batches.steps, wrap=wrap, generator=torch.Generator(device=device))
     desc = f"{spec.name} ({place.world} proc)" if place.world > 1 else spec.name
-    best = BestEpoch(model, lambda net: test_accuracy(net, data, place), path=run_dir / "best.pt", write=place.main,
+    best = BestEpoch(model, lambda net: epoch_trace(net, data, place), path=run_dir / "best.pt", write=place.main,
                      identity=spec.to_dict())
     history = fit(trainer, batches.source(), place=place, checkpoint=run_dir / "checkpoint.pt",
                   identity=spec.to_dict(), progress=progress, desc=desc, after_epoch=best)
@@ -272,6 +348,7 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
     result = {**spec.to_dict(), "world_size": place.world, "device": place.device, "data": data.description,
               "normalization": data.normalization.to_dict(),
               "train_seconds": round(sum(row["seconds"] for row in history), 1),
+              "image_passes": image_passes(config, batches.steps, len(data.train[0])),
               "eval_seconds": round(time.perf_counter() - began, 1), "history": history, **metrics,
               "best": {"epoch": best_epoch, **best_metrics}}
     if place.main:
@@ -281,6 +358,24 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
               f"{best_epoch})", flush=True)
     barrier()
     return result
+
+
+def image_passes(config: TrainConfig, steps: int, train_images: int) -> int:
+    """The training cost of a recipe in image-passes: images through the model (forward and backward) over all
+    epochs; an AugShift step passes each image twice (two views).
+
+    Args:
+        config: the recipe (``epochs``, ``batch_size``, ``compile`` (the last partial batch dropped), ``augshift``).
+        steps: steps per epoch.
+        train_images: images in the training set.
+
+    Examples:
+        >>> augshift = TrainConfig(epochs=2, batch_size=128, shift=AugShiftConfig(), augshift=True)
+        >>> image_passes(TrainConfig(epochs=2, batch_size=128), 8, 1000), image_passes(augshift, 8, 1000)
+        (2000, 4000)
+    """
+    per_epoch = steps * config.batch_size if config.compile else train_images
+    return config.epochs * per_epoch * (2 if config.augshift else 1)
 
 
 def _run_list(specs: Sequence[RunSpec], data: RunData, work: Path, device: str, threads: int) -> list[dict]:

@@ -1,14 +1,16 @@
 """Summaries of finished runs: per row, mean and spread over seeds with pooled 95% intervals, and the
-differences between rows with Newcombe intervals, as dicts and markdown."""
+differences between rows with paired intervals (the same test images and views for every row; Newcombe's
+unpaired interval for results without per-image outcomes), as dicts and markdown."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..errors import UsageError
-from ..intervals import difference_ci, proportion_ci
+from ..intervals import difference_ci, paired_difference_ci, proportion_ci
 from ..protocols import ALL_PROTOCOLS, WORST_PROTOCOLS
+from .outcomes import unpack_outcomes
 
 # each reported metric and the count in a run's result it is the percentage of
 METRICS = {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in ALL_PROTOCOLS},
@@ -32,7 +34,8 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
         ``{label: row}``, each row with ``seeds``, and per metric of `METRICS` ``<metric>`` (mean),
         ``<metric>_std``, ``<metric>_ci95`` (pooled Wilson interval), ``<metric>_per_seed`` and ``<metric>_counts``
         (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
-        have them; ``train_seconds`` (mean); and ``best_epoch`` with ``epoch="best"``.
+        have them; ``train_seconds`` and ``image_passes`` (means: the training cost); and ``best_epoch`` with
+        ``epoch="best"``.
 
     Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
@@ -75,8 +78,63 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
         if "curve_offsets" in runs[0]:
             row["curve_offsets"] = runs[0]["curve_offsets"]
         row["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
+        if all("image_passes" in r for r in runs):
+            row["image_passes"] = float(np.mean([r["image_passes"] for r in runs]))
         summary[label] = row
     return summary
+
+
+def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]], *, epoch: str = "last") -> dict:
+    """For each pair of rows ``(a, b)``, each metric's difference ``a - b`` with its paired 95% interval over the test
+    images (`paired_difference_ci`: seed ``s`` of ``a`` against seed ``s`` of ``b``, on the same images and
+    views) and, for reference, Newcombe's unpaired interval of the pooled counts.
+
+    Args:
+        results: finished runs' results (`run_one`) with per-image ``outcomes``; runs of one ``label`` are
+            the seeds of one row. A pair without outcomes, without common seeds or naming a missing row is left out.
+        pairs: ``(a, b)`` label pairs.
+        epoch: ``"last"`` or ``"best"`` (each run's best epoch's outcomes).
+
+    Returns:
+        ``{"a − b": {metric: {"difference", "paired_ci95", "unpaired_ci95", "seeds"}}}`` (points).
+
+    Examples:
+        >>> import torch
+        >>> from augshift.report import ConsistencyReport
+        >>> from augshift.sweep.outcomes import pack_outcomes
+        >>> def result(label, bits):  # a finished run's result.json, reduced to what is compared
+        ...     report = ConsistencyReport(len(bits), sum(bits), {}, outcomes={
+        ...         "index": torch.arange(len(bits)), "correct": torch.tensor(bits, dtype=torch.bool)})
+        ...     return {"label": label, "config": {"seed": 0}, "outcomes": pack_outcomes(report),
+        ...             "counts": {"samples": len(bits), "correct": sum(bits)}}
+        >>> results = [result("a", [1, 1, 1, 0, 1, 0, 1, 1]), result("b", [1, 1, 0, 0, 1, 0, 1, 0])]
+        >>> cell = paired_differences(results, [("a", "b")])["a − b"]["accuracy"]
+        >>> round(cell["difference"], 1), [round(v, 1) for v in cell["paired_ci95"]], cell["seeds"]
+        (25.0, [-7.1, 57.1], [0])
+    """
+    if epoch not in EPOCHS:
+        raise ValueError(f"epoch must be one of {EPOCHS}, got {epoch!r}")
+    rows: dict[str, dict[int, dict]] = {}
+    for result in results:
+        run = result if epoch == "last" else result.get("best", {})
+        rows.setdefault(result["label"], {})[result["config"]["seed"]] = run
+    out = {}
+    for a, b in pairs:
+        seeds = sorted(set(rows.get(a, {})) & set(rows.get(b, {})))
+        runs_a, runs_b = [rows[a][s] for s in seeds], [rows[b][s] for s in seeds]
+        if not seeds or not all("outcomes" in run for run in (*runs_a, *runs_b)):
+            continue
+        bits_a, bits_b = [unpack_outcomes(r["outcomes"]) for r in runs_a], [unpack_outcomes(r["outcomes"]) for r in runs_b]
+        cells = {}
+        for metric, count in METRICS.items():
+            if not all(count in bits for bits in (*bits_a, *bits_b)):
+                continue
+            difference, low, high = paired_difference_ci([x[count] for x in bits_a], [x[count] for x in bits_b])
+            pooled = [sum(r["counts"][key] for r in runs) for runs in (runs_a, runs_b) for key in (count, "samples")]
+            cells[metric] = {"difference": difference, "paired_ci95": [low, high],
+                             "unpaired_ci95": list(difference_ci(*pooled)), "seeds": seeds}
+        out[f"{a} − {b}"] = cells
+    return out
 
 
 def reported_metrics(summary: dict) -> list[str]:
@@ -107,7 +165,8 @@ def summary_table(summary: dict) -> str:
         summary: a `summarize` result; the columns are its `reported_metrics`.
 
     Returns:
-        The table, one row per label, with the number of seeds and the mean training seconds per run.
+        The table, one row per label, with the number of seeds and the training cost: mean seconds per run and,
+        when the runs record them, image-passes per run (millions; AugShift passes each image twice).
 
     Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
@@ -123,29 +182,34 @@ def summary_table(summary: dict) -> str:
     """
     metrics = reported_metrics(summary)
     best = all("best_epoch" in row for row in summary.values())
+    passes = all("image_passes" in row for row in summary.values())
     lines = ["| model | seeds | " + " | ".join(f"{_header(m)} %" for m in metrics)
-             + (" | best epoch" if best else "") + " | train s/run |",
-             "|---|---|" + "---|" * (len(metrics) + 1 + best)]
+             + (" | best epoch" if best else "") + (" | image-passes (M)" if passes else "") + " | train s/run |",
+             "|---|---|" + "---|" * (len(metrics) + 1 + best + passes)]
     for label, row in summary.items():
         cells = []
         for metric in metrics:
             lo, hi = row[f"{metric}_ci95"]
             cells.append(f"{row[metric]:.2f} ± {row[f'{metric}_std']:.2f} [{lo:.1f}, {hi:.1f}]")
         cells += [",".join(map(str, row["best_epoch"]))] if best else []
+        cells += [f"{row['image_passes'] / 1e6:.2f}"] if passes else []
         lines.append(f"| {label} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
+def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]], *, paired: Optional[dict] = None) -> str:
     """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals.
 
     Args:
         summary: a `summarize` result; the columns are its `reported_metrics`.
         pairs: ``(a, b)`` label pairs to compare; a pair naming a label the summary lacks is left out.
+        paired: `paired_differences` of the same runs: the intervals are then the paired ones (the same test
+            images and views for both rows), for the pairs and metrics it holds; the rest keep Newcombe's
+            unpaired interval of the pooled counts, marked ``(u)``.
 
     Returns:
-        The table, one row per pair: the difference of the means and its Newcombe 95% interval (pooled counts),
-        marked ``*`` when the interval excludes 0.
+        The table, one row per pair: the difference of the means and its 95% interval, marked ``*`` when the
+        interval excludes 0.
 
     Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
@@ -157,7 +221,7 @@ def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
         | comparison | Δ top-1 |
         |---|---|
         | a − b | +18.00 [+5.7, +29.6] * |
-        * the 95% interval excludes 0 (pooled over seeds; seed-to-seed spread not included).
+        * the 95% interval excludes 0; intervals unpaired (Newcombe), pooled over seeds; seed-to-seed spread not included.
     """
     metrics = reported_metrics(summary)
     lines = ["| comparison | " + " | ".join(f"Δ {_header(m)}" for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
@@ -166,9 +230,16 @@ def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]]) -> str:
             continue
         cells = []
         for metric in metrics:
-            lo, hi = difference_ci(*summary[a][f"{metric}_counts"], *summary[b][f"{metric}_counts"])
+            cell = (paired or {}).get(f"{a} − {b}", {}).get(metric)
+            if cell is not None:
+                (lo, hi), kind = cell["paired_ci95"], ""
+            else:
+                (lo, hi) = difference_ci(*summary[a][f"{metric}_counts"], *summary[b][f"{metric}_counts"])
+                kind = " (u)" if paired else ""
             d = summary[a][metric] - summary[b][metric]
             mark = " *" if lo > 0 or hi < 0 else ""
-            cells.append(f"{d:+.2f} [{lo:+.1f}, {hi:+.1f}]{mark}")
+            cells.append(f"{d:+.2f} [{lo:+.1f}, {hi:+.1f}]{mark}{kind}")
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n* the 95% interval excludes 0 (pooled over seeds; seed-to-seed spread not included).\n"
+    kinds = ("paired over the same test images and views (seed s against seed s); (u): unpaired (Newcombe), for "
+             "results without per-image outcomes" if paired else "unpaired (Newcombe), pooled over seeds")
+    return "\n".join(lines) + f"\n* the 95% interval excludes 0; intervals {kinds}; seed-to-seed spread not included.\n"
