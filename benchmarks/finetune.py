@@ -30,7 +30,6 @@ from augshift.config import AugShiftConfig
 from augshift.engine import init_distributed
 from augshift.errors import UsageError
 from augshift.models import load_model
-from augshift.protocols import WORST
 from augshift.reporting.files import write_json_atomic
 from augshift.reporting.plots import plot_consistency_at_accuracy
 from augshift.reporting.provenance import command_line
@@ -124,10 +123,11 @@ def main(argv=None) -> int:
     source = args.data or source_of(preset["datasets"][0])
     out = Path(args.out) if args.out else RESULTS / "finetune" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "finetune" / args.preset
-    data = load_data(source, preset, cache=work / "cache", protocols=args.protocols)
+    data = load_data(source, preset, cache=work / "cache", protocols=args.protocols,
+                     trace_protocols=args.trace_protocols)
     if loaded.normalization is not None:
         data = replace(data, normalization=loaded.normalization)
-    pair_protocols = tuple(p for p in args.protocols if not p.endswith(WORST))
+    pair_protocols = data.traced()
     if not pair_protocols:
         raise UsageError("the fine-tuning comparison needs a pair protocol in --protocols (e.g. random)")
     start = start_point(args.checkpoint, arch, data, place, work / "start.json")

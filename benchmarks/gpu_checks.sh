@@ -15,9 +15,8 @@
 #     plan.json); the table under the whole protocol family, last and best epoch, 95% intervals, the epochs and the
 #     device (results.md / results.json);
 #  3. the CUDA tests, if a minute is left.
-# It carries what the offline GPU machine lacks, in two git-ignored folders of the checkout:
-#   .whl/       wheels of datasets 5.2.0, dill 0.4.1 and multiprocess 0.70.19 (python 3.12)
-#   .gpu_data/  cifar10/{train,test}-00000-of-00001.parquet
+# The machine needs no internet: what it lacks comes from a folder of wheels and the data from a local folder
+# (WHEELS, default wheels/; CIFAR10, default data/cifar10; see gpu_setup.sh for the recipe).
 # $OUT gets log.txt, throughput.md, table2.md, plan.json and results.tar.gz (every result file of the run).
 set -u
 START=$(date +%s)
@@ -29,14 +28,14 @@ mkdir -p "$work"
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
     echo "== 2-GPU NCCL check" >>"$log"
-    timeout 90 python3 benchmarks/time_budget.py nccl --data .gpu_data/cifar10 --out "$work/nccl" >>"$log" 2>&1
+    timeout 90 python3 benchmarks/time_budget.py nccl --data "$CIFAR10" --out "$work/nccl" >>"$log" 2>&1
 fi
 echo "== throughput" >>"$log"
 timeout 240 python3 benchmarks/throughput.py --device cuda --models resnet18,resnetblur18,resnet18+augshift \
     --paths fast,compiled --steps 40 --warmup 3 --concurrency 5 --out "$work/throughput" >>"$log" 2>&1
 echo "== Table 2, CIFAR-10, seed 0, epochs chosen from the throughput ($(left) s left)" >>"$log"
 timeout $(($(left) - 20)) python3 benchmarks/time_budget.py table2 --budget $(($(left) - 80)) \
-    --throughput "$work/throughput/results.json" --data .gpu_data/cifar10 --out "$work/table2" >>"$log" 2>&1
+    --throughput "$work/throughput/results.json" --data "$CIFAR10" --out "$work/table2" >>"$log" 2>&1
 if [ "$(left)" -gt 70 ]; then
     echo "== CUDA tests" >>"$log"
     timeout $(($(left) - 15)) python3 -m pytest -q -m "not slow" -k cuda -p no:cacheprovider tests >"$work/tests.txt" 2>&1

@@ -9,8 +9,8 @@
 # test accuracy (the training curve), last and best epoch with 95% intervals, the per-cell maps; table1.md collects
 # them next to the paper's numbers with the epochs.
 #
-# Needs the same git-ignored folders as gpu_checks.sh (.whl/ wheels of datasets 5.2.0, dill 0.4.1,
-# multiprocess 0.70.19 for python 3.12; .gpu_data/cifar10/{train,test}-00000-of-00001.parquet).
+# Needs what gpu_checks.sh needs: the wheels the machine lacks (WHEELS, default wheels/) and the CIFAR-10 parquet
+# folder (CIFAR10, default data/cifar10); see gpu_setup.sh.
 # $OUT gets log.txt, table1.md, plan.json and results.tar.gz (every result file: JSON, markdown, curves, maps).
 set -u
 START=$(date +%s)
@@ -20,7 +20,7 @@ source "$(dirname "$0")/gpu_setup.sh"
 work=/tmp/gpu-results
 mkdir -p "$work"
 left=$((BUDGET - ($(date +%s) - START) - 30))
-timeout "$left" python3 benchmarks/time_budget.py table1 --budget "$((left - 20))" --data .gpu_data/cifar10 \
+timeout "$left" python3 benchmarks/time_budget.py table1 --budget "$((left - 20))" --data "$CIFAR10" \
     --out "$work" >>"$log" 2>&1
 cp "$work/table1/table1.md" "$OUT/table1.md" 2>/dev/null
 cp "$work/plan.json" "$OUT/plan.json" 2>/dev/null

@@ -22,15 +22,18 @@ and ``tradeoff_<dataset>.png`` (consistency against accuracy) under ``--out``; r
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
+import time_budget
 from paths import RESULTS, WORK, source_of
 
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.engine import init_distributed
+from augshift.errors import UsageError
 from augshift.protocols import WORST
 from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
@@ -111,7 +114,8 @@ def compare(runs: list[dict], preset: dict, protocols: tuple[str, ...]) -> dict:
     pairs = [*PAIRS, *equal_compute_pairs(preset)]
     pair_protocols = tuple(p for p in protocols if not p.endswith(WORST))
     return {"paired": paired_differences(runs, pairs), "paired_best": paired_differences(runs, pairs, epoch="best"),
-            "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs}
+            "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs,
+            "trace_protocols": list(pair_protocols)}
 
 
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
@@ -140,7 +144,13 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
     figures: dict[str, Figure] = {}
     for dataset, block in datasets.items():
         compared = block["compared"]
-        md += [f"## {dataset} — {block['data']}\n", "### Last epoch\n", summary_table(block["summary"]),
+        budget = block.get("time_budget")
+        md += [f"## {dataset} — {block['data']}\n",
+               *([f"Length chosen for a time budget of {budget['minutes']:g} min on this machine: **{budget['epochs']}** "
+                  f"epochs (at most the preset's {preset['epochs']}; estimated {budget['estimated_minutes']} min from "
+                  f"the training steps and evaluations measured first, {budget['measured_seconds']} s).\n"]
+                 if budget else []),
+               "### Last epoch\n", summary_table(block["summary"]),
                "\n### Best epoch\n", summary_table(block["best"]),
                "\nDifferences (points, last epoch) with 95% intervals:\n",
                comparison_table(block["summary"], compared["pairs"], paired=compared["paired"]),
@@ -160,16 +170,39 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
 
 
 def plot_figures(block: dict, dataset: str, preset_name: str) -> dict[str, Figure]:
-    """``consistency_vs_shift_<dataset>.png``, ``tradeoff_<dataset>.png`` and ``consistency_at_accuracy_<dataset>.png``
-    of one dataset's runs, as the writer's figures."""
+    """``consistency_vs_shift_<dataset>.png``, ``tradeoff_<dataset>.png`` and (runs with per-epoch traces)
+    ``consistency_at_accuracy_<dataset>.png`` of one dataset's runs, as the writer's figures."""
     title = f"{dataset}, preset {preset_name} (mean over seeds)"
-    protocols = list(dict.fromkeys(p for m in block["compared"]["matched"].values() for p in m))
+    figures = {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, block["summary"], title=title),
+               f"tradeoff_{dataset}.png": partial(plot_tradeoff, block["summary"], title=title)}
+    if "compared" not in block:  # results written before runs kept their per-epoch traces
+        return figures
     traces = {p: {row: [trace.rates().tolist() for trace in traces]
-                  for row, traces in row_traces(block["runs"], p).items()} for p in protocols}
-    return {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, block["summary"], title=title),
-            f"tradeoff_{dataset}.png": partial(plot_tradeoff, block["summary"], title=title),
-            f"consistency_at_accuracy_{dataset}.png": partial(plot_consistency_at_accuracy, traces,
-                                                              title=f"{dataset}, preset {preset_name}")}
+                  for row, traces in row_traces(block["runs"], p).items()} for p in block["compared"]["trace_protocols"]}
+    figures[f"consistency_at_accuracy_{dataset}.png"] = partial(plot_consistency_at_accuracy, traces,
+                                                                 title=f"{dataset}, preset {preset_name}")
+    return figures
+
+
+def fit_time_budget(args: argparse.Namespace, preset: dict, work: Path, load, rows, settings: dict, *, device: str,
+                    workers: int) -> dict:
+    """The preset at the most epochs that fit ``--time-budget`` (`time_budget.plan_preset`, its share for one
+    dataset), planned once per work folder (``time_budget.json``: a resumed run, a shard and ``--collect`` reuse
+    the plan); the plan is recorded in the preset (``time_budget``)."""
+    from augshift.reporting.files import write_json_atomic
+
+    path, minutes = work / "time_budget.json", args.time_budget / len(preset["datasets"])
+    plan = json.loads(path.read_text()) if path.is_file() else None
+    if plan is None or plan["minutes"] != minutes:
+        if args.collect:
+            raise UsageError(f"{work} holds no plan for --time-budget {args.time_budget}: run the sweep first")
+        plan = time_budget.plan_preset(lambda epochs: specs_for(rows({**preset, "epochs": epochs}),
+                                                                {**preset, "epochs": epochs}, settings),
+                                       load(), device, minutes=minutes, cap=preset["epochs"], workers=workers)
+        write_json_atomic(path, plan)
+    print(f"time budget: {minutes:g} min -> {plan['epochs']} epochs (of at most {preset['epochs']}; estimated "
+          f"{plan['estimated_minutes']} min)", flush=True)
+    return {**preset, "epochs": plan["epochs"], "time_budget": plan}
 
 
 def main(argv=None) -> int:
@@ -185,6 +218,10 @@ def main(argv=None) -> int:
     parser.add_argument("--weight", type=float, default=None, help="AugShift consistency weight (default: the library's)")
     parser.add_argument("--distance", choices=DISTANCES, default=None, help="AugShift distance")
     parser.add_argument("--normalize", action="store_true", default=None, help="AugShift: L2-normalise the features first")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                        help="run the preset at the most epochs (at most its own) that fit MINUTES on this machine: "
+                             "each recipe's training step and evaluation are measured first on the data; the budget "
+                             "and the chosen length are recorded in the results (each dataset gets an equal share)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
@@ -200,17 +237,24 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
-    models = split_rows(args.models) if args.models else [*preset["models"], *equal_compute_rows(preset)]
+    rows = lambda preset: split_rows(args.models) if args.models else [  # noqa: E731
+        *preset["models"], *equal_compute_rows(preset)]
     datasets = {}
     settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
         source = sources.get(dataset) or source_of(dataset)
-        results = run_or_collect(specs_for(models, preset, settings), args, work / dataset, place, devices=devices,
-                                 load=lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols))
+        load = lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols,  # noqa: E731
+                                 trace_protocols=args.trace_protocols)
+        chosen = preset if args.time_budget is None else fit_time_budget(
+            args, preset, work / dataset, load, rows, settings, device=devices[0] if devices else place.device,
+            workers=max(1, len(devices)))
+        results = run_or_collect(specs_for(rows(chosen), chosen, settings), args, work / dataset, place,
+                                 devices=devices, load=load)
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results,
-                                 "compared": compare(results, preset, args.protocols)}
+                                 "compared": compare(results, chosen, args.trace_protocols or args.protocols),
+                                 **({"time_budget": chosen["time_budget"]} if "time_budget" in chosen else {})}
             if place.main:
                 print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))
     if args.shard is not None:

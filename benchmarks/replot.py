@@ -25,7 +25,7 @@ def figures_of(results: dict, path: Path) -> dict[str, Figure]:
     """The plots of a benchmark's saved ``results.json`` (read from ``path``), as the writer's figures."""
     if "datasets" in results:
         return {name: draw for dataset, block in results["datasets"].items()
-                for name, draw in invariance.plot_figures(block["summary"], dataset, results["preset"]).items()}
+                for name, draw in invariance.plot_figures(block, dataset, results["preset"]).items()}
     if "summary" in results:
         return ablation.plot_figures(results["summary"], results["preset"])
     if "rows" in results:

@@ -27,13 +27,17 @@ import math
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable, Sequence
 
 HERE = Path(__file__).resolve().parent
 TABLE2_MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3", "resnetblur18+augshift")
 TABLE1_ORDER = (("location", 3), ("class", 3), ("location", 7), ("class", 7))  # each: PermuteNet first, then GAPNet
 IMAGES, TEST_IMAGES = 50_000, 10_000
 FORWARD_SHARE = 1 / 3  # a forward is about a third of a training step's work
+TRACE_PROTOCOLS = ("random", "circular")  # the per-epoch trace of the budgeted Table 2 (the final evaluation: all)
+TRACE_FORWARDS = 1 + 2 * len(TRACE_PROTOCOLS)  # per test image and epoch: the image and each protocol's two views
 
 
 def aggregate_rates(throughput: dict) -> dict[str, float]:
@@ -66,8 +70,9 @@ def table2_epochs(rates: dict[str, float], models: list[str], budget_s: float, *
                   cap: int = 200) -> tuple[int, float]:
     """``(epochs, seconds per epoch)``: the most epochs (at most ``cap``, at least 1) of all ``models`` sharing the
     device that fit ``budget_s`` after ``fixed_s`` (compilation and the final evaluations). An epoch of all models
-    takes their summed work at each one's aggregate rate, plus the per-epoch test accuracy of each."""
-    per_epoch = sum((IMAGES + FORWARD_SHARE * TEST_IMAGES) / model_rate(m, rates) for m in models)
+    takes their summed work at each one's aggregate rate, plus each one's per-epoch trace (top-1 and consistency
+    under `TRACE_PROTOCOLS` on the test set)."""
+    per_epoch = sum((IMAGES + FORWARD_SHARE * TRACE_FORWARDS * TEST_IMAGES) / model_rate(m, rates) for m in models)
     return max(1, min(cap, math.floor((budget_s - fixed_s) / per_epoch))), per_epoch
 
 
@@ -88,8 +93,91 @@ def run_table2(args: argparse.Namespace) -> int:
     devices = ",".join([args.device] * len(models))
     command = [sys.executable, str(HERE / "invariance.py"), "--preset", "paper", "--datasets", "cifar10",
                "--data", f"cifar10={args.data}", "--seeds", "0", "--epochs", str(epochs), "--models", ",".join(models),
+               "--trace-protocols", ",".join(TRACE_PROTOCOLS),
                "--devices", devices, "--workdir", str(Path(args.workdir) / "table2"), "--out", str(Path(args.out))]
     return subprocess.run(command, timeout=max(60, args.budget - (time.time() - args.started))).returncode
+
+
+def longest_fitting(cost: Callable[[int], float], budget_s: float, cap: int) -> int:
+    """The most epochs ``E`` in ``[1, cap]`` whose estimated ``cost(E)`` seconds fit ``budget_s`` (1 when none
+    does); ``cost`` grows with ``E``."""
+    fitting = [epochs for epochs in range(1, cap + 1) if cost(epochs) <= budget_s]
+    return max(fitting, default=1)
+
+
+def measure_preset(specs: Sequence, data, device: str, *, steps: int = 4, warmup: int = 1,
+                   sample: int = 64) -> dict:
+    """What the runs of a preset cost on this machine, measured on its data: seconds per training step of each
+    distinct recipe (architecture, AugShift or not, batch), and seconds per test image of each architecture's
+    per-epoch trace and final evaluation (last and best epoch: twice), timed on ``sample`` test images with the
+    model at its initial weights (evaluation costs do not depend on the weights)."""
+    import torch
+    from throughput import time_engine
+
+    from augshift.engine import Dist, TensorBatches, Trainer
+    from augshift.models import create_model
+    from augshift.sweep.runs import epoch_trace, evaluate_model
+
+    place, measured = Dist(device=device), {"step_seconds": {}, "trace_seconds_per_image": {},
+                                            "evaluation_seconds_per_image": {}}
+    n = min(sample, len(data.test[0]))
+    subset = replace(data, test=(data.test[0][:n], data.test[1][:n]),
+                     curve_size=round(data.curve_size * n / len(data.test[0])))
+    for spec in specs:
+        key, config = recipe_key(spec), spec.config
+        if key in measured["step_seconds"]:
+            continue
+        batches = TensorBatches(*(t.to(device) for t in data.train), batch_size=config.batch_size, seed=0,
+                                normalization=data.normalization, hflip=config.hflip, drop_last=config.compile)
+        model = create_model(spec.arch, data.num_classes, stem=spec.stem).to(device)
+        trainer = Trainer(model, config.replace(epochs=1000), steps_per_epoch=batches.steps,
+                          generator=torch.Generator(device=device))
+        measured["step_seconds"][key] = time_engine(trainer, batches, steps=steps, warmup=warmup, device=device) / steps
+        if spec.arch not in measured["trace_seconds_per_image"]:
+            began = time.perf_counter()
+            epoch_trace(model, subset, place)
+            measured["trace_seconds_per_image"][spec.arch] = (time.perf_counter() - began) / n
+            began = time.perf_counter()
+            evaluate_model(model, subset, place, progress=False)
+            measured["evaluation_seconds_per_image"][spec.arch] = 2 * (time.perf_counter() - began) / n
+    return measured
+
+
+def recipe_key(spec) -> str:
+    """A training recipe's cost key: architecture, AugShift or not, batch size."""
+    return f"{spec.arch}{'+augshift' if spec.config.augshift else ''}@{spec.config.batch_size}"
+
+
+def preset_seconds(specs: Sequence, measured: dict, train_images: int, test_images: int) -> float:
+    """The estimated seconds of ``specs`` from `measure_preset`'s measurements: each run's steps at its recipe's
+    step time, its per-epoch traces and its final evaluations."""
+    total = 0.0
+    for spec in specs:
+        steps = train_images // spec.config.batch_size if spec.config.compile else math.ceil(
+            train_images / spec.config.batch_size)
+        per_epoch = steps * measured["step_seconds"][recipe_key(spec)] + \
+            test_images * measured["trace_seconds_per_image"][spec.arch]
+        total += spec.config.epochs * per_epoch + test_images * measured["evaluation_seconds_per_image"][spec.arch]
+    return total
+
+
+def plan_preset(specs_of: Callable[[int], Sequence], data, device: str, *, minutes: float, cap: int,
+                workers: int = 1) -> dict:
+    """The longest preset that fits ``minutes``: measure (`measure_preset`, on the specs of the preset at its own
+    length), then the most epochs (at most ``cap``) whose runs' estimated time, shared by ``workers`` processes
+    running side by side, fits what is left of the budget.
+
+    Returns:
+        ``{"minutes", "epochs", "estimated_minutes", "measured_seconds", "measured"}``, recorded in the results.
+    """
+    began = time.perf_counter()
+    measured = measure_preset(specs_of(cap), data, device)
+    spent = time.perf_counter() - began
+    cost = lambda epochs: preset_seconds(specs_of(epochs), measured, len(data.train[0]),  # noqa: E731
+                                         len(data.test[0])) / workers
+    epochs = longest_fitting(cost, minutes * 60 - spent, cap)
+    return {"minutes": minutes, "epochs": epochs, "estimated_minutes": round((cost(epochs) + spent) / 60, 1),
+            "measured_seconds": round(spent, 1), "measured": measured}
 
 
 def locate(model: str, task: str, grid: int, epochs: int, args: argparse.Namespace) -> list[str]:

@@ -119,7 +119,7 @@ def test_the_time_budget_plans_table2_from_measured_rates_by_hand():
     assert time_budget.model_rate("resnet18+augshift:mse@3", rates) == 40_000.0
     assert time_budget.model_rate("resnetblur18+augshift", rates) == 50_000.0 * 0.4
     models = ["resnet18", "resnetblur18+augshift"]
-    per_epoch = (50_000 + 10_000 / 3) / 100_000 + (50_000 + 10_000 / 3) / 20_000
+    per_epoch = (50_000 + 5 * 10_000 / 3) / 100_000 + (50_000 + 5 * 10_000 / 3) / 20_000  # trace: 5 forwards/image
     epochs, seconds = time_budget.table2_epochs(rates, models, 400.0, fixed_s=100.0)
     assert seconds == pytest.approx(per_epoch) and epochs == int(300 // per_epoch)
     assert time_budget.table2_epochs(rates, models, 1e9, fixed_s=0.0)[0] == 200  # the paper's length at most
@@ -141,3 +141,43 @@ def test_position_collect_lists_cells_that_did_not_run(tmp_path):
     table = (out / "table1.md").read_text()
     assert "| permutenet | resnet18_stride16 | location | 3x3 | 85.00 [" in table and "| 50000 x 3 | 78.8 |" in table
     assert "| gapnet | resnet18_stride16 | location | 3x3 | not run | not run (epoch -) | 0 x 0 | 100.0 |" in table
+
+
+def test_a_preset_under_a_time_budget_runs_the_most_epochs_that_fit_by_hand():
+    """Per run: steps x step seconds + traced test images, each epoch, and the final evaluation once."""
+    import time_budget
+
+    from augshift.config import AugShiftConfig
+    from augshift.engine import TrainConfig
+    from augshift.sweep import RunSpec
+
+    def specs(epochs):
+        return [RunSpec("a", "resnet18", TrainConfig(epochs=epochs, batch_size=100)),
+                RunSpec("b", "resnet18", TrainConfig(epochs=2 * epochs, batch_size=50, shift=AugShiftConfig(),
+                                                     augshift=True))]
+
+    measured = {"step_seconds": {"resnet18@100": 0.5, "resnet18+augshift@50": 0.4},
+                "trace_seconds_per_image": {"resnet18": 0.001}, "evaluation_seconds_per_image": {"resnet18": 0.01}}
+    # 1,000 training images, 200 test images: a: 10 steps x 0.5 + 0.2 per epoch; b: 20 x 0.4 + 0.2; evaluation 2 each
+    per_epoch = (10 * 0.5 + 0.2) + 2 * (20 * 0.4 + 0.2)
+    assert time_budget.preset_seconds(specs(3), measured, 1000, 200) == pytest.approx(3 * per_epoch + 4.0)
+    cost = lambda epochs: time_budget.preset_seconds(specs(epochs), measured, 1000, 200)  # noqa: E731
+    assert time_budget.longest_fitting(cost, 4 + 5 * per_epoch + 1, cap=20) == 5
+    assert time_budget.longest_fitting(cost, 1e9, cap=20) == 20  # the preset's length at most
+    assert time_budget.longest_fitting(cost, 1.0, cap=20) == 1   # one epoch when nothing fits
+
+
+def test_the_time_budget_is_recorded_with_the_chosen_length(tmp_path):
+    import invariance
+
+    common = ["--preset", "quick", "--data", "cifar10=shapes", "--train-limit", "64", "--eval-limit", "16",
+              "--epochs", "3", "--seeds", "0", "--curve-size", "0", "--protocols", "random", "--models", "test_resnet",
+              "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    assert invariance.main([*common, "--time-budget", "0.01"]) == 0  # 0.6 s: less than one epoch fits
+    block = json.loads((tmp_path / "out" / "results.json").read_text())["datasets"]["cifar10"]
+    assert block["time_budget"]["minutes"] == 0.01 and block["time_budget"]["epochs"] == 1
+    assert [len(run["history"]) for run in block["runs"]] == [1]
+    assert "time budget of 0.01 min on this machine: **1** epochs" in (tmp_path / "out" / "results.md").read_text()
+    plan = json.loads((tmp_path / "work" / "cifar10" / "time_budget.json").read_text())
+    assert plan["epochs"] == 1  # --collect reads the same plan back
+    assert invariance.main([*common, "--time-budget", "0.01", "--collect"]) == 0

@@ -366,6 +366,7 @@ def test_readme_commands_run_as_written(timm_train_py, image_folder, run_env, tm
     assert commands.count("--data-dir data/cifar10") == 1 and commands.count("--epochs 200") == 1
     commands = commands.replace("--data-dir data/cifar10", f"--data-dir {image_folder}")
     commands = commands.replace("--epochs 200", f"--epochs 1 --output {tmp_path / 'output'} {TEST_OPTIONS}")
+    commands = commands.replace("output/train/", "output/").replace("--epochs 10 ", "--epochs 1 ")
     (tmp_path / "train.py").symlink_to(timm_train_py)
     log = run("set -euo pipefail\n" + commands, run_env, tmp_path)
     output = tmp_path / "output"
@@ -381,8 +382,12 @@ def test_readme_commands_run_as_written(timm_train_py, image_folder, run_env, tm
     configured = check_run(output / "augshift-config", "resnet18")
     check_augshift_losses(configured)
     assert configured["options"]["augshift_weight"] == 0.5 and configured["options"]["augshift"] is True
-    assert log.count("AugShift epoch 0: criterion") == 4
-    assert log.count(f"over {VAL_SAMPLES} samples") == 5
+    plain, tuned = check_run(output / "plain", "resnet18"), check_run(output / "augshift-finetune", "resnet18")
+    assert not set(LOSS_COLUMNS) & set(plain["row"]) and tuned["options"]["initial_checkpoint"]
+    check_augshift_losses(tuned)
+    assert f"Loaded state_dict from checkpoint '{'output/plain/model_best.pth.tar'}'" in log  # the plain weights
+    assert log.count("AugShift epoch 0: criterion") == 5
+    assert log.count(f"over {VAL_SAMPLES} samples") == 7
 
 
 @pytest.mark.slow

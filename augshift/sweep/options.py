@@ -22,7 +22,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     Adds ``--workdir``, ``--out``, ``--devices``, ``--device``, ``--threads``, the preset overrides
     (``--train-size``, ``--test-size``, ``--epochs``, ``--batch-size``, ``--lr``, ``--seeds``, ``--stem``,
     ``--curve-size``, ``--precision``, ``--channels-last``, ``--compile``; ``None`` when not given, see
-    `overrides`), ``--shard I/N``, ``--collect`` and ``--protocols`` (default: the protocol family).
+    `overrides`), ``--shard I/N``, ``--collect``, ``--protocols`` (default: the protocol family) and
+    ``--trace-protocols`` (those of the per-epoch trace; default: the pair protocols of ``--protocols``).
 
     Args:
         parser: the benchmark script's parser, changed in place.
@@ -62,6 +63,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
              "then --collect writes the tables")
     add("--collect", action="store_true", help="train nothing: write the tables from the finished runs in --workdir")
     add_protocols_argument(parser, default=PROTOCOL_FAMILY)
+    add_protocols_argument(parser, "--trace-protocols", default=())
+    parser.set_defaults(trace_protocols=())
 
 
 def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") -> dict:
@@ -130,7 +133,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
 
 
 def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, cache: Optional[Path] = None,
-              protocols: tuple[str, ...] = PROTOCOL_FAMILY) -> RunData:
+              protocols: tuple[str, ...] = PROTOCOL_FAMILY, trace_protocols: tuple[str, ...] = ()) -> RunData:
     """Train subset and test set of ``source`` as in the preset, normalised with the training images' statistics.
 
     Args:
@@ -142,6 +145,7 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
         label_column: the dataset's label column (default: found by `load_split`).
         cache: a folder where decoded splits are kept.
         protocols: the consistency protocols the runs are evaluated with.
+        trace_protocols: those of the per-epoch trace (``()``: the pair protocols of ``protocols``).
 
     Returns:
         The `RunData`: ``uint8`` images (N, 3, H, W) and labels (N,) of both splits, the
@@ -163,7 +167,7 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
         open_split(source, "train"), label_column)
     description = f"{source}: {len(train[0])} train / {len(test[0])} test images, {classes} classes"
     return RunData(train, test, classes, normalization, curve_size=preset.get("curve_size", 1000),
-                   description=description, protocols=protocols)
+                   description=description, protocols=protocols, trace_protocols=trace_protocols)
 
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,

@@ -184,6 +184,8 @@ class RunData:
         eval_batch_size: images per forward in the evaluation.
         description: the data in words, recorded in each ``result.json``.
         protocols: the consistency protocols evaluated (those of `augshift.protocols`).
+        trace_protocols: the protocols of the per-epoch trace (`epoch_trace`; pair protocols only: a worst case
+            costs a forward per offset of its grid); ``()``: the pair protocols of ``protocols``.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -204,6 +206,16 @@ class RunData:
     eval_batch_size: int = 500
     description: str = ""
     protocols: tuple[str, ...] = PROTOCOL_FAMILY
+    trace_protocols: tuple[str, ...] = ()
+
+    def traced(self) -> tuple[str, ...]:
+        """The protocols of the per-epoch trace."""
+        traced = self.trace_protocols or tuple(p for p in self.protocols if not p.endswith(WORST))
+        worst = [p for p in traced if p.endswith(WORST)]
+        if worst:
+            raise UsageError(f"the per-epoch trace takes pair protocols only, not {', '.join(worst)} (a worst case "
+                             "costs a forward per offset of its grid, every epoch): name others with --trace-protocols")
+        return traced
 
 
 def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool) -> partial:
@@ -213,15 +225,15 @@ def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: 
 
 
 def epoch_trace(model: torch.nn.Module, data: RunData, place: Dist) -> dict:
-    """One point of a run's per-epoch trace: top-1 and the consistency under each pair protocol of
-    ``data.protocols`` (worst cases are left to the final evaluation: their grids cost many forwards) on the whole
+    """One point of a run's per-epoch trace: top-1 and the consistency under each protocol of `RunData.traced`
+    (pair protocols: worst cases are left to the final evaluation, their grids cost many forwards) on the whole
     test set, with the per-image outcomes; each rank a strided shard, counts summed over ranks.
 
     Returns:
         ``{"test_accuracy": %, "test_consistency_<protocol>": %, ..., "outcomes": pack_outcomes(...)}``.
     """
     shard = torch.arange(len(data.test[0]))[place.rank::place.world]
-    protocols = tuple(p for p in data.protocols if not p.endswith(WORST))
+    protocols = data.traced()
     report = _evaluator(model, data, place, progress=False)(indices=shard, protocols=protocols)
     return {"test_accuracy": report.accuracy,
             **{f"test_consistency_{p}": report.consistency(p) for p in protocols}, "outcomes": pack_outcomes(report)}
