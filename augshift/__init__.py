@@ -28,7 +28,21 @@ _EXPORTS = {
     "RandomShift": "shift", "fractional_shift": "shift", "shift": "shift",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, written out for static tools (the documentation reads this list)
+    "AugShift",
+    "AugShiftConfig",
+    "ChannelPermutation",
+    "ConsistencyLoss",
+    "PooledFeatures",
+    "RandomShift",
+    "ShiftConsistency",
+    "add_augshift_arguments",
+    "evaluate_shift_consistency",
+    "fractional_shift",
+    "loss_parts",
+    "permute_channels",
+    "shift",
+]
 
 if TYPE_CHECKING:  # what static tools (type checkers, the documentation) see
     from .augshift import AugShift, loss_parts

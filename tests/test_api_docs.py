@@ -55,6 +55,18 @@ def test_the_public_surface_is_small_and_holds_what_users_call():
     assert constants == ["augshift.integrations.evaluate.METRIC_PATH"], "constants are not API"  # evaluate.load(it)
 
 
+def test_the_lazy_top_level_exports_exactly_its_all():
+    """`augshift` imports its public names on first use: the written-out ``__all__`` and the table of where each
+    name comes from hold the same names, and each resolves to the object its module defines."""
+    import importlib
+
+    import augshift
+
+    assert sorted(augshift.__all__) == sorted(augshift._EXPORTS)
+    for name, module in augshift._EXPORTS.items():
+        assert getattr(augshift, name) is getattr(importlib.import_module(f"augshift.{module}"), name)
+
+
 def test_every_subpackage_of_augshift_is_listed():
     import pkgutil
 

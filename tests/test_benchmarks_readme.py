@@ -22,6 +22,8 @@ TINY = {  # appended to each README command: tiny sizes, temporary outputs
     "fast_path.py": "--models resnet18 --epochs 1 --train-limit 64 --eval-limit 40 --stem standard",
     "combine.py": "",
     "position.py": "--grids 3 --tasks location -- --epochs 1 --train-limit 32 --eval-limit 10",
+    "finetune.py": "--train-limit 64 --eval-limit 40 --epochs 1 --batch-size 32 --seeds 0",
+    "cli_startup.py": "--repeats 1",
 }
 
 
@@ -48,7 +50,14 @@ def test_readme_command_runs(command, tmp_path, cifar10_dir):
         words[0] = sys.executable
     tiny = shlex.split(TINY[script])
     extra = ["--out", str(tmp_path / "out")]
-    if script in ("invariance.py", "ablation.py", "fast_path.py"):
+    if script == "finetune.py":  # the checkpoint the invariance command trains: here a resnet18 saved at random init
+        import torch
+
+        from augshift.models import create_model
+
+        torch.save(create_model("resnet18", 10).state_dict(), tmp_path / "best.pt")
+        words[words.index("--checkpoint") + 1] = str(tmp_path / "best.pt")
+    if script in ("invariance.py", "ablation.py", "fast_path.py", "finetune.py"):
         extra += ["--workdir", str(tmp_path / "work")]
     if "--" in tiny:  # position.py: options for augshift locate go last
         cut = tiny.index("--")

@@ -1,30 +1,21 @@
 """The ``augshift`` command line: ``augshift demo``, ``augshift consistency`` and the position commands
 (``locate``, ``channels``, ``attack``).
 
-Each command group lives in its own module with ``register(subparsers)``; the parser sets ``args.run``.
-`main` is the error boundary: a user mistake (`UsageError`, a path the user named
-that is missing or unusable, a bad option) prints one line on standard error and exits with 2; anything else
-keeps its traceback.
+The parser (`.parser`) imports nothing heavy, so ``--help`` answers at once; the function that runs the command
+(``args.run``, a `.parser.Command`) is imported only when called, after parsing. `main` is the error boundary: a user
+mistake (`UsageError`, a path the user named that is missing or unusable, a bad option) prints one line on standard
+error and exits with 2; anything else keeps its traceback.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Optional, Sequence
 
 from ..errors import run_command
-from . import consistency, demo, locate, position
-from .options import Parser, check_outputs
+from .options import check_outputs
+from .parser import build_parser
 
-COMMAND_GROUPS = (demo, consistency, locate, position)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="augshift", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in COMMAND_GROUPS:
-        group.register(subparsers)
-    return parser
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,18 +1,5 @@
-"""``augshift consistency``: accuracy and shift consistency of any model on a labelled image set.
-
-Any timm model (``resnet18``), torchvision classifier (``torchvision/resnet50``) or Hugging Face ``transformers`` image
-model (``hf:<hub id or save_pretrained folder>``), with random, pretrained (``--pretrained``) or a checkpoint's
-weights, under the protocols of `augshift.protocols` (``--protocols``). Images are normalised as the weights
-were trained (what the checkpoint or the pretrained weights record), else with the evaluated images' own statistics;
-the result says which.
-
-Examples::
-
-    augshift consistency --model resnet18 --pretrained --data ./imagenet-val-folder --crop-from 256 --image-size 224 \\
-        --protocols crop,random,circular,fractional
-    augshift consistency --checkpoint run/model_best.pth.tar --data ../cifar10 --protocols random,circular_worst
-    augshift consistency --model hf:./my-vit --pretrained --data ./flowers --image-size 224
-"""
+"""``augshift consistency``: accuracy and shift consistency of any model on a labelled image set (what it does and
+its options: `augshift.cli.parser`)."""
 from __future__ import annotations
 
 import argparse
@@ -21,18 +8,16 @@ import functools
 import torch
 from torchvision.transforms.functional import center_crop
 
-from ..config import SHIFT_MODES
 from ..data import (
     Normalization, describe_split, eval_split, iterate_batches, load_split, normalize, open_split, resolve_columns,
 )
 from ..errors import UsageError
 from ..metrics import evaluate_shift_consistency
 from ..models import load_model, logits_of
-from ..protocols import PROTOCOL_FAMILY, add_protocols_argument, check_crop_options
+from ..protocols import check_crop_options
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from .common import choose_device, choose_normalization, recorded_command, write_results
-from .options import add_limit_arguments, add_normalization_arguments, add_split_arguments, whole
 
 
 def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels: torch.Tensor,
@@ -101,40 +86,3 @@ def run(args: argparse.Namespace) -> int:
                 f"{table}")
     write_results(args.out, "consistency", summary, markdown, figures=figures)
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("consistency", help="measure any model's accuracy and shift consistency",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None,
-                        help="a timm name, torchvision/<name> or hf:<hub id or folder>; if not given: what the "
-                             "checkpoint names")
-    parser.add_argument("--pretrained", action="store_true", help="the zoo's weights (needs network or cache)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="a checkpoint: plain state_dict, timm train.py file or folder, the Accelerate example's or "
-                             "a save_pretrained folder, a --save-model file")
-    parser.add_argument("--num-classes", type=whole(1), default=None,
-                        help="the head's classes (default: the checkpoint's, else the zoo's, e.g. 1000)")
-    parser.add_argument("--data", required=True,
-                        help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
-                             "layout (<split>-*.parquet) or file, or hub dataset name")
-    add_split_arguments(parser, train=False)
-    parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
-    parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
-    add_limit_arguments(parser, evaluate=("limit", None))
-    parser.add_argument("--image-size", type=whole(1), default=None,
-                        help="resize images to this size (with --crop-from: the model's input size, the crop)")
-    parser.add_argument("--crop-from", type=whole(2), default=None, metavar="N",
-                        help="resize the shorter side to N and keep the centre N x N: the larger images the crop "
-                             "protocol crops --image-size squares from (Zhang 2019: 256 for 224); accuracy and the "
-                             "other protocols use the centre crop")
-    add_normalization_arguments(parser)
-    parser.add_argument("--max-shift", type=whole(0), default=4, help="range of random, circular, reflect, fractional (px)")
-    parser.add_argument("--mode", default="zeros", choices=SHIFT_MODES, help="border of the random protocols")
-    add_protocols_argument(parser, default=PROTOCOL_FAMILY)
-    parser.add_argument("--curve-max-shift", type=whole(0), default=None, help="also the per-shift curve up to this shift")
-    parser.add_argument("--batch-size", type=whole(1), default=256)
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for consistency.json / .md / .png")
-    parser.set_defaults(run=run)

@@ -1,17 +1,5 @@
-"""``augshift demo``: train a small CNN three ways and compare accuracy and shift consistency.
-
-``plain`` (no shift augmentation), ``shift-aug`` (one randomly shifted view per image: the usual
-pad-and-crop augmentation) and ``augshift`` (two shifted views + the consistency loss), same recipe
-and seed otherwise.
-
-With no ``--data`` it runs on the embedded default (generated shapes, `augshift.data.shapes`), so it
-needs no download. ``--data`` takes a local image folder, a parquet file/folder in the hub CIFAR schema
-or a hub dataset name; it trains on ``--train-split`` and tests on ``--eval-split`` (default: test, else
-validation / val). A source without named splits (one parquet file, an image folder of class folders) is split
-deterministically: test = every 5th image, train = the others. Images are normalised with the training images'
-own statistics. Writes ``demo.json`` (naming the images of each split and the normalisation), ``demo.md`` and
-``consistency_vs_shift.png`` to ``--out``, as one unit.
-"""
+"""``augshift demo``: a small CNN trained three ways (plain, shift augmentation, AugShift), then accuracy and shift
+consistency compared (what it does and its options: `augshift.cli.parser`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +8,7 @@ import time
 
 import torch
 
-from ..config import AugShiftConfig, add_augshift_arguments
+from ..config import AugShiftConfig
 from ..data import EMBEDDED, Normalization, describe_split, eval_split, load_split
 from ..engine import TensorBatches, TrainConfig, Trainer, evaluate_classifier, fit
 from ..errors import UsageError
@@ -29,11 +17,7 @@ from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from ..shift import RandomShift
 from .common import recorded_command, write_results
-from .options import add_limit_arguments, add_split_arguments, positive_float, whole
 
-# The demo's consistency distance: mse measured best on the generated shapes (cosine: 91.5 vs 93.55 % random
-# consistency, README "Defaults"); the library default, cosine, is the one measured best on CIFAR-10.
-DEMO = AugShiftConfig(distance="mse")
 SHAPES_DESCRIPTION = "embedded default: generated shapes (augshift.data.shapes), 10 classes, 32x32"
 
 
@@ -118,26 +102,3 @@ def run(args: argparse.Namespace) -> int:
     write_results(args.out, "demo", summary, markdown.rstrip("\n"), figures=figures)
     print(f"({summary['seconds']:.0f} s)")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="train a small CNN with and without AugShift, compare shift consistency",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None,
-                        help="image folder (<split>/<class>/<image>, or <class>/<image>), parquet folder in the hub "
-                             "layout (<split>-*.parquet) or file, or hub name; a source without named splits is "
-                             "split: test = every 5th image, train = the others. Default: the embedded generated shapes")
-    add_split_arguments(parser, train=True)
-    parser.add_argument("--image-column", default=None, help="image column of --data (default: img, image, ...)")
-    parser.add_argument("--label-column", default=None, help="label column of --data (default: label, labels, ...)")
-    parser.add_argument("--out", default="augshift-demo", help="output folder (default: %(default)s)")
-    add_limit_arguments(parser, train=("train_size", 8000), evaluate=("test_size", 2000))
-    parser.add_argument("--curve-size", type=whole(1), default=500, help="test images for the per-shift curve")
-    parser.add_argument("--epochs", type=whole(1), default=8)
-    parser.add_argument("--batch-size", type=whole(1), default=128)
-    parser.add_argument("--lr", type=positive_float, default=0.05)
-    parser.add_argument("--width", type=whole(1), default=16, help="SmallCNN base width")
-    add_augshift_arguments(parser, defaults=DEMO)  # distance mse: measured best on the demo data
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=whole(0), default=0, help="torch threads (default: torch's choice)")
-    parser.set_defaults(run=run)

@@ -17,14 +17,11 @@ from ..seeding import Stream, stream_seed
 from ..data import normalize
 from ..engine import BestEpoch
 from ..models import create_model
-from ..position import PRESETS, TASKS, LocationCanvas, LocationReport, canvas_scorer, evaluate_canvas, train_on_canvas
+from ..position import PRESETS, LocationCanvas, LocationReport, canvas_scorer, evaluate_canvas, train_on_canvas
 from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
 from .common import choose_device, choose_normalization, recorded_command, save_model, write_results
-from .options import add_normalization_arguments, whole
-from .position_options import (
-    NUM_CLASSES, add_data_args, add_train_args, evaluated_split, load_images, preset_config, training_statistics,
-)
+from .position_options import NUM_CLASSES, evaluated_split, load_images, preset_config, training_statistics
 
 # Islam et al. 2021, Table 1: CIFAR-10 canvases, ResNet-18 (accuracy %)
 PAPER_TABLE1 = {
@@ -104,23 +101,3 @@ def run_locate(args: argparse.Namespace) -> int:
         save_model(args.save_model, model, name, kwargs, dict(task=args.task, grid=args.grid,
                                                               normalization=normalization.to_dict()))
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    locate = subparsers.add_parser("locate", help="train and evaluate GAPNet / PermuteNet on the location task",
-                                   formatter_class=fmt)
-    locate.add_argument("--model", choices=("gapnet", "permutenet"), default="gapnet")
-    locate.add_argument("--trunk", default=None,
-                        help="registered trunk: resnet18_stride16 (the official code's, no max-pool), resnet18 or "
-                             "resnet50 (default: the preset's: paper resnet18_stride16, quick resnet18)")
-    locate.add_argument("--grid", type=whole(2), default=3, help="canvas of grid x grid cells of 32x32 images")
-    locate.add_argument("--task", choices=TASKS, default="location",
-                        help="location: predict the cell; class: classify the image on the canvas")
-    locate.add_argument("--where", default="pool", help="PermuteNet: 'pool' or a stage name such as layer3")
-    locate.add_argument("--passes", type=whole(1), default=None,
-                        help="evaluate with this many random-cell passes (default: preset; quick = every cell)")
-    add_data_args(locate, train=True)
-    add_normalization_arguments(locate)
-    add_train_args(locate)
-    locate.set_defaults(run=run_locate)

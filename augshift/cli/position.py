@@ -25,23 +25,19 @@ import torch
 
 from ..seeding import Stream, stream_generator
 from ..data import Normalization, normalize
-from ..data.masks import DEFAULT_IGNORE_INDEX, check_masks, is_segmentation_source, load_segmentation_split
+from ..data.masks import check_masks, is_segmentation_source, load_segmentation_split
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
-from ..models import LayerChoice, create_model, default_layer, load_model, logits_of, torchvision_segmenters
+from ..models import LayerChoice, create_model, default_layer, load_model, logits_of
 from ..models.adapter import layer_sizes
 from ..position import (
-    REGIONS, SEGMENTATION_PRESETS, TRANSFORMS, LocationCanvas, MosaicSegmentation, attack_curve, evaluate_canvas,
+    SEGMENTATION_PRESETS, LocationCanvas, MosaicSegmentation, attack_curve, evaluate_canvas,
     rank_position_channels, segmentation_scores, train_segmentation,
 )
 from ..position.channels import channel_maps, get_module, plot_channel_maps
-from ..position.segmentation import REGION_SETS
 from ..reporting.tables import markdown_grid
 from .common import choose_device, choose_normalization, recorded_command, save_model, write_results
-from .options import add_limit_arguments, add_normalization_arguments, whole
-from .position_options import (
-    NUM_CLASSES, add_data_args, add_train_args, evaluated_split, load_images, preset_config, training_statistics,
-)
+from .position_options import NUM_CLASSES, evaluated_split, load_images, preset_config, training_statistics
 
 
 def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> int:
@@ -225,74 +221,3 @@ def run_attack(args: argparse.Namespace) -> int:
     figures = {f"{stem}.png": curve.plot, f"{stem}-ranking.png": functools.partial(ranking.plot, top=counts[0])}
     write_results(args.out, stem, data, markdown, figures=figures)
     return 0
-
-
-# ----------------------------------------------------------------------------------------------- parser
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    channels = subparsers.add_parser(
-        "channels", formatter_class=fmt,
-        help="rank and plot the position channels of any classifier (timm or torchvision) or saved model")
-    _model_args(channels, fallback="the one the checkpoint names (a plain state_dict names none)")
-    channels.add_argument("--layer", default=None,
-                          help="module name from model.named_modules(); if not given: the last stage")
-    add_limit_arguments(channels, evaluate=("limit", 1800), help_eval="rank with the first N evaluation images")
-    channels.add_argument("--top", type=whole(1), default=16, help="channels to tabulate and map")
-    _rank_args(channels)
-    _segmentation_args(channels)
-    add_data_args(channels, train=False)
-    channels.set_defaults(run=run_channels)
-
-    attack = subparsers.add_parser("attack", help="ablate top-N position channels vs N random ones (mIoU curves)",
-                                   formatter_class=fmt)
-    _model_args(attack, fallback="fcn_resnet18 when training, the one the checkpoint names when loading",
-                models=f"a segmenter: torchvision's {', '.join(torchvision_segmenters())}, a transformers "
-                       "AutoModelForSemanticSegmentation (hf:<id or folder>), or a timm model returning (N, K, H, W) "
-                       "logits such as fcn_resnet18")
-    attack.add_argument("--layer", default=None,
-                        help="module to rank and ablate; if not given: torchvision's 'backbone' output before the "
-                             "head, the FCN's last stage")
-    attack.add_argument("--counts", default="8,16,32,64,100,128,256",
-                        help="comma-separated numbers of channels N (100: the paper's)")
-    attack.add_argument("--draws", type=whole(1), default=3, help="random draws of N channels per N")
-    _rank_args(attack)
-    _segmentation_args(attack)
-    add_data_args(attack, train=True)
-    add_train_args(attack)
-    attack.set_defaults(run=run_attack)
-
-
-def _model_args(parser: argparse.ArgumentParser, *, fallback: str,
-                models: str = "a timm name, torchvision/<name> or hf:<hub id or save_pretrained folder>") -> None:
-    parser.add_argument("--model", default=None, help=f"architecture: {models}; if not given: {fallback}")
-    parser.add_argument("--checkpoint", default=None,
-                        help="weights: a file saved by locate/attack --save-model, a timm checkpoint or plain "
-                             "state_dict (.pth/.pt/.safetensors), or a timm train.py / Accelerate / save_pretrained "
-                             "output folder")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="the hub weights of --model instead of a checkpoint (needs network or a filled cache)")
-    parser.add_argument("--num-classes", type=int, default=None,
-                        help="classes of the model's head; if not given: what the checkpoint records, or its head's size")
-    add_normalization_arguments(parser)
-    parser.add_argument("--image-size", type=int, default=None, help="resize the images (and masks) to this square size")
-
-
-def _segmentation_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mask-column", default=None,
-                        help="masks of a dataset (if not given: found by name; an images/ + masks/ folder needs none); "
-                             "without masks, --data's images are tiled into mosaics (the test bed)")
-    parser.add_argument("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, help="mask value of unlabelled pixels")
-    parser.add_argument("--regions", choices=REGION_SETS, default="paper",
-                        help="mIoU per region, the other pixels ignored; paper: left half, right half, centre "
-                             "(middle half of the columns)")
-    parser.add_argument("--grid", type=int, default=3, help="mosaics of grid x grid images")
-    parser.add_argument("--layout-prior", type=float, default=0.0,
-                        help="probability that a tile's class comes from its column's classes (class %% grid), "
-                             "a scene layout like street scenes; 0: uniform mosaics")
-
-
-def _rank_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--transform", choices=TRANSFORMS, default="hflip")
-    parser.add_argument("--region", choices=tuple(REGIONS), default=None,
-                        help="signed, region-specific ranking: channels firing for content in this region")

@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..choices import DEFAULT_IGNORE_INDEX
 from ..errors import UsageError
 from .hub import IMAGE_COLUMNS, as_image_column, load_image_dataset
 from .images import decode_images
 
 MASK_COLUMNS = ("mask", "annotation", "segmentation", "semantic_segmentation", "label")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-DEFAULT_IGNORE_INDEX = 255
 
 
 def mask_folder(source: str, split: str) -> Optional[Path]:

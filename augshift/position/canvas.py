@@ -13,12 +13,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..choices import CANVAS_TASKS as TASKS
 from ..engine.evaluation import evaluating
 from ..reporting.plots import pyplot, save_figure
 from ..reporting.progress import progress_bar
 from ..shift import check_images
-
-TASKS = ("location", "class")
 
 
 def tile(tiles: Tensor, grid: int) -> Tensor:

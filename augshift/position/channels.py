@@ -9,14 +9,12 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..choices import REGIONS, TRANSFORMS
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
 from ..models.adapter import feature_map
 from ..reporting.plots import pyplot, save_figure
 from ..shift import check_images, shift
-
-TRANSFORMS = ("hflip", "vflip", "shift")
-REGIONS = {"left": ("x", -1), "right": ("x", 1), "top": ("y", -1), "bottom": ("y", 1)}
 
 
 def get_module(model: nn.Module, layer: str) -> nn.Module:

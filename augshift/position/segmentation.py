@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..choices import REGION_SETS
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
 from ..models.adapter import logits_of
@@ -116,9 +117,6 @@ class MosaicSegmentation(Dataset):
     def tensors(self) -> tuple[Tensor, Tensor]:
         """All mosaics and masks at once (for evaluation and channel ranking)."""
         return self.batch(torch.arange(self.count))
-
-
-REGION_SETS = ("paper", "thirds", "halves")
 
 
 def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tensor]] = "thirds") -> dict[str, Tensor]:
