@@ -128,11 +128,7 @@ def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set(xlabel="top-1 accuracy %", ylabel=f"consistency ({protocol}) %", title=f"{protocol} protocol, 95% intervals")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
+    _finish_panels(fig, axes, path, title)
 
 
 def plot_consistency_at_accuracy(traces: Mapping[str, Mapping[str, Sequence]], path: PathLike, *,
@@ -174,6 +170,11 @@ def plot_consistency_at_accuracy(traces: Mapping[str, Mapping[str, Sequence]], p
         ax.set(xlabel="top-1 accuracy % (test)", ylabel=f"consistency ({protocol}) %",
                title=f"{protocol} protocol: one point per epoch, one line per seed")
         ax.grid(alpha=0.3)
+    _finish_panels(fig, axes, path, title)
+
+
+def _finish_panels(fig: Any, axes: Any, path: PathLike, title: str) -> None:
+    """The legend in the last of a row of panels, the title, and the figure saved."""
     axes[0][-1].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
