@@ -167,17 +167,22 @@ def test_a_preset_under_a_time_budget_runs_the_most_epochs_that_fit_by_hand():
     assert time_budget.longest_fitting(cost, 1.0, cap=20) == 1   # one epoch when nothing fits
 
 
-def test_the_time_budget_is_recorded_with_the_chosen_length(tmp_path):
+def test_the_time_budget_is_recorded_with_the_chosen_length(tmp_path, monkeypatch):
+    """With measurements fixed by hand (0.1 s per step, one step per epoch, free evaluations), a budget of 0.24 s
+    holds 2 of the preset's 3 epochs; the plan is recorded, and --collect reads it back."""
     import invariance
+    import time_budget
 
+    measured = {"step_seconds": {"test_resnet@128": 0.1}, "trace_seconds_per_image": {"test_resnet": 0.0},
+                "evaluation_seconds_per_image": {"test_resnet": 0.0}}
+    monkeypatch.setattr(time_budget, "measure_preset", lambda *args, **kwargs: measured)
     common = ["--preset", "quick", "--data", "cifar10=shapes", "--train-limit", "64", "--eval-limit", "16",
               "--epochs", "3", "--seeds", "0", "--curve-size", "0", "--protocols", "random", "--models", "test_resnet",
-              "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-    assert invariance.main([*common, "--time-budget", "0.01"]) == 0  # 0.6 s: less than one epoch fits
+              "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--time-budget", "0.004"]
+    assert invariance.main(common) == 0
     block = json.loads((tmp_path / "out" / "results.json").read_text())["datasets"]["cifar10"]
-    assert block["time_budget"]["minutes"] == 0.01 and block["time_budget"]["epochs"] == 1
-    assert [len(run["history"]) for run in block["runs"]] == [1]
-    assert "time budget of 0.01 min on this machine: **1** epochs" in (tmp_path / "out" / "results.md").read_text()
-    plan = json.loads((tmp_path / "work" / "cifar10" / "time_budget.json").read_text())
-    assert plan["epochs"] == 1  # --collect reads the same plan back
-    assert invariance.main([*common, "--time-budget", "0.01", "--collect"]) == 0
+    assert block["time_budget"]["minutes"] == 0.004 and block["time_budget"]["epochs"] == 2
+    assert [len(run["history"]) for run in block["runs"]] == [2]
+    assert "time budget of 0.004 min on this machine: **2** epochs" in (tmp_path / "out" / "results.md").read_text()
+    monkeypatch.setattr(time_budget, "measure_preset", lambda *args, **kwargs: pytest.fail("planned again"))
+    assert invariance.main([*common, "--collect"]) == 0  # --collect reads the plan kept in the work folder
