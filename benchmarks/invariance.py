@@ -25,7 +25,7 @@ import argparse
 import json
 import sys
 import time
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import time_budget
@@ -243,8 +243,8 @@ def main(argv=None) -> int:
     settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
         source = sources.get(dataset) or source_of(dataset)
-        load = lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols,  # noqa: E731
-                                 trace_protocols=args.trace_protocols)
+        load = cache(lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols,  # noqa: E731
+                                       trace_protocols=args.trace_protocols))  # once, for the plan and the runs
         chosen = preset if args.time_budget is None else fit_time_budget(
             args, preset, work / dataset, load, rows, settings, device=devices[0] if devices else place.device,
             workers=max(1, len(devices)))

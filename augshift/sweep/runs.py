@@ -15,12 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from ..config import AugShiftConfig
 from ..data.stats import Normalization
 from ..engine import BestEpoch, Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
 from ..errors import UsageError
@@ -34,94 +33,6 @@ from .shards import read_result
 # and the per-shift curve out to 16 px; the protocols are RunData's
 EVAL = dict(max_shift=4, mode="zeros")
 CURVE_OFFSETS = offsets_to(16)
-
-
-def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
-    """A benchmark row's model: ``"resnet18"`` -> ``("resnet18", None)``; ``"resnet18+augshift"`` -> AugShift with
-    ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight
-    (`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
-
-    Args:
-        name: the row's model, ``ARCH`` or ``ARCH+augshift[:DISTANCE][@WEIGHT]`` (``ARCH`` a timm name); another
-            form raises ``UsageError``.
-        defaults: the AugShift options the setting after ``+augshift`` is applied to.
-
-    Returns:
-        ``(arch, config)``: the architecture's name and its `AugShiftConfig`, or ``None``
-        for a model trained without AugShift.
-
-    Examples:
-        >>> parse_model("resnet18")
-        ('resnet18', None)
-        >>> arch, config = parse_model("resnet18+augshift:mse@0.1")
-        >>> arch, config.distance, config.weight
-        ('resnet18', 'mse', 0.1)
-        >>> parse_model("resnet18+augshift", defaults=AugShiftConfig(max_shift=2))[1].max_shift
-        2
-    """
-    arch, plus, suffix = name.partition("+")
-    if not plus:
-        return arch, None
-    method, _, setting = suffix.partition(":")
-    form = ("expected a timm name, optionally followed by '+augshift', '+augshift:DISTANCE' or "
-            "'+augshift:DISTANCE@WEIGHT', e.g. resnet18+augshift:mse@0.1")
-    if method != "augshift":
-        raise UsageError(f"model {name!r}: {form}")
-    try:
-        return arch, AugShiftConfig.parse(setting, base=defaults)
-    except UsageError as error:
-        raise UsageError(f"model {name!r}: {error}; {form}") from None
-
-
-ROW_OPTIONS = {"epochs": "epochs", "batch": "batch_size"}  # a row's own recipe: ``MODEL[epochs=N,batch=N]``
-
-
-def parse_row(row: str) -> tuple[str, dict]:
-    """A benchmark row with its own recipe: ``"resnet18[epochs=12]"`` -> ``("resnet18", {"epochs": 12})``; the
-    equal-compute rows (twice the epochs, half the epochs or half the batch) are written this way.
-
-    Args:
-        row: ``MODEL`` or ``MODEL[KEY=N,...]`` with keys ``epochs`` and ``batch`` (the global batch size);
-            another form raises ``UsageError``.
-
-    Returns:
-        ``(model, changes)``: the model (`parse_model`'s form) and the `TrainConfig` fields the row changes.
-
-    Examples:
-        >>> parse_row("resnet18+augshift[epochs=3,batch=64]")
-        ('resnet18+augshift', {'epochs': 3, 'batch_size': 64})
-        >>> parse_row("resnet18")
-        ('resnet18', {})
-    """
-    model, bracket, rest = row.partition("[")
-    if not bracket:
-        return row, {}
-    form = f"row {row!r}: expected MODEL[KEY=N,...] with keys {', '.join(ROW_OPTIONS)}, e.g. resnet18[epochs=12]"
-    if not rest.endswith("]"):
-        raise UsageError(form)
-    changes = {}
-    for item in rest[:-1].split(","):
-        key, _, value = item.partition("=")
-        if key not in ROW_OPTIONS or not value.isdigit() or int(value) < 1:
-            raise UsageError(form)
-        changes[ROW_OPTIONS[key]] = int(value)
-    return model, changes
-
-
-def split_rows(text: str) -> list[str]:
-    """A ``--models`` list: split at the commas outside a row's brackets.
-
-    Examples:
-        >>> split_rows("resnet18,resnet18+augshift[epochs=3,batch=64]")
-        ['resnet18', 'resnet18+augshift[epochs=3,batch=64]']
-    """
-    rows, depth, start = [], 0, 0
-    for i, char in enumerate(text + ","):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            rows.append(text[start:i])
-            start = i + 1
-    return [row for row in rows if row]
 
 
 @dataclass(frozen=True)
@@ -382,6 +293,7 @@ def image_passes(config: TrainConfig, steps: int, train_images: int) -> int:
         train_images: images in the training set.
 
     Examples:
+        >>> from augshift.config import AugShiftConfig
         >>> augshift = TrainConfig(epochs=2, batch_size=128, shift=AugShiftConfig(), augshift=True)
         >>> image_passes(TrainConfig(epochs=2, batch_size=128), 8, 1000), image_passes(augshift, 8, 1000)
         (2000, 4000)
