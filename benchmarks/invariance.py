@@ -34,7 +34,6 @@ from paths import RESULTS, WORK, source_of
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.engine import init_distributed
 from augshift.errors import UsageError
-from augshift.protocols import WORST
 from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
@@ -43,6 +42,7 @@ from augshift.sweep import (
     run_or_collect, split_rows, summarize, summary_table,
 )
 from augshift.sweep.matched import matched_comparisons, matched_table, row_traces
+from augshift.sweep.runs import traced_protocols
 
 MSE_WEIGHTS = (1.0, 3.0, 10.0)  # the paper's loss at three scales (the CPU ablation: more weight, more consistency)
 PRESETS = {
@@ -108,11 +108,10 @@ def paper_table(dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare(runs: list[dict], preset: dict, protocols: tuple[str, ...]) -> dict:
+def compare(runs: list[dict], preset: dict, pair_protocols: tuple[str, ...]) -> dict:
     """The comparisons of one dataset's runs: paired intervals of the last and best epochs and consistency at
-    matched accuracy (per-epoch traces, pair protocols), for `PAIRS` and the equal-compute pairs."""
+    matched accuracy (per-epoch traces under ``pair_protocols``), for `PAIRS` and the equal-compute pairs."""
     pairs = [*PAIRS, *equal_compute_pairs(preset)]
-    pair_protocols = tuple(p for p in protocols if not p.endswith(WORST))
     return {"paired": paired_differences(runs, pairs), "paired_best": paired_differences(runs, pairs, epoch="best"),
             "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs,
             "trace_protocols": list(pair_protocols)}
@@ -253,7 +252,8 @@ def main(argv=None) -> int:
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results,
-                                 "compared": compare(results, chosen, args.trace_protocols or args.protocols),
+                                 "compared": compare(results, chosen,
+                                                     traced_protocols(args.protocols, args.trace_protocols)),
                                  **({"time_budget": chosen["time_budget"]} if "time_budget" in chosen else {})}
             if place.main:
                 print(f"\n{dataset}:\n" + summary_table(datasets[dataset]["summary"]))

@@ -31,6 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from augshift.engine import steps_per_epoch
+
 HERE = Path(__file__).resolve().parent
 TABLE2_MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3", "resnetblur18+augshift")
 TABLE1_ORDER = (("location", 3), ("class", 3), ("location", 7), ("class", 7))  # each: PermuteNet first, then GAPNet
@@ -153,8 +155,7 @@ def preset_seconds(specs: Sequence, measured: dict, train_images: int, test_imag
     step time, its per-epoch traces and its final evaluations."""
     total = 0.0
     for spec in specs:
-        steps = train_images // spec.config.batch_size if spec.config.compile else math.ceil(
-            train_images / spec.config.batch_size)
+        steps = steps_per_epoch(train_images, spec.config.batch_size, drop_last=spec.config.compile)
         per_epoch = steps * measured["step_seconds"][recipe_key(spec)] + \
             test_images * measured["trace_seconds_per_image"][spec.arch]
         total += spec.config.epochs * per_epoch + test_images * measured["evaluation_seconds_per_image"][spec.arch]

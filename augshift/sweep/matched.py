@@ -126,14 +126,14 @@ def matched_difference(a: Sequence[Trace], b: Sequence[Trace], *, points: int = 
         >>> same["range"], same["mean"], same["mean_ci95"]
         ([50.0, 70.0], 0.0, [0.0, 0.0])
     """
-    point = _difference(a, b, points)
-    if point is None:
-        return None
-    grid, difference = point
     n = a[0].correct.shape[1]
     if any(trace.correct.shape[1] != n for trace in (*a, *b)):
         raise UsageError("the rows' traces hold different numbers of test images: compare runs evaluated on the same "
                          "images")
+    point = _difference(a, b, points)
+    if point is None:
+        return None
+    grid, difference = point
     rng = np.random.default_rng(seed)
     means, tops = [], []
     for _ in range(resamples):

@@ -120,13 +120,24 @@ class RunData:
     trace_protocols: tuple[str, ...] = ()
 
     def traced(self) -> tuple[str, ...]:
-        """The protocols of the per-epoch trace."""
-        traced = self.trace_protocols or tuple(p for p in self.protocols if not p.endswith(WORST))
-        worst = [p for p in traced if p.endswith(WORST)]
-        if worst:
-            raise UsageError(f"the per-epoch trace takes pair protocols only, not {', '.join(worst)} (a worst case "
-                             "costs a forward per offset of its grid, every epoch): name others with --trace-protocols")
-        return traced
+        """The protocols of the per-epoch trace (`traced_protocols`)."""
+        return traced_protocols(self.protocols, self.trace_protocols)
+
+
+def traced_protocols(protocols: Sequence[str], trace_protocols: Sequence[str] = ()) -> tuple[str, ...]:
+    """The protocols of a run's per-epoch trace: ``trace_protocols``, else the pair protocols of ``protocols``; a
+    worst case among them raises ``UsageError`` (it costs a forward per offset of its grid, every epoch).
+
+    Examples:
+        >>> traced_protocols(("random", "circular_worst")), traced_protocols(("random",), ("circular",))
+        (('random',), ('circular',))
+    """
+    traced = tuple(trace_protocols) or tuple(p for p in protocols if not p.endswith(WORST))
+    worst = [p for p in traced if p.endswith(WORST)]
+    if worst:
+        raise UsageError(f"the per-epoch trace takes pair protocols only, not {', '.join(worst)} (a worst case "
+                         "costs a forward per offset of its grid, every epoch): name others with --trace-protocols")
+    return traced
 
 
 def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool) -> partial:
