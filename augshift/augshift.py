@@ -20,8 +20,8 @@ from .config import DEFAULTS, AugShiftConfig, MaxShift
 from .errors import UsageError
 from .features import PooledFeatures
 from .loss import ConsistencyLoss
-from .models.adapter import logits_of
-from .shift import RandomShift, ShiftParams, check_images
+from .outputs import logits_of
+from .shifts import RandomShift, ShiftParams, check_images
 
 
 def check_targets(targets: Tensor, n: int) -> None:
@@ -59,7 +59,7 @@ class AugShiftObjective(nn.Module):
         (view A's logits, (N, K)) and ``params`` (the two `ShiftParams`, for replay).
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> objective = AugShiftObjective(AugShiftConfig(max_shift=2, weight=0.5))
         >>> features = PooledFeatures(model)
@@ -165,7 +165,7 @@ class AugShift(nn.Module):
         ``consistency``, ``logits`` (2N, K), ``output`` (N, K) and ``params``.
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> augshift = AugShift(create_small_cnn(10, width=4), max_shift=2, weight=1.0)
         >>> result = augshift(torch.randn(2, 3, 32, 32), torch.tensor([0, 3]))
         >>> result["loss"].backward()

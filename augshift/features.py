@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 from torch import Tensor, nn
 
 from .errors import UsageError
-from .models.adapter import classifier_of, logits_of
+from .outputs import classifier_of, logits_of
 
 POOLING_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
 
@@ -43,7 +43,7 @@ class PooledFeatures:
             pooled = features.pop()        # (N, D), same forward as the logits
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> features = PooledFeatures(model)
         >>> with features.capture():

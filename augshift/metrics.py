@@ -25,11 +25,11 @@ from .config import check_max_shift, check_mode
 from .distributed import gather_objects, world_size
 from .errors import UsageError
 from .intervals import proportion_ci
-from .models.adapter import logits_of
+from .outputs import logits_of
 from .protocols import DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, protocol_names, protocol_of
 from .report import ConsistencyReport, agreement_counts, consistency_from_predictions
-from .reporting.progress import progress_bar
-from .shift import check_images
+from .progress import progress_bar
+from .shifts import check_images
 from .views import Geometry, Protocol, centre_crop, dense_offsets, offsets_to
 
 __all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts", "check_labels",

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import UsageError
-from .models.adapter import classifier_of
+from .outputs import classifier_of
 
 POOL = "pool"
 
@@ -28,7 +28,7 @@ class ChannelPermutation:
     ``last_permutation`` holds the latest permutation, a (C,) long tensor; `remove` takes the hook off.
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> model = create_small_cnn(10, width=4)
         >>> permutation = ChannelPermutation(model, "pool", generator=torch.Generator().manual_seed(0))
         >>> model(torch.randn(2, 3, 32, 32)).shape
@@ -90,7 +90,7 @@ def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional
         ``model`` itself, now permuting on every forward.
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> model = permute_channels(create_small_cnn(10, width=4).eval(), generator=torch.Generator().manual_seed(0))
         >>> x = torch.randn(1, 3, 32, 32)
         >>> torch.equal(model(x), model(x))  # a fresh permutation on every forward

@@ -44,7 +44,7 @@ import argparse
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from .errors import UsageError
-from .views import FULL, CropProtocol, FractionalProtocol, Geometry, Protocol, ShiftProtocol, offsets_to
+from .views import FULL, CropProtocol, FractionalProtocol, Geometry, Protocol, ShiftProtocol
 
 if TYPE_CHECKING:  # importing the registry (the command line's --protocols) does not import torch
     from torch import Tensor

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 from .errors import UsageError
@@ -17,6 +16,7 @@ def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor
     """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``.
 
     Examples:
+        >>> import torch
         >>> agreement_counts(torch.tensor([1, 2, 3]), torch.tensor([1, 0, 3]), torch.tensor([1, 2, 0]))
         (3, 2, 2)
     """
@@ -30,6 +30,7 @@ def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
     """Percent of samples whose two predictions (N,) agree.
 
     Examples:
+        >>> import torch
         >>> consistency_from_predictions(torch.tensor([1, 2]), torch.tensor([1, 0]))
         50.0
     """

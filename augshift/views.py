@@ -275,7 +275,7 @@ class ShiftProtocol(Protocol):
         return offsets_to(min(geometry.height, geometry.width) // 2 if reach == FULL else reach)
 
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
-        from .shift import shift
+        from .shifts import shift
 
         return shift(base, dx, dy, self.mode or geometry.mode)
 
@@ -355,7 +355,7 @@ class FractionalProtocol(Protocol):
         return FRACTIONAL_GRID
 
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
-        from .shift import fractional_shift
+        from .shifts import fractional_shift
 
         return fractional_shift(base, dx, dy)
 

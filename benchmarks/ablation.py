@@ -21,11 +21,11 @@ from pathlib import Path
 from paths import RESULTS, WORK, source_of
 
 from augshift.config import DEFAULTS, AugShiftConfig
-from augshift.engine import init_distributed
+from augshift.distributed import init_distributed
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
-from augshift.sweep import (
+from sweep import (
     RunSpec, add_common_args, comparison_table, load_data, overrides, recipe, run_or_collect, summarize, summary_table,
 )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from paths import RESULTS
 
-from augshift.cli.options import whole
+from augshift.arguments import whole
 from augshift.reporting.provenance import command_line, machine
 from augshift.reporting.results import write_results
 

@@ -15,12 +15,12 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from invariance import PAIRS
+from presets import PAIRS
 
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
-from augshift.sweep import comparison_table, summarize, summary_table
+from sweep import comparison_table, summarize, summary_table
 
 
 def combined_runs(folders: list[Path], seeds: set[int] | None) -> dict[str, list[dict]]:

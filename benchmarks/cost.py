@@ -29,10 +29,10 @@ from paths import RESULTS
 
 from augshift.models import create_model
 from augshift.reporting.plots import pyplot, save_figure
-from augshift.reporting.progress import progress_bar
+from augshift.progress import progress_bar
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
-from augshift.sweep import parse_model
+from sweep import parse_model
 
 MODELS = ("resnet18", "resnetblur18", "aps_resnet18", "resnet18+augshift", "resnetblur18+augshift",
           "aps_resnet18+augshift")

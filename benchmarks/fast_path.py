@@ -16,12 +16,12 @@ from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
-from augshift.cli.options import add_limit_arguments
-from augshift.engine import init_distributed
+from augshift.arguments import add_limit_arguments
+from augshift.distributed import init_distributed
 from augshift.intervals import difference_ci
 from augshift.reporting.provenance import command_line, machine
 from augshift.reporting.results import write_results
-from augshift.sweep import RunSpec, load_data, parse_model, recipe, reported_metrics, run_sweep, summarize, summary_table
+from sweep import RunSpec, load_data, parse_model, recipe, reported_metrics, run_sweep, summarize, summary_table
 
 PRESET = dict(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.1, stem="cifar", curve_size=0, seeds=[0])
 PATHS = {"fp32": dict(precision="fp32", channels_last=False), "fast": dict(precision="bf16", channels_last=True),

@@ -27,19 +27,19 @@ import torch
 from paths import RESULTS, WORK, source_of
 
 from augshift.config import AugShiftConfig
-from augshift.engine import init_distributed
+from augshift.distributed import init_distributed
 from augshift.errors import UsageError
 from augshift.models import load_model
 from augshift.reporting.files import write_json_atomic
 from augshift.reporting.plots import plot_consistency_at_accuracy
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
-from augshift.sweep import (
+from sweep import (
     RunSpec, add_common_args, comparison_table, load_data, overrides, paired_differences, parse_model, recipe,
     run_or_collect, summarize, summary_table,
 )
-from augshift.sweep.matched import matched_comparisons, matched_table, row_traces
-from augshift.sweep.runs import epoch_trace
+from sweep.matched import matched_comparisons, matched_table, row_traces
+from sweep.runs import epoch_trace
 
 PRESETS = {
     # 2 CPU cores: the quick invariance preset's data (20k CIFAR-10 training images, the whole test set), k = 2

@@ -23,7 +23,7 @@ from paths import RESULTS, source_of
 from augshift.cli import main as augshift_main
 from augshift.cli.locate import PAPER_TABLE1
 from augshift.intervals import proportion_ci
-from augshift.position import PRESETS
+from augshift.position.recipes import PRESETS
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
 

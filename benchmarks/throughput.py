@@ -43,13 +43,14 @@ import torch.nn.functional as F
 from paths import RESULTS
 
 from augshift import AugShift, AugShiftConfig, RandomShift
-from augshift.data import Normalization, normalize
+from augshift.data import Normalization
+from augshift.data.stats import normalize
 from augshift.engine import TensorBatches, TrainConfig, Trainer
 from augshift.models import create_model
 from augshift.reporting.plots import pyplot, save_figure
 from augshift.reporting.provenance import command_line, machine
 from augshift.reporting.results import write_results
-from augshift.sweep import parse_model
+from sweep import parse_model
 
 MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnetblur18+augshift", "aps_resnet18",
           "aps_resnet18+augshift")
@@ -274,7 +275,7 @@ def write(rows: list[dict], args: argparse.Namespace, steps: int, warmup: int) -
 
 def paper_rows() -> list[str]:
     """The rows (models) of the invariance benchmark's ``paper`` preset."""
-    from invariance import PRESETS
+    from presets import PRESETS
 
     return list(PRESETS["paper"]["models"])
 

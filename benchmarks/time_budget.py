@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from augshift.engine import steps_per_epoch
+from augshift.engine.trainer import steps_per_epoch
 
 HERE = Path(__file__).resolve().parent
 TABLE2_MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3", "resnetblur18+augshift")
@@ -116,9 +116,10 @@ def measure_preset(specs: Sequence, data, device: str, *, steps: int = 4, warmup
     import torch
     from throughput import time_engine
 
-    from augshift.engine import Dist, TensorBatches, Trainer
+    from augshift.engine import TensorBatches, Trainer
+    from augshift.distributed import Dist
     from augshift.models import create_model
-    from augshift.sweep.runs import epoch_trace, evaluate_model
+    from sweep.runs import epoch_trace, evaluate_model
 
     place, measured = Dist(device=device), {"step_seconds": {}, "trace_seconds_per_image": {},
                                             "evaluation_seconds_per_image": {}}
@@ -261,10 +262,12 @@ def run_probe(args: argparse.Namespace) -> int:
     import torch
 
     import augshift.models  # noqa: F401  (registers the models)
-    from augshift.data import Normalization, load_split, normalize
+    from augshift.data import Normalization, load_split
+    from augshift.data.stats import normalize
     from augshift.engine import Trainer
     from augshift.models import create_model
-    from augshift.position import PRESETS, LocationCanvas, canvas_source
+    from augshift.position import LocationCanvas
+    from augshift.position.recipes import PRESETS, canvas_source
 
     device = torch.device(args.device)
     config = PRESETS["paper"]

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 
 from augshift import evaluate_shift_consistency
 from augshift.integrations.accelerate.checkpoints import weights_digest
-from augshift.data import Normalization, load_image_dataset, with_tensors
+from augshift.data import Normalization
+from augshift.data.hub import load_image_dataset, with_tensors
 
 TRAIN_PY = Path(__file__).resolve().parents[1] / "integrations" / "accelerate" / "train.py"
 EVAL_SAMPLES = 100  # not a multiple of 2 processes x 16: the last batches are padded, then dropped by gather

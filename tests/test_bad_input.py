@@ -16,10 +16,11 @@ from PIL import Image
 
 from augshift import AugShift, AugShiftConfig, PooledFeatures, ShiftConsistency, evaluate_shift_consistency, loss_parts
 from augshift.cli import main
-from augshift.data import Normalization, describe_split, eval_split, load_image_dataset, load_split, to_tensors
+from augshift.data import Normalization, eval_split, load_split
+from augshift.data.hub import describe_split, load_image_dataset, to_tensors
 from augshift.engine import TensorBatches, TrainConfig, Trainer, fit
 from augshift.errors import UsageError, run_command
-from augshift.models import create_small_cnn
+from augshift.models.small_cnn import create_small_cnn
 from augshift.reporting.files import result_unit, write_json_atomic
 
 SIZE = 32  # px: small images keep the commands fast (and fit every shift protocol of the metric)

@@ -149,7 +149,7 @@ def test_a_preset_under_a_time_budget_runs_the_most_epochs_that_fit_by_hand():
 
     from augshift.config import AugShiftConfig
     from augshift.engine import TrainConfig
-    from augshift.sweep import RunSpec
+    from sweep import RunSpec
 
     def specs(epochs):
         return [RunSpec("a", "resnet18", TrainConfig(epochs=epochs, batch_size=100)),

@@ -12,9 +12,9 @@ import pytest
 from helpers import free_port
 import torch
 
-from augshift.engine import Dist
+from augshift.distributed import Dist
 from augshift.models import create_model
-from augshift.sweep import evaluate_model, load_data
+from sweep import evaluate_model, load_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -97,7 +97,7 @@ def test_every_command_and_script_names_its_limits_alike():
 
     from augshift.cli import build_parser
     from augshift.integrations.accelerate.train import parse_args
-    from augshift.sweep.options import add_common_args
+    from sweep.options import add_common_args
 
     accelerate = parse_args(["--output", "unused", "--train-limit", "5", "--eval-limit", "3"])
     assert (accelerate.train_samples, accelerate.eval_samples) == (5, 3)

@@ -13,14 +13,15 @@ import pytest
 import torch
 
 from augshift.config import AugShiftConfig
-from augshift.engine import Dist, TrainConfig
+from augshift.engine import TrainConfig
+from augshift.distributed import Dist
 from augshift.errors import UsageError
 from augshift.intervals import difference_ci, paired_difference_ci
 from augshift.report import ConsistencyReport
-from augshift.sweep import RunSpec, comparison_table, load_data, paired_differences, parse_row, run_one, split_rows
-from augshift.sweep.matched import Trace, consistency_at, matched_difference
-from augshift.sweep.outcomes import pack_outcomes, unpack_outcomes
-from augshift.sweep.runs import image_passes
+from sweep import RunSpec, comparison_table, load_data, paired_differences, parse_row, run_one, split_rows
+from sweep.matched import Trace, consistency_at, matched_difference
+from sweep.outcomes import pack_outcomes, unpack_outcomes
+from sweep.runs import image_passes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def test_comparison_tables_use_the_paired_interval_and_say_so():
     flip = rng.random(400) < 0.05
     results = [run_result("a", 0, {"correct": (base | flip).astype(int).tolist()}),
                run_result("b", 0, {"correct": base.astype(int).tolist()})]
-    from augshift.sweep import summarize
+    from sweep import summarize
 
     summary = summarize(results)
     paired = paired_differences(results, [("a", "b")])

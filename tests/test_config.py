@@ -60,7 +60,7 @@ def test_every_part_validates_an_option_with_the_configs_own_check():
     """One validation per option: the shift, the loss, the metric, the APS padding and the config refuse a bad value
     with the same message."""
     from augshift import ConsistencyLoss, RandomShift, ShiftConsistency, shift
-    from augshift.models import ApsDown
+    from augshift.models.aps import ApsDown
 
     with pytest.raises(ValueError) as reference:
         AugShiftConfig(mode="wrap")

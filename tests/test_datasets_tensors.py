@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from augshift.data import Normalization, load_image_dataset, num_classes, with_tensors
+from augshift.data import Normalization
+from augshift.data.hub import load_image_dataset, num_classes, with_tensors
 
 CIFAR_MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)  # the usual CIFAR statistics
 CIFAR_STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(3, 1, 1)

@@ -11,8 +11,11 @@ from torch import nn
 
 from augshift import AugShiftConfig, RandomShift
 from augshift.data import Normalization
-from augshift.engine import BatchSource, TensorBatches, TrainConfig, Trainer, epoch_seed, fit
-from augshift.models import cifar_stem, create_model
+from augshift.engine import TensorBatches, TrainConfig, Trainer, fit
+from augshift.engine.trainer import BatchSource
+from augshift.seeding import epoch_seed
+from augshift.models import create_model
+from augshift.models.stem import cifar_stem
 from augshift.distributed import Dist
 from augshift.errors import UsageError
 

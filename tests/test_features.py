@@ -6,7 +6,7 @@ from torch import nn
 
 from augshift import PooledFeatures
 from augshift.features import logits_and_features
-from augshift.models import UnsupportedModelError, classifier_of
+from augshift import UnsupportedModelError, classifier_of
 
 TIMM_MODELS = [
     ("resnet18", {}), ("resnetblur18", {}), ("convnext_atto", {}), ("efficientnet_b0", {}),
@@ -63,7 +63,7 @@ def test_captures_only_inside_capture_block():
 
 def test_named_classifier_and_errors():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(UnsupportedModelError, match="cannot find the pooled features of Sequential.*supported: timm"):
+    with pytest.raises(UnsupportedModelError, match="cannot find the pooled features of Sequential.*supported: any nn.Module whose output is its logits"):
         classifier_of(model)
     with pytest.raises(UnsupportedModelError, match="no module named 'head'"):
         classifier_of(model, "head")

@@ -18,7 +18,7 @@ from augshift.metrics import (
 from augshift.protocols import (
     PAIR_PROTOCOLS, PROTOCOL_FAMILY, Geometry, offsets_to, pair_offsets, worst_grid,
 )
-from augshift.shift import fractional_shift
+from augshift.shifts import fractional_shift
 
 
 class LeftRight(nn.Module):

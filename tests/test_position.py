@@ -9,11 +9,11 @@ from torch import nn
 import augshift.models  # noqa: F401  (registers the timm models)
 from augshift import PooledFeatures, permute_channels
 from augshift.models.position_nets import GAPNet
-from augshift.engine import BatchSource, TrainConfig, Trainer, fit
-from augshift.position import (
-    ChannelRanking, LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, paste_in_cells, position_pairs,
-    rank_position_channels,
-)
+from augshift.engine import TrainConfig, Trainer, fit
+from augshift.engine.trainer import BatchSource
+from augshift.position import LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, rank_position_channels
+from augshift.position.canvas import paste_in_cells
+from augshift.position.channels import ChannelRanking, position_pairs
 
 
 def reference_canvas(image: torch.Tensor, cell: int, grid: int) -> torch.Tensor:
@@ -331,7 +331,7 @@ def test_readme_python_example():
 
 
 def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights():
-    from augshift.engine import recalibrate_batchnorm
+    from augshift.engine.trainer import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
@@ -370,7 +370,8 @@ def test_official_trunk_has_stride_16_and_resnet18_keys():
 
 
 def test_the_captured_step_gets_canvas_batches_of_one_shape():
-    from augshift.position import PositionConfig, canvas_source
+    from augshift.position import PositionConfig
+    from augshift.position.recipes import canvas_source
 
     canvas = LocationCanvas(torch.randn(10, 3, 4, 4), grid=2, generator=torch.Generator().manual_seed(0))
     config = PositionConfig(batch_size=4)
@@ -382,7 +383,9 @@ def test_the_captured_step_gets_canvas_batches_of_one_shape():
 
 def test_the_captured_step_keeps_the_one_batch_of_fewer_canvases_than_a_batch():
     """As TensorBatches does: dropping the only (partial) batch would leave an epoch of no steps."""
-    from augshift.position import MosaicSegmentation, PositionConfig, canvas_source, mosaic_source
+    from augshift.position import PositionConfig
+    from augshift.position.recipes import canvas_source, mosaic_source
+    from augshift.position.segmentation import MosaicSegmentation
 
     config = PositionConfig(batch_size=8)
     canvas = LocationCanvas(torch.randn(5, 3, 4, 4), grid=2, generator=torch.Generator().manual_seed(0))

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 import augshift.models  # noqa: F401  (registers the timm models)
 from augshift.errors import UsageError
 from augshift.models import create_model, default_layer
-from augshift.position import ablate_channels, attack_curve, rank_position_channels, region_masks, segmentation_scores
+from augshift.position import ablate_channels, attack_curve, rank_position_channels, segmentation_scores
+from augshift.position.segmentation import region_masks
 from augshift.position.channels import channel_maps, plot_channel_maps
 
 PLANTED = 2  # the channel that fires only for content in the left half

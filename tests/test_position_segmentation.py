@@ -8,10 +8,8 @@ import torchvision
 from torch import nn
 
 import augshift.models  # noqa: F401  (registers the timm models)
-from augshift.position import (
-    MosaicSegmentation, ablate_channels, attack_curve, mean_iou, rank_position_channels, region_masks,
-    segmentation_scores,
-)
+from augshift.position import ablate_channels, attack_curve, rank_position_channels, segmentation_scores
+from augshift.position.segmentation import MosaicSegmentation, mean_iou, region_masks
 
 
 def test_mosaic_pixels_and_masks_exact():

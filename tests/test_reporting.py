@@ -1,4 +1,4 @@
-"""The one result writer (augshift.reporting.results) and the one progress bar (augshift.reporting.progress)."""
+"""The one result writer (augshift.reporting.results) and the one progress bar (augshift.progress)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ import pytest
 
 import augshift.distributed
 from augshift.errors import UsageError
-from augshift.reporting.progress import progress_bar
+from augshift.progress import progress_bar
 from augshift.reporting.results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from augshift import RandomShift, shift
-from augshift.shift import ShiftParams
-from augshift.shift import fractional_shift
+from augshift.shifts import ShiftParams
+from augshift.shifts import fractional_shift
 from augshift.config import SHIFT_MODES
 
-shift_module = sys.modules["augshift.shift"]  # the module (``augshift.shift`` the attribute is the function)
+shift_module = sys.modules["augshift.shifts"]  # the module (``augshift.shift`` the attribute is the function)
 
 
 def pad_and_crop(x: torch.Tensor, dx: int, dy: int, mode: str) -> torch.Tensor:

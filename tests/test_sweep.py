@@ -1,4 +1,4 @@
-"""Machinery of the benchmark suite (augshift.sweep): resumable runs, sharding, intervals, summaries, models."""
+"""Machinery of the benchmark suite (benchmarks/sweep, the package `sweep`): resumable runs, sharding, intervals, summaries, models."""
 from __future__ import annotations
 
 import json
@@ -8,13 +8,14 @@ import statistics
 import pytest
 import torch
 
-import augshift.sweep.runs as runs
+import sweep.runs as runs
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization
-from augshift.engine import Dist, TensorBatches, TrainConfig, Trainer
+from augshift.engine import TensorBatches, TrainConfig, Trainer
+from augshift.distributed import Dist
 from augshift.intervals import difference_ci, proportion_ci
 from augshift.models import create_model
-from augshift.sweep import RunData, RunSpec, comparison_table, run_one, summarize, summary_table
+from sweep import RunData, RunSpec, comparison_table, run_one, summarize, summary_table
 
 
 def tiny_data(n_train: int = 24, n_test: int = 20) -> RunData:
@@ -96,7 +97,7 @@ def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
 
 
 def test_parse_model_rows():
-    from augshift.sweep import parse_model
+    from sweep import parse_model
 
     assert parse_model("resnet18") == ("resnet18", None)
     assert parse_model("resnet18+augshift") == ("resnet18", AugShiftConfig())
@@ -177,7 +178,7 @@ def test_tradeoff_plot_needs_consistency_values(tmp_path):
 
 
 def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs(tmp_path):
-    from augshift.sweep import collect, parse_shard, run_sweep, shard_of
+    from sweep import collect, parse_shard, run_sweep, shard_of
 
     data = tiny_data()
     specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, shift=AugShiftConfig(max_shift=2)),
@@ -205,7 +206,7 @@ def test_cifar100_schema_parquet_loads_through_the_benchmark_path(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from augshift.sweep import load_data
+    from sweep import load_data
 
     features = datasets.Features({"img": datasets.Image(),
                                   "fine_label": datasets.ClassLabel(names=[f"fine{i}" for i in range(100)]),

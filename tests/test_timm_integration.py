@@ -21,9 +21,11 @@ from timm.task import ClassificationTask
 from torch import nn
 
 from augshift.config import DEFAULTS, AugShiftConfig
-from augshift.integrations.timm import AugShiftTask, TrainScriptError, launcher, loader_shift_consistency, main, script
+from augshift.integrations.timm import AugShiftTask, launcher, main, script
+from augshift.integrations.timm.consistency import loader_shift_consistency
+from augshift.integrations.timm.script import TrainScriptError
 from augshift.metrics import evaluate_shift_consistency
-from augshift.shift import RandomShift
+from augshift.shifts import RandomShift
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "integrations" / "timm" / "README.md"
@@ -269,7 +271,7 @@ def image_folder(cifar10_dir, tmp_path_factory) -> Path:
     """CIFAR-10 PNGs: train/<class>/ (20 per class) and validation/<class>/ (10 per class + 1)."""
     from PIL import Image
 
-    from augshift.data import load_image_dataset, to_tensors
+    from augshift.data.hub import load_image_dataset, to_tensors
 
     root = tmp_path_factory.mktemp("cifar10-folder")
     for split, source, per_class, extra in (("train", "train", TRAIN, 0), ("validation", "test", VAL, 1)):

@@ -19,7 +19,8 @@ from augshift.cli import main  # noqa: E402
 from augshift.data import Normalization, load_split_dataset  # noqa: E402
 from augshift.seeding import stream_seed  # noqa: E402
 from augshift.errors import UsageError  # noqa: E402
-from augshift.models import create_model, default_layer, load_model, logits_of, pretrained_normalization  # noqa: E402
+from augshift.models import create_model, default_layer, load_model, pretrained_normalization  # noqa: E402
+from augshift import logits_of
 from augshift.position import rank_position_channels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

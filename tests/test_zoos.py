@@ -4,6 +4,7 @@ zoo added to the registry is dispatched to with nothing else changed."""
 from __future__ import annotations
 
 import doctest
+import re
 import importlib
 from typing import Any, Optional
 
@@ -16,10 +17,12 @@ from torch import nn
 import augshift.models  # noqa: F401  (registers the project's timm models)
 from augshift.data import Normalization
 from augshift.errors import UsageError
-from augshift.models import create_model, load_model, logits_of, pretrained_normalization, read_checkpoint
+from augshift.models import create_model, load_model, pretrained_normalization
+from augshift import logits_of
+from augshift.models.checkpoints import read_checkpoint
 from augshift.models import zoos
-from augshift.models.adapter import LOGITS_KEYS, SUPPORTED
-from augshift.models.zoos import ZOOS, Zoo, zoo_of
+from augshift.models.zoos import ZOOS, Zoo, register_zoo, supported_models, zoo_of
+from augshift.outputs import LOGITS_KEYS, MODEL_CONTRACT
 
 TIMM, TORCHVISION, TRANSFORMERS = zoos.timm.ZOO, zoos.torchvision.ZOO, zoos.transformers.ZOO
 
@@ -56,10 +59,31 @@ def test_the_registry_asks_the_prefixed_zoos_before_timm_which_takes_the_rest():
 
 
 def test_the_list_of_what_is_supported_is_made_of_the_zoos_in_its_old_words():
-    assert SUPPORTED == (
+    assert supported_models() == (
         "timm models (by name, e.g. resnet18), torchvision classifiers and segmenters (torchvision/<name>), "
         "Hugging Face transformers image models (hf:<hub id or save_pretrained folder>: ResNet, ConvNeXt, ViT, "
-        "Swin, ...), or any nn.Module returning logits whose classifier is found by name (classifier='<module>')")
+        "Swin, ...)")
+    with pytest.raises(UsageError, match=r"supported: timm models .*, Hugging Face transformers image models"):
+        create_model("no_such_net", 3)
+
+
+def test_a_timm_hub_name_reaches_timm_instead_of_being_refused_by_name(tmp_path, monkeypatch):
+    """timm.is_model is false for ``hf-hub:`` names, which timm.create_model resolves from the hub (here a local hub
+    cache, offline): the zoo hands them to timm."""
+    from safetensors.torch import save_file
+
+    repo = tmp_path / "hub" / "models--acme--tiny-resnet"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "config.json").write_text('{"architecture": "resnet18", "num_classes": 7, '
+                                          '"pretrained_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}')
+    save_file(timm.create_model("resnet18", num_classes=7).state_dict(), str(snapshot / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = create_model("hf-hub:acme/tiny-resnet", None)
+    assert type(model).__name__ == "ResNet" and model.fc.out_features == 7
 
 
 def shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -151,7 +175,9 @@ def test_each_zoo_names_the_normalisation_of_its_pretrained_weights(hf, tmp_path
 
 
 def test_the_logits_are_found_where_each_zoo_puts_them(hf):
-    assert LOGITS_KEYS == ("logits", "out")  # the zoos' keys, in the registry's order
+    assert LOGITS_KEYS == ("logits", "out")  # a ModelOutput's, torchvision segmenters'
+    with pytest.raises(UsageError, match=re.escape(f"no logits tensor; supported: {MODEL_CONTRACT}")):
+        logits_of("a string")
     x = torch.zeros(1, 3, 32, 32)
     segmenter = create_model("lraspp_mobilenet_v3_large", 3, task="segmentation").eval()
     assert logits_of(segmenter(x)).shape == (1, 3, 32, 32)
@@ -188,15 +214,37 @@ class ToyZoo(Zoo):
         return Normalization((0.5,), (0.5,), f"the toy statistics of {name}")
 
 
-def test_a_zoo_added_to_the_registry_is_dispatched_to(monkeypatch):
-    monkeypatch.setattr(zoos, "ZOOS", (ToyZoo(), *ZOOS))
+@pytest.fixture
+def toy_zoo():
+    zoo = register_zoo(ToyZoo())
+    yield zoo
+    ZOOS.remove(zoo)
+
+
+def test_a_zoo_added_to_the_registry_is_dispatched_to(toy_zoo):
+    assert ZOOS[0] is toy_zoo
     assert create_model("toy:4", 3).weight.shape == (3, 4)
     loaded = load_model(model="toy:5", pretrained=True)
     assert loaded.model.out_features == 2 and loaded.normalization.source == "the toy statistics of toy:5"
     assert type(create_model("resnet18", 3)).__name__ == "ResNet"  # the other names as before
+    with pytest.raises(UsageError, match=r"supported: timm models .*, toy models \(toy:<width>\)$"):
+        create_model("no_such_net", 3)  # the messages name the zoo registered at run time
 
 
-@pytest.mark.parametrize("module", ["augshift.models.zoos", "augshift.models.zoos.base", "augshift.models.zoos.timm",
+def test_a_zoo_is_checked_when_registered(toy_zoo):
+    with pytest.raises(UsageError, match="is registered already; registered: timm models"):
+        register_zoo(toy_zoo)
+    with pytest.raises(UsageError, match=r"ToyZoo is a class: register an instance, register_zoo\(ToyZoo\(\)\)"):
+        register_zoo(ToyZoo)
+    with pytest.raises(UsageError, match="an instance of a Zoo subclass .* not str"):
+        register_zoo("toy")
+    nameless = type("Nameless", (ToyZoo,), {"supported": ""})()
+    with pytest.raises(UsageError, match="Nameless has no 'supported' text"):
+        register_zoo(nameless)
+    assert ZOOS.count(toy_zoo) == 1 and nameless not in ZOOS
+
+
+@pytest.mark.parametrize("module", ["augshift.models.zoos.registry", "augshift.models.zoos.base", "augshift.models.zoos.timm",
                                     "augshift.models.zoos.torchvision", "augshift.models.zoos.transformers"])
 def test_the_zoos_examples_run(module, hf):
     results = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -8,12 +8,15 @@ import functools
 import torch
 from torchvision.transforms.functional import center_crop
 
-from ..data import (
-    Normalization, describe_split, eval_split, iterate_batches, load_split, normalize, open_split, resolve_columns,
-)
+from ..data import Normalization, eval_split, load_split
+from ..data.batches import iterate_batches
+from ..data.hub import describe_split, resolve_columns
+from ..data.splits import open_split
+from ..data.stats import normalize
 from ..errors import UsageError
 from ..metrics import evaluate_shift_consistency
-from ..models import load_model, logits_of
+from ..models import load_model
+from ..outputs import logits_of
 from ..protocols import check_crop_options
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table

@@ -9,13 +9,15 @@ import time
 import torch
 
 from ..config import AugShiftConfig
-from ..data import EMBEDDED, Normalization, describe_split, eval_split, load_split
+from ..data import Normalization, eval_split, load_split
+from ..data.hub import describe_split
+from ..data.splits import EMBEDDED
 from ..engine import TensorBatches, TrainConfig, Trainer, evaluate_classifier, fit
 from ..errors import UsageError
-from ..models import create_small_cnn
+from ..models.small_cnn import create_small_cnn
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
-from ..shift import RandomShift
+from ..shifts import RandomShift
 from .common import recorded_command, write_results
 
 SHAPES_DESCRIPTION = "embedded default: generated shapes (augshift.data.shapes), 10 classes, 32x32"

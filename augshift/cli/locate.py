@@ -14,10 +14,12 @@ import time
 import torch
 
 from ..seeding import Stream, stream_seed
-from ..data import normalize
-from ..engine import BestEpoch
+from ..data.stats import normalize
+from ..engine.best_epoch import BestEpoch
 from ..models import create_model
-from ..position import PRESETS, LocationCanvas, LocationReport, canvas_scorer, evaluate_canvas, train_on_canvas
+from ..position import LocationCanvas, evaluate_canvas, train_on_canvas
+from ..position.canvas import LocationReport
+from ..position.recipes import PRESETS, canvas_scorer
 from ..reporting.plots import plot_training_curve
 from ..reporting.tables import markdown_grid
 from .common import choose_device, choose_normalization, recorded_command, save_model, write_results

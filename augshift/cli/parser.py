@@ -11,7 +11,7 @@ from typing import Optional
 from ..choices import CANVAS_TASKS, DEFAULT_IGNORE_INDEX, REGION_SETS, REGIONS, TRANSFORMS
 from ..config import SHIFT_MODES, AugShiftConfig, add_augshift_arguments
 from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
-from .options import (
+from ..arguments import (
     Parser, add_limit_arguments, add_normalization_arguments, add_split_arguments, positive_float, whole,
 )
 

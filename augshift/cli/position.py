@@ -24,16 +24,17 @@ from typing import Callable, Optional
 import torch
 
 from ..seeding import Stream, stream_generator
-from ..data import Normalization, normalize
+from ..data import Normalization
+from ..data.stats import normalize
 from ..data.masks import check_masks, is_segmentation_source, load_segmentation_split
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
-from ..models import LayerChoice, create_model, default_layer, load_model, logits_of
-from ..models.adapter import layer_sizes
-from ..position import (
-    SEGMENTATION_PRESETS, LocationCanvas, MosaicSegmentation, attack_curve, evaluate_canvas,
-    rank_position_channels, segmentation_scores, train_segmentation,
-)
+from ..models import create_model, default_layer, load_model
+from ..models.adapter import LayerChoice, layer_sizes
+from ..outputs import logits_of
+from ..position import LocationCanvas, attack_curve, evaluate_canvas, rank_position_channels, segmentation_scores
+from ..position.recipes import SEGMENTATION_PRESETS, train_segmentation
+from ..position.segmentation import MosaicSegmentation
 from ..position.channels import channel_maps, get_module, plot_channel_maps
 from ..reporting.tables import markdown_grid
 from .common import choose_device, choose_normalization, recorded_command, save_model, write_results

@@ -12,7 +12,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from ..errors import UsageError

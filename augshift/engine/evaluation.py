@@ -61,7 +61,7 @@ def evaluate_classifier(
         The `ConsistencyReport` of the evaluated samples (summed over processes).
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
         >>> labels = torch.randint(0, 3, (16,))
         >>> normalization = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "example")

@@ -27,9 +27,9 @@ from ..data.batches import iterate_batches
 from ..data.stats import Normalization
 from ..errors import UsageError
 from ..features import PooledFeatures
-from ..models.adapter import logits_of
-from ..reporting.progress import progress_bar
-from ..shift import RandomShift, ShiftParams
+from ..outputs import logits_of
+from ..progress import progress_bar
+from ..shifts import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from ..distributed import Dist, average_buffers, barrier
@@ -177,7 +177,7 @@ class Trainer:
 
     Examples:
         >>> from augshift.config import AugShiftConfig
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> inputs, targets = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
         >>> trainer = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=4), steps_per_epoch=1)
         >>> trainer.parts, trainer.step(inputs, targets).shape
@@ -337,7 +337,7 @@ def fit(
 
     Examples:
         >>> import tempfile
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
         >>> labels = torch.randint(0, 3, (16,))
         >>> batches = TensorBatches(images, labels, batch_size=8, seed=0,

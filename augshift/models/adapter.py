@@ -3,11 +3,8 @@
 Any ``nn.Module`` -- a timm model, a torchvision classifier or segmenter, a Hugging Face ``transformers`` image model,
 the project's own or a user's -- is asked here, and only here:
 
-* `logits_of` -- the logits in its output (a tensor, torchvision's ``{"out": ...}``, a ``transformers``
-  ``ModelOutput``'s ``logits``, or the first element of a tuple);
-* `classifier_of` -- the module whose input is the pooled feature (timm's ``get_classifier()``, else an
-  attribute ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller);
-  `PooledFeatures` captures that input and refuses spatial maps;
+* its logits and the module that receives its pooled features are read by convention in the core
+  (`augshift.outputs`: `logits_of`, `classifier_of`), which needs no zoo;
 * `default_layer` -- where its position channels are ranked: the last stage whose maps still have a spatial
   extent on the given images (and why, when that is not the last stage); `feature_map` /
   `map_channels` read and change a layer's output channel-first, also for ``transformers``' token sequences;
@@ -18,9 +15,8 @@ the project's own or a user's -- is asked here, and only here:
   loading any checkpoint is its other half, `augshift.models.zoo` (`create_model`,
   `load_model`).
 
-What differs from zoo to zoo (the key of the logits, a zoo's stages, the normalisation of its weights) is asked of
-the zoos, `augshift.models.zoos`, one file each; the rest here is generic. A model none of this fits raises
-`UnsupportedModelError`, one wording naming what is supported.
+What differs from zoo to zoo (a zoo's stages and base model, the normalisation of its weights) is asked of the zoos,
+`augshift.models.zoos`, one file each; the rest here is generic.
 """
 from __future__ import annotations
 
@@ -33,95 +29,10 @@ from torch import Tensor, nn
 
 from ..data.stats import Normalization
 from ..errors import UsageError
+from ..outputs import UnsupportedModelError, classifier_of
 from .zoos import ZOOS, zoo_of
-from .zoos.transformers import image_processor_of  # noqa: F401  (the integrations import it from here)
 
-CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "head", "heads")  # looked up in this order after get_classifier()
-SUPPORTED = ", ".join([*(zoo.supported for zoo in reversed(ZOOS)),  # timm, whose names have no prefix, first
-                       "or any nn.Module returning logits whose classifier is found by name (classifier='<module>')"])
-LOGITS_KEYS = tuple(zoo.output_key for zoo in ZOOS if zoo.output_key)  # where a mapping output holds the logits
 T = TypeVar("T")
-
-
-class UnsupportedModelError(UsageError):
-    """A model augshift cannot use; the message says what is wrong with it and what is supported.
-
-    Args:
-        what: what is wrong with the model, put into the message before the list of what is supported.
-
-    Examples:
-        >>> raise UnsupportedModelError("its output is a str")
-        Traceback (most recent call last):
-        ...
-        augshift.models.adapter.UnsupportedModelError: cannot use this model: its output is a str; supported: ...
-    """
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"cannot use this model: {what}; supported: {SUPPORTED}")
-
-
-# --------------------------------------------------------------------------------------------- outputs
-
-def logits_of(output: Any) -> Tensor:
-    """The logits in a model's output: (N, K) for a classifier, (N, K, h, w) for a segmenter.
-
-    Args:
-        output: what the model returned -- a tensor, a mapping with a zoo's key of the logits (`LOGITS_KEYS`:
-            ``"logits"`` of ``transformers``' ``ModelOutput``, ``"out"`` of torchvision's segmenters), or a tuple /
-            list whose first element is the logits.
-
-    Returns:
-        The logits tensor.
-
-    Examples:
-        >>> logits_of({"out": torch.zeros(2, 5, 4, 4)}).shape
-        torch.Size([2, 5, 4, 4])
-    """
-    if isinstance(output, Tensor):
-        return output
-    if isinstance(output, Mapping):
-        for key in LOGITS_KEYS:
-            if isinstance(output.get(key), Tensor):
-                return output[key]
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        return output[0]
-    keys = f" with keys {', '.join(map(str, output))}" if isinstance(output, Mapping) else ""
-    raise UnsupportedModelError(f"its output is a {type(output).__name__}{keys}, with no logits tensor")
-
-
-def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
-    """The module whose input is ``model``'s pooled feature (N, D).
-
-    Args:
-        model: the unwrapped model (not its DDP / Accelerate / compiled wrapper).
-        name: a module name of ``model.named_modules()`` to use instead of looking it up.
-
-    Returns:
-        ``name``'s module; else timm's ``model.get_classifier()``; else the first of the attributes
-        `CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
-
-    Examples:
-        >>> import timm
-        >>> classifier_of(timm.create_model("resnet18", num_classes=3))
-        Linear(in_features=512, out_features=3, bias=True)
-    """
-    if name is not None:
-        modules = dict(model.named_modules())
-        if name not in modules or name == "":
-            raise UnsupportedModelError(f"{type(model).__name__} has no module named {name!r}")
-        return modules[name]
-    get_classifier = getattr(model, "get_classifier", None)
-    if callable(get_classifier):
-        found = get_classifier()
-        if isinstance(found, nn.Module):
-            return found
-    for attribute in CLASSIFIER_ATTRIBUTES:
-        found = getattr(model, attribute, None)
-        if isinstance(found, nn.Module):
-            return found
-    raise UnsupportedModelError(f"cannot find the pooled features of {type(model).__name__} (it has no "
-                                f"get_classifier() and none of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}): "
-                                "name the module whose input is the pooled feature with classifier='<module name>'")
 
 
 # --------------------------------------------------------------------------------------------- feature maps

@@ -15,57 +15,28 @@ Understood layouts:
   ``metrics.json``'s when the Accelerate example wrote it, else `load_model` asks the
   zoo (the folder's image processor);
 * a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
-  ``model`` / ``model_state``; ``module.`` / ``model.`` prefixes (DDP, wrappers) are dropped. A plain state_dict
-  does not name its architecture: the caller passes it (``--model``).
+  ``model`` / ``model_state``; a ``module.`` / ``model.`` prefix (DDP, wrappers) is dropped when every key carries
+  it and the model's own keys do not (`fitted_state`). A plain state_dict does not name its architecture: the
+  caller passes it (``--model``).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..data.stats import Normalization
 from ..errors import UsageError
-from .zoos import ZOOS
+from .zoos.base import Checkpoint
+from .zoos.registry import ZOOS
 
 TIMM_FILES = ("model_best.pth.tar", "last.pth.tar")  # timm train.py, in order of preference
 ACCELERATE_FILE = "model.safetensors"
 NESTED_KEYS = ("state_dict_ema", "state_dict", "model_state", "model")  # timm prefers the EMA weights when saved
-
-
-@dataclass
-class Checkpoint:
-    """The weights of a checkpoint and what it tells about the model (what `read_checkpoint` returns).
-
-    Args:
-        state_dict: the weights (``None`` for a ``save_pretrained`` folder, which ``transformers`` reads itself).
-        source: the file (or folder) read.
-        name: the architecture (timm / ``torchvision/`` / ``hf:`` name) when the checkpoint records it.
-        num_classes: the number of classes, when recorded.
-        kwargs: the model's options, in the project's own format (else empty).
-        meta: what the project's own format records beside them (``task``, ``grid``, ``normalization``...).
-        normalization: the statistics the weights were trained with, when recorded.
-        uses_model_config: a timm ``train.py`` run that named no ``--mean`` / ``--std``, so it normalised with the
-            model's data config.
-
-    Examples:
-        >>> checkpoint = Checkpoint({"fc.weight": torch.zeros(3, 4)}, "model.pt")
-        >>> checkpoint.name, checkpoint.num_classes, checkpoint.normalization
-        (None, None, None)
-    """
-
-    state_dict: Optional[dict[str, Tensor]]
-    source: str
-    name: Optional[str] = None
-    num_classes: Optional[int] = None
-    kwargs: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-    normalization: Optional[Normalization] = None
-    uses_model_config: bool = False
+WRAPPER_PREFIXES = ("module.", "model.")  # DDP's, and a wrapper's that holds the model as .model
 
 
 def _load_file(path: Path) -> object:
@@ -126,8 +97,7 @@ def read_checkpoint(path: str) -> Checkpoint:
             Accelerate example, a ``save_pretrained`` folder).
 
     Returns:
-        Its `Checkpoint`: the weights, with ``module.`` / ``model.`` prefixes dropped, and what the file says
-        about the model.
+        Its `Checkpoint`: the weights, keyed as saved, and what the file says about the model.
 
     Examples:
         >>> import tempfile
@@ -171,16 +141,35 @@ def _read_file(where: Path) -> Checkpoint:
         if isinstance(saved.get(key), dict):
             state = saved[key]
             break
-    tensors = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items() if isinstance(v, Tensor)}
+    tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
     if not tensors:
         raise UsageError(f"{where} has no weights (keys: {', '.join(list(map(str, saved))[:8])}): pass a state_dict")
     return Checkpoint(tensors, str(where), name, normalization=normalization, uses_model_config=model_config)
+
+
+def fitted_state(state_dict: dict[str, Tensor], own: Optional[Iterable[str]] = None) -> dict[str, Tensor]:
+    """``state_dict`` with each wrapper prefix (`WRAPPER_PREFIXES`) that every key carries dropped, when that makes
+    more of its keys fit the model's keys ``own`` (always, with ``own=None``).
+
+    Examples:
+        >>> sorted(fitted_state({"module.fc.weight": torch.zeros(1)}, ["fc.weight"]))
+        ['fc.weight']
+        >>> sorted(fitted_state({"model.weight": torch.zeros(1)}, ["model.weight"]))  # a submodule named model
+        ['model.weight']
+    """
+    for prefix in WRAPPER_PREFIXES:
+        if state_dict and all(key.startswith(prefix) for key in state_dict):
+            stripped = {key.removeprefix(prefix): value for key, value in state_dict.items()}
+            if own is None or len(stripped.keys() & set(own)) > len(state_dict.keys() & set(own)):
+                state_dict = stripped
+    return state_dict
 
 
 def infer_num_classes(model: nn.Module, state_dict: dict[str, Tensor]) -> Optional[int]:
     """The number of classes of ``state_dict``'s head when it differs from ``model``'s: the first dimension of the
     weights whose shapes disagree only there (the classifier); None when every shape fits."""
     own = model.state_dict()
+    state_dict = fitted_state(state_dict, own)
     sizes = {int(v.shape[0]) for k, v in state_dict.items() if k in own and v.dim() >= 1 and own[k].dim() == v.dim()
              and v.shape != own[k].shape and v.shape[1:] == own[k].shape[1:]}
     if len(sizes) > 1:
@@ -191,7 +180,8 @@ def infer_num_classes(model: nn.Module, state_dict: dict[str, Tensor]) -> Option
 
 def load_state(model: nn.Module, checkpoint: Checkpoint, name: str) -> nn.Module:
     """Load ``checkpoint``'s weights into ``model`` (architecture ``name``), strictly; returns ``model``."""
-    own, state = model.state_dict(), checkpoint.state_dict
+    own = model.state_dict()
+    state = fitted_state(checkpoint.state_dict, own)
     problems = {"missing": [k for k in own if k not in state], "unexpected": [k for k in state if k not in own],
                 "shape mismatch": [k for k, v in state.items() if k in own and v.shape != own[k].shape]}
     if any(problems.values()):

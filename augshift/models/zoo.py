@@ -16,7 +16,7 @@ from torch import nn
 from ..data.stats import Normalization
 from ..errors import UsageError
 from .adapter import pretrained_normalization
-from .zoos import zoo_of
+from .zoos.registry import zoo_of
 
 TASKS = ("classification", "segmentation")
 
@@ -113,7 +113,7 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         >>> loaded.weights, loaded.normalization
         ('random', None)
     """
-    from .checkpoints import infer_num_classes, load_state, read_checkpoint
+    from .checkpoints import fitted_state, infer_num_classes, load_state, read_checkpoint
 
     if checkpoint is None:
         if model is None:
@@ -141,7 +141,7 @@ def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None,
         kind = "segmentation" if saved.meta.get("task") == "segmentation" else "classification"
         net = load_state(create_model(name, task=kind, **saved.kwargs), saved, name)
     else:
-        options = zoo_of(name, task=task).checkpoint_options(saved.state_dict)
+        options = zoo_of(name, task=task).checkpoint_options(fitted_state(saved.state_dict))
         net = create_model(name, num_classes or saved.num_classes, task=task, **options)
         found = None if num_classes or saved.num_classes else infer_num_classes(net, saved.state_dict)
         if found is not None:

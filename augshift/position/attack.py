@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import UsageError
 from ..models.adapter import feature_map, map_channels
 from ..reporting.plots import pyplot, save_figure
-from ..reporting.progress import progress_bar
+from ..progress import progress_bar
 from .channels import ChannelRanking, get_module
 
 

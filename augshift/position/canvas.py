@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 from ..choices import CANVAS_TASKS as TASKS
 from ..engine.evaluation import evaluating
 from ..reporting.plots import pyplot, save_figure
-from ..reporting.progress import progress_bar
-from ..shift import check_images
+from ..progress import progress_bar
+from ..shifts import check_images
 
 
 def tile(tiles: Tensor, grid: int) -> Tensor:

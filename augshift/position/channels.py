@@ -14,7 +14,7 @@ from ..engine.evaluation import evaluating
 from ..errors import UsageError
 from ..models.adapter import feature_map
 from ..reporting.plots import pyplot, save_figure
-from ..shift import check_images, shift
+from ..shifts import check_images, shift
 
 
 def get_module(model: nn.Module, layer: str) -> nn.Module:

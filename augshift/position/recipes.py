@@ -10,9 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from ..seeding import Stream, stream_generator
-from ..engine import (
-    BatchSource, Dist, TrainConfig, Trainer, fast_path, fit, recalibrate_batchnorm, steps_per_epoch,
-)
+from ..engine import TrainConfig, Trainer, fit
+from ..distributed import Dist
+from ..engine.config import fast_path
+from ..engine.trainer import BatchSource, recalibrate_batchnorm, steps_per_epoch
 from .canvas import LocationCanvas, evaluate_canvas
 from .segmentation import MosaicSegmentation
 

@@ -18,8 +18,8 @@ from torch.utils.data import Dataset
 from ..choices import REGION_SETS
 from ..engine.evaluation import evaluating
 from ..errors import UsageError
-from ..models.adapter import logits_of
-from ..shift import check_images
+from ..outputs import logits_of
+from ..shifts import check_images
 from .canvas import tile
 
 IGNORE_INDEX = 255

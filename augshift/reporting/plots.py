@@ -139,7 +139,7 @@ def plot_consistency_at_accuracy(traces: Mapping[str, Mapping[str, Sequence]], p
 
     Args:
         traces: ``{protocol: {row: [seed trace, ...]}}``, each seed trace a sequence of ``(top-1 %, consistency %)``
-            per epoch (e.g. `augshift.sweep.matched.Trace.rates`).
+            per epoch (e.g. `sweep.matched.Trace.rates`).
         path: the PNG file (written atomically).
         title: the figure's title.
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from augshift.data import Normalization
-from augshift.models.adapter import image_processor_of
+from augshift.models.zoos.transformers import image_processor_of
 from augshift.reporting.files import write_json_atomic
 
 

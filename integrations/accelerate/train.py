@@ -30,16 +30,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
-from augshift.data import Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics
+from augshift.data import Normalization, eval_split, load_split_dataset
+from augshift.data.hub import num_classes
+from augshift.data.splits import open_split, split_statistics
+from augshift.data.stats import normalization_policy
 from augshift.distributed import average_buffers
 from augshift.seeding import epoch_seed, seed_generator
-from augshift.cli.options import add_limit_arguments
+from augshift.arguments import add_limit_arguments
 from augshift.errors import UsageError, run_command
 from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, save_final_model, weights_digest
-from augshift.models import create_model, logits_of, pretrained_normalization
+from augshift.models import create_model, pretrained_normalization
+from augshift import logits_of
 from augshift.protocols import add_protocols_argument, check_crop_options
 from augshift.reporting.files import check_output_folder, write_json_atomic
-from augshift.reporting.progress import progress_bar
+from augshift.progress import progress_bar
 
 METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
 

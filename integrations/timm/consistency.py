@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import IterableDataset
 
 from augshift.metrics import ConsistencyReport, ShiftConsistency
-from augshift.reporting.progress import progress_bar
+from augshift.progress import progress_bar
 
 
 def loader_indices(loader) -> Tensor:

@@ -29,13 +29,14 @@ from transformers import AutoModelForImageClassification, HfArgumentParser, Trai
 from transformers import ViTImageProcessor
 
 from augshift import AugShiftConfig, add_augshift_arguments
-from augshift.data import (
-    Normalization, normalization_policy, eval_split, load_split_dataset, num_classes, open_split, split_statistics,
-)
+from augshift.data import Normalization, eval_split, load_split_dataset
+from augshift.data.hub import num_classes
+from augshift.data.splits import open_split, split_statistics
+from augshift.data.stats import normalization_policy
 from augshift.errors import UsageError, run_command
 from augshift.integrations.transformers import AugShiftTrainer
 from augshift.models import pretrained_normalization
-from augshift.models.adapter import image_processor_of
+from augshift.models.zoos.transformers import image_processor_of
 from augshift.protocols import add_protocols_argument, check_crop_options
 
 

@@ -34,13 +34,13 @@ from transformers import Trainer
 
 from augshift.augshift import AugShiftObjective
 from augshift.config import AugShiftConfig
-from augshift.data import INDEX_COLUMN
+from augshift.data.hub import INDEX_COLUMN
 from augshift.distributed import broadcast_buffers
 from augshift.seeding import Stream, stream_seed
 from augshift.errors import UsageError
 from augshift.features import PooledFeatures
 from augshift.metrics import ShiftConsistency
-from augshift.models import logits_of
+from augshift import logits_of
 from augshift.protocols import DEFAULT_PROTOCOLS, consistency_column
 
 SINGLE_LABEL = (None, "single_label_classification")

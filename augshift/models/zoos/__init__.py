@@ -1,33 +1,16 @@
-"""The model zoos, one file each (`.timm`, `.torchvision`, `.transformers`), each a `Zoo`,
-and their registry: `ZOOS`, asked in order, and `zoo_of`, the zoo of a name.
+"""The model zoos, one file each (`.timm`, `.torchvision`, `.transformers`), each a `Zoo`, and their registry
+(`.registry`): `ZOOS`, asked in order, `zoo_of`, the zoo of a name, and `register_zoo`.
 
-Adding a zoo: a file here with a `Zoo` subclass and its instance ``ZOO``, and its ``ZOO`` in
-`ZOOS` (before timm, which takes every name the others leave).
+Adding a zoo: a file here with a `Zoo` subclass and its instance ``ZOO``, registered below (timm, which takes every
+name the others leave, first, so that it is asked last); a user's zoo: ``register_zoo(MyZoo())`` at run time.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from . import timm, torchvision, transformers
 from .base import Zoo
+from .registry import ZOOS, register_zoo, supported_models, zoo_of
 
-ZOOS: tuple[Zoo, ...] = (transformers.ZOO, torchvision.ZOO, timm.ZOO)  # asked in order; the first that claims builds
+for _zoo in (timm.ZOO, torchvision.ZOO, transformers.ZOO):
+    register_zoo(_zoo)
 
-
-def zoo_of(name: str, *, task: Optional[str] = None) -> Zoo:
-    """The zoo of a model name: the first of `ZOOS` that claims it.
-
-    Args:
-        name: ``resnet18`` (timm), ``torchvision/<name>`` (also a bare segmenter name, e.g. ``fcn_resnet50``, for
-            ``task="segmentation"``) or ``hf:<hub id or save_pretrained folder>``.
-        task: ``"classification"`` or ``"segmentation"`` when building; ``None``: a name of any task.
-
-    Returns:
-        Its `Zoo` (timm for any name no other zoo claims).
-
-    Examples:
-        >>> zoo_of("fcn_resnet50", task="segmentation") is torchvision.ZOO, zoo_of("resnet18") is timm.ZOO
-        (True, True)
-    """
-    return next(zoo for zoo in ZOOS if zoo.claims(name, task=task))
-
+__all__ = ["ZOOS", "Zoo", "register_zoo", "supported_models", "zoo_of"]

@@ -10,14 +10,45 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from torch import Tensor, nn
 
 from ...data.stats import Normalization
 
-if TYPE_CHECKING:
-    from ..checkpoints import Checkpoint
+
+@dataclass
+class Checkpoint:
+    """The weights of a checkpoint and what it tells about the model (what `augshift.models.checkpoints.read_checkpoint` and a zoo's `Zoo.read_folder` return).
+
+    Args:
+        state_dict: the weights (``None`` for a ``save_pretrained`` folder, which ``transformers`` reads itself).
+        source: the file (or folder) read.
+        name: the architecture (timm / ``torchvision/`` / ``hf:`` name) when the checkpoint records it.
+        num_classes: the number of classes, when recorded.
+        kwargs: the model's options, in the project's own format (else empty).
+        meta: what the project's own format records beside them (``task``, ``grid``, ``normalization``...).
+        normalization: the statistics the weights were trained with, when recorded.
+        uses_model_config: a timm ``train.py`` run that named no ``--mean`` / ``--std``, so it normalised with the
+            model's data config.
+
+    Examples:
+        >>> import torch
+        >>> checkpoint = Checkpoint({"fc.weight": torch.zeros(3, 4)}, "model.pt")
+        >>> checkpoint.name, checkpoint.num_classes, checkpoint.normalization
+        (None, None, None)
+    """
+
+    state_dict: Optional[dict[str, Tensor]]
+    source: str
+    name: Optional[str] = None
+    num_classes: Optional[int] = None
+    kwargs: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    normalization: Optional[Normalization] = None
+    uses_model_config: bool = False
+
 
 
 class Zoo(ABC):
@@ -26,8 +57,7 @@ class Zoo(ABC):
     models need them.
 
     Attributes:
-        supported: the zoo in the list of what augshift supports (`UnsupportedModelError`).
-        output_key: the key of the logits in its models' mapping outputs (``"logits"``, ``"out"``), or ``None``.
+        supported: what the zoo builds, in the list of what augshift supports (`supported_models`).
         folder_file: the file marking a checkpoint folder the zoo reads itself (``config.json``), or ``None``.
         folder_kind: what such a folder is called in messages.
 
@@ -41,7 +71,6 @@ class Zoo(ABC):
     """
 
     supported: str
-    output_key: Optional[str] = None
     folder_file: Optional[str] = None
     folder_kind: str = ""
 

@@ -8,7 +8,9 @@ from typing import Any, Optional
 from torch import nn
 
 from ...data.stats import Normalization
+from ...outputs import UnsupportedModelError
 from .base import Zoo
+from .registry import supported_models
 
 
 class TimmZoo(Zoo):
@@ -29,11 +31,10 @@ class TimmZoo(Zoo):
                **kwargs: Any) -> nn.Module:
         import timm
 
-        from ..adapter import UnsupportedModelError
-
-        if not timm.is_model(name):
+        source, _ = timm.models.parse_model_name(name)
+        if source is None and not timm.is_model(name):  # an hf-hub: / local-dir: name is timm's to resolve
             raise UnsupportedModelError(f"timm has no model {name!r} (for torchvision write torchvision/{name}, "
-                                        f"for transformers hf:<id or folder>)")
+                                        f"for transformers hf:<id or folder>)", supported=supported_models())
         return timm.create_model(name, pretrained=pretrained, **kwargs,
                                  **({} if num_classes is None else {"num_classes": num_classes}))
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from torch import Tensor, nn
 
 from ...data.stats import Normalization
+from ...outputs import UnsupportedModelError, classifier_of
 from .base import Zoo
 
 PREFIX = "torchvision/"
@@ -37,7 +38,6 @@ class TorchvisionZoo(Zoo):
     """
 
     supported = "torchvision classifiers and segmenters (torchvision/<name>)"
-    output_key = "out"  # a segmenter's {"out": ..., "aux": ...}
 
     def claims(self, name: str, *, task: Optional[str] = None) -> bool:
         return name.startswith(PREFIX) or (task in (None, "segmentation") and name in torchvision_segmenters())
@@ -45,8 +45,6 @@ class TorchvisionZoo(Zoo):
     def create(self, name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
                **kwargs: Any) -> nn.Module:
         import torchvision
-
-        from ..adapter import UnsupportedModelError, classifier_of
 
         name = name.removeprefix(PREFIX)
         if task == "segmentation":
@@ -62,7 +60,7 @@ class TorchvisionZoo(Zoo):
                                                 weights_backbone="DEFAULT" if pretrained and not whole else None,
                                                 num_classes=num_classes or (None if whole else 21), **kwargs)
         if name not in torchvision.models.list_models(module=torchvision.models):
-            raise UnsupportedModelError(f"torchvision has no classifier {name!r}")
+            raise UnsupportedModelError(f"torchvision has no classifier {name!r}", supported=self.supported)
         if not pretrained:
             return torchvision.models.get_model(name, **kwargs,
                                                 **({} if num_classes is None else {"num_classes": num_classes}))

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from torch import nn
 
 from ...data.stats import Normalization
 from ...errors import UsageError
-from .base import Zoo
+from ...outputs import UnsupportedModelError
+from .base import Checkpoint, Zoo
 
-if TYPE_CHECKING:
-    from ..checkpoints import Checkpoint
 
 PREFIX = "hf:"
 INSTALL = 'pip install "augshift[transformers]"'
@@ -76,7 +75,6 @@ class TransformersZoo(Zoo):
 
     supported = ("Hugging Face transformers image models (hf:<hub id or save_pretrained folder>: ResNet, ConvNeXt, "
                  "ViT, Swin, ...)")
-    output_key = "logits"  # a ModelOutput's
     folder_file = CONFIG_FILE
     folder_kind = "a transformers save_pretrained folder"
 
@@ -85,8 +83,6 @@ class TransformersZoo(Zoo):
 
     def create(self, name: str, num_classes: Optional[int], *, pretrained: bool, task: str,
                **kwargs: Any) -> nn.Module:
-        from ..adapter import UnsupportedModelError
-
         if kwargs:
             raise TypeError(f"options {', '.join(kwargs)} are for timm and torchvision models; set a transformers "
                             "model's options in its config")
@@ -116,8 +112,6 @@ class TransformersZoo(Zoo):
         return base if base and isinstance(getattr(model, base, None), nn.Module) else None
 
     def read_folder(self, path: Path, *, normalization: Optional[Normalization]) -> Optional[Checkpoint]:
-        from ..checkpoints import Checkpoint
-
         if not (path / CONFIG_FILE).is_file():
             return None
         # without a recorded normalisation, load_model asks the folder's image processor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..config import AugShiftConfig
-from ..errors import UsageError
+from augshift.config import AugShiftConfig
+from augshift.errors import UsageError
 
 
 def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:

@@ -7,9 +7,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
-from ..intervals import difference_ci, paired_difference_ci, proportion_ci
-from ..protocols import ALL_PROTOCOLS, WORST_PROTOCOLS
+from augshift.errors import UsageError
+from augshift.intervals import difference_ci, paired_difference_ci, proportion_ci
+from augshift.protocols import ALL_PROTOCOLS, WORST_PROTOCOLS
 from .outcomes import unpack_outcomes
 
 # each reported metric and the count in a run's result it is the percentage of
@@ -101,7 +101,7 @@ def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]]
     Examples:
         >>> import torch
         >>> from augshift.report import ConsistencyReport
-        >>> from augshift.sweep.outcomes import pack_outcomes
+        >>> from sweep.outcomes import pack_outcomes
         >>> def result(label, bits):  # a finished run's result.json, reduced to what is compared
         ...     report = ConsistencyReport(len(bits), sum(bits), {}, outcomes={
         ...         "index": torch.arange(len(bits)), "correct": torch.tensor(bits, dtype=torch.bool)})

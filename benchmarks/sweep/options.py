@@ -6,13 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..config import AugShiftConfig
-from ..data import EMBEDDED, Normalization, load_split, num_classes, open_split
-from ..engine import PRECISIONS, Dist, TrainConfig, fast_path
-from ..models import STEMS
-from ..protocols import PROTOCOL_FAMILY, add_protocols_argument
+from augshift.config import AugShiftConfig
+from augshift.data import Normalization, load_split
+from augshift.data.hub import num_classes
+from augshift.data.splits import EMBEDDED, open_split
+from augshift.engine import TrainConfig
+from augshift.distributed import Dist
+from augshift.engine.config import PRECISIONS, fast_path
+from augshift.models.stem import STEMS
+from augshift.protocols import PROTOCOL_FAMILY, add_protocols_argument
 from .runs import RunData, RunSpec, run_sweep
-from ..cli.options import add_limit_arguments
+from augshift.arguments import add_limit_arguments
 from .shards import collect, parse_shard, shard_of
 
 

@@ -1,6 +1,6 @@
 """Consistency at matched accuracy: a more accurate classifier is more consistent for that reason alone (a model that
 is always right is perfectly consistent), so two rows are compared at the same test top-1, not at wherever each
-stopped. Each run's per-epoch trace (`augshift.sweep.runs.epoch_trace`: top-1 and consistency of every epoch, with
+stopped. Each run's per-epoch trace (`sweep.runs.epoch_trace`: top-1 and consistency of every epoch, with
 per-image outcomes) is read as consistency against accuracy; two rows are compared over the accuracies both reach,
 and the interval comes from resampling the test images (the same images for every run: the comparison stays
 paired)."""
@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from augshift.errors import UsageError
 from .outcomes import unpack_outcomes
 
 

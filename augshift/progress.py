@@ -42,7 +42,7 @@ def progress_bar(iterable: Optional[Iterable[Any]] = None, *, desc: str, total: 
     """
     from tqdm.auto import tqdm
 
-    from .. import distributed
+    from . import distributed
 
     return tqdm(iterable, desc=desc, total=total, initial=initial, leave=leave, file=sys.stderr, dynamic_ncols=True,
                 disable=not enabled or distributed.rank() != 0)

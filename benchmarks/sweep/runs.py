@@ -9,7 +9,6 @@ summed, so the numbers equal a single-process evaluation.
 """
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,62 +19,22 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..data.stats import Normalization
-from ..engine import BestEpoch, Dist, TensorBatches, TrainConfig, Trainer, barrier, evaluate_classifier, fit
-from ..errors import UsageError
-from ..models import create_model, load_model
-from ..protocols import PROTOCOL_FAMILY, WORST, offsets_to
-from ..reporting.files import write_json_atomic
+from augshift.data.stats import Normalization
+from augshift.engine import TensorBatches, TrainConfig, Trainer, evaluate_classifier, fit
+from augshift.distributed import Dist, barrier
+from augshift.engine.best_epoch import BestEpoch
+from augshift.errors import UsageError
+from augshift.protocols import PROTOCOL_FAMILY, WORST
+from augshift.views import offsets_to
+from augshift.reporting.files import write_json_atomic
 from .outcomes import pack_outcomes
 from .shards import read_result
+from .spec import RunSpec
 
 # the evaluation (fixed, whatever the training recipe): shifts of up to 4 px with a zero border for random / circular,
 # and the per-shift curve out to 16 px; the protocols are RunData's
 EVAL = dict(max_shift=4, mode="zeros")
 CURVE_OFFSETS = offsets_to(16)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run.
-
-    Args:
-        name: names the run directory (``<workdir>/<name>``), unique within a sweep.
-        arch: the model's name for `create_model` (e.g. a timm name such as ``resnet18``).
-        config: the `TrainConfig`; ``config.seed`` is the seed.
-        stem: the model's first layers (``standard``, or ``cifar``: the CIFAR stem).
-        label: the row of the tables it belongs to (model or ablation variant); the seeds of a row share it.
-        init: the weights training starts from (fine-tuning): any checkpoint `augshift.models.load_model` reads
-            (a ``--save-model`` file, a timm ``train.py`` checkpoint, a ``save_pretrained`` folder, a state_dict);
-            ``""``: ``arch`` at random initialisation.
-
-    ``to_dict()`` gives the spec as JSON values, as ``result.json`` stores it (and as a resumed run is checked).
-
-    Examples:
-        >>> spec = RunSpec("resnet18_seed1", "resnet18", TrainConfig(epochs=2, seed=1), label="resnet18")
-        >>> spec.to_dict()["config"]["seed"], spec.to_dict()["config"]["betas"], spec.stem
-        (1, [0.9, 0.999], 'standard')
-    """
-
-    name: str
-    arch: str
-    config: TrainConfig
-    stem: str = "standard"
-    label: str = ""
-    init: str = ""
-
-    def to_dict(self) -> dict:
-        """The spec as JSON values (as ``result.json`` stores it: tuples become lists; ``init`` only when set)."""
-        spec = {"name": self.name, "arch": self.arch, "stem": self.stem, "label": self.label,
-                "config": self.config.to_dict(), **({"init": self.init} if self.init else {})}
-        return json.loads(json.dumps(spec))
-
-    def create(self, num_classes: int) -> torch.nn.Module:
-        """The run's model before training: ``init``'s weights, or ``arch`` at random initialisation."""
-        if not self.init:
-            return create_model(self.arch, num_classes, stem=self.stem)
-        return load_model(self.init, model=None if Path(self.init).is_dir() else self.arch,
-                          num_classes=num_classes).model.train()
 
 
 @dataclass
@@ -183,7 +142,7 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
         ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
 
     Examples:
-        >>> from augshift.models import create_small_cnn
+        >>> from augshift.models.small_cnn import create_small_cnn
         >>> g = torch.Generator().manual_seed(0)
         >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
         >>> labels = torch.randint(0, 3, (24,), generator=g)

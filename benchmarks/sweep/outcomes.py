@@ -1,7 +1,7 @@
 """Per-image outcomes in a run's ``result.json``: which test images a model classified correctly and on which its
 views agreed, one bit per image, so that two rows evaluated on the same images can be compared image by image
 (paired intervals, `augshift.intervals.paired_difference_ci`) and a run's per-epoch trace can be resampled over
-images (`augshift.sweep.matched`)."""
+images (`sweep.matched`)."""
 from __future__ import annotations
 
 import base64
@@ -9,8 +9,8 @@ import base64
 import numpy as np
 import torch
 
-from ..errors import UsageError
-from ..report import ConsistencyReport
+from augshift.errors import UsageError
+from augshift.report import ConsistencyReport
 
 
 def pack_outcomes(report: ConsistencyReport) -> dict:

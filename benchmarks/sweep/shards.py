@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
-if TYPE_CHECKING:  # runs.py reads results through this module
-    from .runs import RunSpec
+from .spec import RunSpec
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -50,7 +49,7 @@ def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list
 
     Examples:
         >>> from augshift.engine import TrainConfig
-        >>> from augshift.sweep import RunSpec
+        >>> from sweep import RunSpec
         >>> specs = [RunSpec(f"seed{seed}", "resnet18", TrainConfig(seed=seed)) for seed in range(5)]
         >>> [spec.name for spec in shard_of(specs, (1, 2))], len(shard_of(specs, None))
         (['seed1', 'seed3'], 5)
@@ -71,7 +70,7 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
 
     Examples:
         >>> from augshift.engine import TrainConfig
-        >>> from augshift.sweep import RunSpec
+        >>> from sweep import RunSpec
         >>> import tempfile
         >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
         >>> with tempfile.TemporaryDirectory() as folder:
@@ -107,7 +106,7 @@ def read_result(spec: RunSpec, path: Path) -> dict:
 
     Examples:
         >>> from augshift.engine import TrainConfig
-        >>> from augshift.sweep import RunSpec
+        >>> from sweep import RunSpec
         >>> import tempfile
         >>> spec = RunSpec("seed0", "resnet18", TrainConfig(seed=0), label="resnet18")
         >>> with tempfile.TemporaryDirectory() as folder:
