@@ -11,16 +11,74 @@ where a tensor belongs); the commands never produce one from user input, because
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from types import ModuleType
+from typing import Callable, NoReturn, Optional, Sequence
 
 EXIT_USAGE = 2  # argparse's exit status for a bad command line
 PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
+EXTRAS = {  # the optional packages and the extra of pyproject.toml that installs each
+    "matplotlib": "plots", "datasets": "data", "evaluate": "evaluate", "accelerate": "accelerate",
+    "transformers": "transformers", "lightning": "lightning", "submitit": "cluster",
+}
 
 
 class UsageError(ValueError):
     """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix."""
+
+
+class MissingExtraError(UsageError, ImportError):
+    """An optional package is not installed; the message names the extra that installs it (an ``ImportError`` too,
+    so ``import augshift.integrations.transformers`` without transformers fails as an import does)."""
+
+
+def require(module: str, *, purpose: str) -> ModuleType:
+    """Import an optional package (one of `EXTRAS`), or refuse in one line naming the extra that installs it.
+
+    Args:
+        module: the package's import name, e.g. ``"matplotlib"``.
+        purpose: what needs it, for the message (e.g. ``"plotting"``).
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingExtraError: the package is not installed.
+
+    Examples:
+        >>> require("matplotlib", purpose="plotting").__name__
+        'matplotlib'
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:  # the package is there but one of its own imports failed: a broken install
+            raise
+        raise MissingExtraError(f"{purpose} needs {module}, which is not installed: pip install "
+                                f"\"augshift[{EXTRAS[module]}]\" (or \"augshift[all]\")") from None
+
+
+def exit_unless_installed(prog: str, *modules: str, purpose: str) -> None:
+    """For a script run as ``python -m``, before it imports ``modules``: print `require`'s message as one line and
+    exit with `EXIT_USAGE` when one is missing.
+
+    Args:
+        prog: the script's name in the message.
+        *modules: the optional packages it imports (keys of `EXTRAS`).
+        purpose: what needs them, for the message.
+    """
+    for module in modules:
+        try:
+            require(module, purpose=purpose)
+        except MissingExtraError as error:
+            _exit_usage(prog, str(error))
+
+
+def _exit_usage(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
 
 
 def _named_by_user(filename: str, argv: Sequence[str]) -> bool:

@@ -24,21 +24,20 @@ from torch import Tensor
 from .config import check_max_shift, check_mode
 from .distributed import gather_objects, world_size
 from .errors import UsageError
-from .intervals import proportion_ci
 from .outputs import logits_of
-from .protocols import DEFAULT_PROTOCOLS, PROTOCOL_FAMILY, PROTOCOLS, protocol_names, protocol_of
-from .report import ConsistencyReport, agreement_counts, consistency_from_predictions
+from .protocols import DEFAULT_PROTOCOLS, protocol_names, protocol_of
+from .report import ConsistencyReport
 from .progress import progress_bar
 from .shifts import check_images
-from .views import Geometry, Protocol, centre_crop, dense_offsets, offsets_to
+from .views import Geometry, Protocol, centre_crop, dense_offsets
 
-__all__ = ["ConsistencyReport", "PROTOCOL_FAMILY", "PROTOCOLS", "ShiftConsistency", "agreement_counts", "check_labels",
-           "consistency_from_predictions", "evaluate_shift_consistency", "offsets_to", "proportion_ci"]
+__all__ = ["ShiftConsistency", "check_labels", "evaluate_shift_consistency"]
 
 Flags = dict[str, Tensor]
 
 
 SAMPLE_KEYS = ("index", "target", "fingerprint")  # what identifies a sample in the flags, beside its outcomes
+CURVE_PROTOCOL = "random"  # the per-shift curve's views: this protocol's shifts (the evaluator's mode) at fixed offsets
 
 
 class ShiftConsistency:
@@ -105,7 +104,7 @@ class ShiftConsistency:
         self.max_shift, self.mode, self.crop_size, self.seed, self.chunk_size = max_shift, mode, crop_size, seed, chunk_size
         self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
-        self._curve = PROTOCOLS["random"]  # the curve's views: random's shifts (the evaluator's mode) at fixed offsets
+        self._curve, _ = protocol_of(CURVE_PROTOCOL)
         self._seen = 0
         self.names = ("samples", "correct", *(f"agree/{p}" for p in self.protocols),
                       *(f"correct/{p}" for p, (_, worst) in self._resolved.items() if worst),
@@ -121,7 +120,7 @@ class ShiftConsistency:
     def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
         """The offsets of ``protocol``'s two views of images ``indices`` (N,) of ``height`` x ``width``:
         ``((dx_a, dy_a), (dx_b, dy_b))`` (see `augshift.protocols.pair_offsets`)."""
-        return PROTOCOLS[protocol].offsets(indices, self.geometry(height, width), seed=self.seed)
+        return protocol_of(protocol)[0].offsets(indices, self.geometry(height, width), seed=self.seed)
 
     def _check_sizes(self, geometry: Geometry) -> None:
         """Each protocol's own check of the sizes, then the curve's."""

@@ -99,14 +99,26 @@ for _protocol in (  # the salts of random and circular keep the offsets of earli
     register_protocol(_protocol)
 
 
+def pair_protocols() -> tuple[str, ...]:
+    """The registered protocols' names, in the order registered, read from the registry now (a protocol registered
+    at run time is in it).
+
+    Examples:
+        >>> pair_protocols()[:2]
+        ('random', 'circular')
+    """
+    return tuple(PROTOCOLS)
+
+
+def worst_protocols() -> tuple[str, ...]:
+    """The worst-case variants of the registered protocols (``<name>_worst``), read from the registry now."""
+    return tuple(name + WORST for name in PROTOCOLS)
+
+
 def protocol_names() -> tuple[str, ...]:
-    """Every registered protocol's name, then every worst case's (``<name>_worst``)."""
-    return (*PROTOCOLS, *(name + WORST for name in PROTOCOLS))
+    """Every registered protocol's name, then every worst case's (``<name>_worst``), read from the registry now."""
+    return (*pair_protocols(), *worst_protocols())
 
-
-PAIR_PROTOCOLS = tuple(PROTOCOLS)  # the built-in protocols' names (as registered above)
-WORST_PROTOCOLS = tuple(name + WORST for name in PROTOCOLS)
-ALL_PROTOCOLS = protocol_names()
 # what `augshift consistency` and every benchmark report: the 32 px family (crop needs larger images, worst-case
 # grids cost a forward per offset); the metric's own default is the two cheap ones
 PROTOCOL_FAMILY = ("random", "circular", "random8", "random16", "circular_full", "fractional")

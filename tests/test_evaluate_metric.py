@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from augshift.metrics import agreement_counts, consistency_from_predictions, proportion_ci
+from augshift.intervals import proportion_ci
+from augshift.report import agreement_counts, consistency_from_predictions
 from augshift.integrations.evaluate import METRIC_PATH
 
 

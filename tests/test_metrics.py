@@ -12,12 +12,11 @@ from helpers import free_port, init_gloo
 
 from augshift.distributed import gather_objects
 from augshift.errors import UsageError
-from augshift.metrics import (
-    ShiftConsistency, agreement_counts, consistency_from_predictions, evaluate_shift_consistency, proportion_ci,
-)
-from augshift.protocols import (
-    PAIR_PROTOCOLS, PROTOCOL_FAMILY, Geometry, offsets_to, pair_offsets, worst_grid,
-)
+from augshift.intervals import proportion_ci
+from augshift.metrics import ShiftConsistency, evaluate_shift_consistency
+from augshift.report import agreement_counts, consistency_from_predictions
+from augshift.protocols import PROTOCOL_FAMILY, Geometry, pair_offsets, pair_protocols, worst_grid
+from augshift.views import offsets_to
 from augshift.shifts import fractional_shift
 
 
@@ -134,7 +133,7 @@ def test_fractional_views_are_band_limited_shifts_by_real_offsets():
     assert (dxa != dxa.round()).all() and dxa.abs().max() <= 2 and dya.abs().max() <= 2
 
 
-@pytest.mark.parametrize("protocol", PAIR_PROTOCOLS)
+@pytest.mark.parametrize("protocol", pair_protocols())
 def test_the_two_views_differ_as_often_as_their_range_says(protocol):
     """Two independent uniform offsets in a range of k values per axis coincide with probability 1 / k^2."""
     geometry = Geometry(16, 16, max_shift=4, mode="zeros", source=(24, 24))

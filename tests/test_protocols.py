@@ -2,6 +2,7 @@
 registry's refusals, the crop geometry against slicing, and a new kind of view added as one class that the metric
 runs unchanged."""
 import argparse
+import json
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ import torch.nn.functional as F
 from augshift.errors import UsageError
 from augshift.metrics import ShiftConsistency
 from augshift.protocols import (
-    ALL_PROTOCOLS, PAIR_PROTOCOLS, PROTOCOLS, SALT_SPAN, WORST_PROTOCOLS, Geometry, add_protocols_argument,
-    pair_offsets, protocol_list, register_protocol, worst_grid,
+    PROTOCOLS, SALT_SPAN, Geometry, add_protocols_argument, pair_offsets, pair_protocols, protocol_list,
+    protocol_names, register_protocol, worst_grid, worst_protocols,
 )
 from augshift.views import Protocol, ShiftProtocol, centre_crop, crop, hashed_shifts
 from test_metrics import LeftRight, Recorder, dot_images
@@ -50,8 +51,8 @@ def reflect_padded(x, dx, dy):
 
 
 def test_reflect_is_listed_wherever_protocol_names_are():
-    assert "reflect" in PAIR_PROTOCOLS and "reflect_worst" in WORST_PROTOCOLS
-    assert {"reflect", "reflect_worst"} <= set(ALL_PROTOCOLS)
+    assert "reflect" in pair_protocols() and "reflect_worst" in worst_protocols()
+    assert {"reflect", "reflect_worst"} <= set(protocol_names())
     assert protocol_list("reflect,reflect_worst") == ("reflect", "reflect_worst")
     parser = argparse.ArgumentParser()
     add_protocols_argument(parser)
@@ -118,7 +119,7 @@ def test_reflect_offsets_depend_only_on_the_seed_the_index_and_its_salt():
     again = torch.stack([t for view in pair_offsets("reflect", torch.arange(200), geometry, seed=4) for t in view])
     assert not torch.equal(every, again)
     x, y = torch.rand(40, 1, 20, 20), torch.zeros(40, dtype=torch.long)
-    family = (*(p for p in PAIR_PROTOCOLS[::-1] if p != "crop"), "random_worst")  # reflect among the others
+    family = (*(p for p in pair_protocols()[::-1] if p != "crop"), "random_worst")  # reflect among the others
     agree = [ShiftConsistency(max_shift=3, seed=1, protocols=protocols).flags(LeftRight(), x, y, torch.arange(40))
              ["agree/reflect"] for protocols in (("reflect",), family)]
     assert torch.equal(agree[0], agree[1])
@@ -217,3 +218,26 @@ def test_crops_equal_slicing():
     assert torch.equal(centre_crop(images, Geometry.of(14, 14, max_shift=1, mode="zeros")), images)
     with pytest.raises(UsageError, match="smaller than crop_size 16: give images of at least 16x16"):
         Geometry.of(14, 14, max_shift=1, mode="zeros", crop_size=16)
+
+
+def test_a_protocol_registered_at_run_time_reaches_the_evaluate_module_and_the_command_line(roll, tmp_path,
+                                                                                          cifar10_dir):
+    import evaluate
+    import timm
+
+    from augshift.cli import main
+    from augshift.integrations.evaluate import METRIC_PATH
+
+    pair = evaluate.load(METRIC_PATH)
+    result = pair.compute(predictions=[1, 2, 0], shifted_predictions=[1, 0, 0], protocol="roll")
+    assert result["consistency"] == pytest.approx(2 / 3) and result["protocol"] == "roll"
+    assert evaluate.load(METRIC_PATH, "worst").compute(predictions=[1], shifted_predictions=[[1, 1]],
+                                                       protocol="roll_worst")["consistency"] == 1.0
+    torch.save({"state_dict": timm.create_model("resnet18", num_classes=10).state_dict()}, tmp_path / "ckpt.pth")
+    out = tmp_path / "out"
+    assert main(["consistency", "--model", "resnet18", "--num-classes", "10", "--checkpoint", str(tmp_path / "ckpt.pth"),
+                 "--data", str(cifar10_dir), "--eval-limit", "8", "--protocols", "random,roll,roll_worst",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    results = json.loads((out / "consistency.json").read_text())["results"]
+    assert {"consistency_roll", "consistency_roll_worst", "accuracy_roll_worst"} <= set(results)
+    assert results["samples"] == 8

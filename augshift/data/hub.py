@@ -14,9 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UsageError
+from ..errors import UsageError, require
 from .images import decode_images
 from .stats import Normalization, normalize
+
+DATA_PURPOSE = "reading a data set (hub name, parquet or image folder)"
 
 IMAGE_COLUMNS = ("img", "image", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
@@ -58,7 +60,7 @@ def split_names(source: str) -> Optional[list[str]]:
     if os.path.exists(source):
         _, splits = local_splits(source)
         return list(UNSPLIT_ROWS) if None in splits else sorted(splits)
-    import datasets
+    datasets = require("datasets", purpose=DATA_PURPOSE)
 
     try:
         return list(datasets.get_dataset_split_names(source))
@@ -102,7 +104,7 @@ def describe_split(source: str, split: str) -> str:
 
 
 def _load_local(builder: str, paths: list[str]):
-    import datasets
+    datasets = require("datasets", purpose=DATA_PURPOSE)
 
     try:
         if builder == "parquet":
@@ -114,7 +116,7 @@ def _load_local(builder: str, paths: list[str]):
 
 
 def _load_hub(source: str, split: str):
-    import datasets
+    datasets = require("datasets", purpose=DATA_PURPOSE)
 
     try:
         return datasets.load_dataset(source, split=split)
@@ -189,7 +191,7 @@ def as_image_column(dataset, column: str):
     """``dataset`` with ``column`` as undecoded image records (``{bytes, path}``), which
     `decode_images` decodes faithfully or refuses naming the file (parquet written without
     Hugging Face metadata stores them so already); a column of anything else is a `UsageError`."""
-    import datasets
+    datasets = require("datasets", purpose=DATA_PURPOSE)
 
     feature = dataset.features[column]
     if isinstance(feature, datasets.Image) or (isinstance(feature, dict) and "bytes" in feature):

@@ -18,8 +18,8 @@ from PIL import Image
 from torch import Tensor
 
 from ..choices import DEFAULT_IGNORE_INDEX
-from ..errors import UsageError
-from .hub import IMAGE_COLUMNS, as_image_column, load_image_dataset
+from ..errors import UsageError, require
+from .hub import DATA_PURPOSE, IMAGE_COLUMNS, as_image_column, load_image_dataset
 from .images import decode_images
 
 MASK_COLUMNS = ("mask", "annotation", "segmentation", "semantic_segmentation", "label")
@@ -38,7 +38,7 @@ def mask_folder(source: str, split: str) -> Optional[Path]:
 def _mask_column(dataset, given: Optional[str]) -> Optional[str]:
     """The column of ``dataset`` holding mask images: ``given`` (checked) or the first known name that is an
     image feature; None when there is none."""
-    from datasets import Image as ImageFeature
+    ImageFeature = require("datasets", purpose=DATA_PURPOSE).Image
 
     columns = list(dataset.column_names)
     if given is not None:

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from ..data.batches import iterate_batches
 from ..data.stats import Normalization
-from ..metrics import ConsistencyReport, evaluate_shift_consistency
+from ..metrics import evaluate_shift_consistency
+from ..report import ConsistencyReport
 
 
 @contextmanager

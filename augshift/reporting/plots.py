@@ -7,13 +7,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import require
 from .files import PathLike, save_figure_atomic
 
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", purpose="plotting")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

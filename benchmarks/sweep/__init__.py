@@ -5,10 +5,10 @@ from .options import add_common_args, load_data, overrides, recipe, run_or_colle
 from .rows import parse_model, parse_row, split_rows
 from .runs import EVAL, RunData, RunSpec, evaluate_model, run_one, run_sweep
 from .shards import collect, parse_shard, read_result, shard_of
-from .summary import METRICS, comparison_table, paired_differences, reported_metrics, summarize, summary_table
+from .summary import comparison_table, paired_differences, reported_metrics, summarize, summary_table
 
 __all__ = [  # what the benchmark scripts import
-    "EVAL", "METRICS", "RunData", "RunSpec", "add_common_args", "collect", "comparison_table", "evaluate_model",
+    "EVAL", "RunData", "RunSpec", "add_common_args", "collect", "comparison_table", "evaluate_model",
     "load_data", "overrides", "paired_differences", "parse_model", "parse_row", "parse_shard", "read_result",
     "recipe", "reported_metrics", "run_one", "run_or_collect", "run_sweep", "shard_of", "split_rows", "summarize",
     "summary_table",

@@ -9,12 +9,14 @@ import numpy as np
 
 from augshift.errors import UsageError
 from augshift.intervals import difference_ci, paired_difference_ci, proportion_ci
-from augshift.protocols import ALL_PROTOCOLS, WORST_PROTOCOLS
+from augshift.protocols import protocol_names, worst_protocols
 from .outcomes import unpack_outcomes
 
 # each reported metric and the count in a run's result it is the percentage of
-METRICS = {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in ALL_PROTOCOLS},
-           **{f"accuracy_{p}": f"robust_{p}" for p in WORST_PROTOCOLS}}
+def metrics() -> dict[str, str]:
+    """Each metric of a summary row and the per-image outcome it counts, for every protocol registered now."""
+    return {"accuracy": "correct", **{f"consistency_{p}": f"agree_{p}" for p in protocol_names()},
+            **{f"accuracy_{p}": f"robust_{p}" for p in worst_protocols()}}
 EPOCHS = ("last", "best")  # which weights of a run: after the last epoch, or of its best test top-1
 
 
@@ -31,7 +33,7 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
             a ``best`` entry raise ``UsageError``).
 
     Returns:
-        ``{label: row}``, each row with ``seeds``, and per metric of `METRICS` ``<metric>`` (mean),
+        ``{label: row}``, each row with ``seeds``, and per metric of `metrics` ``<metric>`` (mean),
         ``<metric>_std``, ``<metric>_ci95`` (pooled Wilson interval), ``<metric>_per_seed`` and ``<metric>_counts``
         (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
         have them; ``train_seconds`` and ``image_passes`` (means: the training cost); and ``best_epoch`` with
@@ -62,7 +64,7 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
         row: dict = {"seeds": [r["config"]["seed"] for r in runs]}
         if epoch == "best":
             row["best_epoch"] = [r["best_epoch"] for r in runs]
-        for metric, count in METRICS.items():
+        for metric, count in metrics().items():
             if not all(metric in r for r in runs):
                 continue
             values = np.array([r[metric] for r in runs])
@@ -126,7 +128,7 @@ def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]]
             continue
         bits_a, bits_b = [unpack_outcomes(r["outcomes"]) for r in runs_a], [unpack_outcomes(r["outcomes"]) for r in runs_b]
         cells = {}
-        for metric, count in METRICS.items():
+        for metric, count in metrics().items():
             if not all(count in bits for bits in (*bits_a, *bits_b)):
                 continue
             difference, low, high = paired_difference_ci([x[count] for x in bits_a], [x[count] for x in bits_b])
@@ -138,19 +140,19 @@ def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]]
 
 
 def reported_metrics(summary: dict) -> list[str]:
-    """The metrics every row of ``summary`` has, in `METRICS` order.
+    """The metrics every row of ``summary`` has, in `metrics` order.
 
     Args:
         summary: a `summarize` result, ``{label: row}``.
 
     Returns:
-        The names of `METRICS` present in every row.
+        The names of `metrics` present in every row.
 
     Examples:
         >>> reported_metrics({"a": {"consistency_random": 90.0, "accuracy": 80.0}, "b": {"accuracy": 70.0}})
         ['accuracy']
     """
-    return [m for m in METRICS if all(m in row for row in summary.values())]
+    return [m for m in metrics() if all(m in row for row in summary.values())]
 
 
 def _header(metric: str) -> str:

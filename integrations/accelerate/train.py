@@ -24,26 +24,34 @@ import sys
 
 import torch
 import torch.nn.functional as F
+
+from augshift.errors import exit_unless_installed
+
+# the optional packages, checked before they are imported: a missing one is a line naming its extra, not a traceback
+exit_unless_installed("augshift.integrations.accelerate.train", "accelerate", "datasets", purpose="the Accelerate example")
+
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 
-from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments, loss_parts
+from augshift import AugShift, AugShiftConfig, RandomShift, ShiftConsistency, add_augshift_arguments
+from augshift import logits_of, loss_parts
+from augshift.arguments import add_limit_arguments
 from augshift.data import Normalization, eval_split, load_split_dataset
 from augshift.data.hub import num_classes
 from augshift.data.splits import open_split, split_statistics
 from augshift.data.stats import normalization_policy
 from augshift.distributed import average_buffers
-from augshift.seeding import epoch_seed, seed_generator
-from augshift.arguments import add_limit_arguments
 from augshift.errors import UsageError, run_command
-from augshift.integrations.accelerate.checkpoints import last_checkpoint, save_checkpoint, save_final_model, weights_digest
+from augshift.integrations.accelerate.checkpoints import (
+    last_checkpoint, save_checkpoint, save_final_model, weights_digest,
+)
 from augshift.models import create_model, pretrained_normalization
-from augshift import logits_of
+from augshift.progress import progress_bar
 from augshift.protocols import add_protocols_argument, check_crop_options
 from augshift.reporting.files import check_output_folder, write_json_atomic
-from augshift.progress import progress_bar
+from augshift.seeding import epoch_seed, seed_generator
 
 METRICS = "metrics.json"  # in --output, and in every checkpoint (the metrics up to its epoch)
 

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import IterableDataset
 
-from augshift.metrics import ConsistencyReport, ShiftConsistency
+from augshift.metrics import ShiftConsistency
+from augshift.report import ConsistencyReport
 from augshift.progress import progress_bar
 
 

@@ -4,11 +4,9 @@ and reporting shift consistency) and the example ``run_image_classification.py``
 Needs the ``transformers`` extra: ``pip install "augshift[transformers]"``. ``transformers`` models work everywhere
 else without any adapter (``hf:<id or folder>`` names, `augshift.models.adapter`).
 """
-try:
-    import transformers  # noqa: F401
-except ImportError as error:  # pragma: no cover - exercised where transformers is missing
-    raise ImportError('augshift.integrations.transformers needs Hugging Face transformers: '
-                      'pip install "augshift[transformers]"') from error
+from augshift.errors import require
+
+require("transformers", purpose="augshift.integrations.transformers")  # else an ImportError naming the extra
 
 from .trainer import AugShiftTrainer
 

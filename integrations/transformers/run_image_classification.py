@@ -25,6 +25,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+from augshift.errors import exit_unless_installed
+
+# the optional packages, checked before they are imported: a missing one is a line naming its extra, not a traceback
+exit_unless_installed("augshift.integrations.transformers.run_image_classification", "transformers", "datasets",
+                      purpose="the transformers example")
+
 from transformers import AutoModelForImageClassification, HfArgumentParser, TrainingArguments
 from transformers import ViTImageProcessor
 

@@ -10,24 +10,19 @@ from typing import Any, Optional
 from torch import nn
 
 from ...data.stats import Normalization
-from ...errors import UsageError
+from ...errors import UsageError, require
 from ...outputs import UnsupportedModelError
 from .base import Checkpoint, Zoo
 
 
 PREFIX = "hf:"
-INSTALL = 'pip install "augshift[transformers]"'
 CONFIG_FILE = "config.json"
 SEGMENTATION_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation", "ForInstanceSegmentation")
 
 
 def transformers_module() -> Any:
-    """The ``transformers`` package, or a `UsageError` saying how to install it."""
-    try:
-        import transformers
-    except ImportError:
-        raise UsageError(f"hf: models need Hugging Face transformers: {INSTALL}") from None
-    return transformers
+    """The ``transformers`` package, or a `MissingExtraError` naming the extra that installs it."""
+    return require("transformers", purpose="hf: models")
 
 
 def image_processor_of(path: str) -> Any:

@@ -13,8 +13,9 @@ import datasets
 import evaluate
 import torch
 
-from augshift.metrics import agreement_counts, consistency_from_predictions, proportion_ci
-from augshift.protocols import ALL_PROTOCOLS, PAIR_PROTOCOLS, WORST_PROTOCOLS
+from augshift.intervals import proportion_ci
+from augshift.report import agreement_counts, consistency_from_predictions
+from augshift.protocols import pair_protocols, protocol_names, worst_protocols
 
 PAIR, WORST = "pair", "worst"  # the module's configurations
 
@@ -129,9 +130,9 @@ class ShiftConsistency(evaluate.Metric):
 
     def _compute(self, predictions, shifted_predictions, references, protocol=None) -> dict:
         worst = self.config_name == WORST
-        allowed = WORST_PROTOCOLS if worst else PAIR_PROTOCOLS
+        allowed = worst_protocols() if worst else pair_protocols()
         if protocol is not None and protocol not in allowed:
-            raise ValueError(f"protocol {protocol!r} is not one of {', '.join(allowed)} (known: {', '.join(ALL_PROTOCOLS)})"
+            raise ValueError(f"protocol {protocol!r} is not one of {', '.join(allowed)} (known: {', '.join(protocol_names())})"
                              f"{'; load the module with the worst configuration for _worst protocols' if not worst else ''}")
         pred_a = torch.as_tensor(predictions)
         if worst:  # an image counts only if every view agrees with (and, for accuracy, every view is) its class
