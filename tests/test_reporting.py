@@ -110,3 +110,28 @@ def test_a_disabled_bar_or_another_rank_draws_nothing(capsys, monkeypatch):
     monkeypatch.setattr(augshift.distributed, "rank", lambda: 1)
     assert list(progress_bar(range(3), desc="rank 1")) == [0, 1, 2]
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("repeat", range(3))  # a process-directed signal may reach any thread: never early
+def test_a_signal_during_the_move_is_delivered_after_the_unit_is_whole(tmp_path, monkeypatch, repeat):
+    import os
+    import signal
+
+    from augshift.reporting import files
+
+    moved = []
+    real_replace = os.replace
+
+    def replace_then_interrupt(source, target):  # a Ctrl-C arrives while the unit's files are being moved
+        real_replace(source, target)
+        moved.append(Path(target).name)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(files.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with files.result_unit(tmp_path, manifest="r.json") as staging:
+            (staging / "r.md").write_text("new")
+            (staging / "r.json").write_text("new")
+    assert sorted(moved) == ["r.json", "r.md"]  # both moved before the interrupt was delivered
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"r.md": "new", "r.json": "new"}

@@ -118,15 +118,22 @@ def save_figure_atomic(figure: Any, path: PathLike, **savefig_kwargs: Any) -> Pa
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold back SIGINT / SIGTERM inside the block (main thread only); they are delivered after it."""
+    """Hold back SIGINT / SIGTERM inside the block (main thread only): their handlers record them, and they are raised
+    again, with the previous handlers back, once the block has ended. Portable (no ``pthread_sigmask``, which
+    Windows lacks) and whatever thread the signal reaches (Python runs its handlers in the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    received: list[int] = []
+    handlers = {number: signal.signal(number, lambda signum, frame: received.append(signum))
+                for number in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)
 
 
 @contextmanager
