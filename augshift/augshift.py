@@ -45,7 +45,9 @@ class AugShiftObjective(nn.Module):
             library defaults).
         criterion: the classification loss of the logits (2N, K) and the targets of both views, (2N,) class indices
             or (2N, K) soft targets (default: ``nn.CrossEntropyLoss()``).
-        generator: a ``torch.Generator`` the shifts are drawn from (reproducible draws); default: torch's global one.
+        generator: a ``torch.Generator`` the shifts are drawn from (reproducible draws); default: this process's
+            stream (`augshift.seeding.process_generator`: seeded by one draw of torch's global generator and the
+            process's rank, so processes seeded alike still draw their own shifts).
 
     ``forward(run_model, features, images, targets, params=None)``: ``run_model`` is the callable that runs the
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the

@@ -240,3 +240,44 @@ def test_a_batch_size_the_processes_cannot_share_is_a_user_error():
     with pytest.raises(UsageError, match="pass a multiple of 2"):
         TensorBatches(images, torch.zeros(8, dtype=torch.long), batch_size=3, seed=0, place=Dist(rank=0, world=2),
                       normalization=Normalization.of_images(images, source="the images"))
+
+
+def _fit_with_batchnorm_reestimated(rank: int, world: int, port: int, queue) -> None:
+    from helpers import init_gloo
+
+    init_gloo(rank, world, port)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(32) % 3
+    place = Dist(rank=rank, world=world)
+    batches = TensorBatches(images, labels, batch_size=8, seed=0, place=place,
+                            normalization=Normalization.of_images(images, source="the test images"))
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=8, bn_batches=2), steps_per_epoch=batches.steps)
+    fit(trainer, batches.source(), place=place, progress=False)
+    queue.put((rank, {name: value.tolist() for name, value in model.state_dict().items() if "running" in name}))
+
+
+def test_batchnorm_reestimated_on_each_process_ends_equal_on_every_process():
+    """Each process re-estimates the statistics on its own shard; the model every process ends with is the same."""
+    import torch.multiprocessing as mp
+    from helpers import free_port
+
+    queue = mp.get_context("spawn").Queue()
+    mp.spawn(_fit_with_batchnorm_reestimated, args=(2, free_port(), queue), nprocs=2, join=True)
+    buffers = dict(queue.get(timeout=10) for _ in range(2))
+    assert buffers[0].keys() == {"1.running_mean", "1.running_var"}
+    assert buffers[0] == buffers[1]
+
+
+def test_the_fused_optimizer_is_asked_for_only_where_the_installed_torch_has_it():
+    from augshift.engine.trainer import fused_option
+
+    class SGDWithoutFused(torch.optim.Optimizer):  # torch.optim.SGD as releases before its fused kernel define it
+        def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False, *, foreach=None):
+            super().__init__(params, dict(lr=lr))
+
+    assert fused_option(torch.optim.SGD, cuda=True) == {"fused": True}
+    assert fused_option(SGDWithoutFused, cuda=True) == {}
+    assert fused_option(torch.optim.SGD, cuda=False) == {}

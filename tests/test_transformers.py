@@ -269,3 +269,37 @@ def test_a_folder_is_evaluated_as_trained_or_refused(tmp_path, capsys):
                  str(tmp_path / "out")])
     assert code == 2 and "augshift channels / augshift attack" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def first_update(tmp_path, *, batch_size: int, accumulation: int) -> dict[str, torch.Tensor]:
+    """The weights of a tiny ViT after one optimizer step of AugShiftTrainer over 8 images, ``batch_size`` per forward
+    and ``accumulation`` forwards per step. The images are constant, so their circular shifts leave them unchanged and
+    the step does not depend on which shifts were drawn; ViT has no batch statistics, so the mean loss over 8 images
+    equals the mean of two means over 4."""
+    from augshift import AugShiftConfig
+    from augshift.integrations.transformers import AugShiftTrainer
+
+    torch.manual_seed(0)
+    model = FAMILIES["vit"]()
+    colours = torch.linspace(-1, 1, 8)
+    train = [{"pixel_values": colours[i].expand(3, 32, 32).clone(), "labels": torch.tensor(i % 10)} for i in range(8)]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / f"ga{accumulation}"), report_to=[], use_cpu=True, seed=4, remove_unused_columns=False,
+        per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation, max_steps=1, optim="sgd",
+        learning_rate=0.5, lr_scheduler_type="constant", max_grad_norm=0.0, save_strategy="no", logging_strategy="no")
+    AugShiftTrainer(model=model, args=args, train_dataset=train,
+                    augshift=AugShiftConfig(max_shift=2, mode="circular")).train()
+    return {name: value.detach().clone() for name, value in model.named_parameters()}
+
+
+def test_gradient_accumulation_makes_the_update_of_the_whole_batch(tmp_path):
+    """Two forwards of 4 images accumulated make the same first update as one forward of 8: the trainer's mean loss
+    is divided over the accumulation steps by every transformers release the package allows."""
+    torch.manual_seed(0)
+    start = {name: value.detach().clone() for name, value in FAMILIES["vit"]().named_parameters()}
+    whole = first_update(tmp_path, batch_size=8, accumulation=1)
+    accumulated = first_update(tmp_path, batch_size=4, accumulation=2)
+    moved = max((whole[name] - start[name]).abs().max().item() for name in start)
+    assert moved > 1e-3  # the step moved the weights
+    for name in whole:
+        torch.testing.assert_close(accumulated[name], whole[name], rtol=1e-5, atol=1e-6)

@@ -249,3 +249,28 @@ def test_a_zoo_is_checked_when_registered(toy_zoo):
 def test_the_zoos_examples_run(module, hf):
     results = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert results.failed == 0 and results.attempted > 0
+
+
+class HoldsModel(nn.Module):
+    """A model whose top-level submodule is called ``model`` (its keys start with ``model.`` as a wrapper's do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Linear(4, 3)
+
+
+@pytest.mark.parametrize("saved_as", ["as is", "under DDP (module.)"])
+def test_a_submodule_called_model_loads_as_saved_and_wrapper_prefixes_are_dropped(tmp_path, saved_as):
+    from augshift.models.checkpoints import load_state
+
+    torch.manual_seed(0)
+    trained = HoldsModel()
+    prefix = "module." if saved_as.startswith("under") else ""
+    torch.save({f"{prefix}{key}": value for key, value in trained.state_dict().items()}, tmp_path / "w.pt")
+    loaded = load_state(HoldsModel(), read_checkpoint(str(tmp_path / "w.pt")), "HoldsModel")
+    assert loaded.state_dict().keys() == trained.state_dict().keys()
+    torch.testing.assert_close(loaded.model.weight, trained.model.weight, rtol=0, atol=0)
+    resnet = timm.create_model("resnet18", num_classes=3)  # a wrapper's .model prefix on a plain timm model: dropped
+    torch.save({f"model.{key}": value for key, value in resnet.state_dict().items()}, tmp_path / "r.pt")
+    again = load_model(str(tmp_path / "r.pt"), model="resnet18").model
+    torch.testing.assert_close(again.fc.weight, resnet.fc.weight, rtol=0, atol=0)

@@ -10,6 +10,7 @@ once per epoch, and the progress bar counts steps without reading the loss.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -210,7 +211,8 @@ class Trainer:
                 self.shifter = RandomShift(shift.max_shift, mode=shift.mode, generator=self.generator)
             self.parts = ("loss",)
         cuda = next(model.parameters()).is_cuda
-        fused = {"fused": True} if cuda else {}
+        optimizer_class = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adam
+        fused = fused_option(optimizer_class, cuda=cuda)
         if config.optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
@@ -281,6 +283,17 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
 
 
+def fused_option(optimizer_class: type, *, cuda: bool) -> dict[str, bool]:
+    """``{"fused": True}`` for an optimizer on CUDA whose constructor takes ``fused`` (torch's SGD gained it after
+    Adam, within the releases the package allows), else ``{}`` (the default implementation).
+
+    Examples:
+        >>> fused_option(torch.optim.Adam, cuda=True), fused_option(torch.optim.Adam, cuda=False)
+        ({'fused': True}, {})
+    """
+    return {"fused": True} if cuda and "fused" in inspect.signature(optimizer_class).parameters else {}
+
+
 def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, device: Any = "cpu") -> None:
     """Replace the BatchNorm running statistics of ``model`` by their average over the first ``count`` of
     ``batches`` (inputs, targets), computed with the final weights (``torch.optim.swa_utils.update_bn``).
@@ -314,7 +327,8 @@ def fit(
     steps and seconds).
 
     After the last epoch the BatchNorm statistics are re-estimated over ``config.bn_batches`` batches
-    (`recalibrate_batchnorm`); after every epoch the floating buffers are averaged over the processes.
+    (`recalibrate_batchnorm`); after every epoch, and after that re-estimation, the floating buffers are averaged over
+    the processes, so every process ends with the same model.
 
     Args:
         trainer: the `Trainer` (its ``config`` gives the epochs, seed and ``bn_batches``).
@@ -385,5 +399,7 @@ def fit(
                 save_checkpoint(checkpoint, {"identity": identity, "trainer": trainer.state_dict(),
                                              "epoch": epoch + 1, "history": history})
             barrier()
-    recalibrate_batchnorm(trainer.model, source.batches(config.epochs), count=config.bn_batches, device=device)
+    if config.bn_batches > 0:  # each process estimates on its own batches: the processes' estimates are averaged
+        recalibrate_batchnorm(trainer.model, source.batches(config.epochs), count=config.bn_batches, device=device)
+        average_buffers(trainer.model)
     return history

@@ -117,12 +117,15 @@ class AugShiftTrainer(Trainer):
         >>> tmp.cleanup()
     """
 
-    loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean: Trainer divides it over accumulation steps
+    # compute_loss returns a per-batch mean, which Trainer must divide over the accumulation steps: newer releases read
+    # loss_is_scaled_for_ga; the earlier ones divide only for a model that takes no loss kwargs (set in __init__)
+    loss_is_scaled_for_ga = False
 
     def __init__(self, *args: Any, augshift: Optional[AugShiftConfig] = None,
                  protocols: Sequence[str] = DEFAULT_PROTOCOLS, max_shift: Optional[int] = None,
                  crop_size: Optional[int] = None, classifier: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # the loss is not the model's: see loss_is_scaled_for_ga
         if self.compute_loss_func is not None:
             raise UsageError("AugShiftTrainer computes the loss itself (cross-entropy on both shifted views plus the "
                              "consistency term): drop compute_loss_func, or use transformers.Trainer")
