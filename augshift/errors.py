@@ -26,7 +26,19 @@ EXTRAS = {  # the optional packages and the extra of pyproject.toml that install
 
 
 class UsageError(ValueError):
-    """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix."""
+    """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix.
+
+    Args:
+        *args: the message, as for any exception: one line, what was wrong and what to do instead (it takes no
+            ``**kwargs``).
+
+    Examples:
+        >>> from augshift import AugShiftConfig
+        >>> AugShiftConfig(max_shift=-1)
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: max_shift must be >= 0 pixels, got -1
+    """
 
 
 class MissingExtraError(UsageError, ImportError):

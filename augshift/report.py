@@ -42,12 +42,30 @@ def consistency_from_predictions(pred_a: Tensor, pred_b: Tensor) -> float:
 
 @dataclass
 class ConsistencyReport:
-    """Counts of one evaluation, by name: ``samples``, ``correct``, ``agree`` (protocol -> images whose views agree),
-    ``robust`` (worst-case protocol -> images correct under every offset of its grid), and the curve: ``curve_*``
-    (S, S) grids indexed ``[offsets.index(dy), offsets.index(dx)]``, ``curve_offsets`` the S offsets per axis.
-    ``outcomes``: what was counted, per sample, by count name (``index`` (N,) the dataset indices in increasing
-    order; ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>`` (N,) bool, row ``i`` of sample
-    ``index[i]``): what paired comparisons of two models on the same images need."""
+    """The counts of one evaluation (what `augshift.ShiftConsistency.compute` returns); its properties and
+    `to_dict` give them as percentages.
+
+    Args:
+        samples: how many images were evaluated (each counted once over all processes).
+        correct: how many were classified correctly (the centre crop, with ``crop_size``).
+        agree: protocol -> how many images' two views got the same prediction (for a worst-case protocol: every
+            view of its grid).
+        robust: worst-case protocol -> how many images were correct under every offset of its grid.
+        curve_agree: the per-shift curve's agreement counts, an (S, S) grid indexed
+            ``[offsets.index(dy), offsets.index(dx)]``, or ``None``.
+        curve_correct: the same grid of correct predictions, or ``None``.
+        curve_offsets: the S offsets per axis of the curve.
+        outcomes: what was counted, per sample, by count name (``index`` (N,) the dataset indices in increasing
+            order; ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>`` (N,) bool, row ``i`` of sample
+            ``index[i]``): what paired comparisons of two models on the same images need.
+
+    Examples:
+        >>> report = ConsistencyReport(samples=8, correct=6, agree={"random": 7})
+        >>> report.accuracy, report.consistency("random")  # percentages
+        (75.0, 87.5)
+        >>> report.to_dict()["consistency_random_ci95"][0] < 87.5 < report.to_dict()["consistency_random_ci95"][1]
+        True
+    """
 
     samples: int
     correct: int

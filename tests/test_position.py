@@ -327,7 +327,7 @@ def test_readme_python_example():
     with ablate_channels(model, "trunk.layer4", ranking.top(10)):
         logits = model(x)
 
-    assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.models.GAPNet is type(model)
+    assert logits.shape == (8, 9) and len(ranking.top(10)) == 10 and augshift.models.position_nets.GAPNet is type(model)
 
 
 def test_recalibrate_batchnorm_averages_the_first_batches_with_the_final_weights():

@@ -22,7 +22,7 @@ def readme_blocks(language: str, pages=(README,)) -> list[tuple[str, str]]:
 
 def test_readme_has_the_two_setup_commands():
     setup = [code.strip() for heading, code in readme_blocks("bash") if heading.startswith("Set-up")]
-    assert setup == ['pip install -e ".[test,transformers]" && augshift demo', 'python -m pytest -m "not slow"']
+    assert setup == ['pip install -e ".[all,test]" && augshift demo', 'python -m pytest -m "not slow"']
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'python3 -m pytest -m "not slow"' in ci
 

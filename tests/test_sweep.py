@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import sweep.runs as runs
+import sweep.spec as spec_module
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization
 from augshift.engine import TensorBatches, TrainConfig, Trainer
@@ -60,7 +61,7 @@ def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in reference["history"]], rel=1e-6)
 
     # a finished run is not trained again
-    monkeypatch.setattr(runs, "create_model", lambda *a, **k: pytest.fail("finished run was retrained"))
+    monkeypatch.setattr(spec_module, "create_model", lambda *a, **k: pytest.fail("finished run was retrained"))
     again = run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
     assert again == json.loads((tmp_path / "resumed" / "result.json").read_text())
     # ... and a result of another recipe is refused
