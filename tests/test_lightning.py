@@ -260,14 +260,15 @@ def template(command: str, data: Path, *options: str, processes: int = 1, report
              augshift: bool = True) -> str:
     """Run the unmodified template; returns its output."""
     args = [sys.executable, str(TEMPLATE), command, "--model.data_path", str(data), "--trainer.accelerator", "cpu",
-            "--model.batch_size", "8", "--model.workers", "0", *options]
+            "--model.batch_size", "8", "--model.workers", "0"]
     if processes > 1:
         args += ["--trainer.strategy", "ddp", "--trainer.devices", str(processes)]
-    if augshift:
+    if augshift:  # the callback first: its --trainer.callbacks.<option> flags (in options) follow it
         args += ["--trainer.callbacks+=augshift.integrations.lightning.AugShiftCallback",
                  "--trainer.callbacks.max_shift", "4"]
         if report is not None:
             args += ["--trainer.callbacks.report", str(report)]
+    args += options
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=data)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
