@@ -256,20 +256,43 @@ def image_folders(tmp_path_factory) -> Path:
     return root
 
 
+class BufferProbe(Callback):
+    """Added to the template from the command line: each process writes the digest of the network's buffers it
+    evaluates with (``buffers-<rank>.txt`` in ``folder``)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            (self.folder / f"buffers-{trainer.global_rank}.txt").write_text(digest(dict(pl_module.model.named_buffers())))
+
+
+def digest(buffers: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"".join(buffers[name].cpu().numpy().tobytes() for name in sorted(buffers))).hexdigest()
+
+
+# DDP that leaves the buffers alone (DDP's default copies rank 0's at every forward, validation's included; with
+# broadcast_buffers false, as SyncBatchNorm users run, each process keeps the statistics of its own last batches)
+OWN_BUFFERS = '{"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"broadcast_buffers": false}}'
+
+
 def template(command: str, data: Path, *options: str, processes: int = 1, report: Path | None = None,
-             augshift: bool = True) -> str:
+             augshift: bool = True, strategy: str = "ddp") -> str:
     """Run the unmodified template; returns its output."""
     args = [sys.executable, str(TEMPLATE), command, "--model.data_path", str(data), "--trainer.accelerator", "cpu",
             "--model.batch_size", "8", "--model.workers", "0"]
     if processes > 1:
-        args += ["--trainer.strategy", "ddp", "--trainer.devices", str(processes)]
+        args += ["--trainer.strategy", strategy, "--trainer.devices", str(processes)]
     if augshift:  # the callback first: its --trainer.callbacks.<option> flags (in options) follow it
         args += ["--trainer.callbacks+=augshift.integrations.lightning.AugShiftCallback",
                  "--trainer.callbacks.max_shift", "4"]
         if report is not None:
             args += ["--trainer.callbacks.report", str(report)]
     args += options
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=data)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done.stdout + done.stderr
@@ -300,8 +323,16 @@ def test_template_trained_on_two_processes_validates_identically_on_one_and_two(
     assert hand_count == VAL_IMAGES
     out = tmp_path / "fit"
     template("fit", image_folders, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-             "--model.lr", "0.01", "--trainer.default_root_dir", str(out), processes=2, report=tmp_path / "fit.json")
+             "--model.lr", "0.01", "--trainer.default_root_dir", str(out),
+             "--trainer.callbacks+=test_lightning.BufferProbe", "--trainer.callbacks.folder", str(tmp_path),
+             processes=2, strategy=OWN_BUFFERS, report=tmp_path / "fit.json")
     (checkpoint,) = (out / "checkpoints").glob("*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    import torchvision
+
+    saved = digest({name: state[f"model.{name}"] for name, _ in torchvision.models.resnet18().named_buffers()})
+    evaluated = [(tmp_path / f"buffers-{rank}.txt").read_text() for rank in (0, 1)]
+    assert evaluated == [saved, saved]  # both processes evaluated the BatchNorm statistics rank 0 saved
     reports = {"fit on 2": json.loads((tmp_path / "fit.json").read_text())}
     for processes in (1, 2):
         log = template("validate", image_folders, "--ckpt_path", str(checkpoint), processes=processes,
