@@ -21,7 +21,7 @@ EXIT_USAGE = 2  # argparse's exit status for a bad command line
 PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
 EXTRAS = {  # the optional packages and the extra of pyproject.toml that installs each
     "matplotlib": "plots", "datasets": "data", "evaluate": "evaluate", "accelerate": "accelerate",
-    "transformers": "transformers", "lightning": "lightning", "submitit": "cluster",
+    "transformers": "transformers", "lightning": "lightning", "torchmetrics": "lightning", "submitit": "cluster",
 }
 
 

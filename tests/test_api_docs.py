@@ -14,7 +14,8 @@ from torch import nn
 PACKAGES = (
     "augshift", "augshift.protocols", "augshift.data", "augshift.models", "augshift.engine", "augshift.distributed",
     "augshift.seeding", "augshift.position", "augshift.reporting", "augshift.integrations.timm",
-    "augshift.integrations.accelerate", "augshift.integrations.transformers", "augshift.integrations.evaluate",
+    "augshift.integrations.accelerate", "augshift.integrations.transformers", "augshift.integrations.lightning",
+    "augshift.integrations.evaluate",
 )
 MOST_PUBLIC_NAMES = 60  # what a maintainer keeps stable: the names users call, not the plumbing
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = (
     "augshift", "augshift.data", "augshift.distributed", "augshift.engine", "augshift.models", "augshift.position",
     "augshift.protocols", "augshift.reporting", "augshift.seeding", "augshift.integrations.accelerate",
-    "augshift.integrations.evaluate", "augshift.integrations.timm", "augshift.integrations.transformers",
+    "augshift.integrations.evaluate", "augshift.integrations.lightning", "augshift.integrations.timm",
+    "augshift.integrations.transformers",
 )
 HEAVY = ("timm", "torchvision", "PIL", "datasets", "transformers", "accelerate", "evaluate", "matplotlib", "yaml",
          "lightning", "submitit")
@@ -26,7 +27,7 @@ HEAVY = ("timm", "torchvision", "PIL", "datasets", "transformers", "accelerate",
 # of augshift: the child's import of augshift starts from scratch, as in a fresh interpreter, at a fraction of the cost
 EACH_ALONE = """
 import os, sys, importlib
-import torch, timm, torchvision, transformers, datasets, evaluate, accelerate, matplotlib  # third-party: shared
+import torch, timm, torchvision, transformers, datasets, evaluate, accelerate, matplotlib, lightning  # shared
 assert not any(name == "augshift" or name.startswith("augshift.") for name in sys.modules)
 failed = []
 for module, name in {pairs!r}:
