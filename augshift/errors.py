@@ -28,9 +28,7 @@ EXTRAS = {  # the optional packages and the extra of pyproject.toml that install
 class UsageError(ValueError):
     """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix.
 
-    Args:
-        *args: the message, as for any exception: one line, what was wrong and what to do instead (it takes no
-            ``**kwargs``).
+    Raised with one message, one line (its only ``args``; no ``kwargs``): what was wrong and what to do instead.
 
     Examples:
         >>> from augshift import AugShiftConfig
