@@ -224,3 +224,36 @@ def test_cifar100_schema_parquet_loads_through_the_benchmark_path(tmp_path):
     assert data.train[0].shape == (6, 3, 32, 32) and data.train[0].dtype == torch.uint8
     coarse = load_data(str(tmp_path), {"train_size": None, "test_size": None}, label_column="coarse_label")
     assert coarse.num_classes == 20 and coarse.train[1].tolist() == [x // 5 for x in fine["train"]]
+
+
+def test_run_or_collect_runs_a_shard_and_returns_nothing_then_collects_without_loading(tmp_path):
+    import argparse
+
+    from sweep import run_or_collect
+
+    data = tiny_data()
+    specs = [RunSpec(f"seed{seed}", "test_resnet", TrainConfig(epochs=1, batch_size=8, seed=seed), label="test_resnet")
+             for seed in (0, 1)]
+    loads = []
+
+    def load():
+        loads.append(1)
+        return data
+
+    for shard in ((0, 2), (1, 2)):  # two array tasks, --shard 0/2 and --shard 1/2
+        args = argparse.Namespace(collect=False, shard=shard, threads=0)
+        assert run_or_collect(specs, args, tmp_path, Dist(), load=load) is None
+    results = run_or_collect(specs, argparse.Namespace(collect=True, shard=None, threads=0), tmp_path, Dist(),
+                             load=lambda: pytest.fail("--collect loaded the data"))
+    assert [result["name"] for result in results] == ["seed0", "seed1"] and len(loads) == 2
+
+
+@pytest.mark.parametrize("module", ["sweep.matched", "sweep.options", "sweep.outcomes", "sweep.rows", "sweep.runs",
+                                    "sweep.shards", "sweep.spec", "sweep.summary"])
+def test_the_harness_examples_run(module):
+    import doctest
+    import importlib
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE  # as the API pages' examples run (tests/test_api_docs.py)
+    results = doctest.testmod(importlib.import_module(module), optionflags=flags)
+    assert results.failed == 0 and results.attempted > 0

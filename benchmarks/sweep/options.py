@@ -191,29 +191,6 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
 
     Returns:
         The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
-
-    Examples:
-        >>> import tempfile
-        >>> from augshift.data import Normalization
-        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8)
-        >>> labels = torch.randint(0, 3, (24,))
-        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
-        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
-        ...                protocols=("random", "circular"))
-        >>> specs = [RunSpec(f"seed{seed}", "test_resnet", TrainConfig(epochs=1, batch_size=8, seed=seed))
-        ...          for seed in (0, 1)]  # timm's tiny test ResNet
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     for shard in ("0/2", "1/2"):  # e.g. two SLURM array tasks, --shard 0/2 and --shard 1/2
-        ...         args = argparse.Namespace(collect=False, shard=parse_shard(shard), threads=0)
-        ...         print(run_or_collect(specs, args, Path(folder), Dist(), load=lambda: data))
-        ...     args = argparse.Namespace(collect=True, shard=None, threads=0)  # then --collect
-        ...     results = run_or_collect(specs, args, Path(folder), Dist(), load=lambda: data)
-        seed0: accuracy ...
-        None
-        seed1: accuracy ...
-        None
-        >>> [result["name"] for result in results]
-        ['seed0', 'seed1']
     """
     if args.collect:
         return collect(specs, work)

@@ -192,25 +192,6 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
         (`fit`'s rows, each with the epoch's trace, `epoch_trace`: test top-1, consistency under the pair protocols
         and their per-image outcomes), the last epoch's metrics (`evaluate_model`) and ``best`` (the best epoch's
         ``epoch`` and metrics).
-
-    Examples:
-        >>> import tempfile
-        >>> g = torch.Generator().manual_seed(0)
-        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
-        >>> labels = torch.randint(0, 3, (24,), generator=g)
-        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
-        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
-        ...                protocols=("random", "circular"))
-        >>> # test_resnet: timm's tiny test ResNet (any timm name works, e.g. resnet18)
-        >>> spec = RunSpec("run", "test_resnet", TrainConfig(epochs=1, batch_size=8), label="test_resnet")
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     result = run_one(spec, data, Path(folder) / spec.name, Dist(), progress=False)
-        ...     again = run_one(spec, data, Path(folder) / spec.name, Dist(), progress=False)  # finished: read back
-        run: accuracy ...
-        >>> result["label"], len(result["history"]), result["best"]["epoch"], result["counts"]["samples"]
-        ('test_resnet', 1, 1, 8)
-        >>> again == json.loads(json.dumps(result))
-        True
     """
     if (run_dir / "result.json").is_file():
         return read_result(spec, run_dir / "result.json")
@@ -298,22 +279,6 @@ def run_sweep(specs: Sequence[RunSpec], data: RunData, work: Path, place: Dist, 
 
     Returns:
         The runs' results (`run_one`), in the order of ``specs``.
-
-    Examples:
-        >>> import tempfile
-        >>> g = torch.Generator().manual_seed(0)
-        >>> images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8, generator=g)
-        >>> labels = torch.randint(0, 3, (24,), generator=g)
-        >>> normalization = Normalization.of_images(images[:16], source="the 16 training images")
-        >>> data = RunData((images[:16], labels[:16]), (images[16:], labels[16:]), 3, normalization, curve_size=0,
-        ...                protocols=("random", "circular"))
-        >>> specs = [RunSpec("seed0", "test_resnet", TrainConfig(epochs=1, batch_size=8, seed=0), label="test_resnet")]
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     results = run_sweep(specs, data, Path(folder), Dist(), devices=["cpu"])
-        ...     finished = sorted(path.name for path in (Path(folder) / "seed0").iterdir())
-        seed0: accuracy ...
-        >>> [result["name"] for result in results], finished
-        (['seed0'], ['best.pt', 'checkpoint.pt', 'result.json'])
     """
     if len(devices) <= 1 or place.world > 1:
         place = Dist(place.rank, place.world, devices[0]) if len(devices) == 1 and place.world == 1 else place
