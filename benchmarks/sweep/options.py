@@ -6,18 +6,20 @@ import argparse
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from augshift.arguments import add_limit_arguments
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization, load_split
 from augshift.data.hub import num_classes
 from augshift.data.splits import EMBEDDED, open_split
-from augshift.engine import TrainConfig
 from augshift.distributed import Dist
+from augshift.engine import TrainConfig
 from augshift.engine.config import PRECISIONS, fast_path
 from augshift.models.stem import STEMS
 from augshift.protocols import PROTOCOL_FAMILY, add_protocols_argument
-from .runs import RunData, RunSpec, run_sweep
-from augshift.arguments import add_limit_arguments
+
+from .runs import RunData, run_sweep
 from .shards import collect, parse_shard, shard_of
+from .spec import RunSpec
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
