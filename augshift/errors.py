@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Callable, NoReturn, Optional, Sequence
 
 EXIT_USAGE = 2  # argparse's exit status for a bad command line
+EXIT_INTERRUPTED = 130  # a shell's status for a command ended by SIGINT
 PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
 EXTRAS = {  # the optional packages and the extra of pyproject.toml that installs each
     "matplotlib": "plots", "datasets": "data", "evaluate": "evaluate", "accelerate": "accelerate",
@@ -114,11 +115,16 @@ def user_error_message(error: BaseException, argv: Sequence[str]) -> Optional[st
     return " ".join(message.split())
 
 
-def run_command(prog: str, command: Callable[[], Optional[int]], argv: Sequence[str]) -> int:
+def run_command(prog: str, command: Callable[[], Optional[int]], argv: Sequence[str], *,
+                interrupted: str = "files already written are whole") -> int:
     """Run ``command`` (an entry point's work, ``argv`` its arguments) and return its exit status; a user mistake
-    prints ``<prog>: error: <message>`` on standard error and returns `EXIT_USAGE`."""
+    prints ``<prog>: error: <message>`` on standard error and returns `EXIT_USAGE`; Ctrl-C (``KeyboardInterrupt``)
+    prints ``<prog>: interrupted; <interrupted>`` and returns `EXIT_INTERRUPTED`."""
     try:
         return int(command() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 -- re-raised unless it is a user mistake
         message = user_error_message(error, argv)
         if message is None:

@@ -16,11 +16,14 @@ case both need is evaluated once.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Sequence
+import hashlib
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from .augshift import AugShift
 from .config import check_max_shift, check_mode
 from .distributed import gather_objects, world_size
 from .errors import UsageError
@@ -36,8 +39,21 @@ __all__ = ["ShiftConsistency", "check_labels", "evaluate_shift_consistency"]
 Flags = dict[str, Tensor]
 
 
-SAMPLE_KEYS = ("index", "target", "fingerprint")  # what identifies a sample in the flags, beside its outcomes
+SAMPLE_KEYS = ("index", "target", "fingerprint", "settings")  # what identifies a sample (and the metric's settings)
 CURVE_PROTOCOL = "random"  # the per-shift curve's views: this protocol's shifts (the evaluator's mode) at fixed offsets
+
+
+@contextmanager
+def evaluated(model: Callable) -> Iterator[None]:
+    """``model`` in eval mode inside the block, its own mode (train or eval) back after it; a plain callable as is."""
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if was_training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
 
 
 class ShiftConsistency:
@@ -81,6 +97,13 @@ class ShiftConsistency:
         check_mode(mode)
         if not isinstance(max_shift, int) or isinstance(max_shift, bool):
             raise TypeError(f"max_shift must be an int (the same range on both axes), got {max_shift!r}")
+        for name, value in (("seed", seed), ("chunk_size", chunk_size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if chunk_size < 1:
+            raise UsageError(f"chunk_size (images per forward) must be >= 1, got {chunk_size}")
+        if isinstance(protocols, str):
+            raise TypeError(f"protocols must be a sequence of names, e.g. ({protocols!r},), not the string {protocols!r}")
         check_max_shift(max_shift)
         self.protocols = tuple(dict.fromkeys(protocols))
         unknown = [p for p in self.protocols if p not in protocol_names()]
@@ -105,6 +128,10 @@ class ShiftConsistency:
         self.curve_offsets = dense_offsets(curve_max_shift) if curve_max_shift is not None else (
             tuple(sorted(set(int(d) for d in curve_offsets))) if curve_offsets is not None else None)
         self._curve, _ = protocol_of(CURVE_PROTOCOL)
+        self.settings = {"max_shift": max_shift, "mode": mode, "protocols": self.protocols, "crop_size": crop_size,
+                         "seed": seed, "curve_offsets": self.curve_offsets}
+        digest = hashlib.sha256(repr(sorted(self.settings.items())).encode()).hexdigest()
+        self._settings_key = int(digest[:15], 16)  # travels with every sample's flags: only alike metrics merge
         self._seen = 0
         self.names = ("samples", "correct", *(f"agree/{p}" for p in self.protocols),
                       *(f"correct/{p}" for p, (_, worst) in self._resolved.items() if worst),
@@ -133,22 +160,38 @@ class ShiftConsistency:
 
     def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int,
                  targets: Tensor) -> dict[str, Tensor]:
-        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``;
-        ``targets`` are checked against the model's classes at the first forward."""
+        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``
+        (views of one size together: a protocol's view may change the image size); the logits are checked to be
+        (N, K >= 2) and finite, and ``targets`` against the model's classes, at the first forward."""
         per = max(1, self.chunk_size // n)
         preds: dict[str, Tensor] = {}
         for start in range(0, len(views), per):
-            pack = views[start:start + per]
-            batch = torch.cat([make() for _, make in pack])
-            logits = torch.cat([logits_of(model(part)) for part in batch.split(self.chunk_size)])
-            if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
-                raise UsageError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
-                                 "consistency, are undefined; check the weights (a diverged run?) and the inputs "
-                                 "(their normalisation: a tiny --std overflows)")
-            if not preds:
-                check_labels(targets, logits.shape[1])
-            preds.update(zip((name for name, _ in pack), logits.argmax(dim=1).split(n)))
+            made = [(name, make()) for name, make in views[start:start + per]]
+            for shape in dict.fromkeys(view.shape for _, view in made):
+                pack = [(name, view) for name, view in made if view.shape == shape]
+                batch = torch.cat([view for _, view in pack])
+                logits = torch.cat([self._logits(model, part) for part in batch.split(self.chunk_size)])
+                if not preds:
+                    check_labels(targets, logits.shape[1])
+                preds.update(zip((name for name, _ in pack), logits.argmax(dim=1).split(n)))
         return preds
+
+    @staticmethod
+    def _logits(model: Callable, images: Tensor) -> Tensor:
+        """The model's logits of ``images`` (M, C, H, W): (M, K) with K >= 2, finite, or a one-line refusal."""
+        logits = logits_of(model(images))
+        if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
+            raise UsageError(f"the model returned {tuple(logits.shape)} for {images.shape[0]} images, not class logits "
+                             f"({images.shape[0]}, K): shift consistency scores classifiers (for a segmenter, use "
+                             "augshift attack / segmentation_scores)")
+        if logits.shape[1] < 2:
+            raise UsageError("the model has a single output column: its argmax is class 0 for every view, so accuracy "
+                             "and consistency would be 100 % by construction; score a classifier with K >= 2 logits")
+        if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits is class 0 for every view: "consistent"
+            raise UsageError("the model returned non-finite logits (NaN or inf): its predictions, and so its shift "
+                             "consistency, are undefined; check the weights (a diverged run?) and the inputs "
+                             "(their normalisation: a tiny --std overflows)")
+        return logits
 
     # ----------------------------------------------------------------------------------------- counting
 
@@ -157,7 +200,8 @@ class ShiftConsistency:
         """Per-sample 0/1 outcomes for ``images`` (N, C, H, W) and class ``targets`` (N,), by name.
 
         Args:
-            model: the classifier, in eval mode.
+            model: the classifier (the model AugShift wraps, not the `AugShift` module); evaluated in eval mode,
+                its own mode restored afterwards, so its BatchNorm statistics never change.
             images: the batch (N, C, H, W), normalised floats.
             targets: class indices (N,) in ``[0, K)``.
             indices: the samples' dataset indices (N,); required under several processes. Without them (one
@@ -169,6 +213,9 @@ class ShiftConsistency:
             ``index`` (N,), ``target`` (N,) and ``fingerprint`` (N,) (the sum of its pixels). `add` them,
             or call `update`, which does both.
         """
+        if isinstance(model, AugShift):
+            raise UsageError("ShiftConsistency evaluates a classifier: pass the model you wrapped (augshift.model), "
+                             "not the AugShift module, whose forward trains on (images, targets)")
         check_images(images, "images", floating=True)
         n = images.shape[0]
         if not isinstance(targets, Tensor) or targets.shape != (n,) or targets.is_floating_point():
@@ -209,11 +256,13 @@ class ShiftConsistency:
             plan[name] = [need(protocol, dx, dy) for dx, dy in offsets]
         offsets = self.curve_offsets or ()
         curve = [need(self._curve, dx, dy) for dy in offsets for dx in offsets]
-        preds = self._predict(model, list(views.items()), n, targets)
+        with evaluated(model):
+            preds = self._predict(model, list(views.items()), n, targets)
         targets = targets.to(preds["base"].device)
         reference = preds["base"]
         out: Flags = {"index": indices.long(), "target": targets.long(),
                       "fingerprint": images.detach().double().flatten(1).sum(1),
+                      "settings": torch.full_like(targets, self._settings_key, dtype=torch.long),
                       "samples": torch.ones_like(targets), "correct": (reference == targets).long()}
         for name, keys in plan.items():
             stack = torch.stack([preds[k] for k in keys])
@@ -234,13 +283,15 @@ class ShiftConsistency:
         if not isinstance(flags, dict):
             raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
         expected = set(self.names) | set(SAMPLE_KEYS)
-        if set(flags) != expected:
-            raise ValueError(f"flags hold {sorted(flags)}, but this metric keeps {sorted(expected)}: they come from "
-                             "a metric with other protocols or another curve")
+        if set(flags) != expected or bool((flags["settings"] != self._settings_key).any()):
+            raise UsageError(f"these flags come from a ShiftConsistency made with other settings than this one's "
+                             f"({', '.join(f'{k}={v}' for k, v in self.settings.items())}): merge only metrics made "
+                             "alike")
         self._records.append({name: values.detach().cpu() for name, values in flags.items()})
 
     def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
-        """Evaluate ``model`` (in eval mode) on one batch and add its outcomes (see `flags`)."""
+        """Evaluate ``model`` (in eval mode, its mode restored after) on one batch and add its outcomes (see
+        `flags`)."""
         self.add(self.flags(model, images, targets, indices))
 
     def _samples(self) -> Flags:
@@ -338,13 +389,8 @@ def evaluate_shift_consistency(
 
     metric = ShiftConsistency(**options)
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in progress_bar(batches, desc="shift consistency", enabled=progress):
-            images, targets, *rest = batch
-            indices = rest[0] if rest else None
-            metric.update(model, images.to(device), targets.to(device), indices)
-    finally:
-        model.train(was_training)
+    for batch in progress_bar(batches, desc="shift consistency", enabled=progress):
+        images, targets, *rest = batch
+        indices = rest[0] if rest else None
+        metric.update(model, images.to(device), targets.to(device), indices)  # in eval mode, its own mode restored
     return metric.compute()

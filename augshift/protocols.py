@@ -77,6 +77,9 @@ def register_protocol(protocol: Protocol) -> Protocol:
     """
     if not isinstance(protocol, Protocol):
         raise TypeError(f"register_protocol takes a Protocol, got {type(protocol).__name__}")
+    if not isinstance(protocol.name, str) or not isinstance(protocol.salt, int) or isinstance(protocol.salt, bool):
+        raise UsageError(f"a protocol's name is a str and its salt an int, got name={protocol.name!r}, "
+                         f"salt={protocol.salt!r}; registered: {', '.join(PROTOCOLS)}")
     if protocol.name in PROTOCOLS:
         raise UsageError(f"a protocol named {protocol.name!r} exists: give the new protocol a name of its own")
     if not protocol.name or protocol.name.endswith(WORST) or "," in protocol.name:

@@ -12,7 +12,6 @@ invariance benchmark.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from functools import partial
@@ -20,13 +19,16 @@ from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift.config import DEFAULTS, AugShiftConfig
 from augshift.distributed import init_distributed
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
 from sweep import (
-    RunSpec, add_common_args, comparison_table, load_data, overrides, recipe, run_or_collect, summarize, summary_table,
+    RunSpec, add_common_args, check_common_args, comparison_table, load_data, overrides, recipe, run_inputs,
+    run_or_collect, summarize, summary_table,
 )
 
 PRESETS = {
@@ -95,7 +97,7 @@ def plot_figures(summary: dict, preset_name: str) -> dict[str, Figure]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
     parser.add_argument("--data", default=None, help="CIFAR-10 source (default: the shared local copy, else the hub)")
     parser.add_argument("--variants", default=None, help="comma-separated variant numbers (default: all)")
@@ -115,9 +117,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "ablation" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "ablation" / args.preset
+    check_common_args(args, out)
+    source = args.data or source_of("cifar10")
     results = run_or_collect(specs_for(preset, labels), args, work / "cifar10", place, devices=devices,
-                             load=lambda: load_data(args.data or source_of("cifar10"), preset, cache=work / "cache",
-                                                    protocols=args.protocols))
+                             load=lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols),
+                             inputs=run_inputs(source, preset, args))
     if results is None or not place.main:
         return 0
     summary = summarize(results)
@@ -140,4 +144,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

@@ -26,7 +26,6 @@ Writes ``results.json`` and ``results.md`` to ``--out`` (default ``benchmarks/re
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import platform
 import statistics
@@ -41,6 +40,8 @@ from torch import Tensor
 
 from paths import RESULTS
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift import RandomShift, shift
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
@@ -218,7 +219,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--quick", action="store_true", help="smaller batches, few rounds: a smoke run (< 1 min)")
@@ -316,4 +317,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

@@ -12,7 +12,6 @@ Writes ``results.json`` and ``results.md`` to ``--out`` (default ``benchmarks/re
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -22,7 +21,8 @@ from pathlib import Path
 
 from paths import RESULTS
 
-from augshift.arguments import whole
+from augshift.errors import run_command
+from augshift.arguments import Parser, whole
 from augshift.reporting.provenance import command_line, machine
 from augshift.reporting.results import write_results
 
@@ -67,7 +67,7 @@ def markdown(medians: dict[str, float], ratios: dict[str, float], repeats: int, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=whole(1), default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "cli_startup", help="output folder")
     args = parser.parse_args(argv)
@@ -85,4 +85,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

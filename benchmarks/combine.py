@@ -9,7 +9,6 @@ those of ``--seeds``; a row (model) found in two folders is refused. Writes ``re
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from functools import partial
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from presets import PAIRS
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift.reporting.plots import plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
@@ -39,7 +40,7 @@ def combined_runs(folders: list[Path], seeds: set[int] | None) -> dict[str, list
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="folders with an invariance results.json")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds to keep (default: all)")
     parser.add_argument("--out", type=Path, default=None)
@@ -62,4 +63,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

@@ -17,7 +17,6 @@ peak is measured in a fresh process (CUDA: the allocator's peak, reset before th
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import statistics
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from paths import RESULTS
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift.models import create_model
 from augshift.reporting.plots import pyplot, save_figure
 from augshift.progress import progress_bar
@@ -136,7 +137,7 @@ def interleaved_times(closures: list, repeats: int, *, warmup: int = 1) -> list[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--stem", default="cifar", choices=("standard", "cifar"), help="stem at 32 px (224 px: standard)")
     parser.add_argument("--batch-32", type=int, default=128)
@@ -230,4 +231,5 @@ def plot_ratios(rows: list[dict], path: Path, *, device: str, machine: str) -> N
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

@@ -10,13 +10,13 @@ The recipe is the ``paper`` preset's (CIFAR stem, full CIFAR-10, SGD one-cycle, 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from paths import RESULTS, WORK, source_of
 
-from augshift.arguments import add_limit_arguments
+from augshift.errors import run_command
+from augshift.arguments import Parser, add_limit_arguments
 from augshift.distributed import init_distributed
 from augshift.intervals import difference_ci
 from augshift.reporting.provenance import command_line, machine
@@ -61,7 +61,7 @@ def differences(summary: dict, models: list[str]) -> tuple[str, dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,resnet18+augshift")
     parser.add_argument("--data", default=None, help="CIFAR-10 source (default: the shared local copy, else the hub)")
     parser.add_argument("--epochs", type=int, default=PRESET["epochs"])
@@ -101,4 +101,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

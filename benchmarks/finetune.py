@@ -16,7 +16,7 @@ along the fine-tuning traces, and paired intervals for AugShift against both pla
 """
 from __future__ import annotations
 
-import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -26,18 +26,22 @@ from pathlib import Path
 import torch
 from paths import RESULTS, WORK, source_of
 
+from augshift.arguments import Parser
 from augshift.config import AugShiftConfig
 from augshift.distributed import init_distributed
-from augshift.errors import UsageError
+from augshift.errors import UsageError, run_command
+from augshift import logits_of
+from augshift.data.stats import normalize
 from augshift.models import load_model
 from augshift.reporting.files import write_json_atomic
 from augshift.reporting.plots import plot_consistency_at_accuracy
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import write_results
 from sweep import (
-    RunSpec, add_common_args, comparison_table, load_data, overrides, paired_differences, parse_model, recipe,
-    run_or_collect, summarize, summary_table,
+    RunSpec, add_common_args, check_common_args, comparison_table, load_data, overrides, paired_differences,
+    parse_model, recipe, run_inputs, run_or_collect, summarize, summary_table,
 )
+from sweep.shards import check_identity
 from sweep.matched import matched_comparisons, matched_table, row_traces
 from sweep.runs import epoch_trace
 
@@ -70,14 +74,16 @@ def specs_for(arch: str, checkpoint: str, preset: dict, augshift: AugShiftConfig
     return specs
 
 
-def start_point(checkpoint: str, arch: str, data, place, path: Path) -> dict:
-    """The checkpoint's own evaluation (the start every row shares), kept in ``path``."""
+def start_point(checkpoint: str, arch: str, data, place, path: Path, *, identity: dict) -> dict:
+    """The checkpoint's own evaluation (the start every row shares), kept in ``path`` with the identity of what was
+    evaluated (the checkpoint's content and the data): a start of another checkpoint or data is refused."""
+    spec = RunSpec("start", arch, recipe({}, seed=0), init=checkpoint, inputs=identity)
     if path.is_file():
-        import json
-
-        return json.loads(path.read_text())
-    model = RunSpec("start", arch, recipe({}, seed=0), init=checkpoint).create(data.num_classes).to(place.device)
-    point = epoch_trace(model, data, place)
+        point = json.loads(path.read_text())
+        check_identity(spec, point.get("identity", {}), path)
+        return point
+    model = spec.create(data.num_classes).to(place.device)
+    point = {**epoch_trace(model, data, place), "identity": spec.to_dict()}
     if place.main:
         write_json_atomic(path, point)
     return point
@@ -100,7 +106,7 @@ def gains(summary: dict, start: dict, train_images: int, protocols: tuple[str, .
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
                         help="the trained model: a --save-model file, a timm train.py checkpoint or folder, a "
                              "save_pretrained folder, or a plain state_dict (with --model)")
@@ -123,16 +129,21 @@ def main(argv=None) -> int:
     source = args.data or source_of(preset["datasets"][0])
     out = Path(args.out) if args.out else RESULTS / "finetune" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "finetune" / args.preset
+    check_common_args(args, out)
     data = load_data(source, preset, cache=work / "cache", protocols=args.protocols,
                      trace_protocols=args.trace_protocols)
     if loaded.normalization is not None:
         data = replace(data, normalization=loaded.normalization)
     pair_protocols = data.traced()
-    if not pair_protocols:
-        raise UsageError("the fine-tuning comparison needs a pair protocol in --protocols (e.g. random)")
-    start = start_point(args.checkpoint, arch, data, place, work / "start.json")
+    with torch.no_grad():
+        classes = logits_of(loaded.model(normalize(data.test[0][:1], data.normalization))).shape[1]
+    if classes != data.num_classes:
+        raise UsageError(f"{args.checkpoint} has {classes} classes and {source} has {data.num_classes}: fine-tune a "
+                         "checkpoint trained on this data (or pass the --data it was trained on)")
+    identity = run_inputs(source, preset, args)
+    start = start_point(args.checkpoint, arch, data, place, work / "start.json", identity=identity)
     specs = specs_for(arch, args.checkpoint, preset, augshift)
-    results = run_or_collect(specs, args, work, place, load=lambda: data)
+    results = run_or_collect(specs, args, work, place, load=lambda: data, inputs=identity)
     if results is None or not place.main:
         return 0
     plain, plain2, tuned = rows_for(preset["epochs"])
@@ -173,4 +184,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

@@ -32,18 +32,33 @@ import time_budget
 from paths import RESULTS, WORK, source_of
 from presets import PAIRS, PAPER_TABLE2, PRESETS
 
+from augshift.arguments import Parser, positive_float
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.distributed import init_distributed
-from augshift.errors import UsageError
+from augshift.errors import UsageError, run_command
 from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
 from sweep import (
-    RunSpec, add_common_args, comparison_table, load_data, overrides, paired_differences, parse_model, parse_row, recipe,
-    run_or_collect, split_rows, summarize, summary_table,
+    RunSpec, add_common_args, check_common_args, comparison_table, load_data, overrides, paired_differences,
+    parse_model, parse_row, recipe, run_inputs, run_or_collect, split_rows, summarize, summary_table,
 )
 from sweep.matched import matched_comparisons, matched_table, row_traces
 from sweep.runs import traced_protocols
+from sweep.shards import identity_differences
+
+
+def dataset_source(text: str) -> tuple[str, str]:
+    """An ``argparse`` type: ``DATASET=SOURCE`` (``cifar10=path/to/parquet``) -> ``(dataset, source)``.
+
+    Examples:
+        >>> dataset_source("cifar10=shapes")
+        ('cifar10', 'shapes')
+    """
+    dataset, equals, source = text.partition("=")
+    if not equals or not dataset or not source:
+        raise argparse.ArgumentTypeError(f"expected DATASET=SOURCE (e.g. cifar10=path/to/cifar10), got {text!r}")
+    return dataset, source
 
 
 def equal_compute_rows(preset: dict) -> list[str]:
@@ -161,48 +176,55 @@ def plot_figures(block: dict, dataset: str, preset_name: str) -> dict[str, Figur
     return figures
 
 
-def fit_time_budget(args: argparse.Namespace, preset: dict, work: Path, load, rows, settings: dict, *, device: str,
-                    workers: int) -> dict:
+def fit_time_budget(args: argparse.Namespace, preset: dict, work: Path, load, rows, settings: dict, *, identity: dict,
+                    device: str, workers: int) -> dict:
     """The preset at the most epochs that fit ``--time-budget`` (`time_budget.plan_preset`, its share for one
     dataset), planned once per work folder (``time_budget.json``: a resumed run, a shard and ``--collect`` reuse
-    the plan); the plan is recorded in the preset (``time_budget``)."""
+    the plan) and reused only for the same budget, preset (its epochs the plan's cap), rows, settings and data
+    (``identity``); the plan is recorded in the preset (``time_budget``)."""
     from augshift.reporting.files import write_json_atomic
 
     path, minutes = work / "time_budget.json", args.time_budget / len(preset["datasets"])
+    asked = json.loads(json.dumps({"minutes": minutes, "preset": preset, "rows": rows(preset), "settings": settings,
+                                   "inputs": identity}))
     plan = json.loads(path.read_text()) if path.is_file() else None
-    if plan is None or plan["minutes"] != minutes:
+    if plan is None or plan.get("for") != asked:
         if args.collect:
-            raise UsageError(f"{work} holds no plan for --time-budget {args.time_budget}: run the sweep first")
+            stored = (plan or {}).get("for")
+            raise UsageError(f"{work} holds no plan for these options and --time-budget {args.time_budget:g}"
+                             + (f" (it holds one for {'; '.join(identity_differences(asked, stored))})"
+                                if stored else "") + ": run the sweep first")
         plan = time_budget.plan_preset(lambda epochs: specs_for(rows({**preset, "epochs": epochs}),
                                                                 {**preset, "epochs": epochs}, settings),
                                        load(), device, minutes=minutes, cap=preset["epochs"], workers=workers)
+        plan["for"] = asked
         write_json_atomic(path, plan)
     print(f"time budget: {minutes:g} min -> {plan['epochs']} epochs (of at most {preset['epochs']}; estimated "
           f"{plan['estimated_minutes']} min)", flush=True)
-    return {**preset, "epochs": plan["epochs"], "time_budget": plan}
+    return {**preset, "epochs": plan["epochs"], "time_budget": {k: v for k, v in plan.items() if k != "for"}}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
     parser.add_argument("--models", default=None,
                         help="comma-separated (default: the preset's); a timm ResNet name, optionally +augshift, "
                              "+augshift:DISTANCE or +augshift:DISTANCE@WEIGHT (e.g. resnet18+augshift:mse@3)")
     parser.add_argument("--datasets", default=None, help="comma-separated: cifar10, cifar100 (overrides the preset)")
-    parser.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE",
+    parser.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE", type=dataset_source,
                         help="where a dataset comes from: hub name, parquet file/folder or image folder "
                              "(default: the shared local CIFAR-10 when present, else uoft-cs/cifar10 / uoft-cs/cifar100)")
     parser.add_argument("--weight", type=float, default=None, help="AugShift consistency weight (default: the library's)")
     parser.add_argument("--distance", choices=DISTANCES, default=None, help="AugShift distance")
     parser.add_argument("--normalize", action="store_true", default=None, help="AugShift: L2-normalise the features first")
-    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+    parser.add_argument("--time-budget", type=positive_float, default=None, metavar="MINUTES",
                         help="run the preset at the most epochs (at most its own) that fit MINUTES on this machine: "
                              "each recipe's training step and evaluation are measured first on the data; the budget "
                              "and the chosen length are recorded in the results (each dataset gets an equal share)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
-    sources = dict(item.split("=", 1) for item in args.data)
+    sources = dict(args.data)
     place = init_distributed(args.device)
     devices = [d for d in args.devices.split(",") if d]
     preset = overrides(args, PRESETS[args.preset], device=devices[0] if devices else place.device)
@@ -214,8 +236,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
-    rows = lambda preset: split_rows(args.models) if args.models else [  # noqa: E731
-        *preset["models"], *equal_compute_rows(preset)]
+    check_common_args(args, out)
+    models = split_rows(args.models) if args.models is not None else None
+    rows = lambda preset: models or [*preset["models"], *equal_compute_rows(preset)]  # noqa: E731
     datasets = {}
     settings = {k: getattr(args, k) for k in ("weight", "distance", "normalize") if getattr(args, k) is not None}
     for dataset in preset["datasets"]:
@@ -223,10 +246,10 @@ def main(argv=None) -> int:
         load = cache(lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols,  # noqa: E731
                                        trace_protocols=args.trace_protocols))  # once, for the plan and the runs
         chosen = preset if args.time_budget is None else fit_time_budget(
-            args, preset, work / dataset, load, rows, settings, device=devices[0] if devices else place.device,
-            workers=max(1, len(devices)))
+            args, preset, work / dataset, load, rows, settings, identity=run_inputs(source, preset, args),
+            device=devices[0] if devices else place.device, workers=max(1, len(devices)))
         results = run_or_collect(specs_for(rows(chosen), chosen, settings), args, work / dataset, place,
-                                 devices=devices, load=load)
+                                 devices=devices, load=load, inputs=run_inputs(source, chosen, args))
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results,
@@ -244,4 +267,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

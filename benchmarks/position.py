@@ -13,13 +13,14 @@ betas (0.5, 0.999), batch 48, 20 epochs, flips, the full 50k / 10k split.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from paths import RESULTS, source_of
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift.cli import main as augshift_main
 from augshift.cli.locate import PAPER_TABLE1
 from augshift.intervals import proportion_ci
@@ -31,7 +32,7 @@ MODELS, TASKS, GRIDS = ("gapnet", "permutenet"), ("location", "class"), (3, 7)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=("quick", "paper"), default="quick")
     parser.add_argument("--data", default=None, help="CIFAR-10 source (default: the shared local copy, else the hub)")
     parser.add_argument("--grids", default="3,7")
@@ -85,4 +86,5 @@ def cell(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

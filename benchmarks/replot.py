@@ -8,7 +8,6 @@ where it is missing. The folder's result is rewritten as one unit (``results.jso
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from functools import partial
@@ -18,6 +17,8 @@ import ablation
 import cost
 import invariance
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift.reporting.results import Figure, write_results
 
 
@@ -48,7 +49,7 @@ def replot(folder: Path) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="folders holding a benchmark's results.json")
     for folder in parser.parse_args(argv).folders:
         replot(folder)
@@ -56,4 +57,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from paths import RESULTS
 
+from augshift.arguments import Parser
+from augshift.errors import run_command
 from augshift import AugShift, AugShiftConfig, RandomShift
 from augshift.data import Normalization
 from augshift.data.stats import normalize
@@ -204,7 +206,7 @@ def time_compile(trainer: Trainer, batches: TensorBatches, device: str) -> float
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batch-size", type=int, default=128, help="global batch (the paper preset's)")
@@ -347,4 +349,5 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="result files already written are whole"))

@@ -31,6 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from augshift.arguments import Parser
+from augshift.errors import UsageError, run_command
 from augshift.engine.trainer import steps_per_epoch
 
 HERE = Path(__file__).resolve().parent
@@ -101,10 +103,14 @@ def run_table2(args: argparse.Namespace) -> int:
 
 
 def longest_fitting(cost: Callable[[int], float], budget_s: float, cap: int) -> int:
-    """The most epochs ``E`` in ``[1, cap]`` whose estimated ``cost(E)`` seconds fit ``budget_s`` (1 when none
-    does); ``cost`` grows with ``E``."""
+    """The most epochs ``E`` in ``[1, cap]`` whose estimated ``cost(E)`` seconds fit ``budget_s``; ``cost`` grows
+    with ``E``. A budget that fits no epoch is a `UsageError` saying what one epoch needs."""
     fitting = [epochs for epochs in range(1, cap + 1) if cost(epochs) <= budget_s]
-    return max(fitting, default=1)
+    if not fitting:
+        raise UsageError(f"the time budget fits no epoch: one epoch of the preset needs about "
+                         f"{cost(1) / 60:.2g} min here ({max(budget_s, 0) / 60:.2g} min left after measuring); give a "
+                         "larger --time-budget, or fewer models, seeds or images")
+    return max(fitting)
 
 
 def measure_preset(specs: Sequence, data, device: str, *, steps: int = 4, warmup: int = 1,
@@ -339,7 +345,7 @@ def write_plan(out: str, plan: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("table1", "table2", "probe", "nccl"))
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for everything this command does")
     parser.add_argument("--margin", type=float, default=30.0, help="seconds kept free at the end")
@@ -362,4 +368,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(Path(__file__).name, main, sys.argv[1:],
+                         interrupted="runs resume from their last finished epoch when the same command runs again; result files already written are whole"))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from augshift.errors import UsageError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -164,7 +166,8 @@ def test_a_preset_under_a_time_budget_runs_the_most_epochs_that_fit_by_hand():
     cost = lambda epochs: time_budget.preset_seconds(specs(epochs), measured, 1000, 200)  # noqa: E731
     assert time_budget.longest_fitting(cost, 4 + 5 * per_epoch + 1, cap=20) == 5
     assert time_budget.longest_fitting(cost, 1e9, cap=20) == 20  # the preset's length at most
-    assert time_budget.longest_fitting(cost, 1.0, cap=20) == 1   # one epoch when nothing fits
+    with pytest.raises(UsageError, match=r"fits no epoch: one epoch of the preset needs about 0.43 min"):
+        time_budget.longest_fitting(cost, 1.0, cap=20)  # refused, not one epoch without a word
 
 
 def test_the_time_budget_is_recorded_with_the_chosen_length(tmp_path, monkeypatch):

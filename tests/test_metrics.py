@@ -303,7 +303,7 @@ def test_bad_input_messages():
         ShiftConsistency(max_shift=1, protocols=PROTOCOL_FAMILY).update(LeftRight(), one, torch.zeros(1, dtype=torch.long))
     with pytest.raises(UsageError, match="no samples were evaluated"):
         evaluate_shift_consistency(LeftRight(), [], device=torch.device("cpu")).accuracy
-    with pytest.raises(ValueError, match="other protocols"):
+    with pytest.raises(UsageError, match=r"other settings than this one's \(max_shift=4, mode=zeros, protocols="):
         ShiftConsistency().add(ShiftConsistency(protocols=("random",)).flags(LeftRight(), one, torch.zeros(1).long()))
 
 

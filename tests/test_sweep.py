@@ -14,6 +14,7 @@ from augshift.config import AugShiftConfig
 from augshift.data import Normalization
 from augshift.engine import TensorBatches, TrainConfig, Trainer
 from augshift.distributed import Dist
+from augshift.errors import UsageError
 from augshift.intervals import difference_ci, proportion_ci
 from augshift.models import create_model
 from sweep import RunData, RunSpec, comparison_table, run_one, summarize, summary_table
@@ -65,7 +66,8 @@ def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
     again = run_one(spec, data, tmp_path / "resumed", Dist(), progress=False)
     assert again == json.loads((tmp_path / "resumed" / "result.json").read_text())
     # ... and a result of another recipe is refused
-    with pytest.raises(ValueError, match="another recipe"):
+    with pytest.raises(ValueError, match=r"made with other options \(label: resnet18 asked, resnet18\+augshift "
+                                         r"stored; config.augshift: False asked, True stored\)"):
         run_one(tiny_spec(augshift=False), data, tmp_path / "resumed", Dist(), progress=False)
 
 
@@ -185,7 +187,7 @@ def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs
     specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, shift=AugShiftConfig(max_shift=2)),
                      label="resnet18") for seed in (0, 1, 2)]
     whole = run_sweep(specs, data, tmp_path / "one", Dist())
-    with pytest.raises(FileNotFoundError, match="r1"):
+    with pytest.raises(UsageError, match="r1"):
         run_sweep(shard_of(specs, parse_shard("0/2")), data, tmp_path / "two", Dist())
         collect(specs, tmp_path / "two")
     run_sweep(shard_of(specs, parse_shard("1/2")), data, tmp_path / "two", Dist())
@@ -242,9 +244,9 @@ def test_run_or_collect_runs_a_shard_and_returns_nothing_then_collects_without_l
 
     for shard in ((0, 2), (1, 2)):  # two array tasks, --shard 0/2 and --shard 1/2
         args = argparse.Namespace(collect=False, shard=shard, threads=0)
-        assert run_or_collect(specs, args, tmp_path, Dist(), load=load) is None
+        assert run_or_collect(specs, args, tmp_path, Dist(), load=load, inputs={"source": "tiny"}) is None
     results = run_or_collect(specs, argparse.Namespace(collect=True, shard=None, threads=0), tmp_path, Dist(),
-                             load=lambda: pytest.fail("--collect loaded the data"))
+                             load=lambda: pytest.fail("--collect loaded the data"), inputs={"source": "tiny"})
     assert [result["name"] for result in results] == ["seed0", "seed1"] and len(loads) == 2
 
 

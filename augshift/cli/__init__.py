@@ -30,4 +30,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_outputs(args)
         return int(args.run(args) or 0)
 
-    return run_command("augshift", command, argv)
+    out = getattr(args, "out", None)
+    return run_command("augshift", command, argv, interrupted=f"the previous result in {out} is intact" if out else
+                       "files already written are whole")

@@ -11,13 +11,14 @@ from torchvision.transforms.functional import center_crop
 from ..data import Normalization, eval_split, load_split
 from ..data.batches import iterate_batches
 from ..data.hub import describe_split, resolve_columns
-from ..data.splits import open_split
+from ..data.splits import EMBEDDED, open_split
 from ..data.stats import normalize
 from ..errors import UsageError
 from ..metrics import evaluate_shift_consistency
 from ..models import load_model
 from ..outputs import logits_of
 from ..protocols import check_crop_options
+from ..reporting.files import check_result_files
 from ..reporting.plots import plot_consistency_curves
 from ..reporting.tables import markdown_table
 from .common import choose_device, choose_normalization, recorded_command, write_results
@@ -40,10 +41,13 @@ def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels
     except (AssertionError, RuntimeError, ValueError) as error:  # a fixed-size model's own check of its input
         raise UsageError(f"the model does not take {image.shape[-2]}x{image.shape[-1]} images ({str(error).strip()}): "
                          "pass --image-size with its input size (and --crop-from for larger crop-protocol images)") from None
-    dataset = open_split(args.data, split)
-    _, label_column = resolve_columns(dataset, args.image_column, args.label_column)
-    declared = getattr(dataset.features[label_column], "num_classes", None)
-    found = declared if declared is not None else int(max(dataset.with_format(None)[label_column])) + 1
+    if args.data == EMBEDDED:  # generated: its classes are its labels'
+        declared, found = None, int(labels.max()) + 1
+    else:
+        dataset = open_split(args.data, split)
+        _, label_column = resolve_columns(dataset, args.image_column, args.label_column)
+        declared = getattr(dataset.features[label_column], "num_classes", None)
+        found = declared if declared is not None else int(max(dataset.with_format(None)[label_column])) + 1
     if found != outputs if declared is not None else found > outputs:
         raise UsageError(f"the model has {outputs} classes but {where} has {found}: pass --num-classes "
                          f"{found} (with the --checkpoint of a model trained on this data)")
@@ -54,6 +58,9 @@ def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels
 
 def run(args: argparse.Namespace) -> int:
     check_crop_options(args.protocols, args.crop_from, args.image_size)
+    if args.out:  # before any work: the files this result writes, against the other results in --out
+        figures = ["consistency.png"] if args.curve_max_shift is not None else []
+        check_result_files(args.out, ["consistency.md", "consistency.json", *figures], manifest="consistency.json")
     device = choose_device(args.device)
     loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained)
     split = eval_split(args.data, args.eval_split)

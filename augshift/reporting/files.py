@@ -19,7 +19,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from ..errors import UsageError
 
@@ -154,11 +154,7 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
         yield staging
         names = sorted(path.name for path in staging.iterdir())
         units = _listed_files(out)  # read once: the folder's other results and this result's previous run
-        owners = {name: other for other, files in units.items() if other != manifest for name in files}
-        taken = sorted(name for name in names if name in owners or (name != manifest and name in units))
-        if taken:
-            raise UsageError(f"{out} holds another result whose files this one would replace ({', '.join(taken)}, "
-                             f"listed by {owners.get(taken[0], taken[0])}): name another --out folder")
+        _refuse_taken(out, names, manifest, units)
         stale = set(units.get(manifest, ())) - set(names)  # the previous run of this result
         if manifest in names:
             names.remove(manifest)
@@ -170,6 +166,32 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
                 (out / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_result_files(out: PathLike, names: Sequence[str], *, manifest: str) -> None:
+    """Refuse, before any work, a result whose files (``names``, its ``manifest`` among them) another result in
+    ``out`` lists (what `result_unit` would refuse after the work).
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     _ = (Path(out) / "other.json").write_text('{"files": {"shared.png": "..."}}')
+        ...     check_result_files(out, ["mine.json", "mine.md"], manifest="mine.json")  # nothing shared: fine
+        ...     check_result_files(out, ["mine.json", "shared.png"], manifest="mine.json")
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: ... holds another result whose files this one would replace (shared.png, listed by other.json): name another --out folder
+    """
+    if Path(out).is_dir():
+        _refuse_taken(Path(out), names, manifest, _listed_files(Path(out)))
+
+
+def _refuse_taken(out: Path, names: Sequence[str], manifest: Optional[str], units: dict[str, list[str]]) -> None:
+    owners = {name: other for other, files in units.items() if other != manifest for name in files}
+    taken = sorted(name for name in names if name in owners or (name != manifest and name in units))
+    if taken:
+        raise UsageError(f"{out} holds another result whose files this one would replace ({', '.join(taken)}, "
+                         f"listed by {owners.get(taken[0], taken[0])}): name another --out folder")
 
 
 def _listed_files(out: Path) -> dict[str, list[str]]:

@@ -7,6 +7,8 @@ with `write_json_atomic` instead.
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -58,6 +60,7 @@ def write_results(out: PathLike, stem: str, data: Mapping[str, Any], markdown: s
     manifest, table = f"{stem}.json", f"{stem}.md"  # stems may hold dots (prior0.8): no with_suffix
     figures = dict(figures or {})
     _check(figures, data, manifest=manifest, table=table)
+    _say_what_is_replaced(Path(out) / manifest, data)
     markdown = markdown.rstrip("\n")
     with result_unit(out, manifest=manifest) as staging:
         for name, draw in figures.items():
@@ -68,6 +71,16 @@ def write_results(out: PathLike, stem: str, data: Mapping[str, Any], markdown: s
     print(markdown)
     print(f"wrote {', '.join(str(Path(out) / name) for name in [*files, manifest])}", flush=True)
     return Path(out) / stem
+
+
+def _say_what_is_replaced(manifest: Path, data: Mapping[str, Any]) -> None:
+    """A note on standard error when ``manifest`` holds a result of another command, which this one replaces."""
+    try:
+        previous = json.loads(manifest.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return
+    if previous is not None and previous != data.get("command"):
+        print(f"note: {manifest} held the result of another command ({previous}); replacing it", file=sys.stderr)
 
 
 def _check(figures: Mapping[str, Figure], data: Mapping[str, Any], *, manifest: str, table: str) -> None:

@@ -3,10 +3,11 @@ and the data they load."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from augshift.arguments import add_limit_arguments
+from augshift.arguments import add_limit_arguments, positive_float, whole
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization, load_split
 from augshift.data.hub import num_classes
@@ -14,10 +15,13 @@ from augshift.data.splits import EMBEDDED, open_split
 from augshift.distributed import Dist
 from augshift.engine import TrainConfig
 from augshift.engine.config import PRECISIONS, fast_path
+from augshift.models import create_model
 from augshift.models.stem import STEMS
-from augshift.protocols import PROTOCOL_FAMILY, add_protocols_argument
+from augshift.errors import UsageError
+from augshift.protocols import PROTOCOL_FAMILY, WORST, add_protocols_argument, crop_protocols
+from augshift.reporting.files import check_output_folder
 
-from .runs import RunData, run_sweep
+from .runs import RunData, run_sweep, traced_protocols
 from .shards import collect, parse_shard, shard_of
 from .spec import RunSpec
 
@@ -47,16 +51,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add("--devices", default="", help="spread independent runs over these devices, e.g. cuda:0,cuda:1 or cpu,cpu; "
                                       "repeat a GPU to run several runs on it at once (cuda:0,cuda:0)")
     add("--device", default=None, help="device of this process (default: cuda:<LOCAL_RANK> if available, else cpu)")
-    add("--threads", type=int, default=0, help="torch threads per process (default: torch's choice)")
+    add("--threads", type=whole(0), default=0, help="torch threads per process (default: torch's choice)")
     add_limit_arguments(parser, train=("train_size", None), evaluate=("test_size", None),
                         help_train="train on the first N images (overrides the preset)",
                         help_eval="evaluate on the first N images (default: all)")
-    add("--epochs", type=int, default=None, help="overrides the preset")
-    add("--batch-size", type=int, default=None, help="global batch size (overrides the preset)")
-    add("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
-    add("--seeds", default=None, help="comma-separated seeds (overrides the preset)")
+    add("--epochs", type=whole(1), default=None, help="overrides the preset")
+    add("--batch-size", type=whole(1), default=None, help="global batch size (overrides the preset)")
+    add("--lr", type=positive_float, default=None, help="peak learning rate (overrides the preset)")
+    add("--seeds", type=seed_list, default=None, help="comma-separated seeds, each once (overrides the preset)")
     add("--stem", choices=STEMS, default=None, help="first layers of every model (overrides the preset)")
-    add("--curve-size", type=int, default=None, help="test images for the per-shift curve")
+    add("--curve-size", type=whole(0), default=None, help="test images for the per-shift curve")
     add("--precision", choices=PRECISIONS, default=None,
         help="fp32, or bf16 autocast (default: the preset's; presets with the fast path use bf16 on CUDA)")
     add("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -64,13 +68,40 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add("--compile", action=argparse.BooleanOptionalAction, default=None,
         help="the captured step: torch.compile of forward and backward, CUDA graphs on CUDA, the last partial batch "
              "of each epoch dropped (default: the preset's; on with the fast path on CUDA)")
-    add("--shard", type=parse_shard, default=None, metavar="I/N",
-        help="run only shard I of N of the runs (e.g. one SLURM array task each), into the shared --workdir; "
-             "then --collect writes the tables")
-    add("--collect", action="store_true", help="train nothing: write the tables from the finished runs in --workdir")
+    either = parser.add_mutually_exclusive_group()
+    either.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                        help="run only shard I of N of the runs (e.g. one SLURM array task each), into the shared "
+                             "--workdir; then --collect writes the tables")
+    either.add_argument("--collect", action="store_true",
+                        help="train nothing: write the tables from the finished runs in --workdir")
     add_protocols_argument(parser, default=PROTOCOL_FAMILY)
     add_protocols_argument(parser, "--trace-protocols", default=())
     parser.set_defaults(trace_protocols=())
+
+
+def check_common_args(args: argparse.Namespace, out: Path) -> None:
+    """What `add_common_args`' options must satisfy, checked before any data is loaded or any run trained: the
+    output folder can be written (``out``: ``--out`` or the script's default), the trace takes pair protocols only,
+    the tables have a pair protocol to compare, and no protocol needs larger evaluation images than the runs train
+    on (the crop protocols: ``augshift consistency --crop-from`` evaluates them).
+
+    Examples:
+        >>> args = argparse.Namespace(protocols=("random_worst",), trace_protocols=())
+        >>> check_common_args(args, Path("out"))
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: --protocols random_worst has no pair protocol for the tables, the per-epoch trace and the plots to compare: add one (e.g. random)
+    """
+    if not any(not name.endswith(WORST) for name in args.protocols):
+        raise UsageError(f"--protocols {','.join(args.protocols)} has no pair protocol for the tables, the per-epoch "
+                         "trace and the plots to compare: add one (e.g. random)")
+    traced_protocols(args.protocols, args.trace_protocols)
+    larger = crop_protocols([*args.protocols, *args.trace_protocols])
+    if larger:
+        raise UsageError(f"{', '.join(larger)} evaluate(s) crops of images larger than the model's input, and the "
+                         "benchmark runs train and evaluate at one size: leave it out here, and evaluate a saved model "
+                         "with augshift consistency --crop-from / --image-size")
+    check_output_folder(out, option="--out")
 
 
 def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") -> dict:
@@ -105,8 +136,31 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if args.seeds is not None:
-        out["seeds"] = [int(s) for s in args.seeds.split(",")]
+        out["seeds"] = list(args.seeds)
     return out
+
+
+def seed_list(text: str) -> list[int]:
+    """An ``argparse`` type: comma-separated whole-number seeds, each once (a seed given twice would be one run
+    counted as two).
+
+    Examples:
+        >>> seed_list("0,1,2")
+        [0, 1, 2]
+        >>> seed_list("0,0")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: seed 0 is given twice: each seed is one run; give it once
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.lstrip("-").isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}")
+    seeds = [int(part) for part in parts]
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"seed {', '.join(map(str, twice))} is given twice: each seed is one run; "
+                                         "give it once")
+    return seeds
 
 
 def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None, **changes) -> TrainConfig:
@@ -176,8 +230,31 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
                    description=description, protocols=protocols, trace_protocols=trace_protocols)
 
 
+def run_inputs(source: str, preset: dict, args: argparse.Namespace) -> dict:
+    """What a run trains and is evaluated on, as the command asks (part of every run's identity, `RunSpec`): the
+    source, the sample limits, the per-shift curve's size, the protocols of the tables and of the trace, and the
+    package version.
+
+    Args:
+        source: the data source (`load_data`'s).
+        preset: the preset after the command-line overrides (``train_size``, ``test_size``, ``curve_size``).
+        args: the parsed options of `add_common_args` (``protocols``, ``trace_protocols``).
+
+    Examples:
+        >>> args = argparse.Namespace(protocols=("random",), trace_protocols=())
+        >>> identity = run_inputs("shapes", {"train_size": 8, "test_size": 4}, args)
+        >>> identity["train_size"], identity["curve_size"], identity["protocols"]
+        (8, 1000, ['random'])
+    """
+    import augshift
+
+    return {"source": str(source), "train_size": preset.get("train_size"), "test_size": preset.get("test_size"),
+            "curve_size": preset.get("curve_size", 1000), "protocols": list(args.protocols),
+            "trace_protocols": list(args.trace_protocols), "augshift": augshift.__version__}
+
+
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
-                   load: Callable[[], RunData], devices: Sequence[str] = ()) -> Optional[list[dict]]:
+                   load: Callable[[], RunData], inputs: dict, devices: Sequence[str] = ()) -> Optional[list[dict]]:
     """What ``--collect`` / ``--shard`` ask for: the finished results (``--collect``), this shard's runs and
     ``None`` (``--shard``: the tables wait for ``--collect``), or every run. ``load`` gives the data, only when
     something is trained (it is not called for ``--collect``).
@@ -189,12 +266,22 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
         place: this process's `Dist`.
         load: a function returning the `RunData` (e.g. `load_data` with its arguments
             bound), called only when runs are run.
+        inputs: what the runs must train and be evaluated on (`run_inputs`), made part of every spec's identity:
+            a run in ``work`` made on other data, limits or protocols is refused, not reported.
         devices: devices to spread the runs over (`run_sweep`).
 
     Returns:
         The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
     """
+    specs = [replace(spec, inputs=inputs) for spec in specs]
     if args.collect:
         return collect(specs, work)
-    results = run_sweep(shard_of(specs, args.shard), load(), work, place, devices=devices, threads=args.threads)
+    for arch, stem in dict.fromkeys((spec.arch, spec.stem) for spec in specs if not spec.init):
+        create_model(arch, 2, stem=stem)  # an unknown model is refused now, not after the runs before it trained
+    data = load()
+    small = sorted({spec.config.batch_size for spec in specs if spec.config.batch_size > len(data.train[0])})
+    if small:
+        raise UsageError(f"the training set has {len(data.train[0])} images, fewer than the global batch of "
+                         f"{small[-1]}: train on more images (--train-limit) or pass a smaller --batch-size")
+    results = run_sweep(shard_of(specs, args.shard), data, work, place, devices=devices, threads=args.threads)
     return None if args.shard is not None else results

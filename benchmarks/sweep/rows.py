@@ -76,22 +76,34 @@ def parse_row(row: str) -> tuple[str, dict]:
         key, _, value = item.partition("=")
         if key not in ROW_OPTIONS or not value.isdigit() or int(value) < 1:
             raise UsageError(form)
+        if ROW_OPTIONS[key] in changes:
+            raise UsageError(f"row {row!r} gives {key} twice: give each key once")
         changes[ROW_OPTIONS[key]] = int(value)
     return model, changes
 
 
 def split_rows(text: str) -> list[str]:
-    """A ``--models`` list: split at the commas outside a row's brackets.
+    """A ``--models`` list: split at the commas outside a row's brackets; an empty list, an empty entry, unbalanced
+    brackets or a row given twice (one run counted as two seeds) is a `UsageError`.
 
     Examples:
         >>> split_rows("resnet18,resnet18+augshift[epochs=3,batch=64]")
         ['resnet18', 'resnet18+augshift[epochs=3,batch=64]']
+        >>> split_rows("resnet18,resnet18")
+        Traceback (most recent call last):
+        ...
+        augshift.errors.UsageError: --models names resnet18 twice: each row is run once per seed; name it once
     """
     rows, depth, start = [], 0, 0
     for i, char in enumerate(text + ","):
         depth += {"[": 1, "]": -1}.get(char, 0)
         if char == "," and depth == 0:
-            rows.append(text[start:i])
+            rows.append(text[start:i].strip())
             start = i + 1
-    return [row for row in rows if row]
+    if depth != 0 or not all(rows):
+        raise UsageError(f"--models {text!r}: expected comma-separated rows (MODEL or MODEL[KEY=N,...]), none empty")
+    twice = sorted({row for row in rows if rows.count(row) > 1})
+    if twice:
+        raise UsageError(f"--models names {', '.join(twice)} twice: each row is run once per seed; name it once")
+    return rows
 

@@ -28,7 +28,7 @@ from augshift.protocols import PROTOCOL_FAMILY, WORST
 from augshift.views import offsets_to
 from augshift.reporting.files import write_json_atomic
 from .outcomes import pack_outcomes
-from .shards import read_result
+from .shards import check_identity, read_result
 from .spec import RunSpec
 
 # the evaluation (fixed, whatever the training recipe): shifts of up to 4 px with a zero border for random / circular,
@@ -195,6 +195,9 @@ def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progres
     """
     if (run_dir / "result.json").is_file():
         return read_result(spec, run_dir / "result.json")
+    if (run_dir / "checkpoint.pt").is_file():  # an interrupted run: resumed only if it is this one
+        stored = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False).get("identity")
+        check_identity(spec, stored or {}, run_dir / "checkpoint.pt")
     config, device = spec.config, torch.device(place.device)
     batches = TensorBatches(*(t.to(device) for t in data.train), batch_size=config.batch_size, seed=config.seed,
                             normalization=data.normalization, place=place, hflip=config.hflip,

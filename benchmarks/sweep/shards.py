@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
+from augshift.errors import UsageError
+
 from .spec import RunSpec
 
 
@@ -65,7 +67,7 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
         work: the sweep's folder, holding ``<name>/result.json`` for each spec.
 
     Returns:
-        Each spec's result (`read_result`). A spec without a ``result.json`` raises ``FileNotFoundError``
+        Each spec's result (`read_result`). A spec without a ``result.json`` raises `UsageError`
         naming the missing runs.
 
     Examples:
@@ -80,7 +82,7 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
         ...     results = collect([spec], work)
         ...     try:
         ...         collect([spec, RunSpec("seed1", "resnet18", TrainConfig(seed=1))], work)
-        ...     except FileNotFoundError as error:
+        ...     except UsageError as error:
         ...         print(error)
         1 run(s) have no result.json in ... yet: seed1; run the missing shards first
         >>> [result["accuracy"] for result in results]
@@ -88,17 +90,51 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
     """
     missing = [spec.name for spec in specs if not (work / spec.name / "result.json").is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} run(s) have no result.json in {work} yet: {', '.join(missing[:8])}; "
+        raise UsageError(f"{len(missing)} run(s) have no result.json in {work} yet: {', '.join(missing[:8])}; "
                                 "run the missing shards first")
     return [read_result(spec, work / spec.name / "result.json") for spec in specs]
 
 
-def read_result(spec: RunSpec, path: Path) -> dict:
-    """The ``result.json`` at ``path``, checked to be ``spec``'s run.
+def identity_differences(asked: dict, stored: dict, prefix: str = "") -> list[str]:
+    """The entries where a stored run identity differs from the one asked for, as ``key: asked here, stored there``
+    (nested keys dotted; an entry the stored one lacks counts as a difference).
+
+    Examples:
+        >>> identity_differences({"config": {"epochs": 1, "lr": 0.1}, "inputs": {"train_size": 20}},
+        ...                      {"config": {"epochs": 3, "lr": 0.1}, "inputs": {"train_size": 40}})
+        ['config.epochs: 1 asked, 3 stored', 'inputs.train_size: 20 asked, 40 stored']
+    """
+    out = []
+    for key, value in asked.items():
+        other = stored.get(key) if isinstance(stored, dict) else None
+        if isinstance(value, dict) and isinstance(other, dict):
+            out += identity_differences(value, other, f"{prefix}{key}.")
+        elif value != other:
+            out.append(f"{prefix}{key}: {value} asked, {other} stored")
+    return out
+
+
+def check_identity(spec: RunSpec, stored: dict, where: Path) -> None:
+    """Refuse (`UsageError`, one line naming what differs) a run found in the work folder that another command
+    made: its stored identity (`RunSpec.to_dict`) must equal ``spec``'s.
 
     Args:
-        spec: the run the result must have been written for: every entry of `RunSpec.to_dict` must match,
-            else ``ValueError`` (a ``--workdir`` reused for another recipe).
+        spec: the run asked for.
+        stored: the identity found (a ``result.json``'s entries, a checkpoint's ``identity``).
+        where: the file it was found in, for the message.
+    """
+    differences = identity_differences(spec.to_dict(), stored)
+    if differences:
+        shown = "; ".join(differences[:4]) + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
+        raise UsageError(f"{where} holds run {spec.name} made with other options ({shown}): pass another --workdir "
+                         "for these options, or the options it was made with")
+
+
+def read_result(spec: RunSpec, path: Path) -> dict:
+    """The ``result.json`` at ``path``, checked to be ``spec``'s run (`check_identity`).
+
+    Args:
+        spec: the run the result must have been written for: every entry of `RunSpec.to_dict` must match.
         path: a ``result.json`` written by `run_one`.
 
     Returns:
@@ -115,13 +151,12 @@ def read_result(spec: RunSpec, path: Path) -> dict:
         ...     result = read_result(spec, path)
         ...     try:
         ...         read_result(RunSpec("seed0", "resnet18", TrainConfig(seed=1), label="resnet18"), path)
-        ...     except ValueError as error:
+        ...     except UsageError as error:
         ...         print(error)
-        /.../result.json was written by another recipe; use another --workdir
+        /.../result.json holds run seed0 made with other options (config.seed: 1 asked, 0 stored): pass another --workdir for these options, or the options it was made with
         >>> result["accuracy"]
         50.0
     """
     result = json.loads(path.read_text())
-    if {k: result.get(k) for k in spec.to_dict()} != spec.to_dict():
-        raise ValueError(f"{path} was written by another recipe; use another --workdir")
+    check_identity(spec, result, path)
     return result

@@ -156,6 +156,8 @@ class AugShiftTrainer(Trainer):
         """AugShift's loss of one training batch: both shifted views of ``inputs["pixel_values"]`` through ``model``
         in one forward, cross-entropy on both plus the consistency of their pooled features (in evaluation, the
         cross-entropy of the unshifted images, and their logits)."""
+        if "labels" not in inputs:
+            self._refuse_unlabelled(inputs, "training" if model.training else "evaluation")
         if not model.training:  # Trainer's prediction_step: the plain loss and logits of the unshifted images
             logits = logits_of(model(inputs["pixel_values"]))
             loss = self.objective.criterion(logits, inputs["labels"])
@@ -169,23 +171,26 @@ class AugShiftTrainer(Trainer):
             return result["loss"], {"logits": result["output"]}
         return result["loss"]
 
+    @staticmethod
+    def _refuse_unlabelled(item: dict, what: str) -> None:
+        raise UsageError(f"AugShiftTrainer scores class labels, and this batch has none (keys: "
+                         f"{', '.join(map(str, item))}): give {what} data with a 'labels' column (the script's "
+                         "label column renamed to labels)")
+
     def evaluation_loop(self, dataloader, description: str, prediction_loss_only: Optional[bool] = None,
                         ignore_keys: Optional[list[str]] = None, metric_key_prefix: str = "eval"):
         """Trainer's evaluation, plus ``<prefix>_shift_consistency[_<protocol>]`` (rates in [0, 1]) in its metrics.
         Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves."""
+        dataset = getattr(dataloader, "dataset", None)
+        if _numbered(dataset) and len(dataset) and isinstance(dataset[0], dict) and "labels" not in dataset[0]:
+            self._refuse_unlabelled(dataset[0], "evaluation")  # before Trainer's own evaluation, not after it
         broadcast_buffers(self.model)
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         metric = ShiftConsistency(**self.consistency)
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            for batch in self._numbered_batches(dataloader):
-                batch = self._prepare_inputs(batch)
-                with self.autocast_smart_context_manager():
-                    metric.update(model, batch["pixel_values"], batch["labels"], batch.get(INDEX_COLUMN))
-        finally:
-            model.train(was_training)
+        for batch in self._numbered_batches(dataloader):
+            batch = self._prepare_inputs(batch)
+            with self.autocast_smart_context_manager():  # ShiftConsistency evaluates in eval mode, restores the mode
+                metric.update(self.model, batch["pixel_values"], batch["labels"], batch.get(INDEX_COLUMN))
         report = metric.compute()
         for protocol in metric.protocols:
             output.metrics[f"{metric_key_prefix}_{consistency_column(protocol)}"] = report.agree[protocol] / report.samples
