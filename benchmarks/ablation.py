@@ -20,7 +20,7 @@ from pathlib import Path
 from paths import RESULTS, WORK, source_of
 
 from augshift.arguments import Parser
-from augshift.errors import run_command
+from augshift.errors import UsageError, run_command
 from augshift.config import DEFAULTS, AugShiftConfig
 from augshift.distributed import init_distributed
 from augshift.reporting.plots import plot_tradeoff
@@ -106,8 +106,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     command, start = command_line(), time.time()
     labels = list(variants())
-    if args.variants:
-        labels = [labels[int(i)] for i in args.variants.split(",")]
+    if args.variants is not None:
+        numbers = args.variants.split(",")
+        if not all(n.isdigit() and int(n) < len(labels) for n in numbers) or len(set(numbers)) != len(numbers):
+            raise UsageError(f"--variants {args.variants!r}: expected distinct numbers from 0 to {len(labels) - 1}, "
+                             "comma-separated")
+        labels = [labels[int(n)] for n in numbers]
     place = init_distributed(args.device)
     devices = [d for d in args.devices.split(",") if d]
     preset = overrides(args, PRESETS[args.preset], device=devices[0] if devices else place.device)

@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from functools import cache, partial
 from pathlib import Path
 
@@ -110,19 +111,37 @@ def compare(runs: list[dict], preset: dict, pair_protocols: tuple[str, ...]) -> 
             "trace_protocols": list(pair_protocols)}
 
 
+def recipe_of(runs: list[dict]) -> dict:
+    """The recipe the runs had, read from their results: the most common epochs, peak lr, global batch, stem and
+    flips among them (rows with their own ``[epochs=N,batch=N]`` aside), and the seeds they ran.
+
+    Examples:
+        >>> runs = [{"stem": "standard", "config": {"epochs": e, "lr": 0.1, "batch_size": 128, "hflip": True, "seed": s}}
+        ...         for e, s in ((6, 0), (6, 1), (12, 0))]
+        >>> recipe_of(runs)
+        {'epochs': 6, 'lr': 0.1, 'batch_size': 128, 'hflip': True, 'stem': 'standard', 'seeds': [0, 1]}
+    """
+    def common(value) -> object:
+        return Counter(value(run) for run in runs).most_common(1)[0][0]
+
+    recipe = {key: common(lambda run, key=key: run["config"][key]) for key in ("epochs", "lr", "batch_size", "hflip")}
+    return {**recipe, "stem": common(lambda run: run["stem"]), "seeds": sorted({run["config"]["seed"] for run in runs})}
+
+
 def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: str, seconds: float) -> None:
-    """results.json, results.md and two PNGs per dataset, as one unit."""
+    """results.json, results.md and two PNGs per dataset, as one unit; the recipe printed is the runs' own."""
     runs = [run for block in datasets.values() for run in block["runs"]]
+    had = recipe_of(runs)
     augshift = {run["label"]: run["config"]["shift"] for run in runs if run["config"]["augshift"]}
     settings = ("AugShift rows: " + "; ".join(
         f"{label}: " + ", ".join(f"{k}={a[k]}" for k in ("distance", "normalize", "weight", "max_shift", "mode"))
         for label, a in augshift.items()) if augshift else "no AugShift run")
     compute = sum(run["train_seconds"] + run["eval_seconds"] for run in runs)
     md = [f"# Invariance benchmark — preset `{preset_name}`\n", f"Command: `{command}`\n",
-          f"Recipe: {preset['epochs']} epochs, SGD (nesterov, momentum 0.9, wd 5e-4), one-cycle lr peak {preset['lr']}, "
-          f"global batch {preset['batch_size']}, {preset['stem']} stem, shifts up to 4 px (zeros)"
-          f"{' and horizontal flips' if preset.get('hflip') else ''} for every model; "
-          f"{settings}. Seeds {preset['seeds']}. Training + evaluation time of the runs: {compute / 60:.1f} min "
+          f"Recipe (of the runs): {had['epochs']} epochs, SGD (nesterov, momentum 0.9, wd 5e-4), one-cycle lr peak "
+          f"{had['lr']}, global batch {had['batch_size']}, {had['stem']} stem, shifts up to 4 px (zeros)"
+          f"{' and horizontal flips' if had['hflip'] else ''} for every model (rows with [epochs=N,batch=N] their "
+          f"own); {settings}. Seeds {had['seeds']}. Training + evaluation time of the runs: {compute / 60:.1f} min "
           f"({runs[0]['world_size'] if runs else 1} process(es)); this invocation: {seconds / 60:.1f} min.\n",
           "Cells: mean ± std over seeds [95% Wilson interval pooled over the seeds' test predictions]. "
           "Consistency: same class for two shifts of each test image (protocols, `augshift.protocols`: random = "

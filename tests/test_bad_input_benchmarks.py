@@ -128,6 +128,7 @@ def test_the_tables_print_what_the_runs_had(finished):
     result = json.loads((finished / "out" / "results.json").read_text())["datasets"]["cifar10"]["runs"][0]
     assert result["inputs"]["train_size"] == 32 and result["inputs"]["test_size"] == 16
     assert "32 train / 16 test images" in markdown
+    assert "Recipe (of the runs): 1 epochs" in markdown and "global batch 16" in markdown and "Seeds [0]" in markdown
 
 
 def test_an_interrupted_run_of_other_options_is_refused_not_resumed(tmp_path, capsys, monkeypatch):
@@ -369,3 +370,12 @@ def test_the_trainer_refuses_evaluation_data_without_labels_in_one_line(tmp_path
     with pytest.raises(UsageError, match="AugShiftTrainer scores class labels, and this batch has none"):
         trainer.evaluate()
     assert math.isfinite(sum(p.sum().item() for p in model.parameters()))
+
+
+@pytest.mark.parametrize("variants", ["99", "a", "0,0", ""])
+def test_ablation_variants_are_numbers_of_the_table_each_once(variants, tmp_path, capsys, no_training):
+    import ablation
+
+    argv = ["--variants", variants, "--train-limit", "32", "--eval-limit", "16", "--epochs", "1", "--seeds", "0",
+            "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")]
+    refused(*run_script(ablation, argv, capsys), f"--variants {variants!r}: expected distinct numbers from 0 to")
