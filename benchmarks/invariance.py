@@ -238,7 +238,7 @@ def main(argv=None) -> int:
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; once every shard is, the same command with --collect "
               "instead of --shard writes the tables")
-    elif place.main:
+    elif place.main and datasets:  # none: the runs were submitted with --no-wait
         report(out, args.preset, preset, datasets, command, time.time() - start)
     return 0
 

@@ -14,9 +14,11 @@ from augshift.data.splits import EMBEDDED, open_split
 from augshift.distributed import Dist
 from augshift.engine import TrainConfig
 from augshift.engine.config import PRECISIONS, fast_path
+from augshift.errors import UsageError
 from augshift.models.stem import STEMS
 from augshift.protocols import PROTOCOL_FAMILY, add_protocols_argument
 
+from .launch import add_launch_args, submit_runs
 from .runs import RunData, run_sweep
 from .shards import collect, parse_shard, shard_of
 from .spec import RunSpec
@@ -71,6 +73,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_protocols_argument(parser, default=PROTOCOL_FAMILY)
     add_protocols_argument(parser, "--trace-protocols", default=())
     parser.set_defaults(trace_protocols=())
+    add_launch_args(parser)
 
 
 def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") -> dict:
@@ -82,7 +85,8 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
             ``--seeds 0,1`` becomes ``seeds=[0, 1]``).
         preset: the benchmark's preset (``epochs``, ``batch_size``, ``lr``, ``seeds``, ``fast_path``...); not
             changed.
-        device: the device the runs train on (``fast_path`` acts only on CUDA).
+        device: the device the runs train on (``fast_path`` acts only on CUDA); with ``--launcher submitit`` the
+            jobs' device instead: ``--device``, else CUDA when ``--gpus-per-task`` is above 0.
 
     Returns:
         A new dict: the preset without ``fast_path``, with the fast path's settings and the overrides applied.
@@ -98,6 +102,8 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
         {'epochs': 3, 'lr': 0.05, 'precision': 'bf16', 'channels_last': True, 'compile': True, 'seeds': [0, 1]}
     """
     out = dict(preset)
+    if getattr(args, "launcher", "local") == "submitit":  # the runs train on the jobs' device, not this one's
+        device = args.device or ("cuda" if args.gpus_per_task > 0 else "cpu")
     if out.pop("fast_path", False):
         out.update(fast_path(device))
     for key in ("train_size", "epochs", "batch_size", "lr", "stem", "curve_size", "test_size", "precision",
@@ -178,9 +184,11 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
                    load: Callable[[], RunData], devices: Sequence[str] = ()) -> Optional[list[dict]]:
-    """What ``--collect`` / ``--shard`` ask for: the finished results (``--collect``), this shard's runs and
-    ``None`` (``--shard``: the tables wait for ``--collect``), or every run. ``load`` gives the data, only when
-    something is trained (it is not called for ``--collect``).
+    """What ``--collect`` / ``--shard`` / ``--launcher`` ask for: the finished results (``--collect``), this shard's
+    runs and ``None`` (``--shard``: the tables wait for ``--collect``), the missing runs submitted as one job array
+    (``--launcher submitit``: `submit_runs <sweep.launch.submit_runs>`; then every result, or ``None`` with
+    ``--no-wait``), or every run here. ``load`` gives the data, only when something is trained here (it is not
+    called for ``--collect``; with submitit each job calls it).
 
     Args:
         specs: the benchmark's runs, in order.
@@ -192,9 +200,16 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
         devices: devices to spread the runs over (`run_sweep`).
 
     Returns:
-        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
+        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard`` and
+        ``--no-wait``.
     """
     if args.collect:
         return collect(specs, work)
+    if getattr(args, "launcher", "local") == "submitit":
+        if args.shard is not None or args.devices:
+            raise UsageError("--launcher submitit submits every missing run, one job each: drop --shard and "
+                             "--devices (they spread runs over this machine's devices or your own job array)")
+        submit_runs(specs, args, work, load=getattr(load, "__wrapped__", load))  # a job pickles it: no cache
+        return None if args.no_wait else collect(specs, work)
     results = run_sweep(shard_of(specs, args.shard), load(), work, place, devices=devices, threads=args.threads)
     return None if args.shard is not None else results
