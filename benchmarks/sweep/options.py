@@ -10,7 +10,7 @@ from augshift.arguments import add_limit_arguments
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization, load_split
 from augshift.data.hub import num_classes
-from augshift.data.splits import EMBEDDED, open_split
+from augshift.data.splits import EMBEDDED, eval_split, open_split
 from augshift.distributed import Dist
 from augshift.engine import TrainConfig
 from augshift.engine.config import PRECISIONS, fast_path
@@ -59,6 +59,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add("--seeds", default=None, help="comma-separated seeds (overrides the preset)")
     add("--stem", choices=STEMS, default=None, help="first layers of every model (overrides the preset)")
     add("--curve-size", type=int, default=None, help="test images for the per-shift curve")
+    add("--image-size", type=int, default=None, help="train at this side (presets of larger images; overrides it)")
+    add("--crop-from", type=int, default=None, help="test images at this side for the crop protocols (overrides it)")
     add("--precision", choices=PRECISIONS, default=None,
         help="fp32, or bf16 autocast (default: the preset's; presets with the fast path use bf16 on CUDA)")
     add("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -107,7 +109,7 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
     if out.pop("fast_path", False):
         out.update(fast_path(device))
     for key in ("train_size", "epochs", "batch_size", "lr", "stem", "curve_size", "test_size", "precision",
-                "channels_last", "compile"):
+                "channels_last", "compile", "image_size", "crop_from"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if args.seeds is not None:
@@ -120,7 +122,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
     else the default shift augmentation (one shifted view); ``changes`` override.
 
     Args:
-        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``,
+        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
             ``hflip``, ``precision``, ``channels_last`` and ``compile`` are used, when present.
         seed: the run's seed.
         augshift: train with AugShift, with these options (e.g. from `parse_model`);
@@ -139,7 +141,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
         >>> config.augshift, config.shift.distance, config.schedule
         (True, 'mse', 'constant')
     """
-    keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last", "compile")
+    keys = ("epochs", "batch_size", "lr", "weight_decay", "hflip", "precision", "channels_last", "compile")
     shift = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())  # pad-4-crop
     return TrainConfig(seed=seed, **shift, **{**{k: preset[k] for k in keys if k in preset}, **changes})
 
@@ -153,7 +155,9 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
             `load_split`).
         preset: the benchmark's preset: ``train_size`` (the first N training images; ``shapes`` needs it),
             ``test_size`` (the first N test images; default all; ``shapes`` needs it) and ``curve_size`` (default
-            1000).
+            1000); ``image_size`` (images larger or of several sizes: the shorter side resized to it, the centre
+            square kept) and ``crop_from`` (the test images at this side instead, for the ``crop`` protocols; the
+            models see their centre ``image_size`` crop).
         label_column: the dataset's label column (default: found by `load_split`).
         cache: a folder where decoded splits are kept.
         protocols: the consistency protocols the runs are evaluated with.
@@ -171,15 +175,20 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
         >>> data.description
         'shapes: 8 train / 4 test images, ... classes'
     """
-    train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column)
-    test = load_split(source, "test", limit=preset.get("test_size"), cache=cache, label_column=label_column)
+    size = preset.get("image_size")
+    train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column,
+                       size=size, centre_crop=size is not None)
+    test = load_split(source, "test" if source == EMBEDDED else eval_split(source), limit=preset.get("test_size"),
+                      cache=cache, label_column=label_column, size=preset.get("crop_from") or size,
+                      centre_crop=size is not None)
     normalization = Normalization.of_images(train[0], source=f"the {len(train[0])} training images of {source}")
     # the dataset's ClassLabel says how many classes there are (a subset may lack some); plain integers: max + 1
     classes = int(max(train[1].max(), test[1].max())) + 1 if source == EMBEDDED else num_classes(
         open_split(source, "train"), label_column)
     description = f"{source}: {len(train[0])} train / {len(test[0])} test images, {classes} classes"
     return RunData(train, test, classes, normalization, curve_size=preset.get("curve_size", 1000),
-                   description=description, protocols=protocols, trace_protocols=trace_protocols)
+                   description=description, protocols=protocols, trace_protocols=trace_protocols,
+                   crop_size=size if preset.get("crop_from") else None)
 
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
