@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "ablation" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "ablation" / args.preset
-    check_common_args(args, out)
+    check_common_args(args, out, preset)
     source = args.data or source_of("cifar10")
     results = run_or_collect(specs_for(preset, labels), args, work / "cifar10", place, devices=devices,
                              load=lambda: load_data(source, preset, cache=work / "cache", protocols=args.protocols),

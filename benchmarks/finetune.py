@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     source = args.data or source_of(preset["datasets"][0])
     out = Path(args.out) if args.out else RESULTS / "finetune" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "finetune" / args.preset
-    check_common_args(args, out)
+    check_common_args(args, out, preset)
     data = load_data(source, preset, cache=work / "cache", protocols=args.protocols,
                      trace_protocols=args.trace_protocols)
     if loaded.normalization is not None:

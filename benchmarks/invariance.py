@@ -37,6 +37,7 @@ from augshift.arguments import Parser, positive_float
 from augshift.config import DISTANCES, AugShiftConfig
 from augshift.distributed import init_distributed
 from augshift.errors import UsageError, run_command
+from augshift.protocols import PROTOCOL_FAMILY
 from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consistency_curves, plot_tradeoff
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
@@ -45,6 +46,7 @@ from sweep import (
     parse_model, parse_row, recipe, run_inputs, run_or_collect, split_rows, summarize, summary_table,
 )
 from sweep.matched import matched_comparisons, matched_table, row_traces
+from sweep.projection import projected_gpu_hours
 from sweep.runs import traced_protocols
 from sweep.shards import identity_differences
 
@@ -65,8 +67,11 @@ def dataset_source(text: str) -> tuple[str, str]:
 def equal_compute_rows(preset: dict) -> list[str]:
     """The rows that answer "better than the plain model on the same compute?": plain resnet18 and BlurPool at
     twice the epochs (the image-passes of an AugShift run), AugShift at half the epochs (the plain run's
-    image-passes), also at half the batch (the plain run's steps, each the size of a plain step)."""
+    image-passes), also at half the batch (the plain run's steps, each the size of a plain step); a preset's own
+    ``equal_compute`` models: each at twice the epochs only."""
     epochs, batch = preset["epochs"], preset["batch_size"]
+    if "equal_compute" in preset:
+        return [f"{model}[epochs={2 * epochs}]" for model in preset["equal_compute"]]
     half = max(1, epochs // 2)
     return [f"resnet18[epochs={2 * epochs}]", f"resnetblur18[epochs={2 * epochs}]", f"resnet18+augshift[epochs={half}]",
             f"resnet18+augshift[epochs={half},batch={batch // 2}]"]
@@ -74,7 +79,11 @@ def equal_compute_rows(preset: dict) -> list[str]:
 
 def equal_compute_pairs(preset: dict) -> list[tuple[str, str]]:
     """AugShift against the plain model (and BlurPool) on the same image-passes: AugShift's preset epochs against
-    theirs at twice the epochs, and AugShift at half the epochs (and half the batch) against their preset runs."""
+    theirs at twice the epochs, and AugShift at half the epochs (and half the batch) against their preset runs (a
+    preset's own ``equal_compute`` models: AugShift against each at twice the epochs, and that against it)."""
+    if "equal_compute" in preset:
+        return [pair for model, doubled in zip(preset["equal_compute"], equal_compute_rows(preset))
+                for pair in ((f"{model}+augshift", doubled), (doubled, model))]
     plain2, blur2, half, half_batch = equal_compute_rows(preset)
     return [("resnet18+augshift", plain2), ("resnet18+augshift:mse@3", plain2), ("resnet18+augshift", blur2),
             (half, "resnet18"), (half_batch, "resnet18"), (half_batch, "resnetblur18"), (plain2, "resnet18")]
@@ -105,7 +114,7 @@ def paper_table(dataset: str) -> str:
 def compare(runs: list[dict], preset: dict, pair_protocols: tuple[str, ...]) -> dict:
     """The comparisons of one dataset's runs: paired intervals of the last and best epochs and consistency at
     matched accuracy (per-epoch traces under ``pair_protocols``), for `PAIRS` and the equal-compute pairs."""
-    pairs = [*PAIRS, *equal_compute_pairs(preset)]
+    pairs = [*PAIRS, *preset.get("pairs", ()), *equal_compute_pairs(preset)]
     return {"paired": paired_differences(runs, pairs), "paired_best": paired_differences(runs, pairs, epoch="best"),
             "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs,
             "trace_protocols": list(pair_protocols)}
@@ -249,13 +258,15 @@ def main(argv=None) -> int:
     preset = overrides(args, PRESETS[args.preset], device=devices[0] if devices else place.device)
     if args.datasets:
         preset["datasets"] = args.datasets.split(",")
+    if args.protocols == PROTOCOL_FAMILY:  # the preset's protocols unless --protocols names others
+        args.protocols = tuple(preset.get("protocols", args.protocols))
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / "invariance" / args.preset
     work = Path(args.workdir) if args.workdir else WORK / "invariance" / args.preset
-    check_common_args(args, out)
+    check_common_args(args, out, preset)
     models = split_rows(args.models) if args.models is not None else None
     rows = lambda preset: models or [*preset["models"], *equal_compute_rows(preset)]  # noqa: E731
     datasets = {}
@@ -267,8 +278,15 @@ def main(argv=None) -> int:
         chosen = preset if args.time_budget is None else fit_time_budget(
             args, preset, work / dataset, load, rows, settings, identity=run_inputs(source, preset, args),
             device=devices[0] if devices else place.device, workers=max(1, len(devices)))
-        results = run_or_collect(specs_for(rows(chosen), chosen, settings), args, work / dataset, place,
-                                 devices=devices, load=load, inputs=run_inputs(source, chosen, args))
+        specs = specs_for(rows(chosen), chosen, settings)
+        if args.launcher == "submitit" and not args.collect and "train_images" in chosen:
+            hours = projected_gpu_hours(specs, image_size=chosen["image_size"], train_images=chosen.get(
+                "train_size") or chosen["train_images"], num_classes=chosen.get("num_classes", 1000),
+                throughput=RESULTS / "throughput" / "cuda" / "results.json")
+            print(f"{dataset}: {len(specs)} runs, projected {hours:,.0f} GPU-hours of training (the engine's FLOP/s "
+                  "on an H100, benchmarks/results/throughput/cuda)", flush=True)
+        results = run_or_collect(specs, args, work / dataset, place, devices=devices, load=load,
+                                 inputs=run_inputs(source, chosen, args))
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results,
@@ -280,7 +298,7 @@ def main(argv=None) -> int:
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; once every shard is, the same command with --collect "
               "instead of --shard writes the tables")
-    elif place.main:
+    elif place.main and datasets:  # none: the runs were submitted with --no-wait
         report(out, args.preset, preset, datasets, command, time.time() - start)
     return 0
 

@@ -15,6 +15,22 @@ PRESETS = {
                   batch_size=128, lr=0.1, hflip=True, stem="cifar", curve_size=2000, fast_path=True,
                   models=("resnet18", "resnetblur18", "resnet18+augshift",
                           *(f"resnet18+augshift:mse@{w:g}" for w in MSE_WEIGHTS), "resnetblur18+augshift")),
+    # ImageNet-1k (a cluster: --data imagenet=PATH, an image folder with train/ and val/, or a hub copy), ResNet-50
+    # at torchvision's classic recipe's length, batch and peak lr (90 epochs, global batch 256, lr 0.1: "ResNet-50
+    # v1", github.com/pytorch/vision/tree/main/references/classification) and its weight decay 1e-4. NOT reproduced:
+    # RandomResizedCrop (the engine trains on in-memory tensors: each image resized (shorter side) and centre-cropped
+    # to 224 px once, then shifted by up to 4 px and flipped), the step schedule (the engine's one-cycle) and the
+    # plain momentum (Nesterov). The validation images are kept at 256 px for Zhang 2019's crop protocol (256 -> 224),
+    # every other protocol and the accuracy use their centre 224 crop. Memory: the training set as uint8 tensors is
+    # ~190 GB per run at 224 px (--train-limit subsamples). The plain row also runs at twice the epochs (the
+    # image-passes of an AugShift run); checkpoints (checkpoint.pt, best.pt) stay in --workdir.
+    "imagenet": dict(datasets=["imagenet"], seeds=[0], train_size=None, test_size=None, epochs=90, batch_size=256,
+                     lr=0.1, weight_decay=1e-4, hflip=True, stem="standard", curve_size=2000, fast_path=True,
+                     image_size=224, crop_from=256, train_images=1_281_167, equal_compute=("resnet50",),
+                     protocols=("random", "circular", "fractional", "crop", "crop_worst"),
+                     models=("resnet50", "resnetblur50", "resnet50+augshift", "resnetblur50+augshift"),
+                     pairs=(("resnet50+augshift", "resnet50"), ("resnet50+augshift", "resnetblur50"),
+                            ("resnetblur50+augshift", "resnetblur50"), ("resnetblur50+augshift", "resnet50+augshift"))),
 }
 PAPER_TABLE2 = {  # Islam et al. 2021, Table 2: top-1 / consistency (%)
     "cifar10": {"resnet18": (93.1, 90.8), "resnetblur18": (92.5, 92.5), "resnet18+augshift": (92.1, 94.8)},

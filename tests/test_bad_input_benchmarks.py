@@ -73,8 +73,8 @@ def no_training(monkeypatch):
     (["--data", "cifar10"], "expected DATASET=SOURCE"),
     (["--trace-protocols", "random_worst"], "the per-epoch trace takes pair protocols only"),
     (["--protocols", "random_worst"], "has no pair protocol for the tables"),
-    (["--protocols", "random,crop"], "crop evaluate(s) crops of images larger"),
-    (["--trace-protocols", "crop"], "crop evaluate(s) crops of images larger"),
+    (["--protocols", "random,crop"], "crop evaluate(s) crops of test images larger than the model's input"),
+    (["--trace-protocols", "crop"], "crop evaluate(s) crops of test images larger than the model's input"),
     (["--batch-size", "64"], "fewer than the global batch of 64"),
 ])
 def test_a_bad_benchmark_option_is_one_line_before_any_work(change, fragment, tmp_path, capsys, no_training):

@@ -11,7 +11,7 @@ from augshift.arguments import add_limit_arguments, positive_float, whole
 from augshift.config import AugShiftConfig
 from augshift.data import Normalization, load_split
 from augshift.data.hub import num_classes
-from augshift.data.splits import EMBEDDED, open_split
+from augshift.data.splits import EMBEDDED, eval_split, open_split
 from augshift.distributed import Dist
 from augshift.engine import TrainConfig
 from augshift.engine.config import PRECISIONS, fast_path
@@ -21,6 +21,7 @@ from augshift.errors import UsageError
 from augshift.protocols import PROTOCOL_FAMILY, WORST, add_protocols_argument, crop_protocols
 from augshift.reporting.files import check_output_folder
 
+from .launch import add_launch_args, submit_runs
 from .runs import RunData, run_sweep, traced_protocols
 from .shards import collect, parse_shard, shard_of
 from .spec import RunSpec
@@ -61,6 +62,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add("--seeds", type=seed_list, default=None, help="comma-separated seeds, each once (overrides the preset)")
     add("--stem", choices=STEMS, default=None, help="first layers of every model (overrides the preset)")
     add("--curve-size", type=whole(0), default=None, help="test images for the per-shift curve")
+    add("--image-size", type=whole(1), default=None, help="train at this side (presets of larger images; overrides it)")
+    add("--crop-from", type=whole(1), default=None,
+        help="test images at this side for the crop protocols (overrides it)")
     add("--precision", choices=PRECISIONS, default=None,
         help="fp32, or bf16 autocast (default: the preset's; presets with the fast path use bf16 on CUDA)")
     add("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -77,17 +81,18 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_protocols_argument(parser, default=PROTOCOL_FAMILY)
     add_protocols_argument(parser, "--trace-protocols", default=())
     parser.set_defaults(trace_protocols=())
+    add_launch_args(parser)
 
 
-def check_common_args(args: argparse.Namespace, out: Path) -> None:
+def check_common_args(args: argparse.Namespace, out: Path, preset: dict) -> None:
     """What `add_common_args`' options must satisfy, checked before any data is loaded or any run trained: the
     output folder can be written (``out``: ``--out`` or the script's default), the trace takes pair protocols only,
-    the tables have a pair protocol to compare, and no protocol needs larger evaluation images than the runs train
-    on (the crop protocols: ``augshift consistency --crop-from`` evaluates them).
+    the tables have a pair protocol to compare, and a crop protocol comes with larger test images (``crop_from`` in
+    the ``preset``, after `overrides`).
 
     Examples:
         >>> args = argparse.Namespace(protocols=("random_worst",), trace_protocols=())
-        >>> check_common_args(args, Path("out"))
+        >>> check_common_args(args, Path("out"), {})
         Traceback (most recent call last):
         ...
         augshift.errors.UsageError: --protocols random_worst has no pair protocol for the tables, the per-epoch trace and the plots to compare: add one (e.g. random)
@@ -97,10 +102,10 @@ def check_common_args(args: argparse.Namespace, out: Path) -> None:
                          "trace and the plots to compare: add one (e.g. random)")
     traced_protocols(args.protocols, args.trace_protocols)
     larger = crop_protocols([*args.protocols, *args.trace_protocols])
-    if larger:
-        raise UsageError(f"{', '.join(larger)} evaluate(s) crops of images larger than the model's input, and the "
-                         "benchmark runs train and evaluate at one size: leave it out here, and evaluate a saved model "
-                         "with augshift consistency --crop-from / --image-size")
+    if larger and not preset.get("crop_from"):
+        raise UsageError(f"{', '.join(larger)} evaluate(s) crops of test images larger than the model's input: pass "
+                         "--crop-from (the test images' side) and --image-size (the models' input), or leave "
+                         f"{', '.join(larger)} out")
     check_output_folder(out, option="--out")
 
 
@@ -113,7 +118,8 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
             ``--seeds 0,1`` becomes ``seeds=[0, 1]``).
         preset: the benchmark's preset (``epochs``, ``batch_size``, ``lr``, ``seeds``, ``fast_path``...); not
             changed.
-        device: the device the runs train on (``fast_path`` acts only on CUDA).
+        device: the device the runs train on (``fast_path`` acts only on CUDA); with ``--launcher submitit`` the
+            jobs' device instead: ``--device``, else CUDA when ``--gpus-per-task`` is above 0.
 
     Returns:
         A new dict: the preset without ``fast_path``, with the fast path's settings and the overrides applied.
@@ -129,10 +135,12 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
         {'epochs': 3, 'lr': 0.05, 'precision': 'bf16', 'channels_last': True, 'compile': True, 'seeds': [0, 1]}
     """
     out = dict(preset)
+    if getattr(args, "launcher", "local") == "submitit":  # the runs train on the jobs' device, not this one's
+        device = args.device or ("cuda" if args.gpus_per_task > 0 else "cpu")
     if out.pop("fast_path", False):
         out.update(fast_path(device))
     for key in ("train_size", "epochs", "batch_size", "lr", "stem", "curve_size", "test_size", "precision",
-                "channels_last", "compile"):
+                "channels_last", "compile", "image_size", "crop_from"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if args.seeds is not None:
@@ -168,7 +176,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
     else the default shift augmentation (one shifted view); ``changes`` override.
 
     Args:
-        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``,
+        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
             ``hflip``, ``precision``, ``channels_last`` and ``compile`` are used, when present.
         seed: the run's seed.
         augshift: train with AugShift, with these options (e.g. from `parse_model`);
@@ -187,7 +195,7 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
         >>> config.augshift, config.shift.distance, config.schedule
         (True, 'mse', 'constant')
     """
-    keys = ("epochs", "batch_size", "lr", "hflip", "precision", "channels_last", "compile")
+    keys = ("epochs", "batch_size", "lr", "weight_decay", "hflip", "precision", "channels_last", "compile")
     shift = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())  # pad-4-crop
     return TrainConfig(seed=seed, **shift, **{**{k: preset[k] for k in keys if k in preset}, **changes})
 
@@ -201,7 +209,9 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
             `load_split`).
         preset: the benchmark's preset: ``train_size`` (the first N training images; ``shapes`` needs it),
             ``test_size`` (the first N test images; default all; ``shapes`` needs it) and ``curve_size`` (default
-            1000).
+            1000); ``image_size`` (images larger or of several sizes: the shorter side resized to it, the centre
+            square kept) and ``crop_from`` (the test images at this side instead, for the ``crop`` protocols; the
+            models see their centre ``image_size`` crop).
         label_column: the dataset's label column (default: found by `load_split`).
         cache: a folder where decoded splits are kept.
         protocols: the consistency protocols the runs are evaluated with.
@@ -219,15 +229,20 @@ def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, 
         >>> data.description
         'shapes: 8 train / 4 test images, ... classes'
     """
-    train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column)
-    test = load_split(source, "test", limit=preset.get("test_size"), cache=cache, label_column=label_column)
+    size = preset.get("image_size")
+    train = load_split(source, "train", limit=preset.get("train_size"), cache=cache, label_column=label_column,
+                       size=size, centre_crop=size is not None)
+    test = load_split(source, "test" if source == EMBEDDED else eval_split(source), limit=preset.get("test_size"),
+                      cache=cache, label_column=label_column, size=preset.get("crop_from") or size,
+                      centre_crop=size is not None)
     normalization = Normalization.of_images(train[0], source=f"the {len(train[0])} training images of {source}")
     # the dataset's ClassLabel says how many classes there are (a subset may lack some); plain integers: max + 1
     classes = int(max(train[1].max(), test[1].max())) + 1 if source == EMBEDDED else num_classes(
         open_split(source, "train"), label_column)
     description = f"{source}: {len(train[0])} train / {len(test[0])} test images, {classes} classes"
     return RunData(train, test, classes, normalization, curve_size=preset.get("curve_size", 1000),
-                   description=description, protocols=protocols, trace_protocols=trace_protocols)
+                   description=description, protocols=protocols, trace_protocols=trace_protocols,
+                   crop_size=size if preset.get("crop_from") else None)
 
 
 def run_inputs(source: str, preset: dict, args: argparse.Namespace) -> dict:
@@ -255,9 +270,12 @@ def run_inputs(source: str, preset: dict, args: argparse.Namespace) -> dict:
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
                    load: Callable[[], RunData], inputs: dict, devices: Sequence[str] = ()) -> Optional[list[dict]]:
-    """What ``--collect`` / ``--shard`` ask for: the finished results (``--collect``), this shard's runs and
-    ``None`` (``--shard``: the tables wait for ``--collect``), or every run. ``load`` gives the data, only when
-    something is trained (it is not called for ``--collect``).
+    """What ``--collect`` / ``--shard`` / ``--launcher`` ask for: the finished results (``--collect``), this shard's
+    runs and ``None`` (``--shard``: the tables wait for ``--collect``), the missing runs submitted as one job array
+    (``--launcher submitit``: `sweep.launch.submit_runs`; then every result, or ``None`` with ``--no-wait``), or every
+    run here. ``load`` gives the data, only when something is trained here (it is not called for ``--collect``; with
+    submitit each job calls it). Every model is built once before anything is trained (an unknown one is refused
+    first).
 
     Args:
         specs: the benchmark's runs, in order.
@@ -271,13 +289,20 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
         devices: devices to spread the runs over (`run_sweep`).
 
     Returns:
-        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard``.
+        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard`` and
+        ``--no-wait``.
     """
     specs = [replace(spec, inputs=inputs) for spec in specs]
     if args.collect:
         return collect(specs, work)
     for arch, stem in dict.fromkeys((spec.arch, spec.stem) for spec in specs if not spec.init):
         create_model(arch, 2, stem=stem)  # an unknown model is refused now, not after the runs before it trained
+    if getattr(args, "launcher", "local") == "submitit":
+        if args.shard is not None or args.devices:
+            raise UsageError("--launcher submitit submits every missing run, one job each: drop --shard and "
+                             "--devices (they spread runs over this machine's devices or your own job array)")
+        submit_runs(specs, args, work, load=getattr(load, "__wrapped__", load))  # a job pickles it: no cache
+        return None if args.no_wait else collect(specs, work)
     data = load()
     small = sorted({spec.config.batch_size for spec in specs if spec.config.batch_size > len(data.train[0])})
     if small:

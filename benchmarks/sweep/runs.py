@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -56,6 +56,8 @@ class RunData:
         protocols: the consistency protocols evaluated (those of `augshift.protocols`).
         trace_protocols: the protocols of the per-epoch trace (`epoch_trace`; pair protocols only: a worst case
             costs a forward per offset of its grid); ``()``: the pair protocols of ``protocols``.
+        crop_size: the models' input side when the test images are larger (the ``crop`` protocols: Zhang's
+            256 -> 224); ``None``: the test images are the models' size.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -77,6 +79,7 @@ class RunData:
     description: str = ""
     protocols: tuple[str, ...] = PROTOCOL_FAMILY
     trace_protocols: tuple[str, ...] = ()
+    crop_size: Optional[int] = None
 
     def traced(self) -> tuple[str, ...]:
         """The protocols of the per-epoch trace (`traced_protocols`)."""
@@ -102,7 +105,8 @@ def traced_protocols(protocols: Sequence[str], trace_protocols: Sequence[str] = 
 def _evaluator(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool) -> partial:
     images, labels = data.test
     return partial(evaluate_classifier, model, images, labels, normalization=data.normalization,
-                   batch_size=data.eval_batch_size, device=place.device, progress=progress, seed=0, **EVAL)
+                   batch_size=data.eval_batch_size, device=place.device, progress=progress, seed=0, **EVAL,
+                   **({"crop_size": data.crop_size} if data.crop_size else {}))
 
 
 def epoch_trace(model: torch.nn.Module, data: RunData, place: Dist) -> dict:
