@@ -75,12 +75,18 @@ def no_training(monkeypatch):
     (["--protocols", "random_worst"], "has no pair protocol for the tables"),
     (["--protocols", "random,crop"], "crop evaluate(s) crops of test images larger than the model's input"),
     (["--trace-protocols", "crop"], "crop evaluate(s) crops of test images larger than the model's input"),
-    (["--batch-size", "64"], "fewer than the global batch of 64"),
 ])
 def test_a_bad_benchmark_option_is_one_line_before_any_work(change, fragment, tmp_path, capsys, no_training):
     argv = [*TINY, *change, "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
     refused(*run_script(invariance, argv, capsys), fragment)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_training_set_smaller_than_the_batch_is_said(tmp_path, capsys):
+    argv = [*TINY, "--batch-size", "64", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    assert invariance.main(argv) == 0
+    assert ("note: the training set has 32 images, fewer than the global batch of 64: every epoch is one step of 32 "
+            "images") in capsys.readouterr().err
 
 
 def test_an_output_path_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, no_training):
