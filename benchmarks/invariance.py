@@ -42,8 +42,9 @@ from augshift.reporting.plots import plot_consistency_at_accuracy, plot_consiste
 from augshift.reporting.provenance import command_line
 from augshift.reporting.results import Figure, write_results
 from sweep import (
-    RunSpec, add_common_args, check_common_args, comparison_table, load_data, overrides, paired_differences,
-    parse_model, parse_row, recipe, run_inputs, run_or_collect, split_rows, summarize, summary_table,
+    RunSpec, add_common_args, check_common_args, comparison_table, load_data, missing_runs, overrides,
+    paired_differences, parse_model, parse_row, recipe, run_inputs, run_or_collect, split_rows, summarize,
+    summary_table,
 )
 from sweep.matched import matched_comparisons, matched_table, row_traces
 from sweep.projection import projected_gpu_hours
@@ -166,6 +167,9 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
         compared = block["compared"]
         budget = block.get("time_budget")
         md += [f"## {dataset} — {block['data']}\n",
+               *([f"**Missing runs** (they failed; their logs and the commands that rerun them were printed): "
+                  f"{', '.join(block['missing'])}. The tables below hold the other runs only.\n"]
+                 if block.get("missing") else []),
                *([f"Length chosen for a time budget of {budget['minutes']:g} min on this machine: **{budget['epochs']}** "
                   f"epochs (at most the preset's {preset['epochs']}; estimated {budget['estimated_minutes']} min from "
                   f"the training steps and evaluations measured first, {budget['measured_seconds']} s).\n"]
@@ -290,6 +294,7 @@ def main(argv=None) -> int:
         if results is not None:
             datasets[dataset] = {"data": results[0]["data"], "summary": summarize(results),
                                  "best": summarize(results, epoch="best"), "runs": results,
+                                 "missing": missing_runs(specs, results),
                                  "compared": compare(results, chosen,
                                                      traced_protocols(args.protocols, args.trace_protocols)),
                                  **({"time_budget": chosen["time_budget"]} if "time_budget" in chosen else {})}
@@ -300,7 +305,7 @@ def main(argv=None) -> int:
               "instead of --shard writes the tables")
     elif place.main and datasets:  # none: the runs were submitted with --no-wait
         report(out, args.preset, preset, datasets, command, time.time() - start)
-    return 0
+    return 1 if any(block["missing"] for block in datasets.values()) else 0  # tables written, but not of every run
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from augshift.errors import UsageError
 from augshift.protocols import PROTOCOL_FAMILY, WORST, add_protocols_argument, crop_protocols
 from augshift.reporting.files import check_output_folder
 
-from .launch import add_launch_args, submit_runs
+from .launch import RunsFailed, add_launch_args, submit_runs
 from .runs import RunData, run_sweep, traced_protocols
 from .shards import collect, parse_shard, shard_of
 from .spec import RunSpec
@@ -291,7 +291,8 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
 
     Returns:
         The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard`` and
-        ``--no-wait``.
+        ``--no-wait``; with submitit, when runs failed, those of the runs that finished (`sweep.shards.missing_runs`
+        names the others).
     """
     specs = [replace(spec, inputs=inputs) for spec in specs]
     if args.collect:
@@ -302,7 +303,14 @@ def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Pat
         if args.shard is not None or args.devices:
             raise UsageError("--launcher submitit submits every missing run, one job each: drop --shard and "
                              "--devices (they spread runs over this machine's devices or your own job array)")
-        submit_runs(specs, args, work, load=getattr(load, "__wrapped__", load))  # a job pickles it: no cache
+        try:
+            submit_runs(specs, args, work, load=getattr(load, "__wrapped__", load))  # a job pickles it: no cache
+        except RunsFailed as failed:  # named with their logs; the tables are made of the runs that finished
+            print(failed, file=sys.stderr, flush=True)
+            results = collect(specs, work, allow_missing=True)
+            if not results:
+                raise UsageError(f"every run of {work} failed (their logs are above): nothing to tabulate") from None
+            return results
         return None if args.no_wait else collect(specs, work)
     data = load()
     small = sorted({spec.config.batch_size for spec in specs if spec.config.batch_size > len(data.train[0])})

@@ -59,16 +59,18 @@ def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list
     return list(specs) if shard is None else list(specs[shard[0]::shard[1]])
 
 
-def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
+def collect(specs: Sequence[RunSpec], work: Path, *, allow_missing: bool = False) -> list[dict]:
     """The results of finished runs, in the order of ``specs``; raises naming the runs that have none yet.
 
     Args:
         specs: the sweep's runs.
         work: the sweep's folder, holding ``<name>/result.json`` for each spec.
+        allow_missing: return the finished runs' results only (the tables of a sweep some of whose runs failed
+            name the others, `missing_runs`) instead of refusing.
 
     Returns:
         Each spec's result (`read_result`). A spec without a ``result.json`` raises `UsageError`
-        naming the missing runs.
+        naming the missing runs (unless ``allow_missing``).
 
     Examples:
         >>> from augshift.engine import TrainConfig
@@ -89,10 +91,23 @@ def collect(specs: Sequence[RunSpec], work: Path) -> list[dict]:
         [50.0]
     """
     missing = [spec.name for spec in specs if not (work / spec.name / "result.json").is_file()]
-    if missing:
+    if missing and not allow_missing:
         raise UsageError(f"{len(missing)} run(s) have no result.json in {work} yet: {', '.join(missing[:8])}; "
-                                "run the missing shards first")
-    return [read_result(spec, work / spec.name / "result.json") for spec in specs]
+                         "run the missing shards first")
+    return [read_result(spec, work / spec.name / "result.json") for spec in specs if spec.name not in missing]
+
+
+def missing_runs(specs: Sequence[RunSpec], results: Sequence[dict]) -> list[str]:
+    """The names of the runs of ``specs`` that have no result among ``results`` (runs that failed).
+
+    Examples:
+        >>> from augshift.engine import TrainConfig
+        >>> specs = [RunSpec(f"seed{seed}", "resnet18", TrainConfig(seed=seed)) for seed in range(3)]
+        >>> missing_runs(specs, [{"name": "seed0"}, {"name": "seed2"}])
+        ['seed1']
+    """
+    finished = {result["name"] for result in results}
+    return [spec.name for spec in specs if spec.name not in finished]
 
 
 def identity_differences(asked: dict, stored: dict, prefix: str = "") -> list[str]:
