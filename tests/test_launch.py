@@ -18,6 +18,8 @@ import pytest
 
 pytest.importorskip("submitit")
 
+from augshift.errors import UsageError  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--models", "test_resnet,test_resnet+augshift", "--seeds", "0,1", "--train-limit", "200",
         "--eval-limit", "100", "--epochs", "1", "--batch-size", "50", "--curve-size", "20", "--threads", "1",
@@ -105,7 +107,7 @@ def test_a_submitted_sweep_gives_the_tables_of_one_shard(tmp_path, cifar10_dir, 
 def test_no_wait_returns_at_once_and_collect_writes_the_tables_later(tmp_path, cifar10_dir, sharded):
     assert invariance(tmp_path, *SUBMITIT, "--no-wait", data=cifar10_dir) == 0
     assert not (tmp_path / "out" / "results.json").exists()
-    with pytest.raises(FileNotFoundError, match="run the missing shards first"):
+    with pytest.raises(UsageError, match="run the missing shards first"):
         invariance(tmp_path, *SUBMITIT, "--collect", data=cifar10_dir)  # the jobs are still starting
     results = [tmp_path / "work" / "cifar10" / name / "result.json" for name in RUNS]
     deadline = time.time() + 300
