@@ -85,8 +85,6 @@ def test_the_slurm_script_asks_for_the_resources_of_the_options(tmp_path, monkey
 
 
 def test_the_launcher_options_are_refused_with_shard(tmp_path):
-    from augshift.errors import UsageError
-
     with pytest.raises(UsageError, match="drop --shard"):
         invariance(tmp_path, *SUBMITIT, "--shard", "0/2", data=Path("unused"))
 
