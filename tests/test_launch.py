@@ -178,3 +178,34 @@ def test_a_run_signalled_mid_epoch_is_requeued_and_ends_as_an_uninterrupted_run(
     resumed = without_timings(json.loads((run / "result.json").read_text()))
     uninterrupted = without_timings(json.loads((reference / "work" / "cifar10" / run.name / "result.json").read_text()))
     assert resumed == uninterrupted
+
+
+@pytest.mark.slow
+def test_the_imagenet_preset_runs_end_to_end_on_a_tiny_image_folder(tmp_path, capsys):
+    """The ImageNet preset's code path (image folder train/ + val/, images resized to the input side, the test set
+    kept larger for Zhang's crop protocols, fractional and crop_worst, the projected GPU-hours printed before
+    submitting) on 3 classes of tiny generated images, one row, one epoch, through submitit's local executor."""
+    import numpy as np
+    from PIL import Image
+
+    import invariance as script
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4)):
+        for label in ("a", "b", "c"):
+            folder = tmp_path / "imagenet" / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    argv = ["--preset", "imagenet", "--data", f"imagenet={tmp_path / 'imagenet'}", "--models", "resnet50",
+            "--seeds", "0", "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--crop-from", "40",
+            "--curve-size", "0", "--threads", "1", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+            *SUBMITIT]
+    assert script.main(argv) == 0
+    assert "imagenet: 1 runs, projected" in capsys.readouterr().out
+    block = json.loads((tmp_path / "out" / "results.json").read_text())["datasets"]["imagenet"]
+    summary = block["summary"]["resnet50"]
+    assert {"consistency_crop", "consistency_crop_worst", "consistency_fractional", "accuracy_crop_worst"} <= set(summary)
+    run = block["runs"][0]
+    assert run["inputs"]["protocols"] == ["random", "circular", "fractional", "crop", "crop_worst"]
+    assert run["counts"]["samples"] == 12 and (tmp_path / "work" / "imagenet" / "resnet50_seed0" / "best.pt").is_file()
