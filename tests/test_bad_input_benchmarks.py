@@ -17,6 +17,7 @@ import pytest
 import sweep.runs
 import time_budget
 import torch
+from helpers import registered
 from torch import nn
 
 from augshift import ShiftConsistency, register_protocol
@@ -306,9 +307,8 @@ class Shrink(ShiftProtocol):
 
 @pytest.fixture
 def shrink():
-    protocol = register_protocol(Shrink("shrink", salt=640))
-    yield protocol
-    del PROTOCOLS["shrink"]
+    with registered(Shrink("shrink", salt=640)) as protocol:
+        yield protocol
 
 
 def test_a_registered_view_of_another_size_is_scored_at_the_default_chunk_size(shrink):

@@ -15,6 +15,7 @@ from augshift.protocols import (
     protocol_names, register_protocol, worst_grid, worst_protocols,
 )
 from augshift.views import Protocol, ShiftProtocol, centre_crop, crop, hashed_shifts
+from helpers import registered
 from test_metrics import LeftRight, Recorder, dot_images
 
 
@@ -180,9 +181,8 @@ class Roll(Protocol):
 
 @pytest.fixture
 def roll():
-    protocol = register_protocol(Roll("roll", salt=500))
-    yield protocol
-    del PROTOCOLS["roll"]
+    with registered(Roll("roll", salt=500)) as protocol:
+        yield protocol
 
 
 def test_a_new_kind_is_one_class(roll):
