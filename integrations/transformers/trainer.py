@@ -182,8 +182,10 @@ class AugShiftTrainer(Trainer):
         """Trainer's evaluation, plus ``<prefix>_shift_consistency[_<protocol>]`` (rates in [0, 1]) in its metrics.
         Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves."""
         dataset = getattr(dataloader, "dataset", None)
-        if _numbered(dataset) and len(dataset) and isinstance(dataset[0], dict) and "labels" not in dataset[0]:
-            self._refuse_unlabelled(dataset[0], "evaluation")  # before Trainer's own evaluation, not after it
+        if _numbered(dataset) and len(dataset):  # what the collator makes of one item, before Trainer's evaluation
+            first = dataloader.collate_fn([dataset[0]]) if dataloader.collate_fn is not None else dataset[0]
+            if isinstance(first, dict) and "labels" not in first:
+                self._refuse_unlabelled(first, "evaluation")
         broadcast_buffers(self.model)
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         metric = ShiftConsistency(**self.consistency)
