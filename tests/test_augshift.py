@@ -71,6 +71,49 @@ def test_gradient_reaches_encoder_through_both_views():
     assert model.conv1.weight.grad.abs().sum() > 0 and model.layer4[1].bn2.weight.grad.abs().sum() > 0  # last BN: timm zero-inits its scale
 
 
+class NoBatchStatistics(torch.nn.Module):
+    """A GAP classifier without BatchNorm: nothing couples the two views but the consistency term."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("distance", ["mse", "cosine"])
+def test_augshift_gradient_is_that_of_ce_on_both_views_plus_the_distance_of_their_pooled_features(distance):
+    """AugShift's loss and its gradient, against autograd of CE(both views) + w * d(pooled_A, pooled_B) written by
+    hand (circular views: torch.roll); a consistency term cut from either view's graph gives another gradient."""
+    torch.manual_seed(0)
+    model, weight = NoBatchStatistics(), 0.7
+    x, y = torch.randn(5, 3, 12, 12), torch.randint(0, 4, (5,))
+    generator = torch.Generator().manual_seed(3)
+    aug = AugShift(model, max_shift=3, mode="circular", weight=weight, distance=distance, generator=generator)
+    state = generator.get_state()
+    params_a, params_b = aug.objective.sample(5, torch.device("cpu"))
+    generator.set_state(state)  # AugShift draws these same shifts
+    result = aug(x, y)
+    ours = torch.autograd.grad(result["loss"], model.conv.weight)[0]
+
+    def reference(detach: str = "") -> torch.Tensor:
+        views = [torch.stack([torch.roll(image, (int(dy), int(dx)), (-2, -1)) for image, dx, dy in zip(x, p.dx, p.dy)])
+                 for p in (params_a, params_b)]
+        pooled = [torch.relu(model.conv(view)).mean((2, 3)) for view in views]
+        logits = model.fc(torch.cat(pooled))
+        a, b = (p.detach() if name == detach else p for p, name in zip(pooled, "ab"))
+        gap = F.mse_loss(a, b) if distance == "mse" else (1 - F.cosine_similarity(a, b, dim=1)).mean()
+        return F.cross_entropy(logits, torch.cat([y, y])) + weight * gap
+
+    full = reference()
+    torch.testing.assert_close(result["loss"], full)
+    torch.testing.assert_close(ours, torch.autograd.grad(full, model.conv.weight)[0])
+    for cut in "ab":
+        assert not torch.allclose(ours, torch.autograd.grad(reference(detach=cut), model.conv.weight)[0], atol=1e-6)
+
+
 def test_soft_targets_and_state_dict_unchanged():
     model = make_model()
     keys = list(model.state_dict())
