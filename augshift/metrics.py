@@ -17,8 +17,7 @@ case both need is evaluated once.
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -27,7 +26,7 @@ from .augshift import AugShift
 from .config import check_max_shift, check_mode
 from .distributed import gather_objects, world_size
 from .errors import UsageError
-from .outputs import logits_of
+from .outputs import evaluating, logits_of
 from .protocols import DEFAULT_PROTOCOLS, protocol_names, protocol_of
 from .report import ConsistencyReport
 from .progress import progress_bar
@@ -41,19 +40,6 @@ Flags = dict[str, Tensor]
 
 SAMPLE_KEYS = ("index", "target", "fingerprint", "settings")  # what identifies a sample (and the metric's settings)
 CURVE_PROTOCOL = "random"  # the per-shift curve's views: this protocol's shifts (the evaluator's mode) at fixed offsets
-
-
-@contextmanager
-def evaluated(model: Callable) -> Iterator[None]:
-    """``model`` in eval mode inside the block, its own mode (train or eval) back after it; a plain callable as is."""
-    was_training = isinstance(model, torch.nn.Module) and model.training
-    if was_training:
-        model.eval()
-    try:
-        yield
-    finally:
-        if was_training:
-            model.train()
 
 
 class ShiftConsistency:
@@ -256,7 +242,7 @@ class ShiftConsistency:
             plan[name] = [need(protocol, dx, dy) for dx, dy in offsets]
         offsets = self.curve_offsets or ()
         curve = [need(self._curve, dx, dy) for dy in offsets for dx in offsets]
-        with evaluated(model):
+        with evaluating(model):
             preds = self._predict(model, list(views.items()), n, targets)
         targets = targets.to(preds["base"].device)
         reference = preds["base"]

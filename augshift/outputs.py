@@ -6,15 +6,18 @@ model, the project's own or a user's -- is read here by convention, without know
 * `logits_of` -- the logits in its output: a tensor, a mapping with ``"logits"`` (a ``transformers``
   ``ModelOutput``) or ``"out"`` (torchvision's segmenters), or the first element of a tuple;
 * `classifier_of` -- the module whose input is the pooled feature: timm's ``get_classifier()``, else an attribute
-  ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller.
+  ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller;
+* `evaluating` -- the model run in eval mode without gradients, its own mode restored after.
 
 A model none of this fits raises `UnsupportedModelError`. What differs from zoo to zoo beyond this (building by name,
 stages, normalisation) is `augshift.models`' business; this module imports only torch.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Optional
 
+import torch
 from torch import Tensor, nn
 
 from .errors import UsageError
@@ -105,3 +108,32 @@ def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
     raise UnsupportedModelError(f"cannot find the pooled features of {type(model).__name__} (it has no "
                                 f"get_classifier() and none of the attributes {', '.join(CLASSIFIER_ATTRIBUTES)}): "
                                 "name the module whose input is the pooled feature with classifier='<module name>'")
+
+
+@contextmanager
+def evaluating(model: Callable) -> Iterator[Callable]:
+    """``model.eval()`` and ``torch.no_grad()`` inside the block; the training flag is restored after (so its
+    BatchNorm statistics never change). A callable that is no module is only run without gradients.
+
+    Args:
+        model: the module to evaluate; the block receives it (``with evaluating(model) as net``).
+
+    Examples:
+        >>> import torch
+        >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5))
+        >>> with evaluating(model) as net:
+        ...     out = net(torch.ones(1, 3))
+        ...     print(net.training, torch.is_grad_enabled())
+        False False
+        >>> model.training, out.requires_grad
+        (True, False)
+    """
+    was_training = isinstance(model, nn.Module) and model.training
+    if was_training:
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        if was_training:
+            model.train()

@@ -272,7 +272,7 @@ def test_batchnorm_reestimated_on_each_process_ends_equal_on_every_process():
 
 
 def test_the_fused_optimizer_is_asked_for_only_where_the_installed_torch_has_it():
-    from augshift.engine.trainer import fused_option
+    from augshift.engine.config import fused_option
 
     class SGDWithoutFused(torch.optim.Optimizer):  # torch.optim.SGD as releases before its fused kernel define it
         def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False, *, foreach=None):

@@ -27,7 +27,7 @@ from ..seeding import Stream, stream_generator
 from ..data import Normalization
 from ..data.stats import normalize
 from ..data.masks import check_masks, is_segmentation_source, load_segmentation_split
-from ..engine.evaluation import evaluating
+from ..outputs import evaluating
 from ..errors import UsageError
 from ..models import create_model, default_layer, load_model
 from ..models.adapter import LayerChoice, layer_sizes

@@ -2,6 +2,7 @@
 numerics), frozen and validated."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, replace
 from typing import Optional, Union
 
@@ -13,6 +14,17 @@ from ..errors import UsageError
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "constant")
 PRECISIONS = ("fp32", "bf16")
+
+
+def fused_option(optimizer_class: type, *, cuda: bool) -> dict[str, bool]:
+    """``{"fused": True}`` for an optimizer on CUDA whose constructor takes ``fused`` (torch's SGD gained it after
+    Adam, within the releases the package allows), else ``{}`` (the default implementation).
+
+    Examples:
+        >>> fused_option(torch.optim.Adam, cuda=True), fused_option(torch.optim.Adam, cuda=False)
+        ({'fused': True}, {})
+    """
+    return {"fused": True} if cuda and "fused" in inspect.signature(optimizer_class).parameters else {}
 
 
 def fast_path(device: Union[str, torch.device]) -> dict:

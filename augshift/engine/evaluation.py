@@ -1,8 +1,7 @@
-"""Evaluation helpers: eval mode without gradients, and accuracy + shift consistency of in-memory images."""
+"""Accuracy and shift consistency of in-memory images (eval mode without gradients: `augshift.outputs.evaluating`)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -11,31 +10,6 @@ from ..data.batches import iterate_batches
 from ..data.stats import Normalization
 from ..metrics import evaluate_shift_consistency
 from ..report import ConsistencyReport
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """``model.eval()`` and ``torch.no_grad()`` inside the block; the training flag is restored after.
-
-    Args:
-        model: the module to evaluate; the block receives it (``with evaluating(model) as net``).
-
-    Examples:
-        >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5))
-        >>> with evaluating(model) as net:
-        ...     out = net(torch.ones(1, 3))
-        ...     print(net.training, torch.is_grad_enabled())
-        False False
-        >>> model.training, out.requires_grad
-        (True, False)
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
 
 
 def evaluate_classifier(

@@ -10,7 +10,6 @@ once per epoch, and the progress bar counts steps without reading the loss.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -32,7 +31,7 @@ from ..outputs import logits_of
 from ..progress import progress_bar
 from ..shifts import RandomShift, ShiftParams
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, fused_option
 from ..distributed import Dist, average_buffers, barrier
 from ..seeding import Stream, epoch_seed, seed_generator, stream_generator
 
@@ -281,17 +280,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-
-
-def fused_option(optimizer_class: type, *, cuda: bool) -> dict[str, bool]:
-    """``{"fused": True}`` for an optimizer on CUDA whose constructor takes ``fused`` (torch's SGD gained it after
-    Adam, within the releases the package allows), else ``{}`` (the default implementation).
-
-    Examples:
-        >>> fused_option(torch.optim.Adam, cuda=True), fused_option(torch.optim.Adam, cuda=False)
-        ({'fused': True}, {})
-    """
-    return {"fused": True} if cuda and "fused" in inspect.signature(optimizer_class).parameters else {}
 
 
 def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, device: Any = "cpu") -> None:

@@ -157,10 +157,11 @@ def fitted_state(state_dict: dict[str, Tensor], own: Optional[Iterable[str]] = N
         >>> sorted(fitted_state({"model.weight": torch.zeros(1)}, ["model.weight"]))  # a submodule named model
         ['model.weight']
     """
+    own = None if own is None else set(own)
     for prefix in WRAPPER_PREFIXES:
         if state_dict and all(key.startswith(prefix) for key in state_dict):
             stripped = {key.removeprefix(prefix): value for key, value in state_dict.items()}
-            if own is None or len(stripped.keys() & set(own)) > len(state_dict.keys() & set(own)):
+            if own is None or len(stripped.keys() & own) > len(state_dict.keys() & own):
                 state_dict = stripped
     return state_dict
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..choices import CANVAS_TASKS as TASKS
-from ..engine.evaluation import evaluating
+from ..outputs import evaluating
 from ..reporting.plots import pyplot, save_figure
 from ..progress import progress_bar
 from ..shifts import check_images

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..choices import REGIONS, TRANSFORMS
-from ..engine.evaluation import evaluating
+from ..outputs import evaluating
 from ..errors import UsageError
 from ..models.adapter import feature_map
 from ..reporting.plots import pyplot, save_figure

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..choices import REGION_SETS
-from ..engine.evaluation import evaluating
+from ..outputs import evaluating
 from ..errors import UsageError
 from ..outputs import logits_of
 from ..shifts import check_images
