@@ -107,9 +107,11 @@ def test_transformers_example_with_two_changed_lines_reports_one_process_numbers
     shutil.copytree(upstream_dir / "transformers", script_dir)  # with evaluate's accuracy module, read offline
     script = script_dir / "run_image_classification.py"
     script.write_text(edited(script.read_text(), TRAINER_CHANGE))
-    for split, per_class in (("train", 8), ("validation", 5)):  # 15 validation images: 2 processes pad the last batch
-        for label in ("cat", "dog", "fox"):
-            for i, pixels in enumerate(images(tmp_path / "data" / split / label, per_class, seed=hash((split, label)) % 1000)):
+    # 15 validation images: 2 processes pad the last batch. Seeds fixed per folder (not hash(), which varies per run).
+    for split_number, (split, per_class) in enumerate((("train", 8), ("validation", 5))):
+        for label_number, label in enumerate(("cat", "dog", "fox")):
+            seed = 10 * split_number + label_number
+            for i, pixels in enumerate(images(tmp_path / "data" / split / label, per_class, seed=seed)):
                 Image.fromarray(pixels).save(tmp_path / "data" / split / label / f"{i}.png")
     torch.manual_seed(0)
     model = transformers.ResNetForImageClassification(transformers.ResNetConfig(
