@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from .config import DEFAULTS, AugShiftConfig, MaxShift
 from .errors import UsageError
 from .features import PooledFeatures
+from .labels import check_labels
 from .loss import ConsistencyLoss
 from .outputs import logits_of
 from .shifts import RandomShift, ShiftParams, check_images
@@ -53,7 +54,9 @@ class AugShiftObjective(nn.Module):
     model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
     `PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
     indices or (N, K) soft targets; ``params``, the two views' `ShiftParams` to replay
-    (default: `sample`, view A first).
+    (default: `sample`, view A first). Class indices outside [0, K) (``-1``: a split whose labels are hidden) are
+    refused with a one-line `UsageError` (`augshift.labels.check_labels`): in every batch on the CPU, in the first
+    one on an accelerator (a check there waits for the device).
 
     Returns:
         A dict: ``loss`` (criterion averaged over both views + ``weight`` * consistency; a scalar),
@@ -87,6 +90,7 @@ class AugShiftObjective(nn.Module):
         self.consistency = ConsistencyLoss(config.distance, normalize=config.normalize)
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.weight = config.weight
+        self._labels_checked = False
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
@@ -113,6 +117,10 @@ class AugShiftObjective(nn.Module):
             pooled = features.pop()
         if logits.dim() != 2 or logits.shape[0] != 2 * n:
             raise ValueError(f"the model must return logits of shape (N, K), got {tuple(logits.shape)}")
+        if targets.dim() == 1 and (targets.device.type == "cpu" or not self._labels_checked):
+            ignored = getattr(self.criterion, "ignore_index", None)  # cross-entropy's -100 stays a skipped sample
+            check_labels(targets if ignored is None else targets[targets != ignored], logits.shape[1])
+            self._labels_checked = True  # on an accelerator once only: a check waits for the device
         if self.weight and torch.is_grad_enabled() and not pooled.requires_grad:
             raise UsageError(
                 "the consistency term reaches no trainable parameter: every layer before the classifier is frozen "

@@ -26,6 +26,7 @@ from .augshift import AugShift
 from .config import check_max_shift, check_mode
 from .distributed import gather_objects, world_size
 from .errors import UsageError
+from .labels import check_labels
 from .outputs import evaluating, logits_of
 from .protocols import DEFAULT_PROTOCOLS, protocol_names, protocol_of
 from .report import ConsistencyReport
@@ -325,28 +326,6 @@ class ShiftConsistency:
                                                          for name in ("curve_agree", "curve_correct"))
             report.curve_offsets = self.curve_offsets
         return report
-
-
-def check_labels(targets: Tensor, classes: int) -> None:
-    """Refuse class indices outside ``[0, classes)``: they cannot be scored (``-1`` marks an unlabelled split).
-
-    Args:
-        targets: class indices (N,).
-        classes: the model's number of classes K.
-
-    Examples:
-        >>> check_labels(torch.tensor([0, 2]), 3)
-        >>> check_labels(torch.tensor([0, -1]), 3)
-        Traceback (most recent call last):
-        ...
-        augshift.errors.UsageError: labels must be class indices in [0, 3) ...
-    """
-    if targets.numel() and (bool((targets < 0).any()) or bool((targets >= classes).any())):
-        bad = sorted({int(t) for t in targets.flatten().tolist() if not 0 <= t < classes})
-        hidden = " (-1 marks a split whose labels are hidden, as hub test splits often are: evaluate a labelled " \
-                 "split)" if -1 in bad else ""
-        raise UsageError(f"labels must be class indices in [0, {classes}) for this {classes}-class model, got "
-                         f"{bad[:5]}{hidden}")
 
 
 def evaluate_shift_consistency(
