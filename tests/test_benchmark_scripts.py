@@ -81,25 +81,41 @@ def test_replot_draws_each_benchmark_from_its_results_and_links_once(tmp_path):
         replot.replot(tmp_path / "other")
 
 
-def test_combine_puts_runs_of_two_results_in_one_table_and_refuses_a_row_twice(tmp_path):
+def test_combine_puts_runs_of_two_results_in_one_table_counts_a_run_once_and_refuses_two_different_ones(tmp_path):
     import combine
+    import torch
 
-    def results(folder: Path, labels: list[str]) -> Path:
-        runs = [{"label": label, "config": {"seed": seed}, "train_seconds": 1.0, "accuracy": 50.0 + seed,
-                 "consistency_random": 60.0, "consistency_circular": 70.0,
-                 "counts": {"samples": 100, "correct": 50 + seed, "agree_random": 60, "agree_circular": 70}}
-                for label in labels for seed in (0, 1)]
+    from augshift.report import ConsistencyReport
+    from sweep.outcomes import pack_outcomes
+
+    def run(label: str, seed: int, bits: list[int]) -> dict:  # a finished run's result, reduced to what is combined
+        report = ConsistencyReport(len(bits), sum(bits), {}, outcomes={
+            "index": torch.arange(len(bits)), "correct": torch.tensor(bits, dtype=torch.bool)})
+        return {"label": label, "config": {"seed": seed}, "train_seconds": 1.0, "accuracy": 100 * sum(bits) / len(bits),
+                "consistency_random": 60.0, "counts": {"samples": len(bits), "correct": sum(bits), "agree_random": 3},
+                "outcomes": pack_outcomes(report)}
+
+    def results(folder: Path, runs: list[dict]) -> Path:
         folder.mkdir()
         (folder / "results.json").write_text(json.dumps({"datasets": {"cifar10": {"runs": runs}}}))
         return folder
 
-    first, second = results(tmp_path / "a", ["resnet18"]), results(tmp_path / "b", ["aps_resnet18"])
-    assert combine.main([str(first), str(second), "--seeds", "0", "--out", str(tmp_path / "out")]) == 0
-    summary = json.loads((tmp_path / "out" / "results.json").read_text())["summaries"]["cifar10"]
-    assert set(summary) == {"resnet18", "aps_resnet18"} and summary["resnet18"]["seeds"] == [0]
-    assert "| aps_resnet18 − resnet18 |" in (tmp_path / "out" / "results.md").read_text()
-    with pytest.raises(ValueError, match="already taken"):
-        combine.main([str(first), str(first), "--out", str(tmp_path / "again")])
+    plain = {seed: run("resnet18", seed, bits) for seed, bits in ((0, [1, 1, 0, 0, 1, 0, 1, 0]), (1, [1, 0, 0, 0]))}
+    aps = run("aps_resnet18", 0, [1, 1, 1, 0, 1, 0, 1, 1])
+    first = results(tmp_path / "a", [plain[0], plain[1]])
+    second = results(tmp_path / "b", [plain[0], aps])  # the same seed-0 run again (one work folder) and a new row
+    assert combine.main([str(first), str(second), "--out", str(tmp_path / "out")]) == 0
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    summary = written["summaries"]["cifar10"]
+    assert summary["resnet18"]["seeds"] == [0, 1] and summary["aps_resnet18"]["seeds"] == [0]  # seed 0 once
+    assert summary["resnet18"]["accuracy_counts"] == [4 + 1, 8 + 4]
+    # the difference is that of the seed both rows have (75 - 50 on seed 0), not 75 - 37.5 of the means over seeds
+    line = next(x for x in (tmp_path / "out" / "results.md").read_text().splitlines() if x.startswith("| aps_resnet18 − "))
+    assert line.startswith("| aps_resnet18 − resnet18 | +25.00 [") and "] (seeds 0) | " in line
+    assert written["compared"]["cifar10"]["paired"]["aps_resnet18 − resnet18"]["accuracy"]["seeds"] == [0]
+    other = results(tmp_path / "c", [run("resnet18", 0, [0, 0, 0, 0, 1, 1, 1, 1])])  # another run as seed 0
+    with pytest.raises(ValueError, match="different run of a row and seed already taken.*resnet18 seed 0"):
+        combine.main([str(first), str(other), "--out", str(tmp_path / "again")])
 
 
 def test_the_time_budget_plans_table2_from_measured_rates_by_hand():

@@ -233,15 +233,17 @@ def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]], *, paired:
         cells = []
         for metric in metrics:
             cell = (paired or {}).get(f"{a} − {b}", {}).get(metric)
-            if cell is not None:
-                (lo, hi), kind = cell["paired_ci95"], ""
+            if cell is not None:  # the difference and interval of the seeds both rows have
+                d, (lo, hi) = cell["difference"], cell["paired_ci95"]
+                both = set(summary[a]["seeds"]) | set(summary[b]["seeds"])
+                kind = "" if set(cell["seeds"]) == both else f" (seeds {', '.join(map(str, cell['seeds']))})"
             else:
                 (lo, hi) = difference_ci(*summary[a][f"{metric}_counts"], *summary[b][f"{metric}_counts"])
-                kind = " (u)" if paired else ""
-            d = summary[a][metric] - summary[b][metric]
+                d, kind = summary[a][metric] - summary[b][metric], " (u)" if paired else ""
             mark = " *" if lo > 0 or hi < 0 else ""
             cells.append(f"{d:+.2f} [{lo:+.1f}, {hi:+.1f}]{mark}{kind}")
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
-    kinds = ("paired over the same test images and views (seed s against seed s); (u): unpaired (Newcombe), for "
-             "results without per-image outcomes" if paired else "unpaired (Newcombe), pooled over seeds")
+    kinds = ("paired over the same test images and views (seed s against seed s; (seeds ...): only those seeds "
+             "are in both rows); (u): unpaired (Newcombe), for results without per-image outcomes" if paired
+             else "unpaired (Newcombe), pooled over seeds")
     return "\n".join(lines) + f"\n* the 95% interval excludes 0; intervals {kinds}; seed-to-seed spread not included.\n"
