@@ -8,16 +8,16 @@ from .config import DEFAULTS, check_distance, check_normalize
 
 
 class ConsistencyLoss(nn.Module):
-    """Mean distance between paired features ``a``, ``b`` of shape (N, D) -> scalar.
+    """Mean distance between paired features `a`, `b` of shape (N, D) -> scalar.
 
     Args:
-        distance: ``mse`` (mean squared error), ``l1`` (mean absolute error) or ``cosine``
+        distance: `mse` (mean squared error), `l1` (mean absolute error) or `cosine`
             (1 - cosine similarity).
-        normalize: ``True`` L2-normalises each feature vector first, so that the loss cannot be lowered by
-            shrinking the features (``cosine`` is scale-free by construction).
+        normalize: `True` L2-normalises each feature vector first, so that the loss cannot be lowered by
+            shrinking the features (`cosine` is scale-free by construction).
 
-    ``forward(a, b)``: two floating tensors of the same shape (N, D) (row ``i`` of ``a`` paired with row ``i`` of
-    ``b``).
+    `forward(a, b)`: two floating tensors of the same shape (N, D) (row `i` of `a` paired with row `i` of
+    `b`).
 
     Returns:
         A scalar tensor (float32): the mean distance over the N pairs.

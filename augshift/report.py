@@ -1,5 +1,5 @@
 """What an evaluation counted, as percentages with intervals: `ConsistencyReport`, and the agreement of two
-predictions per sample (`agreement_counts`, `consistency_from_predictions`), which the ``evaluate``
+predictions per sample (`agreement_counts`, `consistency_from_predictions`), which the `evaluate`
 module uses too."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .intervals import proportion_ci
 
 
 def agreement_counts(pred_a: Tensor, pred_b: Tensor, references: Optional[Tensor] = None) -> tuple[int, int, int]:
-    """``(n, agreeing, correct)`` for paired predictions (N,); ``correct`` counts ``pred_a == references``.
+    """`(n, agreeing, correct)` for paired predictions (N,); `correct` counts `pred_a == references`.
 
     Examples:
         >>> import torch
@@ -47,17 +47,17 @@ class ConsistencyReport:
 
     Args:
         samples: how many images were evaluated (each counted once over all processes).
-        correct: how many were classified correctly (the centre crop, with ``crop_size``).
+        correct: how many were classified correctly (the centre crop, with `crop_size`).
         agree: protocol -> how many images' two views got the same prediction (for a worst-case protocol: every
             view of its grid).
         robust: worst-case protocol -> how many images were correct under every offset of its grid.
         curve_agree: the per-shift curve's agreement counts, an (S, S) grid indexed
-            ``[offsets.index(dy), offsets.index(dx)]``, or ``None``.
-        curve_correct: the same grid of correct predictions, or ``None``.
+            `[offsets.index(dy), offsets.index(dx)]`, or `None`.
+        curve_correct: the same grid of correct predictions, or `None`.
         curve_offsets: the S offsets per axis of the curve.
-        outcomes: what was counted, per sample, by count name (``index`` (N,) the dataset indices in increasing
-            order; ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>`` (N,) bool, row ``i`` of sample
-            ``index[i]``): what paired comparisons of two models on the same images need.
+        outcomes: what was counted, per sample, by count name (`index` (N,) the dataset indices in increasing
+            order; `correct`, `agree_<protocol>`, `robust_<worst protocol>` (N,) bool, row `i` of sample
+            `index[i]`): what paired comparisons of two models on the same images need.
 
     Examples:
         >>> report = ConsistencyReport(samples=8, correct=6, agree={"random": 7})
@@ -84,16 +84,16 @@ class ConsistencyReport:
 
     @property
     def accuracy(self) -> float:
-        """Top-1 % (of the centre crop, with ``crop_size``)."""
+        """Top-1 % (of the centre crop, with `crop_size`)."""
         return self._percent(self.correct)
 
     def consistency(self, protocol: str = "random") -> float:
-        """% of images whose views agree under ``protocol``."""
+        """% of images whose views agree under `protocol`."""
         return self._percent(self.agree[protocol])
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``accuracy``, ``consistency_<protocol>``, ``accuracy_<worst protocol>`` (correct under every
-        offset), each with its ``_ci95`` Wilson interval, and the curve."""
+        """JSON-ready: `accuracy`, `consistency_<protocol>`, `accuracy_<worst protocol>` (correct under every
+        offset), each with its `_ci95` Wilson interval, and the curve."""
         out = {"samples": self.samples, "accuracy": self.accuracy, "accuracy_ci95": proportion_ci(self.correct, self.samples)}
         for protocol, agree in self.agree.items():
             out[f"consistency_{protocol}"] = self._percent(agree)

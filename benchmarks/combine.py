@@ -3,9 +3,9 @@ measured later with the same preset) side by side, with pooled intervals and the
 
     python benchmarks/combine.py benchmarks/results/invariance/quick-cosine-w1 benchmarks/results/invariance/quick-aps --seeds 0
 
-Each folder holds a ``results.json`` of ``benchmarks/invariance.py``; runs are taken per dataset, optionally only
-those of ``--seeds``; a row (model) found in two folders is refused. Writes ``results.md``, ``results.json`` and
-``tradeoff_<dataset>.png`` to ``--out`` (default: the last folder's ``combined/``).
+Each folder holds a `results.json` of `benchmarks/invariance.py`; runs are taken per dataset, optionally only
+those of `--seeds`; a row (model) found in two folders is refused. Writes `results.md`, `results.json` and
+`tradeoff_<dataset>.png` to `--out` (default: the last folder's `combined/`).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from sweep import comparison_table, summarize, summary_table
 
 
 def combined_runs(folders: list[Path], seeds: set[int] | None) -> dict[str, list[dict]]:
-    """Runs per dataset from every folder's ``results.json``."""
+    """Runs per dataset from every folder's `results.json`."""
     datasets: dict[str, list[dict]] = {}
     for folder in folders:
         results = json.loads((folder / "results.json").read_text())

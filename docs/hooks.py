@@ -1,4 +1,4 @@
-"""mkdocs hook: the repository's own Markdown and results outside ``docs/`` (the benchmark results with their plots,
+"""mkdocs hook: the repository's own Markdown and results outside `docs/` (the benchmark results with their plots,
 the integrations' READMEs, ARCHITECTURE.md) become part of the site at their repository paths, so pages link to
 them as the repository does and nothing is copied."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Shift consistency as a Hugging Face ``evaluate`` metric module.
+"""Shift consistency as a Hugging Face `evaluate` metric module.
 
-``evaluate.load(METRIC_PATH)`` loads it from this package's ``shift_consistency`` folder, offline.
+`evaluate.load(METRIC_PATH)` loads it from this package's `shift_consistency` folder, offline.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Shift consistency as a Hugging Face ``evaluate`` metric.
+"""Shift consistency as a Hugging Face `evaluate` metric.
 
-Load it from its folder (no network): ``evaluate.load(augshift.integrations.evaluate.METRIC_PATH)`` for pairs of
-views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of views. The numbers come from
-`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
-as the rest of augshift; ``protocol=`` names the protocol of `augshift.protocols` the views were made with.
-Rates are fractions in [0, 1], as ``evaluate``'s ``accuracy`` reports them (augshift's CLI and tables print percent).
+Load it from its folder (no network): `evaluate.load(augshift.integrations.evaluate.METRIC_PATH)` for pairs of
+views, `evaluate.load(METRIC_PATH, "worst")` for the worst case over a grid of views. The numbers come from
+`augshift.metrics` (`consistency_from_predictions`, `agreement_counts`, `proportion_ci`), the same functions
+as the rest of augshift; `protocol=` names the protocol of `augshift.protocols` the views were made with.
+Rates are fractions in [0, 1], as `evaluate`'s `accuracy` reports them (augshift's CLI and tables print percent).
 """
 import math
 import numbers
@@ -73,7 +73,7 @@ def _fractions(interval: tuple[float, float]) -> list[float]:
 
 
 def _check_class_indices(name: str, values) -> None:
-    """Refuse what is not a class index (a whole number >= 0): ``datasets`` would truncate 1.5 to 1 and count it."""
+    """Refuse what is not a class index (a whole number >= 0): `datasets` would truncate 1.5 to 1 and count it."""
     for value in values if values is not None else ():
         if value is None:
             continue
@@ -89,7 +89,7 @@ def _check_class_indices(name: str, values) -> None:
 
 
 def _nulls_for_missing(predictions, references):
-    """``references=None`` becomes a column of nulls, so that references stay optional."""
+    """`references=None` becomes a column of nulls, so that references stay optional."""
     return [None] * len(predictions) if references is None and predictions is not None else references
 
 
@@ -115,14 +115,14 @@ class ShiftConsistency(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs) -> None:
-        """Add a batch of ``predictions``, ``shifted_predictions`` and (optional) ``references``."""
+        """Add a batch of `predictions`, `shifted_predictions` and (optional) `references`."""
         for name, values in (("predictions", predictions), ("shifted_predictions", kwargs.get("shifted_predictions")),
                              ("references", references)):
             _check_class_indices(name, values)
         super().add_batch(predictions=predictions, references=_nulls_for_missing(predictions, references), **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs) -> None:
-        """Add one image's ``prediction``, ``shifted_prediction`` and (optional) ``reference``."""
+        """Add one image's `prediction`, `shifted_prediction` and (optional) `reference`."""
         for name, value in (("prediction", prediction), ("shifted_prediction", kwargs.get("shifted_prediction")),
                             ("reference", reference)):
             _check_class_indices(name, [value])
