@@ -56,3 +56,17 @@ def upstream_dir() -> Path:
     if not (UPSTREAM_DIR / "accelerate" / "cv_example.py").is_file():
         pytest.skip(f"upstream examples not found at {UPSTREAM_DIR} (set AUGSHIFT_UPSTREAM)")
     return UPSTREAM_DIR
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory) -> Path:
+    """The documentation site, built once with warnings as errors (`mkdocs build --strict`): its folder."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+    out = tmp_path_factory.mktemp("site")
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert built.returncode == 0, built.stderr[-3000:]
+    return out
