@@ -123,7 +123,7 @@ def position_pairs(
 
     Args:
         images: float (N, C, H, W) images x.
-        transform: one of `TRANSFORMS`: `hflip`, `vflip` or `shift`.
+        transform: one of `TRANSFORMS`: `"hflip"`, `"vflip"` or `"shift"`.
         region: None, or one of `REGIONS` (`left`, `right`, `top`, `bottom`); `left` / `right`
             need `hflip` or `shift`, `top` / `bottom` `vflip` or `shift`.
         amount: the shift, as a fraction of the width (height for `top` / `bottom`), at least one pixel.
@@ -239,7 +239,7 @@ def rank_position_channels(
         model: the model (run in eval mode, on `device`).
         layer: a module name of `model.named_modules()`.
         images: (N, C, H, W), normalised floats.
-        transform: `hflip`, `vflip` or `shift` (see `position_pairs`).
+        transform: `"hflip"`, `"vflip"` or `"shift"` (see `position_pairs`).
         region: None (unsigned ranking), or `left` / `right` / `top` / `bottom` (signed, see
             `position_pairs`).
         amount: the shift of `transform="shift"`, a fraction of the image side.

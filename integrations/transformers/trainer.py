@@ -1,12 +1,12 @@
 """AugShift in Hugging Face `transformers.Trainer`: `AugShiftTrainer`.
 
-A `Trainer` whose `compute_loss` trains both shifted views of every batch in one forward with AugShift's
+A `transformers.Trainer` whose `compute_loss` trains both shifted views of every batch in one forward with AugShift's
 objective (`AugShiftObjective`: cross-entropy on both views plus `weight` times the
 distance of their pooled features), and whose evaluation adds `<prefix>_shift_consistency` (the `random`
 protocol) and `<prefix>_shift_consistency_<protocol>` for the other protocols asked for to Trainer's metrics,
 before they are logged and seen by callbacks (`metric_for_best_model="eval_shift_consistency"` works). They are
 rates in [0, 1], like `eval_accuracy` from `evaluate`'s accuracy. Everything else is Trainer's:
-`TrainingArguments`, datasets and collators are untouched, so replacing `Trainer` by `AugShiftTrainer` in a
+`TrainingArguments`, datasets and collators are untouched, so replacing `transformers.Trainer` by `AugShiftTrainer` in a
 script (transformers' own `run_image_classification.py`) is the whole change, on any number of processes.
 
 Why cross-entropy and not the model's own loss head: a `transformers` image classifier computes its loss only
