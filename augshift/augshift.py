@@ -93,13 +93,39 @@ class AugShiftObjective(nn.Module):
 
     def sample(self, n: int, device: torch.device) -> tuple[ShiftParams, ShiftParams]:
         """The shifts of the two views of `n` images, drawn from `self.shifter` (view A first): what
-        `forward` uses when it is given no `params`."""
+        `forward` uses when it is given no `params`.
+
+        Examples:
+            >>> objective = AugShiftObjective(AugShiftConfig(max_shift=2), generator=torch.Generator().manual_seed(0))
+            >>> view_a, view_b = objective.sample(3, torch.device("cpu"))
+            >>> view_a.dx.shape, bool(view_b.dy.abs().max() <= 2)
+            (torch.Size([3]), True)
+        """
         return self.shifter.sample(n, device), self.shifter.sample(n, device)
 
     def forward(
         self, run_model: Callable[[Tensor], Tensor], features: PooledFeatures, images: Tensor, targets: Tensor,
         params: Optional[tuple[ShiftParams, ShiftParams]] = None,
     ) -> dict:
+        """The AugShift loss of one batch: both views of `images` (N, C, H, W) through `run_model` in one forward.
+
+        Args:
+            run_model: what runs the model (the model, or its DDP / accelerate / compiled wrapper).
+            features: the `PooledFeatures` on the (unwrapped) model.
+            images: floating (N, C, H, W).
+            targets: class indices (N,) or soft targets (N, K).
+            params: the two views' `ShiftParams` to replay (default: `sample`).
+
+        Returns:
+            The dict of the class's Returns: `loss`, `criterion`, `consistency`, `logits`, `output`, `params`.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> objective = AugShiftObjective(AugShiftConfig(max_shift=1))
+            >>> result = objective(model, PooledFeatures(model, "3"), torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1]))
+            >>> result["logits"].shape, result["output"].shape  # both views (2N rows), view A's (N rows)
+            (torch.Size([6, 2]), torch.Size([3, 2]))
+        """
         check_images(images, "images", floating=True)
         n = images.shape[0]
         check_targets(targets, n)
@@ -200,6 +226,15 @@ class AugShift(nn.Module):
         self.objective = AugShiftObjective(config, criterion=criterion, generator=generator)
 
     def forward(self, images: Tensor, targets: Tensor) -> dict:
+        """The AugShift loss of `images` (N, C, H, W) and `targets` ((N,) class indices or (N, K) soft targets):
+        both shifted views through the model in one forward (`AugShiftObjective.forward`).
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> result = AugShift(model, max_shift=1, classifier="3")(torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1]))
+            >>> result["loss"].requires_grad, [float(part) >= 0 for part in (result["criterion"], result["consistency"])]
+            (True, [True, True])
+        """
         return self.objective(self.model, self.features, images, targets)
 
 

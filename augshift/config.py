@@ -129,7 +129,12 @@ class AugShiftConfig:
         check_normalize(self.normalize)
 
     def to_dict(self) -> dict:
-        """The options as a dict (JSON-ready)."""
+        """The options as a dict (JSON-ready).
+
+        Examples:
+            >>> AugShiftConfig(max_shift=2).to_dict()
+            {'max_shift': 2, 'mode': 'zeros', 'weight': 1.0, 'distance': 'cosine', 'normalize': False}
+        """
         return asdict(self)
 
     @property

@@ -106,7 +106,16 @@ class PooledFeatures:
 
     @contextmanager
     def capture(self) -> Iterator["PooledFeatures"]:
-        """Capture during this block only (so EMA copies and eval forwards keep nothing)."""
+        """Capture during this block only (so EMA copies and eval forwards keep nothing).
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> features = PooledFeatures(model, "3")  # the classifier, nn.Linear(4, 2), by name
+            >>> with features.capture():
+            ...     logits = model(torch.randn(5, 3, 8, 8))
+            >>> features.pop().shape  # the (N, D) input of the classifier nn.Linear(4, 2)
+            torch.Size([5, 4])
+        """
         self._capturing, self._captured, self._last_pool = True, None, None
         try:
             yield self
@@ -114,7 +123,20 @@ class PooledFeatures:
             self._capturing = False
 
     def pop(self) -> Tensor:
-        """Return the features of the last forward inside `capture` and forget them."""
+        """Return the features of the last forward inside `capture` and forget them.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> features, x = PooledFeatures(model, "2"), torch.randn(2, 3, 4, 4)
+            >>> with features.capture():
+            ...     _ = model(x)
+            >>> torch.allclose(features.pop(), x.mean(dim=(2, 3)))  # the pooled features themselves
+            True
+            >>> features.pop()  # popped once
+            Traceback (most recent call last):
+            ...
+            RuntimeError: no pooled features were captured: ...
+        """
         if self._captured is None:
             raise RuntimeError(
                 f"no pooled features were captured: {self.model_name}'s classifier did not run inside capture()"
@@ -123,7 +145,16 @@ class PooledFeatures:
         return pooled
 
     def remove(self) -> None:
-        """Remove the hooks from the model."""
+        """Remove the hooks from the model.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> hooks_before = len(model[2]._forward_pre_hooks)
+            >>> features = PooledFeatures(model, "2")
+            >>> features.remove()
+            >>> len(model[2]._forward_pre_hooks) == hooks_before
+            True
+        """
         for handle in self._handles:
             handle.remove()
 

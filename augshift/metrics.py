@@ -127,12 +127,27 @@ class ShiftConsistency:
     # ----------------------------------------------------------------------------------------- views
 
     def geometry(self, height: int, width: int) -> Geometry:
-        """The `Geometry` of images of `height` x `width` (before any crop)."""
+        """The `Geometry` of images of `height` x `width` (before any crop).
+
+        Examples:
+            >>> geometry = ShiftConsistency(max_shift=3, protocols=("crop",), crop_size=28).geometry(32, 32)
+            >>> (geometry.height, geometry.width), geometry.source, geometry.max_shift  # evaluated at the crop
+            ((28, 28), (32, 32), 3)
+        """
         return Geometry.of(height, width, max_shift=self.max_shift, mode=self.mode, crop_size=self.crop_size)
 
     def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
         """The offsets of `protocol`'s two views of images `indices` (N,) of `height` x `width`:
-        `((dx_a, dy_a), (dx_b, dy_b))` (see `augshift.protocols.pair_offsets`)."""
+        `((dx_a, dy_a), (dx_b, dy_b))` (see `augshift.protocols.pair_offsets`).
+
+        Examples:
+            >>> metric = ShiftConsistency(max_shift=2, seed=1)
+            >>> (dx_a, dy_a), (dx_b, dy_b) = metric.pair_offsets("random", torch.arange(5), 16, 16)
+            >>> dx_a.shape, bool(torch.stack([dx_a, dy_a, dx_b, dy_b]).abs().max() <= 2)
+            (torch.Size([5]), True)
+            >>> torch.equal(metric.pair_offsets("random", torch.arange(5), 16, 16)[0][0], dx_a)  # keyed by the index
+            True
+        """
         return protocol_of(protocol)[0].offsets(indices, self.geometry(height, width), seed=self.seed)
 
     def _check_sizes(self, geometry: Geometry) -> None:
@@ -198,6 +213,13 @@ class ShiftConsistency:
             "curve_agree": (N, S, S), "curve_correct": (N, S, S)}` (0/1, long) and what identifies each sample:
             `index` (N,), `target` (N,) and `fingerprint` (N,) (the sum of its pixels). `add` them,
             or call `update`, which does both.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))  # blind to rolls
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> flags = metric.flags(model, torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))
+            >>> flags["samples"].tolist(), flags["agree/circular"].tolist()
+            ([1, 1, 1, 1], [1, 1, 1, 1])
         """
         if isinstance(model, AugShift):
             raise UsageError("ShiftConsistency evaluates a classifier: pass the model you wrapped (augshift.model), "
@@ -265,7 +287,17 @@ class ShiftConsistency:
 
     def add(self, flags: Flags) -> None:
         """Add per-sample outcomes from `flags` (any number of rows, gathered ones too: a sample's index is
-        counted once however often it is added)."""
+        counted once however often it is added).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> metric = ShiftConsistency(protocols=("random",))
+            >>> flags = metric.flags(model, torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))
+            >>> metric.add(flags)
+            >>> metric.add(flags)  # the same four images again (a sampler's padding, a second gather)
+            >>> metric.compute().samples
+            4
+        """
         if not isinstance(flags, dict):
             raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
         expected = set(self.names) | set(SAMPLE_KEYS)
@@ -277,7 +309,16 @@ class ShiftConsistency:
 
     def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
         """Evaluate `model` (in eval mode, its mode restored after) on one batch and add its outcomes (see
-        `flags`)."""
+        `flags`).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).train()
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> for start in (0, 4):  # two batches, each with its dataset indices
+            ...     metric.update(model, torch.randn(4, 3, 8, 8), torch.ones(4, dtype=torch.long), torch.arange(start, start + 4))
+            >>> metric.compute().samples, model.training  # the model's mode restored
+            (8, True)
+        """
         self.add(self.flags(model, images, targets, indices))
 
     def _samples(self) -> Flags:
@@ -307,6 +348,14 @@ class ShiftConsistency:
         """The report over every sample every process added, each dataset index counted once.
 
         Under several processes this is a collective: call it on every process (each gets the same report).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> metric.update(model, torch.randn(6, 3, 8, 8), torch.zeros(6, dtype=torch.long), torch.arange(6))
+            >>> report = metric.compute()
+            >>> report.consistency("circular"), report.samples  # percent: pooling is blind to circular shifts
+            (100.0, 6)
         """
         rows = self._samples()
         counts = {name: rows[name].long().sum(dim=0) for name in self.names}

@@ -68,7 +68,17 @@ class ChannelPermutation:
         return self.permute(output)
 
     def remove(self) -> None:
-        """Take the permutation off the model."""
+        """Take the permutation off the model.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model, x = create_small_cnn(10, width=4).eval(), torch.randn(2, 3, 32, 32)
+            >>> plain = model(x)
+            >>> permutation = ChannelPermutation(model, "pool")
+            >>> permutation.remove()
+            >>> torch.equal(model(x), plain), permutation.last_permutation is None  # no forward was permuted
+            (True, True)
+        """
         self._handle.remove()
         if getattr(self._model, "channel_permutation", None) is self:
             self._model.channel_permutation = None

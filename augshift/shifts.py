@@ -291,7 +291,13 @@ class RandomShift(nn.Module):
             )
 
     def sample(self, n: int, device: Optional[torch.device] = None) -> ShiftParams:
-        """Draw shifts for `n` samples; returns `ShiftParams` on `device`."""
+        """Draw shifts for `n` samples; returns `ShiftParams` on `device`.
+
+        Examples:
+            >>> params = RandomShift((1, 3), generator=torch.Generator().manual_seed(0)).sample(100)
+            >>> int(params.dx.abs().max()), int(params.dy.abs().max())  # per axis: max_dx = 1, max_dy = 3
+            (1, 3)
+        """
         generator = self.generator if self.generator is not None else process_generator(device)
         dx = torch.randint(-self.max_dx, self.max_dx + 1, (n,), generator=generator, device=generator.device)
         dy = torch.randint(-self.max_dy, self.max_dy + 1, (n,), generator=generator, device=generator.device)
@@ -302,7 +308,13 @@ class RandomShift(nn.Module):
         return params.to(device) if device is not None else params
 
     def forward(self, x: Tensor, params: Optional[ShiftParams] = None) -> Tensor:
-        """Shift `x` (N, C, H, W); draws new parameters unless `params` is given."""
+        """Shift `x` (N, C, H, W); draws new parameters unless `params` is given.
+
+        Examples:
+            >>> x = torch.arange(1., 10.).view(1, 1, 3, 3)
+            >>> RandomShift(1)(x, ShiftParams(torch.tensor([1]), torch.tensor([0])))[0, 0].tolist()  # right, zeros in
+            [[0.0, 1.0, 2.0], [0.0, 4.0, 5.0], [0.0, 7.0, 8.0]]
+        """
         check_images(x, "x")
         self.check_size(x.shape[-2], x.shape[-1])
         replay = params is not None
