@@ -18,6 +18,7 @@ ARTEFACTS = {  # what each looks like once a Markdown renderer (or a terminal) s
     "a literal block marker (:: at line end)": re.compile(r"::[ \t]*$", re.M),
     "a double-backtick literal": re.compile(r"(?<!`)``(?!`)"),
     "a Sphinx role (:class:`...`)": re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|data|exc|obj|ref):`"),
+    "a Sphinx link target (`text <module.path>`)": re.compile(r"`[^`\n]+ <[A-Za-z_]\w*(?:\.\w+)+>`"),
 }
 BENCHMARK_SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if "def main(" in p.read_text())
 
@@ -39,10 +40,10 @@ def visible_text(page: str) -> str:
 
 
 def test_the_artefact_patterns_find_each_artefact():
-    text = "Usage::\n\n  x\n=====  ====\n``code`` and :class:`Foo`\n```python\nfenced\n```\na::b"
+    text = "Usage::\n\n  x\n=====  ====\n``code`` and :class:`Foo`\n```python\nfenced\n```\na::b `f <a.f>`"
     kinds = {hit.split(":")[0] for hit in artefacts(text)}  # the fence and a::b are Markdown, not artefacts
     assert kinds == {kind.split(":")[0] for kind in ARTEFACTS}, artefacts(text)
-    assert not artefacts("```python\nfenced\n```\n| a | b |\n|---|---|\n`code` and a::b")
+    assert not artefacts("```python\nfenced\n```\n| a | b |\n|---|---|\n`code` and a::b, `<prog>: error: <message>`")
 
 
 def test_no_built_page_shows_restructuredtext(docs_site):

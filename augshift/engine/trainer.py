@@ -242,7 +242,7 @@ class Trainer:
 
     def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:
         """The loss of one batch with the given `shifts` (`draw`) and its detached parts (`self.parts`,
-        float32): the computation `TrainConfig.compile <augshift.engine.TrainConfig>` captures."""
+        float32): the computation `TrainConfig.compile` captures."""
         with self.autocast(inputs.device):
             if self.objective is not None:
                 result = self.objective(self.net, self.features, inputs, targets, params=shifts)

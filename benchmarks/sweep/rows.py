@@ -11,7 +11,7 @@ from augshift.errors import UsageError
 def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
     """A benchmark row's model: `"resnet18"` -> `("resnet18", None)`; `"resnet18+augshift"` -> AugShift with
     `defaults`; `"resnet18+augshift:mse"` with that distance; `"resnet18+augshift:mse@0.1"` and weight
-    (`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
+    (`AugShiftConfig.parse`).
 
     Args:
         name: the row's model, `ARCH` or `ARCH+augshift[:DISTANCE][@WEIGHT]` (`ARCH` a timm name); another

@@ -48,7 +48,7 @@ class RunData:
         test: the test `(images, labels)`: `uint8` (M, C, H, W) and `long` (M,).
         num_classes: the number of classes (the models' outputs).
         normalization: the per-channel statistics every model's inputs are normalised with (those of the
-            training images, `Normalization.of_images <augshift.data.Normalization.of_images>`).
+            training images, `Normalization.of_images`).
         curve_size: test images (the first ones) for the per-shift curve (offsets out to 16 px: the images must be
             larger than that); 0: no curve.
         eval_batch_size: images per forward in the evaluation.
@@ -139,7 +139,7 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
         progress: show progress bars.
 
     Returns:
-        `ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
+        `ConsistencyReport.to_dict` of the test set
         (`samples`, `accuracy`, `consistency_<protocol>`... with `_ci95` intervals), its integer
         `counts` (`samples`, `correct`, `agree_<protocol>`, `robust_<worst protocol>`), the same per image
         as `outcomes` (`pack_outcomes`), and with a curve
