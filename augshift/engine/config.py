@@ -125,12 +125,31 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(self.betas))
 
     def to_dict(self) -> dict:
+        """The recipe as a dict (JSON-ready; `shift` as its own dict).
+
+        Examples:
+            >>> TrainConfig(epochs=2).to_dict()["epochs"]
+            2
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """The inverse of `to_dict`.
+
+        Examples:
+            >>> config = TrainConfig(epochs=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> TrainConfig.from_dict(config.to_dict()) == config
+            True
+        """
         shift = values.get("shift")
         return cls(**{**values, "shift": AugShiftConfig(**shift) if shift else None})
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with `changes` (checked as a new recipe).
+
+        Examples:
+            >>> TrainConfig(epochs=2).replace(lr=0.05).lr
+            0.05
+        """
         return replace(self, **changes)

@@ -133,7 +133,17 @@ class TensorBatches:
         self.steps = steps_per_epoch(shard, self.local_batch, drop_last=drop_last)
 
     def shard(self, epoch: int) -> Tensor:
-        """This process's sample indices for `epoch`."""
+        """This process's sample indices for `epoch`: one permutation per epoch shared by all processes, dealt
+        round-robin.
+
+        Examples:
+            >>> images, labels = torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+            >>> stats = Normalization((0.5,) * 3, (0.25,) * 3, "by hand")
+            >>> first, second = (TensorBatches(images, labels, batch_size=4, seed=0, normalization=stats,
+            ...                                place=Dist(rank=rank, world=2)).shard(0) for rank in (0, 1))
+            >>> sorted(first.tolist() + second.tolist())  # the two processes share the epoch's images
+            [0, 1, 2, 3, 4, 5, 6, 7]
+        """
         n, place = len(self.images), self.place
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch, -1)))
         return order[: n - n % place.world][place.rank::place.world][: self.steps * self.local_batch].to(
@@ -227,7 +237,16 @@ class Trainer:
             if config.compile else self.losses
 
     def autocast(self, device: torch.device):
-        """bf16 autocast when the config asks for it, else nothing."""
+        """bf16 autocast when the config asks for it, else nothing.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, precision="bf16")
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> with trainer.autocast(torch.device("cpu")):
+            ...     trainer.model(torch.randn(2, 3, 8, 8)).dtype
+            torch.bfloat16
+        """
         if self.config.precision == "bf16":
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return nullcontext()
@@ -235,14 +254,39 @@ class Trainer:
     def draw(self, count: int, device: torch.device) -> tuple[ShiftParams, ...]:
         """The random shifts of one step of `count` samples, drawn from `self.generator` (on its device, without
         waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from `losses`, so the
-        compiled step has no random state of its own and replays exactly."""
+        compiled step has no random state of its own and replays exactly.
+
+        Examples:
+            >>> from augshift.config import AugShiftConfig
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> view_a, view_b = trainer.draw(2, torch.device("cpu"))  # AugShift: two views
+            >>> view_a.dx.shape
+            torch.Size([2])
+            >>> Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1).draw(
+            ...     2, torch.device("cpu"))  # no shifts asked for
+            ()
+        """
         if self.objective is not None:
             return self.objective.sample(count, device)
         return (self.shifter.sample(count, device),) if self.shifter is not None else ()
 
     def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:
         """The loss of one batch with the given `shifts` (`draw`) and its detached parts (`self.parts`,
-        float32): the computation `TrainConfig.compile` captures."""
+        float32): the computation `TrainConfig.compile` captures.
+
+        Examples:
+            >>> from augshift.config import AugShiftConfig
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> inputs, targets = torch.randn(2, 3, 8, 8), torch.tensor([0, 2])
+            >>> shifts = trainer.draw(2, inputs.device)
+            >>> loss, parts = trainer.losses(inputs, targets, shifts)
+            >>> torch.equal(trainer.losses(inputs, targets, shifts)[1], parts), trainer.parts  # replayed exactly
+            (True, ('loss', 'criterion', 'consistency'))
+        """
         with self.autocast(inputs.device):
             if self.objective is not None:
                 result = self.objective(self.net, self.features, inputs, targets, params=shifts)
@@ -255,7 +299,17 @@ class Trainer:
         return loss, parts.float()
 
     def step(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        """One step; returns the detached loss parts (`self.parts`) as a float tensor on the device."""
+        """One step; returns the detached loss parts (`self.parts`) as a float tensor on the device.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model = create_small_cnn(3, width=4)
+            >>> trainer = Trainer(model, TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> before = [p.clone() for p in model.parameters()]
+            >>> parts = trainer.step(torch.randn(2, 3, 8, 8), torch.tensor([0, 2]))
+            >>> parts.shape, any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # a step taken
+            (torch.Size([1]), True)
+        """
         self.model.train()
         if self.config.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -271,11 +325,30 @@ class Trainer:
         return parts.clone() if self.config.compile else parts
 
     def state_dict(self) -> dict:
-        """Model, optimizer and schedule state (the model's keys are the plain model's)."""
+        """Model, optimizer and schedule state (the model's keys are the plain model's).
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model = create_small_cnn(3, width=4)
+            >>> state = Trainer(model, TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1).state_dict()
+            >>> sorted(state), list(state["model"]) == list(model.state_dict())
+            (['model', 'optimizer', 'scheduler'], True)
+        """
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` saved (to resume a run).
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> trained = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> _ = trained.step(torch.randn(2, 3, 8, 8), torch.tensor([0, 2]))
+            >>> fresh = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> fresh.load_state_dict(trained.state_dict())
+            >>> all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), trained.model.parameters()))
+            True
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
