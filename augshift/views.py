@@ -204,37 +204,84 @@ class Protocol(ABC):
 
     @property
     def uses_max_shift(self) -> bool:
-        """Whether its offsets reach as far as the evaluator's `max_shift` (`max_shift=0`: identical views)."""
+        """Whether its offsets reach as far as the evaluator's `max_shift` (`max_shift=0`: identical views).
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").uses_max_shift  # reach: the evaluator's
+            True
+            >>> ShiftProtocol("random8", salt=20, mode="zeros", reach=8).uses_max_shift  # a reach of its own
+            False
+        """
         return False
 
     def offsets(self, indices: Tensor, geometry: Geometry, *, seed: int) -> tuple[tuple[Tensor, Tensor], ...]:
         """`((dx_a, dy_a), (dx_b, dy_b))` (N,) each: its two views' offsets for the samples `indices` (N,),
-        keyed by `seed`, the salt and the indices only."""
+        keyed by `seed`, the salt and the indices only.
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> (dx_a, dy_a), (dx_b, dy_b) = circular.offsets(torch.arange(4), geometry, seed=0)
+            >>> dx_a.shape, torch.equal(circular.offsets(torch.arange(2, 4), geometry, seed=0)[0][0], dx_a[2:])
+            (torch.Size([4]), True)
+        """
         salt = seed * 1000 + self.salt
         return tuple(self.draw(indices, salt + 2 * view, geometry) for view in range(2))
 
     @abstractmethod
     def draw(self, indices: Tensor, salt: int, geometry: Geometry) -> tuple[Tensor, Tensor]:
         """One view's `(dx, dy)`, (N,) each, for the samples `indices` (N,): `dx` keyed by `salt`, `dy` by
-        `salt + 1` (`hashed_offsets`)."""
+        `salt + 1` (`hashed_offsets`).
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> dx, dy = circular.draw(torch.arange(100), 7, geometry)
+            >>> int(dx.min()), int(dx.max())  # in [-max_shift, max_shift]
+            (-2, 2)
+        """
 
     @abstractmethod
     def grid(self, geometry: Geometry) -> tuple:
-        """The S offsets per axis of its worst case (all S x S pairs are evaluated)."""
+        """The S offsets per axis of its worst case (all S x S pairs are evaluated).
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").grid(Geometry(8, 8, max_shift=1, mode="zeros"))
+            (-1, 0, 1)
+        """
 
     @abstractmethod
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
         """The view (N, C, height, width) at `(dx, dy)` (per image, (N,) each, or one pair for every image), made
         from `images` (N, C, H0, W0) as given or from `base`, them at the evaluated size (N, C, height, width):
-        their centre crop, or themselves without a crop."""
+        their centre crop, or themselves without a crop.
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> images = torch.arange(64.).view(1, 1, 8, 8)
+            >>> torch.equal(circular.view(images, images, 1, 0, geometry), torch.roll(images, 1, -1))  # one to the right
+            True
+        """
 
     @abstractmethod
     def check(self, geometry: Geometry) -> None:
-        """Refuse (`UsageError`, naming the fix) images its views do not fit."""
+        """Refuse (`UsageError`, naming the fix) images its views do not fit.
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").check(Geometry(8, 8, max_shift=2, mode="zeros"))
+            >>> ShiftProtocol("circular", salt=10, mode="circular").check(Geometry(2, 2, max_shift=2, mode="zeros"))
+            Traceback (most recent call last):
+            ...
+            augshift.errors.UsageError: ...
+        """
 
     def key(self, dx: Offset, dy: Offset, geometry: Geometry) -> Optional[str]:
         """The name of its view at the fixed offsets `(dx, dy)`, the same for every protocol that makes the same
-        view (it is evaluated once), or `None` for `base` itself (the offset `(0, 0)`)."""
+        view (it is evaluated once), or `None` for `base` itself (the offset `(0, 0)`).
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> circular.key(1, -2, geometry), circular.key(0, 0, geometry)
+            ('shift/circular/1/-2', None)
+        """
         return None if (dx, dy) == (0, 0) else f"{type(self).__name__}/{dx}/{dy}"
 
 

@@ -123,11 +123,24 @@ class LocationCanvas(Dataset):
 
     @property
     def num_cells(self) -> int:
-        """`grid * grid`: the number of cells, and of location classes."""
+        """`grid * grid`: the number of cells, and of location classes.
+
+        Examples:
+            >>> LocationCanvas(torch.randn(2, 3, 4, 4), grid=7).num_cells
+            49
+        """
         return self.grid * self.grid
 
     def resample(self) -> Tensor:
-        """Draw a new cell for every image from `generator` (e.g. once per epoch); returns the cells."""
+        """Draw a new cell for every image from `generator` (e.g. once per epoch); returns the cells.
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.randn(50, 3, 4, 4), grid=3, generator=torch.Generator().manual_seed(0))
+            >>> first = canvas.cells.clone()
+            >>> cells = canvas.resample()
+            >>> torch.equal(cells, canvas.cells), torch.equal(cells, first), int(cells.max()) < 9
+            (True, False, True)
+        """
         device = self.generator.device if self.generator is not None else None  # drawn where the generator lives
         self.cells = torch.randint(self.num_cells, (len(self.images),), generator=self.generator, device=device)
         return self.cells
@@ -142,7 +155,14 @@ class LocationCanvas(Dataset):
     def batch(
         self, indices: Tensor, cells: Optional[Tensor] = None, *, flip: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Canvases (B, C, H, W), cells (B,), labels (B,) for `indices`; `flip` (B,) bool mirrors images first."""
+        """Canvases (B, C, H, W), cells (B,), labels (B,) for `indices`; `flip` (B,) bool mirrors images first.
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.ones(2, 1, 2, 2), torch.tensor([5, 6]), grid=2)
+            >>> x, cells, labels = canvas.batch(torch.tensor([1]), cells=torch.tensor([3]))  # the bottom-right cell
+            >>> x[0, 0].tolist(), labels.tolist()
+            ([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]], [6])
+        """
         paste = paste_in_cells if cells is not None else _paste  # its own cells were drawn in range
         cells = self.cells[indices] if cells is None else cells
         images = self.images[indices]
@@ -151,7 +171,14 @@ class LocationCanvas(Dataset):
         return paste(images, cells, self.grid), cells, self.labels[indices]
 
     def targets(self, cells: Tensor, labels: Tensor, task: str) -> Tensor:
-        """The training target of `task`: the cell index (location) or the class label (class)."""
+        """The training target of `task`: the cell index (location) or the class label (class).
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.randn(2, 3, 4, 4), torch.tensor([5, 6]), grid=3)
+            >>> cells, labels = torch.tensor([0, 8]), torch.tensor([5, 6])
+            >>> canvas.targets(cells, labels, "location").tolist(), canvas.targets(cells, labels, "class").tolist()
+            ([0, 8], [5, 6])
+        """
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; supported: {', '.join(TASKS)}")
         return cells if task == "location" else labels

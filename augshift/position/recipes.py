@@ -66,12 +66,23 @@ class PositionConfig:
     bn_batches: int = 50
 
     def to_dict(self) -> dict:
-        """The fields, JSON-ready."""
+        """The fields, JSON-ready.
+
+        Examples:
+            >>> PositionConfig(epochs=3).to_dict()["epochs"], PositionConfig().to_dict()["betas"]
+            (3, (0.5, 0.999))
+        """
         return asdict(self)
 
     def train_config(self, device: Union[str, torch.device] = "cpu") -> TrainConfig:
         """The engine's recipe on `device`: Adam at a constant `lr`, no shift augmentation (flips happen in the
-        batches), the fast path where asked and on CUDA."""
+        batches), the fast path where asked and on CUDA.
+
+        Examples:
+            >>> train = PositionConfig(epochs=2, lr=0.01).train_config("cpu")
+            >>> train.epochs, train.optimizer, train.lr, train.shift
+            (2, 'adam', 0.01, None)
+        """
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="adam", lr=self.lr,
                            betas=self.betas, weight_decay=0.0, schedule="constant", shift=None,
                            bn_batches=self.bn_batches, **(fast_path(device) if self.fast_path else {}))
