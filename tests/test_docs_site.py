@@ -2,6 +2,7 @@
 and every link between its pages resolves."""
 from __future__ import annotations
 
+import inspect
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -70,3 +71,26 @@ def test_every_internal_link_resolves(site):
             elif parts.fragment and target.suffix == ".html" and target in site and parts.fragment not in site[target].ids:
                 broken.append(f"{path.name}: {link} (no anchor)")
     assert not broken, broken[:20]
+
+
+def documented_members(site: dict[Path, Page]) -> dict[str, object]:
+    """The methods and properties the API pages give an entry (`augshift.ShiftConsistency.compute`), each as the
+    function it documents."""
+    classes = {name: obj for name, obj in public_objects().items() if inspect.isclass(obj)}
+    classes.update({f"{obj.__module__}.{obj.__qualname__}": obj for obj in list(classes.values())})
+    members = {}
+    for anchor in set().union(*(page.ids for page in site.values())):
+        owner, _, attribute = anchor.rpartition(".")
+        if owner in classes and attribute in vars(classes[owner]):
+            value = vars(classes[owner])[attribute]
+            members[anchor] = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+    return members
+
+
+def test_every_documented_method_has_an_example(site):
+    """Each method and property with an entry on the site shows how it is called (a >>> example; the examples
+    run in test_api_docs.test_the_examples_run)."""
+    members = documented_members(site)
+    assert "augshift.ShiftConsistency.compute" in members and len(members) > 30
+    missing = sorted(name for name, function in members.items() if ">>>" not in (inspect.getdoc(function) or ""))
+    assert not missing, f"{len(missing)} documented methods have no example: {missing}"

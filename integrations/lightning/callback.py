@@ -178,11 +178,25 @@ class AugShiftCallback(Callback):
     # ----------------------------------------------------------------------------------------- training
 
     def run_seed(self) -> int:
-        """The seed of the shifts and views: `seed`, else the run's (`PL_GLOBAL_SEED`), else 0."""
+        """The seed of the shifts and views: `seed`, else the run's (`PL_GLOBAL_SEED`), else 0.
+
+        Examples:
+            >>> AugShiftCallback(seed=7).run_seed()
+            7
+        """
         return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def images_and_labels(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """`(images (N, C, H, W), labels (N,))` of a batch: a tuple / list `(images, labels, ...)` or a dict."""
+        """`(images (N, C, H, W), labels (N,))` of a batch: a tuple / list `(images, labels, ...)` or a dict.
+
+        Examples:
+            >>> callback = AugShiftCallback(image_key="image", label_key="label")
+            >>> images, labels = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+            >>> callback.images_and_labels({"image": images, "label": labels})[1].tolist()
+            [0, 1]
+            >>> callback.images_and_labels((images, labels, "extra"))[0] is images
+            True
+        """
         if isinstance(batch, Mapping) and self.image_key in batch and self.label_key in batch:
             return batch[self.image_key], batch[self.label_key]
         if isinstance(batch, (tuple, list)) and len(batch) >= 2:
@@ -192,7 +206,30 @@ class AugShiftCallback(Callback):
                          f"{self.label_key!r}; got {what}: set image_key= and label_key=")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """At `fit`: AugShift's `training_step` on this module instance (refusing a module without `forward`)."""
+        """At `fit`: AugShift's `training_step` on this module instance (refusing a module without `forward`).
+        Lightning calls it, and `teardown` after `fit`.
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> module, callback = Net(), AugShiftCallback()
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> callback.setup(trainer, module, "fit")
+            >>> "training_step" in vars(module)  # on this instance only
+            True
+            >>> callback.teardown(trainer, module, "fit")
+            >>> "training_step" in vars(module)
+            False
+        """
         if stage != "fit" or not self.train:
             return
         if type(pl_module).forward is LightningModule.forward:
@@ -210,7 +247,28 @@ class AugShiftCallback(Callback):
         pl_module.training_step = training_step
 
     def training_step(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> Tensor:
-        """AugShift's loss of one training batch (what the module's `training_step` returns during `fit`)."""
+        """AugShift's loss of one training batch (what the module's `training_step` returns during `fit`); it logs
+        `train_loss`, `train_criterion` and `train_consistency`.
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> callback = AugShiftCallback(max_shift=1, protocols=["random"])
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> data = torch.utils.data.TensorDataset(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]))
+            >>> trainer.fit(Net(), torch.utils.data.DataLoader(data, batch_size=4))
+            >>> sorted(name for name in trainer.callback_metrics if name.startswith("train_"))
+            ['train_consistency', 'train_criterion', 'train_loss']
+        """
         images, labels = self.images_and_labels(batch)
         step = trainer.global_step
         if step != self._seeded_step:  # re-seed at every optimizer step: a resumed run replays its shifts
@@ -223,7 +281,29 @@ class AugShiftCallback(Callback):
         return result["loss"]
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """The module's own `training_step` back, the feature hooks off."""
+        """The module's own `training_step` back, the feature hooks off (see `setup`'s example).
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> module, callback = Net(), AugShiftCallback()
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> callback.setup(trainer, module, "fit")
+            >>> len(module.fc._forward_pre_hooks)  # the hook that reads the pooled features
+            1
+            >>> callback.teardown(trainer, module, "fit")
+            >>> len(module.fc._forward_pre_hooks), "training_step" in vars(module)
+            (0, False)
+        """
         if stage == "fit" and self._pooled is not None:
             vars(pl_module).pop("training_step", None)
             self._pooled.remove()

@@ -116,7 +116,16 @@ class AugShiftTask(PortableClassificationTask):
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
         """One training step's loss for `input` (N, C, H, W) and `target` (N,) or (N, K): `loss`, `output`
-        (logits of view A, (N, K)) and the detached `criterion` and `consistency`."""
+        (logits of view A, (N, K)) and the detached `criterion` and `consistency`.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+            >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3", verbose=False)
+            >>> soft = torch.softmax(torch.randn(2, 9), dim=1)  # mixup / cutmix targets work as class indices do
+            >>> result = task(torch.randn(2, 3, 8, 8), soft)
+            >>> result["output"].shape, result["criterion"].requires_grad
+            (torch.Size([2, 9]), False)
+        """
         result = self.objective(self.trainable_module, self.features, input, target)
         self._record(result, input.shape[0])
         return {
@@ -142,6 +151,16 @@ class AugShiftTask(PortableClassificationTask):
 
         With `sync` the sums are added over all torch.distributed processes first (a collective:
         every process must call it). `reset` starts new sums after reading these.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+            >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3", verbose=False)
+            >>> steps = [task(torch.randn(n, 3, 8, 8), torch.zeros(n, dtype=torch.long)) for n in (1, 3)]
+            >>> by_hand = (float(steps[0]["criterion"]) + 3 * float(steps[1]["criterion"])) / 4  # weighted by images
+            >>> abs(task.loss_parts(sync=False, reset=True)["criterion"] - by_hand) < 1e-6
+            True
+            >>> task.loss_parts(sync=False)  # reset: no step since
+            {'criterion': nan, 'consistency': nan}
         """
         sums = self._sums if self._sums is not None else torch.zeros(3, dtype=torch.float64, device=self.device)
         if sync and world_size() > 1:

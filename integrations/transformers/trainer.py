@@ -157,7 +157,23 @@ class AugShiftTrainer(Trainer):
                      num_items_in_batch: Optional[Any] = None):
         """AugShift's loss of one training batch: both shifted views of `inputs["pixel_values"]` through `model`
         in one forward, cross-entropy on both plus the consistency of their pooled features (in evaluation, the
-        cross-entropy of the unshifted images, and their logits)."""
+        cross-entropy of the unshifted images, and their logits).
+
+        Examples:
+            >>> import tempfile
+            >>> from transformers import TrainingArguments, ViTConfig, ViTForImageClassification
+            >>> model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                                             intermediate_size=32, image_size=16, patch_size=8, num_labels=3))
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> args = TrainingArguments(output_dir=tmp.name, report_to=[], use_cpu=True, remove_unused_columns=False)
+            >>> trainer = AugShiftTrainer(model=model, args=args)
+            >>> batch = {"pixel_values": torch.randn(2, 3, 16, 16), "labels": torch.tensor([0, 2])}
+            >>> _ = model.eval()
+            >>> loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)  # evaluation: unshifted
+            >>> torch.allclose(outputs["logits"], model(batch["pixel_values"]).logits)
+            True
+            >>> tmp.cleanup()
+        """
         if "labels" not in inputs:
             self._refuse_unlabelled(inputs, "training" if model.training else "evaluation")
         if not model.training:  # Trainer's prediction_step: the plain loss and logits of the unshifted images
@@ -182,7 +198,23 @@ class AugShiftTrainer(Trainer):
     def evaluation_loop(self, dataloader, description: str, prediction_loss_only: Optional[bool] = None,
                         ignore_keys: Optional[list[str]] = None, metric_key_prefix: str = "eval"):
         """Trainer's evaluation, plus `<prefix>_shift_consistency[_<protocol>]` (rates in [0, 1]) in its metrics.
-        Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves."""
+        Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves.
+
+        Examples:
+            >>> import tempfile
+            >>> from transformers import TrainingArguments, ViTConfig, ViTForImageClassification
+            >>> model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                                             intermediate_size=32, image_size=16, patch_size=8, num_labels=3))
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> args = TrainingArguments(output_dir=tmp.name, report_to=[], use_cpu=True, remove_unused_columns=False)
+            >>> data = [{"pixel_values": torch.randn(3, 16, 16), "labels": i % 3} for i in range(4)]
+            >>> trainer = AugShiftTrainer(model=model, args=args, eval_dataset=data, max_shift=2,
+            ...                           protocols=("random", "circular"))
+            >>> metrics = trainer.evaluate()  # Trainer's evaluate runs this loop
+            >>> [0 <= metrics[name] <= 1 for name in ("eval_shift_consistency", "eval_shift_consistency_circular")]
+            [True, True]
+            >>> tmp.cleanup()
+        """
         dataset = getattr(dataloader, "dataset", None)
         if _numbered(dataset) and len(dataset):  # what the collator makes of one item, before Trainer's evaluation
             first = dataloader.collate_fn([dataset[0]]) if dataloader.collate_fn is not None else dataset[0]
