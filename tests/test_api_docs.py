@@ -103,3 +103,30 @@ def test_the_examples_run(name):
         runner.run(test)
     assert examples > 0
     assert runner.failures == 0, f"{runner.failures} failing example(s) in {name}'s docstring (see the output above)"
+
+
+def attribute_docstrings(module) -> dict[str, str]:
+    """`{"package.NAME": docstring}` of the module-level names whose assignment a string literal follows (the
+    documentation shows it as the name's docstring; Python keeps it nowhere, so doctest cannot find it)."""
+    import ast
+
+    body = ast.parse(inspect.getsource(module)).body
+    return {f"{module.__name__}.{target.id}": follower.value.value
+            for node, follower in zip(body, body[1:])
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(follower, ast.Expr)
+            and isinstance(follower.value, ast.Constant) and isinstance(follower.value.value, str)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name) and target.id in getattr(module, "__all__", ())}
+
+
+def test_the_examples_of_public_constants_run():
+    """A public constant's example (its attribute docstring, e.g. `METRIC_PATH`'s) runs too."""
+    docs = {name: (doc, module) for module in map(importlib.import_module, PACKAGES)
+            for name, doc in attribute_docstrings(module).items()}
+    assert "augshift.integrations.evaluate.METRIC_PATH" in docs
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for name, (doc, module) in docs.items():
+        test = doctest.DocTestParser().get_doctest(doc, {"torch": torch, **vars(module)}, name, module.__file__, 0)
+        assert test.examples, f"{name}'s docstring has no example"
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} failing example(s) (see the output above)"
