@@ -12,7 +12,6 @@ import pytest
 from test_api_docs import public_objects
 
 pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Page(HTMLParser):
