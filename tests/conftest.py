@@ -22,7 +22,7 @@ UPSTREAM_DIR = Path(os.environ.get("AUGSHIFT_UPSTREAM", ROOT.parent / "shared" /
 
 @pytest.fixture(autouse=True)
 def _root_logging_restored():
-    """Scripts run in-process (timm's train.py: ``setup_default_logging``) add root handlers bound to the test's
+    """Scripts run in-process (timm's train.py: `setup_default_logging`) add root handlers bound to the test's
     captured stderr; later tests would log into that closed stream. Each test ends with the root logger it began with."""
     import logging
 
@@ -35,7 +35,7 @@ def _root_logging_restored():
 
 @pytest.fixture(scope="session")
 def cifar10_dir() -> Path:
-    """The shared CIFAR-10 parquet folder (hub schema ``img``/``label``); skips when absent."""
+    """The shared CIFAR-10 parquet folder (hub schema `img`/`label`); skips when absent."""
     if not (CIFAR10_DIR / "test-00000-of-00001.parquet").is_file():
         pytest.skip(f"shared CIFAR-10 parquet not found at {CIFAR10_DIR} (set AUGSHIFT_CIFAR10)")
     return CIFAR10_DIR

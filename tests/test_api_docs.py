@@ -1,5 +1,5 @@
 """The public API's documentation: every public class and function of augshift and of its subpackages (their
-``__all__``) names each of its arguments and has an example, and the examples run (doctest), its methods' too."""
+`__all__`) names each of its arguments and has an example, and the examples run (doctest), its methods' too."""
 from __future__ import annotations
 
 import doctest
@@ -21,7 +21,7 @@ MOST_PUBLIC_NAMES = 60  # what a maintainer keeps stable: the names users call, 
 
 
 def public_names() -> dict[str, object]:
-    """``{"package.name": object}`` for every name a package lists in ``__all__``."""
+    """`{"package.name": object}` for every name a package lists in `__all__`."""
     return {f"{package}.{name}": getattr(importlib.import_module(package), name)
             for package in PACKAGES for name in importlib.import_module(package).__all__}
 
@@ -35,7 +35,7 @@ PUBLIC = public_objects()
 
 
 def documented_parameters(obj: object) -> list[str]:
-    """The parameters a caller passes: a function's, or a class's constructor's (``self`` and ``cls`` left out)."""
+    """The parameters a caller passes: a function's, or a class's constructor's (`self` and `cls` left out)."""
     target = obj.__init__ if inspect.isclass(obj) else obj
     if target is object.__init__:
         return []
@@ -57,7 +57,7 @@ def test_the_public_surface_is_small_and_holds_what_users_call():
 
 
 def test_the_lazy_top_level_exports_exactly_its_all():
-    """`augshift` imports its public names on first use: the written-out ``__all__`` and the table of where each
+    """`augshift` imports its public names on first use: the written-out `__all__` and the table of where each
     name comes from hold the same names, and each resolves to the object its module defines."""
     import importlib
 

@@ -1,4 +1,4 @@
-"""The documentation site builds without a warning (``mkdocs build --strict``), has an entry for every public object,
+"""The documentation site builds without a warning (`mkdocs build --strict`), has an entry for every public object,
 and every link between its pages resolves."""
 from __future__ import annotations
 
