@@ -6,8 +6,9 @@ resolved by mkdocstrings' autorefs. A name is looked up in the scope of the docs
 (`compute` in `ShiftConsistency`'s docstrings), a public name of any documented package (`ShiftConsistency`,
 `AugShiftTrainer`), a public name followed by a member (`ShiftConsistency.update`), or a full path (`augshift.shift`,
 `augshift.protocols`, or where an object is defined, `augshift.metrics.ShiftConsistency`). Documented objects are
-those the API pages (`docs/api/*.md`, their `::: module` lines) show: each module's `__all__` and the public members
-of its classes that have a docstring (the pages show no other). Code blocks and examples (`>>>`) are left as they are.
+those the API pages (`docs/api/*.md`, their `::: path` lines) show: each module's `__all__`, the classes a page
+names itself (the types the API returns), and the public members of these classes that have a docstring (the pages
+show no other). Code blocks and examples (`>>>`) are left as they are.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ MENTION = re.compile(r"(?<![`\[\w])`(?P<name>[A-Za-z_][\w.]*)(?P<call>\(\))?`(?!
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-def documented_modules() -> list[str]:
-    """The modules the API pages document (`::: augshift.protocols`), in page order."""
+def documented_paths() -> list[str]:
+    """What the API pages document (`::: augshift.protocols`, `::: augshift.shifts.ShiftParams`), in page order."""
     return [line.split(":::", 1)[1].strip() for page in sorted(PAGES.glob("*.md"))
             for line in page.read_text().splitlines() if line.startswith(":::")]
 
@@ -48,21 +49,28 @@ class Crossrefs(griffe.Extension):
         self.documented: dict[str, str] = {}  # any path a mention may use -> the documented identifier
         self.short: dict[str, set[str]] = {}  # a public name -> the documented identifiers it may mean
         self.canonical: dict[str, str] = {}  # where an object is defined -> its documented identifier
-        for module_path in documented_modules():
-            module = pkg if module_path == "augshift" else pkg.get_member(module_path.removeprefix("augshift."))
-            self.documented[module_path] = module_path
-            for name in module.exports or ():
-                obj = target_of(module.members[name], loader.modules_collection) if name in module.members else None
-                if obj is None:
-                    continue
-                self.add(f"{module_path}.{name}", obj, name)
-                if obj.is_class:
-                    for member_name, member in obj.members.items():
-                        if not member_name.startswith("_") and not member.is_alias and member.docstring:
-                            self.add(f"{module_path}.{name}.{member_name}", member)
+        for path in documented_paths():
+            page_object = pkg if path == "augshift" else pkg.get_member(path.removeprefix("augshift."))
+            if page_object.is_class:  # a type the API returns, documented where it is defined
+                self.add_with_members(path, page_object, page_object.name)
+                continue
+            self.documented[path] = path
+            for name in page_object.exports or ():
+                obj = target_of(page_object.members[name], loader.modules_collection) \
+                    if name in page_object.members else None
+                if obj is not None:
+                    self.add_with_members(f"{path}.{name}", obj, name)
         for obj in walk(pkg):
             if obj.docstring is not None:
                 obj.docstring.value = self.link(obj.docstring.value, obj)
+
+    def add_with_members(self, identifier: str, obj: griffe.Object, public_name: str) -> None:
+        """`obj` documented as `identifier`, and a class's public members that have a docstring."""
+        self.add(identifier, obj, public_name)
+        if obj.is_class:
+            for member_name, member in obj.members.items():
+                if not member_name.startswith("_") and not member.is_alias and member.docstring:
+                    self.add(f"{identifier}.{member_name}", member)
 
     def add(self, identifier: str, obj: griffe.Object, public_name: str | None = None) -> None:
         self.documented[identifier] = identifier
