@@ -5,12 +5,12 @@ in CNNs" (ICCV 2021), made into a training plugin.
 
 The core is at the top of the package (shifts, views, protocols, loss, features, outputs, augshift, metrics,
 report, permute, config, seeding, distributed, progress, intervals, errors) and imports only torch; the subpackages
-are one kind each: ``data``, ``models`` (the model adapter and the zoos), ``engine`` (the training loop),
-``position`` (the paper's position experiments), ``reporting`` and ``cli``. The function `shift` is the package's
-``augshift.shift``; its module is ``augshift.shifts``. Importing the package imports nothing heavy: each public
+are one kind each: `data`, `models` (the model adapter and the zoos), `engine` (the training loop),
+`position` (the paper's position experiments), `reporting` and `cli`. The function `shift` is the package's
+`augshift.shift`; its module is `augshift.shifts`. Importing the package imports nothing heavy: each public
 name is imported on first use;
-``import augshift.models`` registers the project's timm models (``gapnet_*``, ``permutenet_*``, ``fcn_resnet18``,
-``aps_*``), and so does everything that builds a model.
+`import augshift.models` registers the project's timm models (`gapnet_*`, `permutenet_*`, `fcn_resnet18`,
+`aps_*`), and so does everything that builds a model.
 """
 from __future__ import annotations
 

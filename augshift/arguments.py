@@ -1,5 +1,5 @@
-"""Command-line options every entry point shares (the ``augshift`` commands, the examples, the benchmark scripts):
-``argparse`` types for counts and sizes, a parser whose errors take one line like every other user error, and the
+"""Command-line options every entry point shares (the `augshift` commands, the examples, the benchmark scripts):
+`argparse` types for counts and sizes, a parser whose errors take one line like every other user error, and the
 sample limits, splits and normalisation options, named alike everywhere. Imports no torch."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable, NoReturn, Optional
 
 class Parser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose errors print one line (``<prog>: error: ... (see <prog> --help)``)
+    """`argparse.ArgumentParser` whose errors print one line (`<prog>: error: ... (see <prog> --help)`)
     instead of the usage text, and exit with 2 as before; its sub-parsers are of the same class."""
 
     def error(self, message: str) -> NoReturn:
@@ -16,7 +16,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def whole(minimum: int) -> Callable[[str], int]:
-    """An ``argparse`` type: a whole number >= ``minimum``."""
+    """An `argparse` type: a whole number >= `minimum`."""
 
     def parse(text: str) -> int:
         try:
@@ -31,7 +31,7 @@ def whole(minimum: int) -> Callable[[str], int]:
 
 
 def positive_float(text: str) -> float:
-    """An ``argparse`` type: a finite number > 0."""
+    """An `argparse` type: a finite number > 0."""
     try:
         value = float(text)
     except ValueError:
@@ -55,9 +55,9 @@ class _RenamedOption(argparse.Action):
 def add_limit_arguments(parser: argparse.ArgumentParser, *, train: Optional[tuple[str, Optional[int]]] = None,
                         evaluate: tuple[str, Optional[int]], help_train: str = "train on the first N images",
                         help_eval: str = "evaluate on the first N images") -> None:
-    """The sample limits, named alike in every command and script: ``--train-limit N`` (commands that train) and
-    ``--eval-limit N``. ``train`` / ``evaluate`` are ``(dest, default)``; each command's former names (``--limit``,
-    ``--train-size`` / ``--test-size``, ``--test-limit``, ``--train-samples`` / ``--eval-samples``) still work,
+    """The sample limits, named alike in every command and script: `--train-limit N` (commands that train) and
+    `--eval-limit N`. `train` / `evaluate` are `(dest, default)`; each command's former names (`--limit`,
+    `--train-size` / `--test-size`, `--test-limit`, `--train-samples` / `--eval-samples`) still work,
     with a note."""
     if train is not None:
         parser.add_argument("--train-limit", "--train-size", "--train-samples", dest=train[0], default=train[1],
@@ -67,8 +67,8 @@ def add_limit_arguments(parser: argparse.ArgumentParser, *, train: Optional[tupl
 
 
 def add_split_arguments(parser: argparse.ArgumentParser, *, train: bool) -> None:
-    """``--eval-split`` (every command; ``--test-split`` and ``--split`` are its other names) and, for commands that
-    train, ``--train-split``. The evaluated split defaults to the source's ``test``, else ``validation`` / ``val``
+    """`--eval-split` (every command; `--test-split` and `--split` are its other names) and, for commands that
+    train, `--train-split`. The evaluated split defaults to the source's `test`, else `validation` / `val`
     (`augshift.data.eval_split`)."""
     if train:
         parser.add_argument("--train-split", default="train", help="split of --data to train on (default: train)")
@@ -78,7 +78,7 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, train: bool) -> None
 
 
 def add_normalization_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--mean`` / ``--std``: the statistics to normalise with, overriding what the model's weights record (or, for a
+    """`--mean` / `--std`: the statistics to normalise with, overriding what the model's weights record (or, for a
     model from scratch, the data's own)."""
     parser.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
                         help="per-channel mean (with --std); default: what the checkpoint or the pretrained weights "

@@ -1,12 +1,12 @@
 """AugShift: two differently shifted views through one encoder, CE on both plus feature consistency.
 
-::
-
-    images (N,C,H,W) --RandomShift--> view A --+
+```text
+images (N,C,H,W) --RandomShift--> view A --+
                      --RandomShift--> view B --+--cat--> model (ONE forward)
                                                  |-- logits (2N, K) --> criterion on both views
                                                  +-- pooled (2N, D) --> ConsistencyLoss(A, B)
-    loss = criterion + weight * consistency
+loss = criterion + weight * consistency
+```
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .shifts import RandomShift, ShiftParams, check_images
 
 
 def check_targets(targets: Tensor, n: int) -> None:
-    """Hard targets (N,) integer class indices or soft targets (N, K) floats, for ``n`` images."""
+    """Hard targets (N,) integer class indices or soft targets (N, K) floats, for `n` images."""
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a tensor, got {type(targets).__name__}")
     hard = targets.dim() == 1 and not targets.is_floating_point()
@@ -42,26 +42,26 @@ class AugShiftObjective(nn.Module):
     """The AugShift loss around any way of running the model, configured by an `AugShiftConfig`.
 
     Args:
-        config: the AugShift options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``; default: the
+        config: the AugShift options (`max_shift`, `mode`, `weight`, `distance`, `normalize`; default: the
             library defaults).
         criterion: the classification loss of the logits (2N, K) and the targets of both views, (2N,) class indices
-            or (2N, K) soft targets (default: ``nn.CrossEntropyLoss()``).
-        generator: a ``torch.Generator`` the shifts are drawn from (reproducible draws); default: this process's
+            or (2N, K) soft targets (default: `nn.CrossEntropyLoss()`).
+        generator: a `torch.Generator` the shifts are drawn from (reproducible draws); default: this process's
             stream (`augshift.seeding.process_generator`: seeded by one draw of torch's global generator and the
             process's rank, so processes seeded alike still draw their own shifts).
 
-    ``forward(run_model, features, images, targets, params=None)``: ``run_model`` is the callable that runs the
-    model (the model itself, or its DDP / accelerate / compiled wrapper) and ``features`` the
-    `PooledFeatures` capture on that model; ``images`` (N, C, H, W) floating, ``targets`` (N,) class
-    indices or (N, K) soft targets; ``params``, the two views' `ShiftParams` to replay
-    (default: `sample`, view A first). Class indices outside [0, K) (``-1``: a split whose labels are hidden) are
-    refused with a one-line `UsageError` (`augshift.labels.check_labels`): in every batch on the CPU, in the first
-    one on an accelerator (a check there waits for the device).
+    `forward(run_model, features, images, targets, params=None)`: `run_model` is the callable that runs the
+    model (the model itself, or its DDP / accelerate / compiled wrapper) and `features` the
+    `PooledFeatures` capture on that model; `images` (N, C, H, W) floating, `targets` (N,) class
+    indices or (N, K) soft targets; `params`, the two views' `ShiftParams` to replay
+    (default: `sample`, view A first). Class indices outside [0, K) (`-1`: a split whose labels are hidden) are
+    refused with a one-line `UsageError` (`check_labels`): in every batch on the CPU, in the first one on an
+    accelerator (a check there waits for the device).
 
     Returns:
-        A dict: ``loss`` (criterion averaged over both views + ``weight`` * consistency; a scalar),
-        ``criterion``, ``consistency`` (detached parts), ``logits`` (2N, K: view A then view B), ``output``
-        (view A's logits, (N, K)) and ``params`` (the two `ShiftParams`, for replay).
+        A dict: `loss` (criterion averaged over both views + `weight` * consistency; a scalar),
+        `criterion`, `consistency` (detached parts), `logits` (2N, K: view A then view B), `output`
+        (view A's logits, (N, K)) and `params` (the two `ShiftParams`, for replay).
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -96,14 +96,40 @@ class AugShiftObjective(nn.Module):
         return f"weight={self.weight}"
 
     def sample(self, n: int, device: torch.device) -> tuple[ShiftParams, ShiftParams]:
-        """The shifts of the two views of ``n`` images, drawn from ``self.shifter`` (view A first): what
-        `forward` uses when it is given no ``params``."""
+        """The shifts of the two views of `n` images, drawn from `self.shifter` (view A first): what
+        `forward` uses when it is given no `params`.
+
+        Examples:
+            >>> objective = AugShiftObjective(AugShiftConfig(max_shift=2), generator=torch.Generator().manual_seed(0))
+            >>> view_a, view_b = objective.sample(3, torch.device("cpu"))
+            >>> view_a.dx.shape, bool(view_b.dy.abs().max() <= 2)
+            (torch.Size([3]), True)
+        """
         return self.shifter.sample(n, device), self.shifter.sample(n, device)
 
     def forward(
         self, run_model: Callable[[Tensor], Tensor], features: PooledFeatures, images: Tensor, targets: Tensor,
         params: Optional[tuple[ShiftParams, ShiftParams]] = None,
     ) -> dict:
+        """The AugShift loss of one batch: both views of `images` (N, C, H, W) through `run_model` in one forward.
+
+        Args:
+            run_model: what runs the model (the model, or its DDP / accelerate / compiled wrapper).
+            features: the `PooledFeatures` on the (unwrapped) model.
+            images: floating (N, C, H, W).
+            targets: class indices (N,) or soft targets (N, K).
+            params: the two views' `ShiftParams` to replay (default: `sample`).
+
+        Returns:
+            The dict of the class's Returns: `loss`, `criterion`, `consistency`, `logits`, `output`, `params`.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> objective = AugShiftObjective(AugShiftConfig(max_shift=1))
+            >>> result = objective(model, PooledFeatures(model, "3"), torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1]))
+            >>> result["logits"].shape, result["output"].shape  # both views (2N rows), view A's (N rows)
+            (torch.Size([6, 2]), torch.Size([3, 2]))
+        """
         check_images(images, "images", floating=True)
         n = images.shape[0]
         check_targets(targets, n)
@@ -140,39 +166,39 @@ class AugShiftObjective(nn.Module):
 
 
 class AugShift(nn.Module):
-    """Wrap ``model`` for AugShift training: ``AugShift(model)(images, targets)['loss'].backward()``.
+    """Wrap `model` for AugShift training: `AugShift(model)(images, targets)['loss'].backward()`.
 
-    The options (keyword-only) are those of `AugShiftConfig`, or a whole ``config``; an
-    option left ``None`` keeps its default. The model is not edited: its ``state_dict`` loads into the plain model.
-    An ``nn.Module``, so ``accelerator.prepare`` and DDP can wrap it. **Evaluate and save the ``model`` you passed
-    in**: it is the same object before and after ``accelerator.prepare`` / DDP, on any number of processes (the
-    prepared wrapper has no ``.model``).
+    The options (keyword-only) are those of `AugShiftConfig`, or a whole `config`; an
+    option left `None` keeps its default. The model is not edited: its `state_dict` loads into the plain model.
+    An `nn.Module`, so `accelerator.prepare` and DDP can wrap it. **Evaluate and save the `model` you passed
+    in**: it is the same object before and after `accelerator.prepare` / DDP, on any number of processes (the
+    prepared wrapper has no `.model`).
 
-    Without a ``generator`` every process draws its own shifts (`augshift.seeding.process_generator`),
+    Without a `generator` every process draws its own shifts (`augshift.seeding.process_generator`),
     reproducibly from torch's seed. A first training step whose consistency term reaches no trainable parameter
-    (the backbone frozen) is refused: ``weight`` would have no effect.
+    (the backbone frozen) is refused: `weight` would have no effect.
 
     Args:
         model: the classifier to train, images (N, C, H, W) -> logits (N, K); its pooled features (N, D) are read
             at its classifier's input (`PooledFeatures`).
-        max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``.
-        mode: what fills the border a shift uncovers (``zeros`` = pad-and-crop, ``circular``, ``reflect``,
-            ``replicate``).
+        max_shift: largest shift per axis in pixels, an int or `(max_dx, max_dy)`.
+        mode: what fills the border a shift uncovers (`zeros` = pad-and-crop, `circular`, `reflect`,
+            `replicate`).
         weight: weight of the consistency loss.
-        distance: ``mse``, ``l1`` or ``cosine`` (`ConsistencyLoss`).
-        normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
+        distance: `mse`, `l1` or `cosine` (`ConsistencyLoss`).
+        normalize: L2-normalise the pooled features before an `mse` / `l1` distance.
         config: all the options at once (then none of the five above may be given).
-        classifier: the name (in ``model.named_modules()``) of the classifier module, when it cannot be found
+        classifier: the name (in `model.named_modules()`) of the classifier module, when it cannot be found
             automatically.
         criterion: the classification loss (default: cross-entropy), passed to `AugShiftObjective`.
-        generator: a ``torch.Generator`` drawing the shifts (reproducibly), passed to `AugShiftObjective`.
+        generator: a `torch.Generator` drawing the shifts (reproducibly), passed to `AugShiftObjective`.
 
-    ``forward(images, targets)``: ``images`` (N, C, H, W) floating, ``targets`` (N,) class indices or (N, K) soft
+    `forward(images, targets)`: `images` (N, C, H, W) floating, `targets` (N,) class indices or (N, K) soft
     targets (mixup).
 
     Returns:
-        The dict of `AugShiftObjective`: ``loss`` (a scalar to backpropagate), ``criterion``,
-        ``consistency``, ``logits`` (2N, K), ``output`` (N, K) and ``params``.
+        The dict of `AugShiftObjective`: `loss` (a scalar to backpropagate), `criterion`,
+        `consistency`, `logits` (2N, K), `output` (N, K) and `params`.
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -208,22 +234,31 @@ class AugShift(nn.Module):
         self.objective = AugShiftObjective(config, criterion=criterion, generator=generator)
 
     def forward(self, images: Tensor, targets: Tensor) -> dict:
+        """The AugShift loss of `images` (N, C, H, W) and `targets` ((N,) class indices or (N, K) soft targets):
+        both shifted views through the model in one forward (`AugShiftObjective.forward`).
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> result = AugShift(model, max_shift=1, classifier="3")(torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1]))
+            >>> result["loss"].requires_grad, [float(part) >= 0 for part in (result["criterion"], result["consistency"])]
+            (True, [True, True])
+        """
         return self.objective(self.model, self.features, images, targets)
 
 
 def loss_parts(result: dict) -> dict[str, float]:
-    """The logging-friendly floats of an AugShift result: ``loss``, ``criterion``, ``consistency``.
+    """The logging-friendly floats of an AugShift result: `loss`, `criterion`, `consistency`.
 
-    Raises ``FloatingPointError`` when one is NaN or infinite (NaN / inf inputs or weights, a diverged run), so a
+    Raises `FloatingPointError` when one is NaN or infinite (NaN / inf inputs or weights, a diverged run), so a
     loop that logs its loss stops there instead of training on; the engine's `fit` checks
     once per epoch. (The forward itself does not check: that would wait for the GPU at every step.)
 
     Args:
-        result: the dict returned by `AugShift` / `AugShiftObjective` (scalar tensors under ``loss``,
-            ``criterion`` and ``consistency``).
+        result: the dict returned by `AugShift` / `AugShiftObjective` (scalar tensors under `loss`,
+            `criterion` and `consistency`).
 
     Returns:
-        ``{"loss": float, "criterion": float, "consistency": float}``.
+        `{"loss": float, "criterion": float, "consistency": float}`.
 
     Examples:
         >>> loss_parts({"loss": torch.tensor(1.5), "criterion": torch.tensor(1.0), "consistency": torch.tensor(0.25)})

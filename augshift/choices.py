@@ -1,5 +1,5 @@
 """The fixed vocabularies the library's options offer, importable without torch: the command line builds its
-parser from them (and answers ``--help``) before anything heavy is imported. Each is used by the module that gives it
+parser from them (and answers `--help`) before anything heavy is imported. Each is used by the module that gives it
 a meaning, which imports it from here."""
 from __future__ import annotations
 

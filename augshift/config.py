@@ -1,18 +1,18 @@
 """The AugShift options, their defaults and their validation, in one place.
 
-`AugShiftConfig` owns the five options (``max_shift``, ``mode``, ``weight``, ``distance``, ``normalize``). Every
+`AugShiftConfig` owns the five options (`max_shift`, `mode`, `weight`, `distance`, `normalize`). Every
 part that takes one of them -- `RandomShift` and `shift`, the loss, the
 objective, the engine's recipe, the APS models' padding, the command line, the benchmark rows, the timm launcher, the
-Accelerate and transformers integrations -- validates it with the checks below (``check_*``) or builds an
+Accelerate and transformers integrations -- validates it with the checks below (`check_*`) or builds an
 `AugShiftConfig` through one of its constructors, and never checks it again:
 
-* ``AugShiftConfig(**options)`` (keyword use);
-* `AugShiftConfig.resolve` -- ``config=`` or loose options, never both (what `AugShift` takes);
-* `AugShiftConfig.from_args` -- the options that `add_augshift_arguments` put on an ``argparse`` parser;
-* `AugShiftConfig.parse` -- the compact ``DISTANCE@WEIGHT`` form of the benchmark rows (``resnet18+augshift:mse@3``).
+* `AugShiftConfig(**options)` (keyword use);
+* `AugShiftConfig.resolve` -- `config=` or loose options, never both (what `AugShift` takes);
+* `AugShiftConfig.from_args` -- the options that `add_augshift_arguments` put on an `argparse` parser;
+* `AugShiftConfig.parse` -- the compact `DISTANCE@WEIGHT` form of the benchmark rows (`resnet18+augshift:mse@3`).
 
-A wrong type (``max_shift=4.0``) is a programmer's mistake and raises ``TypeError``; a wrong value (``mode="wrap"``,
-``weight=-1``) is a user's and raises `UsageError` naming what is supported.
+A wrong type (`max_shift=4.0`) is a programmer's mistake and raises `TypeError`; a wrong value (`mode="wrap"`,
+`weight=-1`) is a user's and raises `UsageError` naming what is supported.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ DISTANCES = ("mse", "l1", "cosine")  # see augshift.loss.ConsistencyLoss
 
 
 def check_max_shift(max_shift: MaxShift) -> tuple[int, int]:
-    """``(max_dx, max_dy)`` of a valid ``max_shift`` (an int >= 0 or a pair of them), else ``TypeError`` /
+    """`(max_dx, max_dy)` of a valid `max_shift` (an int >= 0 or a pair of them), else `TypeError` /
     `UsageError`.
 
     Examples:
@@ -51,7 +51,7 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 
 
 def check_mode(mode: str, *, what: str = "shift mode") -> str:
-    """``mode`` if it is one of `SHIFT_MODES`, else `UsageError` (naming the option as ``what``).
+    """`mode` if it is one of `SHIFT_MODES`, else `UsageError` (naming the option as `what`).
 
     Examples:
         >>> check_mode("circular")
@@ -61,7 +61,7 @@ def check_mode(mode: str, *, what: str = "shift mode") -> str:
 
 
 def check_distance(distance: str) -> str:
-    """``distance`` if it is one of `DISTANCES`, else `UsageError`.
+    """`distance` if it is one of `DISTANCES`, else `UsageError`.
 
     Examples:
         >>> check_distance("mse")
@@ -71,7 +71,7 @@ def check_distance(distance: str) -> str:
 
 
 def check_weight(weight: float) -> float:
-    """``weight`` as a float if it is a finite number >= 0, else ``TypeError`` / `UsageError`.
+    """`weight` as a float if it is a finite number >= 0, else `TypeError` / `UsageError`.
 
     Examples:
         >>> check_weight(3)
@@ -85,7 +85,7 @@ def check_weight(weight: float) -> float:
 
 
 def check_normalize(normalize: bool) -> bool:
-    """``normalize`` if it is a bool, else ``TypeError``.
+    """`normalize` if it is a bool, else `TypeError`.
 
     Examples:
         >>> check_normalize(False)
@@ -101,12 +101,12 @@ class AugShiftConfig:
     """AugShift's options, validated when the config is made.
 
     Args:
-        max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)`` (4 = the CIFAR pad-4 range).
-        mode: what fills the border a shift uncovers, one of `SHIFT_MODES` (``zeros`` = pad-and-crop).
+        max_shift: largest shift per axis in pixels, an int or `(max_dx, max_dy)` (4 = the CIFAR pad-4 range).
+        mode: what fills the border a shift uncovers, one of `SHIFT_MODES` (`zeros` = pad-and-crop).
         weight: weight of the consistency loss (>= 0).
-        distance: ``mse`` (the paper's loss), ``l1`` or ``cosine`` (the default: measured best on CIFAR-10 at CPU
+        distance: `mse` (the paper's loss), `l1` or `cosine` (the default: measured best on CIFAR-10 at CPU
             scale, README "Defaults").
-        normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
+        normalize: L2-normalise the pooled features before an `mse` / `l1` distance.
 
     Examples:
         >>> AugShiftConfig(max_shift=2, distance="mse").to_dict()
@@ -129,12 +129,17 @@ class AugShiftConfig:
         check_normalize(self.normalize)
 
     def to_dict(self) -> dict:
-        """The options as a dict (JSON-ready)."""
+        """The options as a dict (JSON-ready).
+
+        Examples:
+            >>> AugShiftConfig(max_shift=2).to_dict()
+            {'max_shift': 2, 'mode': 'zeros', 'weight': 1.0, 'distance': 'cosine', 'normalize': False}
+        """
         return asdict(self)
 
     @property
     def reach(self) -> int:
-        """The larger of ``max_shift``'s two axes: the range the integrations evaluate consistency over.
+        """The larger of `max_shift`'s two axes: the range the integrations evaluate consistency over.
 
         Examples:
             >>> AugShiftConfig(max_shift=(2, 6)).reach
@@ -143,7 +148,7 @@ class AugShiftConfig:
         return max(check_max_shift(self.max_shift))
 
     def loss_options_changed(self) -> list[str]:
-        """The loss options (``weight``, ``distance``, ``normalize``) that differ from the defaults: what a run
+        """The loss options (`weight`, `distance`, `normalize`) that differ from the defaults: what a run
         without the consistency loss would ignore, and so refuses.
 
         Examples:
@@ -154,7 +159,7 @@ class AugShiftConfig:
         return [name for name in ("weight", "distance", "normalize") if getattr(self, name) != getattr(defaults, name)]
 
     def shift_only(self) -> "AugShiftConfig":
-        """This config's shifts (``max_shift``, ``mode``) with the default loss options: what a one-view shift
+        """This config's shifts (`max_shift`, `mode`) with the default loss options: what a one-view shift
         augmentation (no consistency loss) is configured with.
 
         Examples:
@@ -165,7 +170,7 @@ class AugShiftConfig:
 
     @classmethod
     def resolve(cls, config: Optional["AugShiftConfig"] = None, **options: Any) -> "AugShiftConfig":
-        """``config``, or a config of the ``options`` that are not ``None``; both at once is a `UsageError`.
+        """`config`, or a config of the `options` that are not `None`; both at once is a `UsageError`.
 
         Examples:
             >>> AugShiftConfig.resolve(weight=3.0).weight
@@ -191,7 +196,7 @@ class AugShiftConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, prefix: str = "") -> "AugShiftConfig":
-        """The config of the options added by `add_augshift_arguments` with the same ``prefix``.
+        """The config of the options added by `add_augshift_arguments` with the same `prefix`.
 
         Examples:
             >>> parser = argparse.ArgumentParser()
@@ -204,8 +209,8 @@ class AugShiftConfig:
 
     @classmethod
     def parse(cls, text: str, *, base: Optional["AugShiftConfig"] = None) -> "AugShiftConfig":
-        """``base`` (default: the defaults) with the compact setting ``"DISTANCE"``, ``"DISTANCE@WEIGHT"`` or
-        ``"@WEIGHT"`` applied (``""``: ``base`` itself), as in the benchmark rows ``resnet18+augshift:mse@3``.
+        """`base` (default: the defaults) with the compact setting `"DISTANCE"`, `"DISTANCE@WEIGHT"` or
+        `"@WEIGHT"` applied (`""`: `base` itself), as in the benchmark rows `resnet18+augshift:mse@3`.
 
         Examples:
             >>> AugShiftConfig.parse("mse@3").to_dict()
@@ -230,14 +235,14 @@ DEFAULTS = AugShiftConfig()
 
 def add_augshift_arguments(parser: Union[argparse.ArgumentParser, argparse._ArgumentGroup], *,
                            prefix: str = "", defaults: AugShiftConfig = DEFAULTS) -> None:
-    """Add ``--<prefix>max-shift``, ``--<prefix>mode``, ``--<prefix>weight``, ``--<prefix>distance`` and
-    ``--<prefix>normalize`` to ``parser`` (an ``ArgumentParser`` or an argument group); read them back with
+    """Add `--<prefix>max-shift`, `--<prefix>mode`, `--<prefix>weight`, `--<prefix>distance` and
+    `--<prefix>normalize` to `parser` (an `ArgumentParser` or an argument group); read them back with
     `AugShiftConfig.from_args`.
 
     Args:
-        parser: an ``argparse.ArgumentParser`` or an argument group of one.
-        prefix: put before every option name (``"augshift-"`` gives ``--augshift-weight``, read back as
-            ``args.augshift_weight``); the same ``prefix`` goes to `AugShiftConfig.from_args`.
+        parser: an `argparse.ArgumentParser` or an argument group of one.
+        prefix: put before every option name (`"augshift-"` gives `--augshift-weight`, read back as
+            `args.augshift_weight`); the same `prefix` goes to `AugShiftConfig.from_args`.
         defaults: the `AugShiftConfig` whose values are the options' defaults (default: `DEFAULTS`).
 
     Examples:

@@ -1,9 +1,9 @@
-"""Where this process stands in a data-parallel run: the one place that asks ``torch.distributed``.
+"""Where this process stands in a data-parallel run: the one place that asks `torch.distributed`.
 
 Every part of augshift that behaves differently under several processes (the consistency metric's gathering, the
 default shift stream, the engine's buffer averaging, the timm integration) asks here, so "several processes" means
-one thing everywhere: an initialised process group of more than one process (``torchrun``, ``accelerate launch``,
-a user's own ``init_process_group``). `init_distributed` joins the group a launcher started, `Dist` is
+one thing everywhere: an initialised process group of more than one process (`torchrun`, `accelerate launch`,
+a user's own `init_process_group`). `init_distributed` joins the group a launcher started, `Dist` is
 this process's place, and the collectives every data-parallel loop needs are here: `barrier`,
 `gather_objects`, `average_buffers` and `broadcast_buffers`.
 """
@@ -21,7 +21,7 @@ __all__ = ["average_buffers", "broadcast_buffers", "init_distributed"]
 
 
 def launched_world_size() -> int:
-    """Processes the launcher started (``torchrun`` / ``accelerate launch`` set ``WORLD_SIZE``; 1 without one), known
+    """Processes the launcher started (`torchrun` / `accelerate launch` set `WORLD_SIZE`; 1 without one), known
     before the process group is initialised.
 
     Examples:
@@ -32,10 +32,10 @@ def launched_world_size() -> int:
 
 
 def world_size() -> int:
-    """Processes in the initialised ``torch.distributed`` group (1 without one).
+    """Processes in the initialised `torch.distributed` group (1 without one).
 
     Returns:
-        The group's world size, or 1 when ``torch.distributed`` is unavailable or not initialised.
+        The group's world size, or 1 when `torch.distributed` is unavailable or not initialised.
 
     Examples:
         >>> world_size()
@@ -58,13 +58,13 @@ def rank() -> int:
 
 
 def gather_objects(obj: Any) -> list:
-    """``obj`` of every process, in rank order (a collective: every process must call it).
+    """`obj` of every process, in rank order (a collective: every process must call it).
 
     Args:
         obj: any picklable object (CPU tensors, lists, dicts).
 
     Returns:
-        ``[obj of rank 0, obj of rank 1, ...]``; ``[obj]`` in a single process.
+        `[obj of rank 0, obj of rank 1, ...]`; `[obj]` in a single process.
 
     Examples:
         >>> gather_objects({"a": 1})
@@ -101,15 +101,15 @@ def broadcast_buffers(module: nn.Module) -> None:
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place: ``rank`` of ``world`` processes, running on ``device``.
+    """This process's place: `rank` of `world` processes, running on `device`.
 
     Args:
         rank: this process's rank, from 0 (the main process).
         world: the number of processes (1: a single process).
-        device: the device this process runs on (``cpu``, ``cuda:0``...).
+        device: the device this process runs on (`cpu`, `cuda:0`...).
 
     Attributes:
-        main: ``rank == 0``, the process that writes files and prints.
+        main: `rank == 0`, the process that writes files and prints.
 
     Examples:
         >>> Dist().main, Dist().world
@@ -128,10 +128,10 @@ class Dist:
 
 
 def init_distributed(device: Optional[str] = None) -> Dist:
-    """Join the process group started by ``torchrun`` / ``accelerate launch`` (env ``WORLD_SIZE`` > 1).
+    """Join the process group started by `torchrun` / `accelerate launch` (env `WORLD_SIZE` > 1).
 
     Args:
-        device: this process's device, if given (``cuda`` means ``cuda:<LOCAL_RANK>``); else ``cuda:<LOCAL_RANK>``
+        device: this process's device, if given (`cuda` means `cuda:<LOCAL_RANK>`); else `cuda:<LOCAL_RANK>`
             when CUDA is available, else CPU. A CUDA device becomes the current one. The backend is NCCL on CUDA
             and gloo on CPU.
 
@@ -139,7 +139,7 @@ def init_distributed(device: Optional[str] = None) -> Dist:
         This process's `Dist` (rank 0 of 1 when not launched data-parallel).
 
     Examples:
-        >>> init_distributed("cpu")  # a plain ``python`` process: no WORLD_SIZE, no process group
+        >>> init_distributed("cpu")  # a plain `python` process: no WORLD_SIZE, no process group
         Dist(rank=0, world=1, device='cpu')
     """
     world, local = launched_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
@@ -168,15 +168,15 @@ def barrier() -> None:
 
 @torch.no_grad()
 def average_buffers(module: nn.Module) -> None:
-    """Average ``module``'s floating buffers (BatchNorm running mean / var) over all processes.
+    """Average `module`'s floating buffers (BatchNorm running mean / var) over all processes.
 
     DDP copies rank 0's buffers to the others at the start of every forward, so after the last step each
     rank holds its own last update: call this before evaluating or saving, so that every rank evaluates,
-    and every checkpoint holds, one model. Works under ``torchrun`` and ``accelerate launch`` alike.
+    and every checkpoint holds, one model. Works under `torchrun` and `accelerate launch` alike.
 
     Args:
         module: the model (unwrapped); its floating-point buffers are replaced in place by their mean over the
-            processes (integer buffers such as ``num_batches_tracked`` are left alone). A no-op in a single process.
+            processes (integer buffers such as `num_batches_tracked` are left alone). A no-op in a single process.
 
     Examples:
         >>> bn = nn.BatchNorm2d(2)

@@ -1,13 +1,13 @@
 """The one exception type for user mistakes, and the one error boundary of the command-line entry points.
 
-``UsageError`` is a ``ValueError`` (so code that catches ``ValueError`` keeps working); the ``augshift``
-commands, ``augshift-timm`` and the Accelerate example (`run_command`) print its message as one line on
-standard error and exit with code 2, as ``argparse`` does for a bad option. So do the ``OSError`` s about a path
-the user named on the command line (a missing ``--checkpoint``, an ``--out`` that is a file, ...). Anything else
+`UsageError` is a `ValueError` (so code that catches `ValueError` keeps working); the `augshift`
+commands, `augshift-timm` and the Accelerate example (`run_command`) print its message as one line on
+standard error and exit with code 2, as `argparse` does for a bad option. So do the `OSError` s about a path
+the user named on the command line (a missing `--checkpoint`, an `--out` that is a file, ...). Anything else
 that escapes a command is a bug and keeps its traceback.
 
-``TypeError`` stays ``TypeError``: it marks a programmer's misuse of the Python API (``max_shift=4.0``, a list
-where a tensor belongs); the commands never produce one from user input, because ``argparse`` types them.
+`TypeError` stays `TypeError`: it marks a programmer's misuse of the Python API (`max_shift=4.0`, a list
+where a tensor belongs); the commands never produce one from user input, because `argparse` types them.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ EXTRAS = {  # the optional packages and the extra of pyproject.toml that install
 class UsageError(ValueError):
     """A user mistake (bad option, path, data or checkpoint); the message names what was wrong and the fix.
 
-    Raised with one message, one line (its only ``args``; no ``kwargs``): what was wrong and what to do instead.
+    Raised with one message, one line (its only `args`; no `kwargs`): what was wrong and what to do instead.
 
     Examples:
         >>> from augshift import AugShiftConfig
@@ -41,16 +41,16 @@ class UsageError(ValueError):
 
 
 class MissingExtraError(UsageError, ImportError):
-    """An optional package is not installed; the message names the extra that installs it (an ``ImportError`` too,
-    so ``import augshift.integrations.transformers`` without transformers fails as an import does)."""
+    """An optional package is not installed; the message names the extra that installs it (an `ImportError` too,
+    so `import augshift.integrations.transformers` without transformers fails as an import does)."""
 
 
 def require(module: str, *, purpose: str) -> ModuleType:
     """Import an optional package (one of `EXTRAS`), or refuse in one line naming the extra that installs it.
 
     Args:
-        module: the package's import name, e.g. ``"matplotlib"``.
-        purpose: what needs it, for the message (e.g. ``"plotting"``).
+        module: the package's import name, e.g. `"matplotlib"`.
+        purpose: what needs it, for the message (e.g. `"plotting"`).
 
     Returns:
         The imported module.
@@ -72,7 +72,7 @@ def require(module: str, *, purpose: str) -> ModuleType:
 
 
 def exit_unless_installed(prog: str, *modules: str, purpose: str) -> None:
-    """For a script run as ``python -m``, before it imports ``modules``: print `require`'s message as one line and
+    """For a script run as `python -m`, before it imports `modules`: print `require`'s message as one line and
     exit with `EXIT_USAGE` when one is missing.
 
     Args:
@@ -93,7 +93,7 @@ def _exit_usage(prog: str, message: str) -> NoReturn:
 
 
 def _named_by_user(filename: str, argv: Sequence[str]) -> bool:
-    """Whether ``filename`` is, or lies inside, a path given in ``argv`` (``PATH`` or ``--opt=PATH``)."""
+    """Whether `filename` is, or lies inside, a path given in `argv` (`PATH` or `--opt=PATH`)."""
     target = os.path.abspath(os.fspath(filename))
     for token in argv:
         value = token.split("=", 1)[1] if token.startswith("-") and "=" in token else token
@@ -105,7 +105,7 @@ def _named_by_user(filename: str, argv: Sequence[str]) -> bool:
 
 
 def user_error_message(error: BaseException, argv: Sequence[str]) -> Optional[str]:
-    """The one-line message for a user mistake, or ``None`` for anything else (a bug)."""
+    """The one-line message for a user mistake, or `None` for anything else (a bug)."""
     if isinstance(error, UsageError):
         message = str(error)
     elif isinstance(error, PATH_ERRORS) and error.filename is not None and _named_by_user(error.filename, argv):
@@ -117,9 +117,9 @@ def user_error_message(error: BaseException, argv: Sequence[str]) -> Optional[st
 
 def run_command(prog: str, command: Callable[[], Optional[int]], argv: Sequence[str], *,
                 interrupted: str = "files already written are whole") -> int:
-    """Run ``command`` (an entry point's work, ``argv`` its arguments) and return its exit status; a user mistake
-    prints ``<prog>: error: <message>`` on standard error and returns `EXIT_USAGE`; Ctrl-C (``KeyboardInterrupt``)
-    prints ``<prog>: interrupted; <interrupted>`` and returns `EXIT_INTERRUPTED`."""
+    """Run `command` (an entry point's work, `argv` its arguments) and return its exit status; a user mistake
+    prints `<prog>: error: <message>` on standard error and returns `EXIT_USAGE`; Ctrl-C (`KeyboardInterrupt`)
+    prints `<prog>: interrupted; <interrupted>` and returns `EXIT_INTERRUPTED`."""
     try:
         return int(command() or 0)
     except KeyboardInterrupt:

@@ -1,14 +1,14 @@
 """Pooled pre-classifier features, captured in the same forward that produces the logits.
 
 `PooledFeatures` puts a forward pre-hook on the model's classifier and keeps the classifier's
-input, i.e. the globally pooled features ``(N, D)`` (``(N, C, 1, 1)`` is flattened). The hook runs inside the
-model's own ``forward``, so it works unchanged when the model is wrapped by DDP, ``accelerate`` or
-``torch.compile``: nothing is ever computed beside the wrapped call. The model itself is not edited
-(``state_dict`` keys stay).
+input, i.e. the globally pooled features `(N, D)` (`(N, C, 1, 1)` is flattened). The hook runs inside the
+model's own `forward`, so it works unchanged when the model is wrapped by DDP, `accelerate` or
+`torch.compile`: nothing is ever computed beside the wrapped call. The model itself is not edited
+(`state_dict` keys stay).
 
 The capture verifies that the classifier's input is a global pool, whether the classifier was found or named: a
-4-D map larger than 1 x 1 is refused, and so is the flattened output of a pooling module that kept an ``h x w`` map
-(torchvision's VGG and AlexNet pool to 7 x 7 / 6 x 6 and flatten) or an ``nn.Flatten`` of an unpooled map (conv ->
+4-D map larger than 1 x 1 is refused, and so is the flattened output of a pooling module that kept an `h x w` map
+(torchvision's VGG and AlexNet pool to 7 x 7 / 6 x 6 and flatten) or an `nn.Flatten` of an unpooled map (conv ->
 flatten -> linear): such a classifier input is a spatial map, whose "consistency" would pull against the shift
 instead of ignoring it.
 """
@@ -27,20 +27,22 @@ POOLING_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.
 
 
 class PooledFeatures:
-    """Keep the pooled features (N, D) that enter ``model``'s classifier while capturing is on.
+    """Keep the pooled features (N, D) that enter `model`'s classifier while capturing is on.
 
     Args:
         model: the unwrapped model (not its DDP / accelerate / compiled wrapper); its classifier gets a forward
             pre-hook, and its pooling modules forward hooks (to refuse a classifier input that is a flattened map).
-        classifier: the name (in ``model.named_modules()``) of the module whose input is the pooled feature, when
+        classifier: the name (in `model.named_modules()`) of the module whose input is the pooled feature, when
             `classifier_of` cannot find it.
 
-    Usage::
+    In a training step, around the forward of the model or of its wrapper:
 
-        features = PooledFeatures(model)
-        with features.capture():
-            logits = wrapped_model(x)      # the model, or its DDP / accelerate / compiled wrapper
-            pooled = features.pop()        # (N, D), same forward as the logits
+    ```python
+    features = PooledFeatures(model)
+    with features.capture():
+        logits = wrapped_model(x)      # the model, or its DDP / accelerate / compiled wrapper
+        pooled = features.pop()        # (N, D), same forward as the logits
+    ```
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -104,7 +106,16 @@ class PooledFeatures:
 
     @contextmanager
     def capture(self) -> Iterator["PooledFeatures"]:
-        """Capture during this block only (so EMA copies and eval forwards keep nothing)."""
+        """Capture during this block only (so EMA copies and eval forwards keep nothing).
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+            >>> features = PooledFeatures(model, "3")  # the classifier, nn.Linear(4, 2), by name
+            >>> with features.capture():
+            ...     logits = model(torch.randn(5, 3, 8, 8))
+            >>> features.pop().shape  # the (N, D) input of the classifier nn.Linear(4, 2)
+            torch.Size([5, 4])
+        """
         self._capturing, self._captured, self._last_pool = True, None, None
         try:
             yield self
@@ -112,7 +123,20 @@ class PooledFeatures:
             self._capturing = False
 
     def pop(self) -> Tensor:
-        """Return the features of the last forward inside `capture` and forget them."""
+        """Return the features of the last forward inside `capture` and forget them.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> features, x = PooledFeatures(model, "2"), torch.randn(2, 3, 4, 4)
+            >>> with features.capture():
+            ...     _ = model(x)
+            >>> torch.allclose(features.pop(), x.mean(dim=(2, 3)))  # the pooled features themselves
+            True
+            >>> features.pop()  # popped once
+            Traceback (most recent call last):
+            ...
+            RuntimeError: no pooled features were captured: ...
+        """
         if self._captured is None:
             raise RuntimeError(
                 f"no pooled features were captured: {self.model_name}'s classifier did not run inside capture()"
@@ -121,13 +145,22 @@ class PooledFeatures:
         return pooled
 
     def remove(self) -> None:
-        """Remove the hooks from the model."""
+        """Remove the hooks from the model.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> hooks_before = len(model[2]._forward_pre_hooks)
+            >>> features = PooledFeatures(model, "2")
+            >>> features.remove()
+            >>> len(model[2]._forward_pre_hooks) == hooks_before
+            True
+        """
         for handle in self._handles:
             handle.remove()
 
 
 def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] = None) -> tuple[Tensor, Tensor]:
-    """One forward of ``model`` on ``x``: returns ``(logits (N, K), pooled features (N, D))``.
+    """One forward of `model` on `x`: returns `(logits (N, K), pooled features (N, D))`.
 
     Args:
         model: the classifier (its hooks are removed again afterwards).
@@ -136,7 +169,7 @@ def logits_and_features(model: nn.Module, x: Tensor, classifier: Optional[str] =
             automatically (see `PooledFeatures`).
 
     Returns:
-        ``(logits, pooled)``: (N, K) and (N, D), from the same forward.
+        `(logits, pooled)`: (N, K) and (N, D), from the same forward.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))

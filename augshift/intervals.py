@@ -9,7 +9,7 @@ import numpy as np
 
 
 def proportion_ci(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval (percent) for ``successes`` out of ``total`` (95% for z=1.96)."""
+    """Wilson score interval (percent) for `successes` out of `total` (95% for z=1.96)."""
     if total <= 0:
         return (float("nan"), float("nan"))
     p = successes / total
@@ -21,7 +21,7 @@ def proportion_ci(successes: int, total: int, z: float = 1.96) -> tuple[float, f
 
 
 def difference_ci(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
-    """95% interval (points) of the difference of two proportions ``k1/n1 - k2/n2`` (Newcombe, from Wilson).
+    """95% interval (points) of the difference of two proportions `k1/n1 - k2/n2` (Newcombe, from Wilson).
 
     Treats the two as independent samples; for two models on the same test images this is conservative
     (`paired_difference_ci` is the interval for them).
@@ -35,21 +35,21 @@ def difference_ci(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
 def paired_difference_ci(a: Sequence, b: Sequence, z: float = 1.96) -> tuple[float, float, float]:
     """The difference (points) of two models' rates on the same images, with its paired 95% interval.
 
-    Each image's outcome under ``a`` is compared with its own outcome under ``b``: only the images on which the two
+    Each image's outcome under `a` is compared with its own outcome under `b`: only the images on which the two
     differ move the difference, so the interval is much narrower than `difference_ci`'s when the models mostly
-    agree (McNemar's setting). With several seeds, seed ``s`` of ``a`` is paired with seed ``s`` of ``b`` and each
-    image's difference is averaged over the seeds: ``d_i = mean_s(a[s, i] - b[s, i])``; the interval is
-    ``mean(d) +- z * sd(d) / sqrt(N)`` over the N images (for one seed: the Wald interval of paired proportions,
-    ``(n10 - n01) / N`` with variance ``((n10 + n01) / N - d^2) / (N - 1)``). It says how sure the difference is over
+    agree (McNemar's setting). With several seeds, seed `s` of `a` is paired with seed `s` of `b` and each
+    image's difference is averaged over the seeds: `d_i = mean_s(a[s, i] - b[s, i])`; the interval is
+    `mean(d) +- z * sd(d) / sqrt(N)` over the N images (for one seed: the Wald interval of paired proportions,
+    `(n10 - n01) / N` with variance `((n10 + n01) / N - d^2) / (N - 1)`). It says how sure the difference is over
     the images; the spread from one training seed to another is not in it.
 
     Args:
-        a: 0/1 outcomes (N,) of one model, or (S, N) of S seeds, on images ``0 .. N-1``.
+        a: 0/1 outcomes (N,) of one model, or (S, N) of S seeds, on images `0 .. N-1`.
         b: the other model's, the same shape, on the same images (the same views).
         z: the normal quantile (1.96: 95%).
 
     Returns:
-        ``(difference, low, high)`` in points (percent of the images).
+        `(difference, low, high)` in points (percent of the images).
 
     Examples:
         >>> a = [1, 1, 1, 0, 1, 0, 1, 1]  # 6 of 8 right

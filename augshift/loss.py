@@ -8,16 +8,16 @@ from .config import DEFAULTS, check_distance, check_normalize
 
 
 class ConsistencyLoss(nn.Module):
-    """Mean distance between paired features ``a``, ``b`` of shape (N, D) -> scalar.
+    """Mean distance between paired features `a`, `b` of shape (N, D) -> scalar.
 
     Args:
-        distance: ``mse`` (mean squared error), ``l1`` (mean absolute error) or ``cosine``
+        distance: `mse` (mean squared error), `l1` (mean absolute error) or `cosine`
             (1 - cosine similarity).
-        normalize: ``True`` L2-normalises each feature vector first, so that the loss cannot be lowered by
-            shrinking the features (``cosine`` is scale-free by construction).
+        normalize: `True` L2-normalises each feature vector first, so that the loss cannot be lowered by
+            shrinking the features (`cosine` is scale-free by construction).
 
-    ``forward(a, b)``: two floating tensors of the same shape (N, D) (row ``i`` of ``a`` paired with row ``i`` of
-    ``b``).
+    `forward(a, b)`: two floating tensors of the same shape (N, D) (row `i` of `a` paired with row `i` of
+    `b`).
 
     Returns:
         A scalar tensor (float32): the mean distance over the N pairs.
@@ -40,6 +40,13 @@ class ConsistencyLoss(nn.Module):
         return f"distance={self.distance!r}, normalize={self.normalize}"
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        """The mean distance between the rows of `a` and `b` (N, D): a scalar.
+
+        Examples:
+            >>> a, b = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+            >>> ConsistencyLoss("l1")(a, b).item()  # (0 + 0 + 0 + 2) / 4
+            0.5
+        """
         if a.shape != b.shape or a.dim() != 2:
             raise ValueError(f"features must both have shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}")
         if not (a.is_floating_point() and b.is_floating_point()):

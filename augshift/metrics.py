@@ -1,14 +1,14 @@
 """Shift consistency: how often a classifier predicts the same class for differently shifted views of an image.
 
-`ShiftConsistency` evaluates any of the protocols of `augshift.protocols` (``random``, ``circular``,
-``crop``, ``fractional``, ``reflect``, ..., and each one's ``_worst`` case) plus, optionally, a per-shift curve:
-agreement of each shift ``(dx, dy)`` on a grid of offsets with the unshifted prediction, and accuracy under each
+`ShiftConsistency` evaluates any of the protocols of `augshift.protocols` (`random`, `circular`,
+`crop`, `fractional`, `reflect`, ..., and each one's `_worst` case) plus, optionally, a per-shift curve:
+agreement of each shift `(dx, dy)` on a grid of offsets with the unshifted prediction, and accuracy under each
 shift. The protocols make the views (`Protocol`); this module only counts.
 
-Outcomes are kept per sample, by name (``samples``, ``correct``, ``agree/<protocol>``, ``correct/<worst protocol>``,
-``curve_agree``, ``curve_correct``), keyed by the sample's dataset index; `ShiftConsistency.compute` gathers
-them from every process and counts each index once. Each sample's views depend only on ``(seed, sample index,
-protocol)``, so a data-parallel evaluation gives exactly the single-process numbers, whatever the sharding: a
+Outcomes are kept per sample, by name (`samples`, `correct`, `agree/<protocol>`, `correct/<worst protocol>`,
+`curve_agree`, `curve_correct`), keyed by the sample's dataset index; `ShiftConsistency.compute` gathers
+them from every process and counts each index once. Each sample's views depend only on `(seed, sample index,
+protocol)`, so a data-parallel evaluation gives exactly the single-process numbers, whatever the sharding: a
 distributed sampler's padding repeats, or flags gathered and then computed again, are the same indices and are not
 counted twice. With several processes the indices are required (refused without them, before anything is counted).
 Every percentage comes with a 95% Wilson interval. Forwards are shared: a grid offset that the curve and a worst
@@ -48,23 +48,23 @@ class ShiftConsistency:
     once.
 
     Under several processes (Accelerate, DDP, torchrun) the one way to evaluate is: on every process,
-    `update` with the batch's dataset ``indices``, then `compute` (a collective) -- no gathering by hand.
+    `update` with the batch's dataset `indices`, then `compute` (a collective) -- no gathering by hand.
 
     Args:
-        max_shift: range of the offsets of the protocols that name none of their own (``random``, ``circular``,
-            ``fractional``, ``reflect``; px per axis).
-        mode: border of the ``random*`` protocols and of the curve (``zeros`` = pad-and-crop).
-        protocols: registered protocol names (`augshift.protocols`; each with ``_worst`` for its worst case).
-        crop_size: the model's input size: images larger than it are centre-cropped for everything but ``crop``,
-            whose two views are random ``crop_size`` crops (needed by ``crop`` / ``crop_worst``).
-        curve_max_shift: also every shift on the dense grid ``[-c, c]^2`` ((2c+1)^2 forwards per image); or
-        curve_offsets: the shifts ``offsets x offsets`` (e.g. `offsets_to`).
+        max_shift: range of the offsets of the protocols that name none of their own (`random`, `circular`,
+            `fractional`, `reflect`; px per axis).
+        mode: border of the `random*` protocols and of the curve (`zeros` = pad-and-crop).
+        protocols: registered protocol names (`augshift.protocols`; each with `_worst` for its worst case).
+        crop_size: the model's input size: images larger than it are centre-cropped for everything but `crop`,
+            whose two views are random `crop_size` crops (needed by `crop` / `crop_worst`).
+        curve_max_shift: also every shift on the dense grid `[-c, c]^2` ((2c+1)^2 forwards per image); or
+        curve_offsets: the shifts `offsets x offsets` (e.g. `offsets_to`).
         seed: keys the random offsets (with each sample's dataset index).
         chunk_size: images per forward.
 
     Raises:
-        UsageError: from `update` / `flags`, for labels outside ``[0, K)`` (``-1``: an unlabelled split)
-            and for batches without ``indices`` under several processes; from `compute`, for one index given
+        UsageError: from `update` / `flags`, for labels outside `[0, K)` (`-1`: an unlabelled split)
+            and for batches without `indices` under several processes; from `compute`, for one index given
             to two different images.
 
     Examples:
@@ -128,12 +128,27 @@ class ShiftConsistency:
     # ----------------------------------------------------------------------------------------- views
 
     def geometry(self, height: int, width: int) -> Geometry:
-        """The `Geometry` of images of ``height`` x ``width`` (before any crop)."""
+        """The `Geometry` of images of `height` x `width` (before any crop).
+
+        Examples:
+            >>> geometry = ShiftConsistency(max_shift=3, protocols=("crop",), crop_size=28).geometry(32, 32)
+            >>> (geometry.height, geometry.width), geometry.source, geometry.max_shift  # evaluated at the crop
+            ((28, 28), (32, 32), 3)
+        """
         return Geometry.of(height, width, max_shift=self.max_shift, mode=self.mode, crop_size=self.crop_size)
 
     def pair_offsets(self, protocol: str, indices: Tensor, height: int, width: int) -> tuple[tuple[Tensor, Tensor], ...]:
-        """The offsets of ``protocol``'s two views of images ``indices`` (N,) of ``height`` x ``width``:
-        ``((dx_a, dy_a), (dx_b, dy_b))`` (see `augshift.protocols.pair_offsets`)."""
+        """The offsets of `protocol`'s two views of images `indices` (N,) of `height` x `width`:
+        `((dx_a, dy_a), (dx_b, dy_b))` (see `augshift.protocols.pair_offsets`).
+
+        Examples:
+            >>> metric = ShiftConsistency(max_shift=2, seed=1)
+            >>> (dx_a, dy_a), (dx_b, dy_b) = metric.pair_offsets("random", torch.arange(5), 16, 16)
+            >>> dx_a.shape, bool(torch.stack([dx_a, dy_a, dx_b, dy_b]).abs().max() <= 2)
+            (torch.Size([5]), True)
+            >>> torch.equal(metric.pair_offsets("random", torch.arange(5), 16, 16)[0][0], dx_a)  # keyed by the index
+            True
+        """
         return protocol_of(protocol)[0].offsets(indices, self.geometry(height, width), seed=self.seed)
 
     def _check_sizes(self, geometry: Geometry) -> None:
@@ -147,9 +162,9 @@ class ShiftConsistency:
 
     def _predict(self, model: Callable, views: list[tuple[str, Callable[[], Tensor]]], n: int,
                  targets: Tensor) -> dict[str, Tensor]:
-        """Predictions (N,) of each named view, the views built lazily and packed into forwards of ``chunk_size``
+        """Predictions (N,) of each named view, the views built lazily and packed into forwards of `chunk_size`
         (views of one size together: a protocol's view may change the image size); the logits are checked to be
-        (N, K >= 2) and finite, and ``targets`` against the model's classes, at the first forward."""
+        (N, K >= 2) and finite, and `targets` against the model's classes, at the first forward."""
         per = max(1, self.chunk_size // n)
         preds: dict[str, Tensor] = {}
         for start in range(0, len(views), per):
@@ -165,7 +180,7 @@ class ShiftConsistency:
 
     @staticmethod
     def _logits(model: Callable, images: Tensor) -> Tensor:
-        """The model's logits of ``images`` (M, C, H, W): (M, K) with K >= 2, finite, or a one-line refusal."""
+        """The model's logits of `images` (M, C, H, W): (M, K) with K >= 2, finite, or a one-line refusal."""
         logits = logits_of(model(images))
         if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
             raise UsageError(f"the model returned {tuple(logits.shape)} for {images.shape[0]} images, not class logits "
@@ -184,21 +199,28 @@ class ShiftConsistency:
 
     @torch.no_grad()
     def flags(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> Flags:
-        """Per-sample 0/1 outcomes for ``images`` (N, C, H, W) and class ``targets`` (N,), by name.
+        """Per-sample 0/1 outcomes for `images` (N, C, H, W) and class `targets` (N,), by name.
 
         Args:
             model: the classifier (the model AugShift wraps, not the `AugShift` module); evaluated in eval mode,
                 its own mode restored afterwards, so its BatchNorm statistics never change.
             images: the batch (N, C, H, W), normalised floats.
-            targets: class indices (N,) in ``[0, K)``.
+            targets: class indices (N,) in `[0, K)`.
             indices: the samples' dataset indices (N,); required under several processes. Without them (one
                 process) samples are numbered in the order they come.
 
         Returns:
-            ``{"samples": (N,), "correct": (N,), "agree/<protocol>": (N,), "correct/<worst protocol>": (N,),
-            "curve_agree": (N, S, S), "curve_correct": (N, S, S)}`` (0/1, long) and what identifies each sample:
-            ``index`` (N,), ``target`` (N,) and ``fingerprint`` (N,) (the sum of its pixels). `add` them,
+            `{"samples": (N,), "correct": (N,), "agree/<protocol>": (N,), "correct/<worst protocol>": (N,),
+            "curve_agree": (N, S, S), "curve_correct": (N, S, S)}` (0/1, long) and what identifies each sample:
+            `index` (N,), `target` (N,) and `fingerprint` (N,) (the sum of its pixels). `add` them,
             or call `update`, which does both.
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))  # blind to rolls
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> flags = metric.flags(model, torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))
+            >>> flags["samples"].tolist(), flags["agree/circular"].tolist()
+            ([1, 1, 1, 1], [1, 1, 1, 1])
         """
         if isinstance(model, AugShift):
             raise UsageError("ShiftConsistency evaluates a classifier: pass the model you wrapped (augshift.model), "
@@ -226,7 +248,7 @@ class ShiftConsistency:
         views: dict[str, Callable[[], Tensor]] = {"base": lambda: base}
 
         def need(protocol: Protocol, dx, dy) -> str:
-            """The key of a view (built once however many protocols need it; the unshifted view is ``base``)."""
+            """The key of a view (built once however many protocols need it; the unshifted view is `base`)."""
             key = f"pair{len(views)}" if isinstance(dx, Tensor) else protocol.key(dx, dy, geometry)
             if key is None:
                 return "base"
@@ -266,7 +288,17 @@ class ShiftConsistency:
 
     def add(self, flags: Flags) -> None:
         """Add per-sample outcomes from `flags` (any number of rows, gathered ones too: a sample's index is
-        counted once however often it is added)."""
+        counted once however often it is added).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> metric = ShiftConsistency(protocols=("random",))
+            >>> flags = metric.flags(model, torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), torch.arange(4))
+            >>> metric.add(flags)
+            >>> metric.add(flags)  # the same four images again (a sampler's padding, a second gather)
+            >>> metric.compute().samples
+            4
+        """
         if not isinstance(flags, dict):
             raise TypeError(f"flags must be the dict that ShiftConsistency.flags returns, got {type(flags).__name__}")
         expected = set(self.names) | set(SAMPLE_KEYS)
@@ -277,8 +309,17 @@ class ShiftConsistency:
         self._records.append({name: values.detach().cpu() for name, values in flags.items()})
 
     def update(self, model: Callable, images: Tensor, targets: Tensor, indices: Optional[Tensor] = None) -> None:
-        """Evaluate ``model`` (in eval mode, its mode restored after) on one batch and add its outcomes (see
-        `flags`)."""
+        """Evaluate `model` (in eval mode, its mode restored after) on one batch and add its outcomes (see
+        `flags`).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).train()
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> for start in (0, 4):  # two batches, each with its dataset indices
+            ...     metric.update(model, torch.randn(4, 3, 8, 8), torch.ones(4, dtype=torch.long), torch.arange(start, start + 4))
+            >>> metric.compute().samples, model.training  # the model's mode restored
+            (8, True)
+        """
         self.add(self.flags(model, images, targets, indices))
 
     def _samples(self) -> Flags:
@@ -308,6 +349,14 @@ class ShiftConsistency:
         """The report over every sample every process added, each dataset index counted once.
 
         Under several processes this is a collective: call it on every process (each gets the same report).
+
+        Examples:
+            >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+            >>> metric = ShiftConsistency(protocols=("circular",))
+            >>> metric.update(model, torch.randn(6, 3, 8, 8), torch.zeros(6, dtype=torch.long), torch.arange(6))
+            >>> report = metric.compute()
+            >>> report.consistency("circular"), report.samples  # percent: pooling is blind to circular shifts
+            (100.0, 6)
         """
         rows = self._samples()
         counts = {name: rows[name].long().sum(dim=0) for name in self.names}
@@ -332,11 +381,11 @@ def evaluate_shift_consistency(
     model: torch.nn.Module, batches: Iterable, *, device: Optional[torch.device] = None, progress: bool = False,
     **options,
 ) -> ConsistencyReport:
-    """Evaluate ``model`` over ``batches`` of ``(images, targets)`` or ``(images, targets, indices)``.
+    """Evaluate `model` over `batches` of `(images, targets)` or `(images, targets, indices)`.
 
     Args:
         model: the classifier; put in eval mode for the pass, its previous mode restored after.
-        batches: an iterable of ``(images (B, C, H, W) float, targets (B,))``, optionally with dataset indices (B,).
+        batches: an iterable of `(images (B, C, H, W) float, targets (B,))`, optionally with dataset indices (B,).
         device: where to evaluate (default: the model's).
         progress: show a progress bar.
         **options: those of `ShiftConsistency`.

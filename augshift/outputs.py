@@ -1,12 +1,12 @@
 """What the core needs to know about any model: where its logits are and which module receives its pooled features.
 
-Any ``nn.Module`` -- a timm model, a torchvision classifier or segmenter, a Hugging Face ``transformers`` image
+Any `nn.Module` -- a timm model, a torchvision classifier or segmenter, a Hugging Face `transformers` image
 model, the project's own or a user's -- is read here by convention, without knowing its zoo:
 
-* `logits_of` -- the logits in its output: a tensor, a mapping with ``"logits"`` (a ``transformers``
-  ``ModelOutput``) or ``"out"`` (torchvision's segmenters), or the first element of a tuple;
-* `classifier_of` -- the module whose input is the pooled feature: timm's ``get_classifier()``, else an attribute
-  ``fc`` / ``classifier`` / ``head`` / ``heads``, else the module named by the caller;
+* `logits_of` -- the logits in its output: a tensor, a mapping with `"logits"` (a `transformers`
+  `ModelOutput`) or `"out"` (torchvision's segmenters), or the first element of a tuple;
+* `classifier_of` -- the module whose input is the pooled feature: timm's `get_classifier()`, else an attribute
+  `fc` / `classifier` / `head` / `heads`, else the module named by the caller;
 * `evaluating` -- the model run in eval mode without gradients, its own mode restored after.
 
 A model none of this fits raises `UnsupportedModelError`. What differs from zoo to zoo beyond this (building by name,
@@ -53,7 +53,7 @@ def logits_of(output: Any) -> Tensor:
 
     Args:
         output: what the model returned -- a tensor, a mapping with a key of the logits (`LOGITS_KEYS`:
-            ``"logits"`` of ``transformers``' ``ModelOutput``, ``"out"`` of torchvision's segmenters), or a tuple /
+            `"logits"` of `transformers`' `ModelOutput`, `"out"` of torchvision's segmenters), or a tuple /
             list whose first element is the logits.
 
     Returns:
@@ -77,15 +77,15 @@ def logits_of(output: Any) -> Tensor:
 
 
 def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
-    """The module whose input is ``model``'s pooled feature (N, D).
+    """The module whose input is `model`'s pooled feature (N, D).
 
     Args:
         model: the unwrapped model (not its DDP / Accelerate / compiled wrapper).
-        name: a module name of ``model.named_modules()`` to use instead of looking it up.
+        name: a module name of `model.named_modules()` to use instead of looking it up.
 
     Returns:
-        ``name``'s module; else timm's ``model.get_classifier()``; else the first of the attributes
-        `CLASSIFIER_ATTRIBUTES` that is a module (torchvision, ``transformers``, most hand-written models).
+        `name`'s module; else timm's `model.get_classifier()`; else the first of the attributes
+        `CLASSIFIER_ATTRIBUTES` that is a module (torchvision, `transformers`, most hand-written models).
 
     Examples:
         >>> classifier_of(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), "1")
@@ -112,11 +112,11 @@ def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
 
 @contextmanager
 def evaluating(model: Callable) -> Iterator[Callable]:
-    """``model.eval()`` and ``torch.no_grad()`` inside the block; the training flag is restored after (so its
+    """`model.eval()` and `torch.no_grad()` inside the block; the training flag is restored after (so its
     BatchNorm statistics never change). A callable that is no module is only run without gradients.
 
     Args:
-        model: the module to evaluate; the block receives it (``with evaluating(model) as net``).
+        model: the module to evaluate; the block receives it (`with evaluating(model) as net`).
 
     Examples:
         >>> import torch

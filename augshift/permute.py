@@ -1,6 +1,6 @@
 """PermuteNet: a fresh random channel permutation on every forward, after global pooling or a stage.
 
-The permutation is put on the model with a hook, so the model's ``state_dict`` keys are unchanged and
+The permutation is put on the model with a hook, so the model's `state_dict` keys are unchanged and
 a PermuteNet checkpoint loads into the plain model.
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ class ChannelPermutation:
     """Permute dim 1 of a module's tensor with a new permutation per forward (shared by the batch).
 
     Args:
-        model: the model to put the permutation on (by a hook; its weights and ``state_dict`` keys are unchanged).
-        where: ``"pool"`` permutes the pooled features (N, D) entering the classifier; any other value names a
-            module of ``model.named_modules()`` (e.g. ``layer3``) whose output (N, C, ...) is permuted.
-        generator: a ``torch.Generator`` that makes the permutations reproducible.
+        model: the model to put the permutation on (by a hook; its weights and `state_dict` keys are unchanged).
+        where: `"pool"` permutes the pooled features (N, D) entering the classifier; any other value names a
+            module of `model.named_modules()` (e.g. `layer3`) whose output (N, C, ...) is permuted.
+        generator: a `torch.Generator` that makes the permutations reproducible.
 
-    ``last_permutation`` holds the latest permutation, a (C,) long tensor; `remove` takes the hook off.
+    `last_permutation` holds the latest permutation, a (C,) long tensor; `remove` takes the hook off.
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -68,26 +68,36 @@ class ChannelPermutation:
         return self.permute(output)
 
     def remove(self) -> None:
-        """Take the permutation off the model."""
+        """Take the permutation off the model.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model, x = create_small_cnn(10, width=4).eval(), torch.randn(2, 3, 32, 32)
+            >>> plain = model(x)
+            >>> permutation = ChannelPermutation(model, "pool")
+            >>> permutation.remove()
+            >>> torch.equal(model(x), plain), permutation.last_permutation is None  # no forward was permuted
+            (True, True)
+        """
         self._handle.remove()
         if getattr(self._model, "channel_permutation", None) is self:
             self._model.channel_permutation = None
 
 
 def permute_channels(model: nn.Module, where: str = POOL, *, generator: Optional[torch.Generator] = None) -> nn.Module:
-    """Turn ``model`` into a PermuteNet in place (by a hook) and return it; see `ChannelPermutation`.
+    """Turn `model` into a PermuteNet in place (by a hook) and return it; see `ChannelPermutation`.
 
-    The permutation is kept as ``model.channel_permutation`` (``model.channel_permutation.remove()`` takes it off).
-    A model that already is a PermuteNet is refused (``ValueError``).
+    The permutation is kept as `model.channel_permutation` (`model.channel_permutation.remove()` takes it off).
+    A model that already is a PermuteNet is refused (`ValueError`).
 
     Args:
-        model: the model (its ``state_dict`` keys stay those of the plain model).
-        where: ``"pool"`` (the pooled features (N, D) entering the classifier) or the name of a module whose output
+        model: the model (its `state_dict` keys stay those of the plain model).
+        where: `"pool"` (the pooled features (N, D) entering the classifier) or the name of a module whose output
             (N, C, ...) is permuted.
-        generator: a ``torch.Generator`` making the permutations reproducible.
+        generator: a `torch.Generator` making the permutations reproducible.
 
     Returns:
-        ``model`` itself, now permuting on every forward.
+        `model` itself, now permuting on every forward.
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn

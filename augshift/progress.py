@@ -16,20 +16,20 @@ if TYPE_CHECKING:
 
 def progress_bar(iterable: Optional[Iterable[Any]] = None, *, desc: str, total: Optional[float] = None,
                  initial: float = 0, enabled: bool = True, leave: bool = False) -> "tqdm":
-    """A tqdm bar on stderr over ``iterable`` (iterate it), or without one a bar to advance by hand
-    (``bar.update(n)``; use it as a context manager to close it).
+    """A tqdm bar on stderr over `iterable` (iterate it), or without one a bar to advance by hand
+    (`bar.update(n)`; use it as a context manager to close it).
 
     Args:
-        iterable: what the bar counts as it is iterated; ``None`` for a bar advanced with ``update``.
+        iterable: what the bar counts as it is iterated; `None` for a bar advanced with `update`.
         desc: the bar's label.
-        total: the count that fills the bar (default: ``len(iterable)`` when it has one).
+        total: the count that fills the bar (default: `len(iterable)` when it has one).
         initial: the count the bar starts at (e.g. the steps of the epochs a resumed run already trained).
-        enabled: draw the bar; ``False`` gives a silent one (it still iterates; ``update`` does nothing).
+        enabled: draw the bar; `False` gives a silent one (it still iterates; `update` does nothing).
             Processes other than rank 0 of a data-parallel run never draw.
         leave: keep the finished bar on the screen (default: erase it).
 
     Returns:
-        The ``tqdm`` bar (``tqdm.auto``: a widget in notebooks).
+        The `tqdm` bar (`tqdm.auto`: a widget in notebooks).
 
     Examples:
         >>> sum(progress_bar(range(4), desc="sum", enabled=False))

@@ -1,41 +1,30 @@
 """Shift-consistency protocols: how the two views of an image are made, one `Protocol` object per name.
 
 Each protocol draws, for every image, two views at independent random offsets and compares the classifier's
-predictions; its ``_worst`` variant instead evaluates every offset of a grid and counts an image only if all its
+predictions; its `_worst` variant instead evaluates every offset of a grid and counts an image only if all its
 predictions agree (and, as worst-case accuracy, only if all are correct).
 
-========================  ======================================================  ========================================
-name                      the two views                                           reproduces
-========================  ======================================================  ========================================
-``random``                shifts in ``[-max_shift, max_shift]`` per axis, border   Zhang 2019's CIFAR protocol (pad-and-crop
-                          ``mode`` (``zeros`` = pad-and-crop)                      with ``zeros``); the project's headline
-``random8``, ``random16`` the same at ``[-8, 8]`` / ``[-16, 16]`` px               harsher CIFAR shifts (the paper gives
-                                                                                   none)
-``circular``              ``torch.roll`` in ``[-max_shift, max_shift]``            Chaman & Dokmanic 2021 (APS): circular
-                                                                                   consistency
-``circular_full``         ``torch.roll`` by any offset of the image                Zhang 2019's CIFAR figures
-``crop``                  two ``crop_size`` crops of the larger image at offsets   Zhang 2019 on ImageNet
-                          in ``[0, size - crop_size)`` per axis (256 -> 224:       (``validate_shift``: resize 256, centre
-                          ``[0, 32)``), per image                                  crop 256, two random 224 crops)
-``fractional``            band-limited circular shifts by real offsets in          Michaeli et al. 2023 (alias-free
-                          ``[-max_shift, max_shift]`` (`             convnets): sub-pixel shifts
-                          fractional_shift`)
-``reflect``               shifts in ``[-max_shift, max_shift]`` with a mirrored    (no paper's) a border of image content,
-                          border (``F.pad(mode="reflect")``: the edge pixel is     neither zeros nor the opposite edge
-                          not repeated)
-========================  ======================================================  ========================================
+| name | the two views | reproduces |
+|---|---|---|
+| `random` | shifts in `[-max_shift, max_shift]` per axis, border `mode` (`zeros` = pad-and-crop) | Zhang 2019's CIFAR protocol (pad-and-crop with `zeros`); the project's headline |
+| `random8`, `random16` | the same at `[-8, 8]` / `[-16, 16]` px | harsher CIFAR shifts (the paper gives none) |
+| `circular` | `torch.roll` in `[-max_shift, max_shift]` | Chaman & Dokmanic 2021 (APS): circular consistency |
+| `circular_full` | `torch.roll` by any offset of the image | Zhang 2019's CIFAR figures |
+| `crop` | two `crop_size` crops of the larger image at offsets in `[0, size - crop_size)` per axis (256 -> 224: `[0, 32)`), per image | Zhang 2019 on ImageNet (`validate_shift`: resize 256, centre crop 256, two random 224 crops) |
+| `fractional` | band-limited circular shifts by real offsets in `[-max_shift, max_shift]` (`fractional_shift`) | Michaeli et al. 2023 (alias-free convnets): sub-pixel shifts |
+| `reflect` | shifts in `[-max_shift, max_shift]` with a mirrored border (`F.pad(mode="reflect")`: the edge pixel is not repeated) | (no paper's) a border of image content, neither zeros nor the opposite edge |
 
-Worst-case grids (``<name>_worst``): the shift protocols every offset of ``[-r, r]`` per axis up to ``r = 4`` and a
-sparse grid beyond (`offsets_to`: 0, 1..4, 6, 8, 12, 16, ...), ``circular_full`` out to half the image,
-``fractional`` the quarter-pixel grid of ``[-1, 1]`` (sub-pixel offsets; whole pixels are ``circular_worst``'s),
-``crop`` the crop offsets around the centre crop on the same grid. With ``crop`` every other protocol and the
-accuracy use the centre ``crop_size`` crop.
+Worst-case grids (`<name>_worst`): the shift protocols every offset of `[-r, r]` per axis up to `r = 4` and a
+sparse grid beyond (`offsets_to`: 0, 1..4, 6, 8, 12, 16, ...), `circular_full` out to half the image,
+`fractional` the quarter-pixel grid of `[-1, 1]` (sub-pixel offsets; whole pixels are `circular_worst`'s),
+`crop` the crop offsets around the centre crop on the same grid. With `crop` every other protocol and the
+accuracy use the centre `crop_size` crop.
 
-A protocol's random offsets depend only on its own fixed ``salt``, the evaluation seed and the sample's dataset index
+A protocol's random offsets depend only on its own fixed `salt`, the evaluation seed and the sample's dataset index
 -- never on which other protocols run or in which order, on the batch or on the process.
 
-A new kind of view is one subclass of `Protocol` (``draw``, ``grid``, ``view``, ``check``)
-and one `register_protocol` call; every list of protocol names, the command line's ``--protocols`` and
+A new kind of view is one subclass of `Protocol` (`draw`, `grid`, `view`, `check`)
+and one `register_protocol` call; every list of protocol names, the command line's `--protocols` and
 `ShiftConsistency` take the protocols from the registry.
 """
 from __future__ import annotations
@@ -57,17 +46,17 @@ PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in the order registered
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
-    """Make ``protocol`` (and its worst case, ``<name>_worst``) a protocol by its name.
+    """Make `protocol` (and its worst case, `<name>_worst`) a protocol by its name.
 
     Args:
-        protocol: a `Protocol` whose name and salts (``salt .. salt + 3``, in ``[0, 1000)``) no registered
+        protocol: a `Protocol` whose name and salts (`salt .. salt + 3`, in `[0, 1000)`) no registered
             protocol has.
 
     Returns:
-        ``protocol``.
+        `protocol`.
 
     Raises:
-        UsageError: for a name already taken or ending in ``_worst``, or a salt that another protocol's offsets use.
+        UsageError: for a name already taken or ending in `_worst`, or a salt that another protocol's offsets use.
 
     Examples:
         >>> register_protocol(ShiftProtocol("random", salt=0))
@@ -114,12 +103,12 @@ def pair_protocols() -> tuple[str, ...]:
 
 
 def worst_protocols() -> tuple[str, ...]:
-    """The worst-case variants of the registered protocols (``<name>_worst``), read from the registry now."""
+    """The worst-case variants of the registered protocols (`<name>_worst`), read from the registry now."""
     return tuple(name + WORST for name in PROTOCOLS)
 
 
 def protocol_names() -> tuple[str, ...]:
-    """Every registered protocol's name, then every worst case's (``<name>_worst``), read from the registry now."""
+    """Every registered protocol's name, then every worst case's (`<name>_worst`), read from the registry now."""
     return (*pair_protocols(), *worst_protocols())
 
 # what `augshift consistency` and every benchmark report: the 32 px family (crop needs larger images, worst-case
@@ -129,7 +118,7 @@ DEFAULT_PROTOCOLS = ("random", "circular")
 
 
 def protocol_of(name: str) -> tuple[Protocol, bool]:
-    """``(protocol, worst)`` of a protocol name: ``(PROTOCOLS["random"], True)`` for ``"random_worst"``.
+    """`(protocol, worst)` of a protocol name: `(PROTOCOLS["random"], True)` for `"random_worst"`.
 
     Examples:
         >>> protocol_of("reflect_worst")[0].mode, protocol_of("reflect_worst")[1]
@@ -142,15 +131,15 @@ def protocol_of(name: str) -> tuple[Protocol, bool]:
 
 
 def split_name(name: str) -> tuple[str, bool]:
-    """``("random", True)`` for ``"random_worst"``, ``("random", False)`` for ``"random"``."""
+    """`("random", True)` for `"random_worst"`, `("random", False)` for `"random"`."""
     return (name[: -len(WORST)], True) if name.endswith(WORST) else (name, False)
 
 
 def protocol_list(text: str) -> tuple[str, ...]:
-    """Comma-separated protocol names -> a tuple (an ``argparse`` type: unknown names are an ``ArgumentTypeError``).
+    """Comma-separated protocol names -> a tuple (an `argparse` type: unknown names are an `ArgumentTypeError`).
 
     Args:
-        text: registered protocol names, each optionally with ``_worst``, separated by commas (repeats are dropped,
+        text: registered protocol names, each optionally with `_worst`, separated by commas (repeats are dropped,
             the order kept).
 
     Returns:
@@ -170,10 +159,10 @@ def protocol_list(text: str) -> tuple[str, ...]:
 
 def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--protocols", *,
                            default: tuple[str, ...] = DEFAULT_PROTOCOLS) -> None:
-    """Add ``option`` (comma-separated protocol names, `protocol_list`) to ``parser``.
+    """Add `option` (comma-separated protocol names, `protocol_list`) to `parser`.
 
     Args:
-        parser: the ``argparse.ArgumentParser`` (or argument group).
+        parser: the `argparse.ArgumentParser` (or argument group).
         option: the option's name.
         default: the protocols when the option is not given.
 
@@ -192,13 +181,13 @@ def add_protocols_argument(parser: argparse.ArgumentParser, option: str = "--pro
 
 
 def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_size: Optional[int]) -> None:
-    """Refuse (`UsageError`) a ``crop`` protocol without the larger images, or larger images
+    """Refuse (`UsageError`) a `crop` protocol without the larger images, or larger images
     not larger than the crop.
 
     Args:
         protocols: the protocol names asked for.
-        crop_from: the side the evaluated images are resized and centre-cropped to (``--crop-from``), or None.
-        crop_size: the crop, the model's input size (``--image-size``), or None.
+        crop_from: the side the evaluated images are resized and centre-cropped to (`--crop-from`), or None.
+        crop_size: the crop, the model's input size (`--image-size`), or None.
 
     Examples:
         >>> check_crop_options(("crop",), crop_from=256, crop_size=224)
@@ -217,7 +206,7 @@ def check_crop_options(protocols: Sequence[str], crop_from: Optional[int], crop_
 
 
 def crop_protocols(names: Sequence[str]) -> list[str]:
-    """The names among ``names`` whose views are crops of larger images (``crop``, ``crop_worst``).
+    """The names among `names` whose views are crops of larger images (`crop`, `crop_worst`).
 
     Examples:
         >>> crop_protocols(("random", "crop_worst"))
@@ -230,9 +219,9 @@ CONSISTENCY_COLUMN = "shift_consistency"  # what the training integrations log: 
 
 
 def consistency_column(protocol: str) -> str:
-    """The name the training integrations log a protocol's consistency under (timm's ``summary.csv`` column, the
-    ``transformers`` Trainer's metric after its ``eval_`` prefix): ``shift_consistency`` for ``random``, else
-    ``shift_consistency_<protocol>``.
+    """The name the training integrations log a protocol's consistency under (timm's `summary.csv` column, the
+    `transformers` Trainer's metric after its `eval_` prefix): `shift_consistency` for `random`, else
+    `shift_consistency_<protocol>`.
 
     Examples:
         >>> consistency_column("random"), consistency_column("circular_worst")
@@ -242,17 +231,17 @@ def consistency_column(protocol: str) -> str:
 
 
 def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> tuple[tuple[Tensor, Tensor], ...]:
-    """The offsets of protocol ``name``'s two views for samples ``indices`` (N,) (`Protocol.offsets`):
-    integer shifts, crop offsets from the top-left corner (``crop``) or float64 shifts (``fractional``).
+    """The offsets of protocol `name`'s two views for samples `indices` (N,) (`Protocol.offsets`):
+    integer shifts, crop offsets from the top-left corner (`crop`) or float64 shifts (`fractional`).
 
     Args:
-        name: a registered protocol (without ``_worst``).
+        name: a registered protocol (without `_worst`).
         indices: (N,) integer dataset indices of the samples.
-        geometry: the evaluated sizes, ``max_shift`` and border mode (`Geometry`).
+        geometry: the evaluated sizes, `max_shift` and border mode (`Geometry`).
         seed: the evaluation seed.
 
     Returns:
-        ``((dx_a, dy_a), (dx_b, dy_b))``, four (N,) tensors, keyed by the protocol's salt, ``seed`` and the indices.
+        `((dx_a, dy_a), (dx_b, dy_b))`, four (N,) tensors, keyed by the protocol's salt, `seed` and the indices.
 
     Examples:
         >>> import torch
@@ -264,11 +253,11 @@ def pair_offsets(name: str, indices: Tensor, geometry: Geometry, seed: int) -> t
 
 
 def worst_grid(name: str, geometry: Geometry) -> tuple:
-    """The per-axis offsets of ``name``'s worst case (``name`` without the suffix; `Protocol.grid`).
+    """The per-axis offsets of `name`'s worst case (`name` without the suffix; `Protocol.grid`).
 
     Args:
-        name: a registered protocol (``random`` for ``random_worst``).
-        geometry: the evaluated sizes and the evaluator's ``max_shift`` (`Geometry`).
+        name: a registered protocol (`random` for `random_worst`).
+        geometry: the evaluated sizes and the evaluator's `max_shift` (`Geometry`).
 
     Returns:
         The S offsets per axis, a tuple; the worst case evaluates all S x S pairs.

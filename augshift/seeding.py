@@ -1,9 +1,9 @@
-"""The one seeding scheme: every random stream is keyed by ``(seed, *keys)`` through numpy's
-``SeedSequence``, so streams never collide and an epoch of a process replays exactly after a resume.
+"""The one seeding scheme: every random stream is keyed by `(seed, *keys)` through numpy's
+`SeedSequence`, so streams never collide and an epoch of a process replays exactly after a resume.
 
 Randomness drawn without an explicit generator (`RandomShift` and so AugShift, given none)
 comes from `process_generator`: a stream of this process, keyed by a draw of torch's global generator and the
-process's rank, so processes seeded alike (``accelerate.utils.set_seed`` seeds every process with the same seed) still
+process's rank, so processes seeded alike (`accelerate.utils.set_seed` seeds every process with the same seed) still
 draw different shifts, and the run's seed reproduces them.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Stream(IntEnum):
 
 
 def stream_generator(seed: int, *keys: int, device: Optional[torch.device | str] = None) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` (default CPU) seeded with `stream_seed` ``(seed, *keys)``.
+    """A `torch.Generator` on `device` (default CPU) seeded with `stream_seed` `(seed, *keys)`.
 
     Args:
         seed: the run's seed.
@@ -55,7 +55,7 @@ def stream_generator(seed: int, *keys: int, device: Optional[torch.device | str]
 
 
 def stream_seed(seed: int, *keys: int) -> int:
-    """A 64-bit seed for the stream ``keys`` (e.g. epoch and rank) of a run seeded with ``seed``.
+    """A 64-bit seed for the stream `keys` (e.g. epoch and rank) of a run seeded with `seed`.
 
     Args:
         seed: the run's seed.
@@ -63,7 +63,7 @@ def stream_seed(seed: int, *keys: int) -> int:
             in another order, give independent streams.
 
     Returns:
-        An integer in [0, 2**64), the same for the same ``(seed, *keys)``.
+        An integer in [0, 2**64), the same for the same `(seed, *keys)`.
 
     Examples:
         >>> stream_seed(0, 1, 2) == stream_seed(0, 1, 2) != stream_seed(0, 2, 1)
@@ -75,7 +75,7 @@ def stream_seed(seed: int, *keys: int) -> int:
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """The seed of one epoch of one process (``rank=-1``: the stream all processes share, e.g. data order).
+    """The seed of one epoch of one process (`rank=-1`: the stream all processes share, e.g. data order).
 
     Args:
         seed: the run's seed.
@@ -83,7 +83,7 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
         rank: the process's rank, or -1 for the stream all processes share.
 
     Returns:
-        `stream_seed` ``(seed, epoch, rank + 1)``.
+        `stream_seed` `(seed, epoch, rank + 1)`.
 
     Examples:
         >>> epoch_seed(0, epoch=3, rank=1) == stream_seed(0, 3, 2)
@@ -95,16 +95,16 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def seed_generator(generator: torch.Generator, *, seed: int, epoch: int, rank: int) -> torch.Generator:
-    """Re-seed ``generator`` for one epoch of one process (`epoch_seed`); returns it.
+    """Re-seed `generator` for one epoch of one process (`epoch_seed`); returns it.
 
     Args:
-        generator: the ``torch.Generator`` to re-seed (on any device), in place.
+        generator: the `torch.Generator` to re-seed (on any device), in place.
         seed: the run's seed.
         epoch: the epoch, from 0.
         rank: the process's rank (-1: the stream all processes share).
 
     Returns:
-        ``generator``, seeded with `epoch_seed` ``(seed, epoch, rank)``.
+        `generator`, seeded with `epoch_seed` `(seed, epoch, rank)`.
 
     Examples:
         >>> generator = seed_generator(torch.Generator(), seed=0, epoch=2, rank=0)
@@ -118,15 +118,15 @@ def process_generator(device: Optional[torch.device] = None) -> torch.Generator:
     """A fresh generator for this process's next draws, when the caller gave no generator.
 
     Its seed is `stream_seed` of one draw of torch's global (CPU) generator and this process's rank: seeded by
-    ``torch.manual_seed`` / ``accelerate.utils.set_seed`` (the same seed on every process), processes still draw
-    different numbers, the same ones again for the same seed, and a restored global RNG state (``accelerator.load_state``)
+    `torch.manual_seed` / `accelerate.utils.set_seed` (the same seed on every process), processes still draw
+    different numbers, the same ones again for the same seed, and a restored global RNG state (`accelerator.load_state`)
     replays them.
 
     Args:
         device: the device the generator draws on (default: CPU).
 
     Returns:
-        A seeded ``torch.Generator`` on ``device``.
+        A seeded `torch.Generator` on `device`.
 
     Examples:
         >>> _ = torch.manual_seed(0)

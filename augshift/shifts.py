@@ -1,13 +1,13 @@
 """Batched per-sample integer shifts of image batches.
 
-``shift(x, dx, dy, mode)`` moves the content of every image of an ``(N, C, H, W)`` batch by its own
-``(dx, dy)`` (no Python loop over samples): the batch is padded once by the largest shift with the border
-mode, then every output row is copied from its window of the padded rows in one ``index_select`` (rows of
-W values, or of W * C values for channels-last batches). Positive ``dx`` moves content right, positive
-``dy`` down, exactly as ``torch.roll(x, (dy, dx), (-2, -1))`` does; the modes differ only in what fills
+`shift(x, dx, dy, mode)` moves the content of every image of an `(N, C, H, W)` batch by its own
+`(dx, dy)` (no Python loop over samples): the batch is padded once by the largest shift with the border
+mode, then every output row is copied from its window of the padded rows in one `index_select` (rows of
+W values, or of W * C values for channels-last batches). Positive `dx` moves content right, positive
+`dy` down, exactly as `torch.roll(x, (dy, dx), (-2, -1))` does; the modes differ only in what fills
 the uncovered border.
 
-``RandomShift`` draws the per-sample shifts (``sample``) separately from applying them (``forward``), so
+`RandomShift` draws the per-sample shifts (`sample`) separately from applying them (`forward`), so
 the same parameters can be replayed on another batch or view (kornia style).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ ShiftAmount = Union[int, Tensor]
 
 
 def check_images(x: Tensor, name: str = "images", *, floating: bool = False) -> None:
-    """Raise a clear error unless ``x`` is a non-empty ``(N, C, H, W)`` tensor (floating if asked)."""
+    """Raise a clear error unless `x` is a non-empty `(N, C, H, W)` tensor (floating if asked)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
@@ -56,7 +56,7 @@ def _as_shift_tensor(value: ShiftAmount, n: int, name: str, device: torch.device
 
 
 def _source_index(target: Tensor, size: int, mode: str) -> Tensor:
-    """Map (possibly out-of-range) source coordinates into ``[0, size)`` for the border ``mode``."""
+    """Map (possibly out-of-range) source coordinates into `[0, size)` for the border `mode`."""
     if mode == "circular":
         return target.remainder(size)
     if mode == "reflect":  # like F.pad(mode="reflect"): the edge pixel is not repeated
@@ -69,24 +69,24 @@ def _source_index(target: Tensor, size: int, mode: str) -> Tensor:
 
 
 def _reach(dx: ShiftAmount, dy: ShiftAmount, dx_t: Tensor, dy_t: Tensor) -> tuple[int, int]:
-    """``(max |dx|, max |dy|)``: ints as given, tensors read back together (one synchronisation on CUDA)."""
+    """`(max |dx|, max |dy|)`: ints as given, tensors read back together (one synchronisation on CUDA)."""
     tensors = [t for raw, t in ((dx, dx_t), (dy, dy_t)) if isinstance(raw, Tensor)]
     read = iter(torch.stack([t.abs().max() for t in tensors]).tolist() if tensors else [])
     return tuple(int(next(read)) if isinstance(raw, Tensor) else abs(raw) for raw in (dx, dy))
 
 
 def shift(x: Tensor, dx: ShiftAmount, dy: ShiftAmount, mode: str = "zeros") -> Tensor:
-    """Shift each image of ``x`` (N, C, H, W) by its own integer ``(dx, dy)``.
+    """Shift each image of `x` (N, C, H, W) by its own integer `(dx, dy)`.
 
-    Positive ``dx`` moves content right, positive ``dy`` down. Tensor shifts are range-checked with one read back
+    Positive `dx` moves content right, positive `dy` down. Tensor shifts are range-checked with one read back
     to the host (one device synchronisation on CUDA).
 
     Args:
         x: images (N, C, H, W), any dtype (also channels-last).
-        dx: horizontal shift, an int or a length-N integer tensor, ``|dx| < W``.
-        dy: vertical shift, an int or a length-N integer tensor, ``|dy| < H``.
-        mode: what fills the uncovered border: ``circular`` (wrap-around, equals ``torch.roll``), ``zeros`` (zero
-            border: pad-and-crop), ``reflect`` or ``replicate``.
+        dx: horizontal shift, an int or a length-N integer tensor, `|dx| < W`.
+        dy: vertical shift, an int or a length-N integer tensor, `|dy| < H`.
+        mode: what fills the uncovered border: `circular` (wrap-around, equals `torch.roll`), `zeros` (zero
+            border: pad-and-crop), `reflect` or `replicate`.
 
     Returns:
         A tensor of the same shape (N, C, H, W), dtype, device and memory format.
@@ -118,10 +118,10 @@ def shift(x: Tensor, dx: ShiftAmount, dy: ShiftAmount, mode: str = "zeros") -> T
 
 
 def _pad(planes: Tensor, x: Tensor, channels_last: bool, mode: str, px: int, py: int) -> Tensor:
-    """``x`` padded by ``px`` columns and ``py`` rows on both sides with ``mode``, as (N, K, H + 2py, (W + 2px) * E).
+    """`x` padded by `px` columns and `py` rows on both sides with `mode`, as (N, K, H + 2py, (W + 2px) * E).
 
-    ``planes`` is ``x`` as contiguous (N, K, H, W * E) rows: (N, C, H, W) (K = C, E = 1), or for a
-    channels-last ``x`` its (N, 1, H, W * C) pixels (K = 1, E = C).
+    `planes` is `x` as contiguous (N, K, H, W * E) rows: (N, C, H, W) (K = C, E = 1), or for a
+    channels-last `x` its (N, 1, H, W * C) pixels (K = 1, E = C).
     """
     e = x.shape[1] if channels_last else 1
     # Whole pixels of E values: padding the flattened rows by px * E values pads by px pixels (zeros, circular).
@@ -153,11 +153,11 @@ _CHUNK_BYTES = 4 << 20
 
 
 def _shift(x: Tensor, dx: Tensor, dy: Tensor, mode: str, px: int, py: int) -> Tensor:
-    """The shift, for (N,) long ``dx``/``dy`` on ``x``'s device with ``|dx| <= px < W``, ``|dy| <= py < H``.
+    """The shift, for (N,) long `dx`/`dy` on `x`'s device with `|dx| <= px < W`, `|dy| <= py < H`.
 
     Pads once by (px, py) with the border mode, then copies every output row (W values, or W * C for
-    channels-last) from its window of the padded rows in one ``index_select``: the window of sample ``n``
-    starts ``(py - dy[n], px - dx[n])`` pixels into its padded image. No host synchronisation.
+    channels-last) from its window of the padded rows in one `index_select`: the window of sample `n`
+    starts `(py - dy[n], px - dx[n])` pixels into its padded image. No host synchronisation.
     """
     if x.dtype == torch.bool:  # same bytes; some pad kernels have no bool version
         return _shift(x.view(torch.uint8), dx, dy, mode, px, py).view(torch.bool)
@@ -213,8 +213,8 @@ class ShiftParams:
     Args:
         dx: (N,) long tensor, the horizontal shift of each sample (positive: right).
         dy: (N,) long tensor, the vertical shift of each sample (positive: down).
-        _reach: internal: ``(max |dx|, max |dy|)`` guaranteed by the drawing `RandomShift`, which lets a
-            replay skip the range check's read-back (``None`` for parameters made by hand: they are checked).
+        _reach: internal: `(max |dx|, max |dy|)` guaranteed by the drawing `RandomShift`, which lets a
+            replay skip the range check's read-back (`None` for parameters made by hand: they are checked).
 
     Examples:
         >>> params = RandomShift(2, generator=torch.Generator().manual_seed(0)).sample(3)
@@ -235,21 +235,21 @@ class ShiftParams:
 
 
 class RandomShift(nn.Module):
-    """Shift each image by its own random integer offset in ``[-max_shift, max_shift]`` (per axis).
+    """Shift each image by its own random integer offset in `[-max_shift, max_shift]` (per axis).
 
     Args:
-        max_shift: largest shift per axis in pixels, an int or ``(max_dx, max_dy)``; smaller than the images.
-        mode: what fills the uncovered border (``zeros``, ``circular``, ``reflect``, ``replicate``; see
+        max_shift: largest shift per axis in pixels, an int or `(max_dx, max_dy)`; smaller than the images.
+        mode: what fills the uncovered border (`zeros`, `circular`, `reflect`, `replicate`; see
             `shift`).
         p: probability that a sample is shifted at all.
-        generator: the ``torch.Generator`` the shifts are drawn from (on its device; the shift runs on the input's
+        generator: the `torch.Generator` the shifts are drawn from (on its device; the shift runs on the input's
             device). Without one, each draw comes from `augshift.seeding.process_generator` on the input's
-            device: reproducible from ``torch.manual_seed``, and different on every process of a data-parallel run
+            device: reproducible from `torch.manual_seed`, and different on every process of a data-parallel run
             even when all are seeded alike.
 
-    ``forward(x, params=None)`` shifts ``x`` (N, C, H, W) and returns the same shape; it replays ``params`` (a
+    `forward(x, params=None)` shifts `x` (N, C, H, W) and returns the same shape; it replays `params` (a
     `ShiftParams`) when given, else draws new ones (`sample`). The last parameters used are in
-    ``last_params``.
+    `last_params`.
 
     Examples:
         >>> augment = RandomShift(2, mode="circular", generator=torch.Generator().manual_seed(0))
@@ -291,7 +291,13 @@ class RandomShift(nn.Module):
             )
 
     def sample(self, n: int, device: Optional[torch.device] = None) -> ShiftParams:
-        """Draw shifts for ``n`` samples; returns `ShiftParams` on ``device``."""
+        """Draw shifts for `n` samples; returns `ShiftParams` on `device`.
+
+        Examples:
+            >>> params = RandomShift((1, 3), generator=torch.Generator().manual_seed(0)).sample(100)
+            >>> int(params.dx.abs().max()), int(params.dy.abs().max())  # per axis: max_dx = 1, max_dy = 3
+            (1, 3)
+        """
         generator = self.generator if self.generator is not None else process_generator(device)
         dx = torch.randint(-self.max_dx, self.max_dx + 1, (n,), generator=generator, device=generator.device)
         dy = torch.randint(-self.max_dy, self.max_dy + 1, (n,), generator=generator, device=generator.device)
@@ -302,7 +308,13 @@ class RandomShift(nn.Module):
         return params.to(device) if device is not None else params
 
     def forward(self, x: Tensor, params: Optional[ShiftParams] = None) -> Tensor:
-        """Shift ``x`` (N, C, H, W); draws new parameters unless ``params`` is given."""
+        """Shift `x` (N, C, H, W); draws new parameters unless `params` is given.
+
+        Examples:
+            >>> x = torch.arange(1., 10.).view(1, 1, 3, 3)
+            >>> RandomShift(1)(x, ShiftParams(torch.tensor([1]), torch.tensor([0])))[0, 0].tolist()  # right, zeros in
+            [[0.0, 1.0, 2.0], [0.0, 4.0, 5.0], [0.0, 7.0, 8.0]]
+        """
         check_images(x, "x")
         self.check_size(x.shape[-2], x.shape[-1])
         replay = params is not None
@@ -322,13 +334,13 @@ class RandomShift(nn.Module):
 
 
 def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tensor]) -> Tensor:
-    """Shift each image of ``x`` circularly by its own real-valued ``(dx, dy)`` pixels: the band-limited shift.
+    """Shift each image of `x` circularly by its own real-valued `(dx, dy)` pixels: the band-limited shift.
 
-    The image's 2-D DFT is multiplied by ``exp(-2 pi i (kx dx / W + ky dy / H))`` (``torch.fft.rfft2`` /
-    ``irfft2``): ideal (sinc) interpolation of the periodic image, the sub-pixel shift of Michaeli et al.'s alias-free
+    The image's 2-D DFT is multiplied by `exp(-2 pi i (kx dx / W + ky dy / H))` (`torch.fft.rfft2` /
+    `irfft2`): ideal (sinc) interpolation of the periodic image, the sub-pixel shift of Michaeli et al.'s alias-free
     convnets. It is exact for band-limited images (no energy at the Nyquist frequency: the half-cycle component is
-    what a real image cannot shift by a fraction), and integer offsets equal ``torch.roll`` up to float rounding.
-    Positive ``dx`` moves content right, positive ``dy`` down, as `shift` does.
+    what a real image cannot shift by a fraction), and integer offsets equal `torch.roll` up to float rounding.
+    Positive `dx` moves content right, positive `dy` down, as `shift` does.
 
     Args:
         x: floating (N, C, H, W).
@@ -336,7 +348,7 @@ def fractional_shift(x: Tensor, dx: Union[float, Tensor], dy: Union[float, Tenso
         dy: vertical offsets, the same way.
 
     Returns:
-        (N, C, H, W), ``x``'s dtype (computed in float32 at least).
+        (N, C, H, W), `x`'s dtype (computed in float32 at least).
 
     Examples:
         >>> x = torch.arange(16.).view(1, 1, 4, 4)

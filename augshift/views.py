@@ -4,9 +4,9 @@ integer shifts with a border mode (`ShiftProtocol`), crops of larger images (`Cr
 real shifts (`FractionalProtocol`) -- and the sizes views are made at (`Geometry`, `crop`,
 `centre_crop`).
 
-With a ``crop_size`` smaller than the images, the crop protocol compares two crops of each larger image and every
+With a `crop_size` smaller than the images, the crop protocol compares two crops of each larger image and every
 other protocol (and the accuracy) starts from its centre crop; without one, the images are evaluated as they are.
-Offsets are drawn by a fixed integer hash of ``(sample index, salt)`` (`hashed_offsets`): no generator state, so
+Offsets are drawn by a fixed integer hash of `(sample index, salt)` (`hashed_offsets`): no generator state, so
 any process replays any sample's views. `augshift.protocols` names the protocols.
 """
 from __future__ import annotations
@@ -35,11 +35,11 @@ class Geometry:
     """The sizes a protocol's offsets are drawn for and its views made at.
 
     Args:
-        height: the evaluated height (the crop, with ``crop_size``).
+        height: the evaluated height (the crop, with `crop_size`).
         width: the evaluated width.
-        max_shift: the evaluator's ``max_shift`` (the reach of the protocols that name none).
+        max_shift: the evaluator's `max_shift` (the reach of the protocols that name none).
         mode: the evaluator's border mode.
-        source: ``(height, width)`` of the larger image crops are taken from (``None``: no crop, the images are
+        source: `(height, width)` of the larger image crops are taken from (`None`: no crop, the images are
             the evaluated size).
 
     Examples:
@@ -58,7 +58,7 @@ class Geometry:
 
     @classmethod
     def of(cls, height: int, width: int, *, max_shift: int, mode: str, crop_size: Optional[int] = None) -> Geometry:
-        """The geometry of images of ``height`` x ``width`` evaluated at ``crop_size`` x ``crop_size`` (``None``: at
+        """The geometry of images of `height` x `width` evaluated at `crop_size` x `crop_size` (`None`: at
         their own size); `UsageError` for images smaller than the crop.
 
         Examples:
@@ -75,26 +75,26 @@ class Geometry:
 
     @property
     def crop_range(self) -> tuple[int, int]:
-        """``(rows, cols)``: the number of crop offsets per axis (offsets ``0 .. range - 1``)."""
+        """`(rows, cols)`: the number of crop offsets per axis (offsets `0 .. range - 1`)."""
         if self.source is None:
             raise ValueError("no crop: the images are not larger than the evaluated size")
         return self.source[0] - self.height, self.source[1] - self.width
 
     @property
     def centre(self) -> tuple[int, int]:
-        """``(left, top)``: the offset of the centre crop."""
+        """`(left, top)`: the offset of the centre crop."""
         rows, cols = self.crop_range
         return cols // 2, rows // 2
 
 
 def crop(images: Tensor, left: Union[int, Tensor], top: Union[int, Tensor], geometry: Geometry) -> Tensor:
-    """Per-image crops of ``geometry``'s evaluated size from the larger ``images``.
+    """Per-image crops of `geometry`'s evaluated size from the larger `images`.
 
     Args:
-        images: (N, C, H0, W0), at least ``geometry.height`` x ``geometry.width``.
+        images: (N, C, H0, W0), at least `geometry.height` x `geometry.width`.
         left: the crops' first columns: an int, or (N,) integers (one per image).
         top: the crops' first rows, the same way.
-        geometry: the evaluated ``height`` and ``width``.
+        geometry: the evaluated `height` and `width`.
 
     Returns:
         (N, C, height, width).
@@ -115,7 +115,7 @@ def crop(images: Tensor, left: Union[int, Tensor], top: Union[int, Tensor], geom
 
 
 def centre_crop(images: Tensor, geometry: Geometry) -> Tensor:
-    """``images`` (N, C, H0, W0) at the evaluated size (N, C, height, width): their centre crop, or themselves
+    """`images` (N, C, H0, W0) at the evaluated size (N, C, height, width): their centre crop, or themselves
     when there is nothing to crop from.
 
     Examples:
@@ -128,7 +128,7 @@ def centre_crop(images: Tensor, geometry: Geometry) -> Tensor:
 
 
 def hashed_offsets(indices: Tensor, salt: int, count: int) -> Tensor:
-    """Deterministic integers in ``[0, count)`` from sample indices (N,) and a salt (a fixed integer hash).
+    """Deterministic integers in `[0, count)` from sample indices (N,) and a salt (a fixed integer hash).
 
     Examples:
         >>> hashed_offsets(torch.arange(4), 7, 10).tolist() == hashed_offsets(torch.arange(4), 7, 10).tolist()
@@ -143,17 +143,17 @@ def hashed_offsets(indices: Tensor, salt: int, count: int) -> Tensor:
 
 
 def hashed_shifts(indices: Tensor, salt: int, max_shift: int) -> Tensor:
-    """Deterministic integers in ``[-max_shift, max_shift]`` from sample indices (N,) and a salt."""
+    """Deterministic integers in `[-max_shift, max_shift]` from sample indices (N,) and a salt."""
     return hashed_offsets(indices, salt, 2 * max_shift + 1) - max_shift
 
 
 def hashed_fractions(indices: Tensor, salt: int, reach: float) -> Tensor:
-    """Deterministic reals in ``[-reach, reach]`` (float64, resolution ``2 * reach / 2**24``) from sample indices."""
+    """Deterministic reals in `[-reach, reach]` (float64, resolution `2 * reach / 2**24`) from sample indices."""
     return hashed_offsets(indices, salt, _FRACTION_STEPS).double() * (2 * reach / (_FRACTION_STEPS - 1)) - reach
 
 
 def offsets_to(reach: int) -> tuple[int, ...]:
-    """A symmetric grid out to ``reach``: every offset up to 4, then powers of two and their 1.5x (0, ±1..±4, ±6, ±8,
+    """A symmetric grid out to `reach`: every offset up to 4, then powers of two and their 1.5x (0, ±1..±4, ±6, ±8,
     ±12, ±16, ...): 17 offsets per axis (289 shifts) out to 16 px instead of 33 (1089).
 
     Examples:
@@ -170,7 +170,7 @@ def offsets_to(reach: int) -> tuple[int, ...]:
 
 
 def dense_offsets(reach: int) -> tuple[int, ...]:
-    """Every offset in ``[-reach, reach]``."""
+    """Every offset in `[-reach, reach]`."""
     return tuple(range(-reach, reach + 1))
 
 
@@ -178,12 +178,12 @@ def dense_offsets(reach: int) -> tuple[int, ...]:
 class Protocol(ABC):
     """A consistency protocol: how it draws the offsets of an image's two views (`draw`), the per-axis offsets
     of its worst case (`grid`), how it makes a view (`view`) and the images it needs (`check`).
-    Registered by name (`augshift.protocols.register_protocol`); ``ShiftConsistency`` calls only these
+    Registered by name (`augshift.protocols.register_protocol`); `ShiftConsistency` calls only these
     methods, so a new kind of view is one subclass.
 
     Args:
-        name: the protocol's name (``<name>_worst`` is its worst case).
-        salt: keys its random offsets, fixed for its name; it uses ``salt .. salt + 3``, which no other protocol may.
+        name: the protocol's name (`<name>_worst` is its worst case).
+        salt: keys its random offsets, fixed for its name; it uses `salt .. salt + 3`, which no other protocol may.
 
     Examples:
         >>> circular = ShiftProtocol("circular", salt=10, mode="circular")  # PROTOCOLS["circular"]
@@ -204,50 +204,97 @@ class Protocol(ABC):
 
     @property
     def uses_max_shift(self) -> bool:
-        """Whether its offsets reach as far as the evaluator's ``max_shift`` (``max_shift=0``: identical views)."""
+        """Whether its offsets reach as far as the evaluator's `max_shift` (`max_shift=0`: identical views).
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").uses_max_shift  # reach: the evaluator's
+            True
+            >>> ShiftProtocol("random8", salt=20, mode="zeros", reach=8).uses_max_shift  # a reach of its own
+            False
+        """
         return False
 
     def offsets(self, indices: Tensor, geometry: Geometry, *, seed: int) -> tuple[tuple[Tensor, Tensor], ...]:
-        """``((dx_a, dy_a), (dx_b, dy_b))`` (N,) each: its two views' offsets for the samples ``indices`` (N,),
-        keyed by ``seed``, the salt and the indices only."""
+        """`((dx_a, dy_a), (dx_b, dy_b))` (N,) each: its two views' offsets for the samples `indices` (N,),
+        keyed by `seed`, the salt and the indices only.
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> (dx_a, dy_a), (dx_b, dy_b) = circular.offsets(torch.arange(4), geometry, seed=0)
+            >>> dx_a.shape, torch.equal(circular.offsets(torch.arange(2, 4), geometry, seed=0)[0][0], dx_a[2:])
+            (torch.Size([4]), True)
+        """
         salt = seed * 1000 + self.salt
         return tuple(self.draw(indices, salt + 2 * view, geometry) for view in range(2))
 
     @abstractmethod
     def draw(self, indices: Tensor, salt: int, geometry: Geometry) -> tuple[Tensor, Tensor]:
-        """One view's ``(dx, dy)``, (N,) each, for the samples ``indices`` (N,): ``dx`` keyed by ``salt``, ``dy`` by
-        ``salt + 1`` (`hashed_offsets`)."""
+        """One view's `(dx, dy)`, (N,) each, for the samples `indices` (N,): `dx` keyed by `salt`, `dy` by
+        `salt + 1` (`hashed_offsets`).
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> dx, dy = circular.draw(torch.arange(100), 7, geometry)
+            >>> int(dx.min()), int(dx.max())  # in [-max_shift, max_shift]
+            (-2, 2)
+        """
 
     @abstractmethod
     def grid(self, geometry: Geometry) -> tuple:
-        """The S offsets per axis of its worst case (all S x S pairs are evaluated)."""
+        """The S offsets per axis of its worst case (all S x S pairs are evaluated).
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").grid(Geometry(8, 8, max_shift=1, mode="zeros"))
+            (-1, 0, 1)
+        """
 
     @abstractmethod
     def view(self, images: Tensor, base: Tensor, dx: Offset, dy: Offset, geometry: Geometry) -> Tensor:
-        """The view (N, C, height, width) at ``(dx, dy)`` (per image, (N,) each, or one pair for every image), made
-        from ``images`` (N, C, H0, W0) as given or from ``base``, them at the evaluated size (N, C, height, width):
-        their centre crop, or themselves without a crop."""
+        """The view (N, C, height, width) at `(dx, dy)` (per image, (N,) each, or one pair for every image), made
+        from `images` (N, C, H0, W0) as given or from `base`, them at the evaluated size (N, C, height, width):
+        their centre crop, or themselves without a crop.
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> images = torch.arange(64.).view(1, 1, 8, 8)
+            >>> torch.equal(circular.view(images, images, 1, 0, geometry), torch.roll(images, 1, -1))  # one to the right
+            True
+        """
 
     @abstractmethod
     def check(self, geometry: Geometry) -> None:
-        """Refuse (`UsageError`, naming the fix) images its views do not fit."""
+        """Refuse (`UsageError`, naming the fix) images its views do not fit.
+
+        Examples:
+            >>> ShiftProtocol("circular", salt=10, mode="circular").check(Geometry(8, 8, max_shift=2, mode="zeros"))
+            >>> ShiftProtocol("circular", salt=10, mode="circular").check(Geometry(2, 2, max_shift=2, mode="zeros"))
+            Traceback (most recent call last):
+            ...
+            augshift.errors.UsageError: ...
+        """
 
     def key(self, dx: Offset, dy: Offset, geometry: Geometry) -> Optional[str]:
-        """The name of its view at the fixed offsets ``(dx, dy)``, the same for every protocol that makes the same
-        view (it is evaluated once), or ``None`` for ``base`` itself (the offset ``(0, 0)``)."""
+        """The name of its view at the fixed offsets `(dx, dy)`, the same for every protocol that makes the same
+        view (it is evaluated once), or `None` for `base` itself (the offset `(0, 0)`).
+
+        Examples:
+            >>> circular, geometry = ShiftProtocol("circular", salt=10, mode="circular"), Geometry(8, 8, max_shift=2, mode="zeros")
+            >>> circular.key(1, -2, geometry), circular.key(0, 0, geometry)
+            ('shift/circular/1/-2', None)
+        """
         return None if (dx, dy) == (0, 0) else f"{type(self).__name__}/{dx}/{dy}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ShiftProtocol(Protocol):
-    """Integer shifts (`shift`) in ``[-reach, reach]`` per axis, with a border ``mode``.
+    """Integer shifts (`shift`) in `[-reach, reach]` per axis, with a border `mode`.
 
     Args:
         name: the protocol's name.
         salt: keys its random offsets (see `Protocol`).
-        mode: the border (``None``: the evaluator's).
-        reach: the offsets' range per axis (``None``: the evaluator's ``max_shift``; an int; `FULL`: any
-            offset of the image, ``[0, W)`` x ``[0, H)``).
+        mode: the border (`None`: the evaluator's).
+        reach: the offsets' range per axis (`None`: the evaluator's `max_shift`; an int; `FULL`: any
+            offset of the image, `[0, W)` x `[0, H)`).
 
     Examples:
         >>> ShiftProtocol("random16", salt=30, reach=16).grid(Geometry(40, 40, max_shift=4, mode="zeros"))[-3:]
@@ -293,7 +340,7 @@ class ShiftProtocol(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class CropProtocol(Protocol):
-    """Crops of the evaluated size from larger images, at offsets in ``[0, size - crop_size)`` per axis from the
+    """Crops of the evaluated size from larger images, at offsets in `[0, size - crop_size)` per axis from the
     top-left corner (Zhang 2019's ImageNet protocol); its worst case, the crops around the centre crop.
 
     Examples:
@@ -336,7 +383,7 @@ FRACTIONAL_GRID = tuple(k / 4 for k in range(-4, 5))  # the fractional worst cas
 @dataclass(frozen=True, kw_only=True)
 class FractionalProtocol(Protocol):
     """Band-limited circular shifts (`fractional_shift`) by real offsets in
-    ``[-max_shift, max_shift]``; its worst case, the quarter pixels of ``[-1, 1]``.
+    `[-max_shift, max_shift]`; its worst case, the quarter pixels of `[-1, 1]`.
 
     Examples:
         >>> FractionalProtocol("fractional", salt=60).grid(Geometry(8, 8, max_shift=2, mode="zeros"))[:3]

@@ -3,11 +3,11 @@
     python benchmarks/ablation.py --preset quick       # resnet18 on a CIFAR-10 subset, 2 CPU cores
     torchrun --nproc_per_node 8 benchmarks/ablation.py --preset paper
 
-Every variant changes one setting of the library's defaults (``augshift.config.DEFAULTS``); the plain
+Every variant changes one setting of the library's defaults (`augshift.config.DEFAULTS`); the plain
 resnet18 (one shifted view, CE only) and AugShift with weight 0 (two views, no consistency term) are the
 controls. The recommendation is the variant with the highest mean consistency (both protocols) whose
-accuracy is within ``--max-accuracy-drop`` points of the plain model. Writes ``results.json``,
-``results.md`` and ``tradeoff.png`` (consistency against accuracy) under ``--out``; runs resume like the
+accuracy is within `--max-accuracy-drop` points of the plain model. Writes `results.json`,
+`results.md` and `tradeoff.png` (consistency against accuracy) under `--out`; runs resume like the
 invariance benchmark.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ PLAIN = "plain resnet18"
 
 
 def label(settings: dict) -> str:
-    """``"mse w1 s4 zeros"`` (+ ``norm``), ``" (defaults)"`` appended for the library defaults."""
+    """`"mse w1 s4 zeros"` (+ `norm`), `" (defaults)"` appended for the library defaults."""
     name = (f"{settings['distance']}{' norm' if settings['normalize'] else ''} w{settings['weight']:g} "
             f"s{settings['max_shift']} {settings['mode']}")
     return name + (" (defaults)" if settings == DEFAULT else "")
@@ -82,7 +82,7 @@ def specs_for(preset: dict, labels: list[str]) -> list[RunSpec]:
 
 
 def recommend(summary: dict, max_drop: float) -> tuple[str, dict]:
-    """The AugShift variant with the best mean consistency whose accuracy is within ``max_drop`` of plain."""
+    """The AugShift variant with the best mean consistency whose accuracy is within `max_drop` of plain."""
     plain = summary[PLAIN]["accuracy"]
     ok = {name: row for name, row in summary.items() if name != PLAIN and row["accuracy"] >= plain - max_drop}
     if not ok:
@@ -92,7 +92,7 @@ def recommend(summary: dict, max_drop: float) -> tuple[str, dict]:
 
 
 def plot_figures(summary: dict, preset_name: str) -> dict[str, Figure]:
-    """``tradeoff.png``: consistency against accuracy of every variant, as the writer's figures."""
+    """`tradeoff.png`: consistency against accuracy of every variant, as the writer's figures."""
     return {"tradeoff.png": partial(plot_tradeoff, summary, title=f"AugShift ablation, preset {preset_name}")}
 
 

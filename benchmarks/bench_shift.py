@@ -1,4 +1,4 @@
-"""Speed of ``augshift.RandomShift`` (zero padding) against its previous implementation and kornia's RandomCrop.
+"""Speed of `augshift.RandomShift` (zero padding) against its previous implementation and kornia's RandomCrop.
 
     python benchmarks/bench_shift.py                      # CPU, 2 threads: (256, 3, 32, 32) and (64, 3, 224, 224)
     python benchmarks/bench_shift.py --device cuda
@@ -7,22 +7,22 @@
 Every configuration (batch size x dtype x memory format) times these calls, each doing the same work: a
 random per-sample shift in [-4, 4]^2 px with a zero border (pad-and-crop), *parameter sampling included*:
 
-* ``new``: ``augshift.RandomShift(4, mode="zeros")(x)`` (this package: pad once + one row gather);
-* ``old``: the previous implementation of ``shift`` (copied below as :func:`old_shift`, the "before"
-  reference) behind the same ``RandomShift`` sampling;
-* ``kornia``: ``kornia.augmentation.RandomCrop((H, W), padding=4)`` (fill 0, ``padding_mode="constant"``,
-  ``cropping_mode="slice"``: F.pad, then one slice per sample and a ``cat``); it rejects uint8 images, so it
+* `new`: `augshift.RandomShift(4, mode="zeros")(x)` (this package: pad once + one row gather);
+* `old`: the previous implementation of `shift` (copied below as `old_shift`, the "before"
+  reference) behind the same `RandomShift` sampling;
+* `kornia`: `kornia.augmentation.RandomCrop((H, W), padding=4)` (fill 0, `padding_mode="constant"`,
+  `cropping_mode="slice"`: F.pad, then one slice per sample and a `cat`); it rejects uint8 images, so it
   is timed on float32 only, and it returns a contiguous batch for a channels-last input;
-* ``torch loop``: the plain-torch version of kornia's algorithm: ``F.pad`` + one slice per sample + ``cat``.
+* `torch loop`: the plain-torch version of kornia's algorithm: `F.pad` + one slice per sample + `cat`.
 
 Timing is interleaved: after warm-up calls, each round calls every candidate once (the order rotates from
-round to round) and times each call on its own (``time.perf_counter``, with ``torch.cuda.synchronize()``
-before and after on CUDA); a configuration runs ``--repeats`` rounds or stops after ``--min-run-time`` seconds
-(at least ``--min-rounds``). Reported: the median per call, ratios of medians, and the 25-75 % range of the
-per-round ratios. Before timing, the outputs are checked: ``new`` equals ``old`` and, replaying kornia's
-sampled crop boxes, kornia's output equals ``augshift.shift`` (so all do the same work).
+round to round) and times each call on its own (`time.perf_counter`, with `torch.cuda.synchronize()`
+before and after on CUDA); a configuration runs `--repeats` rounds or stops after `--min-run-time` seconds
+(at least `--min-rounds`). Reported: the median per call, ratios of medians, and the 25-75 % range of the
+per-round ratios. Before timing, the outputs are checked: `new` equals `old` and, replaying kornia's
+sampled crop boxes, kornia's output equals `augshift.shift` (so all do the same work).
 
-Writes ``results.json`` and ``results.md`` to ``--out`` (default ``benchmarks/results/bench_shift/<device>``).
+Writes `results.json` and `results.md` to `--out` (default `benchmarks/results/bench_shift/<device>`).
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _old_source_index(target: Tensor, size: int, mode: str) -> Tensor:
 
 
 def old_shift(x: Tensor, dx: Tensor, dy: Tensor, mode: str = "zeros") -> Tensor:
-    """The previous ``augshift.shift`` for (N,) long tensors ``dx``, ``dy`` (same range check, same output)."""
+    """The previous `augshift.shift` for (N,) long tensors `dx`, `dy` (same range check, same output)."""
     n, _, h, w = x.shape
     dx_t, dy_t = dx.to(device=x.device, dtype=torch.long), dy.to(device=x.device, dtype=torch.long)
     if bool((dx_t.abs() >= w).any()) or bool((dy_t.abs() >= h).any()):
@@ -102,7 +102,7 @@ def make_batch(size, dtype: str, memory_format: str, device: torch.device) -> Te
 
 
 def candidates(x: Tensor) -> dict[str, Optional[Callable[[], Tensor]]]:
-    """name -> zero-argument call doing a random zero-padded shift of ``x`` (None: not applicable)."""
+    """name -> zero-argument call doing a random zero-padded shift of `x` (None: not applicable)."""
     new = RandomShift(MAX_SHIFT, mode="zeros")
     before = RandomShift(MAX_SHIFT, mode="zeros")
 
@@ -127,7 +127,7 @@ def candidates(x: Tensor) -> dict[str, Optional[Callable[[], Tensor]]]:
 
 
 def check_same_work(x: Tensor) -> None:
-    """``new`` equals ``old`` for the same draws; kornia's crops equal ``shift`` for its own draws."""
+    """`new` equals `old` for the same draws; kornia's crops equal `shift` for its own draws."""
     aug = RandomShift(MAX_SHIFT, mode="zeros")
     out = aug(x)
     p = aug.last_params

@@ -1,14 +1,14 @@
-"""Start-up time of the ``augshift`` command line: ``augshift --help`` and ``augshift consistency --help`` against
-``python -c "import torch"``, the cost the help no longer pays.
+"""Start-up time of the `augshift` command line: `augshift --help` and `augshift consistency --help` against
+`python -c "import torch"`, the cost the help no longer pays.
 
     python benchmarks/cli_startup.py               # 5 rounds
     python benchmarks/cli_startup.py --repeats 3
 
-Each candidate is a fresh interpreter (``subprocess``, this one's ``sys.executable``), timed on the wall clock from
+Each candidate is a fresh interpreter (`subprocess`, this one's `sys.executable`), timed on the wall clock from
 start to exit. After one untimed warm-up call of each (the file cache), every round runs each candidate once, the
 order rotating from round to round, so a machine busy with other work slows all of them alike. Reported: the median
-per candidate and the ratio of each help's median to ``import torch``'s, with the load average before and after.
-Writes ``results.json`` and ``results.md`` to ``--out`` (default ``benchmarks/results/cli_startup``).
+per candidate and the ratio of each help's median to `import torch`'s, with the load average before and after.
+Writes `results.json` and `results.md` to `--out` (default `benchmarks/results/cli_startup`).
 """
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ CANDIDATES = {
 
 
 def wall_seconds(command: list[str]) -> float:
-    """Seconds ``command`` takes from start to exit (its output discarded; a failure raises)."""
+    """Seconds `command` takes from start to exit (its output discarded; a failure raises)."""
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def measure(repeats: int) -> dict[str, list[float]]:
-    """``{candidate: [seconds of each round]}``: one warm-up call each, then ``repeats`` rounds, the order rotating."""
+    """`{candidate: [seconds of each round]}`: one warm-up call each, then `repeats` rounds, the order rotating."""
     names = list(CANDIDATES)
     for name in names:
         wall_seconds(CANDIDATES[name])
@@ -56,7 +56,7 @@ def measure(repeats: int) -> dict[str, list[float]]:
 
 
 def markdown(medians: dict[str, float], ratios: dict[str, float], repeats: int, summary: dict) -> str:
-    """The result in words: one row per candidate (median seconds, ratio to ``import torch``)."""
+    """The result in words: one row per candidate (median seconds, ratio to `import torch`)."""
     rows = "".join(f"| `{name}` | {medians[name]:.3f} | {ratios[name]:.3f} |\n" for name in medians)
     load = summary["load_average_1min"]
     return (f"# Command-line start-up\n\nCommand: `{summary['command']}`\n\nMachine: {summary['machine']}; "

@@ -5,15 +5,15 @@
 
 Per model (resnet18, resnetblur18, and both with AugShift) and image size, in one run, on the same batch:
 one SGD training step (AugShift: two shifted views of the batch, one forward of 2N images, CE on both and
-the consistency loss), its peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the rise of the
-process's peak resident memory during the step, read from ``/proc/self/status`` after resetting it), and
+the consistency loss), its peak memory (CUDA: `torch.cuda.max_memory_allocated`; CPU: the rise of the
+process's peak resident memory during the step, read from `/proc/self/status` after resetting it), and
 an inference forward. AugShift is also timed at half the batch (the same number of images through the
 network per step: equal compute), and plain resnet18 at double batch is the reference for the 2N images
-an AugShift step runs (on CPUs a step's time grows faster than its batch). AugShift's inference is the plain network's by construction (``AugShift``
+an AugShift step runs (on CPUs a step's time grows faster than its batch). AugShift's inference is the plain network's by construction (`AugShift`
 wraps the unmodified model, which is what is evaluated and saved), so its inference ratio is that of its base.
 Times are taken round-robin over the configurations (a change of load hits all alike); each CPU memory
-peak is measured in a fresh process (CUDA: the allocator's peak, reset before the step). Writes ``results.json``,
-``results.md`` and ``cost.png`` to ``--out``.
+peak is measured in a fresh process (CUDA: the allocator's peak, reset before the step). Writes `results.json`,
+`results.md` and `cost.png` to `--out`.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _reset_peak_rss() -> bool:
 
 
 def build(model_name: str, size: int, batch: int, *, device: str, stem: str):
-    """``(step, infer, sync)`` closures: one SGD step (AugShift: two views, one forward of 2N images) and one
+    """`(step, infer, sync)` closures: one SGD step (AugShift: two views, one forward of 2N images) and one
     inference forward of the plain network, on a fixed random batch."""
     import torch
     import torch.nn.functional as F
@@ -111,7 +111,7 @@ def peak_memory(model_name: str, size: int, batch: int, *, device: str, stem: st
 
 
 def peak_memory_isolated(**kwargs) -> float:
-    """:func:`peak_memory` where peaks of different models do not mix: on CUDA in this process (the
+    """`peak_memory` where peaks of different models do not mix: on CUDA in this process (the
     allocator's peak counter is reset per step), on CPU in a fresh spawned process (a process's peak RSS is not)."""
     if kwargs["device"].startswith("cuda"):
         return peak_memory(**kwargs)
@@ -120,7 +120,7 @@ def peak_memory_isolated(**kwargs) -> float:
 
 
 def interleaved_times(closures: list, repeats: int, *, warmup: int = 1) -> list[float]:
-    """Median seconds of each closure, timed round-robin (one call of each per round, after ``warmup``
+    """Median seconds of each closure, timed round-robin (one call of each per round, after `warmup`
     calls of each), so a change of machine load hits every configuration alike."""
     samples: list[list[float]] = [[] for _ in closures]
     for _ in range(warmup):
@@ -182,8 +182,8 @@ def main(argv=None) -> int:
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
-    """Each row with its display ``name`` and ``step`` / ``memory`` / ``inference`` ratios to resnet18 at the
-    same size and batch (``inference`` None for the double-batch reference, which has no inference)."""
+    """Each row with its display `name` and `step` / `memory` / `inference` ratios to resnet18 at the
+    same size and batch (`inference` None for the double-batch reference, which has no inference)."""
     out = []
     for row in rows:
         base = next(r for r in rows if r["model"] == "resnet18" and r["size"] == row["size"])
@@ -209,7 +209,7 @@ def ratios(rows: list[dict]) -> str:
 
 
 def plot_ratios(rows: list[dict], path: Path, *, device: str, machine: str) -> None:
-    """``cost.png`` at ``path``: step time, peak memory and inference ratios to resnet18, one panel per image size."""
+    """`cost.png` at `path`: step time, peak memory and inference ratios to resnet18, one panel per image size."""
     plt = pyplot()
     table = with_ratios(rows)
     sizes = sorted({r["size"] for r in table})

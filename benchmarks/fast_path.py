@@ -1,12 +1,12 @@
 """Accuracy check of the engine's fast paths: the same runs trained in fp32, in the eager fast path (bf16 autocast +
-channels-last) and with the captured step (the same, compiled: ``TrainConfig.compile``), compared on top-1 and the
+channels-last) and with the captured step (the same, compiled: `TrainConfig.compile`), compared on top-1 and the
 consistency protocols with 95% intervals of the differences (fast - fp32, compiled - fast).
 
     python benchmarks/fast_path.py --device cuda --devices cuda:0,cuda:0,cuda:0,cuda:0   # 15 epochs, CIFAR-10
     python benchmarks/fast_path.py --epochs 1 --train-limit 512 --eval-limit 256 --stem standard   # CPU smoke run
 
-The recipe is the ``paper`` preset's (CIFAR stem, full CIFAR-10, SGD one-cycle, batch 128), shortened to
-``--epochs``; models resnet18 and resnet18+augshift, one seed. Writes ``results.json`` and ``results.md``.
+The recipe is the `paper` preset's (CIFAR stem, full CIFAR-10, SGD one-cycle, batch 128), shortened to
+`--epochs`; models resnet18 and resnet18+augshift, one seed. Writes `results.json` and `results.md`.
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ The checkpoint is anything `augshift.models.load_model` reads; its recorded norm
 training images' statistics). Every row is evaluated before training (the starting point, shared) and after
 every epoch, so the tables give each row's consistency gained over the start per unit of extra compute
 (points per epoch-equivalent of plain training: one pass of the training set), consistency at matched accuracy
-along the fine-tuning traces, and paired intervals for AugShift against both plain rows. Writes ``results.json``,
-``results.md`` and ``consistency_at_accuracy_<dataset>.png`` under ``--out``; runs resume from ``--workdir``.
+along the fine-tuning traces, and paired intervals for AugShift against both plain rows. Writes `results.json`,
+`results.md` and `consistency_at_accuracy_<dataset>.png` under `--out`; runs resume from `--workdir`.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def specs_for(arch: str, checkpoint: str, preset: dict, augshift: AugShiftConfig
 
 
 def start_point(checkpoint: str, arch: str, data, place, path: Path, *, identity: dict) -> dict:
-    """The checkpoint's own evaluation (the start every row shares), kept in ``path`` with the identity of what was
+    """The checkpoint's own evaluation (the start every row shares), kept in `path` with the identity of what was
     evaluated (the checkpoint's content and the data): a start of another checkpoint or data is refused."""
     spec = RunSpec("start", arch, recipe({}, seed=0), init=checkpoint, inputs=identity)
     if path.is_file():

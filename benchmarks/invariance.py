@@ -11,12 +11,12 @@ AugShift timm ResNets, trained with the same recipe, data and seeds.
 
 Models: resnet18, resnetblur18 (BlurPool, Zhang 2019), aps_resnet18 (adaptive polyphase sampling, Chaman &
 Dokmanić 2021, circular padding: exactly invariant to circular shifts), each also +augshift: the library
-default (cosine distance) or the paper's loss, ``+augshift:mse@WEIGHT`` (mean squared error of the pooled
+default (cosine distance) or the paper's loss, `+augshift:mse@WEIGHT` (mean squared error of the pooled
 features; raw MSE depends on the feature scale, hence the weight sweep of the presets). Every model trains
 with horizontal flips and shifts, as standard CIFAR training does. Consistency is reported under the whole
 protocol family (±4, ±8, ±16 px zero-padded, ±4 px and whole-image circular), for the last epoch and for the
-epoch of the best test top-1. Writes ``results.json``, ``results.md``, ``consistency_vs_shift_<dataset>.png``
-and ``tradeoff_<dataset>.png`` (consistency against accuracy) under ``--out``; runs resume from ``--workdir``
+epoch of the best test top-1. Writes `results.json`, `results.md`, `consistency_vs_shift_<dataset>.png`
+and `tradeoff_<dataset>.png` (consistency against accuracy) under `--out`; runs resume from `--workdir`
 (a finished run is skipped, an interrupted one continues from its last epoch).
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ from sweep.shards import identity_differences
 
 
 def dataset_source(text: str) -> tuple[str, str]:
-    """An ``argparse`` type: ``DATASET=SOURCE`` (``cifar10=path/to/parquet``) -> ``(dataset, source)``.
+    """An `argparse` type: `DATASET=SOURCE` (`cifar10=path/to/parquet`) -> `(dataset, source)`.
 
     Examples:
         >>> dataset_source("cifar10=shapes")
@@ -69,7 +69,7 @@ def equal_compute_rows(preset: dict) -> list[str]:
     """The rows that answer "better than the plain model on the same compute?": plain resnet18 and BlurPool at
     twice the epochs (the image-passes of an AugShift run), AugShift at half the epochs (the plain run's
     image-passes), also at half the batch (the plain run's steps, each the size of a plain step); a preset's own
-    ``equal_compute`` models: each at twice the epochs only."""
+    `equal_compute` models: each at twice the epochs only."""
     epochs, batch = preset["epochs"], preset["batch_size"]
     if "equal_compute" in preset:
         return [f"{model}[epochs={2 * epochs}]" for model in preset["equal_compute"]]
@@ -81,7 +81,7 @@ def equal_compute_rows(preset: dict) -> list[str]:
 def equal_compute_pairs(preset: dict) -> list[tuple[str, str]]:
     """AugShift against the plain model (and BlurPool) on the same image-passes: AugShift's preset epochs against
     theirs at twice the epochs, and AugShift at half the epochs (and half the batch) against their preset runs (a
-    preset's own ``equal_compute`` models: AugShift against each at twice the epochs, and that against it)."""
+    preset's own `equal_compute` models: AugShift against each at twice the epochs, and that against it)."""
     if "equal_compute" in preset:
         return [pair for model, doubled in zip(preset["equal_compute"], equal_compute_rows(preset))
                 for pair in ((f"{model}+augshift", doubled), (doubled, model))]
@@ -91,9 +91,9 @@ def equal_compute_pairs(preset: dict) -> list[tuple[str, str]]:
 
 
 def specs_for(rows: list[str], preset: dict, augshift_settings: dict | None = None) -> list[RunSpec]:
-    """One run per (seed, row); ``augshift_settings`` (weight, distance, normalize) override the library
-    defaults in the AugShift runs (a row's own ``:distance@weight`` overrides those), and a row's own
-    ``[epochs=N,batch=N]`` the preset's recipe."""
+    """One run per (seed, row); `augshift_settings` (weight, distance, normalize) override the library
+    defaults in the AugShift runs (a row's own `:distance@weight` overrides those), and a row's own
+    `[epochs=N,batch=N]` the preset's recipe."""
     specs, defaults = [], AugShiftConfig(**(augshift_settings or {}))
     for seed in preset["seeds"]:
         for row in rows:
@@ -114,7 +114,7 @@ def paper_table(dataset: str) -> str:
 
 def compare(runs: list[dict], preset: dict, pair_protocols: tuple[str, ...]) -> dict:
     """The comparisons of one dataset's runs: paired intervals of the last and best epochs and consistency at
-    matched accuracy (per-epoch traces under ``pair_protocols``), for `PAIRS` and the equal-compute pairs."""
+    matched accuracy (per-epoch traces under `pair_protocols`), for `PAIRS` and the equal-compute pairs."""
     pairs = [*PAIRS, *preset.get("pairs", ()), *equal_compute_pairs(preset)]
     return {"paired": paired_differences(runs, pairs), "paired_best": paired_differences(runs, pairs, epoch="best"),
             "matched": matched_comparisons(runs, pairs, pair_protocols), "pairs": pairs,
@@ -123,7 +123,7 @@ def compare(runs: list[dict], preset: dict, pair_protocols: tuple[str, ...]) -> 
 
 def recipe_of(runs: list[dict]) -> dict:
     """The recipe the runs had, read from their results: the most common epochs, peak lr, global batch, stem and
-    flips among them (rows with their own ``[epochs=N,batch=N]`` aside), and the seeds they ran.
+    flips among them (rows with their own `[epochs=N,batch=N]` aside), and the seeds they ran.
 
     Examples:
         >>> runs = [{"stem": "standard", "config": {"epochs": e, "lr": 0.1, "batch_size": 128, "hflip": True, "seed": s}}
@@ -194,8 +194,8 @@ def report(out: Path, preset_name: str, preset: dict, datasets: dict, command: s
 
 
 def plot_figures(block: dict, dataset: str, preset_name: str) -> dict[str, Figure]:
-    """``consistency_vs_shift_<dataset>.png``, ``tradeoff_<dataset>.png`` and (runs with per-epoch traces)
-    ``consistency_at_accuracy_<dataset>.png`` of one dataset's runs, as the writer's figures."""
+    """`consistency_vs_shift_<dataset>.png`, `tradeoff_<dataset>.png` and (runs with per-epoch traces)
+    `consistency_at_accuracy_<dataset>.png` of one dataset's runs, as the writer's figures."""
     title = f"{dataset}, preset {preset_name} (mean over seeds)"
     figures = {f"consistency_vs_shift_{dataset}.png": partial(plot_consistency_curves, block["summary"], title=title),
                f"tradeoff_{dataset}.png": partial(plot_tradeoff, block["summary"], title=title)}
@@ -210,10 +210,10 @@ def plot_figures(block: dict, dataset: str, preset_name: str) -> dict[str, Figur
 
 def fit_time_budget(args: argparse.Namespace, preset: dict, work: Path, load, rows, settings: dict, *, identity: dict,
                     device: str, workers: int) -> dict:
-    """The preset at the most epochs that fit ``--time-budget`` (`time_budget.plan_preset`, its share for one
-    dataset), planned once per work folder (``time_budget.json``: a resumed run, a shard and ``--collect`` reuse
+    """The preset at the most epochs that fit `--time-budget` (`time_budget.plan_preset`, its share for one
+    dataset), planned once per work folder (`time_budget.json`: a resumed run, a shard and `--collect` reuse
     the plan) and reused only for the same budget, preset (its epochs the plan's cap), rows, settings and data
-    (``identity``); the plan is recorded in the preset (``time_budget``)."""
+    (`identity`); the plan is recorded in the preset (`time_budget`)."""
     from augshift.reporting.files import write_json_atomic
 
     path, minutes = work / "time_budget.json", args.time_budget / len(preset["datasets"])

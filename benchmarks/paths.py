@@ -13,5 +13,5 @@ SHARED_CIFAR10 = Path(os.environ.get("AUGSHIFT_CIFAR10", ROOT.parent / "shared" 
 
 
 def source_of(dataset: str) -> str:
-    """``dataset`` (cifar10 / cifar100) from the shared local copy when present, else from the hub."""
+    """`dataset` (cifar10 / cifar100) from the shared local copy when present, else from the hub."""
     return default_source(dataset, SHARED_CIFAR10 if dataset == "cifar10" else None)

@@ -3,12 +3,12 @@
     python benchmarks/position.py --preset quick
     python benchmarks/position.py --preset paper --device cuda
 
-A thin loop over ``augshift locate`` (:mod:`augshift.cli.locate`, the position code of the library):
-for each model (gapnet, permutenet), task (location, class) and grid (3, 7) it runs ``augshift locate``
-unless its JSON already exists under ``--out`` (so an interrupted sweep resumes), then collects the
-results into ``table1.md`` / ``table1.json`` next to the paper's numbers: accuracy after the last epoch and
+A thin loop over `augshift locate` (`augshift.cli.locate`, the position code of the library):
+for each model (gapnet, permutenet), task (location, class) and grid (3, 7) it runs `augshift locate`
+unless its JSON already exists under `--out` (so an interrupted sweep resumes), then collects the
+results into `table1.md` / `table1.json` next to the paper's numbers: accuracy after the last epoch and
 at the epoch of the best test score (chosen on the test canvases: optimistic), each with its 95% interval.
-The ``paper`` preset is the official code's: ResNet-18 without max-pool (``resnet18_stride16``), Adam lr 1e-3
+The `paper` preset is the official code's: ResNet-18 without max-pool (`resnet18_stride16`), Adam lr 1e-3
 betas (0.5, 0.999), batch 48, 20 epochs, flips, the full 50k / 10k split.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
 
 
 def cell(results: dict) -> str:
-    """``accuracy [lo, hi]`` of a location report (its per-cell counts)."""
+    """`accuracy [lo, hi]` of a location report (its per-cell counts)."""
     correct, total = sum(results["correct"]), sum(results["total"])
     lo, hi = proportion_ci(correct, total)
     return f"{100 * correct / total:.2f} [{lo:.1f}, {hi:.1f}]"

@@ -1,6 +1,6 @@
 """The invariance benchmark's presets (`PRESETS`), the paper's Table 2 numbers it is compared with and the pairs of
-rows its tables compare: data shared by ``invariance.py``, ``throughput.py`` (the paper preset's projected cost) and
-``combine.py``, so that no script imports another."""
+rows its tables compare: data shared by `invariance.py`, `throughput.py` (the paper preset's projected cost) and
+`combine.py`, so that no script imports another."""
 from __future__ import annotations
 
 MSE_WEIGHTS = (1.0, 3.0, 10.0)  # the paper's loss at three scales (the CPU ablation: more weight, more consistency)

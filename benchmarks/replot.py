@@ -1,10 +1,10 @@
-"""Redraw a benchmark's PNG plots from its saved ``results.json``, without rerunning anything.
+"""Redraw a benchmark's PNG plots from its saved `results.json`, without rerunning anything.
 
     python benchmarks/replot.py benchmarks/results/invariance/quick benchmarks/results/cost/cuda
 
-Each folder is recognised by its ``results.json``: invariance (``datasets``), ablation (``summary``) or cost
-(``rows``). The plots are the ones the benchmark itself draws; a link to each is appended to ``results.md``
-where it is missing. The folder's result is rewritten as one unit (``results.json`` then lists the new plots).
+Each folder is recognised by its `results.json`: invariance (`datasets`), ablation (`summary`) or cost
+(`rows`). The plots are the ones the benchmark itself draws; a link to each is appended to `results.md`
+where it is missing. The folder's result is rewritten as one unit (`results.json` then lists the new plots).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from augshift.reporting.results import Figure, write_results
 
 
 def figures_of(results: dict, path: Path) -> dict[str, Figure]:
-    """The plots of a benchmark's saved ``results.json`` (read from ``path``), as the writer's figures."""
+    """The plots of a benchmark's saved `results.json` (read from `path`), as the writer's figures."""
     if "datasets" in results:
         return {name: draw for dataset, block in results["datasets"].items()
                 for name, draw in invariance.plot_figures(block, dataset, results["preset"]).items()}
@@ -36,7 +36,7 @@ def figures_of(results: dict, path: Path) -> dict[str, Figure]:
 
 
 def replot(folder: Path) -> list[Path]:
-    """Draw the plots of the benchmark results in ``folder``; returns the PNG paths."""
+    """Draw the plots of the benchmark results in `folder`; returns the PNG paths."""
     results = json.loads((folder / "results.json").read_text())
     figures = figures_of(results, folder / "results.json")
     text = (folder / "results.md").read_text().rstrip("\n")

@@ -1,32 +1,32 @@
 """Throughput benchmark: training images/s of the engine's eager fast path and its captured (compiled) step against
 the loop the engine replaced, alone and with several runs sharing one device, and the projected wall time of the
-whole ``paper`` preset and of its CIFAR-10 rows for one seed.
+whole `paper` preset and of its CIFAR-10 rows for one seed.
 
     python benchmarks/throughput.py                                      # CPU: eager vs compiled, engine vs bare loop
     python benchmarks/throughput.py --device cuda --concurrency 2,4,8    # GPU: old, fast, compiled, N runs at once
 
 Per model (resnet18, resnetblur18, and both with AugShift; CIFAR stem, 32 px, global batch 128 as in the
-``paper`` preset; random uint8 images, since the content does not change the speed):
+`paper` preset; random uint8 images, since the content does not change the speed):
 
-* ``old``: the loop before the engine, kept in this script as the reference: fp32, contiguous tensors, the
-  normalisation constants copied to the device every batch and the loss read back (``float(loss)``) after
+* `old`: the loop before the engine, kept in this script as the reference: fp32, contiguous tensors, the
+  normalisation constants copied to the device every batch and the loss read back (`float(loss)`) after
   every step, unfused optimizer.
-* ``fast``: the engine (``TensorBatches`` + ``Trainer.step`` as ``fit`` runs them), eager: data on the device, loss
+* `fast`: the engine (`TensorBatches` + `Trainer.step` as `fit` runs them), eager: data on the device, loss
   parts summed on the device and read once; on CUDA bf16 autocast, channels-last and the fused optimizer.
-* ``compiled``: the same with the captured step (``TrainConfig.compile``: ``torch.compile`` of forward and backward,
+* `compiled`: the same with the captured step (`TrainConfig.compile`: `torch.compile` of forward and backward,
   CUDA graphs on CUDA, the shifts drawn outside the graph; batches of one shape). Compilation happens in the warm-up
-  and is reported on its own (``compile s``).
-* ``compiled xN``: N processes each training its own model with the captured step on the same device at once
+  and is reported on its own (`compile s`).
+* `compiled xN`: N processes each training its own model with the captured step on the same device at once
   (per-run share of the wall time).
-* on CPU, ``bare``: a plain PyTorch loop on the same batches (shift, forward, CE, backward, step), against
+* on CPU, `bare`: a plain PyTorch loop on the same batches (shift, forward, CE, backward, step), against
   which the engine's overhead is measured (fp32, the CPU default).
 
-Achieved TFLOP/s counts the FLOPs of one training step (``torch.utils.flop_counter``: forward and backward),
+Achieved TFLOP/s counts the FLOPs of one training step (`torch.utils.flop_counter`: forward and backward),
 and the fraction of the chip's dense bf16 peak is printed for GPUs it knows. The paper preset's projected
 wall time is 6 runs per row of the preset (3 seeds x CIFAR-10 and CIFAR-100) x 200 epochs x 50,000 images, each row
-at the measured throughput of its model (the ``:mse@W`` rows at ``resnet18+augshift``'s), training only (evaluation
+at the measured throughput of its model (the `:mse@W` rows at `resnet18+augshift`'s), training only (evaluation
 adds about 1 %: ~0.2 M test forwards per run against 10 M training images, forward and backward); the CIFAR-10 rows
-for one seed are a sixth of it. Writes ``results.json``, ``results.md`` and ``throughput.png``.
+for one seed are a sixth of it. Writes `results.json`, `results.md` and `throughput.png`.
 """
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def peak_tflops(device: str) -> float | None:
 
 
 def setup(model_name: str, *, device: str, compiled: bool, batch: int, pool: int, seed: int = 0):
-    """``(trainer, batches)``: the engine on ``pool`` random images, the CUDA fast path on CUDA, with the captured step
-    when ``compiled``."""
+    """`(trainer, batches)`: the engine on `pool` random images, the CUDA fast path on CUDA, with the captured step
+    when `compiled`."""
     arch, augshift = parse_model(model_name)
     cuda = device.startswith("cuda")
     method = dict(shift=augshift, augshift=True) if augshift is not None else dict(shift=AugShiftConfig())
@@ -102,8 +102,8 @@ def sync(device: str) -> None:
 
 def time_engine(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int, device: str,
                 barrier=None) -> float:
-    """Seconds for ``steps`` engine steps (loss parts summed on the device, read once at the end); with a
-    ``barrier``, the timing starts when every process sharing it has warmed up (and compiled)."""
+    """Seconds for `steps` engine steps (loss parts summed on the device, read once at the end); with a
+    `barrier`, the timing starts when every process sharing it has warmed up (and compiled)."""
     stream = endless(batches)
     sums = torch.zeros(len(trainer.parts), device=device)
     for _ in range(warmup):
@@ -119,7 +119,7 @@ def time_engine(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup:
 
 
 def time_old(model_name: str, *, device: str, batch: int, pool: int, steps: int, warmup: int) -> float:
-    """Seconds for ``steps`` steps of the loop before the engine (see the module docstring)."""
+    """Seconds for `steps` steps of the loop before the engine (see the module docstring)."""
     arch, augshift = parse_model(model_name)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (pool, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
@@ -150,7 +150,7 @@ def time_old(model_name: str, *, device: str, batch: int, pool: int, steps: int,
 
 
 def time_bare(trainer: Trainer, batches: TensorBatches, *, steps: int, warmup: int) -> float:
-    """Seconds for ``steps`` steps of a plain PyTorch loop on the engine's batches and model (CPU reference)."""
+    """Seconds for `steps` steps of a plain PyTorch loop on the engine's batches and model (CPU reference)."""
     model = trainer.model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
     stream = endless(batches)
@@ -185,7 +185,7 @@ def _concurrent_worker(model_name: str, device: str, batch: int, pool: int, step
 
 
 def time_concurrent(model_name: str, n: int, *, device: str, batch: int, pool: int, steps: int, warmup: int) -> float:
-    """Wall seconds for ``n`` processes to each take ``steps`` captured steps on ``device`` at once."""
+    """Wall seconds for `n` processes to each take `steps` captured steps on `device` at once."""
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(n)
@@ -265,7 +265,7 @@ def main(argv=None) -> int:
 
 
 def write(rows: list[dict], args: argparse.Namespace, steps: int, warmup: int) -> None:
-    """``results.md``, ``results.json`` and ``throughput.png`` under ``--out``, as one unit."""
+    """`results.md`, `results.json` and `throughput.png` under `--out`, as one unit."""
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     out = Path(args.out) if args.out else RESULTS / "throughput" / kind
     name = machine(args.device, args.threads)
@@ -276,15 +276,15 @@ def write(rows: list[dict], args: argparse.Namespace, steps: int, warmup: int) -
 
 
 def paper_rows() -> list[str]:
-    """The rows (models) of the invariance benchmark's ``paper`` preset."""
+    """The rows (models) of the invariance benchmark's `paper` preset."""
     from presets import PRESETS
 
     return list(PRESETS["paper"]["models"])
 
 
 def projection(rows: list[dict]) -> dict:
-    """Minutes of the whole paper preset per path (``runs`` = 6 per row), from each row's model throughput on that
-    path (a ``:mse@W`` row trains at its ``+augshift`` model's); ``None`` for a path missing a model."""
+    """Minutes of the whole paper preset per path (`runs` = 6 per row), from each row's model throughput on that
+    path (a `:mse@W` row trains at its `+augshift` model's); `None` for a path missing a model."""
     out = {}
     preset = paper_rows()
     for path in dict.fromkeys(row["path"] for row in rows):

@@ -4,20 +4,20 @@
     python benchmarks/time_budget.py table1 --budget 480 --data DIR --out DIR
     python benchmarks/time_budget.py nccl --data DIR --out DIR      # machines of 2+ GPUs: the 2-process evaluation is exact
 
-``table2``: the CIFAR-10 rows of the paper's Table 2 for one seed (``--models``, default resnet18, resnetblur18,
+`table2`: the CIFAR-10 rows of the paper's Table 2 for one seed (`--models`, default resnet18, resnetblur18,
 resnet18+augshift, resnet18+augshift:mse@W, resnetblur18+augshift), all sharing the device, at the paper recipe
-(``benchmarks/invariance.py --preset paper``: CIFAR stem, full 50k / 10k, flips, one-cycle SGD, batch 128, the
-captured step), for the largest epoch count (at most 200) that the throughput measured by ``benchmarks/throughput.py``
-lets finish in ``--budget`` seconds. Each model's aggregate rate is its ``compiled xN`` row (N runs sharing the
+(`benchmarks/invariance.py --preset paper`: CIFAR stem, full 50k / 10k, flips, one-cycle SGD, batch 128, the
+captured step), for the largest epoch count (at most 200) that the throughput measured by `benchmarks/throughput.py`
+lets finish in `--budget` seconds. Each model's aggregate rate is its `compiled xN` row (N runs sharing the
 device) times N; a model not measured is estimated from the measured ones (its blur and AugShift factors).
 
-``table1``: the paper's Table 1 at the official recipe (``benchmarks/position.py --preset paper``), in this order as
+`table1`: the paper's Table 1 at the official recipe (`benchmarks/position.py --preset paper`), in this order as
 far as the budget goes: PermuteNet 3x3 location, GAPNet 3x3 location, then the 3x3 class column, then 7x7; GAPNet and
 PermuteNet of a cell side by side on the device when two at once measured faster than one after the other. It first
 times the captured training step of PermuteNet 3x3 alone and of a pair, then gives each group the largest epoch count
 (at most 20, the paper's) that fits what is left, from the seconds per epoch measured so far (the first group's from
-the probe, later ones from the epochs that ran; a 7x7 canvas has 49/9 times the pixels). Writes ``plan.json`` and
-the tables under ``--out``.
+the probe, later ones from the epochs that ran; a 7x7 canvas has 49/9 times the pixels). Writes `plan.json` and
+the tables under `--out`.
 """
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ TRACE_FORWARDS = 1 + 2 * len(TRACE_PROTOCOLS)  # per test image and epoch: the i
 
 
 def aggregate_rates(throughput: dict) -> dict[str, float]:
-    """Training images/s of the whole device per measured model: its ``compiled xN`` row for the largest N measured
-    (``throughput.py`` divides the wall time of N runs by N, so that row's images/s is already the device's), else its
-    ``compiled`` row alone."""
+    """Training images/s of the whole device per measured model: its `compiled xN` row for the largest N measured
+    (`throughput.py` divides the wall time of N runs by N, so that row's images/s is already the device's), else its
+    `compiled` row alone."""
     best: dict[str, tuple[int, float]] = {}
     for row in throughput["rows"]:
         path = row["path"]
@@ -59,8 +59,8 @@ def aggregate_rates(throughput: dict) -> dict[str, float]:
 
 
 def model_rate(model: str, rates: dict[str, float]) -> float:
-    """The aggregate rate of a Table 2 row: measured, or a ``:mse@W`` row at its ``+augshift`` model's, or
-    estimated as ``base x blur factor x AugShift factor`` from the measured resnet18 / resnetblur18 / +augshift."""
+    """The aggregate rate of a Table 2 row: measured, or a `:mse@W` row at its `+augshift` model's, or
+    estimated as `base x blur factor x AugShift factor` from the measured resnet18 / resnetblur18 / +augshift."""
     model = model.split(":")[0]
     if model in rates:
         return rates[model]
@@ -72,8 +72,8 @@ def model_rate(model: str, rates: dict[str, float]) -> float:
 
 def table2_epochs(rates: dict[str, float], models: list[str], budget_s: float, *, fixed_s: float,
                   cap: int = 200) -> tuple[int, float]:
-    """``(epochs, seconds per epoch)``: the most epochs (at most ``cap``, at least 1) of all ``models`` sharing the
-    device that fit ``budget_s`` after ``fixed_s`` (compilation and the final evaluations). An epoch of all models
+    """`(epochs, seconds per epoch)`: the most epochs (at most `cap`, at least 1) of all `models` sharing the
+    device that fit `budget_s` after `fixed_s` (compilation and the final evaluations). An epoch of all models
     takes their summed work at each one's aggregate rate, plus each one's per-epoch trace (top-1 and consistency
     under `TRACE_PROTOCOLS` on the test set)."""
     per_epoch = sum((IMAGES + FORWARD_SHARE * TRACE_FORWARDS * TEST_IMAGES) / model_rate(m, rates) for m in models)
@@ -103,8 +103,8 @@ def run_table2(args: argparse.Namespace) -> int:
 
 
 def longest_fitting(cost: Callable[[int], float], budget_s: float, cap: int) -> int:
-    """The most epochs ``E`` in ``[1, cap]`` whose estimated ``cost(E)`` seconds fit ``budget_s``; ``cost`` grows
-    with ``E``. A budget that fits no epoch is a `UsageError` saying what one epoch needs."""
+    """The most epochs `E` in `[1, cap]` whose estimated `cost(E)` seconds fit `budget_s`; `cost` grows
+    with `E`. A budget that fits no epoch is a `UsageError` saying what one epoch needs."""
     fitting = [epochs for epochs in range(1, cap + 1) if cost(epochs) <= budget_s]
     if not fitting:
         raise UsageError(f"the time budget fits no epoch: one epoch of the preset needs about "
@@ -117,7 +117,7 @@ def measure_preset(specs: Sequence, data, device: str, *, steps: int = 4, warmup
                    sample: int = 64) -> dict:
     """What the runs of a preset cost on this machine, measured on its data: seconds per training step of each
     distinct recipe (architecture, AugShift or not, batch), and seconds per test image of each architecture's
-    per-epoch trace and final evaluation (last and best epoch: twice), timed on ``sample`` test images with the
+    per-epoch trace and final evaluation (last and best epoch: twice), timed on `sample` test images with the
     model at its initial weights (evaluation costs do not depend on the weights)."""
     import torch
     from throughput import time_engine
@@ -158,7 +158,7 @@ def recipe_key(spec) -> str:
 
 
 def preset_seconds(specs: Sequence, measured: dict, train_images: int, test_images: int) -> float:
-    """The estimated seconds of ``specs`` from `measure_preset`'s measurements: each run's steps at its recipe's
+    """The estimated seconds of `specs` from `measure_preset`'s measurements: each run's steps at its recipe's
     step time, its per-epoch traces and its final evaluations."""
     total = 0.0
     for spec in specs:
@@ -171,12 +171,12 @@ def preset_seconds(specs: Sequence, measured: dict, train_images: int, test_imag
 
 def plan_preset(specs_of: Callable[[int], Sequence], data, device: str, *, minutes: float, cap: int,
                 workers: int = 1) -> dict:
-    """The longest preset that fits ``minutes``: measure (`measure_preset`, on the specs of the preset at its own
-    length), then the most epochs (at most ``cap``) whose runs' estimated time, shared by ``workers`` processes
+    """The longest preset that fits `minutes`: measure (`measure_preset`, on the specs of the preset at its own
+    length), then the most epochs (at most `cap`) whose runs' estimated time, shared by `workers` processes
     running side by side, fits what is left of the budget.
 
     Returns:
-        ``{"minutes", "epochs", "estimated_minutes", "measured_seconds", "measured"}``, recorded in the results.
+        `{"minutes", "epochs", "estimated_minutes", "measured_seconds", "measured"}`, recorded in the results.
     """
     began = time.perf_counter()
     measured = measure_preset(specs_of(cap), data, device)
@@ -189,7 +189,7 @@ def plan_preset(specs_of: Callable[[int], Sequence], data, device: str, *, minut
 
 
 def locate(model: str, task: str, grid: int, epochs: int, args: argparse.Namespace) -> list[str]:
-    """The ``augshift locate`` command of one Table 1 cell at the paper recipe."""
+    """The `augshift locate` command of one Table 1 cell at the paper recipe."""
     return [sys.executable, "-m", "augshift.cli", "locate", "--preset", "paper", "--model", model, "--task", task,
             "--grid", str(grid), "--epochs", str(epochs), "--data", args.data, "--device", args.device, "--out",
             str(Path(args.out) / "table1"), *args.locate_options]
@@ -201,7 +201,7 @@ def probe_command(args: argparse.Namespace, steps: int, tag: str) -> list[str]:
 
 
 def run_together(commands: list[list[str]], timeout: float) -> list[int]:
-    """Start ``commands`` at once; their return codes (a command still running at ``timeout`` is stopped: 124)."""
+    """Start `commands` at once; their return codes (a command still running at `timeout` is stopped: 124)."""
     processes = [subprocess.Popen(command) for command in commands]
     deadline, codes = time.time() + timeout, []
     for process in processes:
@@ -214,7 +214,7 @@ def run_together(commands: list[list[str]], timeout: float) -> list[int]:
 
 
 def probe_path(out: str, model: str, grid: int, tag: str = "") -> Path:
-    """The file a probe of ``model`` on ``grid`` x ``grid`` canvases writes (``tag``: one of several side by side)."""
+    """The file a probe of `model` on `grid` x `grid` canvases writes (`tag`: one of several side by side)."""
     return Path(out, f"probe-{model}-g{grid}" + (f"-{tag}" if tag else "") + ".json")
 
 
@@ -263,8 +263,8 @@ def run_table1(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    """Time the training step of ``--model`` (official trunk) on ``--grid`` canvases at the paper recipe (the captured
-    step on CUDA, eager elsewhere); writes ``probe-<model>-g<grid>.json`` with the seconds per step and per epoch."""
+    """Time the training step of `--model` (official trunk) on `--grid` canvases at the paper recipe (the captured
+    step on CUDA, eager elsewhere); writes `probe-<model>-g<grid>.json` with the seconds per step and per epoch."""
     import torch
 
     import augshift.models  # noqa: F401  (registers the models)
@@ -310,7 +310,7 @@ def run_probe(args: argparse.Namespace) -> int:
 
 
 def run_nccl(args: argparse.Namespace) -> int:
-    """The 2-GPU check: the Accelerate example trains one epoch on 256 images under ``torchrun --nproc_per_node 2``
+    """The 2-GPU check: the Accelerate example trains one epoch on 256 images under `torchrun --nproc_per_node 2`
     (NCCL); its evaluation, gathered over the two processes, must equal one process's evaluation of the saved model."""
     from augshift.data import Normalization, eval_split, load_split_dataset
     from augshift.metrics import ShiftConsistency

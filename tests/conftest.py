@@ -22,7 +22,7 @@ UPSTREAM_DIR = Path(os.environ.get("AUGSHIFT_UPSTREAM", ROOT.parent / "shared" /
 
 @pytest.fixture(autouse=True)
 def _root_logging_restored():
-    """Scripts run in-process (timm's train.py: ``setup_default_logging``) add root handlers bound to the test's
+    """Scripts run in-process (timm's train.py: `setup_default_logging`) add root handlers bound to the test's
     captured stderr; later tests would log into that closed stream. Each test ends with the root logger it began with."""
     import logging
 
@@ -35,7 +35,7 @@ def _root_logging_restored():
 
 @pytest.fixture(scope="session")
 def cifar10_dir() -> Path:
-    """The shared CIFAR-10 parquet folder (hub schema ``img``/``label``); skips when absent."""
+    """The shared CIFAR-10 parquet folder (hub schema `img`/`label`); skips when absent."""
     if not (CIFAR10_DIR / "test-00000-of-00001.parquet").is_file():
         pytest.skip(f"shared CIFAR-10 parquet not found at {CIFAR10_DIR} (set AUGSHIFT_CIFAR10)")
     return CIFAR10_DIR
@@ -56,3 +56,17 @@ def upstream_dir() -> Path:
     if not (UPSTREAM_DIR / "accelerate" / "cv_example.py").is_file():
         pytest.skip(f"upstream examples not found at {UPSTREAM_DIR} (set AUGSHIFT_UPSTREAM)")
     return UPSTREAM_DIR
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory) -> Path:
+    """The documentation site, built once with warnings as errors (`mkdocs build --strict`): its folder."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+    out = tmp_path_factory.mktemp("site")
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert built.returncode == 0, built.stderr[-3000:]
+    return out

@@ -1,5 +1,5 @@
 """The public API's documentation: every public class and function of augshift and of its subpackages (their
-``__all__``) names each of its arguments and has an example, and the examples run (doctest), its methods' too."""
+`__all__`) names each of its arguments and has an example, and the examples run (doctest), its methods' too."""
 from __future__ import annotations
 
 import doctest
@@ -21,7 +21,7 @@ MOST_PUBLIC_NAMES = 60  # what a maintainer keeps stable: the names users call, 
 
 
 def public_names() -> dict[str, object]:
-    """``{"package.name": object}`` for every name a package lists in ``__all__``."""
+    """`{"package.name": object}` for every name a package lists in `__all__`."""
     return {f"{package}.{name}": getattr(importlib.import_module(package), name)
             for package in PACKAGES for name in importlib.import_module(package).__all__}
 
@@ -35,7 +35,7 @@ PUBLIC = public_objects()
 
 
 def documented_parameters(obj: object) -> list[str]:
-    """The parameters a caller passes: a function's, or a class's constructor's (``self`` and ``cls`` left out)."""
+    """The parameters a caller passes: a function's, or a class's constructor's (`self` and `cls` left out)."""
     target = obj.__init__ if inspect.isclass(obj) else obj
     if target is object.__init__:
         return []
@@ -57,7 +57,7 @@ def test_the_public_surface_is_small_and_holds_what_users_call():
 
 
 def test_the_lazy_top_level_exports_exactly_its_all():
-    """`augshift` imports its public names on first use: the written-out ``__all__`` and the table of where each
+    """`augshift` imports its public names on first use: the written-out `__all__` and the table of where each
     name comes from hold the same names, and each resolves to the object its module defines."""
     import importlib
 
@@ -103,3 +103,30 @@ def test_the_examples_run(name):
         runner.run(test)
     assert examples > 0
     assert runner.failures == 0, f"{runner.failures} failing example(s) in {name}'s docstring (see the output above)"
+
+
+def attribute_docstrings(module) -> dict[str, str]:
+    """`{"package.NAME": docstring}` of the module-level names whose assignment a string literal follows (the
+    documentation shows it as the name's docstring; Python keeps it nowhere, so doctest cannot find it)."""
+    import ast
+
+    body = ast.parse(inspect.getsource(module)).body
+    return {f"{module.__name__}.{target.id}": follower.value.value
+            for node, follower in zip(body, body[1:])
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(follower, ast.Expr)
+            and isinstance(follower.value, ast.Constant) and isinstance(follower.value.value, str)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name) and target.id in getattr(module, "__all__", ())}
+
+
+def test_the_examples_of_public_constants_run():
+    """A public constant's example (its attribute docstring, e.g. `METRIC_PATH`'s) runs too."""
+    docs = {name: (doc, module) for module in map(importlib.import_module, PACKAGES)
+            for name, doc in attribute_docstrings(module).items()}
+    assert "augshift.integrations.evaluate.METRIC_PATH" in docs
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for name, (doc, module) in docs.items():
+        test = doctest.DocTestParser().get_doctest(doc, {"torch": torch, **vars(module)}, name, module.__file__, 0)
+        assert test.examples, f"{name}'s docstring has no example"
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} failing example(s) (see the output above)"

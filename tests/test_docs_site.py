@@ -1,10 +1,8 @@
-"""The documentation site builds without a warning (``mkdocs build --strict``), has an entry for every public object,
+"""The documentation site builds without a warning (`mkdocs build --strict`), has an entry for every public object,
 and every link between its pages resolves."""
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
+import inspect
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -14,7 +12,6 @@ import pytest
 from test_api_docs import public_objects
 
 pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Page(HTMLParser):
@@ -35,13 +32,9 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> dict[Path, Page]:
-    out = tmp_path_factory.mktemp("site")
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
-                           capture_output=True, text=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert built.returncode == 0, built.stderr[-3000:]
+def site(docs_site: Path) -> dict[Path, Page]:
     pages = {}
-    for path in out.rglob("*.html"):
+    for path in docs_site.rglob("*.html"):
         page = Page()
         page.feed(path.read_text(errors="replace"))
         pages[path] = page
@@ -49,9 +42,9 @@ def site(tmp_path_factory) -> dict[Path, Page]:
 
 
 def documented_ids(name: str, obj: object) -> set[str]:
-    """The anchors mkdocstrings may give ``name``: its public path (the integrations documented from their folder
-    ``integrations/``) or, where a module of the same name hides it (``augshift.shift``), where it is defined."""
-    return {re.sub(r"^augshift\.integrations\.", "integrations.", name), f"{obj.__module__}.{obj.__qualname__}"}
+    """The anchors mkdocstrings may give `name`: its public path or, where a module of the same name hides it
+    (`augshift.shift`), where it is defined."""
+    return {name, f"{obj.__module__}.{obj.__qualname__}"}
 
 
 def test_every_public_object_has_its_entry(site):
@@ -77,3 +70,26 @@ def test_every_internal_link_resolves(site):
             elif parts.fragment and target.suffix == ".html" and target in site and parts.fragment not in site[target].ids:
                 broken.append(f"{path.name}: {link} (no anchor)")
     assert not broken, broken[:20]
+
+
+def documented_members(site: dict[Path, Page]) -> dict[str, object]:
+    """The methods and properties the API pages give an entry (`augshift.ShiftConsistency.compute`), each as the
+    function it documents."""
+    classes = {name: obj for name, obj in public_objects().items() if inspect.isclass(obj)}
+    classes.update({f"{obj.__module__}.{obj.__qualname__}": obj for obj in list(classes.values())})
+    members = {}
+    for anchor in set().union(*(page.ids for page in site.values())):
+        owner, _, attribute = anchor.rpartition(".")
+        if owner in classes and attribute in vars(classes[owner]):
+            value = vars(classes[owner])[attribute]
+            members[anchor] = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+    return members
+
+
+def test_every_documented_method_has_an_example(site):
+    """Each method and property with an entry on the site shows how it is called (a >>> example; the examples
+    run in test_api_docs.test_the_examples_run)."""
+    members = documented_members(site)
+    assert "augshift.ShiftConsistency.compute" in members and len(members) > 30
+    missing = sorted(name for name, function in members.items() if ">>>" not in (inspect.getdoc(function) or ""))
+    assert not missing, f"{len(missing)} documented methods have no example: {missing}"

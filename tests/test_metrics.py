@@ -391,3 +391,27 @@ def test_wilson_interval_holds_the_estimate_at_the_edges():
         low, high = proportion_ci(k, n)
         assert low <= 100.0 * k / n <= high
     assert proportion_ci(10_000, 10_000)[1] == 100.0 and proportion_ci(0, 7)[0] == 0.0
+
+
+def test_a_report_prints_its_percentages_against_a_hand_count_not_its_per_sample_outcomes():
+    """`repr` of what `compute` returns: accuracy and each protocol's consistency in percent, counted here by hand,
+    and the sample count; the per-sample outcomes and the curve (tensors of N entries) stay out."""
+    size, n = 20, 400
+    rows, cols = random_dots(n, size, seed=3)
+    targets = torch.tensor([int(c >= size // 2) for c in cols])
+    targets[::7] = 1 - targets[::7]  # some wrong, so that accuracy is neither 0 nor 100 %
+    indices = torch.arange(n)
+    metric = ShiftConsistency(max_shift=3, protocols=("circular", "circular_worst"), seed=4, curve_max_shift=2)
+    metric.update(LeftRight(), dot_images(rows, cols, size), targets, indices)
+    report = metric.compute()
+    (dxa, _), (dxb, _) = metric.pair_offsets("circular", indices, size, size)
+    agree = sum(hand_prediction(rows[i], cols[i], int(dxa[i]), 0, size, True)
+                == hand_prediction(rows[i], cols[i], int(dxb[i]), 0, size, True) for i in range(n))
+    correct = sum(int(cols[i] >= size // 2) == int(targets[i]) for i in range(n))
+    assert report.outcomes and report.curve_agree is not None  # there are per-sample outcomes and a curve to leave out
+    assert repr(report).startswith(f"ConsistencyReport(accuracy={100 * correct / n:.2f}%, "
+                                   f"consistency={{'circular': {100 * agree / n:.2f}%, 'circular_worst': ")
+    assert re.fullmatch(r"ConsistencyReport\(accuracy=\d+\.\d\d%, consistency=\{'circular': \d+\.\d\d%, "
+                        r"'circular_worst': \d+\.\d\d%\}, worst_accuracy=\{'circular_worst': \d+\.\d\d%\}, "
+                        rf"samples={n}\)", repr(report)), repr(report)
+    assert str(report) == repr(report) and len(repr(report)) < 200

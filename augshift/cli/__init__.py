@@ -1,8 +1,8 @@
-"""The ``augshift`` command line: ``augshift demo``, ``augshift consistency`` and the position commands
-(``locate``, ``channels``, ``attack``).
+"""The `augshift` command line: `augshift demo`, `augshift consistency` and the position commands
+(`locate`, `channels`, `attack`).
 
-The parser (`.parser`) imports nothing heavy, so ``--help`` answers at once; the function that runs the command
-(``args.run``, a `.parser.Command`) is imported only when called, after parsing. `main` is the error boundary: a user
+The parser (`.parser`) imports nothing heavy, so `--help` answers at once; the function that runs the command
+(`args.run`, a `.parser.Command`) is imported only when called, after parsing. `main` is the error boundary: a user
 mistake (`UsageError`, a path the user named that is missing or unusable, a bad option) prints one line on standard
 error and exits with 2 (so does a missing optional package, named with its extra, before any work); anything
 else keeps its traceback.
@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``augshift`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2: a user mistake)."""
+    """Run `augshift` with `argv` (default: `sys.argv[1:]`); returns the exit status (2: a user mistake)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

@@ -1,4 +1,4 @@
-"""``python -m augshift.cli ...``: the ``augshift`` command."""
+"""`python -m augshift.cli ...`: the `augshift` command."""
 import sys
 
 from . import main

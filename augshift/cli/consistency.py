@@ -1,4 +1,4 @@
-"""``augshift consistency``: accuracy and shift consistency of any model on a labelled image set (what it does and
+"""`augshift consistency`: accuracy and shift consistency of any model on a labelled image set (what it does and
 its options: `augshift.cli.parser`)."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .common import choose_device, choose_normalization, recorded_command, write
 
 def check_labels_and_classes(model: torch.nn.Module, image: torch.Tensor, labels: torch.Tensor,
                              args: argparse.Namespace, split: str) -> None:
-    """Before any evaluation: refuse labels that cannot be scored (``-1`` marks hidden labels), a model that does not
+    """Before any evaluation: refuse labels that cannot be scored (`-1` marks hidden labels), a model that does not
     take the images' size, and a model whose number of outputs is not the data's (declared by its label feature) or
     is too small for its labels: accuracy would be meaningless."""
     where = f"{args.data} [{split}]"

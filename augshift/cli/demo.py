@@ -1,4 +1,4 @@
-"""``augshift demo``: a small CNN trained three ways (plain, shift augmentation, AugShift), then accuracy and shift
+"""`augshift demo`: a small CNN trained three ways (plain, shift augmentation, AugShift), then accuracy and shift
 consistency compared (what it does and its options: `augshift.cli.parser`)."""
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ SHAPES_DESCRIPTION = "embedded default: generated shapes (augshift.data.shapes),
 
 
 def load_data(args: argparse.Namespace) -> tuple[tuple, tuple, str]:
-    """``((train images, labels), (test images, labels), description)``; uint8 tensors. Refuses a test split
+    """`((train images, labels), (test images, labels), description)`; uint8 tensors. Refuses a test split
     that is the training split, or whose images all are training images."""
     if args.data is None:
         train = load_split(EMBEDDED, "train", limit=args.train_size, seed=args.seed)
@@ -47,7 +47,7 @@ def load_data(args: argparse.Namespace) -> tuple[tuple, tuple, str]:
 
 def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, *,
           normalization: Normalization, desc: str) -> list[dict]:
-    """Train ``model`` on ``uint8`` images with the engine; returns per-epoch mean losses."""
+    """Train `model` on `uint8` images with the engine; returns per-epoch mean losses."""
     batches = TensorBatches(images, labels, batch_size=config.batch_size, seed=config.seed, normalization=normalization)
     trainer = Trainer(model, config, steps_per_epoch=batches.steps)
     return fit(trainer, batches.source(), desc=desc)

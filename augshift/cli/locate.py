@@ -1,7 +1,7 @@
-"""``augshift locate``: GAPNet or PermuteNet on the paper's location task (a CIFAR image in one cell of a g x g canvas),
+"""`augshift locate`: GAPNet or PermuteNet on the paper's location task (a CIFAR image in one cell of a g x g canvas),
 or on image classification on the same canvases; overall and per-cell accuracy, last and best epoch.
 
-Examples::
+Examples:
 
     augshift locate --data ../shared/data/cifar10 --model gapnet --grid 3 --preset quick --out results/
     augshift locate --data ../shared/data/cifar10 --model permutenet --grid 7 --task class --preset paper --out results/

@@ -1,6 +1,6 @@
-"""The ``augshift`` command line's parser, built without importing torch: ``augshift --help`` and every subcommand's
-``--help`` answer at once. Each subcommand's ``args.run`` is a `Command`: the function that runs it, named
-``"<module>:<function>"`` (a module of `augshift.cli`) and imported only when it is called, after parsing."""
+"""The `augshift` command line's parser, built without importing torch: `augshift --help` and every subcommand's
+`--help` answer at once. Each subcommand's `args.run` is a `Command`: the function that runs it, named
+`"<module>:<function>"` (a module of `augshift.cli`) and imported only when it is called, after parsing."""
 from __future__ import annotations
 
 import argparse
@@ -15,29 +15,29 @@ from ..arguments import (
     Parser, add_limit_arguments, add_normalization_arguments, add_split_arguments, positive_float, whole,
 )
 
-DEMO_DESCRIPTION = """``augshift demo``: train a small CNN three ways and compare accuracy and shift consistency.
+DEMO_DESCRIPTION = """augshift demo: train a small CNN three ways and compare accuracy and shift consistency.
 
-``plain`` (no shift augmentation), ``shift-aug`` (one randomly shifted view per image: the usual
-pad-and-crop augmentation) and ``augshift`` (two shifted views + the consistency loss), same recipe
+plain (no shift augmentation), shift-aug (one randomly shifted view per image: the usual
+pad-and-crop augmentation) and augshift (two shifted views + the consistency loss), same recipe
 and seed otherwise.
 
-With no ``--data`` it runs on the embedded default (generated shapes, `augshift.data.shapes`), so it
-needs no download. ``--data`` takes a local image folder, a parquet file/folder in the hub CIFAR schema
-or a hub dataset name; it trains on ``--train-split`` and tests on ``--eval-split`` (default: test, else
+With no --data it runs on the embedded default (generated shapes, augshift.data.shapes), so it
+needs no download. --data takes a local image folder, a parquet file/folder in the hub CIFAR schema
+or a hub dataset name; it trains on --train-split and tests on --eval-split (default: test, else
 validation / val). A source without named splits (one parquet file, an image folder of class folders) is split
 deterministically: test = every 5th image, train = the others. Images are normalised with the training images'
-own statistics. Writes ``demo.json`` (naming the images of each split and the normalisation), ``demo.md`` and
-``consistency_vs_shift.png`` to ``--out``, as one unit.
+own statistics. Writes demo.json (naming the images of each split and the normalisation), demo.md and
+consistency_vs_shift.png to --out, as one unit.
 """
-CONSISTENCY_DESCRIPTION = """``augshift consistency``: accuracy and shift consistency of any model on a labelled image set.
+CONSISTENCY_DESCRIPTION = """augshift consistency: accuracy and shift consistency of any model on a labelled image set.
 
-Any timm model (``resnet18``), torchvision classifier (``torchvision/resnet50``) or Hugging Face ``transformers`` image
-model (``hf:<hub id or save_pretrained folder>``), with random, pretrained (``--pretrained``) or a checkpoint's
-weights, under the protocols of `augshift.protocols` (``--protocols``). Images are normalised as the weights
+Any timm model (resnet18), torchvision classifier (torchvision/resnet50) or Hugging Face transformers image
+model (hf:<hub id or save_pretrained folder>), with random, pretrained (--pretrained) or a checkpoint's
+weights, under the protocols of augshift.protocols (--protocols). Images are normalised as the weights
 were trained (what the checkpoint or the pretrained weights record), else with the evaluated images' own statistics;
 the result says which.
 
-Examples::
+Examples:
 
     augshift consistency --model resnet18 --pretrained --data ./imagenet-val-folder --crop-from 256 --image-size 224 \\
         --protocols crop,random,circular,fractional
@@ -51,8 +51,8 @@ DEMO = AugShiftConfig(distance="mse")
 
 @dataclass(frozen=True)
 class Command:
-    """The function that runs a subcommand, named ``"<module>:<function>"`` (a module of `augshift.cli`, e.g.
-    ``"demo:run"``) and imported when called, so that the parser imports none of the commands' code (nor torch)."""
+    """The function that runs a subcommand, named `"<module>:<function>"` (a module of `augshift.cli`, e.g.
+    `"demo:run"`) and imported when called, so that the parser imports none of the commands' code (nor torch)."""
 
     name: str
 
@@ -62,9 +62,9 @@ class Command:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``augshift`` parser: ``demo``, ``consistency``, ``locate``, ``channels``, ``attack``."""
-    parser = Parser(prog="augshift", description="The ``augshift`` command line: ``augshift demo``, "
-                                                 "``augshift consistency`` and the position commands")
+    """The `augshift` parser: `demo`, `consistency`, `locate`, `channels`, `attack`."""
+    parser = Parser(prog="augshift", description="The augshift command line: augshift demo, "
+                                                 "augshift consistency and the position commands")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_demo, add_consistency, add_locate, add_position_commands):
         add(subparsers)
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_demo(subparsers: argparse._SubParsersAction) -> None:
-    """``augshift demo`` (`augshift.cli.demo`)."""
+    """`augshift demo` (`augshift.cli.demo`)."""
     parser = subparsers.add_parser("demo", help="train a small CNN with and without AugShift, compare shift consistency",
                                    description=DEMO_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None,
@@ -96,7 +96,7 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_consistency(subparsers: argparse._SubParsersAction) -> None:
-    """``augshift consistency`` (`augshift.cli.consistency`)."""
+    """`augshift consistency` (`augshift.cli.consistency`)."""
     parser = subparsers.add_parser("consistency", help="measure any model's accuracy and shift consistency",
                                    description=CONSISTENCY_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None,
@@ -134,7 +134,7 @@ def add_consistency(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_locate(subparsers: argparse._SubParsersAction) -> None:
-    """``augshift locate`` (`augshift.cli.locate`)."""
+    """`augshift locate` (`augshift.cli.locate`)."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     locate = subparsers.add_parser("locate", help="train and evaluate GAPNet / PermuteNet on the location task",
                                    formatter_class=fmt)
@@ -155,7 +155,7 @@ def add_locate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_position_commands(subparsers: argparse._SubParsersAction) -> None:
-    """``augshift channels`` and ``augshift attack`` (`augshift.cli.position`)."""
+    """`augshift channels` and `augshift attack` (`augshift.cli.position`)."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     channels = subparsers.add_parser(
         "channels", formatter_class=fmt,
@@ -226,7 +226,7 @@ def _rank_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, train: bool) -> None:
-    """``--data``, its splits (`add_split_arguments`) and columns, ``--seed``, ``--device``, ``--out``."""
+    """`--data`, its splits (`add_split_arguments`) and columns, `--seed`, `--device`, `--out`."""
     parser.add_argument("--data", default="uoft-cs/cifar10",
                         help="parquet file/folder, image folder or hub name (default: uoft-cs/cifar10)")
     add_split_arguments(parser, train=train)
@@ -238,7 +238,7 @@ def add_data_args(parser: argparse.ArgumentParser, *, train: bool) -> None:
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    """``--preset`` and its overrides, ``--save-model``."""
+    """`--preset` and its overrides, `--save-model`."""
     parser.add_argument("--preset", choices=("quick", "paper"), default="quick",
                         help="paper: Adam lr 1e-3 betas (0.5, 0.999), batch 48, 20 epochs, flips (GPU); "
                              "quick: a few minutes on 2 CPU cores")

@@ -1,17 +1,17 @@
-"""``augshift channels``, ``augshift attack``: the position channels of a trained model and the attack on them
-(``augshift locate``, the location task, is `.locate`).
+"""`augshift channels`, `augshift attack`: the position channels of a trained model and the attack on them
+(`augshift locate`, the location task, is `.locate`).
 
-Examples::
+Examples:
 
     augshift attack --data ../shared/data/cifar10 --preset quick --save-model fcn.pt --out results/
     augshift channels --checkpoint fcn.pt --data ../shared/data/cifar10 --region left --out results/
     augshift channels --model resnet18 --checkpoint my_resnet18.pth --data ../shared/data/cifar10 --out results/
     augshift attack --model deeplabv3_resnet50 --checkpoint city.pth --data cityscapes/ --num-classes 19 --out results/
 
-``attack`` trains a segmenter on CIFAR mosaics (or loads any
-segmentation model: torchvision's ``deeplabv3_*``/``fcn_*``/``lraspp_*`` or a timm model returning (N, K, H, W)),
+`attack` trains a segmenter on CIFAR mosaics (or loads any
+segmentation model: torchvision's `deeplabv3_*`/`fcn_*`/`lraspp_*` or a timm model returning (N, K, H, W)),
 ranks its position channels and ablates the top-N against N random channels, scored on mosaics or on the
-user's image + mask data; ``channels`` ranks the position channels of any classifier (or saved model) and maps
+user's image + mask data; `channels` ranks the position channels of any classifier (or saved model) and maps
 where the top ones fire. Each writes JSON (with the exact command), markdown and PNG files.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .position_options import NUM_CLASSES, evaluated_split, load_images, preset_
 
 
 def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> int:
-    """K of a segmenter's logits (N, K, H, W), from the first of ``images`` (N, C, H, W)."""
+    """K of a segmenter's logits (N, K, H, W), from the first of `images` (N, C, H, W)."""
     with evaluating(model.to(device)):
         logits = logits_of(model(images[:1].to(device)))
     if logits.dim() != 4:
@@ -52,7 +52,7 @@ def _num_outputs(model: torch.nn.Module, images: torch.Tensor, device: torch.dev
 
 
 def _layer(args: argparse.Namespace, model: torch.nn.Module, images: torch.Tensor) -> LayerChoice:
-    """``--layer`` (its map size measured) or the model adapter's default layer; a note is printed."""
+    """`--layer` (its map size measured) or the model adapter's default layer; a note is printed."""
     if args.layer is None:
         choice = default_layer(model, images)
     else:
@@ -76,7 +76,7 @@ def _test_set(
     device: torch.device,
 ) -> tuple[torch.Tensor, Callable[[torch.nn.Module], dict], str]:
     """Test inputs (N, C, H, W), their evaluation and a description: canvases in every cell for a model saved by
-    ``locate``; the user's masks when ``--data`` has them; else mosaics of ``--data``'s images (the test bed)."""
+    `locate`; the user's masks when `--data` has them; else mosaics of `--data`'s images (the test bed)."""
     generator = torch.Generator().manual_seed(args.seed)
     split = evaluated_split(args)
     if meta.get("task") in ("location", "class"):
@@ -164,7 +164,7 @@ def run_channels(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- attack
 
 def _attack_model(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, dict, dict, Normalization]:
-    """``--checkpoint`` / ``--pretrained``, or ``--model`` (default ``fcn_resnet18``) trained on mosaics of ``--data``
+    """`--checkpoint` / `--pretrained`, or `--model` (default `fcn_resnet18`) trained on mosaics of `--data`
     with the preset; returns (model, meta, info, normalization)."""
     if args.checkpoint or args.pretrained:
         loaded = load_model(args.checkpoint, model=args.model, num_classes=args.num_classes, pretrained=args.pretrained,

@@ -1,4 +1,4 @@
-"""Batches of in-memory ``uint8`` images, normalised per batch."""
+"""Batches of in-memory `uint8` images, normalised per batch."""
 from __future__ import annotations
 
 from typing import Iterator, Optional
@@ -17,7 +17,7 @@ def iterate_batches(
     """Batches of in-memory images, normalised on the images' device.
 
     Args:
-        images: ``uint8`` (N, C, H, W).
+        images: `uint8` (N, C, H, W).
         labels: (N,) class indices.
         batch_size: images per batch (the last may be smaller).
         normalization: the statistics to normalise with.
@@ -25,7 +25,7 @@ def iterate_batches(
         indices: only these samples (e.g. one process's shard), in that order.
 
     Returns:
-        An iterator of ``(float32 images (B, C, H, W), labels (B,), dataset indices (B,))``.
+        An iterator of `(float32 images (B, C, H, W), labels (B,), dataset indices (B,))`.
 
     Examples:
         >>> images, labels = torch.zeros(5, 3, 4, 4, dtype=torch.uint8), torch.arange(5)

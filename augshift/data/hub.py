@@ -1,7 +1,7 @@
-"""Image-classification data from Hugging Face ``datasets``: hub names, local parquet, image folders.
+"""Image-classification data from Hugging Face `datasets`: hub names, local parquet, image folders.
 
 `load_image_dataset` opens a split; `to_tensors` decodes it into memory and `with_tensors`
-decodes it per batch (for a ``DataLoader``). Most callers use `augshift.data.load_split` instead.
+decodes it per batch (for a `DataLoader`). Most callers use `augshift.data.load_split` instead.
 """
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ HOW_TO_NAME_SPLITS = ("name the splits: <split>-*.parquet files or <split>/*.par
 
 
 def local_splits(source: str) -> tuple[str, dict[Optional[str], list[str]]]:
-    """``(builder, {split: paths})`` of a local ``source`` for ``datasets.load_dataset``: ``"parquet"`` with the
-    files of each split, or ``"imagefolder"`` with each split's folder. A source without named splits (one
+    """`(builder, {split: paths})` of a local `source` for `datasets.load_dataset`: `"parquet"` with the
+    files of each split, or `"imagefolder"` with each split's folder. A source without named splits (one
     parquet file, a folder of parquet files without split names, an image folder of class folders) has the
-    single key ``None``."""
+    single key `None`."""
     if os.path.isfile(source):
         return "parquet", {None: [source]}
     splits: dict[Optional[str], list[str]] = {}
@@ -55,8 +55,8 @@ def local_splits(source: str) -> tuple[str, dict[Optional[str], list[str]]]:
 
 
 def split_names(source: str) -> Optional[list[str]]:
-    """The splits of ``source``: a local source's (``train`` and ``test`` for one without named splits), a hub
-    dataset's where ``datasets`` can tell (from its cache when offline); None where it cannot."""
+    """The splits of `source`: a local source's (`train` and `test` for one without named splits), a hub
+    dataset's where `datasets` can tell (from its cache when offline); None where it cannot."""
     if os.path.exists(source):
         _, splits = local_splits(source)
         return list(UNSPLIT_ROWS) if None in splits else sorted(splits)
@@ -69,14 +69,14 @@ def split_names(source: str) -> Optional[list[str]]:
 
 
 def held_out_rows(count: int, split: str) -> range | list[int]:
-    """The rows of ``split`` (``train`` or ``test``) of a source without named splits of ``count`` rows."""
+    """The rows of `split` (`train` or `test`) of a source without named splits of `count` rows."""
     if split == "test":
         return range(0, count, HELD_OUT_EVERY)
     return [row for row in range(count) if row % HELD_OUT_EVERY]
 
 
 def describe_split(source: str, split: str) -> str:
-    """Which images ``split`` of ``source`` holds, in words (for result files).
+    """Which images `split` of `source` holds, in words (for result files).
 
     Args:
         source: a hub dataset name, a parquet file or folder, or an image folder (see `load_image_dataset`).
@@ -131,20 +131,20 @@ def _load_hub(source: str, split: str):
 
 
 def load_image_dataset(source: str, split: str = "train"):
-    """Return ``split`` of ``source`` as a ``datasets.Dataset``.
+    """Return `split` of `source` as a `datasets.Dataset`.
 
-    A local source without named splits is split deterministically: ``test`` is every `HELD_OUT_EVERY`-th
-    row, ``train`` the others, so the two never share an image; other split names are refused. A split the source
+    A local source without named splits is split deterministically: `test` is every `HELD_OUT_EVERY`-th
+    row, `train` the others, so the two never share an image; other split names are refused. A split the source
     lacks raises `UsageError` naming the splits it has.
 
     Args:
-        source: a parquet file, a folder of ``{split}-*.parquet`` files (the hub CIFAR layout) or of
-            ``{split}/*.parquet``, an image folder (``{split}/<class>/<image>``, or ``<class>/<image>``), or a hub
-            dataset name such as ``uoft-cs/cifar10`` (needs network, or a local cache).
-        split: the split's name (``train``, ``test``, ...).
+        source: a parquet file, a folder of `{split}-*.parquet` files (the hub CIFAR layout) or of
+            `{split}/*.parquet`, an image folder (`{split}/<class>/<image>`, or `<class>/<image>`), or a hub
+            dataset name such as `uoft-cs/cifar10` (needs network, or a local cache).
+        split: the split's name (`train`, `test`, ...).
 
     Returns:
-        The split, a ``datasets.Dataset`` (images not decoded yet).
+        The split, a `datasets.Dataset` (images not decoded yet).
 
     Examples:
         >>> import tempfile
@@ -188,7 +188,7 @@ def _pick_column(columns: list[str], given: Optional[str], known: tuple[str, ...
 
 
 def as_image_column(dataset, column: str):
-    """``dataset`` with ``column`` as undecoded image records (``{bytes, path}``), which
+    """`dataset` with `column` as undecoded image records (`{bytes, path}`), which
     `decode_images` decodes faithfully or refuses naming the file (parquet written without
     Hugging Face metadata stores them so already); a column of anything else is a `UsageError`."""
     datasets = require("datasets", purpose=DATA_PURPOSE)
@@ -217,19 +217,19 @@ def to_tensors(
     size: Optional[int] = None,
     centre_crop: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Decode a (small) dataset into ``uint8`` images (N, 3, H, W) and ``long`` labels (N,).
+    """Decode a (small) dataset into `uint8` images (N, 3, H, W) and `long` labels (N,).
 
     Args:
-        dataset: a ``datasets.Dataset`` with an image column and a label column.
+        dataset: a `datasets.Dataset` with an image column and a label column.
         image_column: the image column's name (default: the first of `IMAGE_COLUMNS` there is).
         label_column: the label column's name (default: the first of `LABEL_COLUMNS` there is).
-        limit: keep the first ``limit`` rows.
-        size: resize every image to ``size`` x ``size`` (see `decode_images`; without ``size`` all images
+        limit: keep the first `limit` rows.
+        size: resize every image to `size` x `size` (see `decode_images`; without `size` all images
             must have one size, true of CIFAR).
-        centre_crop: with ``size``, resize the shorter side to ``size``, then take the centre square.
+        centre_crop: with `size`, resize the shorter side to `size`, then take the centre square.
 
     Returns:
-        ``(images, labels)``: ``uint8`` (N, 3, H, W) and ``long`` (N,).
+        `(images, labels)`: `uint8` (N, 3, H, W) and `long` (N,).
 
     Examples:
         >>> import datasets
@@ -251,8 +251,8 @@ def to_tensors(
 
 
 def class_labels(values: Sequence, column: str) -> Tensor:
-    """``values`` as ``long`` class indices (N,), refusing what is not a whole number (strings, 1.5): a cast would
-    truncate them into wrong classes. Range checks (``-1``, ``>= K``) are the metric's
+    """`values` as `long` class indices (N,), refusing what is not a whole number (strings, 1.5): a cast would
+    truncate them into wrong classes. Range checks (`-1`, `>= K`) are the metric's
     (`check_labels`)."""
     if any(isinstance(value, str) for value in values):
         raise UsageError(f"the label column {column!r} holds strings ({next(v for v in values if isinstance(v, str))!r}"
@@ -266,10 +266,10 @@ def class_labels(values: Sequence, column: str) -> Tensor:
 
 
 def num_classes(dataset, label_column: Optional[str] = None) -> int:
-    """Number of classes: from the ``ClassLabel`` feature of the label column, else ``max(label) + 1``.
+    """Number of classes: from the `ClassLabel` feature of the label column, else `max(label) + 1`.
 
     Args:
-        dataset: a ``datasets.Dataset``.
+        dataset: a `datasets.Dataset`.
         label_column: the label column's name (default: the first of `LABEL_COLUMNS` there is).
 
     Returns:
@@ -290,7 +290,7 @@ def num_classes(dataset, label_column: Optional[str] = None) -> int:
 
 @dataclass(frozen=True)
 class TensorTransform:
-    """The ``with_transform`` function of `with_tensors` (a class, so it pickles into workers)."""
+    """The `with_transform` function of `with_tensors` (a class, so it pickles into workers)."""
 
     image_column: str
     label_column: str
@@ -316,25 +316,25 @@ def with_tensors(
     size: Optional[int] = None,
     centre_crop: bool = False,
 ):
-    """Return ``dataset`` yielding tensors, decoded on the fly with ``with_transform``.
+    """Return `dataset` yielding tensors, decoded on the fly with `with_transform`.
 
-    Each row becomes ``{"pixel_values": float (3, H, W) normalised with ``normalization``, "labels": long,
-    "index": long}``, so a ``DataLoader`` gives batches of (B, 3, H, W), (B,) and (B,). ``index`` is the
-    row's index in ``dataset`` (an ``index`` column is added unless there is one), so it survives
-    ``select`` / ``shuffle`` and keys the evaluation shifts of `augshift.ShiftConsistency`.
+    Each row becomes `{"pixel_values": ..., "labels": ..., "index": ...}`: the image, float (3, H, W) normalised
+    with `normalization`, its label and its index, long scalars; so a `DataLoader` gives batches of (B, 3, H, W),
+    (B,) and (B,). `index` is the row's index in `dataset` (an `index` column is added unless there is one), so it survives
+    `select` / `shuffle` and keys the evaluation shifts of `augshift.ShiftConsistency`.
 
     Args:
-        dataset: a ``datasets.Dataset`` with an image column and a label column.
+        dataset: a `datasets.Dataset` with an image column and a label column.
         normalization: the `Normalization` the images are normalised with.
-        image_column: the image column's name; by default found by name (``img``/``image``, ...). A wrong name
+        image_column: the image column's name; by default found by name (`img`/`image`, ...). A wrong name
             raises an error listing the dataset's columns.
-        label_column: the label column's name; by default found by name (``label``/``fine_label``, ...).
-        size: resize every image to ``size`` x ``size``.
-        centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead
+        label_column: the label column's name; by default found by name (`label`/`fine_label`, ...).
+        size: resize every image to `size` x `size`.
+        centre_crop: with `size`, resize the shorter side to `size` and keep the centre square instead
             (`decode_images`).
 
     Returns:
-        The dataset, transformed (a ``datasets.Dataset``).
+        The dataset, transformed (a `datasets.Dataset`).
 
     Examples:
         >>> import datasets

@@ -1,12 +1,12 @@
 """Decoding images faithfully: every image is turned into 8-bit RGB without losing what it shows, or refused with its
 name.
 
-`open_image` opens one image (a file path, a ``datasets`` ``{bytes, path}`` record or a PIL image) and
-`to_rgb` converts it: colour modes (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``RGBX``) by
-PIL's conversion, 16-bit grey (``I;16*``) by scaling its full range onto 0-255, 32-bit integer and float grey (``I``,
-``F``) only when every value is already a whole number in 0-255 (else their scale is unknown), and images with an
+`open_image` opens one image (a file path, a `datasets` `{bytes, path}` record or a PIL image) and
+`to_rgb` converts it: colour modes (`1`, `L`, `P`, `CMYK`, `YCbCr`, `LAB`, `HSV`, `RGBX`) by
+PIL's conversion, 16-bit grey (`I;16*`) by scaling its full range onto 0-255, 32-bit integer and float grey (`I`,
+`F`) only when every value is already a whole number in 0-255 (else their scale is unknown), and images with an
 alpha channel only when every pixel is opaque (a transparent pixel's colour is undefined). A truncated or damaged
-file is refused whole, never scored in part. `decode_images` stacks many into a ``uint8`` (N, 3, H, W) tensor.
+file is refused whole, never scored in part. `decode_images` stacks many into a `uint8` (N, 3, H, W) tensor.
 """
 from __future__ import annotations
 
@@ -36,14 +36,14 @@ def _name(image: ImageLike, position: int) -> str:
 
 
 def open_image(image: ImageLike, *, position: int = 0) -> Image.Image:
-    """``image`` opened and fully decoded, as 8-bit RGB (see the module docstring for what is converted how).
+    """`image` opened and fully decoded, as 8-bit RGB (see the module docstring for what is converted how).
 
     Args:
-        image: a path, a ``datasets`` ``Image(decode=False)`` record (``{"bytes": ..., "path": ...}``) or a PIL image.
+        image: a path, a `datasets` `Image(decode=False)` record (`{"bytes": ..., "path": ...}`) or a PIL image.
         position: its position in the batch, named in errors when it has no file name.
 
     Returns:
-        A PIL image in mode ``RGB``.
+        A PIL image in mode `RGB`.
 
     Raises:
         UsageError: the file is not an image, is truncated or damaged, or converting it would lose what it shows;
@@ -72,7 +72,7 @@ def open_image(image: ImageLike, *, position: int = 0) -> Image.Image:
 
 
 def to_rgb(image: Image.Image, *, name: str = "the image") -> Image.Image:
-    """``image`` as 8-bit RGB, converted without loss of what it shows, or a `UsageError` naming ``name``.
+    """`image` as 8-bit RGB, converted without loss of what it shows, or a `UsageError` naming `name`.
 
     Examples:
         >>> to_rgb(Image.new("CMYK", (2, 2))).mode
@@ -120,17 +120,17 @@ def _resized(image: Image.Image, size: Optional[int], centre_crop: bool) -> Imag
 
 
 def decode_images(images: Sequence[ImageLike], *, size: Optional[int] = None, centre_crop: bool = False) -> Tensor:
-    """Decode images (paths, ``datasets`` records or PIL images; `open_image`) into ``uint8`` (N, 3, H, W).
+    """Decode images (paths, `datasets` records or PIL images; `open_image`) into `uint8` (N, 3, H, W).
 
     Args:
         images: the images.
-        size: resize every image to ``size`` x ``size`` (bilinear), or with ``centre_crop`` resize its shorter side
-            to ``size`` and take the centre ``size`` x ``size`` (the usual evaluation transform, keeping the aspect
-            ratio); without ``size`` all images must already have one size (true of CIFAR).
-        centre_crop: see ``size``.
+        size: resize every image to `size` x `size` (bilinear), or with `centre_crop` resize its shorter side
+            to `size` and take the centre `size` x `size` (the usual evaluation transform, keeping the aspect
+            ratio); without `size` all images must already have one size (true of CIFAR).
+        centre_crop: see `size`.
 
     Returns:
-        ``uint8`` (N, 3, H, W).
+        `uint8` (N, 3, H, W).
 
     Examples:
         >>> decode_images([Image.new("RGB", (8, 6)), Image.new("L", (6, 6))], size=4).shape

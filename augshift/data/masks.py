@@ -1,10 +1,10 @@
 """Segmentation data: images with per-pixel class masks, from image + mask folders or a Hugging Face dataset with
 image / mask columns; `load_segmentation_split` decodes a split into memory.
 
-A folder source holds ``images/`` and ``masks/`` (optionally under ``<split>/``), files paired by name without
-extension (``images/0001.jpg`` with ``masks/0001.png``). A dataset source is anything
+A folder source holds `images/` and `masks/` (optionally under `<split>/`), files paired by name without
+extension (`images/0001.jpg` with `masks/0001.png`). A dataset source is anything
 `augshift.data.hub.load_image_dataset` opens (hub name, parquet) with an image column and a mask column
-(an image of class indices). Masks hold class indices (PIL modes ``L``, ``P``, ``I``); pixels equal to the
+(an image of class indices). Masks hold class indices (PIL modes `L`, `P`, `I`); pixels equal to the
 ignore index (255 by default) are not scored.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def mask_folder(source: str, split: str) -> Optional[Path]:
-    """The folder holding ``images/`` and ``masks/`` for ``split`` of ``source`` (``<source>/<split>`` or
-    ``<source>``), or None when ``source`` has no such layout."""
+    """The folder holding `images/` and `masks/` for `split` of `source` (`<source>/<split>` or
+    `<source>`), or None when `source` has no such layout."""
     for root in (Path(source) / split, Path(source)):
         if (root / "images").is_dir() and (root / "masks").is_dir():
             return root
@@ -36,7 +36,7 @@ def mask_folder(source: str, split: str) -> Optional[Path]:
 
 
 def _mask_column(dataset, given: Optional[str]) -> Optional[str]:
-    """The column of ``dataset`` holding mask images: ``given`` (checked) or the first known name that is an
+    """The column of `dataset` holding mask images: `given` (checked) or the first known name that is an
     image feature; None when there is none."""
     ImageFeature = require("datasets", purpose=DATA_PURPOSE).Image
 
@@ -49,15 +49,15 @@ def _mask_column(dataset, given: Optional[str]) -> Optional[str]:
 
 
 def is_segmentation_source(source: str, split: str, *, mask_column: Optional[str] = None) -> bool:
-    """Whether ``split`` of ``source`` holds masks (an image + mask folder, or a dataset with a mask column)."""
+    """Whether `split` of `source` holds masks (an image + mask folder, or a dataset with a mask column)."""
     if mask_folder(source, split) is not None:
         return True
     return _mask_column(load_image_dataset(source, split), mask_column) is not None
 
 
 def decode_masks(masks: Sequence, *, size: Optional[int] = None) -> Tensor:
-    """Class-index masks (N, H, W) ``long`` from PIL images (modes ``L``, ``P``, ``I``), resized to ``size`` x
-    ``size`` with nearest neighbours if given."""
+    """Class-index masks (N, H, W) `long` from PIL images (modes `L`, `P`, `I`), resized to `size` x
+    `size` with nearest neighbours if given."""
     arrays = []
     for mask in masks:
         if mask.mode not in ("L", "P", "I", "I;16"):
@@ -75,19 +75,19 @@ def load_segmentation_split(
     source: str, split: str, *, limit: Optional[int] = None, size: Optional[int] = None,
     image_column: Optional[str] = None, mask_column: Optional[str] = None,
 ) -> tuple[Tensor, Tensor]:
-    """``uint8`` images (N, 3, H, W) and ``long`` masks (N, H, W) of ``split`` of ``source`` (first ``limit``).
+    """`uint8` images (N, 3, H, W) and `long` masks (N, H, W) of `split` of `source` (first `limit`).
 
     Args:
-        source: a folder holding ``images/`` and ``masks/`` (optionally under ``<split>/``), or a dataset
+        source: a folder holding `images/` and `masks/` (optionally under `<split>/`), or a dataset
             `load_image_dataset` opens with an image and a mask column.
         split: the split's name.
-        limit: keep the first ``limit`` images (default: all).
-        size: resize both to ``size`` x ``size`` (bilinear images, nearest masks); without it all must share a size.
-        image_column: a dataset's image column (default: the first of ``IMAGE_COLUMNS`` there is).
+        limit: keep the first `limit` images (default: all).
+        size: resize both to `size` x `size` (bilinear images, nearest masks); without it all must share a size.
+        image_column: a dataset's image column (default: the first of `IMAGE_COLUMNS` there is).
         mask_column: a dataset's mask column (default: the first of `MASK_COLUMNS` that holds images).
 
     Returns:
-        ``(images, masks)``: ``uint8`` (N, 3, H, W) and ``long`` class indices (N, H, W).
+        `(images, masks)`: `uint8` (N, 3, H, W) and `long` class indices (N, H, W).
 
     Examples:
         >>> import tempfile
@@ -131,7 +131,7 @@ def load_segmentation_split(
 
 
 def check_masks(masks: Tensor, num_classes: int, *, ignore_index: int = DEFAULT_IGNORE_INDEX) -> None:
-    """Every value of ``masks`` (N, H, W) is a class in [0, ``num_classes``) or ``ignore_index``."""
+    """Every value of `masks` (N, H, W) is a class in [0, `num_classes`) or `ignore_index`."""
     bad = masks[(masks != ignore_index) & ((masks < 0) | (masks >= num_classes))]
     if len(bad):
         raise UsageError(f"masks hold values {sorted(set(bad.unique().tolist()))[:8]} outside the model's "

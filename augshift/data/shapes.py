@@ -33,7 +33,7 @@ def _masks(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def make_shapes(n: int, *, size: int = 32, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """``n`` shape images: ``uint8`` (n, 3, size, size) and ``long`` labels (n,) in [0, 10).
+    """`n` shape images: `uint8` (n, 3, size, size) and `long` labels (n,) in [0, 10).
 
     Args:
         n: the number of images (> 0).
@@ -41,7 +41,7 @@ def make_shapes(n: int, *, size: int = 32, seed: int = 0) -> tuple[Tensor, Tenso
         seed: the same seed gives the same images on every machine.
 
     Returns:
-        ``(images, labels)``: ``uint8`` (n, 3, size, size) and ``long`` (n,), labels indexing
+        `(images, labels)`: `uint8` (n, 3, size, size) and `long` (n,), labels indexing
         `SHAPE_CLASSES`.
 
     Examples:

@@ -1,8 +1,8 @@
 """The one way the project loads a split: `load_split` (into memory) and `load_split_dataset`
-(decoded per batch, for a ``DataLoader``), both over `open_split`.
+(decoded per batch, for a `DataLoader`), both over `open_split`.
 
-A source is the embedded default ``"shapes"`` (generated, no download: `.shapes`), a hub name
-(``uoft-cs/cifar10``, ``uoft-cs/cifar100``), a parquet file or folder in the hub layout, or an image folder.
+A source is the embedded default `"shapes"` (generated, no download: `.shapes`), a hub name
+(`uoft-cs/cifar10`, `uoft-cs/cifar100`), a parquet file or folder in the hub layout, or an image folder.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ EVAL_SPLITS = ("test", "validation", "val")  # the split evaluated when none is 
 
 
 def eval_split(source: str, split: Optional[str] = None) -> str:
-    """The split of ``source`` to evaluate: ``split`` when named, else ``test`` if the source has one, else
-    ``validation`` or ``val`` (the first that exists); a source with none of them is a `UsageError` asking
-    for ``--eval-split``.
+    """The split of `source` to evaluate: `split` when named, else `test` if the source has one, else
+    `validation` or `val` (the first that exists); a source with none of them is a `UsageError` asking
+    for `--eval-split`.
 
     Examples:
         >>> eval_split("shapes")
@@ -47,8 +47,8 @@ def eval_split(source: str, split: Optional[str] = None) -> str:
 
 
 def default_source(dataset: str, local: Optional[Path] = None) -> str:
-    """Where ``dataset`` (``cifar10``/``cifar100``) comes from: ``local`` when it holds the hub parquet
-    layout (``test-00000-of-00001.parquet``), else the hub name."""
+    """Where `dataset` (`cifar10`/`cifar100`) comes from: `local` when it holds the hub parquet
+    layout (`test-00000-of-00001.parquet`), else the hub name."""
     if dataset not in HUB_NAMES:
         raise UsageError(f"unknown dataset {dataset!r}; known: {', '.join(HUB_NAMES)} (or pass a source)")
     if local is not None and (Path(local) / "test-00000-of-00001.parquet").is_file():
@@ -57,16 +57,16 @@ def default_source(dataset: str, local: Optional[Path] = None) -> str:
 
 
 def open_split(source: str, split: str, *, limit: Optional[int] = None):
-    """``split`` of ``source`` as a ``datasets.Dataset`` (first ``limit`` rows).
+    """`split` of `source` as a `datasets.Dataset` (first `limit` rows).
 
     Args:
         source: a hub name, a parquet file or folder, or an image folder (see
-            `load_image_dataset`; not the embedded ``"shapes"``, which is no dataset).
+            `load_image_dataset`; not the embedded `"shapes"`, which is no dataset).
         split: the split's name.
-        limit: keep the first ``limit`` rows (default: all).
+        limit: keep the first `limit` rows (default: all).
 
     Returns:
-        A ``datasets.Dataset`` (images not decoded yet).
+        A `datasets.Dataset` (images not decoded yet).
 
     Examples:
         >>> import os, tempfile
@@ -88,22 +88,22 @@ def load_split(
     image_column: Optional[str] = None, label_column: Optional[str] = None, seed: int = 0,
     cache: Optional[Path] = None,
 ) -> tuple[Tensor, Tensor]:
-    """``uint8`` images (N, 3, H, W) and ``long`` labels (N,) of ``split`` of ``source``.
+    """`uint8` images (N, 3, H, W) and `long` labels (N,) of `split` of `source`.
 
     Args:
-        source: the embedded ``"shapes"`` (generated, no download), a hub name (``uoft-cs/cifar10``), a parquet
+        source: the embedded `"shapes"` (generated, no download), a hub name (`uoft-cs/cifar10`), a parquet
             file or folder in the hub layout, or an image folder.
-        split: the split's name (``train`` or ``test`` for ``"shapes"``).
-        limit: the first N rows (the embedded ``"shapes"`` needs it: that many images are generated).
-        size: resize to ``size`` x ``size``.
-        centre_crop: with ``size``, resize the shorter side to ``size``, then take the centre square.
+        split: the split's name (`train` or `test` for `"shapes"`).
+        limit: the first N rows (the embedded `"shapes"` needs it: that many images are generated).
+        size: resize to `size` x `size`.
+        centre_crop: with `size`, resize the shorter side to `size`, then take the centre square.
         image_column: the image column's name (default: found by name).
         label_column: the label column's name (default: found by name).
-        seed: the seed the ``"shapes"`` images are generated from (other sources ignore it).
+        seed: the seed the `"shapes"` images are generated from (other sources ignore it).
         cache: a folder where decoded splits are kept (and read back on the next call).
 
     Returns:
-        ``(images, labels)``: ``uint8`` (N, 3, H, W) and ``long`` (N,).
+        `(images, labels)`: `uint8` (N, 3, H, W) and `long` (N,).
 
     Examples:
         >>> images, labels = load_split("shapes", "train", limit=4)
@@ -135,22 +135,22 @@ def load_split_dataset(
     source: str, split: str, *, normalization: Normalization, limit: Optional[int] = None, size: Optional[int] = None,
     centre_crop: bool = False, image_column: Optional[str] = None, label_column: Optional[str] = None,
 ):
-    """``split`` of ``source`` decoded per row into ``{"pixel_values", "labels", "index"}`` tensors normalised with
-    ``normalization`` (see `augshift.data.hub.with_tensors`), for a ``DataLoader``.
+    """`split` of `source` decoded per row into `{"pixel_values", "labels", "index"}` tensors normalised with
+    `normalization` (see `augshift.data.hub.with_tensors`), for a `DataLoader`.
 
     Args:
-        source: a hub name, a parquet file or folder, or an image folder (not the embedded ``"shapes"``: use
+        source: a hub name, a parquet file or folder, or an image folder (not the embedded `"shapes"`: use
             `load_split` for it).
         split: the split's name.
         normalization: the `Normalization` the images are normalised with.
-        limit: keep the first ``limit`` rows (default: all).
-        size: resize every image to ``size`` x ``size``.
-        centre_crop: with ``size``, resize the shorter side to ``size`` and keep the centre square instead.
+        limit: keep the first `limit` rows (default: all).
+        size: resize every image to `size` x `size`.
+        centre_crop: with `size`, resize the shorter side to `size` and keep the centre square instead.
         image_column: the image column's name (default: found by name).
         label_column: the label column's name (default: found by name).
 
     Returns:
-        A ``datasets.Dataset`` whose rows are ``{"pixel_values": float (3, H, W), "labels": long, "index": long}``.
+        A `datasets.Dataset` whose rows are `{"pixel_values": float (3, H, W), "labels": long, "index": long}`.
 
     Examples:
         >>> import os, tempfile
@@ -172,19 +172,19 @@ def split_statistics(
     source: str, split: str, *, limit: Optional[int] = None, size: Optional[int] = None,
     image_column: Optional[str] = None, label_column: Optional[str] = None,
 ) -> Normalization:
-    """The statistics a model trained from scratch on ``split`` of ``source`` is normalised with: those of the
-    split's first ``limit`` images (`Normalization.of_images`), named as such.
+    """The statistics a model trained from scratch on `split` of `source` is normalised with: those of the
+    split's first `limit` images (`Normalization.of_images`), named as such.
 
     Args:
         source: the source (see `load_split`).
         split: the training split's name.
         limit: how many of its first images (default: all).
-        size: resize to ``size`` x ``size`` first (as the model sees them).
+        size: resize to `size` x `size` first (as the model sees them).
         image_column: the image column's name (default: found by name).
         label_column: the label column's name (default: found by name).
 
     Returns:
-        The `Normalization`, its ``source`` naming the images.
+        The `Normalization`, its `source` naming the images.
 
     Examples:
         >>> split_statistics("shapes", "train", limit=8).source

@@ -1,4 +1,4 @@
-"""Per-channel normalisation of ``uint8`` images: `Normalization` (the statistics and where they come from) and
+"""Per-channel normalisation of `uint8` images: `Normalization` (the statistics and where they come from) and
 `normalize`.
 
 A model is fed images normalised the way it was trained: a pretrained model with its weights' statistics (asked of
@@ -19,7 +19,7 @@ from ..errors import UsageError
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel ``mean`` and ``std`` of images scaled to [0, 1], and their ``source`` in words.
+    """Per-channel `mean` and `std` of images scaled to [0, 1], and their `source` in words.
 
     Examples:
         >>> Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "given").to_dict()
@@ -40,18 +40,29 @@ class Normalization:
         object.__setattr__(self, "std", std)
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``{"mean": [...], "std": [...], "source": "..."}``."""
+        """JSON-ready: `{"mean": [...], "std": [...], "source": "..."}`.
+
+        Examples:
+            >>> Normalization((0.5,), (0.25,), "by hand").to_dict()
+            {'mean': [0.5], 'std': [0.25], 'source': 'by hand'}
+        """
         return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Normalization":
-        """The inverse of `to_dict`."""
+        """The inverse of `to_dict`.
+
+        Examples:
+            >>> stats = Normalization((0.5, 0.4), (0.25, 0.2), "by hand")
+            >>> Normalization.from_dict(stats.to_dict()) == stats
+            True
+        """
         return cls(tuple(values["mean"]), tuple(values["std"]), values["source"])
 
     @classmethod
     def of_images(cls, images: Tensor, *, source: str, chunk: int = 2048) -> "Normalization":
-        """The statistics of ``images`` themselves: ``uint8`` (N, C, H, W), each channel's mean and (population) std
-        over all images and pixels, in float64. ``source`` says which images they are.
+        """The statistics of `images` themselves: `uint8` (N, C, H, W), each channel's mean and (population) std
+        over all images and pixels, in float64. `source` says which images they are.
 
         Examples:
             >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
@@ -75,23 +86,29 @@ class Normalization:
         return cls(tuple(mean.tolist()), tuple(std.tolist()), source)
 
     def tensors(self, device: Optional[torch.device] = None) -> tuple[Tensor, Tensor]:
-        """``(mean, std)`` as float32 (1, C, 1, 1) tensors on ``device``."""
+        """`(mean, std)` as float32 (1, C, 1, 1) tensors on `device`.
+
+        Examples:
+            >>> mean, std = Normalization((0.5, 0.25, 0.125), (0.25, 0.5, 0.125), "by hand").tensors()
+            >>> mean.shape, mean.dtype, std.flatten().tolist()
+            (torch.Size([1, 3, 1, 1]), torch.float32, [0.25, 0.5, 0.125])
+        """
         return tuple(torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std))
 
 
 def normalization_policy(*, given: Optional[Normalization], recorded: Optional[Normalization],
                          data: Callable[[], Normalization]) -> Normalization:
-    """The one policy for what a model is normalised with: the statistics the user ``given``, else those its weights
-    were trained with (``recorded``: a checkpoint's record, the pretrained weights' config), else the data's own
-    (``data()``, computed only then: e.g. the training images', for a model trained from scratch).
+    """The one policy for what a model is normalised with: the statistics the user `given`, else those its weights
+    were trained with (`recorded`: a checkpoint's record, the pretrained weights' config), else the data's own
+    (`data()`, computed only then: e.g. the training images', for a model trained from scratch).
 
     Args:
-        given: the user's statistics (``--mean`` / ``--std``), or ``None``.
-        recorded: the weights' statistics (`augshift.models.pretrained_normalization`, a checkpoint's), or ``None``.
-        data: computes the data's own statistics (`Normalization.of_images`, ``split_statistics``).
+        given: the user's statistics (`--mean` / `--std`), or `None`.
+        recorded: the weights' statistics (`augshift.models.pretrained_normalization`, a checkpoint's), or `None`.
+        data: computes the data's own statistics (`Normalization.of_images`, `split_statistics`).
 
     Returns:
-        The `Normalization` to use (its ``source`` says which it is).
+        The `Normalization` to use (its `source` says which it is).
 
     Examples:
         >>> weights = Normalization((0.5,) * 3, (0.2,) * 3, "the pretrained weights")
@@ -107,10 +124,10 @@ def normalization_policy(*, given: Optional[Normalization], recorded: Optional[N
 
 
 def normalize(images: Tensor, normalization: Normalization | tuple[Tensor, Tensor]) -> Tensor:
-    """``uint8`` (N, C, H, W) -> float32, scaled to [0, 1] and normalised per channel.
+    """`uint8` (N, C, H, W) -> float32, scaled to [0, 1] and normalised per channel.
 
     Args:
-        images: ``uint8`` (N, C, H, W).
+        images: `uint8` (N, C, H, W).
         normalization: a `Normalization`, or its `tensors` already on the images' device
             (no copy per call).
 

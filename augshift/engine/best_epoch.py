@@ -1,4 +1,4 @@
-"""Keep the best epoch: an ``after_epoch`` callback of `fit` that scores the model after
+"""Keep the best epoch: an `after_epoch` callback of `fit` that scores the model after
 every epoch and keeps the weights of the best one, so a run can report its best and its last epoch."""
 from __future__ import annotations
 
@@ -12,25 +12,25 @@ from .checkpoint import load_checkpoint, save_checkpoint
 
 
 class BestEpoch:
-    """``fit(..., after_epoch=BestEpoch(model, score))``: ``score(model)`` after each epoch joins the epoch's row
-    as ``key``; the weights of the highest score (the first of equals) are kept in memory, or written to ``path``
-    (atomically, by the process with ``write=True``) so that a resumed run keeps them. The best so far is read
+    """`fit(..., after_epoch=BestEpoch(model, score))`: `score(model)` after each epoch joins the epoch's row
+    as `key`; the weights of the highest score (the first of equals) are kept in memory, or written to `path`
+    (atomically, by the process with `write=True`) so that a resumed run keeps them. The best so far is read
     from the history rows, so a resumed run compares against the epochs before its interruption.
 
     Args:
-        model: the model being trained (unwrapped); its ``state_dict`` is what is kept.
-        score: ``score(model)`` -> a number, higher is better (e.g. the test top-1 %), or a dict of entries for the
-            epoch's row holding that number under ``key`` (e.g. the test top-1 and consistency); called after
+        model: the model being trained (unwrapped); its `state_dict` is what is kept.
+        score: `score(model)` -> a number, higher is better (e.g. the test top-1 %), or a dict of entries for the
+            epoch's row holding that number under `key` (e.g. the test top-1 and consistency); called after
             every epoch on every process.
         key: the name of the score in the epoch's row (and in the history it is compared against).
-        path: a file for the best weights (``{"identity", "epoch", "model"}``, `save_checkpoint`);
-            ``None``: keep them in memory (lost when the run is interrupted).
-        write: whether this process writes ``path`` (the main process only, in a data-parallel run).
-        identity: stored with the weights in ``path`` (e.g. the run's spec).
+        path: a file for the best weights (`{"identity", "epoch", "model"}`, `save_checkpoint`);
+            `None`: keep them in memory (lost when the run is interrupted).
+        write: whether this process writes `path` (the main process only, in a data-parallel run).
+        identity: stored with the weights in `path` (e.g. the run's spec).
 
-    Calling it as ``best(epoch, history)`` (``epoch`` from 1, ``history`` the rows before it) returns
-    ``{key: score}``; `best_epoch` names the best epoch of a history and `load_best` puts its weights
-    back into ``model``.
+    Calling it as `best(epoch, history)` (`epoch` from 1, `history` the rows before it) returns
+    `{key: score}`; `best_epoch` names the best epoch of a history and `load_best` puts its weights
+    back into `model`.
 
     Examples:
         >>> model = nn.Linear(2, 2)
@@ -67,7 +67,7 @@ class BestEpoch:
         return entries
 
     def best_epoch(self, history: list[dict]) -> int:
-        """The epoch (from 1) of the highest score in ``history`` (the first of equals)."""
+        """The epoch (from 1) of the highest score in `history` (the first of equals)."""
         return max(history, key=lambda row: row[self.key])["epoch"]
 
     def load_best(self, device: object = "cpu") -> None:

@@ -11,14 +11,14 @@ from ..reporting.files import write_bytes_atomic
 
 
 def save_checkpoint(path: Union[str, Path], state: dict) -> Path:
-    """``torch.save(state)`` to ``path`` atomically: a crash leaves the old file or the new one, never half of one.
+    """`torch.save(state)` to `path` atomically: a crash leaves the old file or the new one, never half of one.
 
     Args:
         path: the file to write; its folder is created when missing.
-        state: what to save (a dict of tensors, numbers, ... as ``torch.save`` takes it).
+        state: what to save (a dict of tensors, numbers, ... as `torch.save` takes it).
 
     Returns:
-        ``path`` (a ``Path``).
+        `path` (a `Path`).
 
     Examples:
         >>> import tempfile
@@ -33,14 +33,14 @@ def save_checkpoint(path: Union[str, Path], state: dict) -> Path:
 
 
 def load_checkpoint(path: Union[str, Path], *, device: Any = "cpu") -> Optional[dict]:
-    """The state saved at ``path`` (tensors on ``device``), or ``None`` when there is no file.
+    """The state saved at `path` (tensors on `device`), or `None` when there is no file.
 
     Args:
-        path: a file written by `save_checkpoint` (or ``torch.save``).
-        device: where the loaded tensors go (``map_location``).
+        path: a file written by `save_checkpoint` (or `torch.save`).
+        device: where the loaded tensors go (`map_location`).
 
     Returns:
-        The saved state, or ``None`` when ``path`` is not a file (a run that has not started yet).
+        The saved state, or `None` when `path` is not a file (a run that has not started yet).
 
     Examples:
         >>> import tempfile

@@ -17,8 +17,8 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def fused_option(optimizer_class: type, *, cuda: bool) -> dict[str, bool]:
-    """``{"fused": True}`` for an optimizer on CUDA whose constructor takes ``fused`` (torch's SGD gained it after
-    Adam, within the releases the package allows), else ``{}`` (the default implementation).
+    """`{"fused": True}` for an optimizer on CUDA whose constructor takes `fused` (torch's SGD gained it after
+    Adam, within the releases the package allows), else `{}` (the default implementation).
 
     Examples:
         >>> fused_option(torch.optim.Adam, cuda=True), fused_option(torch.optim.Adam, cuda=False)
@@ -28,14 +28,14 @@ def fused_option(optimizer_class: type, *, cuda: bool) -> dict[str, bool]:
 
 
 def fast_path(device: Union[str, torch.device]) -> dict:
-    """The `TrainConfig` settings of the fast path on ``device``: bf16 autocast, channels-last and the captured
-    step (``compile``) on CUDA; none elsewhere (eager fp32 stays the CPU default).
+    """The `TrainConfig` settings of the fast path on `device`: bf16 autocast, channels-last and the captured
+    step (`compile`) on CUDA; none elsewhere (eager fp32 stays the CPU default).
 
     Args:
-        device: where the run trains (``"cpu"``, ``"cuda:0"``, a ``torch.device``).
+        device: where the run trains (`"cpu"`, `"cuda:0"`, a `torch.device`).
 
     Returns:
-        ``{"precision", "channels_last", "compile"}`` on CUDA, else an empty dict.
+        `{"precision", "channels_last", "compile"}` on CUDA, else an empty dict.
 
     Examples:
         >>> fast_path("cuda:0"), fast_path("cpu")
@@ -46,34 +46,34 @@ def fast_path(device: Union[str, torch.device]) -> dict:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training recipe (keyword use recommended), validated when made (a bad value raises ``UsageError``).
+    """A training recipe (keyword use recommended), validated when made (a bad value raises `UsageError`).
 
     Args:
         epochs: epochs to train (>= 1).
         batch_size: the global batch (>= 1; split over data-parallel processes).
-        optimizer: ``sgd`` (Nesterov, ``momentum``, ``weight_decay``) or ``adam`` (``betas``, ``weight_decay``).
+        optimizer: `sgd` (Nesterov, `momentum`, `weight_decay`) or `adam` (`betas`, `weight_decay`).
         lr: the (peak) learning rate (> 0).
         momentum: SGD's momentum.
         weight_decay: the optimizer's weight decay.
         betas: Adam's betas.
-        schedule: ``onecycle`` (peak ``lr``, 15% warm-up, per step) or ``constant``.
+        schedule: `onecycle` (peak `lr`, 15% warm-up, per step) or `constant`.
         seed: the run's seed (`augshift.seeding` keys every random stream by it).
-        shift: an `AugShiftConfig` whose ``max_shift`` / ``mode`` draw the random shifts
-            (``None``, the default: no shift augmentation; ``AugShiftConfig()`` is CIFAR's pad-4-and-crop). Shifts
-            move images only, so targets must be class indices (N,): masks (N, H, W) are refused with shifts. Its loss options (``weight``, ``distance``, ``normalize``) act only
-            with ``augshift``: a run without it refuses non-default ones rather than ignoring them.
-        augshift: train with AugShift (two shifted views, the criterion on both plus ``shift.weight`` times the
-            ``shift.distance`` of their pooled features) instead of one shifted view; needs ``shift``.
+        shift: an `AugShiftConfig` whose `max_shift` / `mode` draw the random shifts
+            (`None`, the default: no shift augmentation; `AugShiftConfig()` is CIFAR's pad-4-and-crop). Shifts
+            move images only, so targets must be class indices (N,): masks (N, H, W) are refused with shifts. Its loss options (`weight`, `distance`, `normalize`) act only
+            with `augshift`: a run without it refuses non-default ones rather than ignoring them.
+        augshift: train with AugShift (two shifted views, the criterion on both plus `shift.weight` times the
+            `shift.distance` of their pooled features) instead of one shifted view; needs `shift`.
         hflip: random horizontal flips of in-memory image batches (`TensorBatches`).
         bn_batches: after training, re-estimate BatchNorm statistics over that many training batches (0: keep
             the running averages).
-        precision: ``fp32``, or ``bf16`` autocast (the fast path on CUDA).
+        precision: `fp32`, or `bf16` autocast (the fast path on CUDA).
         channels_last: model and inputs in channels-last memory format.
-        compile: the captured step -- the forward and backward compiled with ``torch.compile`` (CUDA graphs on
-            CUDA: ``mode="reduce-overhead"``), the shifts and flips drawn outside it; batches keep one shape, so the
-            last partial batch of an epoch is dropped (`TensorBatches` ``drop_last``).
+        compile: the captured step -- the forward and backward compiled with `torch.compile` (CUDA graphs on
+            CUDA: `mode="reduce-overhead"`), the shifts and flips drawn outside it; batches keep one shape, so the
+            last partial batch of an epoch is dropped (`TensorBatches` `drop_last`).
 
-    ``to_dict()`` / ``from_dict()`` convert to and from JSON-ready values; ``replace(**changes)`` is a changed copy.
+    `to_dict()` / `from_dict()` convert to and from JSON-ready values; `replace(**changes)` is a changed copy.
 
     Examples:
         >>> config = TrainConfig(epochs=2, batch_size=8, shift=AugShiftConfig(max_shift=2), augshift=True)
@@ -125,12 +125,31 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(self.betas))
 
     def to_dict(self) -> dict:
+        """The recipe as a dict (JSON-ready; `shift` as its own dict).
+
+        Examples:
+            >>> TrainConfig(epochs=2).to_dict()["epochs"]
+            2
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """The inverse of `to_dict`.
+
+        Examples:
+            >>> config = TrainConfig(epochs=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> TrainConfig.from_dict(config.to_dict()) == config
+            True
+        """
         shift = values.get("shift")
         return cls(**{**values, "shift": AugShiftConfig(**shift) if shift else None})
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with `changes` (checked as a new recipe).
+
+        Examples:
+            >>> TrainConfig(epochs=2).replace(lr=0.05).lr
+            0.05
+        """
         return replace(self, **changes)

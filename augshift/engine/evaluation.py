@@ -16,21 +16,21 @@ def evaluate_classifier(
     model: nn.Module, images: Tensor, labels: Tensor, *, normalization: Normalization, batch_size: int = 500,
     device: Any = "cpu", indices: Optional[Tensor] = None, progress: bool = True, **options: Any,
 ) -> ConsistencyReport:
-    """Accuracy and shift consistency of ``model`` on ``uint8`` images (N, C, H, W) and labels (N,), normalised with
-    ``normalization``.
+    """Accuracy and shift consistency of `model` on `uint8` images (N, C, H, W) and labels (N,), normalised with
+    `normalization`.
 
     Args:
         model: the classifier (logits (N, K)); evaluated in eval mode, its previous mode restored after.
-        images: ``uint8`` images (N, C, H, W), on any device (each batch is moved to ``device``).
+        images: `uint8` images (N, C, H, W), on any device (each batch is moved to `device`).
         labels: class indices (N,).
         normalization: the per-channel statistics the model's inputs are normalised with.
         batch_size: images per forward.
         device: where to evaluate.
         indices: evaluate only those samples (M,) (e.g. one process's shard; the counts of disjoint shards add up
-            to the whole); ``None``: all of them.
+            to the whole); `None`: all of them.
         progress: show a progress bar.
-        **options: those of `ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
-            ``seed``, ``curve_offsets``...).
+        **options: those of `ShiftConsistency` (`max_shift`, `mode`, `protocols`,
+            `seed`, `curve_offsets`...).
 
     Returns:
         The `ConsistencyReport` of the evaluated samples (summed over processes).

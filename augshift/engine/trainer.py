@@ -40,11 +40,11 @@ Batches = Iterable[tuple[Tensor, Tensor]]
 
 @dataclass(frozen=True)
 class BatchSource:
-    """Training batches: ``batches(epoch)`` yields ``steps`` pairs (inputs, targets) for that epoch.
+    """Training batches: `batches(epoch)` yields `steps` pairs (inputs, targets) for that epoch.
 
     Args:
-        steps: the number of pairs ``batches`` yields per epoch (the optimisation steps of an epoch).
-        batches: ``batches(epoch)`` (``epoch`` from 0) -> an iterable of (inputs (N, C, H, W) float, targets (N,))
+        steps: the number of pairs `batches` yields per epoch (the optimisation steps of an epoch).
+        batches: `batches(epoch)` (`epoch` from 0) -> an iterable of (inputs (N, C, H, W) float, targets (N,))
             for that epoch; it must give the same batches when called again for the same epoch (a resumed run
             replays it).
 
@@ -60,7 +60,7 @@ class BatchSource:
 
 
 def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
-    """Batches per epoch of ``count`` items.
+    """Batches per epoch of `count` items.
 
     Args:
         count: the items of an epoch (one process's share).
@@ -69,7 +69,7 @@ def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
             items than a batch still make one batch, of one shape all the same.
 
     Returns:
-        ``ceil(count / batch_size)``, or with ``drop_last`` ``max(1, floor(count / batch_size))``.
+        `ceil(count / batch_size)`, or with `drop_last` `max(1, floor(count / batch_size))`.
 
     Examples:
         >>> [steps_per_epoch(10, 4, drop_last=False), steps_per_epoch(10, 4, drop_last=True)]
@@ -81,16 +81,16 @@ def steps_per_epoch(count: int, batch_size: int, *, drop_last: bool) -> int:
 
 
 class TensorBatches:
-    """In-memory ``uint8`` images (N, C, H, W) and labels (N,) as a `BatchSource` for one process.
+    """In-memory `uint8` images (N, C, H, W) and labels (N,) as a `BatchSource` for one process.
 
-    Every epoch one permutation shared by all processes (seeded by ``seed`` and the epoch) is cut to a multiple
-    of the world size and dealt round-robin, so each process takes ``batch_size / world`` samples per step and
+    Every epoch one permutation shared by all processes (seeded by `seed` and the epoch) is cut to a multiple
+    of the world size and dealt round-robin, so each process takes `batch_size / world` samples per step and
     all take the same number of steps.
 
     Args:
-        images: ``uint8`` images (N, C, H, W); batches are made (and normalised) on their device.
+        images: `uint8` images (N, C, H, W); batches are made (and normalised) on their device.
         labels: labels (N,) (class indices), on the same device.
-        batch_size: the global batch, divisible by ``place.world``; each process takes ``batch_size / world``.
+        batch_size: the global batch, divisible by `place.world`; each process takes `batch_size / world`.
         seed: the run's seed (the epoch's permutation and the flips are keyed by it).
         normalization: the per-channel statistics the batches are normalised with.
         place: this process's `Dist` (rank and world size).
@@ -98,9 +98,9 @@ class TensorBatches:
         drop_last: leave out the last partial batch, so every batch has one shape (what a compiled step needs).
 
     Calling it with an epoch (from 0) yields that epoch's normalised float batches (n, C, H, W) and labels (n,);
-    ``steps`` is the number of batches per epoch, `shard` this process's sample indices of an epoch, and
+    `steps` is the number of batches per epoch, `shard` this process's sample indices of an epoch, and
     `source` the `BatchSource` `fit` takes. Fewer images than a batch make one
-    partial batch (with ``drop_last`` too); fewer images than processes raise ``UsageError``.
+    partial batch (with `drop_last` too); fewer images than processes raise `UsageError`.
 
     Examples:
         >>> images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
@@ -133,7 +133,17 @@ class TensorBatches:
         self.steps = steps_per_epoch(shard, self.local_batch, drop_last=drop_last)
 
     def shard(self, epoch: int) -> Tensor:
-        """This process's sample indices for ``epoch``."""
+        """This process's sample indices for `epoch`: one permutation per epoch shared by all processes, dealt
+        round-robin.
+
+        Examples:
+            >>> images, labels = torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+            >>> stats = Normalization((0.5,) * 3, (0.25,) * 3, "by hand")
+            >>> first, second = (TensorBatches(images, labels, batch_size=4, seed=0, normalization=stats,
+            ...                                place=Dist(rank=rank, world=2)).shard(0) for rank in (0, 1))
+            >>> sorted(first.tolist() + second.tolist())  # the two processes share the epoch's images
+            [0, 1, 2, 3, 4, 5, 6, 7]
+        """
         n, place = len(self.images), self.place
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch, -1)))
         return order[: n - n % place.world][place.rank::place.world][: self.steps * self.local_batch].to(
@@ -154,26 +164,26 @@ class TensorBatches:
 
 
 class Trainer:
-    """One optimisation step of ``model`` under ``config``: ``step(inputs, targets)``.
+    """One optimisation step of `model` under `config`: `step(inputs, targets)`.
 
-    A step runs the (wrapped) model once, on AugShift's two shifted views (``config.augshift``,
-    `AugShiftObjective`), on one shifted view (``config.shift``) or on the inputs. The
-    shifts are drawn apart from the computation (`draw`, `losses`), which ``config.compile`` captures
-    with ``torch.compile``. Targets: class indices (N,), or per-pixel classes (N, H, W) for a segmenter returning
+    A step runs the (wrapped) model once, on AugShift's two shifted views (`config.augshift`,
+    `AugShiftObjective`), on one shifted view (`config.shift`) or on the inputs. The
+    shifts are drawn apart from the computation (`draw`, `losses`), which `config.compile` captures
+    with `torch.compile`. Targets: class indices (N,), or per-pixel classes (N, H, W) for a segmenter returning
     (N, K, H, W).
 
     Args:
         model: the model to train (unwrapped, already on its device); with AugShift its classifier is found by
-            `classifier_of` (e.g. an attribute ``fc``).
+            `classifier_of` (e.g. an attribute `fc`).
         config: the `TrainConfig` (optimizer, schedule, shifts, precision, compile).
-        steps_per_epoch: optimisation steps per epoch (the one-cycle schedule lasts ``config.epochs`` times it).
-        wrap: wraps the model for the forward (e.g. ``DistributedDataParallel``); ``None``: the model itself.
-        generator: draws the shifts (default: a generator on the model's device seeded with ``config.seed``;
+        steps_per_epoch: optimisation steps per epoch (the one-cycle schedule lasts `config.epochs` times it).
+        wrap: wraps the model for the forward (e.g. `DistributedDataParallel`); `None`: the model itself.
+        generator: draws the shifts (default: a generator on the model's device seeded with `config.seed`;
             `fit` re-seeds it per epoch and process).
 
-    ``step(inputs, targets)`` takes inputs (N, C, H, W) and returns the detached loss parts (``parts``: ``loss``,
-    and with AugShift ``criterion`` and ``consistency``), a float tensor on the device; ``state_dict()`` /
-    ``load_state_dict()`` hold the model, optimizer and schedule.
+    `step(inputs, targets)` takes inputs (N, C, H, W) and returns the detached loss parts (`parts`: `loss`,
+    and with AugShift `criterion` and `consistency`), a float tensor on the device; `state_dict()` /
+    `load_state_dict()` hold the model, optimizer and schedule.
 
     Examples:
         >>> from augshift.config import AugShiftConfig
@@ -227,22 +237,56 @@ class Trainer:
             if config.compile else self.losses
 
     def autocast(self, device: torch.device):
-        """bf16 autocast when the config asks for it, else nothing."""
+        """bf16 autocast when the config asks for it, else nothing.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, precision="bf16")
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> with trainer.autocast(torch.device("cpu")):
+            ...     trainer.model(torch.randn(2, 3, 8, 8)).dtype
+            torch.bfloat16
+        """
         if self.config.precision == "bf16":
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         return nullcontext()
 
     def draw(self, count: int, device: torch.device) -> tuple[ShiftParams, ...]:
-        """The random shifts of one step of ``count`` samples, drawn from ``self.generator`` (on its device, without
+        """The random shifts of one step of `count` samples, drawn from `self.generator` (on its device, without
         waiting for it): AugShift's two views, the one shifted view, or none. Drawn apart from `losses`, so the
-        compiled step has no random state of its own and replays exactly."""
+        compiled step has no random state of its own and replays exactly.
+
+        Examples:
+            >>> from augshift.config import AugShiftConfig
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> view_a, view_b = trainer.draw(2, torch.device("cpu"))  # AugShift: two views
+            >>> view_a.dx.shape
+            torch.Size([2])
+            >>> Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1).draw(
+            ...     2, torch.device("cpu"))  # no shifts asked for
+            ()
+        """
         if self.objective is not None:
             return self.objective.sample(count, device)
         return (self.shifter.sample(count, device),) if self.shifter is not None else ()
 
     def losses(self, inputs: Tensor, targets: Tensor, shifts: tuple[ShiftParams, ...]) -> tuple[Tensor, Tensor]:
-        """The loss of one batch with the given ``shifts`` (`draw`) and its detached parts (``self.parts``,
-        float32): the computation `TrainConfig.compile <augshift.engine.TrainConfig>` captures."""
+        """The loss of one batch with the given `shifts` (`draw`) and its detached parts (`self.parts`,
+        float32): the computation `TrainConfig.compile` captures.
+
+        Examples:
+            >>> from augshift.config import AugShiftConfig
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> config = TrainConfig(epochs=1, batch_size=2, shift=AugShiftConfig(max_shift=2), augshift=True)
+            >>> trainer = Trainer(create_small_cnn(3, width=4), config, steps_per_epoch=1)
+            >>> inputs, targets = torch.randn(2, 3, 8, 8), torch.tensor([0, 2])
+            >>> shifts = trainer.draw(2, inputs.device)
+            >>> loss, parts = trainer.losses(inputs, targets, shifts)
+            >>> torch.equal(trainer.losses(inputs, targets, shifts)[1], parts), trainer.parts  # replayed exactly
+            (True, ('loss', 'criterion', 'consistency'))
+        """
         with self.autocast(inputs.device):
             if self.objective is not None:
                 result = self.objective(self.net, self.features, inputs, targets, params=shifts)
@@ -255,7 +299,17 @@ class Trainer:
         return loss, parts.float()
 
     def step(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        """One step; returns the detached loss parts (``self.parts``) as a float tensor on the device."""
+        """One step; returns the detached loss parts (`self.parts`) as a float tensor on the device.
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model = create_small_cnn(3, width=4)
+            >>> trainer = Trainer(model, TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> before = [p.clone() for p in model.parameters()]
+            >>> parts = trainer.step(torch.randn(2, 3, 8, 8), torch.tensor([0, 2]))
+            >>> parts.shape, any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # a step taken
+            (torch.Size([1]), True)
+        """
         self.model.train()
         if self.config.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -271,11 +325,30 @@ class Trainer:
         return parts.clone() if self.config.compile else parts
 
     def state_dict(self) -> dict:
-        """Model, optimizer and schedule state (the model's keys are the plain model's)."""
+        """Model, optimizer and schedule state (the model's keys are the plain model's).
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> model = create_small_cnn(3, width=4)
+            >>> state = Trainer(model, TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1).state_dict()
+            >>> sorted(state), list(state["model"]) == list(model.state_dict())
+            (['model', 'optimizer', 'scheduler'], True)
+        """
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` saved (to resume a run).
+
+        Examples:
+            >>> from augshift.models.small_cnn import create_small_cnn
+            >>> trained = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> _ = trained.step(torch.randn(2, 3, 8, 8), torch.tensor([0, 2]))
+            >>> fresh = Trainer(create_small_cnn(3, width=4), TrainConfig(epochs=1, batch_size=2), steps_per_epoch=1)
+            >>> fresh.load_state_dict(trained.state_dict())
+            >>> all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), trained.model.parameters()))
+            True
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -283,8 +356,8 @@ class Trainer:
 
 
 def recalibrate_batchnorm(model: nn.Module, batches: Batches, *, count: int, device: Any = "cpu") -> None:
-    """Replace the BatchNorm running statistics of ``model`` by their average over the first ``count`` of
-    ``batches`` (inputs, targets), computed with the final weights (``torch.optim.swa_utils.update_bn``).
+    """Replace the BatchNorm running statistics of `model` by their average over the first `count` of
+    `batches` (inputs, targets), computed with the final weights (`torch.optim.swa_utils.update_bn`).
 
     After a short run with a fast-moving optimiser the running averages lag behind the weights: a 7x7 GAPNet
     after 200 Adam steps located 100 % of the canvases with batch statistics and 11 % with its running ones.
@@ -311,31 +384,31 @@ def fit(
     identity: Optional[dict] = None, progress: bool = True, desc: str = "train",
     after_epoch: Optional[Callable[[int, list[dict]], dict]] = None,
 ) -> list[dict]:
-    """Train ``trainer`` for ``config.epochs`` epochs of ``source``; returns one row per epoch (mean loss parts,
+    """Train `trainer` for `config.epochs` epochs of `source`; returns one row per epoch (mean loss parts,
     steps and seconds).
 
-    After the last epoch the BatchNorm statistics are re-estimated over ``config.bn_batches`` batches
+    After the last epoch the BatchNorm statistics are re-estimated over `config.bn_batches` batches
     (`recalibrate_batchnorm`); after every epoch, and after that re-estimation, the floating buffers are averaged over
     the processes, so every process ends with the same model.
 
     Args:
-        trainer: the `Trainer` (its ``config`` gives the epochs, seed and ``bn_batches``).
+        trainer: the `Trainer` (its `config` gives the epochs, seed and `bn_batches`).
         source: the training batches (`BatchSource`, e.g. `TensorBatches.source`).
         place: this process's `Dist` (its device, and whether it is the main process).
         checkpoint: a file written (atomically, by the main process) after every epoch; a run finding one
-            continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). ``None``: none.
+            continues after its epoch, replaying exactly (shifts re-seeded per epoch and process). `None`: none.
         identity: what the checkpoint must have been written for (e.g. the run's spec); another raises
-            ``ValueError`` instead of mixing two runs.
+            `ValueError` instead of mixing two runs.
         progress: show a progress bar (main process only).
         desc: the progress bar's label (and of the messages).
-        after_epoch: ``after_epoch(epoch, history)``: called (on every process) after each epoch with the epoch
+        after_epoch: `after_epoch(epoch, history)`: called (on every process) after each epoch with the epoch
             (from 1) and the rows of the epochs before it; the dict it returns joins the epoch's row (e.g. a test
             accuracy, `BestEpoch`), before the checkpoint is written. Its time is not in the
-            row's ``seconds``.
+            row's `seconds`.
 
     Returns:
-        The history: one dict per epoch, ``{"epoch", <each of trainer.parts>, "steps", "seconds", ...}`` (the
-        epochs before a resume included). A non-finite loss raises ``FloatingPointError``.
+        The history: one dict per epoch, `{"epoch", <each of trainer.parts>, "steps", "seconds", ...}` (the
+        epochs before a resume included). A non-finite loss raises `FloatingPointError`.
 
     Examples:
         >>> import tempfile

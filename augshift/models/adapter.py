@@ -1,17 +1,17 @@
 """The model adapter: what augshift needs to know about a model, answered in one place for every zoo.
 
-Any ``nn.Module`` -- a timm model, a torchvision classifier or segmenter, a Hugging Face ``transformers`` image model,
+Any `nn.Module` -- a timm model, a torchvision classifier or segmenter, a Hugging Face `transformers` image model,
 the project's own or a user's -- is asked here, and only here:
 
 * its logits and the module that receives its pooled features are read by convention in the core
   (`augshift.outputs`: `logits_of`, `classifier_of`), which needs no zoo;
 * `default_layer` -- where its position channels are ranked: the last stage whose maps still have a spatial
   extent on the given images (and why, when that is not the last stage); `feature_map` /
-  `map_channels` read and change a layer's output channel-first, also for ``transformers``' token sequences;
+  `map_channels` read and change a layer's output channel-first, also for `transformers`' token sequences;
 * `Normalization` -- the per-channel statistics its inputs are normalised with, and where they come from
-  (`pretrained_normalization`: timm's ``pretrained_cfg``, torchvision's weights transforms, a
-  ``transformers`` image processor; a model trained from scratch takes the data's own statistics);
-* building by name (``resnet18`` for timm, ``torchvision/resnet50``, ``hf:<hub id or save_pretrained folder>``) and
+  (`pretrained_normalization`: timm's `pretrained_cfg`, torchvision's weights transforms, a
+  `transformers` image processor; a model trained from scratch takes the data's own statistics);
+* building by name (`resnet18` for timm, `torchvision/resnet50`, `hf:<hub id or save_pretrained folder>`) and
   loading any checkpoint is its other half, `augshift.models.zoo` (`create_model`,
   `load_model`).
 
@@ -38,7 +38,7 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------- feature maps
 
 def _token_grid(tokens: int) -> Optional[tuple[int, int]]:
-    """``(side, skipped)`` when ``tokens`` (or ``tokens - 1``: a leading class token) form a square grid."""
+    """`(side, skipped)` when `tokens` (or `tokens - 1`: a leading class token) form a square grid."""
     for skipped in (0, 1):
         side = math.isqrt(tokens - skipped)
         if side > 0 and side * side == tokens - skipped:
@@ -51,9 +51,9 @@ def feature_map(output: Any, layer: str = "") -> Tensor:
 
     Args:
         output: the module's output -- a tensor (N, C, h, w) or (N, C); a token sequence (N, L, D) of a
-            ``transformers`` / timm vision transformer, read as (N, D, s, s) when L (or L - 1, after a leading class
+            `transformers` / timm vision transformer, read as (N, D, s, s) when L (or L - 1, after a leading class
             token) is a square s * s, else as (N, D, L); a mapping (torchvision segmentation backbones:
-            ``"out"``, else its last entry); or a tuple whose first element is the features.
+            `"out"`, else its last entry); or a tuple whose first element is the features.
         layer: the module's name, for the error message.
 
     Returns:
@@ -82,9 +82,9 @@ def feature_map(output: Any, layer: str = "") -> Tensor:
 
 
 def map_channels(output: Any, change: Callable[[Tensor], Tensor]) -> Any:
-    """``output`` with ``change`` applied to its channel-first features (N, C, ...) (see `feature_map`), in
+    """`output` with `change` applied to its channel-first features (N, C, ...) (see `feature_map`), in
     the output's own structure: a tensor, a token sequence (N, L, D) (changed as (N, D, L), class token included),
-    a mapping (its ``"out"`` or last entry replaced) or a tuple (its first element replaced).
+    a mapping (its `"out"` or last entry replaced) or a tuple (its first element replaced).
 
     Examples:
         >>> map_channels(torch.ones(1, 3, 2, 2), lambda x: x.index_fill(1, torch.tensor([0]), 0))[0, :, 0, 0]
@@ -105,8 +105,8 @@ class LayerChoice:
     """The layer whose channels are ranked (what `default_layer` returns).
 
     Args:
-        name: the layer's module name in ``model.named_modules()``.
-        size: the spatial size of its maps, e.g. ``(h, w)``, on the images it was chosen for.
+        name: the layer's module name in `model.named_modules()`.
+        size: the spatial size of its maps, e.g. `(h, w)`, on the images it was chosen for.
         note: why it is not the model's last stage (empty when it is).
 
     Examples:
@@ -127,8 +127,8 @@ class LayerChoice:
 
 
 def _stages(model: nn.Module) -> Optional[list[str]]:
-    """The model's own list of stages, shallow to deep, when it names them: the project's ``feature_module``, else
-    what a zoo says (torchvision segmenters' ``backbone``, timm's ``feature_info``); None for other models."""
+    """The model's own list of stages, shallow to deep, when it names them: the project's `feature_module`, else
+    what a zoo says (torchvision segmenters' `backbone`, timm's `feature_info`); None for other models."""
     if isinstance(getattr(model, "feature_module", None), str):
         return [model.feature_module]
     return _first(zoo.stages(model) for zoo in ZOOS)
@@ -136,9 +136,9 @@ def _stages(model: nn.Module) -> Optional[list[str]]:
 
 def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
                 tensors_only: bool = False) -> dict[str, tuple[int, ...]]:
-    """The spatial size of the feature maps (`feature_map`) of the modules ``names`` (with ``tensors_only``, only
-    those returning a tensor or a torchvision-style ``{"out": ...}``, whose output ablation can rewrite) for
-    ``images[:1]`` (1, C, H, W), in the order the modules finish."""
+    """The spatial size of the feature maps (`feature_map`) of the modules `names` (with `tensors_only`, only
+    those returning a tensor or a torchvision-style `{"out": ...}`, whose output ablation can rewrite) for
+    `images[:1]` (1, C, H, W), in the order the modules finish."""
     sizes: dict[str, tuple[int, ...]] = {}
     wanted = set(names)
 
@@ -167,13 +167,13 @@ def layer_sizes(model: nn.Module, images: Tensor, names: Sequence[str], *,
 
 
 def default_layer(model: nn.Module, images: Tensor) -> LayerChoice:
-    """Where ``model``'s position channels are ranked, for inputs like ``images`` (N, C, H, W).
+    """Where `model`'s position channels are ranked, for inputs like `images` (N, C, H, W).
 
-    The model's last stage (a torchvision segmenter's ``backbone``, timm's last ``feature_info`` module, else the last
-    module to finish whose output is a feature map -- inside the base model of a ``transformers`` model, e.g. its last
+    The model's last stage (a torchvision segmenter's `backbone`, timm's last `feature_info` module, else the last
+    module to finish whose output is a feature map -- inside the base model of a `transformers` model, e.g. its last
     stage or final layer norm, never a head after it) -- unless its
     maps are 1 x 1 at this input size: then the last earlier stage whose maps still have a spatial extent, and
-    ``note`` says so (when no stage has one, the last stage, noted).
+    `note` says so (when no stage has one, the last stage, noted).
 
     Examples:
         >>> import timm
@@ -225,25 +225,25 @@ def _inside(name: str, parent: Optional[str]) -> bool:
 
 
 def _first(answers: Iterable[Optional[T]]) -> Optional[T]:
-    """The first answer that is not ``None`` (the zoos', asked in order), else ``None``."""
+    """The first answer that is not `None` (the zoos', asked in order), else `None`."""
     return next((answer for answer in answers if answer is not None), None)
 
 
 # --------------------------------------------------------------------------------------------- normalisation
 
 def pretrained_normalization(name: str, model: nn.Module) -> Optional[Normalization]:
-    """The statistics the pretrained weights of ``name`` (as built by `create_model`) expect, or ``None`` when
-    they name none (a ``transformers`` folder without an image processor).
+    """The statistics the pretrained weights of `name` (as built by `create_model`) expect, or `None` when
+    they name none (a `transformers` folder without an image processor).
 
     Args:
-        name: ``hf:<id or folder>`` (its image processor's ``image_mean`` / ``image_std``), ``torchvision/<name>``
+        name: `hf:<id or folder>` (its image processor's `image_mean` / `image_std`), `torchvision/<name>`
             or one of torchvision's segmenters (the default weights' transforms), or a timm name (the model's
-            ``pretrained_cfg``).
-        model: the model built from ``name``.
+            `pretrained_cfg`).
+        model: the model built from `name`.
 
     Returns:
-        What the zoo of ``name`` (`zoo_of`) says: a `Normalization` naming its
-        source, or ``None``.
+        What the zoo of `name` (`zoo_of`) says: a `Normalization` naming its
+        source, or `None`.
 
     Examples:
         >>> import timm

@@ -1,29 +1,29 @@
 """Adaptive polyphase sampling (APS) and truly shift-invariant ResNets, registered as timm models.
 
-Chaman & Dokmanić, *"Truly shift-invariant convolutional neural networks"* (CVPR 2021): a stride-``s``
-downsampling keeps one of the ``s * s`` polyphase components ``x[:, :, i::s, j::s]``; plain striding always
-keeps ``(0, 0)``, so a one-pixel shift of the input changes the output. `ApsDown` keeps, per image,
+Chaman & Dokmanić, *"Truly shift-invariant convolutional neural networks"* (CVPR 2021): a stride-`s`
+downsampling keeps one of the `s * s` polyphase components `x[:, :, i::s, j::s]`; plain striding always
+keeps `(0, 0)`, so a one-pixel shift of the input changes the output. `ApsDown` keeps, per image,
 the component with the largest norm instead: a circular shift of the input only permutes the components
 (and shifts each one circularly), so the same content is kept. With circular padding in every conv, pool
 and blur, a network whose every stride is an `ApsDown` gives *exactly* the same logits for any
-circular shift (``torch.roll``) of its input, in eval mode (train-mode BatchNorm statistics are also
+circular shift (`torch.roll`) of its input, in eval mode (train-mode BatchNorm statistics are also
 shift-invariant, up to floating-point summation order).
 
-Importing this module registers ``aps_resnet18`` (APS, no blur) and ``aps_blur_resnet18`` (APS after a 3-tap
+Importing this module registers `aps_resnet18` (APS, no blur) and `aps_blur_resnet18` (APS after a 3-tap
 binomial blur, "APS-BlurPool" in the paper) with timm (`register`), built like
-timm's ``resnetblur18``: a ResNet built with every ``Conv2d`` at stride 1 with ``padding_mode`` (default
-``"circular"``, the invariance guarantee; ``"zeros"`` is how ResNets are usually trained) and every stride an
+timm's `resnetblur18`: a ResNet built with every `Conv2d` at stride 1 with `padding_mode` (default
+`"circular"`, the invariance guarantee; `"zeros"` is how ResNets are usually trained) and every stride an
 `ApsDown` layer:
 
-* stem: ``conv1`` (7x7, stride 1) -> ``bn1`` -> ``act1`` -> ``maxpool = [ApsDown, pad, MaxPool2d(3, stride=1),
-  ApsDown]``, i.e. the stem conv's stride moved after its activation, as in every downsampling block; the
-  CIFAR stem (``conv1`` a 3x3 stride-1 conv, ``maxpool`` an identity) therefore removes both stem strides;
-* a downsampling block (`ApsBasicBlock`): ``conv1`` -> ``bn1`` -> ``act1`` -> ``aa = ApsDown`` ->
-  ``conv2``; the shortcut goes through the same ``ApsDown`` *with the phase chosen on the main path*, then
-  ``downsample`` (1x1 conv, stride 1, and BN), so the two summed maps stay on the same grid.
+* stem: `conv1` (7x7, stride 1) -> `bn1` -> `act1` -> `maxpool = [ApsDown, pad, MaxPool2d(3, stride=1),
+  ApsDown]`, i.e. the stem conv's stride moved after its activation, as in every downsampling block; the
+  CIFAR stem (`conv1` a 3x3 stride-1 conv, `maxpool` an identity) therefore removes both stem strides;
+* a downsampling block (`ApsBasicBlock`): `conv1` -> `bn1` -> `act1` -> `aa = ApsDown` ->
+  `conv2`; the shortcut goes through the same `ApsDown` *with the phase chosen on the main path*, then
+  `downsample` (1x1 conv, stride 1, and BN), so the two summed maps stay on the same grid.
 
-``ApsDown`` has no state: the ``state_dict`` keys are exactly those of timm's ``resnet18`` (and
-``resnetblur18``, whose blur filters are not saved either). Input height and width must be divisible by the
+`ApsDown` has no state: the `state_dict` keys are exactly those of timm's `resnet18` (and
+`resnetblur18`, whose blur filters are not saved either). Input height and width must be divisible by the
 total stride (32; 8 with the CIFAR stem). There are no pretrained weights.
 """
 from __future__ import annotations
@@ -47,18 +47,18 @@ _PAD_LAYERS = {"circular": nn.CircularPad2d, "zeros": nn.ZeroPad2d, "reflect": n
 class ApsDown(nn.Module):
     """Adaptive polyphase downsampling of (N, C, H, W) to (N, C, H / stride, W / stride).
 
-    Each image keeps its polyphase component ``x[:, :, i::stride, j::stride]`` of largest ``norm``; ties go to the
-    first, in the order ``phase = i * stride + j``.
+    Each image keeps its polyphase component `x[:, :, i::stride, j::stride]` of largest `norm`; ties go to the
+    first, in the order `phase = i * stride + j`.
 
     Args:
         stride: the downsampling factor (an int >= 2); H and W must be divisible by it.
         filter_size: > 1 low-pass filters first with a binomial blur (3: [1, 2, 1], 5: [1, 4, 6, 4, 1], as timm's
-            ``BlurPool2d``) and selects on the blurred map; 1: no blur.
-        padding_mode: the border of the blur (``"circular"`` keeps the layer exactly equivariant to circular
-            shifts; ``"zeros"``, ``"reflect"``, ``"replicate"``).
-        norm: how a component is measured, ``"l2"`` or ``"l1"`` (over all channels and positions).
+            `BlurPool2d`) and selects on the blurred map; 1: no blur.
+        padding_mode: the border of the blur (`"circular"` keeps the layer exactly equivariant to circular
+            shifts; `"zeros"`, `"reflect"`, `"replicate"`).
+        norm: how a component is measured, `"l2"` or `"l1"` (over all channels and positions).
 
-    ``forward(x, phase=None)`` returns the downsampled map; ``forward_with_phase`` also returns the (N,)
+    `forward(x, phase=None)` returns the downsampled map; `forward_with_phase` also returns the (N,)
     long tensor of the phases used, which another map of the same H, W (a residual shortcut) can be given
     to be downsampled on the same grid.
 
@@ -97,7 +97,7 @@ class ApsDown(nn.Module):
                 f"norm={self.norm!r}")
 
     def blur(self, x: Tensor) -> Tensor:
-        """Depthwise binomial blur of (N, C, H, W), same size, border padded with ``padding_mode``."""
+        """Depthwise binomial blur of (N, C, H, W), same size, border padded with `padding_mode`."""
         k, channels = self.filter_size, x.shape[1]
         pad = ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2)
         x = F.pad(x, pad, mode="constant" if self.padding_mode == "zeros" else self.padding_mode)
@@ -105,7 +105,7 @@ class ApsDown(nn.Module):
         return F.conv2d(x, weight, groups=channels)
 
     def forward_with_phase(self, x: Tensor, phase: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        """(N, C, H, W) -> ((N, C, H / stride, W / stride), phase (N,)); ``phase`` given: use it, else choose."""
+        """(N, C, H, W) -> ((N, C, H / stride, W / stride), phase (N,)); `phase` given: use it, else choose."""
         if x.dim() != 4:
             raise ValueError(f"ApsDown expects (N, C, H, W), got shape {tuple(x.shape)}")
         n, c, h, w = x.shape
@@ -133,15 +133,15 @@ class ApsDown(nn.Module):
 
 
 def _conv(cin: int, cout: int, kernel: int, padding_mode: str) -> nn.Conv2d:
-    """A stride-1 ``Conv2d`` without bias, "same" padding with ``padding_mode``."""
+    """A stride-1 `Conv2d` without bias, "same" padding with `padding_mode`."""
     return nn.Conv2d(cin, cout, kernel, stride=1, padding=kernel // 2, bias=False, padding_mode=padding_mode)
 
 
 class ApsBasicBlock(nn.Module):
-    """A ResNet basic block whose stride is an `ApsDown` (``aa``) after ``act1``: ``conv1`` (3x3, stride 1) ->
-    ``bn1`` -> ``act1`` -> ``aa`` -> ``conv2`` -> ``bn2``; the shortcut is downsampled by the same ``aa`` with the
-    phase chosen on the main path, then ``downsample`` (1x1 conv at stride 1 and BN). Its ``state_dict`` keys are
-    those of timm's ``BasicBlock``."""
+    """A ResNet basic block whose stride is an `ApsDown` (`aa`) after `act1`: `conv1` (3x3, stride 1) ->
+    `bn1` -> `act1` -> `aa` -> `conv2` -> `bn2`; the shortcut is downsampled by the same `aa` with the
+    phase chosen on the main path, then `downsample` (1x1 conv at stride 1 and BN). Its `state_dict` keys are
+    those of timm's `BasicBlock`."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None, *,
                  filter_size: int = 1, padding_mode: str = "circular", norm: str = "l2") -> None:
@@ -168,19 +168,19 @@ class ApsBasicBlock(nn.Module):
 
 
 class ApsResNet(nn.Module):
-    """A ResNet of `ApsBasicBlock` (``layers`` per stage) whose every stride is an `ApsDown`, with
-    timm's model API (``get_classifier``, ``reset_classifier``, ``forward_features``, ``forward_head``,
-    ``feature_info``) and timm ``resnet18``'s ``state_dict`` keys.
+    """A ResNet of `ApsBasicBlock` (`layers` per stage) whose every stride is an `ApsDown`, with
+    timm's model API (`get_classifier`, `reset_classifier`, `forward_features`, `forward_head`,
+    `feature_info`) and timm `resnet18`'s `state_dict` keys.
 
     Args:
-        layers: blocks per stage (``(2, 2, 2, 2)``: ResNet-18).
-        num_classes: classes of the linear head ``fc``.
+        layers: blocks per stage (`(2, 2, 2, 2)`: ResNet-18).
+        num_classes: classes of the linear head `fc`.
         in_chans: input channels.
         filter_size: the blur before every polyphase choice (1: none, 3: APS-BlurPool).
-        padding_mode: padding of every conv, blur and the stem pool (``circular``: exact invariance).
-        norm: how `ApsDown` measures a polyphase component (``l2`` or ``l1``).
-        drop_rate: dropout before ``fc``.
-        global_pool: timm's pooling type (``avg``).
+        padding_mode: padding of every conv, blur and the stem pool (`circular`: exact invariance).
+        norm: how `ApsDown` measures a polyphase component (`l2` or `l1`).
+        drop_rate: dropout before `fc`.
+        global_pool: timm's pooling type (`avg`).
 
     Shapes: (N, in_chans, H, W) with H, W divisible by 32 (8 with the CIFAR stem) -> logits (N, num_classes).
 
@@ -227,7 +227,7 @@ class ApsResNet(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """A fresh ``fc`` with ``num_classes`` outputs (0: none); ``global_pool`` changes the pooling type."""
+        """A fresh `fc` with `num_classes` outputs (0: none); `global_pool` changes the pooling type."""
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
         self.num_classes = num_classes
@@ -248,6 +248,6 @@ class ApsResNet(nn.Module):
 
 
 register("aps_resnet18", ApsResNet, layers=(2, 2, 2, 2), filter_size=1,
-         doc="ResNet-18 with APS at every stride, no blur (``filter_size=1``); ``padding_mode='circular'`` by default.")
+         doc="ResNet-18 with APS at every stride, no blur (`filter_size=1`); `padding_mode='circular'` by default.")
 register("aps_blur_resnet18", ApsResNet, layers=(2, 2, 2, 2), filter_size=3,
-         doc="ResNet-18 with APS after a 3-tap binomial blur at every stride (APS-BlurPool, ``filter_size=3``).")
+         doc="ResNet-18 with APS after a 3-tap binomial blur at every stride (APS-BlurPool, `filter_size=3`).")

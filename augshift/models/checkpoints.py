@@ -3,21 +3,21 @@ the architecture; `load_state` loads the weights into a model, with an error tha
 
 Understood layouts:
 
-* a file saved by ``augshift locate`` / ``augshift attack --save-model`` (``name``, ``kwargs``, ``meta``,
-  ``state_dict``);
-* timm ``train.py`` checkpoints (``model_best.pth.tar``, ``last.pth.tar``: ``state_dict`` / ``state_dict_ema``,
-  ``arch`` = the model name) and its output folder (those files plus ``args.yaml`` naming ``model`` and
-  ``num_classes``);
-* the Accelerate example's output folder (``model.safetensors`` plus ``metrics.json`` whose ``args`` name the
-  ``model`` and whose ``normalization`` the statistics it trained with);
-* a folder a zoo reads itself (`read_folder`): a Hugging Face ``save_pretrained`` folder
-  (``config.json`` and the weights; read by ``transformers``, named ``hf:<folder>``); the normalisation is its
-  ``metrics.json``'s when the Accelerate example wrote it, else `load_model` asks the
+* a file saved by `augshift locate` / `augshift attack --save-model` (`name`, `kwargs`, `meta`,
+  `state_dict`);
+* timm `train.py` checkpoints (`model_best.pth.tar`, `last.pth.tar`: `state_dict` / `state_dict_ema`,
+  `arch` = the model name) and its output folder (those files plus `args.yaml` naming `model` and
+  `num_classes`);
+* the Accelerate example's output folder (`model.safetensors` plus `metrics.json` whose `args` name the
+  `model` and whose `normalization` the statistics it trained with);
+* a folder a zoo reads itself (`read_folder`): a Hugging Face `save_pretrained` folder
+  (`config.json` and the weights; read by `transformers`, named `hf:<folder>`); the normalisation is its
+  `metrics.json`'s when the Accelerate example wrote it, else `load_model` asks the
   zoo (the folder's image processor);
-* a plain ``state_dict`` (``.pt``/``.pth``/``.bin`` or ``.safetensors``), also nested under ``state_dict`` /
-  ``model`` / ``model_state``; a ``module.`` / ``model.`` prefix (DDP, wrappers) is dropped when every key carries
+* a plain `state_dict` (`.pt`/`.pth`/`.bin` or `.safetensors`), also nested under `state_dict` /
+  `model` / `model_state`; a `module.` / `model.` prefix (DDP, wrappers) is dropped when every key carries
   it and the model's own keys do not (`fitted_state`). A plain state_dict does not name its architecture: the
-  caller passes it (``--model``).
+  caller passes it (`--model`).
 """
 from __future__ import annotations
 
@@ -52,14 +52,14 @@ def _load_file(path: Path) -> object:
 
 
 def _timm_normalization(args: dict, where: Path) -> tuple[Optional[Normalization], bool]:
-    """What a timm ``train.py`` run normalised with: its ``--mean`` / ``--std``, else (``True``) the model's config."""
+    """What a timm `train.py` run normalised with: its `--mean` / `--std`, else (`True`) the model's config."""
     if args.get("mean") and args.get("std"):
         return Normalization(tuple(args["mean"]), tuple(args["std"]), f"--mean / --std of timm's train.py ({where})"), False
     return None, True
 
 
 def _folder(path: Path) -> Checkpoint:
-    """The checkpoint of an output folder: timm ``train.py``'s, one a zoo reads (``save_pretrained``'s) or the
+    """The checkpoint of an output folder: timm `train.py`'s, one a zoo reads (`save_pretrained`'s) or the
     Accelerate example's."""
     for name in TIMM_FILES:
         if (path / name).is_file():
@@ -90,11 +90,11 @@ def _folder(path: Path) -> Checkpoint:
 
 
 def read_checkpoint(path: str) -> Checkpoint:
-    """The `Checkpoint` at ``path`` (a file or an output folder; see the module docstring).
+    """The `Checkpoint` at `path` (a file or an output folder; see the module docstring).
 
     Args:
-        path: a checkpoint file (``torch.save`` / ``.safetensors``) or an output folder (timm ``train.py``, the
-            Accelerate example, a ``save_pretrained`` folder).
+        path: a checkpoint file (`torch.save` / `.safetensors`) or an output folder (timm `train.py`, the
+            Accelerate example, a `save_pretrained` folder).
 
     Returns:
         Its `Checkpoint`: the weights, keyed as saved, and what the file says about the model.
@@ -148,8 +148,8 @@ def _read_file(where: Path) -> Checkpoint:
 
 
 def fitted_state(state_dict: dict[str, Tensor], own: Optional[Iterable[str]] = None) -> dict[str, Tensor]:
-    """``state_dict`` with each wrapper prefix (`WRAPPER_PREFIXES`) that every key carries dropped, when that makes
-    more of its keys fit the model's keys ``own`` (always, with ``own=None``).
+    """`state_dict` with each wrapper prefix (`WRAPPER_PREFIXES`) that every key carries dropped, when that makes
+    more of its keys fit the model's keys `own` (always, with `own=None`).
 
     Examples:
         >>> sorted(fitted_state({"module.fc.weight": torch.zeros(1)}, ["fc.weight"]))
@@ -167,7 +167,7 @@ def fitted_state(state_dict: dict[str, Tensor], own: Optional[Iterable[str]] = N
 
 
 def infer_num_classes(model: nn.Module, state_dict: dict[str, Tensor]) -> Optional[int]:
-    """The number of classes of ``state_dict``'s head when it differs from ``model``'s: the first dimension of the
+    """The number of classes of `state_dict`'s head when it differs from `model`'s: the first dimension of the
     weights whose shapes disagree only there (the classifier); None when every shape fits."""
     own = model.state_dict()
     state_dict = fitted_state(state_dict, own)
@@ -180,7 +180,7 @@ def infer_num_classes(model: nn.Module, state_dict: dict[str, Tensor]) -> Option
 
 
 def load_state(model: nn.Module, checkpoint: Checkpoint, name: str) -> nn.Module:
-    """Load ``checkpoint``'s weights into ``model`` (architecture ``name``), strictly; returns ``model``."""
+    """Load `checkpoint`'s weights into `model` (architecture `name`), strictly; returns `model`."""
     own = model.state_dict()
     state = fitted_state(checkpoint.state_dict, own)
     problems = {"missing": [k for k in own if k not in state], "unexpected": [k for k in state if k not in own],

@@ -1,8 +1,8 @@
 """How the project registers its models with timm: one helper, `register`, for every one of them.
 
-A registered name builds through timm's own builder (``build_model_with_cfg``), so ``timm.create_model(name, ...)``
-and timm's ``train.py --model name`` build it like any timm model, with its ``pretrained_cfg`` (the data config timm
-resolves) set by timm. None of the project's models has pretrained weights: ``pretrained=True`` raises one
+A registered name builds through timm's own builder (`build_model_with_cfg`), so `timm.create_model(name, ...)`
+and timm's `train.py --model name` build it like any timm model, with its `pretrained_cfg` (the data config timm
+resolves) set by timm. None of the project's models has pretrained weights: `pretrained=True` raises one
 `UsageError` with one message, whatever the model.
 """
 from __future__ import annotations
@@ -15,30 +15,30 @@ from torch import nn
 
 from ..errors import UsageError
 
-# timm's register_model reads the default config of an entry point from its module's ``default_cfgs``: the entry
+# timm's register_model reads the default config of an entry point from its module's `default_cfgs`: the entry
 # points are made here, so their configs live here.
 default_cfgs: dict[str, dict] = {}
 
 
 def no_pretrained_weights(name: str) -> UsageError:
-    """The one refusal of ``pretrained=True`` for the project's models."""
+    """The one refusal of `pretrained=True` for the project's models."""
     return UsageError(f"{name} has no pretrained weights: it is trained from scratch; create it with pretrained=False "
                       "(and load your own weights with checkpoint_path=...)")
 
 
 def register(name: str, build: Callable[..., nn.Module], *, doc: str, first_conv: str = "conv1",
              classifier: str = "fc", num_classes: int = 1000, **defaults: Any) -> Callable[..., nn.Module]:
-    """Register ``name`` with timm: ``timm.create_model(name, **kwargs)`` returns ``build(**defaults, **kwargs)``
-    through ``build_model_with_cfg``.
+    """Register `name` with timm: `timm.create_model(name, **kwargs)` returns `build(**defaults, **kwargs)`
+    through `build_model_with_cfg`.
 
     Args:
         name: the model name.
         build: a class or function taking the model's keyword arguments.
-        doc: the entry point's docstring (shown by ``help``).
+        doc: the entry point's docstring (shown by `help`).
         first_conv: the name of the first conv, for timm's data config.
         classifier: the name of the classifier module, for timm's data config.
         num_classes: the default number of classes.
-        **defaults: default keyword arguments of ``build`` for this name (e.g. ``trunk="resnet18"``).
+        **defaults: default keyword arguments of `build` for this name (e.g. `trunk="resnet18"`).
 
     Returns:
         The registered entry point.

@@ -1,5 +1,5 @@
 """A small CNN for the demo: strided convolutions (so it aliases, like ResNets do), global average
-pooling and a linear classifier ``fc``, with timm's ``forward_features`` / ``forward_head`` split."""
+pooling and a linear classifier `fc`, with timm's `forward_features` / `forward_head` split."""
 from __future__ import annotations
 
 import torch
@@ -11,16 +11,16 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """(N, 3, H, W) -> logits (N, num_classes); stages of ``width * 2**i`` channels, each halving H, W.
+    """(N, 3, H, W) -> logits (N, num_classes); stages of `width * 2**i` channels, each halving H, W.
 
     Args:
-        num_classes: outputs of the linear classifier ``fc``.
-        width: channels of the first conv; stage ``i`` (from 1) has ``width * 2**i``.
+        num_classes: outputs of the linear classifier `fc`.
+        width: channels of the first conv; stage `i` (from 1) has `width * 2**i`.
         stages: the number of strided stages (each halves H and W).
         in_chans: input channels.
 
-    Shapes: images (N, in_chans, H, W) -> logits (N, num_classes); the pooled features entering ``fc`` are
-    (N, ``width * 2**stages``) (``num_features``).
+    Shapes: images (N, in_chans, H, W) -> logits (N, num_classes); the pooled features entering `fc` are
+    (N, `width * 2**stages`) (`num_features`).
 
     Examples:
         >>> model = SmallCNN(10, width=4, stages=2)
@@ -55,7 +55,7 @@ def create_small_cnn(num_classes: int = 10, **kwargs) -> SmallCNN:
 
     Args:
         num_classes: outputs of the classifier (> 0).
-        **kwargs: the other options of `SmallCNN` (``width``, ``stages``, ``in_chans``).
+        **kwargs: the other options of `SmallCNN` (`width`, `stages`, `in_chans`).
 
     Returns:
         A `SmallCNN`.

@@ -9,18 +9,18 @@ STEMS = ("standard", "cifar")
 
 
 def cifar_stem(model: nn.Module) -> nn.Module:
-    """Replace a ResNet's stem (``conv1`` + ``maxpool``) by the usual CIFAR stem, in place: ``conv1`` a 3x3
-    stride-1 conv with the same output channels and padding mode, ``maxpool`` an identity.
+    """Replace a ResNet's stem (`conv1` + `maxpool`) by the usual CIFAR stem, in place: `conv1` a 3x3
+    stride-1 conv with the same output channels and padding mode, `maxpool` an identity.
 
-    ``conv1`` may be a ``Conv2d`` or a ``Sequential`` starting with one (stems that downsample after the conv,
+    `conv1` may be a `Conv2d` or a `Sequential` starting with one (stems that downsample after the conv,
     e.g. the APS ResNets).
 
     Args:
-        model: a ResNet with ``conv1`` and ``maxpool`` (timm's, torchvision's, `ApsResNet`);
+        model: a ResNet with `conv1` and `maxpool` (timm's, torchvision's, `ApsResNet`);
             anything else is a `UsageError`.
 
     Returns:
-        ``model`` itself, changed.
+        `model` itself, changed.
 
     Examples:
         >>> import timm

@@ -1,8 +1,8 @@
 """Building and loading models by name, from every zoo: the other half of the model adapter (`.adapter`).
 
-`create_model` builds ``resnet18`` (timm, also the project's registered models), ``torchvision/resnet50``
-(torchvision's classifiers and, as segmenters, ``deeplabv3_*`` / ``fcn_*`` / ``lraspp_*``) or
-``hf:<hub id or save_pretrained folder>`` (Hugging Face ``transformers``), through the zoo that claims the name
+`create_model` builds `resnet18` (timm, also the project's registered models), `torchvision/resnet50`
+(torchvision's classifiers and, as segmenters, `deeplabv3_*` / `fcn_*` / `lraspp_*`) or
+`hf:<hub id or save_pretrained folder>` (Hugging Face `transformers`), through the zoo that claims the name
 (`zoo_of`; each zoo is one file of `.zoos`); `load_model` loads any checkpoint
 `read_checkpoint` reads, with the normalisation its weights were trained with where it says.
 """
@@ -26,17 +26,17 @@ def create_model(name: str, num_classes: Optional[int] = None, *, pretrained: bo
     """A model by name, from any zoo.
 
     Args:
-        name: a timm name (``resnet18``, also the project's ``gapnet_resnet18``, ``aps_resnet18``...),
-            ``torchvision/<name>`` (``torchvision/resnet50``; for ``task="segmentation"`` also ``deeplabv3_*``,
-            ``fcn_*``, ``lraspp_*`` without the prefix) or ``hf:<hub id or save_pretrained folder>``.
-        num_classes: outputs of the head (``None``: the zoo's default, e.g. 1000 or the config's labels); with
-            ``pretrained``, a different number gets a new head.
-        pretrained: load the zoo's weights (timm / torchvision hub, the ``transformers`` folder or hub id); needs the
+        name: a timm name (`resnet18`, also the project's `gapnet_resnet18`, `aps_resnet18`...),
+            `torchvision/<name>` (`torchvision/resnet50`; for `task="segmentation"` also `deeplabv3_*`,
+            `fcn_*`, `lraspp_*` without the prefix) or `hf:<hub id or save_pretrained folder>`.
+        num_classes: outputs of the head (`None`: the zoo's default, e.g. 1000 or the config's labels); with
+            `pretrained`, a different number gets a new head.
+        pretrained: load the zoo's weights (timm / torchvision hub, the `transformers` folder or hub id); needs the
             network or a filled cache.
-        stem: ``"cifar"`` replaces a ResNet's stem by the CIFAR stem (`cifar_stem`).
-        task: ``"classification"`` or ``"segmentation"`` (torchvision's segmenters, ``transformers``'
-            ``AutoModelForSemanticSegmentation``, or a timm model returning (N, K, H, W)).
-        **kwargs: a timm model's own options (e.g. ``where=``, ``seed=`` of ``permutenet_resnet18``).
+        stem: `"cifar"` replaces a ResNet's stem by the CIFAR stem (`cifar_stem`).
+        task: `"classification"` or `"segmentation"` (torchvision's segmenters, `transformers`'
+            `AutoModelForSemanticSegmentation`, or a timm model returning (N, K, H, W)).
+        **kwargs: a timm model's own options (e.g. `where=`, `seed=` of `permutenet_resnet18`).
 
     Returns:
         The model, in train mode.
@@ -71,11 +71,11 @@ class LoadedModel:
 
     Args:
         model: the model, in eval mode.
-        name: its architecture's name (timm / ``torchvision/`` / ``hf:``).
+        name: its architecture's name (timm / `torchvision/` / `hf:`).
         normalization: the `Normalization` its weights were trained with when known
-            (``None``: a model from scratch or a checkpoint that records none).
-        weights: what the weights are: a checkpoint path, ``"pretrained"`` or ``"random"``.
-        meta: for models saved by the ``augshift`` commands, what they record (``task``, ``grid``...); else empty.
+            (`None`: a model from scratch or a checkpoint that records none).
+        weights: what the weights are: a checkpoint path, `"pretrained"` or `"random"`.
+        meta: for models saved by the `augshift` commands, what they record (`task`, `grid`...); else empty.
 
     Examples:
         >>> loaded = LoadedModel(nn.Linear(4, 3).eval(), "linear", None, "random")
@@ -92,20 +92,20 @@ class LoadedModel:
 
 def load_model(checkpoint: Optional[str] = None, *, model: Optional[str] = None, num_classes: Optional[int] = None,
                pretrained: bool = False, task: str = "classification") -> LoadedModel:
-    """The model of ``checkpoint``, or ``model`` by name (its hub weights with ``pretrained``, else random init).
+    """The model of `checkpoint`, or `model` by name (its hub weights with `pretrained`, else random init).
 
     Args:
-        checkpoint: any layout `read_checkpoint` reads (a ``--save-model`` file,
-            a timm ``train.py`` checkpoint or folder, the Accelerate example's folder, a ``save_pretrained`` folder,
+        checkpoint: any layout `read_checkpoint` reads (a `--save-model` file,
+            a timm `train.py` checkpoint or folder, the Accelerate example's folder, a `save_pretrained` folder,
             a plain state_dict).
         model: the architecture (needed for a plain state_dict; else what the checkpoint records).
         num_classes: the head's size (default: what the checkpoint records, or its head's size).
-        pretrained: the hub weights of ``model`` instead of a checkpoint.
-        task: ``"classification"`` or ``"segmentation"``.
+        pretrained: the hub weights of `model` instead of a checkpoint.
+        task: `"classification"` or `"segmentation"`.
 
     Returns:
-        A `LoadedModel`; its ``normalization`` is what the checkpoint records (``--save-model`` files, timm's
-        ``args.yaml``, the Accelerate example's ``metrics.json``, a ``transformers`` image processor) or the
+        A `LoadedModel`; its `normalization` is what the checkpoint records (`--save-model` files, timm's
+        `args.yaml`, the Accelerate example's `metrics.json`, a `transformers` image processor) or the
         pretrained weights' (`pretrained_normalization`).
 
     Examples:

@@ -18,21 +18,21 @@ from .channels import ChannelRanking, get_module
 
 @contextmanager
 def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> Iterator[nn.Module]:
-    """Zero ``channels`` of module ``layer``'s output (N, C, ...) inside the block (forward hook, removed on exit).
+    """Zero `channels` of module `layer`'s output (N, C, ...) inside the block (forward hook, removed on exit).
 
     The output is changed in its own structure (`map_channels`): a module returning a
-    dict (torchvision segmentation backbones) has its deepest entry ablated (``"out"``), so the head reads the
+    dict (torchvision segmentation backbones) has its deepest entry ablated (`"out"`), so the head reads the
     ablated features, as in Islam et al.'s attack on DeepLabv3's backbone; a token sequence (N, L, D) of a
     transformer has its channels (D) zeroed at every token.
 
     Args:
         model: the model holding the module; it is yielded unchanged (only hooked).
-        layer: a module name of ``model.named_modules()`` (e.g. ``layer4`` or ``backbone``).
+        layer: a module name of `model.named_modules()` (e.g. `layer4` or `backbone`).
         channels: indices of the channels (C) to zero, each in [0, C); an index outside raises
             `UsageError` at the first forward; empty: nothing is ablated.
 
     Returns:
-        A context manager whose block sees ``model`` with the channels zeroed at every forward.
+        A context manager whose block sees `model` with the channels zeroed at every forward.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
@@ -63,16 +63,16 @@ def ablate_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> It
 
 @dataclass
 class AttackCurve:
-    """Metrics with the top-N ranked channels ablated vs N random channels (``draws`` draws) for each N.
+    """Metrics with the top-N ranked channels ablated vs N random channels (`draws` draws) for each N.
 
     Made by `attack_curve`; `markdown` and `plot` report it.
 
     Args:
         layer: the module whose channels were ablated.
         counts: the numbers N of channels ablated, one per point of the curve.
-        baseline: ``{metric: value}`` of the model with nothing ablated (N = 0).
-        top: ``{metric: [value per N]}`` with the top-N ranked channels ablated.
-        random: ``{metric: [[value per draw] per N]}`` with N random channels ablated.
+        baseline: `{metric: value}` of the model with nothing ablated (N = 0).
+        top: `{metric: [value per N]}` with the top-N ranked channels ablated.
+        random: `{metric: [[value per draw] per N]}` with N random channels ablated.
         draws: how many random draws were made for each N.
         ranking: the ranking's `to_dict` without its scores
             (empty when the ranking was a plain list of channels).
@@ -99,11 +99,11 @@ class AttackCurve:
     ranking: dict = field(default_factory=dict)
 
     def random_mean(self, metric: str) -> list[float]:
-        """The mean over the random draws of ``metric``, one value per N."""
+        """The mean over the random draws of `metric`, one value per N."""
         return [sum(v) / len(v) for v in self.random[metric]]
 
     def to_dict(self) -> dict:
-        """JSON-ready: the fields plus ``random_mean`` (``{metric: [mean per N]}``)."""
+        """JSON-ready: the fields plus `random_mean` (`{metric: [mean per N]}`)."""
         return dict(asdict(self), random_mean={m: self.random_mean(m) for m in self.random})
 
     def markdown(self, metrics: Optional[Sequence[str]] = None) -> str:
@@ -144,18 +144,18 @@ def attack_curve(
     evaluate: Callable[[nn.Module], dict], *, counts: Sequence[int], num_channels: Optional[int] = None,
     draws: int = 3, generator: Optional[torch.Generator] = None, progress: bool = True,
 ) -> AttackCurve:
-    """Ablate the top-N channels of ``ranking`` and, ``draws`` times, N random channels of ``layer``, for each N.
+    """Ablate the top-N channels of `ranking` and, `draws` times, N random channels of `layer`, for each N.
 
     Args:
         model: the model to attack (ablated with `ablate_channels`, unchanged after).
-        layer: a module name of ``model.named_modules()``, the one ``ranking`` ranks.
+        layer: a module name of `model.named_modules()`, the one `ranking` ranks.
         ranking: a `ChannelRanking` or channel indices, highest ranked first.
-        evaluate: ``evaluate(model) -> {metric: value}`` scores the model (e.g.
+        evaluate: `evaluate(model) -> {metric: value}` scores the model (e.g.
             `augshift.position.segmentation.segmentation_scores` or a location accuracy); called once for the
             baseline and once per N and draw.
         counts: the numbers N of channels to ablate; the largest must not exceed the ranking's length or
-            ``num_channels`` (else `UsageError`).
-        num_channels: how many channels ``layer`` has, the pool random channels are drawn from; defaults to the
+            `num_channels` (else `UsageError`).
+        num_channels: how many channels `layer` has, the pool random channels are drawn from; defaults to the
             ranking's length.
         draws: random draws per N.
         generator: draws the random channels (reproducible).

@@ -1,6 +1,6 @@
-"""The location task (Islam et al. 2021, Sec. 3): an image pasted into one cell of a ``grid x grid`` zero canvas.
+"""The location task (Islam et al. 2021, Sec. 3): an image pasted into one cell of a `grid x grid` zero canvas.
 
-The target is the cell index ``row * grid + col`` (the class label is kept for the image-classification column).
+The target is the cell index `row * grid + col` (the class label is kept for the image-classification column).
 `evaluate_canvas` scores GAPNet / PermuteNet (`augshift.models`) overall and per cell.
 """
 from __future__ import annotations
@@ -21,17 +21,17 @@ from ..shifts import check_images
 
 
 def tile(tiles: Tensor, grid: int) -> Tensor:
-    """Lay out ``tiles`` (N, grid*grid, C, h, w) row-major on canvases (N, C, grid*h, grid*w).
+    """Lay out `tiles` (N, grid*grid, C, h, w) row-major on canvases (N, C, grid*h, grid*w).
 
     Args:
-        tiles: (N, grid*grid, C, h, w) tiles per canvas, tile ``row * grid + col`` at row ``row``, column ``col``.
-        grid: the canvas has ``grid x grid`` cells.
+        tiles: (N, grid*grid, C, h, w) tiles per canvas, tile `row * grid + col` at row `row`, column `col`.
+        grid: the canvas has `grid x grid` cells.
 
     Returns:
         (N, C, grid*h, grid*w) canvases.
 
     Raises:
-        ValueError: when ``tiles`` has not ``grid * grid`` tiles per canvas.
+        ValueError: when `tiles` has not `grid * grid` tiles per canvas.
 
     Examples:
         >>> tile(torch.zeros(2, 9, 3, 4, 4), grid=3).shape
@@ -47,12 +47,12 @@ def tile(tiles: Tensor, grid: int) -> Tensor:
 
 
 def paste_in_cells(images: Tensor, cells: Tensor, grid: int) -> Tensor:
-    """Paste each image (N, C, h, w) into cell ``cells[i]`` (row-major) of a zero canvas (N, C, grid*h, grid*w).
+    """Paste each image (N, C, h, w) into cell `cells[i]` (row-major) of a zero canvas (N, C, grid*h, grid*w).
 
     Args:
         images: (N, C, h, w) images.
-        cells: (N,) cell indices ``row * grid + col`` in [0, grid*grid), one per image (else ValueError).
-        grid: the canvas has ``grid x grid`` cells.
+        cells: (N,) cell indices `row * grid + col` in [0, grid*grid), one per image (else ValueError).
+        grid: the canvas has `grid x grid` cells.
 
     Returns:
         (N, C, grid*h, grid*w) canvases, zero outside each image's cell.
@@ -83,15 +83,15 @@ def _paste(images: Tensor, cells: Tensor, grid: int) -> Tensor:
 
 
 class LocationCanvas(Dataset):
-    """The location task: image ``i`` pasted into cell ``cells[i]`` of a ``grid x grid`` zero canvas.
+    """The location task: image `i` pasted into cell `cells[i]` of a `grid x grid` zero canvas.
 
-    Item ``i`` is ``(canvas (C, grid*h, grid*w), cell, label)``; the ``cells`` (N,) are drawn from ``generator``
+    Item `i` is `(canvas (C, grid*h, grid*w), cell, label)`; the `cells` (N,) are drawn from `generator`
     and redrawn by `resample`; `batch` gives many items at once.
 
     Args:
         images: float (N, C, h, w) images (normalised: the empty cells are zeros).
         labels: (N,) the classes (kept for the image-classification column); None: all -1.
-        grid: the canvas has ``grid x grid`` cells (>= 1).
+        grid: the canvas has `grid x grid` cells (>= 1).
         generator: draws the cells (reproducible); a CUDA generator draws them on the GPU.
 
     Examples:
@@ -123,11 +123,24 @@ class LocationCanvas(Dataset):
 
     @property
     def num_cells(self) -> int:
-        """``grid * grid``: the number of cells, and of location classes."""
+        """`grid * grid`: the number of cells, and of location classes.
+
+        Examples:
+            >>> LocationCanvas(torch.randn(2, 3, 4, 4), grid=7).num_cells
+            49
+        """
         return self.grid * self.grid
 
     def resample(self) -> Tensor:
-        """Draw a new cell for every image from ``generator`` (e.g. once per epoch); returns the cells."""
+        """Draw a new cell for every image from `generator` (e.g. once per epoch); returns the cells.
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.randn(50, 3, 4, 4), grid=3, generator=torch.Generator().manual_seed(0))
+            >>> first = canvas.cells.clone()
+            >>> cells = canvas.resample()
+            >>> torch.equal(cells, canvas.cells), torch.equal(cells, first), int(cells.max()) < 9
+            (True, False, True)
+        """
         device = self.generator.device if self.generator is not None else None  # drawn where the generator lives
         self.cells = torch.randint(self.num_cells, (len(self.images),), generator=self.generator, device=device)
         return self.cells
@@ -142,7 +155,14 @@ class LocationCanvas(Dataset):
     def batch(
         self, indices: Tensor, cells: Optional[Tensor] = None, *, flip: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Canvases (B, C, H, W), cells (B,), labels (B,) for ``indices``; ``flip`` (B,) bool mirrors images first."""
+        """Canvases (B, C, H, W), cells (B,), labels (B,) for `indices`; `flip` (B,) bool mirrors images first.
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.ones(2, 1, 2, 2), torch.tensor([5, 6]), grid=2)
+            >>> x, cells, labels = canvas.batch(torch.tensor([1]), cells=torch.tensor([3]))  # the bottom-right cell
+            >>> x[0, 0].tolist(), labels.tolist()
+            ([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]], [6])
+        """
         paste = paste_in_cells if cells is not None else _paste  # its own cells were drawn in range
         cells = self.cells[indices] if cells is None else cells
         images = self.images[indices]
@@ -151,7 +171,14 @@ class LocationCanvas(Dataset):
         return paste(images, cells, self.grid), cells, self.labels[indices]
 
     def targets(self, cells: Tensor, labels: Tensor, task: str) -> Tensor:
-        """The training target of ``task``: the cell index (location) or the class label (class)."""
+        """The training target of `task`: the cell index (location) or the class label (class).
+
+        Examples:
+            >>> canvas = LocationCanvas(torch.randn(2, 3, 4, 4), torch.tensor([5, 6]), grid=3)
+            >>> cells, labels = torch.tensor([0, 8]), torch.tensor([5, 6])
+            >>> canvas.targets(cells, labels, "location").tolist(), canvas.targets(cells, labels, "class").tolist()
+            ([0, 8], [5, 6])
+        """
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; supported: {', '.join(TASKS)}")
         return cells if task == "location" else labels
@@ -159,13 +186,13 @@ class LocationCanvas(Dataset):
 
 @dataclass
 class LocationReport:
-    """Accuracy of a canvas task overall and per cell; ``correct``/``total`` are (grid*grid,) counts.
+    """Accuracy of a canvas task overall and per cell; `correct`/`total` are (grid*grid,) counts.
 
     Made by `evaluate_canvas`; `plot` draws the per-cell accuracy map.
 
     Args:
-        grid: the canvas has ``grid x grid`` cells.
-        task: the scored task, ``"location"`` or ``"class"``.
+        grid: the canvas has `grid x grid` cells.
+        task: the scored task, `"location"` or `"class"`.
         correct: (grid*grid,) correct predictions per cell (row-major).
         total: (grid*grid,) predictions per cell.
 
@@ -194,12 +221,12 @@ class LocationReport:
         return (correct / total.clamp(min=1)).view(self.grid, self.grid)
 
     def to_dict(self) -> dict:
-        """JSON-ready: the fields plus ``accuracy`` and ``per_cell``."""
+        """JSON-ready: the fields plus `accuracy` and `per_cell`."""
         return dict(grid=self.grid, task=self.task, accuracy=self.accuracy, per_cell=self.per_cell.tolist(),
                     correct=self.correct, total=self.total)
 
     def plot(self, path: Optional[str] = None, *, title: Optional[str] = None):
-        """Per-cell accuracy heatmap; saved to ``path`` if given. Returns the figure."""
+        """Per-cell accuracy heatmap; saved to `path` if given. Returns the figure."""
         plt = pyplot()
         size = 1.0 + 0.6 * self.grid
         fig, ax = plt.subplots(figsize=(size + 1.2, size))
@@ -219,15 +246,15 @@ def evaluate_canvas(
     passes: Optional[int] = None, batch_size: int = 200, generator: Optional[torch.Generator] = None,
     device: Union[str, torch.device] = "cpu", progress: bool = False,
 ) -> LocationReport:
-    """Score ``model`` with every image of ``canvas`` in ``passes`` random cells (default grid*grid passes),
-    or in every cell once (``exhaustive``); per-cell counts give the location or class accuracy map.
+    """Score `model` with every image of `canvas` in `passes` random cells (default grid*grid passes),
+    or in every cell once (`exhaustive`); per-cell counts give the location or class accuracy map.
 
     Args:
         model: a classifier of canvases (N, C, H, W) -> logits (N, K) (GAPNet / PermuteNet); run in eval mode.
-        canvas: the `LocationCanvas` of test images (its own ``cells`` are not used).
-        task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
-        exhaustive: put every image in every cell once (``grid * grid`` passes); overrides ``passes``.
-        passes: how many passes, each with every image in a random cell; default ``grid * grid``.
+        canvas: the `LocationCanvas` of test images (its own `cells` are not used).
+        task: `"location"` (target: the cell) or `"class"` (target: the image's label).
+        exhaustive: put every image in every cell once (`grid * grid` passes); overrides `passes`.
+        passes: how many passes, each with every image in a random cell; default `grid * grid`.
         batch_size: canvases per forward.
         generator: draws the random cells (reproducible).
         device: where the model runs (it is moved there).

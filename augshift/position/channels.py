@@ -1,5 +1,5 @@
 """Position channels (Islam et al. 2021, Sec. 5): rank the channels of any module by how much their pooled
-activation moves when only the position of the content changes (flip or shift); ``region=`` gives the signed,
+activation moves when only the position of the content changes (flip or shift); `region=` gives the signed,
 region-specific ranking (channels that fire for content on the left, right, top or bottom)."""
 from __future__ import annotations
 
@@ -18,18 +18,18 @@ from ..shifts import check_images, shift
 
 
 def get_module(model: nn.Module, layer: str) -> nn.Module:
-    """The module called ``layer`` in ``model.named_modules()`` (clear error listing candidates otherwise).
+    """The module called `layer` in `model.named_modules()` (clear error listing candidates otherwise).
 
     Args:
         model: the model to look in.
-        layer: a dotted module name (``layer4``, ``backbone.layer4``, ``0``); the empty name (the model itself) is
+        layer: a dotted module name (`layer4`, `backbone.layer4`, `0`); the empty name (the model itself) is
             refused.
 
     Returns:
         The module.
 
     Raises:
-        UsageError: when ``model`` has no such module; the message lists names it has.
+        UsageError: when `model` has no such module; the message lists names it has.
 
     Examples:
         >>> model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), nn.Flatten())
@@ -51,11 +51,11 @@ def get_module(model: nn.Module, layer: str) -> nn.Module:
 def pooled_activations(
     model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
 ) -> Tensor:
-    """Spatially averaged output (N, C) of module ``layer`` for ``images`` (N, C_in, H, W), in eval mode.
+    """Spatially averaged output (N, C) of module `layer` for `images` (N, C_in, H, W), in eval mode.
 
     Args:
-        model: the model to run (moved to ``device``; its train / eval mode is restored after).
-        layer: a module name of ``model.named_modules()``; its output is read channel-first
+        model: the model to run (moved to `device`; its train / eval mode is restored after).
+        layer: a module name of `model.named_modules()`; its output is read channel-first
             (`feature_map`: a map (N, C, h, w), a token sequence, ...).
         images: (N, C_in, H, W) model inputs.
         batch_size: images per forward.
@@ -76,7 +76,7 @@ def pooled_activations(
 def layer_outputs(
     model: nn.Module, layer: str, images: Tensor, *, batch_size: int = 64, device: Union[str, torch.device] = "cpu"
 ) -> Iterator[Tensor]:
-    """Module ``layer``'s feature maps (B, C, ...) (on ``device``, detached) per batch of ``images`` (N, C_in, H, W),
+    """Module `layer`'s feature maps (B, C, ...) (on `device`, detached) per batch of `images` (N, C_in, H, W),
     in eval mode (`evaluating`)."""
     captured: list[Tensor] = []
 
@@ -99,8 +99,8 @@ def channel_maps(
     model: nn.Module, layer: str, images: Tensor, channels: Sequence[int], *, batch_size: int = 64,
     device: Union[str, torch.device] = "cpu",
 ) -> Tensor:
-    """Where ``channels`` of module ``layer`` fire: their mean activation maps (len(channels), h, w) over
-    ``images`` (N, C_in, H, W)."""
+    """Where `channels` of module `layer` fire: their mean activation maps (len(channels), h, w) over
+    `images` (N, C_in, H, W)."""
     index = torch.as_tensor(list(channels), dtype=torch.long)
     total = None
     for maps in layer_outputs(model, layer, images, batch_size=batch_size, device=device):
@@ -114,22 +114,22 @@ def channel_maps(
 def position_pairs(
     images: Tensor, transform: str = "hflip", region: Optional[str] = None, *, amount: float = 0.25
 ) -> tuple[Tensor, Tensor]:
-    """Two versions (A, B) of ``images`` with the same content at different positions.
+    """Two versions (A, B) of `images` with the same content at different positions.
 
-    Without ``region``: ``hflip``/``vflip`` give (x, flipped x); ``shift`` gives x shifted left vs right by
-    ``amount`` of the width (zero fill). With ``region`` (left/right/top/bottom), A has the content in that
-    region and B the same content in the opposite one: ``shift`` moves x towards / away from it; a flip
+    Without `region`: `hflip`/`vflip` give (x, flipped x); `shift` gives x shifted left vs right by
+    `amount` of the width (zero fill). With `region` (left/right/top/bottom), A has the content in that
+    region and B the same content in the opposite one: `shift` moves x towards / away from it; a flip
     keeps only the region's half of x in A and mirrors A for B.
 
     Args:
         images: float (N, C, H, W) images x.
-        transform: one of `TRANSFORMS`: ``hflip``, ``vflip`` or ``shift``.
-        region: None, or one of `REGIONS` (``left``, ``right``, ``top``, ``bottom``); ``left`` / ``right``
-            need ``hflip`` or ``shift``, ``top`` / ``bottom`` ``vflip`` or ``shift``.
-        amount: the shift, as a fraction of the width (height for ``top`` / ``bottom``), at least one pixel.
+        transform: one of `TRANSFORMS`: `"hflip"`, `"vflip"` or `"shift"`.
+        region: None, or one of `REGIONS` (`left`, `right`, `top`, `bottom`); `left` / `right`
+            need `hflip` or `shift`, `top` / `bottom` `vflip` or `shift`.
+        amount: the shift, as a fraction of the width (height for `top` / `bottom`), at least one pixel.
 
     Returns:
-        ``(A, B)``, both (N, C, H, W).
+        `(A, B)`, both (N, C, H, W).
 
     Examples:
         >>> x = torch.randn(2, 3, 8, 8)
@@ -170,10 +170,10 @@ def position_pairs(
 
 @dataclass
 class ChannelRanking:
-    """Channels of ``layer`` ranked by position score: ``channels`` (C,) highest first, ``scores`` (C,) per channel.
+    """Channels of `layer` ranked by position score: `channels` (C,) highest first, `scores` (C,) per channel.
 
-    Unsigned (``region=None``): mean |pooled(A) - pooled(B)|. Signed (region given): mean pooled(A) - pooled(B),
-    i.e. positive for channels that fire more when the content is in ``region``. Made by
+    Unsigned (`region=None`): mean |pooled(A) - pooled(B)|. Signed (region given): mean pooled(A) - pooled(B),
+    i.e. positive for channels that fire more when the content is in `region`. Made by
     `rank_position_channels`; `plot` draws the scores.
 
     Args:
@@ -201,16 +201,16 @@ class ChannelRanking:
     num_images: int = 0
 
     def top(self, n: int) -> list[int]:
-        """The ``n`` highest-ranked channel indices."""
+        """The `n` highest-ranked channel indices."""
         return self.channels[:n].tolist()
 
     def to_dict(self) -> dict:
-        """JSON-ready: the fields, with ``channels`` and ``scores`` as lists."""
+        """JSON-ready: the fields, with `channels` and `scores` as lists."""
         return dict(layer=self.layer, transform=self.transform, region=self.region, num_images=self.num_images,
                     channels=self.channels.tolist(), scores=self.scores.tolist())
 
     def plot(self, path: Optional[str] = None, *, top: int = 16):
-        """Sorted channel scores with the top ``top`` highlighted, and their histogram. Returns the figure."""
+        """Sorted channel scores with the top `top` highlighted, and their histogram. Returns the figure."""
         plt = pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
         ordered = self.scores[self.channels].numpy()
@@ -229,25 +229,25 @@ def rank_position_channels(
     model: nn.Module, layer: str, images: Tensor, *, transform: str = "hflip", region: Optional[str] = None,
     amount: float = 0.25, batch_size: int = 64, device: Union[str, torch.device] = "cpu",
 ) -> ChannelRanking:
-    """Rank the channels of module ``layer`` of ``model`` by how much position moves their pooled activation.
+    """Rank the channels of module `layer` of `model` by how much position moves their pooled activation.
 
     Each image gives a pair (A, B) with the same content at two positions (`position_pairs`); a channel's
     score is the mean over the images of |pooled(A) - pooled(B)| (`pooled_activations`), or, with
-    ``region``, the signed mean of pooled(A) - pooled(B).
+    `region`, the signed mean of pooled(A) - pooled(B).
 
     Args:
-        model: the model (run in eval mode, on ``device``).
-        layer: a module name of ``model.named_modules()``.
+        model: the model (run in eval mode, on `device`).
+        layer: a module name of `model.named_modules()`.
         images: (N, C, H, W), normalised floats.
-        transform: ``hflip``, ``vflip`` or ``shift`` (see `position_pairs`).
-        region: None (unsigned ranking), or ``left`` / ``right`` / ``top`` / ``bottom`` (signed, see
+        transform: `"hflip"`, `"vflip"` or `"shift"` (see `position_pairs`).
+        region: None (unsigned ranking), or `left` / `right` / `top` / `bottom` (signed, see
             `position_pairs`).
-        amount: the shift of ``transform="shift"``, a fraction of the image side.
+        amount: the shift of `transform="shift"`, a fraction of the image side.
         batch_size: images per forward.
         device: where the model runs.
 
     Returns:
-        A `ChannelRanking` of the C channels of ``layer``.
+        A `ChannelRanking` of the C channels of `layer`.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
@@ -265,7 +265,7 @@ def rank_position_channels(
 
 
 def plot_channel_maps(maps: Tensor, channels: Sequence[int], path: Optional[str] = None, *, title: str = ""):
-    """One heatmap per channel: ``maps`` (K, h, w) from `channel_maps`, labelled by ``channels`` (K,).
+    """One heatmap per channel: `maps` (K, h, w) from `channel_maps`, labelled by `channels` (K,).
     Returns the figure."""
     plt = pyplot()
     cols = min(8, len(channels))

@@ -20,15 +20,15 @@ from .segmentation import MosaicSegmentation
 
 @dataclass
 class PositionConfig:
-    """Adam recipe of the paper's location experiments; ``train_limit``/``test_limit`` subsample the data.
+    """Adam recipe of the paper's location experiments; `train_limit`/`test_limit` subsample the data.
 
     `PRESETS` and `SEGMENTATION_PRESETS` hold the paper's recipe and a quick CPU one;
     `train_config` turns it into the engine's `TrainConfig`.
 
     Args:
-        trunk: the timm trunk of GAPNet / PermuteNet (``resnet18_stride16``: the official code's ResNet-18, no
+        trunk: the timm trunk of GAPNet / PermuteNet (`resnet18_stride16`: the official code's ResNet-18, no
             max-pool).
-        fast_path: on CUDA, bf16 autocast, channels-last and the captured step (the engine's ``compile``; each
+        fast_path: on CUDA, bf16 autocast, channels-last and the captured step (the engine's `compile`; each
             epoch's last partial batch is then left out, so every batch has one shape).
         epochs: training epochs.
         batch_size: images (canvases or mosaics) per step.
@@ -39,7 +39,7 @@ class PositionConfig:
         train_limit: use only this many training images (None: all).
         test_limit: use only this many test images (None: all).
         exhaustive: evaluate every test image in every cell.
-        passes: otherwise, ``passes`` (default grid*grid) passes each put every test image in a random cell.
+        passes: otherwise, `passes` (default grid*grid) passes each put every test image in a random cell.
         bn_batches: training batches over which the BatchNorm statistics are re-estimated with the final weights
             (0: keep the running averages).
 
@@ -66,12 +66,23 @@ class PositionConfig:
     bn_batches: int = 50
 
     def to_dict(self) -> dict:
-        """The fields, JSON-ready."""
+        """The fields, JSON-ready.
+
+        Examples:
+            >>> PositionConfig(epochs=3).to_dict()["epochs"], PositionConfig().to_dict()["betas"]
+            (3, (0.5, 0.999))
+        """
         return asdict(self)
 
     def train_config(self, device: Union[str, torch.device] = "cpu") -> TrainConfig:
-        """The engine's recipe on ``device``: Adam at a constant ``lr``, no shift augmentation (flips happen in the
-        batches), the fast path where asked and on CUDA."""
+        """The engine's recipe on `device`: Adam at a constant `lr`, no shift augmentation (flips happen in the
+        batches), the fast path where asked and on CUDA.
+
+        Examples:
+            >>> train = PositionConfig(epochs=2, lr=0.01).train_config("cpu")
+            >>> train.epochs, train.optimizer, train.lr, train.shift
+            (2, 'adam', 0.01, None)
+        """
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="adam", lr=self.lr,
                            betas=self.betas, weight_decay=0.0, schedule="constant", shift=None,
                            bn_batches=self.bn_batches, **(fast_path(device) if self.fast_path else {}))
@@ -98,20 +109,20 @@ SEGMENTATION_PRESETS = {
 def epoch_batches(
     data, *, config: PositionConfig, generator: Optional[torch.Generator] = None, drop_last: bool = False
 ) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
-    """``(indices, flip)`` per batch of one epoch: ``data.resample()``, a new order and (if ``config.hflip``)
-    random flips; ``data`` has ``resample()`` and ``len()`` (a canvas set or a mosaic set).
+    """`(indices, flip)` per batch of one epoch: `data.resample()`, a new order and (if `config.hflip`)
+    random flips; `data` has `resample()` and `len()` (a canvas set or a mosaic set).
 
     Args:
         data: a `LocationCanvas` or
-            `MosaicSegmentation` (anything with ``resample()`` and ``len()``);
+            `MosaicSegmentation` (anything with `resample()` and `len()`);
             resampled once, when the iteration starts.
-        config: its ``batch_size`` and ``hflip`` are used.
+        config: its `batch_size` and `hflip` are used.
         generator: draws the order and the flips (reproducible); a CUDA generator draws them on the GPU.
         drop_last: leave out the last partial batch (every batch one shape: the captured step; fewer items than a
             batch make one batch).
 
     Yields:
-        ``(indices (B,), flip (B,) bool or None)`` per batch; the last batch may be smaller unless ``drop_last``.
+        `(indices (B,), flip (B,) bool or None)` per batch; the last batch may be smaller unless `drop_last`.
 
     Examples:
         >>> canvas = LocationCanvas(torch.randn(5, 3, 8, 8), grid=2)
@@ -134,18 +145,18 @@ def canvas_source(
     canvas: LocationCanvas, *, task: str, config: PositionConfig, generator: Optional[torch.Generator] = None,
     drop_last: bool = False,
 ) -> BatchSource:
-    """Training batches: each epoch new cells, a new order and (if ``config.hflip``) random image flips.
+    """Training batches: each epoch new cells, a new order and (if `config.hflip`) random image flips.
 
     Args:
         canvas: the `LocationCanvas` of training images.
-        task: ``"location"`` (targets: the cells) or ``"class"`` (targets: the labels).
-        config: its ``batch_size`` and ``hflip`` are used.
+        task: `"location"` (targets: the cells) or `"class"` (targets: the labels).
+        config: its `batch_size` and `hflip` are used.
         generator: draws the cells, the order and the flips (reproducible).
         drop_last: leave out each epoch's last partial batch (`epoch_batches`).
 
     Returns:
-        A `BatchSource` of `steps_per_epoch` steps (``ceil(N /
-        batch_size)``; ``floor``, at least 1, with ``drop_last``), each a pair (canvases (B, C, grid*h, grid*w),
+        A `BatchSource` of `steps_per_epoch` steps (`ceil(N /
+        batch_size)`; `floor`, at least 1, with `drop_last`), each a pair (canvases (B, C, grid*h, grid*w),
         targets (B,)).
 
     Examples:
@@ -166,12 +177,12 @@ def mosaic_source(
     mosaics: MosaicSegmentation, *, config: PositionConfig, generator: Optional[torch.Generator] = None,
     drop_last: bool = False,
 ) -> BatchSource:
-    """Training batches: new mosaics and order every epoch, whole-mosaic flips if ``config.hflip``.
+    """Training batches: new mosaics and order every epoch, whole-mosaic flips if `config.hflip`.
 
     Args:
         mosaics: the `MosaicSegmentation` of training images.
-        config: its ``batch_size`` and ``hflip`` are used.
-        generator: draws the order and the flips (reproducible); the mosaics come from ``mosaics``' own
+        config: its `batch_size` and `hflip` are used.
+        generator: draws the order and the flips (reproducible); the mosaics come from `mosaics`' own
             generator.
         drop_last: leave out each epoch's last partial batch (`epoch_batches`).
 
@@ -199,21 +210,21 @@ def train_position_model(
     model: nn.Module, source: BatchSource, *, config: PositionConfig, device: Union[str, torch.device] = "cpu",
     progress: bool = True, desc: str = "train", after_epoch: Optional[AfterEpoch] = None,
 ) -> list[dict]:
-    """Train ``model`` on ``source`` with the Adam recipe of ``config`` (the engine's `fit`,
-    BatchNorm statistics re-estimated after); returns the per-epoch rows (``after_epoch``: as in ``fit``).
+    """Train `model` on `source` with the Adam recipe of `config` (the engine's `fit`,
+    BatchNorm statistics re-estimated after); returns the per-epoch rows (`after_epoch`: as in `fit`).
 
     Args:
-        model: the model (moved to ``device``, trained in place).
+        model: the model (moved to `device`, trained in place).
         source: the training batches, e.g. `canvas_source` or `mosaic_source`.
         config: the recipe (`PositionConfig.train_config`).
         device: where the model trains.
         progress: show a progress bar (`progress_bar`).
         desc: the bar's label.
-        after_epoch: ``after_epoch(epoch, history) -> dict``, called after each epoch (epochs from 1); its dict
+        after_epoch: `after_epoch(epoch, history) -> dict`, called after each epoch (epochs from 1); its dict
             joins the epoch's row (e.g. a test accuracy).
 
     Returns:
-        One row per epoch: ``epoch``, the mean ``loss``, ``steps``, ``seconds``, and ``after_epoch``'s entries.
+        One row per epoch: `epoch`, the mean `loss`, `steps`, `seconds`, and `after_epoch`'s entries.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
@@ -236,18 +247,18 @@ def train_on_canvas(
     generator: Optional[torch.Generator] = None, device: Union[str, torch.device] = "cpu", progress: bool = True,
     after_epoch: Optional[AfterEpoch] = None,
 ) -> list[dict]:
-    """Train ``model`` on the location (``task="location"``) or canvas classification task.
+    """Train `model` on the location (`task="location"`) or canvas classification task.
 
     Args:
-        model: a classifier of canvases with ``grid * grid`` outputs for the location task (GAPNet / PermuteNet)
-            or one per class for ``task="class"``; moved to ``device`` and trained in place.
+        model: a classifier of canvases with `grid * grid` outputs for the location task (GAPNet / PermuteNet)
+            or one per class for `task="class"`; moved to `device` and trained in place.
         canvas: the `LocationCanvas` of training images.
-        task: ``"location"`` (target: the cell) or ``"class"`` (target: the image's label).
-        config: the recipe (default: the paper's, `PRESETS` ``["paper"]``).
+        task: `"location"` (target: the cell) or `"class"` (target: the image's label).
+        config: the recipe (default: the paper's, `PRESETS` `["paper"]`).
         generator: draws the cells, the order and the flips (reproducible).
         device: where the model trains.
         progress: show a progress bar (`progress_bar`).
-        after_epoch: ``after_epoch(epoch, history) -> dict``, as in `train_position_model`.
+        after_epoch: `after_epoch(epoch, history) -> dict`, as in `train_position_model`.
 
     Returns:
         One row per epoch (see `train_position_model`).
@@ -271,8 +282,8 @@ def canvas_scorer(
     device: Union[str, torch.device] = "cpu",
 ) -> Callable[[nn.Module], float]:
     """A per-epoch score for `BestEpoch`: BatchNorm statistics re-estimated over
-    ``config.bn_batches`` batches of canvases of ``train_images`` (as after training), then the accuracy of one
-    random pass over ``test``. Its canvases and cells come from generators of its own (seeded by ``seed`` and
+    `config.bn_batches` batches of canvases of `train_images` (as after training), then the accuracy of one
+    random pass over `test`. Its canvases and cells come from generators of its own (seeded by `seed` and
     the call), and a PermuteNet's permutation stream is put back after it, so scoring leaves the training's random
     streams as they were; training in train mode uses batch statistics, so re-estimating the running ones does
     not change it.
@@ -280,13 +291,13 @@ def canvas_scorer(
     Args:
         train_images: float (N, C, h, w) training images, put on canvases to re-estimate the BatchNorm statistics.
         test: the `LocationCanvas` scored.
-        task: ``"location"`` or ``"class"``: what is scored on ``test``.
-        config: its ``bn_batches``, ``batch_size`` and ``hflip`` are used.
+        task: `"location"` or `"class"`: what is scored on `test`.
+        config: its `bn_batches`, `batch_size` and `hflip` are used.
         seed: seeds the scorer's generators (with the number of the call).
         device: where the model runs.
 
     Returns:
-        ``score(model) -> float``: the accuracy in % (0 to 100).
+        `score(model) -> float`: the accuracy in % (0 to 100).
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
@@ -318,12 +329,12 @@ def train_segmentation(
     model: nn.Module, mosaics: MosaicSegmentation, *, config: PositionConfig = SEGMENTATION_PRESETS["paper"],
     generator: Optional[torch.Generator] = None, device: Union[str, torch.device] = "cpu", progress: bool = True,
 ) -> list[dict]:
-    """Train a segmenter on ``mosaics`` with per-pixel cross-entropy.
+    """Train a segmenter on `mosaics` with per-pixel cross-entropy.
 
     Args:
-        model: a segmenter (N, C, H, W) -> logits (N, K, H, W); moved to ``device`` and trained in place.
+        model: a segmenter (N, C, H, W) -> logits (N, K, H, W); moved to `device` and trained in place.
         mosaics: the `MosaicSegmentation` of training images.
-        config: the recipe (default: `SEGMENTATION_PRESETS` ``["paper"]``).
+        config: the recipe (default: `SEGMENTATION_PRESETS` `["paper"]`).
         generator: draws the order and the flips (reproducible).
         device: where the model trains.
         progress: show a progress bar (`progress_bar`).

@@ -1,10 +1,10 @@
 """A segmentation test bed that needs no download, and mIoU overall and per image region.
 
-`MosaicSegmentation` tiles ``grid x grid`` random images (e.g. CIFAR-10) on a canvas and labels
-every pixel with its tile's class; `augshift.models.FCN` (``fcn_resnet18``) is a small segmenter
+`MosaicSegmentation` tiles `grid x grid` random images (e.g. CIFAR-10) on a canvas and labels
+every pixel with its tile's class; `augshift.models.FCN` (`fcn_resnet18`) is a small segmenter
 to train on it. `segmentation_scores` works for any segmentation model (a tensor (N, K, h, w) or
-torchvision's ``{"out": ...}``), so the position attack (`augshift.position.attack`) can be pointed at
-e.g. torchvision's ``deeplabv3_resnet50`` and its ``backbone.layer4``.
+torchvision's `{"out": ...}`), so the position attack (`augshift.position.attack`) can be pointed at
+e.g. torchvision's `deeplabv3_resnet50` and its `backbone.layer4`.
 """
 from __future__ import annotations
 
@@ -26,21 +26,21 @@ IGNORE_INDEX = 255
 
 
 class MosaicSegmentation(Dataset):
-    """Mosaics of ``grid x grid`` images (N, C, h, w) with per-pixel labels = the tile's class.
+    """Mosaics of `grid x grid` images (N, C, h, w) with per-pixel labels = the tile's class.
 
-    Mosaic ``i`` uses images ``tiles[i]`` (row-major), drawn from ``generator``; `resample` draws
-    new mosaics. Item ``i`` is ``(image (C, grid*h, grid*w), mask (grid*h, grid*w))``.
+    Mosaic `i` uses images `tiles[i]` (row-major), drawn from `generator`; `resample` draws
+    new mosaics. Item `i` is `(image (C, grid*h, grid*w), mask (grid*h, grid*w))`.
 
-    ``layout_prior=0`` gives uniform mosaics (no image used twice): position says nothing about the class.
-    ``layout_prior=p`` gives scenes with a layout, like street scenes (sky on top, road below): with
-    probability ``p`` a tile's image is drawn from the classes of its column (``class % grid == column``),
+    `layout_prior=0` gives uniform mosaics (no image used twice): position says nothing about the class.
+    `layout_prior=p` gives scenes with a layout, like street scenes (sky on top, road below): with
+    probability `p` a tile's image is drawn from the classes of its column (`class % grid == column`),
     otherwise from all images (with replacement).
 
     Args:
         images: float (N, C, h, w) tile images (normalised).
         labels: (N,) the images' classes, the mask values.
-        grid: each mosaic has ``grid x grid`` tiles.
-        count: how many mosaics; default (and at most) ``N // (grid * grid)``, so that no image is used twice.
+        grid: each mosaic has `grid x grid` tiles.
+        count: how many mosaics; default (and at most) `N // (grid * grid)`, so that no image is used twice.
         layout_prior: the probability p in [0, 1] that a tile's image comes from its column's classes (above).
         generator: draws the tiles (reproducible).
 
@@ -82,7 +82,7 @@ class MosaicSegmentation(Dataset):
         self.tiles = self.resample()
 
     def resample(self) -> Tensor:
-        """Draw new tiles (count, grid*grid) from ``generator`` (see ``layout_prior``); returns them."""
+        """Draw new tiles (count, grid*grid) from `generator` (see `layout_prior`); returns them."""
         shape = (self.count, self.grid ** 2)
         if self.layout_prior == 0:
             self.tiles = torch.randperm(len(self.images), generator=self.generator)[: shape[0] * shape[1]].view(shape)
@@ -104,7 +104,7 @@ class MosaicSegmentation(Dataset):
         return image[0], mask[0]
 
     def batch(self, indices: Tensor, *, flip: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        """Mosaics (B, C, H, W) and masks (B, H, W) for ``indices``; ``flip`` (B,) bool mirrors both."""
+        """Mosaics (B, C, H, W) and masks (B, H, W) for `indices`; `flip` (B,) bool mirrors both."""
         tiles = self.tiles[indices]
         images = tile(self.images[tiles], self.grid)
         h, w = self.images.shape[-2:]
@@ -120,17 +120,17 @@ class MosaicSegmentation(Dataset):
 
 
 def region_masks(height: int, width: int, regions: Union[str, Mapping[str, Tensor]] = "thirds") -> dict[str, Tensor]:
-    """Boolean (H, W) masks: ``"paper"`` (Islam et al.'s attack: left half, right half, and the centre = the
-    middle half of the columns), ``"thirds"`` (left/center/right columns), ``"halves"`` (left/right), or given
+    """Boolean (H, W) masks: `"paper"` (Islam et al.'s attack: left half, right half, and the centre = the
+    middle half of the columns), `"thirds"` (left/center/right columns), `"halves"` (left/right), or given
     masks. Scoring only a region's pixels is the official "rest set to the ignore index".
 
     Args:
         height: H, the masks' height.
         width: W, the masks' width.
-        regions: ``"paper"``, ``"thirds"``, ``"halves"``, or ``{name: (H, W) mask}`` (checked and made boolean).
+        regions: `"paper"`, `"thirds"`, `"halves"`, or `{name: (H, W) mask}` (checked and made boolean).
 
     Returns:
-        ``{region name: (H, W) bool mask}``.
+        `{region name: (H, W) bool mask}`.
 
     Examples:
         >>> masks = region_masks(2, 8, "paper")
@@ -164,7 +164,7 @@ def mean_iou(confusion: Tensor) -> float:
     """Mean IoU over the classes present (prediction or target) in a (K, K) confusion matrix (rows: target).
 
     Args:
-        confusion: (K, K) pixel counts, ``confusion[target, prediction]``.
+        confusion: (K, K) pixel counts, `confusion[target, prediction]`.
 
     Returns:
         The mean over the present classes of intersection / union; NaN when the matrix is all zeros.
@@ -184,24 +184,24 @@ def segmentation_scores(
     regions: Union[str, Mapping[str, Tensor]] = "thirds", batch_size: int = 64,
     device: Union[str, torch.device] = "cpu", ignore_index: int = IGNORE_INDEX,
 ) -> dict[str, float]:
-    """``miou``, ``pixel_accuracy`` and ``miou_<region>`` of ``model`` on ``images`` (N, C, H, W) / ``masks`` (N, H, W).
+    """`miou`, `pixel_accuracy` and `miou_<region>` of `model` on `images` (N, C, H, W) / `masks` (N, H, W).
 
-    The model's logits (N, K, h, w) (`logits_of`: a tensor, torchvision's ``{"out":
-    ...}``, a ``transformers`` output) are resized to (H, W) if needed.
-    Pixels labelled ``ignore_index`` are left out.
+    The model's logits (N, K, h, w) (`logits_of`: a tensor, torchvision's `{"out":
+    ...}`, a `transformers` output) are resized to (H, W) if needed.
+    Pixels labelled `ignore_index` are left out.
 
     Args:
-        model: the segmenter (run in eval mode, on ``device``).
+        model: the segmenter (run in eval mode, on `device`).
         images: float (N, C, H, W) images.
-        masks: (N, H, W) per-pixel classes in [0, K), or ``ignore_index``.
+        masks: (N, H, W) per-pixel classes in [0, K), or `ignore_index`.
         num_classes: K, the number of classes.
-        regions: the regions of the ``miou_<region>`` scores (see `region_masks`).
+        regions: the regions of the `miou_<region>` scores (see `region_masks`).
         batch_size: images per forward.
         device: where the model runs.
         ignore_index: the mask value of pixels left out (`IGNORE_INDEX`, 255).
 
     Returns:
-        ``{"miou": ..., "pixel_accuracy": ..., "miou_<region>": ...}``, fractions in [0, 1] (NaN with no pixels).
+        `{"miou": ..., "pixel_accuracy": ..., "miou_<region>": ...}`, fractions in [0, 1] (NaN with no pixels).
 
     Examples:
         >>> mosaics = MosaicSegmentation(torch.randn(18, 3, 4, 4), torch.arange(18) % 9, grid=3)

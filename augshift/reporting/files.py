@@ -4,7 +4,7 @@
 crash leaves the old file or the new one. `result_unit` gives a staging folder (hidden, inside the output folder): a
 command writes all files of one result there, and they are moved into the output folder together, the manifest
 last, with interrupts held back, so an interrupted command never leaves files of two runs side by side. Files are
-created with the usual permissions (``0o666`` less the umask), so others can read the results.
+created with the usual permissions (`0o666` less the umask), so others can read the results.
 `check_output_folder` and `check_output_file` let a command refuse an unusable output path before it
 does any work.
 """
@@ -32,9 +32,9 @@ def _temporary_name(path: Path) -> Path:
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+    """Write `data` to `path` so that a crash leaves either the old file or the new one.
 
-    The bytes go to a temporary file beside ``path`` (flushed to disk), which is then renamed over it; missing
+    The bytes go to a temporary file beside `path` (flushed to disk), which is then renamed over it; missing
     parent folders are created.
 
     Args:
@@ -42,7 +42,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
         data: its new content.
 
     Returns:
-        ``path``, as a ``Path``.
+        `path`, as a `Path`.
 
     Examples:
         >>> import tempfile
@@ -68,14 +68,14 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see `write_bytes_atomic`).
+    """Write `text` (UTF-8) to `path` atomically (see `write_bytes_atomic`).
 
     Args:
         path: the file to write (replaced when it exists; missing parent folders are created).
         text: its new content.
 
     Returns:
-        ``path``, as a ``Path``.
+        `path`, as a `Path`.
 
     Examples:
         >>> import tempfile
@@ -88,7 +88,7 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
 
 
 def write_json_atomic(path: PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (keys in their order, a final newline) to ``path`` atomically (see
+    """Write `obj` as indented JSON (keys in their order, a final newline) to `path` atomically (see
     `write_bytes_atomic`).
 
     Args:
@@ -96,7 +96,7 @@ def write_json_atomic(path: PathLike, obj: Any) -> Path:
         obj: a JSON-able object (dicts, lists, str, numbers, bools, None).
 
     Returns:
-        ``path``, as a ``Path``.
+        `path`, as a `Path`.
 
     Examples:
         >>> import tempfile
@@ -119,7 +119,7 @@ def save_figure_atomic(figure: Any, path: PathLike, **savefig_kwargs: Any) -> Pa
 @contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold back SIGINT / SIGTERM inside the block (main thread only): their handlers record them, and they are raised
-    again, with the previous handlers back, once the block has ended. Portable (no ``pthread_sigmask``, which
+    again, with the previous handlers back, once the block has ended. Portable (no `pthread_sigmask`, which
     Windows lacks) and whatever thread the signal reaches (Python runs its handlers in the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -138,11 +138,11 @@ def _signals_held() -> Iterator[None]:
 
 @contextmanager
 def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Path]:
-    """A staging folder (hidden, inside ``out``): the files written into it inside the block are moved into ``out``
-    together when the block ends without error (``manifest``, a file name, last), with SIGINT / SIGTERM held back
-    during the moves; after an error none of them reaches ``out``. Sub-folders are not supported.
+    """A staging folder (hidden, inside `out`): the files written into it inside the block are moved into `out`
+    together when the block ends without error (`manifest`, a file name, last), with SIGINT / SIGTERM held back
+    during the moves; after an error none of them reaches `out`. Sub-folders are not supported.
 
-    Several results may share a folder, each listed by its own manifest (a JSON file whose ``files`` names the
+    Several results may share a folder, each listed by its own manifest (a JSON file whose `files` names the
     others), but never a file: a result whose files another manifest lists is refused (`UsageError`), and a
     new run of the same result (the same manifest) replaces the previous one whole, removing the files it listed
     that the new run does not write."""
@@ -169,8 +169,8 @@ def result_unit(out: PathLike, *, manifest: Optional[str] = None) -> Iterator[Pa
 
 
 def check_result_files(out: PathLike, names: Sequence[str], *, manifest: str) -> None:
-    """Refuse, before any work, a result whose files (``names``, its ``manifest`` among them) another result in
-    ``out`` lists (what `result_unit` would refuse after the work).
+    """Refuse, before any work, a result whose files (`names`, its `manifest` among them) another result in
+    `out` lists (what `result_unit` would refuse after the work).
 
     Examples:
         >>> import tempfile
@@ -195,7 +195,7 @@ def _refuse_taken(out: Path, names: Sequence[str], manifest: Optional[str], unit
 
 
 def _listed_files(out: Path) -> dict[str, list[str]]:
-    """``{manifest name: the files it lists}`` of the result units in ``out`` (JSON files with a ``files`` table)."""
+    """`{manifest name: the files it lists}` of the result units in `out` (JSON files with a `files` table)."""
     units = {}
     for path in out.glob("*.json"):
         try:
@@ -208,7 +208,7 @@ def _listed_files(out: Path) -> dict[str, list[str]]:
 
 
 def check_output_folder(path: PathLike, *, option: str = "--out") -> None:
-    """Raise `UsageError` unless ``path`` is, or can be created as, a writable folder (creates nothing)."""
+    """Raise `UsageError` unless `path` is, or can be created as, a writable folder (creates nothing)."""
     path = Path(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -221,7 +221,7 @@ def check_output_folder(path: PathLike, *, option: str = "--out") -> None:
 
 
 def check_output_file(path: PathLike, *, option: str) -> None:
-    """Raise `UsageError` unless a file can be written at ``path`` (creates nothing)."""
+    """Raise `UsageError` unless a file can be written at `path` (creates nothing)."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; name a file in it (e.g. {path / 'model.pt'})")

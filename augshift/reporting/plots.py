@@ -12,7 +12,7 @@ from .files import PathLike, save_figure_atomic
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    """`matplotlib.pyplot` on the non-interactive Agg backend (no display needed)."""
     matplotlib = require("matplotlib", purpose="plotting")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -21,7 +21,7 @@ def pyplot() -> Any:
 
 
 def save_figure(figure: Any, path: PathLike | None, *, dpi: int = 110) -> Any:
-    """Save ``figure`` to ``path`` atomically (if given) and close it; returns the figure."""
+    """Save `figure` to `path` atomically (if given) and close it; returns the figure."""
     if path:
         save_figure_atomic(figure, path, dpi=dpi, bbox_inches="tight")
         pyplot().close(figure)
@@ -29,8 +29,8 @@ def save_figure(figure: Any, path: PathLike | None, *, dpi: int = 110) -> Any:
 
 
 def curve_by_distance(grid: Sequence[Sequence[float]], offsets: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Average an (S, S) per-shift grid over rings of equal Chebyshev distance max(|dx|, |dy|); ``offsets``: the
-    S shifts per axis (default: the dense grid ``-c..c``, S = 2c+1)."""
+    """Average an (S, S) per-shift grid over rings of equal Chebyshev distance max(|dx|, |dy|); `offsets`: the
+    S shifts per axis (default: the dense grid `-c..c`, S = 2c+1)."""
     grid = np.asarray(grid, dtype=float)
     d = np.asarray(offsets if offsets is not None else np.arange(grid.shape[0]) - grid.shape[0] // 2)
     distance = np.maximum(np.abs(d)[:, None], np.abs(d)[None, :])
@@ -42,8 +42,8 @@ def plot_consistency_curves(results: Mapping[str, Mapping], path: PathLike, *, t
     """PNG: consistency with the unshifted prediction and accuracy vs shift distance, plus per-shift heatmaps.
 
     Args:
-        results: ``{name: ConsistencyReport.to_dict()}``-like dicts; those with a curve (``curve_consistency`` and
-            ``curve_accuracy``, (S, S) grids in %, and ``curve_offsets``, the S shifts per axis) are plotted.
+        results: `{name: ConsistencyReport.to_dict()}`-like dicts; those with a curve (`curve_consistency` and
+            `curve_accuracy`, (S, S) grids in %, and `curve_offsets`, the S shifts per axis) are plotted.
         path: the PNG file (written atomically).
         title: the figure's title.
 
@@ -91,9 +91,9 @@ def plot_tradeoff(rows: Mapping[str, Mapping], path: PathLike, *, title: str = "
     """PNG: consistency under each protocol against top-1 accuracy, one point per row with its 95% intervals.
 
     Args:
-        rows: ``{name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi)}}``
-            (``ConsistencyReport.to_dict()`` or a benchmark summary); one panel per protocol some row has (none is
-            a ``ValueError``).
+        rows: `{name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi)}}`
+            (`ConsistencyReport.to_dict()` or a benchmark summary); one panel per protocol some row has (none is
+            a `ValueError`).
         path: the PNG file (written atomically).
         title: the figure's title.
 
@@ -138,7 +138,7 @@ def plot_consistency_at_accuracy(traces: Mapping[str, Mapping[str, Sequence]], p
     stopped.
 
     Args:
-        traces: ``{protocol: {row: [seed trace, ...]}}``, each seed trace a sequence of ``(top-1 %, consistency %)``
+        traces: `{protocol: {row: [seed trace, ...]}}`, each seed trace a sequence of `(top-1 %, consistency %)`
             per epoch (e.g. `sweep.matched.Trace.rates`).
         path: the PNG file (written atomically).
         title: the figure's title.
@@ -183,13 +183,13 @@ def _finish_panels(fig: Any, axes: Any, path: PathLike, title: str) -> None:
 
 
 def _ci_error(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
-    """matplotlib's asymmetric error bar ``[[below], [above]]`` of ``value`` for the interval ``ci``."""
+    """matplotlib's asymmetric error bar `[[below], [above]]` of `value` for the interval `ci`."""
     return None if ci is None else [[value - ci[0]], [ci[1] - value]]
 
 
 def plot_training_curve(history: Sequence[Mapping], path: PathLike, *, score: str = "test_accuracy",
                         title: str = "") -> None:
-    """PNG: the training loss and (when the rows have it) ``score`` per epoch, from a training history (the
+    """PNG: the training loss and (when the rows have it) `score` per epoch, from a training history (the
     engine's per-epoch rows)."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]

@@ -11,8 +11,8 @@ from ..distributed import launched_world_size
 
 
 def command_line(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = None) -> str:
-    """The command that is running: ``prog`` + ``argv`` when given (e.g. ``augshift`` and its arguments), else
-    ``sys.argv`` (paths relative to the current folder); a ``torchrun`` prefix when several processes run."""
+    """The command that is running: `prog` + `argv` when given (e.g. `augshift` and its arguments), else
+    `sys.argv` (paths relative to the current folder); a `torchrun` prefix when several processes run."""
     if argv is None:
         script = sys.argv[0]
         words = [os.path.relpath(script) if os.path.isabs(script) else script, *sys.argv[1:]]
@@ -25,7 +25,7 @@ def command_line(argv: Optional[Sequence[str]] = None, *, prog: Optional[str] = 
 
 
 def machine(device: str = "cpu", threads: Optional[int] = None) -> str:
-    """``"NVIDIA H100 80GB HBM3, torch 2.x"`` or ``"<cpu>, 2 threads, torch 2.x"``."""
+    """`"NVIDIA H100 80GB HBM3, torch 2.x"` or `"<cpu>, 2 threads, torch 2.x"`."""
     import torch
 
     if device.startswith("cuda"):

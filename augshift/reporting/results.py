@@ -1,7 +1,7 @@
 """The one writer of a result a user reads: its markdown, its figures and its JSON, written as one unit.
 
-Every command (``augshift ...``) and every benchmark script writes its tables and plots through
-`write_results`; files that only make a sweep resumable (per-run ``result.json``, checkpoints) are written
+Every command (`augshift ...`) and every benchmark script writes its tables and plots through
+`write_results`; files that only make a sweep resumable (per-run `result.json`, checkpoints) are written
 with `write_json_atomic` instead.
 """
 from __future__ import annotations
@@ -20,33 +20,33 @@ Figure = Callable[[Path], Any]  # draws one figure to the path it is given
 
 def write_results(out: PathLike, stem: str, data: Mapping[str, Any], markdown: str, *,
                   figures: Optional[Mapping[str, Figure]] = None) -> Path:
-    """Write ``<out>/<stem>.md``, the ``figures`` and ``<out>/<stem>.json`` as one unit, then print the markdown
+    """Write `<out>/<stem>.md`, the `figures` and `<out>/<stem>.json` as one unit, then print the markdown
     and the paths written.
 
-    The files are made in a staging folder and moved into ``out`` together, the JSON last
-    (`result_unit`): an error while drawing or writing leaves ``out`` as it was, a
-    rerun replaces its previous unit whole, and a unit whose files another result in ``out`` lists is refused. The
-    JSON is the manifest: ``data`` plus ``files``, ``{file name: SHA-256}`` of every other file of the unit.
+    The files are made in a staging folder and moved into `out` together, the JSON last
+    (`result_unit`): an error while drawing or writing leaves `out` as it was, a
+    rerun replaces its previous unit whole, and a unit whose files another result in `out` lists is refused. The
+    JSON is the manifest: `data` plus `files`, `{file name: SHA-256}` of every other file of the unit.
 
     Args:
         out: the output folder (created when missing).
-        stem: the name of the markdown and JSON files (``<stem>.md``, ``<stem>.json``); it may hold dots.
-        data: the result as JSON values; its ``files`` entry is the writer's (a ``data`` with one is refused).
+        stem: the name of the markdown and JSON files (`<stem>.md`, `<stem>.json`); it may hold dots.
+        data: the result as JSON values; its `files` entry is the writer's (a `data` with one is refused).
         markdown: the tables in words; written with one final newline.
-        figures: ``{file name: function drawing the figure to the path it is given}`` (e.g. ``"curves.png"``);
-            plain file names, none of them ``<stem>.md`` or ``<stem>.json``.
+        figures: `{file name: function drawing the figure to the path it is given}` (e.g. `"curves.png"`);
+            plain file names, none of them `<stem>.md` or `<stem>.json`.
 
     Returns:
-        ``<out>/<stem>``, as a ``Path`` (add ``.md`` or ``.json``).
+        `<out>/<stem>`, as a `Path` (add `.md` or `.json`).
 
     Raises:
-        UsageError: a figure name that is not a plain file name or is the markdown's or JSON's, or ``data`` with
-            a ``files`` entry; or (from ``result_unit``) ``out`` holds another result listing one of these files.
+        UsageError: a figure name that is not a plain file name or is the markdown's or JSON's, or `data` with
+            a `files` entry; or (from `result_unit`) `out` holds another result listing one of these files.
 
     Examples:
         >>> import json, tempfile
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> def draw(path):  # any function writing the figure to ``path`` (e.g. a matplotlib savefig)
+        >>> def draw(path):  # any function writing the figure to `path` (e.g. a matplotlib savefig)
         ...     path.write_bytes(b"a figure")
         >>> stem = write_results(tmp.name, "demo", {"accuracy": 91.5}, "| model | top-1 % |",
         ...                      figures={"curves.png": draw})
@@ -74,7 +74,7 @@ def write_results(out: PathLike, stem: str, data: Mapping[str, Any], markdown: s
 
 
 def _say_what_is_replaced(manifest: Path, data: Mapping[str, Any]) -> None:
-    """A note on standard error when ``manifest`` holds a result of another command, which this one replaces."""
+    """A note on standard error when `manifest` holds a result of another command, which this one replaces."""
     try:
         previous = json.loads(manifest.read_text()).get("command")
     except (OSError, ValueError, AttributeError):
@@ -84,7 +84,7 @@ def _say_what_is_replaced(manifest: Path, data: Mapping[str, Any]) -> None:
 
 
 def _check(figures: Mapping[str, Figure], data: Mapping[str, Any], *, manifest: str, table: str) -> None:
-    """Refuse figure names a unit cannot hold, and a ``data`` that already has the manifest's ``files``."""
+    """Refuse figure names a unit cannot hold, and a `data` that already has the manifest's `files`."""
     for name in figures:
         if not name or Path(name).name != name or name in (".", ".."):
             raise UsageError(f"figure {name!r} is not a plain file name; name it like 'curves.png' (a result unit has "

@@ -9,12 +9,12 @@ def _fmt(value: float, ci: Sequence[float] | None = None) -> str:
 
 
 def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str] | None = None) -> str:
-    """One row per model from ``ConsistencyReport.to_dict()``-like dicts; values with their 95% CI.
+    """One row per model from `ConsistencyReport.to_dict()`-like dicts; values with their 95% CI.
 
     Args:
-        rows: ``{model name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi), ...}}``.
-        columns: the keys shown, in order (default: ``accuracy`` and every ``consistency_<protocol>`` the rows
-            have with its ``_ci95`` interval); a row without one leaves its cell empty.
+        rows: `{model name: {"accuracy": %, "consistency_<protocol>": %, "<key>_ci95": (lo, hi), ...}}`.
+        columns: the keys shown, in order (default: `accuracy` and every `consistency_<protocol>` the rows
+            have with its `_ci95` interval); a row without one leaves its cell empty.
 
     Returns:
         The markdown table, one line per row, ending with a newline.
@@ -41,7 +41,7 @@ def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str] | None = 
 
 
 def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A markdown table with ``header`` and ``rows`` of cells (formatted with ``str``).
+    """A markdown table with `header` and `rows` of cells (formatted with `str`).
 
     Args:
         header: the column titles.

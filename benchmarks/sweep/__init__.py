@@ -1,4 +1,4 @@
-"""The benchmark harness (not installed with augshift; the scripts of ``benchmarks/`` import it as ``sweep``): the rows (`.rows`), resumable runs (`.runs`), shards and finished results (`.shards`), their summaries with
+"""The benchmark harness (not installed with augshift; the scripts of `benchmarks/` import it as `sweep`): the rows (`.rows`), resumable runs (`.runs`), shards and finished results (`.shards`), their summaries with
 intervals (`.summary`: paired over the test images), consistency at matched accuracy (`.matched`), per-image
 outcomes (`.outcomes`) and the options the benchmark scripts share (`.options`)."""
 from .options import add_common_args, check_common_args, load_data, overrides, recipe, run_inputs, run_or_collect

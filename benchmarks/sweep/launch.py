@@ -1,11 +1,11 @@
-"""A sweep submitted to a cluster through submitit (``--launcher submitit``): the missing runs as one job array,
-each array task exactly the run ``--shard K/N`` would execute (`run_one` into ``<workdir>/<name>``: the same seed
-streams, the same resumable ``checkpoint.pt`` and ``result.json``), then a wait with a progress bar and the runs
+"""A sweep submitted to a cluster through submitit (`--launcher submitit`): the missing runs as one job array,
+each array task exactly the run `--shard K/N` would execute (`run_one` into `<workdir>/<name>`: the same seed
+streams, the same resumable `checkpoint.pt` and `result.json`), then a wait with a progress bar and the runs
 that failed named, each with the end of its log and the command that reruns it alone.
 
-A preempted or timed-out task (submitit's signal, ``USR2``) is requeued (`RunJob.checkpoint`) and continues from
-the run's last finished epoch; a run over several GPUs is one task of ``--gpus-per-task`` processes that join one
-process group as under ``torchrun``. The same code runs on one machine with ``--cluster local`` (real
+A preempted or timed-out task (submitit's signal, `USR2`) is requeued (`RunJob.checkpoint`) and continues from
+the run's last finished epoch; a run over several GPUs is one task of `--gpus-per-task` processes that join one
+process group as under `torchrun`. The same code runs on one machine with `--cluster local` (real
 subprocesses), which is how it is tested.
 """
 from __future__ import annotations
@@ -41,11 +41,11 @@ class RunsFailed(RuntimeError):
 
 
 def add_launch_args(parser: argparse.ArgumentParser) -> None:
-    """The options of ``--launcher submitit``: the cluster, each run's resources, and waiting.
+    """The options of `--launcher submitit`: the cluster, each run's resources, and waiting.
 
-    Adds ``--launcher``, ``--cluster``, ``--slurm-partition``, ``--slurm-account``, ``--gpus-per-task``,
-    ``--cpus-per-task``, ``--mem-gb``, ``--timeout-min``, ``--slurm-array-parallelism``,
-    ``--slurm-additional-parameters KEY=VALUE`` (repeatable), ``--no-wait`` and ``--poll-seconds``.
+    Adds `--launcher`, `--cluster`, `--slurm-partition`, `--slurm-account`, `--gpus-per-task`,
+    `--cpus-per-task`, `--mem-gb`, `--timeout-min`, `--slurm-array-parallelism`,
+    `--slurm-additional-parameters KEY=VALUE` (repeatable), `--no-wait` and `--poll-seconds`.
 
     Args:
         parser: the benchmark script's parser, changed in place.
@@ -88,7 +88,7 @@ def parameters(args: argparse.Namespace, *, name: str) -> dict[str, Any]:
         name: the job name.
 
     Returns:
-        The parameters: one node per run, ``--gpus-per-task`` processes (one per GPU; one on CPU), the Slurm
+        The parameters: one node per run, `--gpus-per-task` processes (one per GPU; one on CPU), the Slurm
         options given.
 
     Examples:
@@ -118,7 +118,7 @@ def parameters(args: argparse.Namespace, *, name: str) -> dict[str, Any]:
 
 
 def make_executor(args: argparse.Namespace, folder: Path, *, name: str) -> Any:
-    """The ``submitit.AutoExecutor`` of the options, its logs under ``folder`` (``%j``: one per job).
+    """The `submitit.AutoExecutor` of the options, its logs under `folder` (`%j`: one per job).
 
     Args:
         args: the parsed options of `add_launch_args`.
@@ -127,7 +127,7 @@ def make_executor(args: argparse.Namespace, folder: Path, *, name: str) -> Any:
 
     Returns:
         The executor, its parameters set (`parameters`); parameters its cluster does not know (Slurm's on
-        ``local``) are left out.
+        `local`) are left out.
     """
     submitit = require("submitit", purpose="--launcher submitit")
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=args.cluster)
@@ -139,17 +139,17 @@ def make_executor(args: argparse.Namespace, folder: Path, *, name: str) -> Any:
 
 @dataclass
 class RunJob:
-    """One array task: the run `run_one` trains into ``run_dir`` (resuming from its checkpoint), on the data
-    ``load`` gives, in every process of the task (several: one process group, as under ``torchrun``).
+    """One array task: the run `run_one` trains into `run_dir` (resuming from its checkpoint), on the data
+    `load` gives, in every process of the task (several: one process group, as under `torchrun`).
 
-    submitit requeues it when the task is preempted or runs out of time (``checkpoint``, submitit's
-    ``Checkpointable`` protocol); the requeued task continues from the run's last finished epoch.
+    submitit requeues it when the task is preempted or runs out of time (`checkpoint`, submitit's
+    `Checkpointable` protocol); the requeued task continues from the run's last finished epoch.
 
     Args:
         spec: the run.
         load: returns the `RunData` (called in the task; it must pickle: a function without an in-process cache).
-        run_dir: the run's folder (``<workdir>/<name>``).
-        device: the device option of the script (``None``: ``cuda:<LOCAL_RANK>`` when there is one, else CPU).
+        run_dir: the run's folder (`<workdir>/<name>`).
+        device: the device option of the script (`None`: `cuda:<LOCAL_RANK>` when there is one, else CPU).
         threads: torch threads (0: torch's choice).
     """
 
@@ -171,14 +171,14 @@ class RunJob:
         return self.spec.name
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-        """The same job again (submitit requeues it); the run's state is its ``checkpoint.pt``."""
+        """The same job again (submitit requeues it); the run's state is its `checkpoint.pt`."""
         submitit = require("submitit", purpose="--launcher submitit")
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
 def rerun_command(command: str, index: int, count: int) -> str:
-    """The command that runs one run of a sweep here: ``command`` without the launcher's options, with
-    ``--shard index/count`` (the shard of that run alone when ``count`` is the number of runs).
+    """The command that runs one run of a sweep here: `command` without the launcher's options, with
+    `--shard index/count` (the shard of that run alone when `count` is the number of runs).
 
     Examples:
         >>> rerun_command("python benchmarks/invariance.py --launcher submitit --slurm-partition gpu --no-wait "
@@ -196,20 +196,20 @@ def rerun_command(command: str, index: int, count: int) -> str:
 
 
 def log_tail(job: Any, lines: int = LOG_LINES) -> str:
-    """The last ``lines`` lines of a job's error log (else its output), indented."""
+    """The last `lines` lines of a job's error log (else its output), indented."""
     text = job.stderr() or job.stdout() or "(no log yet)"
     return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:])
 
 
 def submit_runs(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, *,
                 load: Callable[[], RunData]) -> list[str]:
-    """Submit the runs of ``specs`` without a ``result.json`` as one job array, wait for them (unless
-    ``--no-wait``) and report those that failed.
+    """Submit the runs of `specs` without a `result.json` as one job array, wait for them (unless
+    `--no-wait`) and report those that failed.
 
     Args:
         specs: the sweep's runs, in order (the ones already finished are not submitted).
-        args: the parsed options (`add_launch_args`, and ``device``, ``threads`` of the scripts).
-        work: the sweep's folder; submitit's logs go to ``<work>/submitit/<job id>``.
+        args: the parsed options (`add_launch_args`, and `device`, `threads` of the scripts).
+        work: the sweep's folder; submitit's logs go to `<work>/submitit/<job id>`.
         load: returns the `RunData`, called in each task.
 
     Returns:
@@ -217,7 +217,7 @@ def submit_runs(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, 
 
     Raises:
         RunsFailed: after every run ended, when some failed: each named with the end of its log and the
-            command that reruns it alone (``--shard K/N``); the others' results are in their folders.
+            command that reruns it alone (`--shard K/N`); the others' results are in their folders.
     """
     todo = [(i, spec) for i, spec in enumerate(specs) if not (work / spec.name / "result.json").is_file()]
     if not todo:
@@ -249,7 +249,7 @@ def wait(jobs: Sequence[Any], specs: Sequence[RunSpec], indices: Sequence[int], 
     Args:
         jobs: the submitted jobs, one per run.
         specs: their runs.
-        indices: each run's position in the sweep (for its ``--shard`` rerun command).
+        indices: each run's position in the sweep (for its `--shard` rerun command).
         count: the number of runs in the sweep.
         poll_seconds: how often the jobs' states are asked.
     """
@@ -277,7 +277,7 @@ def wait(jobs: Sequence[Any], specs: Sequence[RunSpec], indices: Sequence[int], 
 
 
 def submitit_environment() -> None:
-    """Make the harness importable in the jobs (they unpickle `RunJob`): ``benchmarks/`` on ``PYTHONPATH``, which
+    """Make the harness importable in the jobs (they unpickle `RunJob`): `benchmarks/` on `PYTHONPATH`, which
     the local processes and Slurm's tasks inherit."""
     here = str(Path(__file__).resolve().parents[1])
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

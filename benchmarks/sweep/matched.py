@@ -20,8 +20,8 @@ class Trace:
     """One run's per-epoch outcomes on the same N test images.
 
     Args:
-        correct: (E, N) bool: image ``i`` classified correctly after epoch ``e``.
-        agree: (E, N) bool: image ``i``'s two views agreed under the protocol after epoch ``e``.
+        correct: (E, N) bool: image `i` classified correctly after epoch `e`.
+        agree: (E, N) bool: image `i`'s two views agreed under the protocol after epoch `e`.
 
     Examples:
         >>> trace = Trace(np.array([[1, 0, 0, 0], [1, 1, 1, 0]], bool), np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool))
@@ -34,8 +34,8 @@ class Trace:
 
     @classmethod
     def of(cls, result: dict, protocol: str, *, start: Optional[dict] = None) -> "Trace":
-        """The trace of a finished run (`run_one`'s result: each ``history`` row's ``outcomes``) under
-        ``protocol``; ``start``: the packed outcomes of the weights before training (fine-tuning), prepended."""
+        """The trace of a finished run (`run_one`'s result: each `history` row's `outcomes`) under
+        `protocol`; `start`: the packed outcomes of the weights before training (fine-tuning), prepended."""
         rows = ([start] if start is not None else []) + [row.get("outcomes") for row in result["history"]]
         if any(row is None or f"agree_{protocol}" not in row for row in rows):
             raise UsageError(f"run {result.get('name')!r} has no per-epoch trace under the {protocol} protocol (written "
@@ -44,7 +44,7 @@ class Trace:
         return cls(np.stack([u["correct"] for u in unpacked]), np.stack([u[f"agree_{protocol}"] for u in unpacked]))
 
     def rates(self, weights: Optional[np.ndarray] = None) -> np.ndarray:
-        """(E, 2): top-1 % and consistency % per epoch, over the images weighted by ``weights`` (N,) (a bootstrap
+        """(E, 2): top-1 % and consistency % per epoch, over the images weighted by `weights` (N,) (a bootstrap
         resample's counts; default: each image once)."""
         w = np.ones(self.correct.shape[1]) if weights is None else weights
         return 100.0 * np.stack([self.correct @ w, self.agree @ w], axis=1) / w.sum()
@@ -54,7 +54,7 @@ def consistency_at(accuracies: np.ndarray, trace: np.ndarray) -> np.ndarray:
     """A run's consistency at the given accuracies, interpolated along its trace.
 
     The trace is read as the path training took: the epochs that reach a top-1 above every earlier epoch's (the
-    first time the run reaches each accuracy), joined by straight lines; accuracies outside the path are ``nan``.
+    first time the run reaches each accuracy), joined by straight lines; accuracies outside the path are `nan`.
 
     Args:
         accuracies: (P,) top-1 % at which to read the consistency.
@@ -77,7 +77,7 @@ def consistency_at(accuracies: np.ndarray, trace: np.ndarray) -> np.ndarray:
 
 def _difference(a: Sequence[Trace], b: Sequence[Trace], points: int,
                 weights: Optional[np.ndarray] = None) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """(grid, a's mean consistency - b's) over the accuracies every run of both rows reaches; ``None``: none."""
+    """(grid, a's mean consistency - b's) over the accuracies every run of both rows reaches; `None`: none."""
     rates = [trace.rates(weights) for trace in (*a, *b)]
     low = max(float(r[:, 0].min()) for r in rates)
     high = min(float(r[:, 0].max()) for r in rates)
@@ -95,25 +95,25 @@ def _difference(a: Sequence[Trace], b: Sequence[Trace], points: int,
 
 def matched_difference(a: Sequence[Trace], b: Sequence[Trace], *, points: int = 21, resamples: int = 1000,
                        seed: int = 0) -> Optional[dict]:
-    """Consistency of row ``a`` minus row ``b`` at equal top-1, over the accuracies both reach, with bootstrap
+    """Consistency of row `a` minus row `b` at equal top-1, over the accuracies both reach, with bootstrap
     intervals over the test images.
 
     Each row's consistency at an accuracy is the mean over its runs (seeds) of `consistency_at`. The images are
-    resampled with replacement (the same resample for every run, so the comparison stays paired) ``resamples``
+    resampled with replacement (the same resample for every run, so the comparison stays paired) `resamples`
     times and everything is recomputed; the interval is the 2.5th-97.5th percentile. The spread from one training
     seed to another enters only through the mean over seeds.
 
     Args:
-        a: the traces of row ``a``'s runs (`Trace`), all on the same N images.
-        b: row ``b``'s.
+        a: the traces of row `a`'s runs (`Trace`), all on the same N images.
+        b: row `b`'s.
         points: accuracies on the common range at which the two are compared.
         resamples: bootstrap resamples of the images.
         seed: the resampling's seed.
 
     Returns:
-        ``None`` when the two rows reach no common accuracy; else ``{"range": [low, high]`` (top-1 % both
-        reach), ``"mean"`` (the difference averaged over the range), ``"top"`` (at the highest accuracy both reach),
-        each with ``_ci95``, ``"grid"`` and ``"difference"`` (the curve)}.
+        `None` when the two rows reach no common accuracy; else `{"range": [low, high]` (top-1 % both
+        reach), `"mean"` (the difference averaged over the range), `"top"` (at the highest accuracy both reach),
+        each with `_ci95`, `"grid"` and `"difference"` (the curve)}.
 
     Examples:
         >>> correct = np.zeros((3, 100), bool)
@@ -150,13 +150,13 @@ def matched_difference(a: Sequence[Trace], b: Sequence[Trace], *, points: int = 
 
 
 def row_traces(results: Sequence[dict], protocol: str, *, starts: Optional[dict] = None) -> dict[str, list[Trace]]:
-    """Each row's traces (one per seed) under ``protocol``, by label, in the order the rows first appear.
+    """Each row's traces (one per seed) under `protocol`, by label, in the order the rows first appear.
 
     Args:
         results: finished runs' results (`run_one`), each with its per-epoch trace.
         protocol: the consistency protocol (one the runs' traces hold).
         starts: per seed, the packed outcomes of the weights before training (fine-tuning: every row starts
-            there); ``None``: traces start after the first epoch.
+            there); `None`: traces start after the first epoch.
     """
     rows: dict[str, list[Trace]] = {}
     for result in results:
@@ -170,14 +170,14 @@ def matched_comparisons(results: Sequence[dict], pairs: Sequence[tuple[str, str]
     """`matched_difference` of every pair of rows under every protocol.
 
     Args:
-        results: finished runs' results with per-epoch traces; runs of one ``label`` are the seeds of one row.
-        pairs: ``(a, b)`` label pairs; a pair naming a missing row is left out.
+        results: finished runs' results with per-epoch traces; runs of one `label` are the seeds of one row.
+        pairs: `(a, b)` label pairs; a pair naming a missing row is left out.
         protocols: the pair protocols compared.
         starts: per seed, the packed outcomes before training (`row_traces`).
         resamples: bootstrap resamples of the test images.
 
     Returns:
-        ``{"a − b": {protocol: matched_difference(...) or None}}``.
+        `{"a − b": {protocol: matched_difference(...) or None}}`.
     """
     out: dict = {}
     for protocol in protocols:
@@ -190,7 +190,7 @@ def matched_comparisons(results: Sequence[dict], pairs: Sequence[tuple[str, str]
 
 def matched_table(comparisons: dict) -> str:
     """Markdown of `matched_comparisons`: per pair and protocol, the top-1 range both rows reach, the consistency
-    difference averaged over it and at its top, with their 95% bootstrap intervals (``*``: excludes 0).
+    difference averaged over it and at its top, with their 95% bootstrap intervals (`*`: excludes 0).
 
     Examples:
         >>> cell = {"range": [50.0, 70.0], "mean": 1.5, "mean_ci95": [0.5, 2.5], "top": 2.0, "top_ci95": [-0.5, 4.0]}

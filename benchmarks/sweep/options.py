@@ -29,13 +29,13 @@ from .spec import RunSpec
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the training benchmarks (``--workdir``, ``--out``, devices, preset overrides).
+    """Options shared by the training benchmarks (`--workdir`, `--out`, devices, preset overrides).
 
-    Adds ``--workdir``, ``--out``, ``--devices``, ``--device``, ``--threads``, the preset overrides
-    (``--train-size``, ``--test-size``, ``--epochs``, ``--batch-size``, ``--lr``, ``--seeds``, ``--stem``,
-    ``--curve-size``, ``--precision``, ``--channels-last``, ``--compile``; ``None`` when not given, see
-    `overrides`), ``--shard I/N``, ``--collect``, ``--protocols`` (default: the protocol family) and
-    ``--trace-protocols`` (those of the per-epoch trace; default: the pair protocols of ``--protocols``).
+    Adds `--workdir`, `--out`, `--devices`, `--device`, `--threads`, the preset overrides
+    (`--train-size`, `--test-size`, `--epochs`, `--batch-size`, `--lr`, `--seeds`, `--stem`,
+    `--curve-size`, `--precision`, `--channels-last`, `--compile`; `None` when not given, see
+    `overrides`), `--shard I/N`, `--collect`, `--protocols` (default: the protocol family) and
+    `--trace-protocols` (those of the per-epoch trace; default: the pair protocols of `--protocols`).
 
     Args:
         parser: the benchmark script's parser, changed in place.
@@ -87,9 +87,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def check_common_args(args: argparse.Namespace, out: Path, preset: dict) -> None:
     """What `add_common_args`' options must satisfy, checked before any data is loaded or any run trained: the
-    output folder can be written (``out``: ``--out`` or the script's default), the trace takes pair protocols only,
-    the tables have a pair protocol to compare, and a crop protocol comes with larger test images (``crop_from`` in
-    the ``preset``, after `overrides`).
+    output folder can be written (`out`: `--out` or the script's default), the trace takes pair protocols only,
+    the tables have a pair protocol to compare, and a crop protocol comes with larger test images (`crop_from` in
+    the `preset`, after `overrides`).
 
     Examples:
         >>> args = argparse.Namespace(protocols=("random_worst",), trace_protocols=())
@@ -111,19 +111,19 @@ def check_common_args(args: argparse.Namespace, out: Path, preset: dict) -> None
 
 
 def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") -> dict:
-    """The preset with the command-line overrides applied; a preset with ``fast_path`` trains in bf16, channels-last
-    and with the captured step (``compile``) on CUDA (eager fp32 stays the CPU default).
+    """The preset with the command-line overrides applied; a preset with `fast_path` trains in bf16, channels-last
+    and with the captured step (`compile`) on CUDA (eager fp32 stays the CPU default).
 
     Args:
-        args: the parsed options of `add_common_args` (an option left at ``None`` keeps the preset's value;
-            ``--seeds 0,1`` becomes ``seeds=[0, 1]``).
-        preset: the benchmark's preset (``epochs``, ``batch_size``, ``lr``, ``seeds``, ``fast_path``...); not
+        args: the parsed options of `add_common_args` (an option left at `None` keeps the preset's value;
+            `--seeds 0,1` becomes `seeds=[0, 1]`).
+        preset: the benchmark's preset (`epochs`, `batch_size`, `lr`, `seeds`, `fast_path`...); not
             changed.
-        device: the device the runs train on (``fast_path`` acts only on CUDA); with ``--launcher submitit`` the
-            jobs' device instead: ``--device``, else CUDA when ``--gpus-per-task`` is above 0.
+        device: the device the runs train on (`fast_path` acts only on CUDA); with `--launcher submitit` the
+            jobs' device instead: `--device`, else CUDA when `--gpus-per-task` is above 0.
 
     Returns:
-        A new dict: the preset without ``fast_path``, with the fast path's settings and the overrides applied.
+        A new dict: the preset without `fast_path`, with the fast path's settings and the overrides applied.
 
     Examples:
         >>> parser = argparse.ArgumentParser()
@@ -150,7 +150,7 @@ def overrides(args: argparse.Namespace, preset: dict, *, device: str = "cpu") ->
 
 
 def seed_list(text: str) -> list[int]:
-    """An ``argparse`` type: comma-separated whole-number seeds, each once (a seed given twice would be one run
+    """An `argparse` type: comma-separated whole-number seeds, each once (a seed given twice would be one run
     counted as two).
 
     Examples:
@@ -173,16 +173,16 @@ def seed_list(text: str) -> list[int]:
 
 
 def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None, **changes) -> TrainConfig:
-    """The TrainConfig of a preset (epochs, batch size, lr, flips, precision) for ``seed``: AugShift with ``augshift``,
-    else the default shift augmentation (one shifted view); ``changes`` override.
+    """The TrainConfig of a preset (epochs, batch size, lr, flips, precision) for `seed`: AugShift with `augshift`,
+    else the default shift augmentation (one shifted view); `changes` override.
 
     Args:
-        preset: the benchmark's preset (after `overrides`); its ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
-            ``hflip``, ``precision``, ``channels_last`` and ``compile`` are used, when present.
+        preset: the benchmark's preset (after `overrides`); its `epochs`, `batch_size`, `lr`, `weight_decay`,
+            `hflip`, `precision`, `channels_last` and `compile` are used, when present.
         seed: the run's seed.
         augshift: train with AugShift, with these options (e.g. from `parse_model`);
-            ``None``: one shifted view (the default `AugShiftConfig`'s shifts).
-        **changes: `TrainConfig` fields set otherwise than the preset (e.g. ``schedule="constant"``, ``epochs=12``).
+            `None`: one shifted view (the default `AugShiftConfig`'s shifts).
+        **changes: `TrainConfig` fields set otherwise than the preset (e.g. `schedule="constant"`, `epochs=12`).
 
     Returns:
         The `TrainConfig`.
@@ -203,24 +203,24 @@ def recipe(preset: dict, *, seed: int, augshift: Optional[AugShiftConfig] = None
 
 def load_data(source: str, preset: dict, *, label_column: Optional[str] = None, cache: Optional[Path] = None,
               protocols: tuple[str, ...] = PROTOCOL_FAMILY, trace_protocols: tuple[str, ...] = ()) -> RunData:
-    """Train subset and test set of ``source`` as in the preset, normalised with the training images' statistics.
+    """Train subset and test set of `source` as in the preset, normalised with the training images' statistics.
 
     Args:
-        source: the dataset: ``shapes`` (embedded, generated) or a Hugging Face dataset (hub id or local folder,
+        source: the dataset: `shapes` (embedded, generated) or a Hugging Face dataset (hub id or local folder,
             `load_split`).
-        preset: the benchmark's preset: ``train_size`` (the first N training images; ``shapes`` needs it),
-            ``test_size`` (the first N test images; default all; ``shapes`` needs it) and ``curve_size`` (default
-            1000); ``image_size`` (images larger or of several sizes: the shorter side resized to it, the centre
-            square kept) and ``crop_from`` (the test images at this side instead, for the ``crop`` protocols; the
-            models see their centre ``image_size`` crop).
+        preset: the benchmark's preset: `train_size` (the first N training images; `shapes` needs it),
+            `test_size` (the first N test images; default all; `shapes` needs it) and `curve_size` (default
+            1000); `image_size` (images larger or of several sizes: the shorter side resized to it, the centre
+            square kept) and `crop_from` (the test images at this side instead, for the `crop` protocols; the
+            models see their centre `image_size` crop).
         label_column: the dataset's label column (default: found by `load_split`).
         cache: a folder where decoded splits are kept.
         protocols: the consistency protocols the runs are evaluated with.
-        trace_protocols: those of the per-epoch trace (``()``: the pair protocols of ``protocols``).
+        trace_protocols: those of the per-epoch trace (`()`: the pair protocols of `protocols`).
 
     Returns:
-        The `RunData`: ``uint8`` images (N, 3, H, W) and labels (N,) of both splits, the
-        number of classes (the dataset's ``ClassLabel``; for ``shapes`` the largest label + 1), the training
+        The `RunData`: `uint8` images (N, 3, H, W) and labels (N,) of both splits, the
+        number of classes (the dataset's `ClassLabel`; for `shapes` the largest label + 1), the training
         images' `Normalization` and a description.
 
     Examples:
@@ -253,8 +253,8 @@ def run_inputs(source: str, preset: dict, args: argparse.Namespace) -> dict:
 
     Args:
         source: the data source (`load_data`'s).
-        preset: the preset after the command-line overrides (``train_size``, ``test_size``, ``curve_size``).
-        args: the parsed options of `add_common_args` (``protocols``, ``trace_protocols``).
+        preset: the preset after the command-line overrides (`train_size`, `test_size`, `curve_size`).
+        args: the parsed options of `add_common_args` (`protocols`, `trace_protocols`).
 
     Examples:
         >>> args = argparse.Namespace(protocols=("random",), trace_protocols=())
@@ -271,27 +271,27 @@ def run_inputs(source: str, preset: dict, args: argparse.Namespace) -> dict:
 
 def run_or_collect(specs: Sequence[RunSpec], args: argparse.Namespace, work: Path, place: Dist, *,
                    load: Callable[[], RunData], inputs: dict, devices: Sequence[str] = ()) -> Optional[list[dict]]:
-    """What ``--collect`` / ``--shard`` / ``--launcher`` ask for: the finished results (``--collect``), this shard's
-    runs and ``None`` (``--shard``: the tables wait for ``--collect``), the missing runs submitted as one job array
-    (``--launcher submitit``: `sweep.launch.submit_runs`; then every result, or ``None`` with ``--no-wait``), or every
-    run here. ``load`` gives the data, only when something is trained here (it is not called for ``--collect``; with
+    """What `--collect` / `--shard` / `--launcher` ask for: the finished results (`--collect`), this shard's
+    runs and `None` (`--shard`: the tables wait for `--collect`), the missing runs submitted as one job array
+    (`--launcher submitit`: `sweep.launch.submit_runs`; then every result, or `None` with `--no-wait`), or every
+    run here. `load` gives the data, only when something is trained here (it is not called for `--collect`; with
     submitit each job calls it). Every model is built once before anything is trained (an unknown one is refused
     first).
 
     Args:
         specs: the benchmark's runs, in order.
-        args: the parsed options of `add_common_args` (``collect``, ``shard``, ``threads`` are read).
-        work: the sweep's folder (``--workdir``).
+        args: the parsed options of `add_common_args` (`collect`, `shard`, `threads` are read).
+        work: the sweep's folder (`--workdir`).
         place: this process's `Dist`.
         load: a function returning the `RunData` (e.g. `load_data` with its arguments
             bound), called only when runs are run.
         inputs: what the runs must train and be evaluated on (`run_inputs`), made part of every spec's identity:
-            a run in ``work`` made on other data, limits or protocols is refused, not reported.
+            a run in `work` made on other data, limits or protocols is refused, not reported.
         devices: devices to spread the runs over (`run_sweep`).
 
     Returns:
-        The results in the order of ``specs`` (``--collect``, or no ``--shard``), or ``None`` for ``--shard`` and
-        ``--no-wait``; with submitit, when runs failed, those of the runs that finished (`sweep.shards.missing_runs`
+        The results in the order of `specs` (`--collect`, or no `--shard`), or `None` for `--shard` and
+        `--no-wait`; with submitit, when runs failed, those of the runs that finished (`sweep.shards.missing_runs`
         names the others).
     """
     specs = [replace(spec, inputs=inputs) for spec in specs]

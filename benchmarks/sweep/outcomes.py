@@ -1,4 +1,4 @@
-"""Per-image outcomes in a run's ``result.json``: which test images a model classified correctly and on which its
+"""Per-image outcomes in a run's `result.json`: which test images a model classified correctly and on which its
 views agreed, one bit per image, so that two rows evaluated on the same images can be compared image by image
 (paired intervals, `augshift.intervals.paired_difference_ci`) and a run's per-epoch trace can be resampled over
 images (`sweep.matched`)."""
@@ -14,14 +14,14 @@ from augshift.report import ConsistencyReport
 
 
 def pack_outcomes(report: ConsistencyReport) -> dict:
-    """The report's per-sample outcomes as JSON: ``samples`` and one base64 bit string per count name.
+    """The report's per-sample outcomes as JSON: `samples` and one base64 bit string per count name.
 
     Args:
-        report: a `ConsistencyReport` of the images ``0 .. N-1`` of an evaluation set (each counted once, as
-            `augshift.ShiftConsistency.compute` gives them), with its ``outcomes``.
+        report: a `ConsistencyReport` of the images `0 .. N-1` of an evaluation set (each counted once, as
+            `augshift.ShiftConsistency.compute` gives them), with its `outcomes`.
 
     Returns:
-        ``{"samples": N, "correct": str, "agree_<protocol>": str, ...}``; `unpack_outcomes` reads it back.
+        `{"samples": N, "correct": str, "agree_<protocol>": str, ...}`; `unpack_outcomes` reads it back.
 
     Examples:
         >>> report = ConsistencyReport(3, 2, {"random": 1}, outcomes={
@@ -46,10 +46,10 @@ def unpack_outcomes(packed: dict) -> dict[str, np.ndarray]:
     """`pack_outcomes`'s JSON back to boolean arrays (N,), by count name.
 
     Args:
-        packed: ``{"samples": N, <name>: base64 bits, ...}``.
+        packed: `{"samples": N, <name>: base64 bits, ...}`.
 
     Returns:
-        ``{name: bool array (N,)}`` (``samples`` left out).
+        `{name: bool array (N,)}` (`samples` left out).
 
     Examples:
         >>> unpack_outcomes({"samples": 2, "correct": "gA=="})["correct"].tolist()

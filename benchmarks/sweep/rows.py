@@ -1,5 +1,5 @@
-"""A benchmark row: the model (``ARCH``, ``ARCH+augshift[:DISTANCE][@WEIGHT]``) and its own recipe
-(``[epochs=N,batch=N]``), as the ``--models`` option lists them."""
+"""A benchmark row: the model (`ARCH`, `ARCH+augshift[:DISTANCE][@WEIGHT]`) and its own recipe
+(`[epochs=N,batch=N]`), as the `--models` option lists them."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,17 +9,17 @@ from augshift.errors import UsageError
 
 
 def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tuple[str, Optional[AugShiftConfig]]:
-    """A benchmark row's model: ``"resnet18"`` -> ``("resnet18", None)``; ``"resnet18+augshift"`` -> AugShift with
-    ``defaults``; ``"resnet18+augshift:mse"`` with that distance; ``"resnet18+augshift:mse@0.1"`` and weight
-    (`AugShiftConfig.parse <augshift.config.AugShiftConfig.parse>`).
+    """A benchmark row's model: `"resnet18"` -> `("resnet18", None)`; `"resnet18+augshift"` -> AugShift with
+    `defaults`; `"resnet18+augshift:mse"` with that distance; `"resnet18+augshift:mse@0.1"` and weight
+    (`AugShiftConfig.parse`).
 
     Args:
-        name: the row's model, ``ARCH`` or ``ARCH+augshift[:DISTANCE][@WEIGHT]`` (``ARCH`` a timm name); another
-            form raises ``UsageError``.
-        defaults: the AugShift options the setting after ``+augshift`` is applied to.
+        name: the row's model, `ARCH` or `ARCH+augshift[:DISTANCE][@WEIGHT]` (`ARCH` a timm name); another
+            form raises `UsageError`.
+        defaults: the AugShift options the setting after `+augshift` is applied to.
 
     Returns:
-        ``(arch, config)``: the architecture's name and its `AugShiftConfig`, or ``None``
+        `(arch, config)`: the architecture's name and its `AugShiftConfig`, or `None`
         for a model trained without AugShift.
 
     Examples:
@@ -45,19 +45,19 @@ def parse_model(name: str, *, defaults: AugShiftConfig = AugShiftConfig()) -> tu
         raise UsageError(f"model {name!r}: {error}; {form}") from None
 
 
-ROW_OPTIONS = {"epochs": "epochs", "batch": "batch_size"}  # a row's own recipe: ``MODEL[epochs=N,batch=N]``
+ROW_OPTIONS = {"epochs": "epochs", "batch": "batch_size"}  # a row's own recipe: `MODEL[epochs=N,batch=N]`
 
 
 def parse_row(row: str) -> tuple[str, dict]:
-    """A benchmark row with its own recipe: ``"resnet18[epochs=12]"`` -> ``("resnet18", {"epochs": 12})``; the
+    """A benchmark row with its own recipe: `"resnet18[epochs=12]"` -> `("resnet18", {"epochs": 12})`; the
     equal-compute rows (twice the epochs, half the epochs or half the batch) are written this way.
 
     Args:
-        row: ``MODEL`` or ``MODEL[KEY=N,...]`` with keys ``epochs`` and ``batch`` (the global batch size);
-            another form raises ``UsageError``.
+        row: `MODEL` or `MODEL[KEY=N,...]` with keys `epochs` and `batch` (the global batch size);
+            another form raises `UsageError`.
 
     Returns:
-        ``(model, changes)``: the model (`parse_model`'s form) and the `TrainConfig` fields the row changes.
+        `(model, changes)`: the model (`parse_model`'s form) and the `TrainConfig` fields the row changes.
 
     Examples:
         >>> parse_row("resnet18+augshift[epochs=3,batch=64]")
@@ -83,7 +83,7 @@ def parse_row(row: str) -> tuple[str, dict]:
 
 
 def split_rows(text: str) -> list[str]:
-    """A ``--models`` list: split at the commas outside a row's brackets; an empty list, an empty entry, unbalanced
+    """A `--models` list: split at the commas outside a row's brackets; an empty list, an empty entry, unbalanced
     brackets or a row given twice (one run counted as two seeds) is a `UsageError`.
 
     Examples:

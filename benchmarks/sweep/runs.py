@@ -1,9 +1,9 @@
 """Benchmark runs: one (model, recipe, seed) trained and evaluated by `run_one`, resumably, in one process
-or data-parallel (``torchrun`` / ``accelerate launch``); `run_sweep` runs a list of them, here or spread
+or data-parallel (`torchrun` / `accelerate launch`); `run_sweep` runs a list of them, here or spread
 over devices (several processes may share one GPU), or only this shard's part of it.
 
-A run writes ``<workdir>/<name>/checkpoint.pt`` after every epoch (atomically; an interrupted run continues
-from it) and ``result.json`` at the end; a run whose ``result.json`` exists is read back, not redone. The test
+A run writes `<workdir>/<name>/checkpoint.pt` after every epoch (atomically; an interrupted run continues
+from it) and `result.json` at the end; a run whose `result.json` exists is read back, not redone. The test
 set is evaluated with `augshift.ShiftConsistency`: every process evaluates its shard and the counts are
 summed, so the numbers equal a single-process evaluation.
 """
@@ -39,25 +39,25 @@ CURVE_OFFSETS = offsets_to(16)
 
 @dataclass
 class RunData:
-    """Train and test tensors (uint8 images, long labels), their ``normalization`` (the training images' own
-    statistics: every model is trained from scratch) and the evaluation options (``protocols``: those of
+    """Train and test tensors (uint8 images, long labels), their `normalization` (the training images' own
+    statistics: every model is trained from scratch) and the evaluation options (`protocols`: those of
     `augshift.protocols`).
 
     Args:
-        train: the training ``(images, labels)``: ``uint8`` (N, C, H, W) and ``long`` (N,).
-        test: the test ``(images, labels)``: ``uint8`` (M, C, H, W) and ``long`` (M,).
+        train: the training `(images, labels)`: `uint8` (N, C, H, W) and `long` (N,).
+        test: the test `(images, labels)`: `uint8` (M, C, H, W) and `long` (M,).
         num_classes: the number of classes (the models' outputs).
         normalization: the per-channel statistics every model's inputs are normalised with (those of the
-            training images, `Normalization.of_images <augshift.data.Normalization.of_images>`).
+            training images, `Normalization.of_images`).
         curve_size: test images (the first ones) for the per-shift curve (offsets out to 16 px: the images must be
             larger than that); 0: no curve.
         eval_batch_size: images per forward in the evaluation.
-        description: the data in words, recorded in each ``result.json``.
+        description: the data in words, recorded in each `result.json`.
         protocols: the consistency protocols evaluated (those of `augshift.protocols`).
         trace_protocols: the protocols of the per-epoch trace (`epoch_trace`; pair protocols only: a worst case
-            costs a forward per offset of its grid); ``()``: the pair protocols of ``protocols``.
-        crop_size: the models' input side when the test images are larger (the ``crop`` protocols: Zhang's
-            256 -> 224); ``None``: the test images are the models' size.
+            costs a forward per offset of its grid); `()`: the pair protocols of `protocols`.
+        crop_size: the models' input side when the test images are larger (the `crop` protocols: Zhang's
+            256 -> 224); `None`: the test images are the models' size.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -87,8 +87,8 @@ class RunData:
 
 
 def traced_protocols(protocols: Sequence[str], trace_protocols: Sequence[str] = ()) -> tuple[str, ...]:
-    """The protocols of a run's per-epoch trace: ``trace_protocols``, else the pair protocols of ``protocols``; a
-    worst case among them raises ``UsageError`` (it costs a forward per offset of its grid, every epoch).
+    """The protocols of a run's per-epoch trace: `trace_protocols`, else the pair protocols of `protocols`; a
+    worst case among them raises `UsageError` (it costs a forward per offset of its grid, every epoch).
 
     Examples:
         >>> traced_protocols(("random", "circular_worst")), traced_protocols(("random",), ("circular",))
@@ -115,7 +115,7 @@ def epoch_trace(model: torch.nn.Module, data: RunData, place: Dist) -> dict:
     test set, with the per-image outcomes; each rank a strided shard, counts summed over ranks.
 
     Returns:
-        ``{"test_accuracy": %, "test_consistency_<protocol>": %, ..., "outcomes": pack_outcomes(...)}``.
+        `{"test_accuracy": %, "test_consistency_<protocol>": %, ..., "outcomes": pack_outcomes(...)}`.
     """
     shard = torch.arange(len(data.test[0]))[place.rank::place.world]
     protocols = data.traced()
@@ -126,24 +126,24 @@ def epoch_trace(model: torch.nn.Module, data: RunData, place: Dist) -> dict:
 
 def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progress: bool = True) -> dict:
     """Accuracy and consistency (the protocol family) on the whole test set, and the per-shift curve (offsets
-    `CURVE_OFFSETS`) on its first ``curve_size`` images; each rank takes a strided shard, counts are summed
+    `CURVE_OFFSETS`) on its first `curve_size` images; each rank takes a strided shard, counts are summed
     over ranks.
 
     The evaluation is fixed whatever the training recipe (`EVAL`: shifts of up to 4 px, zero border, seed 0).
 
     Args:
-        model: the trained classifier (on ``place.device``).
-        data: the `RunData` whose test set, ``normalization``, ``protocols``, ``curve_size`` and
-            ``eval_batch_size`` are used.
+        model: the trained classifier (on `place.device`).
+        data: the `RunData` whose test set, `normalization`, `protocols`, `curve_size` and
+            `eval_batch_size` are used.
         place: this process's `Dist`.
         progress: show progress bars.
 
     Returns:
-        `ConsistencyReport.to_dict <augshift.metrics.ConsistencyReport.to_dict>` of the test set
-        (``samples``, ``accuracy``, ``consistency_<protocol>``... with ``_ci95`` intervals), its integer
-        ``counts`` (``samples``, ``correct``, ``agree_<protocol>``, ``robust_<worst protocol>``), the same per image
-        as ``outcomes`` (`pack_outcomes`), and with a curve
-        ``curve_offsets``, ``curve_consistency``, ``curve_accuracy`` (S x S grids) and ``curve_samples``.
+        `ConsistencyReport.to_dict` of the test set
+        (`samples`, `accuracy`, `consistency_<protocol>`... with `_ci95` intervals), its integer
+        `counts` (`samples`, `correct`, `agree_<protocol>`, `robust_<worst protocol>`), the same per image
+        as `outcomes` (`pack_outcomes`), and with a curve
+        `curve_offsets`, `curve_consistency`, `curve_accuracy` (S x S grids) and `curve_samples`.
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -175,27 +175,27 @@ def evaluate_model(model: torch.nn.Module, data: RunData, place: Dist, *, progre
 
 
 def run_one(spec: RunSpec, data: RunData, run_dir: Path, place: Dist, *, progress: bool = True) -> dict:
-    """Train (resuming from ``run_dir/checkpoint.pt``), evaluate, write ``run_dir/result.json``; returns it.
+    """Train (resuming from `run_dir/checkpoint.pt`), evaluate, write `run_dir/result.json`; returns it.
 
-    ``config.batch_size`` is the global batch: each of the ``world`` processes takes ``batch_size / world``
+    `config.batch_size` is the global batch: each of the `world` processes takes `batch_size / world`
     samples per step. The test top-1 is measured after every epoch and the best epoch's weights are kept in
-    ``run_dir/best.pt`` (`BestEpoch`); when the best is not the last epoch, its weights are
-    evaluated too. A run whose ``result.json`` exists is read back (`read_result`), not redone. The main
+    `run_dir/best.pt` (`BestEpoch`); when the best is not the last epoch, its weights are
+    evaluated too. A run whose `result.json` exists is read back (`read_result`), not redone. The main
     process prints one summary line (accuracy and the consistency under each protocol).
 
     Args:
         spec: the run (`RunSpec`: model, recipe, seed).
         data: the `RunData` to train and evaluate on.
-        run_dir: the run's folder (created when missing): ``checkpoint.pt``, ``best.pt``, ``result.json``.
+        run_dir: the run's folder (created when missing): `checkpoint.pt`, `best.pt`, `result.json`.
         place: this process's `Dist` (data-parallel runs wrap the model in DDP).
         progress: show progress bars (main process only).
 
     Returns:
-        The result: the spec (`RunSpec.to_dict`), ``world_size``, ``device``, ``data``, ``normalization``,
-        ``train_seconds``, ``image_passes`` (`image_passes`: the training cost), ``eval_seconds``, ``history``
+        The result: the spec (`RunSpec.to_dict`), `world_size`, `device`, `data`, `normalization`,
+        `train_seconds`, `image_passes` (`image_passes`: the training cost), `eval_seconds`, `history`
         (`fit`'s rows, each with the epoch's trace, `epoch_trace`: test top-1, consistency under the pair protocols
-        and their per-image outcomes), the last epoch's metrics (`evaluate_model`) and ``best`` (the best epoch's
-        ``epoch`` and metrics).
+        and their per-image outcomes), the last epoch's metrics (`evaluate_model`) and `best` (the best epoch's
+        `epoch` and metrics).
     """
     if (run_dir / "result.json").is_file():
         return read_result(spec, run_dir / "result.json")
@@ -246,7 +246,7 @@ def image_passes(config: TrainConfig, steps: int, train_images: int) -> int:
     epochs; an AugShift step passes each image twice (two views).
 
     Args:
-        config: the recipe (``epochs``, ``batch_size``, ``compile`` (the last partial batch dropped), ``augshift``).
+        config: the recipe (`epochs`, `batch_size`, `compile` (the last partial batch dropped), `augshift`).
         steps: steps per epoch.
         train_images: images in the training set.
 
@@ -268,24 +268,24 @@ def _run_list(specs: Sequence[RunSpec], data: RunData, work: Path, device: str, 
 
 def run_sweep(specs: Sequence[RunSpec], data: RunData, work: Path, place: Dist, *,
               devices: Sequence[str] = (), threads: int = 0) -> list[dict]:
-    """Run every spec; with several ``devices`` (single-process only), independent runs are dealt round-robin to
-    one worker process per entry (e.g. ``cuda:0,cuda:1``, or ``cuda:0,cuda:0`` for two runs sharing a GPU),
-    each with ``threads`` torch threads. Results come back in the order of ``specs``. To spread a sweep over
+    """Run every spec; with several `devices` (single-process only), independent runs are dealt round-robin to
+    one worker process per entry (e.g. `cuda:0,cuda:1`, or `cuda:0,cuda:0` for two runs sharing a GPU),
+    each with `threads` torch threads. Results come back in the order of `specs`. To spread a sweep over
     machines, give each job `shard_of` the specs and `collect` the results at the end.
 
     Args:
-        specs: the runs (`RunSpec`), each trained by `run_one` into ``work / spec.name`` (finished
+        specs: the runs (`RunSpec`), each trained by `run_one` into `work / spec.name` (finished
             ones are read back).
         data: the `RunData` every run trains and evaluates on.
         work: the sweep's folder.
         place: this process's `Dist`; a data-parallel process runs every spec with the
             others, on its own device.
-        devices: devices for the runs: none (``place.device``), one (every run on it), or several (one spawned
+        devices: devices for the runs: none (`place.device`), one (every run on it), or several (one spawned
             worker process each, single-process only).
         threads: torch threads per worker process (0: torch's threads shared out among the workers).
 
     Returns:
-        The runs' results (`run_one`), in the order of ``specs``.
+        The runs' results (`run_one`), in the order of `specs`.
     """
     if len(devices) <= 1 or place.world > 1:
         place = Dist(place.rank, place.world, devices[0]) if len(devices) == 1 and place.world == 1 else place

@@ -13,13 +13,13 @@ from .spec import RunSpec
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/8"`` -> ``(2, 8)``: shard 2 (counting from 0) of 8 (the ``--shard`` option's type).
+    """`"2/8"` -> `(2, 8)`: shard 2 (counting from 0) of 8 (the `--shard` option's type).
 
     Args:
-        text: ``"I/N"`` with ``0 <= I < N``; anything else raises ``ValueError``.
+        text: `"I/N"` with `0 <= I < N`; anything else raises `ValueError`.
 
     Returns:
-        ``(I, N)``.
+        `(I, N)`.
 
     Examples:
         >>> parse_shard("2/8")
@@ -40,14 +40,14 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list[RunSpec]:
-    """The specs of one shard ``(i, n)``: every n-th from the i-th (all specs without a shard).
+    """The specs of one shard `(i, n)`: every n-th from the i-th (all specs without a shard).
 
     Args:
         specs: the sweep's runs, in order.
-        shard: ``(i, n)`` (`parse_shard`), or ``None`` for all of them.
+        shard: `(i, n)` (`parse_shard`), or `None` for all of them.
 
     Returns:
-        The shard's specs, in order; the ``n`` shards together hold every spec once.
+        The shard's specs, in order; the `n` shards together hold every spec once.
 
     Examples:
         >>> from augshift.engine import TrainConfig
@@ -60,17 +60,17 @@ def shard_of(specs: Sequence[RunSpec], shard: Optional[tuple[int, int]]) -> list
 
 
 def collect(specs: Sequence[RunSpec], work: Path, *, allow_missing: bool = False) -> list[dict]:
-    """The results of finished runs, in the order of ``specs``; raises naming the runs that have none yet.
+    """The results of finished runs, in the order of `specs`; raises naming the runs that have none yet.
 
     Args:
         specs: the sweep's runs.
-        work: the sweep's folder, holding ``<name>/result.json`` for each spec.
+        work: the sweep's folder, holding `<name>/result.json` for each spec.
         allow_missing: return the finished runs' results only (the tables of a sweep some of whose runs failed
             name the others, `missing_runs`) instead of refusing.
 
     Returns:
-        Each spec's result (`read_result`). A spec without a ``result.json`` raises `UsageError`
-        naming the missing runs (unless ``allow_missing``).
+        Each spec's result (`read_result`). A spec without a `result.json` raises `UsageError`
+        naming the missing runs (unless `allow_missing`).
 
     Examples:
         >>> from augshift.engine import TrainConfig
@@ -98,7 +98,7 @@ def collect(specs: Sequence[RunSpec], work: Path, *, allow_missing: bool = False
 
 
 def missing_runs(specs: Sequence[RunSpec], results: Sequence[dict]) -> list[str]:
-    """The names of the runs of ``specs`` that have no result among ``results`` (runs that failed).
+    """The names of the runs of `specs` that have no result among `results` (runs that failed).
 
     Examples:
         >>> from augshift.engine import TrainConfig
@@ -111,7 +111,7 @@ def missing_runs(specs: Sequence[RunSpec], results: Sequence[dict]) -> list[str]
 
 
 def identity_differences(asked: dict, stored: dict, prefix: str = "") -> list[str]:
-    """The entries where a stored run identity differs from the one asked for, as ``key: asked here, stored there``
+    """The entries where a stored run identity differs from the one asked for, as `key: asked here, stored there`
     (nested keys dotted; an entry the stored one lacks counts as a difference).
 
     Examples:
@@ -131,11 +131,11 @@ def identity_differences(asked: dict, stored: dict, prefix: str = "") -> list[st
 
 def check_identity(spec: RunSpec, stored: dict, where: Path) -> None:
     """Refuse (`UsageError`, one line naming what differs) a run found in the work folder that another command
-    made: its stored identity (`RunSpec.to_dict`) must equal ``spec``'s.
+    made: its stored identity (`RunSpec.to_dict`) must equal `spec`'s.
 
     Args:
         spec: the run asked for.
-        stored: the identity found (a ``result.json``'s entries, a checkpoint's ``identity``).
+        stored: the identity found (a `result.json`'s entries, a checkpoint's `identity`).
         where: the file it was found in, for the message.
     """
     differences = identity_differences(spec.to_dict(), stored)
@@ -146,11 +146,11 @@ def check_identity(spec: RunSpec, stored: dict, where: Path) -> None:
 
 
 def read_result(spec: RunSpec, path: Path) -> dict:
-    """The ``result.json`` at ``path``, checked to be ``spec``'s run (`check_identity`).
+    """The `result.json` at `path`, checked to be `spec`'s run (`check_identity`).
 
     Args:
         spec: the run the result must have been written for: every entry of `RunSpec.to_dict` must match.
-        path: a ``result.json`` written by `run_one`.
+        path: a `result.json` written by `run_one`.
 
     Returns:
         The result, as a dict.

@@ -18,19 +18,19 @@ class RunSpec:
     """One training run.
 
     Args:
-        name: names the run directory (``<workdir>/<name>``), unique within a sweep.
-        arch: the model's name for `create_model` (e.g. a timm name such as ``resnet18``).
-        config: the `TrainConfig`; ``config.seed`` is the seed.
-        stem: the model's first layers (``standard``, or ``cifar``: the CIFAR stem).
+        name: names the run directory (`<workdir>/<name>`), unique within a sweep.
+        arch: the model's name for `create_model` (e.g. a timm name such as `resnet18`).
+        config: the `TrainConfig`; `config.seed` is the seed.
+        stem: the model's first layers (`standard`, or `cifar`: the CIFAR stem).
         label: the row of the tables it belongs to (model or ablation variant); the seeds of a row share it.
         init: the weights training starts from (fine-tuning): any checkpoint `augshift.models.load_model` reads
-            (a ``--save-model`` file, a timm ``train.py`` checkpoint, a ``save_pretrained`` folder, a state_dict);
-            ``""``: ``arch`` at random initialisation. Its content's SHA-256 (``init_digest``) is part of the run's
+            (a `--save-model` file, a timm `train.py` checkpoint, a `save_pretrained` folder, a state_dict);
+            `""`: `arch` at random initialisation. Its content's SHA-256 (`init_digest`) is part of the run's
             identity: another file at the same path is another run.
         inputs: what the run trains and is evaluated on, as the command asked (`sweep.options.run_inputs`: the
             source, the sample limits, the protocols, the package version).
 
-    ``to_dict()`` gives the spec as JSON values, as ``result.json`` stores it: the run's identity, checked when a
+    `to_dict()` gives the spec as JSON values, as `result.json` stores it: the run's identity, checked when a
     finished or interrupted run is found in the work folder (`sweep.shards.read_result`, the checkpoint).
 
     Examples:
@@ -53,7 +53,7 @@ class RunSpec:
             object.__setattr__(self, "init_digest", content_digest(Path(self.init)))
 
     def to_dict(self) -> dict:
-        """The spec as JSON values (as ``result.json`` stores it: tuples become lists; ``init`` and ``inputs``
+        """The spec as JSON values (as `result.json` stores it: tuples become lists; `init` and `inputs`
         only when set)."""
         spec = {"name": self.name, "arch": self.arch, "stem": self.stem, "label": self.label,
                 "config": self.config.to_dict(),
@@ -62,7 +62,7 @@ class RunSpec:
         return json.loads(json.dumps(spec))
 
     def create(self, num_classes: int) -> torch.nn.Module:
-        """The run's model before training: ``init``'s weights, or ``arch`` at random initialisation."""
+        """The run's model before training: `init`'s weights, or `arch` at random initialisation."""
         if not self.init:
             return create_model(self.arch, num_classes, stem=self.stem)
         return load_model(self.init, model=None if Path(self.init).is_dir() else self.arch,

@@ -22,22 +22,22 @@ EPOCHS = ("last", "best")  # which weights of a run: after the last epoch, or of
 
 def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
     """Per row label: mean and std over seeds, the pooled 95% Wilson interval (all seeds' test images),
-    each seed's value, and the mean curves; of the last epoch's weights or (``epoch="best"``) the best epoch's
-    (each run's ``best`` entry; ``best_epoch`` lists them). Metrics missing from a run (results of an older
+    each seed's value, and the mean curves; of the last epoch's weights or (`epoch="best"`) the best epoch's
+    (each run's `best` entry; `best_epoch` lists them). Metrics missing from a run (results of an older
     version) are left out of its row.
 
     Args:
         results: finished runs' results (`run_one`, `collect`); runs
-            of one ``label`` are the seeds of one row.
-        epoch: ``"last"`` (the weights after the last epoch) or ``"best"`` (each run's best epoch; results without
-            a ``best`` entry raise ``UsageError``).
+            of one `label` are the seeds of one row.
+        epoch: `"last"` (the weights after the last epoch) or `"best"` (each run's best epoch; results without
+            a `best` entry raise `UsageError`).
 
     Returns:
-        ``{label: row}``, each row with ``seeds``, and per metric of `metrics` ``<metric>`` (mean),
-        ``<metric>_std``, ``<metric>_ci95`` (pooled Wilson interval), ``<metric>_per_seed`` and ``<metric>_counts``
-        (pooled ``[k, n]``); the mean ``curve_consistency`` / ``curve_accuracy`` and ``curve_offsets`` when the runs
-        have them; ``train_seconds`` and ``image_passes`` (means: the training cost); and ``best_epoch`` with
-        ``epoch="best"``.
+        `{label: row}`, each row with `seeds`, and per metric of `metrics` `<metric>` (mean),
+        `<metric>_std`, `<metric>_ci95` (pooled Wilson interval), `<metric>_per_seed` and `<metric>_counts`
+        (pooled `[k, n]`); the mean `curve_consistency` / `curve_accuracy` and `curve_offsets` when the runs
+        have them; `train_seconds` and `image_passes` (means: the training cost); and `best_epoch` with
+        `epoch="best"`.
 
     Examples:
         >>> def result(label, seed, correct):  # a finished run's result.json, reduced to what is summarised
@@ -87,18 +87,18 @@ def summarize(results: Sequence[dict], *, epoch: str = "last") -> dict:
 
 
 def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]], *, epoch: str = "last") -> dict:
-    """For each pair of rows ``(a, b)``, each metric's difference ``a - b`` with its paired 95% interval over the test
-    images (`paired_difference_ci`: seed ``s`` of ``a`` against seed ``s`` of ``b``, on the same images and
+    """For each pair of rows `(a, b)`, each metric's difference `a - b` with its paired 95% interval over the test
+    images (`paired_difference_ci`: seed `s` of `a` against seed `s` of `b`, on the same images and
     views) and, for reference, Newcombe's unpaired interval of the pooled counts.
 
     Args:
-        results: finished runs' results (`run_one`) with per-image ``outcomes``; runs of one ``label`` are
+        results: finished runs' results (`run_one`) with per-image `outcomes`; runs of one `label` are
             the seeds of one row. A pair without outcomes, without common seeds or naming a missing row is left out.
-        pairs: ``(a, b)`` label pairs.
-        epoch: ``"last"`` or ``"best"`` (each run's best epoch's outcomes).
+        pairs: `(a, b)` label pairs.
+        epoch: `"last"` or `"best"` (each run's best epoch's outcomes).
 
     Returns:
-        ``{"a − b": {metric: {"difference", "paired_ci95", "unpaired_ci95", "seeds"}}}`` (points).
+        `{"a − b": {metric: {"difference", "paired_ci95", "unpaired_ci95", "seeds"}}}` (points).
 
     Examples:
         >>> import torch
@@ -140,10 +140,10 @@ def paired_differences(results: Sequence[dict], pairs: Sequence[tuple[str, str]]
 
 
 def reported_metrics(summary: dict) -> list[str]:
-    """The metrics every row of ``summary`` has, in `metrics` order.
+    """The metrics every row of `summary` has, in `metrics` order.
 
     Args:
-        summary: a `summarize` result, ``{label: row}``.
+        summary: a `summarize` result, `{label: row}`.
 
     Returns:
         The names of `metrics` present in every row.
@@ -200,17 +200,17 @@ def summary_table(summary: dict) -> str:
 
 
 def comparison_table(summary: dict, pairs: Sequence[tuple[str, str]], *, paired: Optional[dict] = None) -> str:
-    """Markdown: differences ``a - b`` (points, pooled over seeds) with their 95% intervals.
+    """Markdown: differences `a - b` (points, pooled over seeds) with their 95% intervals.
 
     Args:
         summary: a `summarize` result; the columns are its `reported_metrics`.
-        pairs: ``(a, b)`` label pairs to compare; a pair naming a label the summary lacks is left out.
+        pairs: `(a, b)` label pairs to compare; a pair naming a label the summary lacks is left out.
         paired: `paired_differences` of the same runs: the intervals are then the paired ones (the same test
             images and views for both rows), for the pairs and metrics it holds; the rest keep Newcombe's
-            unpaired interval of the pooled counts, marked ``(u)``.
+            unpaired interval of the pooled counts, marked `(u)`.
 
     Returns:
-        The table, one row per pair: the difference of the means and its 95% interval, marked ``*`` when the
+        The table, one row per pair: the difference of the means and its 95% interval, marked `*` when the
         interval excludes 0.
 
     Examples:

@@ -1,4 +1,4 @@
-"""What the Accelerate example (``train.py``) adds to a plain Accelerate loop: resumable atomic checkpoints, the
+"""What the Accelerate example (`train.py`) adds to a plain Accelerate loop: resumable atomic checkpoints, the
 final model saved loadable by its zoo, and a fingerprint of the weights to check that the processes agree."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from augshift.reporting.files import write_json_atomic
 
 
 def weights_digest(module: nn.Module) -> str:
-    """SHA-256 of ``module.state_dict()`` (names, dtypes, shapes and bytes): equal iff the weights are.
+    """SHA-256 of `module.state_dict()` (names, dtypes, shapes and bytes): equal iff the weights are.
 
     Args:
         module: the model (buffers such as BatchNorm statistics count too); compare the unwrapped model's digest
@@ -46,12 +46,12 @@ def weights_digest(module: nn.Module) -> str:
 
 
 def save_checkpoint(accelerator, directory: str, *, files: Optional[dict[str, Any]] = None) -> None:
-    """``accelerator.save_state(directory)`` atomically (written beside it, then renamed); call on every process.
+    """`accelerator.save_state(directory)` atomically (written beside it, then renamed); call on every process.
 
     Args:
-        accelerator: the ``accelerate.Accelerator`` whose prepared objects are saved.
-        directory: the checkpoint folder (its state is first written to ``<directory>.tmp``).
-        files: ``{file name: JSON-able object}`` written into the checkpoint before the rename (e.g. the metrics so
+        accelerator: the `accelerate.Accelerator` whose prepared objects are saved.
+        directory: the checkpoint folder (its state is first written to `<directory>.tmp`).
+        files: `{file name: JSON-able object}` written into the checkpoint before the rename (e.g. the metrics so
             far), so they are saved, and resumed, together with the state.
 
     Examples:
@@ -75,14 +75,14 @@ def save_checkpoint(accelerator, directory: str, *, files: Optional[dict[str, An
 
 
 def last_checkpoint(directory: str, prefix: str = "epoch_") -> tuple[Optional[str], int]:
-    """The newest ``<directory>/<prefix><n>`` checkpoint and its ``n``; ``(None, 0)`` when there is none.
+    """The newest `<directory>/<prefix><n>` checkpoint and its `n`; `(None, 0)` when there is none.
 
     Args:
-        directory: the folder holding the checkpoints (`save_checkpoint`'s ``directory`` is inside it).
+        directory: the folder holding the checkpoints (`save_checkpoint`'s `directory` is inside it).
         prefix: the checkpoints' name before the number.
 
     Returns:
-        ``(path, n)`` of the checkpoint with the largest ``n`` (by number, not by name), or ``(None, 0)``.
+        `(path, n)` of the checkpoint with the largest `n` (by number, not by name), or `(None, 0)`.
 
     Examples:
         >>> import tempfile
@@ -102,17 +102,17 @@ def last_checkpoint(directory: str, prefix: str = "epoch_") -> tuple[Optional[st
 
 
 def save_final_model(accelerator, model: nn.Module, directory: str, normalization: Normalization) -> None:
-    """Save the trained ``model`` (unwrapped) into ``directory``: ``model.safetensors`` with the plain model's keys,
-    or, for a ``transformers`` model, ``save_pretrained`` (config and weights: ``AutoModelForImageClassification``
+    """Save the trained `model` (unwrapped) into `directory`: `model.safetensors` with the plain model's keys,
+    or, for a `transformers` model, `save_pretrained` (config and weights: `AutoModelForImageClassification`
     loads the folder) and, when its image processor can be read from the model's source, that processor with the
-    ``normalization`` it was trained with (``AutoImageProcessor`` loads it). Call on every process.
+    `normalization` it was trained with (`AutoImageProcessor` loads it). Call on every process.
 
     Args:
-        accelerator: the ``accelerate.Accelerator`` the model was prepared with.
+        accelerator: the `accelerate.Accelerator` the model was prepared with.
         model: the trained model, prepared (wrapped) or not.
         directory: the output folder.
         normalization: the `Normalization` the model was trained with (written into a
-            ``transformers`` model's image processor).
+            `transformers` model's image processor).
 
     Examples:
         >>> import tempfile

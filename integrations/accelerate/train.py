@@ -4,17 +4,17 @@
     accelerate launch --multi_gpu --num_processes 2 -m augshift.integrations.accelerate.train --data DIR --output OUT
     accelerate launch --multi_gpu --cpu --num_processes 2 -m augshift.integrations.accelerate.train --cpu --data DIR ...
 
-(``accelerate launch --cpu --num_processes 2`` without ``--multi_gpu`` starts one process; ``torchrun
---nproc_per_node 2 -m augshift.integrations.accelerate.train --cpu ...`` works too.) Logged losses are the means over
+(`accelerate launch --cpu --num_processes 2` without `--multi_gpu` starts one process; `torchrun
+--nproc_per_node 2 -m augshift.integrations.accelerate.train --cpu ...` works too.) Logged losses are the means over
 processes; accuracy and consistency count every evaluation image once.
 
-Any timm model name, ``torchvision/<name>`` or Hugging Face ``transformers`` image model (``hf:<hub id or
-save_pretrained folder>``), any Hugging Face image-classification dataset (hub name, parquet, image folder). Images
-are normalised as the pretrained weights expect (``--pretrained``: timm's ``pretrained_cfg``, torchvision's weights,
-the ``transformers`` image processor), else with the training images' own statistics; ``metrics.json`` records which.
-Each epoch: train (AugShift on unless ``--no-augshift``), evaluate accuracy and shift consistency over all processes,
-save a checkpoint with the metrics so far (``--resume`` continues from the last one) and ``metrics.json``; the plain
-model's weights go to ``model.safetensors`` (a ``transformers`` model: ``save_pretrained``, with its image processor
+Any timm model name, `torchvision/<name>` or Hugging Face `transformers` image model (`hf:<hub id or
+save_pretrained folder>`), any Hugging Face image-classification dataset (hub name, parquet, image folder). Images
+are normalised as the pretrained weights expect (`--pretrained`: timm's `pretrained_cfg`, torchvision's weights,
+the `transformers` image processor), else with the training images' own statistics; `metrics.json` records which.
+Each epoch: train (AugShift on unless `--no-augshift`), evaluate accuracy and shift consistency over all processes,
+save a checkpoint with the metrics so far (`--resume` continues from the last one) and `metrics.json`; the plain
+model's weights go to `model.safetensors` (a `transformers` model: `save_pretrained`, with its image processor
 when it has one). A user mistake (a bad path, option or data set) prints one line and exits with 2.
 """
 import argparse
@@ -96,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def tensor_split(args, split: str, samples, normalization: Normalization, *, evaluation: bool = False):
-    """The split as tensors; evaluation images at ``--crop-from`` (centre square) when the crop protocol asks."""
+    """The split as tensors; evaluation images at `--crop-from` (centre square) when the crop protocol asks."""
     larger = evaluation and args.crop_from is not None
     return load_split_dataset(args.data, split, normalization=normalization, limit=samples,
                               size=args.crop_from if larger else args.image_size, centre_crop=larger,
@@ -125,8 +125,8 @@ def evaluate(accelerator, model: nn.Module, loader, args) -> dict:
 
 
 def resume_point(args) -> tuple:
-    """``(checkpoint, epoch, history)`` to continue from (``(None, 0, [])`` for a new run); refuses an ``--output``
-    with checkpoints without ``--resume``, and ``--resume`` without checkpoints."""
+    """`(checkpoint, epoch, history)` to continue from (`(None, 0, [])` for a new run); refuses an `--output`
+    with checkpoints without `--resume`, and `--resume` without checkpoints."""
     check_output_folder(args.output, option="--output")
     checkpoint, start = last_checkpoint(os.path.join(args.output, "checkpoints"))
     if checkpoint and not args.resume:

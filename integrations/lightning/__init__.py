@@ -1,9 +1,9 @@
-"""PyTorch Lightning integration: `AugShiftCallback`, AugShift training and ``val_shift_consistency`` /
-``test_shift_consistency`` logging for any ``Trainer`` or ``LightningCLI`` script
-(``--trainer.callbacks+=augshift.integrations.lightning.AugShiftCallback``).
+"""PyTorch Lightning integration: `AugShiftCallback`, AugShift training and `val_shift_consistency` /
+`test_shift_consistency` logging for any `Trainer` or `LightningCLI` script
+(`--trainer.callbacks+=augshift.integrations.lightning.AugShiftCallback`).
 
-Needs the ``lightning`` extra: ``pip install "augshift[lightning]"``; without it, importing `AugShiftCallback` is an
-``ImportError`` naming the extra.
+Needs the `lightning` extra: `pip install "augshift[lightning]"`; without it, importing `AugShiftCallback` is an
+`ImportError` naming the extra.
 """
 from __future__ import annotations
 

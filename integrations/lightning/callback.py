@@ -1,25 +1,25 @@
 """AugShift in PyTorch Lightning: `AugShiftCallback`, one callback that trains with AugShift and logs shift
-consistency, added to any ``Trainer`` -- or from the command line of a ``LightningCLI`` script, with no changed line:
+consistency, added to any `Trainer` -- or from the command line of a `LightningCLI` script, with no changed line:
 
 ```bash
 python imagenet.py fit --model.data_path DIR \\
     --trainer.callbacks+=augshift.integrations.lightning.AugShiftCallback --trainer.callbacks.max_shift 4
 ```
 
-Training: while ``fit`` runs, the LightningModule's ``training_step`` is replaced, on that one instance (its class
-and every other module untouched; restored at ``teardown``), by AugShift's: both shifted views of the batch through
-the module's ``forward`` in one call (under DDP, inside the wrapped step, so gradients are synchronised as usual),
-cross-entropy on both views plus ``weight`` times the distance of their pooled features (`AugShiftObjective`),
-logged as ``train_loss``, ``train_criterion`` and ``train_consistency``. The shifts are drawn from a generator
-re-seeded at every optimizer step from ``(seed, step, global rank)`` (the seed: ``seed_everything``'s, i.e.
-LightningCLI's ``--seed_everything``), so every process draws its own and a run resumed from a checkpoint replays them.
+Training: while `fit` runs, the LightningModule's `training_step` is replaced, on that one instance (its class
+and every other module untouched; restored at `teardown`), by AugShift's: both shifted views of the batch through
+the module's `forward` in one call (under DDP, inside the wrapped step, so gradients are synchronised as usual),
+cross-entropy on both views plus `weight` times the distance of their pooled features (`AugShiftObjective`),
+logged as `train_loss`, `train_criterion` and `train_consistency`. The shifts are drawn from a generator
+re-seeded at every optimizer step from `(seed, step, global rank)` (the seed: `seed_everything`'s, i.e.
+LightningCLI's `--seed_everything`), so every process draws its own and a run resumed from a checkpoint replays them.
 
-Evaluation (``fit``'s validation, ``trainer.validate``, ``trainer.test``): every process first takes rank 0's
+Evaluation (`fit`'s validation, `trainer.validate`, `trainer.test`): every process first takes rank 0's
 buffers (BatchNorm statistics), so all evaluate the model rank 0 saves; each evaluation batch is numbered by the
-loader's own unshuffled sampler (`batch_indices`: Lightning's ``DistributedSampler`` pads the last shard, and an
-``ImageFolder`` has no index) and `ShiftConsistency` counts each sample once over all processes. Logged at the end
-of the epoch, before ``ModelCheckpoint`` decides, as ``val_shift_consistency`` (the ``random`` protocol) and
-``val_shift_consistency_<protocol>`` (``test_`` on ``trainer.test``): rates in [0, 1], like torchmetrics' accuracy
+loader's own unshuffled sampler (`batch_indices`: Lightning's `DistributedSampler` pads the last shard, and an
+`ImageFolder` has no index) and `ShiftConsistency` counts each sample once over all processes. Logged at the end
+of the epoch, before `ModelCheckpoint` decides, as `val_shift_consistency` (the `random` protocol) and
+`val_shift_consistency_<protocol>` (`test_` on `trainer.test`): rates in [0, 1], like torchmetrics' accuracy
 and the other integrations' numbers, identical on any number of processes.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ PREFIXES = {"validate": "val", "test": "test"}  # the stage's metric prefix, as 
 
 
 def _loaders(loaders: Any) -> list:
-    """The evaluation dataloaders in ``dataloader_idx`` order (one loader, a list or a dict of them)."""
+    """The evaluation dataloaders in `dataloader_idx` order (one loader, a list or a dict of them)."""
     if loaders is None:
         return []
     if isinstance(loaders, Mapping):
@@ -59,16 +59,16 @@ def _loaders(loaders: Any) -> list:
 
 
 def classifier_name(pl_module: nn.Module) -> str:
-    """The name, in ``pl_module.named_modules()``, of the classifier whose input is the pooled feature.
+    """The name, in `pl_module.named_modules()`, of the classifier whose input is the pooled feature.
 
-    The module's own classifier (`classifier_of`: ``get_classifier()``, ``fc``, ``classifier``, ``head``...), else
-    that of the one child network that has one (``self.model`` of Lightning's templates; metrics are skipped).
+    The module's own classifier (`classifier_of`: `get_classifier()`, `fc`, `classifier`, `head`...), else
+    that of the one child network that has one (`self.model` of Lightning's templates; metrics are skipped).
 
     Args:
         pl_module: the LightningModule (or any module holding the classifier).
 
     Returns:
-        The module name, e.g. ``model.fc``.
+        The module name, e.g. `model.fc`.
 
     Examples:
         >>> from augshift.models.small_cnn import create_small_cnn
@@ -95,31 +95,31 @@ def classifier_name(pl_module: nn.Module) -> str:
 
 
 class AugShiftCallback(Callback):
-    """AugShift training and shift-consistency evaluation for a Lightning ``Trainer``.
+    """AugShift training and shift-consistency evaluation for a Lightning `Trainer`.
 
     Args:
-        max_shift: largest training shift per axis in pixels, an int or ``(max_dx, max_dy)`` (`AugShiftConfig`).
-        mode: what fills the border a shift uncovers (``zeros`` = pad-and-crop, ``circular``, ``reflect``,
-            ``replicate``).
+        max_shift: largest training shift per axis in pixels, an int or `(max_dx, max_dy)` (`AugShiftConfig`).
+        mode: what fills the border a shift uncovers (`zeros` = pad-and-crop, `circular`, `reflect`,
+            `replicate`).
         weight: weight of the consistency term.
-        distance: ``mse``, ``l1`` or ``cosine``.
-        normalize: L2-normalise the pooled features before an ``mse`` / ``l1`` distance.
-        train: train with AugShift (``False``: train as the module does and only evaluate shift consistency).
+        distance: `mse`, `l1` or `cosine`.
+        normalize: L2-normalise the pooled features before an `mse` / `l1` distance.
+        train: train with AugShift (`False`: train as the module does and only evaluate shift consistency).
         label_smoothing: the cross-entropy's label smoothing.
-        protocols: the consistency protocols evaluated (`augshift.protocols`; default ``random``, ``circular``).
+        protocols: the consistency protocols evaluated (`augshift.protocols`; default `random`, `circular`).
         eval_max_shift: the range of the evaluation protocols' shifts (px); default: the range AugShift trains with
-            (``AugShiftConfig.reach``), as the other integrations evaluate.
-        crop_size: the model's input size when the evaluation images are larger (the ``crop`` protocol).
-        classifier: the name of the module whose input is the pooled feature (``model.fc``), when it cannot be found
+            (`AugShiftConfig.reach`), as the other integrations evaluate.
+        crop_size: the model's input size when the evaluation images are larger (the `crop` protocol).
+        classifier: the name of the module whose input is the pooled feature (`model.fc`), when it cannot be found
             (`classifier_name`).
         seed: the seed of the training shifts and of the evaluation views; default: the run's
-            (``seed_everything`` / ``--seed_everything``), else 0.
+            (`seed_everything` / `--seed_everything`), else 0.
         report: a JSON file rewritten (by rank 0) after every evaluation with the whole `ConsistencyReport`
             (counts, 95 % intervals, per-sample outcomes keyed by dataset index).
-        image_key: the images' key when batches are dicts (tuples hold ``(images, labels, ...)``).
+        image_key: the images' key when batches are dicts (tuples hold `(images, labels, ...)`).
         label_key: the labels' key when batches are dicts.
 
-    Batches hold images (N, C, H, W), normalised floats, and class indices (N,); the LightningModule's ``forward``
+    Batches hold images (N, C, H, W), normalised floats, and class indices (N,); the LightningModule's `forward`
     maps images to logits (N, K) (or an output holding them: `logits_of`).
 
     Examples:
@@ -178,11 +178,25 @@ class AugShiftCallback(Callback):
     # ----------------------------------------------------------------------------------------- training
 
     def run_seed(self) -> int:
-        """The seed of the shifts and views: ``seed``, else the run's (``PL_GLOBAL_SEED``), else 0."""
+        """The seed of the shifts and views: `seed`, else the run's (`PL_GLOBAL_SEED`), else 0.
+
+        Examples:
+            >>> AugShiftCallback(seed=7).run_seed()
+            7
+        """
         return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def images_and_labels(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """``(images (N, C, H, W), labels (N,))`` of a batch: a tuple / list ``(images, labels, ...)`` or a dict."""
+        """`(images (N, C, H, W), labels (N,))` of a batch: a tuple / list `(images, labels, ...)` or a dict.
+
+        Examples:
+            >>> callback = AugShiftCallback(image_key="image", label_key="label")
+            >>> images, labels = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+            >>> callback.images_and_labels({"image": images, "label": labels})[1].tolist()
+            [0, 1]
+            >>> callback.images_and_labels((images, labels, "extra"))[0] is images
+            True
+        """
         if isinstance(batch, Mapping) and self.image_key in batch and self.label_key in batch:
             return batch[self.image_key], batch[self.label_key]
         if isinstance(batch, (tuple, list)) and len(batch) >= 2:
@@ -192,7 +206,30 @@ class AugShiftCallback(Callback):
                          f"{self.label_key!r}; got {what}: set image_key= and label_key=")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """At ``fit``: AugShift's ``training_step`` on this module instance (refusing a module without ``forward``)."""
+        """At `fit`: AugShift's `training_step` on this module instance (refusing a module without `forward`).
+        Lightning calls it, and `teardown` after `fit`.
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> module, callback = Net(), AugShiftCallback()
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> callback.setup(trainer, module, "fit")
+            >>> "training_step" in vars(module)  # on this instance only
+            True
+            >>> callback.teardown(trainer, module, "fit")
+            >>> "training_step" in vars(module)
+            False
+        """
         if stage != "fit" or not self.train:
             return
         if type(pl_module).forward is LightningModule.forward:
@@ -210,7 +247,28 @@ class AugShiftCallback(Callback):
         pl_module.training_step = training_step
 
     def training_step(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> Tensor:
-        """AugShift's loss of one training batch (what the module's ``training_step`` returns during ``fit``)."""
+        """AugShift's loss of one training batch (what the module's `training_step` returns during `fit`); it logs
+        `train_loss`, `train_criterion` and `train_consistency`.
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> callback = AugShiftCallback(max_shift=1, protocols=["random"])
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> data = torch.utils.data.TensorDataset(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]))
+            >>> trainer.fit(Net(), torch.utils.data.DataLoader(data, batch_size=4))
+            >>> sorted(name for name in trainer.callback_metrics if name.startswith("train_"))
+            ['train_consistency', 'train_criterion', 'train_loss']
+        """
         images, labels = self.images_and_labels(batch)
         step = trainer.global_step
         if step != self._seeded_step:  # re-seed at every optimizer step: a resumed run replays its shifts
@@ -223,7 +281,29 @@ class AugShiftCallback(Callback):
         return result["loss"]
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """The module's own ``training_step`` back, the feature hooks off."""
+        """The module's own `training_step` back, the feature hooks off (see `setup`'s example).
+
+        Examples:
+            >>> class Net(LightningModule):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+            ...     def forward(self, images):
+            ...         return self.fc(self.conv(images).mean(dim=(2, 3)))
+            ...     def training_step(self, batch, batch_idx):  # its own, replaced by AugShift's during fit
+            ...         return nn.functional.cross_entropy(self(batch[0]), batch[1])
+            ...     def configure_optimizers(self):
+            ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+            >>> module, callback = Net(), AugShiftCallback()
+            >>> trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+            ...                   enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+            >>> callback.setup(trainer, module, "fit")
+            >>> len(module.fc._forward_pre_hooks)  # the hook that reads the pooled features
+            1
+            >>> callback.teardown(trainer, module, "fit")
+            >>> len(module.fc._forward_pre_hooks), "training_step" in vars(module)
+            (0, False)
+        """
         if stage == "fit" and self._pooled is not None:
             vars(pl_module).pop("training_step", None)
             self._pooled.remove()

@@ -1,8 +1,8 @@
 """Which dataset samples each evaluation batch holds: the integration numbers the samples itself.
 
-Lightning's evaluation batches carry no dataset index (an ``ImageFolder`` gives ``(image, label)``), and under
-several processes Lightning's ``DistributedSampler`` pads the last shard with repeats. The order of an unshuffled
-sampler is fixed, so the positions of the samples of batch ``i`` are the ``i``-th list of the loader's batch
+Lightning's evaluation batches carry no dataset index (an `ImageFolder` gives `(image, label)`), and under
+several processes Lightning's `DistributedSampler` pads the last shard with repeats. The order of an unshuffled
+sampler is fixed, so the positions of the samples of batch `i` are the `i`-th list of the loader's batch
 sampler: `batch_indices` reads them once per evaluation, and `augshift.metrics.ShiftConsistency` keys every view by
 them and counts each once, repeats included.
 """
@@ -17,7 +17,7 @@ from augshift.errors import UsageError
 
 
 def _ordered(loader: Any) -> bool:
-    """Whether ``loader`` draws its samples in a fixed order: an unshuffled sequential or distributed sampler."""
+    """Whether `loader` draws its samples in a fixed order: an unshuffled sequential or distributed sampler."""
     sampler = getattr(loader, "sampler", None)
     if isinstance(sampler, DistributedSampler):
         return not sampler.shuffle
@@ -25,14 +25,14 @@ def _ordered(loader: Any) -> bool:
 
 
 def batch_indices(loader: Any, *, stage: str) -> Optional[list[list[int]]]:
-    """The dataset positions of the samples of each batch ``loader`` yields, in order.
+    """The dataset positions of the samples of each batch `loader` yields, in order.
 
     Args:
-        loader: one evaluation ``DataLoader`` as the trainer prepared it (its sampler sharded by Lightning).
-        stage: ``validate`` or ``test``, for the message.
+        loader: one evaluation `DataLoader` as the trainer prepared it (its sampler sharded by Lightning).
+        stage: `validate` or `test`, for the message.
 
     Returns:
-        ``[[positions of batch 0], [positions of batch 1], ...]`` (padding repeats included); ``None`` on one process
+        `[[positions of batch 0], [positions of batch 1], ...]` (padding repeats included); `None` on one process
         when the order is not fixed (an iterable dataset, a shuffled sampler): then samples are numbered as they
         come. Several processes without a fixed order are refused, as they cannot be counted once each.
 

@@ -1,6 +1,6 @@
-"""timm integration: `AugShiftTask` and the ``augshift-timm`` launcher for an unmodified train.py.
+"""timm integration: `AugShiftTask` and the `augshift-timm` launcher for an unmodified train.py.
 
-See ``integrations/timm/README.md`` (section "Add AugShift to a timm run") for the commands.
+See `integrations/timm/README.md` (section "Add AugShift to a timm run") for the commands.
 """
 from .launcher import main
 from .task import AugShiftTask

@@ -1,4 +1,4 @@
-"""``python -m augshift.integrations.timm TRAIN_PY ...`` (for ``torchrun -m`` and ``accelerate launch -m``)."""
+"""`python -m augshift.integrations.timm TRAIN_PY ...` (for `torchrun -m` and `accelerate launch -m`)."""
 import sys
 
 from .launcher import main

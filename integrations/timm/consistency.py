@@ -1,7 +1,7 @@
 """Shift consistency of a model over a timm evaluation loader, exact under distributed evaluation.
 
-timm's distributed eval loader (``OrderedDistributedSampler``) gives process ``r`` the samples
-``r, r + W, r + 2W, ...`` and pads the last ones with repeats of the first samples so every process
+timm's distributed eval loader (`OrderedDistributedSampler`) gives process `r` the samples
+`r, r + W, r + 2W, ...` and pads the last ones with repeats of the first samples so every process
 has as many. Here every sample is keyed by its dataset index, read from the loader's sampler: the core metric draws
 its views from that index and counts each index once over all processes, so the padding repeats are not counted and
 the result equals a single-process evaluation of the same model.
@@ -22,10 +22,10 @@ from augshift.progress import progress_bar
 
 
 def loader_indices(loader) -> Tensor:
-    """Dataset indices (M,) of the samples this process's ``loader`` yields, in order.
+    """Dataset indices (M,) of the samples this process's `loader` yields, in order.
 
     Args:
-        loader: a ``DataLoader`` over a map-style dataset whose ``sampler`` has a length (iterable datasets
+        loader: a `DataLoader` over a map-style dataset whose `sampler` has a length (iterable datasets
             raise ValueError: they do not say which sample is which).
 
     Returns:
@@ -60,25 +60,25 @@ def loader_shift_consistency(
     progress: bool = False,
     **options,
 ) -> ConsistencyReport:
-    """Shift consistency of ``model`` (in eval mode) over ``loader``'s ``(input, target)`` batches.
+    """Shift consistency of `model` (in eval mode) over `loader`'s `(input, target)` batches.
 
     Every sample's views are drawn from its dataset index (`loader_indices`); under torch.distributed every
     process must call this (the counts are gathered), and padding repeats of timm's eval sampler are not counted.
 
     Args:
-        model: the classifier, already in eval mode (the caller sets it, as train.py's ``validate`` does).
-        loader: yields ``(input (B, C, H, W), target (B,))`` batches of a map-style dataset, in its sampler's
+        model: the classifier, already in eval mode (the caller sets it, as train.py's `validate` does).
+        loader: yields `(input (B, C, H, W), target (B,))` batches of a map-style dataset, in its sampler's
             order.
-        device: where the batches go when ``to_device``.
-        to_device: move batches to ``device`` / ``model_dtype`` (False for timm's prefetching loader,
+        device: where the batches go when `to_device`.
+        to_device: move batches to `device` / `model_dtype` (False for timm's prefetching loader,
             whose batches are already there).
         channels_last: make the inputs channels-last.
-        model_dtype: the inputs' dtype when ``to_device`` (None: unchanged).
-        amp_autocast: a context manager factory the forwards run in (timm's ``amp_autocast``; default none).
+        model_dtype: the inputs' dtype when `to_device` (None: unchanged).
+        amp_autocast: a context manager factory the forwards run in (timm's `amp_autocast`; default none).
         progress: show a progress bar (`progress_bar`) when stderr is a
             terminal (not in the log files of batch jobs).
-        options: those of `ShiftConsistency` (``max_shift``, ``mode``, ``protocols``,
-            ``chunk_size``, ...).
+        options: those of `ShiftConsistency` (`max_shift`, `mode`, `protocols`,
+            `chunk_size`, ...).
 
     Returns:
         A `ConsistencyReport` over every sample once.

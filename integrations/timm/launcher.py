@@ -1,16 +1,16 @@
-"""``augshift-timm``: run an unmodified timm ``train.py`` with AugShift flags.
+"""`augshift-timm`: run an unmodified timm `train.py` with AugShift flags.
 
-::
+```bash
+augshift-timm path/to/train.py <train.py arguments> --augshift --augshift-max-shift 4
+torchrun --nproc_per_node 2 -m augshift.integrations.timm path/to/train.py <arguments> --augshift
+```
 
-    augshift-timm path/to/train.py <train.py arguments> --augshift --augshift-max-shift 4
-    torchrun --nproc_per_node 2 -m augshift.integrations.timm path/to/train.py <arguments> --augshift
-
-The launcher imports the user's ``train.py`` as a module, checks the small contract it relies on
-(`.script`), adds the ``--augshift*`` flags to its ``parser`` (so they show in ``--help``,
-are saved in ``args.yaml`` and can come from ``-c config.yaml``) and, once the arguments are parsed,
-replaces the module attributes ``ClassificationTask`` (AugShift / PermuteNet task),
-``train_one_epoch`` (adds the epoch's loss parts) and ``validate`` (adds shift consistency columns).
-Without any ``--augshift*`` flag nothing is replaced: the run is plain ``python train.py``.
+The launcher imports the user's `train.py` as a module, checks the small contract it relies on
+(`.script`), adds the `--augshift*` flags to its `parser` (so they show in `--help`,
+are saved in `args.yaml` and can come from `-c config.yaml`) and, once the arguments are parsed,
+replaces the module attributes `ClassificationTask` (AugShift / PermuteNet task),
+`train_one_epoch` (adds the epoch's loss parts) and `validate` (adds shift consistency columns).
+Without any `--augshift*` flag nothing is replaced: the run is plain `python train.py`.
 """
 from __future__ import annotations
 
@@ -49,15 +49,15 @@ OPTION_NEEDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--augshift*`` flags (an argument group) to ``parser``.
+    """Add the `--augshift*` flags (an argument group) to `parser`.
 
-    The flags: ``--augshift`` (train with AugShift), its options ``--augshift-max-shift``, ``--augshift-mode``,
-    ``--augshift-weight``, ``--augshift-distance``, ``--augshift-normalize``
-    (`add_augshift_arguments`), ``--augshift-permute [LAYER]`` (PermuteNet),
-    ``--augshift-consistency`` (shift consistency columns in validation) and ``--augshift-protocols``.
+    The flags: `--augshift` (train with AugShift), its options `--augshift-max-shift`, `--augshift-mode`,
+    `--augshift-weight`, `--augshift-distance`, `--augshift-normalize`
+    (`add_augshift_arguments`), `--augshift-permute [LAYER]` (PermuteNet),
+    `--augshift-consistency` (shift consistency columns in validation) and `--augshift-protocols`.
 
     Args:
-        parser: an ``argparse.ArgumentParser`` (train.py's ``parser``); changed in place.
+        parser: an `argparse.ArgumentParser` (train.py's `parser`); changed in place.
 
     Examples:
         >>> import argparse
@@ -88,7 +88,7 @@ def augshift_requested(args: argparse.Namespace) -> bool:
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject flag combinations the integration does not support (``parser.error`` exits with 2)."""
+    """Reject flag combinations the integration does not support (`parser.error` exits with 2)."""
     eval_metric = getattr(args, "eval_metric", None) or ""
     if eval_metric.startswith(CONSISTENCY_COLUMN) and not args.augshift_consistency:
         parser.error(f"--eval-metric {eval_metric} needs --augshift-consistency")
@@ -127,10 +127,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificationTask]:
-    """Stand-in for ``train.ClassificationTask`` configured from the parsed ``args``.
+    """Stand-in for `train.ClassificationTask` configured from the parsed `args`.
 
-    Called as train.py calls the class (``model=..., criterion=..., device=..., ...``); applies the
-    PermuteNet hook to the model and returns an `AugShiftTask` (``--augshift``) or a
+    Called as train.py calls the class (`model=..., criterion=..., device=..., ...`); applies the
+    PermuteNet hook to the model and returns an `AugShiftTask` (`--augshift`) or a
     `PortableClassificationTask`.
     """
 
@@ -149,8 +149,8 @@ def task_factory(args: argparse.Namespace) -> Callable[..., PortableClassificati
 
 
 def with_loss_parts(train_one_epoch: Callable) -> Callable:
-    """Wrap train.py's ``train_one_epoch`` so its metrics (summary.csv ``train_*`` columns) also hold
-    the epoch's ``augshift_criterion`` and ``augshift_consistency``, averaged over all processes."""
+    """Wrap train.py's `train_one_epoch` so its metrics (summary.csv `train_*` columns) also hold
+    the epoch's `augshift_criterion` and `augshift_consistency`, averaged over all processes."""
     signature = inspect.signature(train_one_epoch)
 
     @functools.wraps(train_one_epoch)
@@ -177,7 +177,7 @@ def with_loss_parts(train_one_epoch: Callable) -> Callable:
 
 
 def with_shift_consistency(validate: Callable) -> Callable:
-    """Wrap train.py's ``validate`` so its OrderedDict also holds a consistency column (%) per protocol
+    """Wrap train.py's `validate` so its OrderedDict also holds a consistency column (%) per protocol
     (`consistency_column`)."""
     signature = inspect.signature(validate)
 
@@ -213,7 +213,7 @@ def with_shift_consistency(validate: Callable) -> Callable:
 
 
 def configure(train: ModuleType, args: argparse.Namespace) -> None:
-    """Check ``args`` and replace train.py's module attributes for the requested flags."""
+    """Check `args` and replace train.py's module attributes for the requested flags."""
     check_args(train.parser, args)
     if not augshift_requested(args):
         return
@@ -225,7 +225,7 @@ def configure(train: ModuleType, args: argparse.Namespace) -> None:
 
 
 def install(train: ModuleType) -> None:
-    """Add the flags to ``train.parser`` and hook ``train._parse_args`` so that the parsed arguments
+    """Add the flags to `train.parser` and hook `train._parse_args` so that the parsed arguments
     configure the run (see `configure`)."""
     add_arguments(train.parser)
     parse_args = train._parse_args
@@ -253,16 +253,16 @@ def usage() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console script: ``augshift-timm TRAIN_PY [arguments]``; returns the exit status.
+    """Console script: `augshift-timm TRAIN_PY [arguments]`; returns the exit status.
 
-    ``TRAIN_PY`` is loaded (`load_train_script`), the ``--augshift*`` flags are added to its parser and
-    its ``main()`` runs with ``sys.argv`` set as ``python TRAIN_PY [arguments]`` would (``sys.argv`` and
-    ``sys.path`` are put back after). ``-h`` / ``--help`` alone prints the launcher's usage on standard output
+    `TRAIN_PY` is loaded (`load_train_script`), the `--augshift*` flags are added to its parser and
+    its `main()` runs with `sys.argv` set as `python TRAIN_PY [arguments]` would (`sys.argv` and
+    `sys.path` are put back after). `-h` / `--help` alone prints the launcher's usage on standard output
     (0); no argument prints it on standard error (2); a user mistake (e.g. a `TrainScriptError`) prints
-    ``augshift-timm: error: <message>`` on standard error (2).
+    `augshift-timm: error: <message>` on standard error (2).
 
     Args:
-        argv: the arguments, ``TRAIN_PY`` first; default ``sys.argv[1:]``.
+        argv: the arguments, `TRAIN_PY` first; default `sys.argv[1:]`.
 
     Returns:
         The exit status: 0 on success, 2 for a usage error.

@@ -1,4 +1,4 @@
-"""The timm ``train.py`` augshift-timm runs: the small contract it relies on (`CONTRACT`), checked before any of
+"""The timm `train.py` augshift-timm runs: the small contract it relies on (`CONTRACT`), checked before any of
 the script's code runs (`module_level_names`) and after it is imported (`check_contract`), and
 `load_train_script`, which imports it as a module."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ SUPPORTED_TRAIN_SCRIPTS = (
 class TrainScriptError(UsageError):
     """The given train.py does not fit the contract this launcher relies on (a user mistake: one line, exit 2).
 
-    A `UsageError`: `main` prints ``augshift-timm: error: <message>`` and returns 2.
+    A `UsageError`: `main` prints `augshift-timm: error: <message>` and returns 2.
 
     Args:
         args: the message, as for any exception: what is wrong with the file and what is supported
@@ -40,7 +40,7 @@ class TrainScriptError(UsageError):
 
 
 def check_contract(train: ModuleType) -> None:
-    """Raise `TrainScriptError` naming what of `CONTRACT` the imported ``train`` gets wrong (that the
+    """Raise `TrainScriptError` naming what of `CONTRACT` the imported `train` gets wrong (that the
     names exist is checked before import, by `load_train_script`)."""
     import timm
     import timm.task
@@ -87,17 +87,17 @@ def module_level_names(path: str) -> set[str]:
 
 
 def load_train_script(path: str) -> ModuleType:
-    """Import ``path`` (a timm train.py) as the module `TRAIN_MODULE` and check its contract; a file that
+    """Import `path` (a timm train.py) as the module `TRAIN_MODULE` and check its contract; a file that
     does not bind every name of `CONTRACT` at module level is refused before any of its code runs.
 
-    Once imported, ``parser`` must be an ``argparse.ArgumentParser``, ``ClassificationTask`` timm's, the installed
-    timm recent enough, and ``validate`` must take ``model``, ``loader`` and ``args``.
+    Once imported, `parser` must be an `argparse.ArgumentParser`, `ClassificationTask` timm's, the installed
+    timm recent enough, and `validate` must take `model`, `loader` and `args`.
 
     Args:
         path: the train.py file (a folder, a missing file or a file that is not Python is refused).
 
     Returns:
-        The imported module (also ``sys.modules[TRAIN_MODULE]``).
+        The imported module (also `sys.modules[TRAIN_MODULE]`).
 
     Raises:
         TrainScriptError: when the file does not fit the contract, or importing it fails for a missing module;

@@ -1,10 +1,10 @@
 """timm training tasks: AugShift as a `timm.task.ClassificationTask`.
 
-timm's ``train.py`` calls ``result = task(input, target)`` and back-propagates ``result['loss']``.
+timm's `train.py` calls `result = task(input, target)` and back-propagates `result['loss']`.
 `AugShiftTask` computes that loss with the core `AugShiftObjective`:
-both shifted views go through ``self.trainable_module`` (the model, or its DDP / compiled wrapper) in
+both shifted views go through `self.trainable_module` (the model, or its DDP / compiled wrapper) in
 one forward, and the pooled features are caught by a hook on the unwrapped model, so DDP sees every
-parameter used and checkpoints keep the plain model's ``state_dict`` keys.
+parameter used and checkpoints keep the plain model's `state_dict` keys.
 """
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ LOSS_PARTS = ("criterion", "consistency")
 
 
 class PortableClassificationTask(ClassificationTask):
-    """timm's ``ClassificationTask`` whose DDP set-up also works in CPU (gloo) processes.
+    """timm's `ClassificationTask` whose DDP set-up also works in CPU (gloo) processes.
 
-    ``train.py`` passes ``device_ids=[device]``, which DDP accepts only for GPU modules; on CPU the
-    ids are dropped. Everything else is timm's: ``task(input (N, C, H, W), target)`` returns ``{"loss": ...,
-    "output": logits (N, K)}``.
+    `train.py` passes `device_ids=[device]`, which DDP accepts only for GPU modules; on CPU the
+    ids are dropped. Everything else is timm's: `task(input (N, C, H, W), target)` returns `{"loss": ...,
+    "output": logits (N, K)}`.
 
     Args:
-        model: the model to train (``task.trainable_module`` until ``prepare_distributed`` wraps it).
-        criterion: the loss ``criterion(logits, target)``; None: timm's default classification loss, built from
-            ``criterion_kwargs`` (``timm.loss.create_classification_loss``).
-        criterion_kwargs: options of that default loss; give either them or ``criterion``.
+        model: the model to train (`task.trainable_module` until `prepare_distributed` wraps it).
+        criterion: the loss `criterion(logits, target)`; None: timm's default classification loss, built from
+            `criterion_kwargs` (`timm.loss.create_classification_loss`).
+        criterion_kwargs: options of that default loss; give either them or `criterion`.
         device: the device the task (and its criterion) is on; default CPU.
         dtype: the task's dtype; default torch's default dtype.
         verbose: log what the task was built with.
@@ -52,7 +52,7 @@ class PortableClassificationTask(ClassificationTask):
     """
 
     def prepare_distributed(self, device_ids: Optional[list] = None, **ddp_kwargs) -> "PortableClassificationTask":
-        """Wrap the model in DDP as timm does (``ddp_kwargs`` go to it), without ``device_ids`` on CPU."""
+        """Wrap the model in DDP as timm does (`ddp_kwargs` go to it), without `device_ids` on CPU."""
         if self.device.type == "cpu":
             device_ids = None  # DDP takes device_ids only for single-device GPU modules
         return super().prepare_distributed(device_ids=device_ids, **ddp_kwargs)
@@ -61,27 +61,27 @@ class PortableClassificationTask(ClassificationTask):
 class AugShiftTask(PortableClassificationTask):
     """AugShift training step for timm: two shifted views, the task's criterion on both, consistency loss.
 
-    ``forward(input (N, C, H, W), target (N,) or (N, K))`` returns ``loss`` (criterion averaged over
-    both views + ``weight`` * consistency of the pooled features), ``output`` (logits of view A,
-    N x K), and the detached loss parts ``criterion`` and ``consistency``. The task's own criterion is
+    `forward(input (N, C, H, W), target (N,) or (N, K))` returns `loss` (criterion averaged over
+    both views + `weight` * consistency of the pooled features), `output` (logits of view A,
+    N x K), and the detached loss parts `criterion` and `consistency`. The task's own criterion is
     used, so label smoothing, BCE and mixup / cutmix soft targets keep working.
 
-    `loss_parts` gives the sample-weighted means of the loss parts since the last reset (``augshift-timm``
+    `loss_parts` gives the sample-weighted means of the loss parts since the last reset (`augshift-timm`
     adds them to the epoch's metrics).
 
     Args:
         model: the model to train; its pooled features are read by a hook
             (`PooledFeatures`).
-        criterion: the loss ``criterion(logits, target)`` (``train.py`` passes its ``train_loss_fn``); None:
-            timm's default classification loss (``ClassificationTask`` builds it).
+        criterion: the loss `criterion(logits, target)` (`train.py` passes its `train_loss_fn`); None:
+            timm's default classification loss (`ClassificationTask` builds it).
         config: the AugShift options, an `AugShiftConfig` (keyword-only, as are the
             following).
         classifier: names the module whose input is the pooled feature when it cannot be found (timm's
-            ``get_classifier()``, ``fc``, ``classifier``, ``head``).
+            `get_classifier()`, `fc`, `classifier`, `head`).
         generator: draws the shifts (reproducible).
-        log_interval: logs the running loss parts every that many steps when ``verbose`` (0: never).
-        task_kwargs: other keyword arguments (``device``, ``dtype``, ``verbose``, ``criterion_kwargs``) go to
-            ``ClassificationTask``.
+        log_interval: logs the running loss parts every that many steps when `verbose` (0: never).
+        task_kwargs: other keyword arguments (`device`, `dtype`, `verbose`, `criterion_kwargs`) go to
+            `ClassificationTask`.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
@@ -115,8 +115,17 @@ class AugShiftTask(PortableClassificationTask):
             _logger.info("AugShiftTask: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()))
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """One training step's loss for ``input`` (N, C, H, W) and ``target`` (N,) or (N, K): ``loss``, ``output``
-        (logits of view A, (N, K)) and the detached ``criterion`` and ``consistency``."""
+        """One training step's loss for `input` (N, C, H, W) and `target` (N,) or (N, K): `loss`, `output`
+        (logits of view A, (N, K)) and the detached `criterion` and `consistency`.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+            >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3", verbose=False)
+            >>> soft = torch.softmax(torch.randn(2, 9), dim=1)  # mixup / cutmix targets work as class indices do
+            >>> result = task(torch.randn(2, 3, 8, 8), soft)
+            >>> result["output"].shape, result["criterion"].requires_grad
+            (torch.Size([2, 9]), False)
+        """
         result = self.objective(self.trainable_module, self.features, input, target)
         self._record(result, input.shape[0])
         return {
@@ -140,8 +149,18 @@ class AugShiftTask(PortableClassificationTask):
     def loss_parts(self, *, sync: bool = True, reset: bool = False) -> dict[str, float]:
         """Sample-weighted means of the loss parts since the last reset (NaN before any step).
 
-        With ``sync`` the sums are added over all torch.distributed processes first (a collective:
-        every process must call it). ``reset`` starts new sums after reading these.
+        With `sync` the sums are added over all torch.distributed processes first (a collective:
+        every process must call it). `reset` starts new sums after reading these.
+
+        Examples:
+            >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 9))
+            >>> task = AugShiftTask(model, nn.CrossEntropyLoss(), classifier="3", verbose=False)
+            >>> steps = [task(torch.randn(n, 3, 8, 8), torch.zeros(n, dtype=torch.long)) for n in (1, 3)]
+            >>> by_hand = (float(steps[0]["criterion"]) + 3 * float(steps[1]["criterion"])) / 4  # weighted by images
+            >>> abs(task.loss_parts(sync=False, reset=True)["criterion"] - by_hand) < 1e-6
+            True
+            >>> task.loss_parts(sync=False)  # reset: no step since
+            {'criterion': nan, 'consistency': nan}
         """
         sums = self._sums if self._sums is not None else torch.zeros(3, dtype=torch.float64, device=self.device)
         if sync and world_size() > 1:

@@ -1,8 +1,8 @@
-"""Hugging Face ``transformers`` integration: `AugShiftTrainer` (a ``transformers.Trainer`` training with AugShift
-and reporting shift consistency) and the example ``run_image_classification.py`` beside this file.
+"""Hugging Face `transformers` integration: `AugShiftTrainer` (a `transformers.Trainer` training with AugShift
+and reporting shift consistency) and the example `run_image_classification.py` beside this file.
 
-Needs the ``transformers`` extra: ``pip install "augshift[transformers]"``. ``transformers`` models work everywhere
-else without any adapter (``hf:<id or folder>`` names, `augshift.models.adapter`).
+Needs the `transformers` extra: `pip install "augshift[transformers]"`. `transformers` models work everywhere
+else without any adapter (`hf:<id or folder>` names, `augshift.models.adapter`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ __all__ = ["AugShiftTrainer"]
 
 
 def __getattr__(name: str) -> Any:
-    """`AugShiftTrainer`, imported on first use: without transformers, an ``ImportError`` naming the extra (and the
+    """`AugShiftTrainer`, imported on first use: without transformers, an `ImportError` naming the extra (and the
     example beside it can still say so in one line)."""
     if name != "AugShiftTrainer":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,21 +1,21 @@
-"""Fine-tune a Hugging Face ``transformers`` image classifier with AugShift: transformers' ``run_image_classification.py``
-example with `AugShiftTrainer` in place of ``Trainer``.
+"""Fine-tune a Hugging Face `transformers` image classifier with AugShift: transformers' `run_image_classification.py`
+example with `AugShiftTrainer` in place of `Trainer`.
 
     python -m augshift.integrations.transformers.run_image_classification --dataset_name uoft-cs/cifar10 \\
         --model_name_or_path microsoft/resnet-18 --ignore_mismatched_sizes --output_dir out --do_train --do_eval
     torchrun --nproc_per_node 2 -m augshift.integrations.transformers.run_image_classification \\
         --dataset_name ./parquet-folder --model_name_or_path ./my-save_pretrained-folder --output_dir out --do_eval --use_cpu
 
-(transformers' own ``run_image_classification.py`` works too, with ``Trainer`` replaced by ``AugShiftTrainer``.)
+(transformers' own `run_image_classification.py` works too, with `Trainer` replaced by `AugShiftTrainer`.)
 
-``--dataset_name``: a hub name, a parquet file or folder in the hub layout, or an image folder (``train/<class>/...``,
-``test/`` or ``validation/``); the evaluated split is ``--eval_split``, else the source's test / validation split.
-``--model_name_or_path``: a hub id or a ``save_pretrained`` folder (its weights; ``--ignore_mismatched_sizes`` for a
-new head). Images are resized to the model's ``image_size`` (``--image_size``) and normalised with the model's image
+`--dataset_name`: a hub name, a parquet file or folder in the hub layout, or an image folder (`train/<class>/...`,
+`test/` or `validation/`); the evaluated split is `--eval_split`, else the source's test / validation split.
+`--model_name_or_path`: a hub id or a `save_pretrained` folder (its weights; `--ignore_mismatched_sizes` for a
+new head). Images are resized to the model's `image_size` (`--image_size`) and normalised with the model's image
 processor's statistics, else the training images' own; the image processor saved with the model records which.
-AugShift options are augshift-timm's (``--augshift-max-shift``, ``--augshift-weight``, ``--augshift-distance``, ...,
-``--augshift-protocols`` for the evaluated consistency protocols); every ``TrainingArguments`` flag works as usual
-(``--remove_unused_columns`` defaults to False here, as transformers' example asks: the transform reads the image
+AugShift options are augshift-timm's (`--augshift-max-shift`, `--augshift-weight`, `--augshift-distance`, ...,
+`--augshift-protocols` for the evaluated consistency protocols); every `TrainingArguments` flag works as usual
+(`--remove_unused_columns` defaults to False here, as transformers' example asks: the transform reads the image
 column). A user mistake prints one line and exits with 2.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def parse(argv: list[str]) -> tuple:
 
 
 def image_processor(model_args: ModelArguments, normalization: Normalization, size: int):
-    """The model's image processor with ``normalization`` and the ``size`` it was trained at; a generic one (ViT's:
+    """The model's image processor with `normalization` and the `size` it was trained at; a generic one (ViT's:
     resize, rescale, normalise) for a model that has none."""
     processor = image_processor_of(model_args.model_name_or_path)
     if processor is None:
@@ -94,7 +94,7 @@ def image_processor(model_args: ModelArguments, normalization: Normalization, si
 
 
 def recorded(normalization: Normalization) -> dict[str, str]:
-    """The normalisation as entries of Trainer's metrics (``train_results.json``, ``eval_results.json``)."""
+    """The normalisation as entries of Trainer's metrics (`train_results.json`, `eval_results.json`)."""
     return {"normalization_mean": ", ".join(f"{v:.6g}" for v in normalization.mean),
             "normalization_std": ", ".join(f"{v:.6g}" for v in normalization.std),
             "normalization_source": normalization.source}

@@ -1,23 +1,23 @@
-"""AugShift in Hugging Face ``transformers.Trainer``: `AugShiftTrainer`.
+"""AugShift in Hugging Face `transformers.Trainer`: `AugShiftTrainer`.
 
-A ``Trainer`` whose ``compute_loss`` trains both shifted views of every batch in one forward with AugShift's
-objective (`AugShiftObjective`: cross-entropy on both views plus ``weight`` times the
-distance of their pooled features), and whose evaluation adds ``<prefix>_shift_consistency`` (the ``random``
-protocol) and ``<prefix>_shift_consistency_<protocol>`` for the other protocols asked for to Trainer's metrics,
-before they are logged and seen by callbacks (``metric_for_best_model="eval_shift_consistency"`` works). They are
-rates in [0, 1], like ``eval_accuracy`` from ``evaluate``'s accuracy. Everything else is Trainer's:
-``TrainingArguments``, datasets and collators are untouched, so replacing ``Trainer`` by ``AugShiftTrainer`` in a
-script (transformers' own ``run_image_classification.py``) is the whole change, on any number of processes.
+A `transformers.Trainer` whose `compute_loss` trains both shifted views of every batch in one forward with AugShift's
+objective (`AugShiftObjective`: cross-entropy on both views plus `weight` times the
+distance of their pooled features), and whose evaluation adds `<prefix>_shift_consistency` (the `random`
+protocol) and `<prefix>_shift_consistency_<protocol>` for the other protocols asked for to Trainer's metrics,
+before they are logged and seen by callbacks (`metric_for_best_model="eval_shift_consistency"` works). They are
+rates in [0, 1], like `eval_accuracy` from `evaluate`'s accuracy. Everything else is Trainer's:
+`TrainingArguments`, datasets and collators are untouched, so replacing `transformers.Trainer` by `AugShiftTrainer` in a
+script (transformers' own `run_image_classification.py`) is the whole change, on any number of processes.
 
-Why cross-entropy and not the model's own loss head: a ``transformers`` image classifier computes its loss only
-when called with ``labels``, for one batch; AugShift calls the model once on both views (2N images) without labels
+Why cross-entropy and not the model's own loss head: a `transformers` image classifier computes its loss only
+when called with `labels`, for one batch; AugShift calls the model once on both views (2N images) without labels
 and applies the criterion to the 2N logits, exactly as `AugShift` does, so the two give the same
-loss on the same batch and shifts. It covers single-label classification (``problem_type`` unset or
-``single_label_classification``; unset, it is recorded as ``single_label_classification`` in the config, as the
-model's own loss would record it); ``TrainingArguments.label_smoothing_factor`` smooths it as Trainer would. Other
-problem types, one label, and a ``compute_loss_func`` are refused when the trainer is built.
+loss on the same batch and shifts. It covers single-label classification (`problem_type` unset or
+`single_label_classification`; unset, it is recorded as `single_label_classification` in the config, as the
+model's own loss would record it); `TrainingArguments.label_smoothing_factor` smooths it as Trainer would. Other
+problem types, one label, and a `compute_loss_func` are refused when the trainer is built.
 
-The shifts are drawn from a generator re-seeded at every optimizer step from ``(args.seed, step, process)``, so a
+The shifts are drawn from a generator re-seeded at every optimizer step from `(args.seed, step, process)`, so a
 resumed run replays them. The consistency pass numbers the evaluation dataset's samples itself (each item paired
 with its position, the batch collated by the script's own collator), keys every sample's views by that number and
 counts each once over all processes, so several processes report exactly the numbers of one. Several processes need
@@ -47,13 +47,13 @@ SINGLE_LABEL = (None, "single_label_classification")
 
 
 def _numbered(dataset: Any) -> bool:
-    """Whether ``dataset`` can be numbered: map-style, with a length and indexing."""
+    """Whether `dataset` can be numbered: map-style, with a length and indexing."""
     return (not isinstance(dataset, IterableDataset) and hasattr(dataset, "__len__")
             and hasattr(dataset, "__getitem__"))
 
 
 class _Numbered(Dataset):
-    """``dataset``'s items paired with their positions: ``(item, i)``."""
+    """`dataset`'s items paired with their positions: `(item, i)`."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -66,7 +66,7 @@ class _Numbered(Dataset):
 
 
 class _WithIndex:
-    """A collator of ``(item, i)`` pairs: the script's own collator on the items, plus ``index`` (N,)."""
+    """A collator of `(item, i)` pairs: the script's own collator on the items, plus `index` (N,)."""
 
     def __init__(self, collate) -> None:
         self.collate = collate
@@ -78,29 +78,31 @@ class _WithIndex:
 
 
 class AugShiftTrainer(Trainer):
-    """``transformers.Trainer`` with AugShift training and shift-consistency evaluation.
+    """`transformers.Trainer` with AugShift training and shift-consistency evaluation.
 
     Args:
-        *args: those of ``transformers.Trainer`` (``model``, ``args``, datasets, ``processing_class``...).
+        *args: those of `transformers.Trainer` (`model`, `args`, datasets, `processing_class`...).
         **kwargs: the same, by name.
         augshift: the AugShift options (default: the library defaults).
-        protocols: the consistency protocols evaluated (`augshift.protocols`; default ``random``, ``circular``).
+        protocols: the consistency protocols evaluated (`augshift.protocols`; default `random`, `circular`).
         max_shift: the range of the evaluation protocols' shifts (px); default: the range AugShift trains with
-            (``augshift.reach``), as augshift-timm and the Accelerate example evaluate.
-        crop_size: the model's input size when the evaluation images are larger (the ``crop`` protocol; the other
+            (`augshift.reach`), as augshift-timm and the Accelerate example evaluate.
+        crop_size: the model's input size when the evaluation images are larger (the `crop` protocol; the other
             protocols and the accuracy use the centre crop).
-        classifier: the module whose input is the pooled feature, when it cannot be found (a ``transformers``
-            classifier's is its ``classifier``).
+        classifier: the module whose input is the pooled feature, when it cannot be found (a `transformers`
+            classifier's is its `classifier`).
 
-    Batches are dicts with ``pixel_values`` (N, C, H, W) normalised floats and ``labels`` (N,), as the script's
+    Batches are dicts with `pixel_values` (N, C, H, W) normalised floats and `labels` (N,), as the script's
     collator builds them.
 
-    Usage::
+    As `transformers.Trainer`, with the AugShift options:
 
-        trainer = AugShiftTrainer(model=model, args=TrainingArguments("out", remove_unused_columns=False),
-                                  train_dataset=train, eval_dataset=test, augshift=AugShiftConfig(max_shift=4))
-        trainer.train()
-        trainer.evaluate()["eval_shift_consistency"]  # a rate in [0, 1]
+    ```python
+    trainer = AugShiftTrainer(model=model, args=TrainingArguments("out", remove_unused_columns=False),
+                              train_dataset=train, eval_dataset=test, augshift=AugShiftConfig(max_shift=4))
+    trainer.train()
+    trainer.evaluate()["eval_shift_consistency"]  # a rate in [0, 1]
+    ```
 
     Examples:
         >>> import tempfile
@@ -153,9 +155,25 @@ class AugShiftTrainer(Trainer):
 
     def compute_loss(self, model: nn.Module, inputs: dict, return_outputs: bool = False,
                      num_items_in_batch: Optional[Any] = None):
-        """AugShift's loss of one training batch: both shifted views of ``inputs["pixel_values"]`` through ``model``
+        """AugShift's loss of one training batch: both shifted views of `inputs["pixel_values"]` through `model`
         in one forward, cross-entropy on both plus the consistency of their pooled features (in evaluation, the
-        cross-entropy of the unshifted images, and their logits)."""
+        cross-entropy of the unshifted images, and their logits).
+
+        Examples:
+            >>> import tempfile
+            >>> from transformers import TrainingArguments, ViTConfig, ViTForImageClassification
+            >>> model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                                             intermediate_size=32, image_size=16, patch_size=8, num_labels=3))
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> args = TrainingArguments(output_dir=tmp.name, report_to=[], use_cpu=True, remove_unused_columns=False)
+            >>> trainer = AugShiftTrainer(model=model, args=args)
+            >>> batch = {"pixel_values": torch.randn(2, 3, 16, 16), "labels": torch.tensor([0, 2])}
+            >>> _ = model.eval()
+            >>> loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)  # evaluation: unshifted
+            >>> torch.allclose(outputs["logits"], model(batch["pixel_values"]).logits)
+            True
+            >>> tmp.cleanup()
+        """
         if "labels" not in inputs:
             self._refuse_unlabelled(inputs, "training" if model.training else "evaluation")
         if not model.training:  # Trainer's prediction_step: the plain loss and logits of the unshifted images
@@ -179,8 +197,24 @@ class AugShiftTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description: str, prediction_loss_only: Optional[bool] = None,
                         ignore_keys: Optional[list[str]] = None, metric_key_prefix: str = "eval"):
-        """Trainer's evaluation, plus ``<prefix>_shift_consistency[_<protocol>]`` (rates in [0, 1]) in its metrics.
-        Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves."""
+        """Trainer's evaluation, plus `<prefix>_shift_consistency[_<protocol>]` (rates in [0, 1]) in its metrics.
+        Every process first takes rank 0's buffers (BatchNorm statistics), so all evaluate the model rank 0 saves.
+
+        Examples:
+            >>> import tempfile
+            >>> from transformers import TrainingArguments, ViTConfig, ViTForImageClassification
+            >>> model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                                             intermediate_size=32, image_size=16, patch_size=8, num_labels=3))
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> args = TrainingArguments(output_dir=tmp.name, report_to=[], use_cpu=True, remove_unused_columns=False)
+            >>> data = [{"pixel_values": torch.randn(3, 16, 16), "labels": i % 3} for i in range(4)]
+            >>> trainer = AugShiftTrainer(model=model, args=args, eval_dataset=data, max_shift=2,
+            ...                           protocols=("random", "circular"))
+            >>> metrics = trainer.evaluate()  # Trainer's evaluate runs this loop
+            >>> [0 <= metrics[name] <= 1 for name in ("eval_shift_consistency", "eval_shift_consistency_circular")]
+            [True, True]
+            >>> tmp.cleanup()
+        """
         dataset = getattr(dataloader, "dataset", None)
         if _numbered(dataset) and len(dataset):  # what the collator makes of one item, before Trainer's evaluation
             first = dataloader.collate_fn([dataset[0]]) if dataloader.collate_fn is not None else dataset[0]
@@ -199,7 +233,7 @@ class AugShiftTrainer(Trainer):
         return output
 
     def _numbered_batches(self, dataloader):
-        """The evaluation batches with ``index``: the dataset Trainer evaluates, numbered, collated by its collator
+        """The evaluation batches with `index`: the dataset Trainer evaluates, numbered, collated by its collator
         and sharded over the processes as Trainer shards; an iterable dataset (one process) as it comes."""
         dataset = getattr(dataloader, "dataset", None)
         if not _numbered(dataset):

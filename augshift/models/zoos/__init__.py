@@ -1,8 +1,8 @@
 """The model zoos, one file each (`.timm`, `.torchvision`, `.transformers`), each a `Zoo`, and their registry
 (`.registry`): `ZOOS`, asked in order, `zoo_of`, the zoo of a name, and `register_zoo`.
 
-Adding a zoo: a file here with a `Zoo` subclass and its instance ``ZOO``, registered below (timm, which takes every
-name the others leave, first, so that it is asked last); a user's zoo: ``register_zoo(MyZoo())`` at run time.
+Adding a zoo: a file here with a `Zoo` subclass and its instance `ZOO`, registered below (timm, which takes every
+name the others leave, first, so that it is asked last); a user's zoo: `register_zoo(MyZoo())` at run time.
 """
 from __future__ import annotations
 

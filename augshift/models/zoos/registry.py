@@ -15,13 +15,13 @@ def register_zoo(zoo: Zoo) -> Zoo:
     """Add a zoo, asked before those already registered.
 
     Args:
-        zoo: an instance of a `Zoo` subclass with ``supported`` set.
+        zoo: an instance of a `Zoo` subclass with `supported` set.
 
     Returns:
-        ``zoo``.
+        `zoo`.
 
     Raises:
-        UsageError: ``zoo`` is not a `Zoo` instance, has no ``supported`` text, or is registered already.
+        UsageError: `zoo` is not a `Zoo` instance, has no `supported` text, or is registered already.
 
     Examples:
         >>> register_zoo("timm")
@@ -45,9 +45,9 @@ def zoo_of(name: str, *, task: Optional[str] = None) -> Zoo:
     """The zoo of a model name: the first of `ZOOS` that claims it.
 
     Args:
-        name: ``resnet18`` (timm), ``torchvision/<name>`` (also a bare segmenter name, e.g. ``fcn_resnet50``, for
-            ``task="segmentation"``) or ``hf:<hub id or save_pretrained folder>``.
-        task: ``"classification"`` or ``"segmentation"`` when building; ``None``: a name of any task.
+        name: `resnet18` (timm), `torchvision/<name>` (also a bare segmenter name, e.g. `fcn_resnet50`, for
+            `task="segmentation"`) or `hf:<hub id or save_pretrained folder>`.
+        task: `"classification"` or `"segmentation"` when building; `None`: a name of any task.
 
     Returns:
         Its `Zoo` (timm for any name no other zoo claims).

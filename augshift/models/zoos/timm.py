@@ -1,6 +1,6 @@
-"""The timm zoo: names without a prefix (``resnet18``, also the project's registered ``gapnet_resnet18``,
-``aps_resnet18``...), built by ``timm.create_model``, normalised by their ``pretrained_cfg``, their stages read from
-``feature_info``."""
+"""The timm zoo: names without a prefix (`resnet18`, also the project's registered `gapnet_resnet18`,
+`aps_resnet18`...), built by `timm.create_model`, normalised by their `pretrained_cfg`, their stages read from
+`feature_info`."""
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -1,6 +1,6 @@
-"""The torchvision zoo: ``torchvision/<name>`` classifiers and its segmenters (``deeplabv3_*``, ``fcn_*``,
-``lraspp_*``, also without the prefix when a segmenter is asked for), normalised by their default weights'
-transforms; their logits are the ``"out"`` of a segmenter's output and a segmenter's stage is its ``backbone``."""
+"""The torchvision zoo: `torchvision/<name>` classifiers and its segmenters (`deeplabv3_*`, `fcn_*`,
+`lraspp_*`, also without the prefix when a segmenter is asked for), normalised by their default weights'
+transforms; their logits are the `"out"` of a segmenter's output and a segmenter's stage is its `backbone`."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -15,10 +15,10 @@ PREFIX = "torchvision/"
 
 
 def torchvision_segmenters() -> list[str]:
-    """The segmentation models of the installed torchvision (``deeplabv3_mobilenet_v3_large``, ``fcn_resnet50``...).
+    """The segmentation models of the installed torchvision (`deeplabv3_mobilenet_v3_large`, `fcn_resnet50`...).
 
     Returns:
-        Their names, a list of str (``create_model(name, task="segmentation")`` builds them).
+        Their names, a list of str (`create_model(name, task="segmentation")` builds them).
 
     Examples:
         >>> "fcn_resnet50" in torchvision_segmenters()
@@ -30,7 +30,7 @@ def torchvision_segmenters() -> list[str]:
 
 
 class TorchvisionZoo(Zoo):
-    """torchvision's classifiers (``torchvision/<name>``) and segmenters (also by their bare name).
+    """torchvision's classifiers (`torchvision/<name>`) and segmenters (also by their bare name).
 
     Examples:
         >>> ZOO.claims("fcn_resnet50", task="segmentation"), ZOO.claims("fcn_resnet50", task="classification")

@@ -1,6 +1,6 @@
-"""The Hugging Face ``transformers`` zoo: ``hf:<hub id or save_pretrained folder>``, built from its config (random
-init) or loaded as trained (``pretrained``), read from a ``save_pretrained`` folder given as a checkpoint, normalised
-by its image processor; its logits are a ``ModelOutput``'s ``logits`` and its stages lie inside its base model."""
+"""The Hugging Face `transformers` zoo: `hf:<hub id or save_pretrained folder>`, built from its config (random
+init) or loaded as trained (`pretrained`), read from a `save_pretrained` folder given as a checkpoint, normalised
+by its image processor; its logits are a `ModelOutput`'s `logits` and its stages lie inside its base model."""
 from __future__ import annotations
 
 import json
@@ -21,18 +21,18 @@ SEGMENTATION_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation", 
 
 
 def transformers_module() -> Any:
-    """The ``transformers`` package, or a `MissingExtraError` naming the extra that installs it."""
+    """The `transformers` package, or a `MissingExtraError` naming the extra that installs it."""
     return require("transformers", purpose="hf: models")
 
 
 def image_processor_of(path: str) -> Any:
-    """The image processor of a ``transformers`` model (``AutoImageProcessor.from_pretrained(path)``).
+    """The image processor of a `transformers` model (`AutoImageProcessor.from_pretrained(path)`).
 
     Args:
-        path: a hub id or a ``save_pretrained`` folder.
+        path: a hub id or a `save_pretrained` folder.
 
     Returns:
-        The image processor, or None where ``path`` has none (a model made from a config alone).
+        The image processor, or None where `path` has none (a model made from a config alone).
 
     Examples:
         >>> import tempfile, transformers
@@ -55,7 +55,7 @@ def _auto_class(task: str) -> Any:
 
 
 class TransformersZoo(Zoo):
-    """Hugging Face ``transformers`` image models, named ``hf:<hub id or save_pretrained folder>``.
+    """Hugging Face `transformers` image models, named `hf:<hub id or save_pretrained folder>`.
 
     Examples:
         >>> import tempfile, transformers
@@ -116,7 +116,7 @@ class TransformersZoo(Zoo):
 
 
 def _pretrained(name: str, config: Any, num_classes: Optional[int], *, task: str) -> nn.Module:
-    """The weights of the folder or hub id ``name`` (``hf:<...>``) as trained: only a head of another ``num_classes``,
+    """The weights of the folder or hub id `name` (`hf:<...>`) as trained: only a head of another `num_classes`,
     asked for, is new; another task's head or weights the folder lacks (which the loader would initialise at random)
     are refused."""
     architectures = list(getattr(config, "architectures", None) or [])

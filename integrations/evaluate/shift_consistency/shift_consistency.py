@@ -1,10 +1,11 @@
-"""Shift consistency as a Hugging Face ``evaluate`` metric.
+"""Shift consistency as a Hugging Face `evaluate` metric.
 
-Load it from its folder (no network): ``evaluate.load(augshift.integrations.evaluate.METRIC_PATH)`` for pairs of
-views, ``evaluate.load(METRIC_PATH, "worst")`` for the worst case over a grid of views. The numbers come from
-`augshift.metrics` (``consistency_from_predictions``, ``agreement_counts``, ``proportion_ci``), the same functions
-as the rest of augshift; ``protocol=`` names the protocol of `augshift.protocols` the views were made with.
-Rates are fractions in [0, 1], as ``evaluate``'s ``accuracy`` reports them (augshift's CLI and tables print percent).
+Load it from its folder (no network): `evaluate.load(augshift.integrations.evaluate.METRIC_PATH)` for pairs of
+views, `evaluate.load(METRIC_PATH, "worst")` for the worst case over a grid of views. The numbers come from
+`augshift.metrics` (`consistency_from_predictions`, `agreement_counts`, `proportion_ci`), the same functions
+as the rest of augshift; `protocol=` names the protocol of `augshift.protocols` the views were made with.
+Results are rates in [0, 1], as `evaluate`'s `accuracy` reports them (`augshift.ConsistencyReport`, the command line
+and the benchmark tables give percent).
 """
 import math
 import numbers
@@ -20,10 +21,10 @@ from augshift.protocols import pair_protocols, protocol_names, worst_protocols
 PAIR, WORST = "pair", "worst"  # the module's configurations
 
 _DESCRIPTION = """
-Shift consistency: the fraction of images for which a classifier predicts the same class for two
+Shift consistency: the rate (in [0, 1]) of images for which a classifier predicts the same class for two
 shifted views of the image (Zhang, ICML 2019). `predictions` are the classes predicted for the first
 view (for example the unshifted image), `shifted_predictions` those for the second view. With
-`references`, it also reports the accuracy (a fraction) of `predictions`.
+`references`, it also reports the accuracy (a rate in [0, 1]) of `predictions`.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -36,11 +37,11 @@ Args:
         "crop", "fractional"; "random_worst", ... with "worst"), returned as `protocol`.
 
 Returns:
-    consistency (`float`): fraction of images whose predictions agree (all of them, with "worst"), 0 to 1.
-    consistency_ci95 (`list` of two `float`): its Wilson 95% confidence interval (fractions).
+    consistency (`float`): the rate of images whose predictions agree (all of them, with "worst"), in [0, 1].
+    consistency_ci95 (`list` of two `float`): its Wilson 95% confidence interval (rates in [0, 1]).
     samples (`int`): number of images.
-    accuracy (`float`): fraction of `predictions` equal to `references` (only with `references`); with "worst",
-        fraction of images predicted correctly for every view.
+    accuracy (`float`): the rate of `predictions` equal to `references` (only with `references`); with "worst",
+        the rate of images predicted correctly for every view.
     accuracy_ci95 (`list` of two `float`): its Wilson 95% confidence interval (only with `references`).
     protocol (`str`): the protocol named, when one was.
 
@@ -68,12 +69,12 @@ _CITATION = """
 
 
 def _fractions(interval: tuple[float, float]) -> list[float]:
-    """A percent interval as fractions."""
+    """A percent interval as rates in [0, 1]."""
     return [bound / 100.0 for bound in interval]
 
 
 def _check_class_indices(name: str, values) -> None:
-    """Refuse what is not a class index (a whole number >= 0): ``datasets`` would truncate 1.5 to 1 and count it."""
+    """Refuse what is not a class index (a whole number >= 0): `datasets` would truncate 1.5 to 1 and count it."""
     for value in values if values is not None else ():
         if value is None:
             continue
@@ -89,7 +90,7 @@ def _check_class_indices(name: str, values) -> None:
 
 
 def _nulls_for_missing(predictions, references):
-    """``references=None`` becomes a column of nulls, so that references stay optional."""
+    """`references=None` becomes a column of nulls, so that references stay optional."""
     return [None] * len(predictions) if references is None and predictions is not None else references
 
 
@@ -115,14 +116,14 @@ class ShiftConsistency(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs) -> None:
-        """Add a batch of ``predictions``, ``shifted_predictions`` and (optional) ``references``."""
+        """Add a batch of `predictions`, `shifted_predictions` and (optional) `references`."""
         for name, values in (("predictions", predictions), ("shifted_predictions", kwargs.get("shifted_predictions")),
                              ("references", references)):
             _check_class_indices(name, values)
         super().add_batch(predictions=predictions, references=_nulls_for_missing(predictions, references), **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs) -> None:
-        """Add one image's ``prediction``, ``shifted_prediction`` and (optional) ``reference``."""
+        """Add one image's `prediction`, `shifted_prediction` and (optional) `reference`."""
         for name, value in (("prediction", prediction), ("shifted_prediction", kwargs.get("shifted_prediction")),
                             ("reference", reference)):
             _check_class_indices(name, [value])
