@@ -57,7 +57,7 @@ def common_recipe(folders: list[Path]) -> dict | None:
 
 
 def traced(folders: list[Path], dataset: str) -> list[str]:
-    """The protocols every folder traced per epoch for ``dataset`` (none when a folder kept no traces)."""
+    """The protocols every folder traced per epoch for `dataset` (none when a folder kept no traces)."""
     lists = [json.loads((folder / "results.json").read_text())["datasets"].get(dataset, {}).get("compared", {})
              .get("trace_protocols", []) for folder in folders]
     return [p for p in lists[0] if all(p in other for other in lists[1:])]
