@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from test_api_docs import public_objects
+from helpers import public_objects
 
 pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
 ROOT = Path(__file__).resolve().parents[1]

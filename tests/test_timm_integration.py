@@ -26,6 +26,7 @@ from augshift.integrations.timm.consistency import loader_shift_consistency
 from augshift.integrations.timm.script import TrainScriptError
 from augshift.metrics import evaluate_shift_consistency
 from augshift.shifts import RandomShift
+from helpers import pad_and_slice
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "integrations" / "timm" / "README.md"
@@ -44,15 +45,6 @@ def tiny_resnet() -> nn.Module:
     return timm.create_model("resnet18", num_classes=10).eval()  # eval: BN does not mix the two views
 
 
-def pad_crop(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """Reference zero-border shift: content moves +dx right, +dy down."""
-    m = int(max(dx.abs().max(), dy.abs().max()))
-    padded = F.pad(x, (m, m, m, m))
-    h, w = x.shape[-2:]
-    crops = [padded[i, :, m - b: m - b + h, m - a: m - a + w] for i, (a, b) in enumerate(zip(dx.tolist(), dy.tolist()))]
-    return torch.stack(crops)
-
-
 @pytest.mark.parametrize("criterion,soft", [
     (nn.CrossEntropyLoss(), False), (LabelSmoothingCrossEntropy(0.1), False), (SoftTargetCrossEntropy(), True),
 ])
@@ -67,7 +59,7 @@ def test_task_loss_is_criterion_on_both_views_plus_weighted_consistency(criterio
 
     replay = RandomShift(3, generator=torch.Generator().manual_seed(7))  # the same draws: view A, then B
     a, b = replay.sample(n), replay.sample(n)
-    views = torch.cat([pad_crop(images, a.dx, a.dy), pad_crop(images, b.dx, b.dy)])
+    views = torch.cat([pad_and_slice(images, a.dx, a.dy), pad_and_slice(images, b.dx, b.dy)])
     with torch.no_grad():
         pooled = model.forward_head(model.forward_features(views), pre_logits=True)  # timm's own path
         logits = model.get_classifier()(pooled)
