@@ -67,7 +67,7 @@ def test_any_shift_outside_the_image_is_refused(h, w, beyond, axis, sign, mode, 
 
 
 @FAST
-@given(mode=st.text(min_size=1, max_size=8).filter(lambda m: m not in SHIFT_MODES))
+@given(mode=st.text(alphabet="abcdeflmnoprstuz_", min_size=1, max_size=8).filter(lambda m: m not in SHIFT_MODES))
 def test_any_other_mode_is_refused(mode):
     with pytest.raises(ValueError, match="supported: zeros, circular, reflect, replicate"):
         shift(torch.zeros(1, 1, 3, 3), 1, 0, mode)
