@@ -60,6 +60,9 @@ def test_skips_with_the_allowed_reason_pass_and_any_other_fails_the_run_naming_i
     assert "needs CUDA" not in named and "known bug" not in named
     assert "2 test(s) skipped for a reason other than 'CUDA': the run fails" in result.stdout
     assert run(tmp_path).returncode == 0  # without the option a skip is a skip
+    for name in ("test_cuda.py", "test_extra.py"):
+        (tmp_path / name).unlink()
+    assert run(tmp_path, "--fail-on-skip-except=CUDA").returncode == 1  # a skipped module alone: no tests, still 1
 
 
 def test_ci_runs_both_test_runs_under_the_policy():
