@@ -145,6 +145,28 @@ class TinyCNN(nn.Module):
         return self.fc(self.pooled(x))
 
 
+# ------------------------------------------------------------------------------------ benchmark results
+
+def report_of(bits: dict[str, list[int]]):
+    """A `ConsistencyReport` with these per-image 0/1 outcomes (``correct``, ``agree_<protocol>``) of images 0 .. N-1."""
+    from augshift.report import ConsistencyReport
+
+    n = len(bits["correct"])
+    outcomes = {"index": torch.arange(n), **{k: torch.tensor(v, dtype=torch.bool) for k, v in bits.items()}}
+    agree = {k[len("agree_"):]: sum(v) for k, v in bits.items() if k.startswith("agree_")}
+    return ConsistencyReport(n, sum(bits["correct"]), agree, outcomes=outcomes)
+
+
+def run_result(label: str, seed: int, bits: dict[str, list[int]]) -> dict:
+    """A finished benchmark run's result (``result.json``) of row ``label`` and ``seed`` with these outcomes."""
+    from sweep.outcomes import pack_outcomes
+
+    report = report_of(bits)
+    counts = {"samples": report.samples, "correct": report.correct, **{f"agree_{k}": v for k, v in report.agree.items()}}
+    return {"label": label, "config": {"seed": seed}, "train_seconds": 1.0, **report.to_dict(), "counts": counts,
+            "outcomes": pack_outcomes(report)}
+
+
 # ------------------------------------------------------------------------------------ data folders
 
 def mask_folder(root: Path, count: int = 4, size: int = 16) -> None:
