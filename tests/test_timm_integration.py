@@ -221,6 +221,40 @@ def test_flags_show_in_train_py_help_and_bad_combinations_are_refused(timm_train
     assert train.ClassificationTask is not ClassificationTask and train.validate.__wrapped__
 
 
+def test_without_flags_the_launcher_changes_nothing_of_train_py(timm_train_py, tmp_path, monkeypatch):
+    """The fast form of the slow run below: ``augshift-timm TRAIN_PY ARGS`` without an ``--augshift*`` flag parses
+    the arguments exactly as ``python TRAIN_PY ARGS`` does (plus its own options, switched off) and leaves every name of
+    train.py as it was (task, training epoch, validation, ...), so ``main()`` runs plain train.py's code."""
+    arguments = [*common_args(tmp_path / "data", tmp_path / "out", "resnet18"), "--lr", "0.2"]
+    monkeypatch.setattr(sys, "argv", [str(timm_train_py), *arguments])
+    plain_args, plain_text = script.load_train_script(str(timm_train_py))._parse_args()
+    seen = {}
+    load = launcher.load_train_script
+
+    def load_and_watch(path):
+        train = load(path)
+        seen["before"] = dict(vars(train))
+
+        def main():  # what train.py's main() starts with; the module as main() would find it
+            seen["args"], seen["text"] = train._parse_args()
+            seen["after"] = dict(vars(train))
+
+        train.main = main
+        seen["before"]["main"] = main
+        return train
+
+    monkeypatch.setattr(launcher, "load_train_script", load_and_watch)
+    assert launcher.main([str(timm_train_py), *arguments]) == 0
+    ours = vars(seen["args"])
+    added = {key: ours.pop(key) for key in list(ours) if key.startswith("augshift")}
+    assert ours == vars(plain_args)
+    assert (added["augshift"], added["augshift_consistency"], added["augshift_permute"]) == (False, False, None)
+    text = yaml.safe_load(seen["text"])
+    assert {key: value for key, value in text.items() if not key.startswith("augshift")} == yaml.safe_load(plain_text)
+    changed = [name for name, value in seen["after"].items() if seen["before"].get(name, object()) is not value]
+    assert changed == ["_parse_args"]  # only the hook that reads the flags; ClassificationTask, validate... as loaded
+
+
 # ---------------------------------------------------------------------------------------------- slow
 
 HASH_MODULE = '''
