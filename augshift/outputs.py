@@ -112,8 +112,9 @@ def classifier_of(model: nn.Module, name: Optional[str] = None) -> nn.Module:
 
 @contextmanager
 def evaluating(model: Callable) -> Iterator[Callable]:
-    """`model.eval()` and `torch.no_grad()` inside the block; the training flag is restored after (so its
-    BatchNorm statistics never change). A callable that is no module is only run without gradients.
+    """`model.eval()` and `torch.no_grad()` inside the block; every submodule's training flag is restored after
+    (so its BatchNorm statistics never change, and a frozen BatchNorm of a training model stays frozen). A callable
+    that is no module is only run without gradients.
 
     Args:
         model: the module to evaluate; the block receives it (`with evaluating(model) as net`).
@@ -128,12 +129,13 @@ def evaluating(model: Callable) -> Iterator[Callable]:
         >>> model.training, out.requires_grad
         (True, False)
     """
-    was_training = isinstance(model, nn.Module) and model.training
-    if was_training:
+    previous = [(module, module.training) for module in model.modules()] if isinstance(model, nn.Module) else []
+    if previous:
         model.eval()
     try:
         with torch.no_grad():
             yield model
     finally:
-        if was_training:
-            model.train()
+        for module, training in previous:  # parents first: a parent's train() resets children restored after it
+            if module.training != training:
+                module.train(training)

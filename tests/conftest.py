@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from skip_policy import pytest_addoption, pytest_configure  # noqa: F401  (--fail-on-skip-except, for CI)
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HOME", str(ROOT / ".hf_home"))
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):

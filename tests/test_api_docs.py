@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import doctest
-import importlib
 import inspect
 import re
 
@@ -11,24 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-PACKAGES = (
-    "augshift", "augshift.protocols", "augshift.data", "augshift.models", "augshift.engine", "augshift.distributed",
-    "augshift.seeding", "augshift.position", "augshift.reporting", "augshift.integrations.timm",
-    "augshift.integrations.accelerate", "augshift.integrations.transformers", "augshift.integrations.lightning",
-    "augshift.integrations.evaluate",
-)
+from helpers import PACKAGES, public_names, public_objects
+
 MOST_PUBLIC_NAMES = 60  # what a maintainer keeps stable: the names users call, not the plumbing
-
-
-def public_names() -> dict[str, object]:
-    """`{"package.name": object}` for every name a package lists in `__all__`."""
-    return {f"{package}.{name}": getattr(importlib.import_module(package), name)
-            for package in PACKAGES for name in importlib.import_module(package).__all__}
-
-
-def public_objects() -> dict[str, object]:
-    """The classes and functions among :func:`public_names` (the ones with docstrings to check)."""
-    return {name: obj for name, obj in public_names().items() if inspect.isclass(obj) or inspect.isfunction(obj)}
 
 
 PUBLIC = public_objects()

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from augshift import AugShift, ConsistencyLoss, loss_parts, shift
 from augshift.features import logits_and_features
 from augshift.errors import UsageError
-from helpers import free_port, init_gloo
+from helpers import TinyCNN, free_port, init_gloo, pad_and_slice
 
 
 def make_model(num_classes=4):
@@ -114,13 +114,35 @@ def test_augshift_gradient_is_that_of_ce_on_both_views_plus_the_distance_of_thei
         assert not torch.allclose(ours, torch.autograd.grad(reference(detach=cut), model.conv.weight)[0], atol=1e-6)
 
 
-def test_soft_targets_and_state_dict_unchanged():
+def hand_loss(pooled_of, classifier, x, targets, params, weight, distance="cosine"):
+    """``(criterion, consistency, loss)`` by hand: CE (hard or soft targets) on both zero-border views
+    (pad-and-slice) and the distance (default: the library's, cosine) of their pooled features."""
+    views = torch.cat([pad_and_slice(x, p.dx, p.dy) for p in params])
+    pooled = pooled_of(views)
+    logits = classifier(pooled)
+    both = torch.cat([targets, targets])
+    ce = -(both * F.log_softmax(logits, 1)).sum(1).mean() if both.is_floating_point() else F.cross_entropy(logits, both)
+    a, b = pooled.split(len(x))
+    gap = ((a - b) ** 2).mean() if distance == "mse" else (1 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).mean()
+    return ce, gap, ce + weight * gap
+
+
+def test_soft_targets_give_the_soft_cross_entropy_on_both_views_plus_the_consistency():
+    model = TinyCNN()
+    aug = AugShift(model, max_shift=2, weight=0.3, distance="mse", generator=torch.Generator().manual_seed(2))
+    x, soft = torch.randn(3, 3, 12, 12), torch.softmax(torch.randn(3, 4), dim=1)
+    result = aug(x, soft)
+    ce, consistency, loss = hand_loss(model.pooled, model.fc, x, soft, result["params"], 0.3, "mse")
+    torch.testing.assert_close(result["loss"], loss)
+    torch.testing.assert_close(result["criterion"], ce)
+    torch.testing.assert_close(result["consistency"], consistency)
+
+
+def test_state_dict_unchanged():
     model = make_model()
     keys = list(model.state_dict())
     aug = AugShift(model, max_shift=2)
-    soft = torch.softmax(torch.randn(3, 4), dim=1)
-    result = aug(torch.randn(3, 3, 16, 16), soft)
-    assert torch.isfinite(result["loss"])
+    aug(torch.randn(3, 3, 16, 16), torch.tensor([0, 1, 2]))
     assert [k.removeprefix("model.") for k in aug.state_dict()] == keys
     plain = timm.create_model("resnet18", num_classes=4)
     plain.load_state_dict(aug.model.state_dict())
@@ -138,7 +160,7 @@ def test_soft_targets_and_state_dict_unchanged():
     ],
 )
 def test_bad_input(images, targets, error, match):
-    aug = AugShift(make_model(), max_shift=4)
+    aug = AugShift(TinyCNN(), max_shift=4)
     with pytest.raises(error, match=match):
         aug(images, targets)
 
@@ -160,45 +182,6 @@ def test_consistency_loss_distances_against_formulas():
         ConsistencyLoss()(a, b[:3])
 
 
-def _ddp_worker(rank, world, port, queue):
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from helpers import init_gloo
-
-    init_gloo(rank, world, port)
-    torch.set_num_threads(1)
-    model = make_model()  # same seed on both ranks
-    wrapped = DDP(AugShift(model, max_shift=2, generator=torch.Generator().manual_seed(rank)))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    data = torch.Generator().manual_seed(100 + rank)  # each rank its own batch
-    consistency = []
-    for _ in range(3):
-        result = wrapped(torch.randn(4, 3, 16, 16, generator=data), torch.randint(0, 4, (4,), generator=data))
-        optimizer.zero_grad()
-        result["loss"].backward()
-        optimizer.step()
-        consistency.append(float(result["consistency"]))
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(world)]
-    dist.all_gather(gathered, flat)
-    if rank == 0:
-        queue.put((torch.equal(gathered[0], gathered[1]), consistency))
-    dist.destroy_process_group()
-
-
-def test_ddp_wrapped_augshift_keeps_ranks_identical():
-    import torch.multiprocessing as mp
-
-    from helpers import free_port
-
-    queue = mp.get_context("spawn").Queue()
-    mp.spawn(_ddp_worker, args=(2, free_port(), queue), nprocs=2, join=True)
-    identical, consistency = queue.get(timeout=10)
-    assert identical
-    assert all(c > 0 for c in consistency)  # features were captured inside the DDP forward
-
-
 def _small_pooled_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
@@ -212,11 +195,15 @@ def test_a_frozen_backbone_is_refused_at_the_first_training_step_unless_the_weig
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
     with pytest.raises(UsageError, match="the consistency term reaches no trainable parameter"):
         AugShift(model, max_shift=1, classifier="3")(x, y)
-    assert AugShift(model, max_shift=1, classifier="3", weight=0.0)(x, y)["loss"].requires_grad  # two-view CE only
+    result = AugShift(model, max_shift=1, classifier="3", weight=0.0)(x, y)  # two-view CE only
+    torch.testing.assert_close(result["loss"], hand_loss(model[:3], model[3], x, y, result["params"], 0.0)[2])
+    assert result["loss"].requires_grad
     with torch.no_grad():  # an evaluation forward trains nothing: nothing to refuse
-        assert torch.isfinite(AugShift(model, max_shift=1, classifier="3")(x, y)["loss"])
+        result = AugShift(model, max_shift=1, classifier="3")(x, y)
+        torch.testing.assert_close(result["loss"], hand_loss(model[:3], model[3], x, y, result["params"], 1.0)[2])
     model[0].weight.requires_grad = True  # a backbone that trains at all is fine
-    assert AugShift(model, max_shift=1, classifier="3")(x, y)["consistency"] >= 0
+    result = AugShift(model, max_shift=1, classifier="3")(x, y)
+    torch.testing.assert_close(result["loss"], hand_loss(model[:3], model[3], x, y, result["params"], 1.0)[2])
 
 
 def test_a_named_classifier_fed_by_a_flattened_map_is_refused():
@@ -224,24 +211,82 @@ def test_a_named_classifier_fed_by_a_flattened_map_is_refused():
     with pytest.raises(UsageError, match=r"the flattened 4 x 8 x 8 map of its module '1'"):
         AugShift(model, max_shift=1, classifier="2")(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))
     pooled = _small_pooled_model()  # pool -> flatten -> linear: the flatten of a 1 x 1 map is a pooled feature
-    assert AugShift(pooled, max_shift=1, classifier="3")(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))["loss"] > 0
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    result = AugShift(pooled, max_shift=1, classifier="3", generator=torch.Generator().manual_seed(0))(x, y)
+    _, consistency, loss = hand_loss(pooled[:3], pooled[3], x, y, result["params"], 1.0)
+    assert consistency > 0  # the drawn views differ: the consistency term is not trivially zero
+    torch.testing.assert_close(result["consistency"], consistency)
+    torch.testing.assert_close(result["loss"], loss)
 
 
-def _draw_shifts(rank, world, port, queue):
-    init_gloo(rank, world, port)
+# ---------------------------------------------------------------------------------------------- two processes
+# One gloo group of two processes serves every multi-process test of this file (one spawn, one rendezvous).
+
+def _ddp_training(rank, world):
+    """Three DDP steps, each rank its own batch and shifts: the consistency AugShift reports at each step, and the
+    one computed by hand from a copy of the model (train-mode BatchNorm over both views, pad-and-slice views)."""
+    import copy
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    model = make_model()  # same seed on both ranks
+    wrapped = DDP(AugShift(model, max_shift=2, distance="mse", generator=torch.Generator().manual_seed(rank)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = torch.Generator().manual_seed(100 + rank)  # each rank its own batch
+    reported, by_hand = [], []
+    for _ in range(3):
+        x, y = torch.randn(4, 3, 16, 16, generator=data), torch.randint(0, 4, (4,), generator=data)
+        before = copy.deepcopy(model)
+        result = wrapped(x, y)
+        views = torch.cat([pad_and_slice(x, p.dx, p.dy) for p in result["params"]])
+        with torch.no_grad():
+            pooled = before.forward_head(before.forward_features(views), pre_logits=True)
+        by_hand.append(F.mse_loss(pooled[:4], pooled[4:]).item())
+        optimizer.zero_grad()
+        result["loss"].backward()
+        optimizer.step()
+        reported.append(float(result["consistency"]))
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return {"identical": torch.equal(gathered[0], gathered[1]), "consistency": reported, "by_hand": by_hand}
+
+
+def _shift_draws():
+    """AugShift without a generator, seeded like accelerate's set_seed (every process alike), twice."""
     draws = []
     for _ in range(2):  # the same seed twice: the same shifts again
-        torch.manual_seed(5)  # what accelerate's set_seed does: every process alike
+        torch.manual_seed(5)
         augshift = AugShift(_small_pooled_model(), max_shift=3, classifier="3")
         params = augshift(torch.randn(6, 3, 8, 8), torch.zeros(6, dtype=torch.long))["params"]
         draws.append(torch.stack([params[0].dx, params[0].dy, params[1].dx, params[1].dy]).tolist())
-    queue.put((rank, draws))
+    return draws
+
+
+def _two_processes(rank, world, port, queue):
+    init_gloo(rank, world, port)
+    torch.set_num_threads(1)
+    queue.put((rank, {"ddp": _ddp_training(rank, world), "draws": _shift_draws()}))
     dist.destroy_process_group()
 
 
-def test_without_a_generator_processes_seeded_alike_draw_their_own_shifts_reproducibly():
+@pytest.fixture(scope="module")
+def two_processes() -> dict:
+    """``{rank: {"ddp": ..., "draws": ...}}`` from one spawn of two gloo processes."""
     queue = mp.get_context("spawn").Queue()
-    mp.spawn(_draw_shifts, args=(2, free_port(), queue), nprocs=2, join=True)
-    draws = dict(queue.get(timeout=10) for _ in range(2))
+    mp.spawn(_two_processes, args=(2, free_port(), queue), nprocs=2, join=True)
+    return dict(queue.get(timeout=10) for _ in range(2))
+
+
+def test_ddp_wrapped_augshift_keeps_ranks_identical(two_processes):
+    for rank in (0, 1):
+        ddp = two_processes[rank]["ddp"]
+        assert ddp["identical"]
+        # features were captured inside the DDP forward: the consistency is that of the two views' pooled features
+        assert ddp["consistency"] == pytest.approx(ddp["by_hand"], rel=1e-4)
+
+
+def test_without_a_generator_processes_seeded_alike_draw_their_own_shifts_reproducibly(two_processes):
+    draws = {rank: two_processes[rank]["draws"] for rank in (0, 1)}
     assert draws[0][0] == draws[0][1] and draws[1][0] == draws[1][1]  # the seed replays
     assert draws[0][0] != draws[1][0]  # each process its own shifts

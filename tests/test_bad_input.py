@@ -3,10 +3,13 @@ code 2 (commands) or a named exception (Python API), before any work and without
 faults never give a silent wrong result. Each case names the message fragment the user reads."""
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -280,12 +283,26 @@ def test_an_unusable_out_is_refused_before_any_work(command, tmp_path, capsys):
     assert occupied.read_text() == "keep me"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_an_out_without_write_permission_is_refused(tmp_path, capsys):
+def _without_the_root_override() -> None:
+    """In the child before it runs: drop root's overrides of file permissions (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH) from the capability bounding set, so the program root runs next has them in no set and
+    meets the permission bits like any user (also ``os.access``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused: cannot run as root without overrides")
+
+
+def test_an_out_without_write_permission_is_refused(tmp_path):
+    """``augshift demo --out`` in a folder its user may only read, as a process of its own (as root: root without
+    the capability that lets it write anywhere)."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    code, err, _ = run_cli(["demo", "--out", str(locked / "demo")], capsys)
-    assert_one_line_error(code, err, "permission denied")
+    result = subprocess.run([sys.executable, "-m", "augshift.cli", "demo", "--out", str(locked / "demo")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            preexec_fn=_without_the_root_override if os.geteuid() == 0 else None)
+    assert_one_line_error(result.returncode, result.stderr.strip().splitlines(), "permission denied")
+    assert result.stdout == "" and list(locked.iterdir()) == []  # refused before any work
 
 
 def test_save_model_that_is_a_folder_is_refused(tmp_path, capsys):

@@ -17,11 +17,12 @@ from augshift.engine import TrainConfig
 from augshift.distributed import Dist
 from augshift.errors import UsageError
 from augshift.intervals import difference_ci, paired_difference_ci
-from augshift.report import ConsistencyReport
 from sweep import RunSpec, comparison_table, load_data, paired_differences, parse_row, run_one, split_rows
 from sweep.matched import Trace, consistency_at, matched_difference
 from sweep.outcomes import pack_outcomes, unpack_outcomes
 from sweep.runs import image_passes
+
+from helpers import report_of, run_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,13 +78,6 @@ def test_the_paired_interval_covers_the_true_difference_95_percent_of_the_time()
     assert paired_width < 0.5 * unpaired_width
 
 
-def report_of(bits: dict[str, list[int]]) -> ConsistencyReport:
-    n = len(bits["correct"])
-    outcomes = {"index": torch.arange(n), **{k: torch.tensor(v, dtype=torch.bool) for k, v in bits.items()}}
-    agree = {k[len("agree_"):]: sum(v) for k, v in bits.items() if k.startswith("agree_")}
-    return ConsistencyReport(n, sum(bits["correct"]), agree, outcomes=outcomes)
-
-
 def test_outcomes_pack_into_json_and_back():
     bits = {"correct": [1, 0, 1, 1, 0, 0, 1, 0, 1], "agree_random": [0, 0, 1, 1, 1, 1, 1, 1, 1]}
     packed = json.loads(json.dumps(pack_outcomes(report_of(bits))))
@@ -92,13 +86,6 @@ def test_outcomes_pack_into_json_and_back():
     shuffled.outcomes["index"] = torch.arange(9).flip(0)
     with pytest.raises(UsageError, match="0 .. N-1"):
         pack_outcomes(shuffled)
-
-
-def run_result(label: str, seed: int, bits: dict[str, list[int]]) -> dict:
-    report = report_of(bits)
-    counts = {"samples": report.samples, "correct": report.correct, **{f"agree_{k}": v for k, v in report.agree.items()}}
-    return {"label": label, "config": {"seed": seed}, "train_seconds": 1.0, **report.to_dict(), "counts": counts,
-            "outcomes": pack_outcomes(report)}
 
 
 def test_comparison_tables_use_the_paired_interval_and_say_so():

@@ -12,7 +12,8 @@ import timm
 import torch
 import torchvision
 import yaml
-from PIL import Image
+
+from helpers import mask_folder
 
 from augshift.cli import build_parser, main
 from augshift.data import load_split
@@ -122,18 +123,6 @@ def test_pretrained_goes_through_timm_hub_path_offline(tmp_path, monkeypatch):
     assert loaded.normalization.mean == timm.data.IMAGENET_DEFAULT_MEAN  # the pretrained weights' own statistics
     with pytest.raises(UsageError, match="one of them"):
         load_model(str(tmp_path), model="resnet18", pretrained=True)
-
-
-def mask_folder(root, count: int = 4, size: int = 16) -> None:
-    """``root/val/images`` + ``root/val/masks``: 3 classes by column band, 255 on the border."""
-    for sub in ("images", "masks"):
-        (root / "val" / sub).mkdir(parents=True)
-    g = np.random.default_rng(0)
-    for i in range(count):
-        Image.fromarray(g.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / "val" / "images" / f"{i}.jpg")
-        mask = (np.arange(size)[None, :].repeat(size, 0) * 3 // size).astype(np.uint8)
-        mask[0] = 255
-        Image.fromarray(mask, mode="L").save(root / "val" / "masks" / f"{i}.png")
 
 
 def test_attack_torchvision_deeplab_state_dict_on_mask_folders(tmp_path):

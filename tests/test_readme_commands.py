@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,7 @@ MODULES = {  # python -m NAME -> the module whose main() the command runs
     "augshift.integrations.transformers.run_image_classification":
         "augshift.integrations.transformers.run_image_classification",
 }
-NOT_PARSED = ("pip", "printf")  # not ours: an install, a file written for the next command
-PYTHON_NOT_PARSED = ("pytest",)
+NOT_PARSED = ("pip",)  # not ours: an install (the command after its && is parsed)
 
 
 class Parsed(BaseException):
@@ -101,21 +101,42 @@ def parse_only(monkeypatch) -> None:
 
 
 COMMANDS = readme_commands()
+WRITES = [c for c in COMMANDS if shlex.split(c)[0] == "printf"]  # files the next commands read (augshift.yaml)
+TEST_RUNS = [c for c in COMMANDS if shlex.split(c)[:3] == ["python", "-m", "pytest"]]
+PARSED = [c for c in COMMANDS if c not in WRITES and c not in TEST_RUNS]
 
 
 def test_the_readme_shows_commands_of_every_kind():
     firsts = {shlex.split(c)[0] for c in COMMANDS}
     assert {"augshift", "augshift-timm", "python", "accelerate", "torchrun"} <= firsts
     assert not any("integrations/" in c for c in COMMANDS)  # examples run from the installed package
+    assert not [c for c in PARSED if shlex.split(c)[0] in NOT_PARSED and "&&" not in c]  # every other one is parsed
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def test_the_pages_test_command_is_the_ones_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert TEST_RUNS and all(shlex.split(c) == ["python", "-m", "pytest", "-m", "not slow"] for c in TEST_RUNS)
+    assert 'python3 -m pytest -m "not slow"' in ci
+
+
+def test_the_files_the_pages_write_are_what_their_commands_read(tmp_path):
+    """The ``printf ... > augshift.yaml`` line writes the timm config the next command passes with ``-c``."""
+    import yaml
+
+    assert WRITES
+    for command in WRITES:
+        subprocess.run(command, shell=True, cwd=tmp_path, check=True)
+    config = yaml.safe_load((tmp_path / "augshift.yaml").read_text())
+    assert config == {"augshift": True, "augshift_weight": 0.5, "augshift_consistency": True}
+    assert any("-c augshift.yaml" in c for c in PARSED)
+
+
+@pytest.mark.parametrize("command", PARSED)
 def test_readme_command_parses(command, monkeypatch, tmp_path, request):
     words = shlex.split(command.split("&&")[-1] if command.startswith("pip ") else command)
-    if words[0] in NOT_PARSED or words[:3] == ["python", "-m", "pytest"]:
-        return
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "augshift.yaml").write_text("augshift: true\naugshift_weight: 0.5\naugshift_consistency: true\n")
+    for write in WRITES:  # the files the pages write for the commands after them
+        subprocess.run(write, shell=True, cwd=tmp_path, check=True)
     if words[0] in ("accelerate", "torchrun"):
         program, arguments = launched(words)
     elif words[0] == "python":

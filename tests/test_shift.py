@@ -8,24 +8,16 @@ from augshift import RandomShift, shift
 from augshift.shifts import ShiftParams
 from augshift.shifts import fractional_shift
 from augshift.config import SHIFT_MODES
+from helpers import pad_and_slice, roll_each
 
 shift_module = sys.modules["augshift.shifts"]  # the module (``augshift.shift`` the attribute is the function)
 
 
-def pad_and_crop(x: torch.Tensor, dx: int, dy: int, mode: str) -> torch.Tensor:
-    """Independent reference: pad by the shift with F.pad, then crop the window that moves content."""
-    h, w = x.shape[-2:]
-    pw, ph = abs(dx), abs(dy)
-    pad_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}[mode]
-    padded = F.pad(x, (pw, pw, ph, ph), mode=pad_mode)
-    return padded[..., ph - dy:ph - dy + h, pw - dx:pw - dx + w]
-
-
 @pytest.mark.parametrize("mode", SHIFT_MODES)
 @pytest.mark.parametrize("dx,dy", [(0, 0), (1, 0), (0, -1), (3, -2), (-4, 4), (2, 5)])
-def test_shift_matches_pad_and_crop(mode, dx, dy):
+def test_shift_matches_pad_and_slice(mode, dx, dy):
     x = torch.randn(2, 3, 7, 9)
-    torch.testing.assert_close(shift(x, dx, dy, mode), pad_and_crop(x, dx, dy, mode), rtol=0, atol=0)
+    torch.testing.assert_close(shift(x, dx, dy, mode), pad_and_slice(x, dx, dy, mode), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dx,dy", [(1, 2), (-3, 0), (6, -4), (-8, 5)])
@@ -63,7 +55,7 @@ def test_channels_last_preserved():
     x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     out = shift(x, 2, -1, "reflect")
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(out, pad_and_crop(x.contiguous(), 2, -1, "reflect"))
+    assert torch.equal(out, pad_and_slice(x.contiguous(), 2, -1, "reflect"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -76,7 +68,7 @@ def test_cuda_matches_cpu():
 def test_non_square_and_tiny_images():
     x = torch.randn(2, 1, 1, 5)
     for mode in ("reflect", "replicate", "zeros"):
-        assert torch.equal(shift(x, 2, 0, mode), pad_and_crop(x, 2, 0, mode))
+        assert torch.equal(shift(x, 2, 0, mode), pad_and_slice(x, 2, 0, mode))
     assert torch.equal(shift(x, -3, 0, "circular"), torch.roll(x, -3, -1))
 
 
@@ -135,14 +127,9 @@ def test_random_shift_bad_config():
 
 # ------------------------------------------------------------------------------------ independent references
 
-def roll_reference(x: torch.Tensor, dx, dy) -> torch.Tensor:
-    """Circular: ``torch.roll`` of each image on its own."""
-    return torch.stack([torch.roll(x[i], (int(dy[i]), int(dx[i])), (-2, -1)) for i in range(x.shape[0])])
-
-
 def zeros_reference(x: torch.Tensor, dx, dy) -> torch.Tensor:
     """Zeros: ``torch.roll`` of each image, then the wrapped-around rows and columns set to zero by hand."""
-    out = roll_reference(x, dx, dy)
+    out = roll_each(x, dx, dy)
     h, w = x.shape[-2:]
     for i in range(x.shape[0]):
         sx, sy = int(dx[i]), int(dy[i])
@@ -157,17 +144,14 @@ def zeros_reference(x: torch.Tensor, dx, dy) -> torch.Tensor:
     return out
 
 
-def per_sample_pad_reference(x: torch.Tensor, dx, dy, mode: str) -> torch.Tensor:
-    """Reflect / replicate: each image padded by its own |shift| with ``F.pad``, then cropped (a Python loop)."""
-    return torch.cat([pad_and_crop(x[i:i + 1], int(dx[i]), int(dy[i]), mode) for i in range(x.shape[0])])
-
-
 def reference(x: torch.Tensor, dx, dy, mode: str) -> torch.Tensor:
+    """Circular: torch.roll; zeros: torch.roll with the wrapped border zeroed by hand; reflect / replicate: F.pad of
+    each image by its own shift, sliced."""
     if mode == "circular":
-        return roll_reference(x, dx, dy)
+        return roll_each(x, dx, dy)
     if mode == "zeros":
         return zeros_reference(x, dx, dy)
-    return per_sample_pad_reference(x, dx, dy, mode)
+    return pad_and_slice(x, dx, dy, mode)
 
 
 def extreme_shifts(n: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,13 +206,14 @@ def test_int_shifts_up_to_size_minus_one(mode, memory_format):
 
 @pytest.mark.parametrize("mode", SHIFT_MODES)
 @pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.bfloat16, torch.int32, torch.float64])
-def test_other_dtypes_match_float_result(mode, dtype):
+def test_other_dtypes_match_the_independent_reference(mode, dtype):
+    """Every dtype against the references computed in float64 (the values are whole numbers: exact in each)."""
     x = make_images((3, 2, 6, 7), torch.float32, "contiguous")
     x = (x > 125) if dtype == torch.bool else x.to(dtype)
     dx, dy = torch.tensor([6, -3, 0]), torch.tensor([-5, 2, 1])
     out = shift(x, dx, dy, mode)
     assert_layout(out, x)
-    assert torch.equal(out, shift(x.double(), dx, dy, mode).to(dtype))
+    assert torch.equal(out, reference(x.double(), dx, dy, mode).to(dtype))
 
 
 @pytest.mark.parametrize("mode", SHIFT_MODES)

@@ -26,6 +26,7 @@ from augshift.integrations.timm.consistency import loader_shift_consistency
 from augshift.integrations.timm.script import TrainScriptError
 from augshift.metrics import evaluate_shift_consistency
 from augshift.shifts import RandomShift
+from helpers import pad_and_slice
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "integrations" / "timm" / "README.md"
@@ -44,15 +45,6 @@ def tiny_resnet() -> nn.Module:
     return timm.create_model("resnet18", num_classes=10).eval()  # eval: BN does not mix the two views
 
 
-def pad_crop(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """Reference zero-border shift: content moves +dx right, +dy down."""
-    m = int(max(dx.abs().max(), dy.abs().max()))
-    padded = F.pad(x, (m, m, m, m))
-    h, w = x.shape[-2:]
-    crops = [padded[i, :, m - b: m - b + h, m - a: m - a + w] for i, (a, b) in enumerate(zip(dx.tolist(), dy.tolist()))]
-    return torch.stack(crops)
-
-
 @pytest.mark.parametrize("criterion,soft", [
     (nn.CrossEntropyLoss(), False), (LabelSmoothingCrossEntropy(0.1), False), (SoftTargetCrossEntropy(), True),
 ])
@@ -67,7 +59,7 @@ def test_task_loss_is_criterion_on_both_views_plus_weighted_consistency(criterio
 
     replay = RandomShift(3, generator=torch.Generator().manual_seed(7))  # the same draws: view A, then B
     a, b = replay.sample(n), replay.sample(n)
-    views = torch.cat([pad_crop(images, a.dx, a.dy), pad_crop(images, b.dx, b.dy)])
+    views = torch.cat([pad_and_slice(images, a.dx, a.dy), pad_and_slice(images, b.dx, b.dy)])
     with torch.no_grad():
         pooled = model.forward_head(model.forward_features(views), pre_logits=True)  # timm's own path
         logits = model.get_classifier()(pooled)
@@ -227,6 +219,40 @@ def test_flags_show_in_train_py_help_and_bad_combinations_are_refused(timm_train
     args, text = train._parse_args()
     assert yaml.safe_load(text)["augshift_consistency"] is True
     assert train.ClassificationTask is not ClassificationTask and train.validate.__wrapped__
+
+
+def test_without_flags_the_launcher_changes_nothing_of_train_py(timm_train_py, tmp_path, monkeypatch):
+    """The fast form of the slow run below: ``augshift-timm TRAIN_PY ARGS`` without an ``--augshift*`` flag parses
+    the arguments exactly as ``python TRAIN_PY ARGS`` does (plus its own options, switched off) and leaves every name of
+    train.py as it was (task, training epoch, validation, ...), so ``main()`` runs plain train.py's code."""
+    arguments = [*common_args(tmp_path / "data", tmp_path / "out", "resnet18"), "--lr", "0.2"]
+    monkeypatch.setattr(sys, "argv", [str(timm_train_py), *arguments])
+    plain_args, plain_text = script.load_train_script(str(timm_train_py))._parse_args()
+    seen = {}
+    load = launcher.load_train_script
+
+    def load_and_watch(path):
+        train = load(path)
+        seen["before"] = dict(vars(train))
+
+        def main():  # what train.py's main() starts with; the module as main() would find it
+            seen["args"], seen["text"] = train._parse_args()
+            seen["after"] = dict(vars(train))
+
+        train.main = main
+        seen["before"]["main"] = main
+        return train
+
+    monkeypatch.setattr(launcher, "load_train_script", load_and_watch)
+    assert launcher.main([str(timm_train_py), *arguments]) == 0
+    ours = vars(seen["args"])
+    added = {key: ours.pop(key) for key in list(ours) if key.startswith("augshift")}
+    assert ours == vars(plain_args)
+    assert (added["augshift"], added["augshift_consistency"], added["augshift_permute"]) == (False, False, None)
+    text = yaml.safe_load(seen["text"])
+    assert {key: value for key, value in text.items() if not key.startswith("augshift")} == yaml.safe_load(plain_text)
+    changed = [name for name, value in seen["after"].items() if seen["before"].get(name, object()) is not value]
+    assert changed == ["_parse_args"]  # only the hook that reads the flags; ClassificationTask, validate... as loaded
 
 
 # ---------------------------------------------------------------------------------------------- slow

@@ -215,7 +215,7 @@ def test_accelerate_example_trains_a_transformers_model_and_saves_it_loadable(ci
 def test_attack_on_a_transformers_segmenter_ranks_its_encoder_not_its_head(tmp_path):
     """A save_pretrained SegFormer: the attack ranks and ablates the last encoder stage (inside the base model), and
     scores the logits of its SemanticSegmenterOutput."""
-    from test_position_commands import mask_folder
+    from helpers import mask_folder
 
     torch.manual_seed(0)
     segformer = transformers.SegformerForSemanticSegmentation(transformers.SegformerConfig(
