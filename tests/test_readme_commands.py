@@ -72,8 +72,7 @@ def launched(words: list[str]) -> tuple[str, list[str]]:
     from torch.distributed.run import config_from_args, get_args_parser
 
     args = get_args_parser().parse_args(words[1:])
-    config, _, _ = config_from_args(args)
-    assert config.nproc_per_node == args.nproc_per_node or str(config.nproc_per_node) == args.nproc_per_node
+    config_from_args(args)  # what torchrun checks before it starts anything: nodes, restarts, rendezvous, ranks
     return ("-m " if args.module else "") + args.training_script, args.training_script_args
 
 
