@@ -1,7 +1,7 @@
-"""mkdocs hook: the repository's own Markdown and results outside ``docs/`` (the benchmark results with their plots,
+"""mkdocs hook: the repository's own Markdown and results outside `docs/` (the benchmark results with their plots,
 the integrations' READMEs, ARCHITECTURE.md, CHANGELOG.md) become part of the site at their repository paths, so
 pages link to them as the repository does and nothing is copied; a page includes a section of README.md by a line
-``<!-- include README.md#NAME -->`` (the README marks it ``<!-- section:NAME -->`` ... ``<!-- /section:NAME -->``),
+`<!-- include README.md#NAME -->` (the README marks it `<!-- section:NAME -->` ... `<!-- /section:NAME -->`),
 so the landing page and the README's quick start are written once; the footer shows the package's version."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def version() -> str:
-    """``augshift.__version__``, read from the package's source without importing it."""
+    """`augshift.__version__`, read from the package's source without importing it."""
     found = re.search(r'^__version__ = "([^"]+)"', (ROOT / "augshift" / "__init__.py").read_text(), re.M)
     if not found:
         raise ValueError("augshift/__init__.py has no __version__ = \"...\" line")
@@ -29,7 +29,7 @@ def version() -> str:
 
 
 def readme_section(name: str) -> str:
-    """The Markdown between ``<!-- section:NAME -->`` and ``<!-- /section:NAME -->`` in README.md, without the
+    """The Markdown between `<!-- section:NAME -->` and `<!-- /section:NAME -->` in README.md, without the
     markers of the sections inside it."""
     found = re.search(rf"<!-- section:{name} -->\n(.*?)<!-- /section:{name} -->", (ROOT / "README.md").read_text(),
                       re.S)
@@ -39,8 +39,8 @@ def readme_section(name: str) -> str:
 
 
 def relinked(markdown: str, source: str, page: str) -> str:
-    """The relative links of ``markdown``, written in the repository file ``source``, made relative to ``page`` (a
-    path on the site): a page of ``docs/`` is on the site at its path there, every other shared file at its
+    """The relative links of `markdown`, written in the repository file `source`, made relative to `page` (a
+    path on the site): a page of `docs/` is on the site at its path there, every other shared file at its
     repository path."""
     def target(match: re.Match) -> str:
         path = match.group(2)
