@@ -29,7 +29,7 @@ TINY = {  # appended to each README command: tiny sizes, temporary outputs
 
 def readme_commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
-    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()]
     return [line for line in lines if line]
 
 

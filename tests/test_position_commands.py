@@ -171,7 +171,7 @@ def readme_command(prefix: str) -> list[str]:
 
     from helpers import DOCUMENTS
 
-    readme = "\n".join(page.read_text() for page in DOCUMENTS)
+    readme = "\n".join(page.read_text() for page in DOCUMENTS).replace("\\\n", " ")  # continuation lines joined
     lines = [line for line in readme.splitlines() if line.startswith(prefix)]
     assert lines, f"the README has no line starting with {prefix!r}"
     return shlex.split(lines[0])[1:]
@@ -180,7 +180,7 @@ def readme_command(prefix: str) -> list[str]:
 def test_readme_channels_and_attack_commands_run(cifar10_dir, tmp_path, monkeypatch, resnet18_10):
     monkeypatch.chdir(tmp_path)
     torch.save(resnet18_10.state_dict(), "resnet18.pth")  # the README's plain timm checkpoint
-    channels = [a.replace("../shared/data/cifar10", str(cifar10_dir)) for a in readme_command(
+    channels = [str(cifar10_dir) if a == "data/cifar10" else a for a in readme_command(
         "augshift channels --model resnet18 --checkpoint resnet18.pth")]
     assert main([*channels, "--eval-limit", "8"]) == 0
     assert json.loads(next((tmp_path / "results").rglob("channels-layer3-hflip.json")).read_text())["ranking"]["num_images"] == 8
