@@ -119,7 +119,8 @@ COMMANDS = readme_commands()
 WRITES = [c for c in COMMANDS if shlex.split(c)[0] == "printf"]  # files the next commands read (augshift.yaml)
 TEST_RUNS = [c for c in COMMANDS if shlex.split(c)[:3] == ["python", "-m", "pytest"]]
 CI_RUNS = [c for c in COMMANDS if shlex.split(c)[0] == ".ci/run"]  # the development page's CI script
-PARSED = [c for c in COMMANDS if c not in WRITES and c not in TEST_RUNS and c not in CI_RUNS]
+INSTALLS = [c for c in COMMANDS if shlex.split(c)[:2] == ["pip", "install"] and "&&" not in c]
+PARSED = [c for c in COMMANDS if c not in WRITES and c not in TEST_RUNS and c not in CI_RUNS and c not in INSTALLS]
 
 
 def test_the_readme_shows_commands_of_every_kind():
@@ -131,9 +132,25 @@ def test_the_readme_shows_commands_of_every_kind():
 
 def test_the_pages_test_command_is_the_ones_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert TEST_RUNS and all(shlex.split(c) == ["python", "-m", "pytest", "-m", "not slow"] for c in TEST_RUNS)
-    assert 'python3 -m pytest -m "not slow"' in ci
+    runs = {"not slow": 'python3 -m pytest -m "not slow"', "slow": "python3 -m pytest -m slow"}  # CI's two runs
+    assert TEST_RUNS and all(shlex.split(c)[:4] == ["python", "-m", "pytest", "-m"] and shlex.split(c)[4:] in
+                             (["not slow"], ["slow"]) for c in TEST_RUNS)
+    assert all(runs[shlex.split(c)[4]] in ci for c in TEST_RUNS)
+    assert 'python -m pytest -m "not slow"' in (ROOT / "README.md").read_text()  # the README's test command
     assert all(c == ".ci/run" for c in CI_RUNS) and os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_the_pages_install_this_package_with_extras_it_defines():
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    installs = [word for c in INSTALLS + [c.split("&&")[0] for c in PARSED if c.startswith("pip ")]
+                for word in shlex.split(c)[2:] if not word.startswith("-")]
+    assert installs
+    for requirement in installs:
+        name, _, asked = re.fullmatch(r"([\w.-]+)(\[([\w,-]+)\])?", requirement).groups()
+        assert name in ("augshift", "."), requirement
+        assert set((asked or "").split(",")) - {""} <= extras, f"{requirement}: no such extra ({sorted(extras)})"
 
 
 def test_the_files_the_pages_write_are_what_their_commands_read(tmp_path):
