@@ -388,3 +388,100 @@ def test_fractional_shift_per_sample_offsets_and_inverse():
     assert torch.allclose(fractional_shift(moved, -dx, -dy), x, atol=1e-5)
     with pytest.raises(ValueError, match="length-N"):
         fractional_shift(x, torch.zeros(2), 0.0)
+
+
+@pytest.mark.parametrize("max_shift, fits, shape", [((4, 1), (3, 1), (1, 1, 8, 4)), ((1, 4), (1, 3), (1, 1, 4, 8))])
+def test_random_shift_refuses_a_max_shift_as_large_as_either_side(max_shift, fits, shape):
+    """Each axis on its own: max_dx against the width, max_dy against the height (non-square images)."""
+    with pytest.raises(ValueError, match=f"max_shift=\\({max_shift[0]}, {max_shift[1]}\\) must be smaller than the "
+                                         f"image \\(W={shape[3]}, H={shape[2]}\\)"):
+        RandomShift(max_shift)(torch.randn(shape))
+    assert RandomShift(fits)(torch.randn(shape)).shape == shape  # one pixel less fits
+
+
+def test_random_shift_names_its_input_in_errors():
+    with pytest.raises(ValueError, match="^x must have shape \\(N, C, H, W\\)"):
+        RandomShift(1)(torch.randn(8, 8))
+
+
+@pytest.mark.parametrize("shape, params", [
+    ((2, 1, 8, 3), ShiftParams(torch.tensor([3, 0]), torch.tensor([0, 0]), (3, 0))),  # dx as wide as the image
+    ((2, 1, 3, 8), ShiftParams(torch.tensor([0, 0]), torch.tensor([0, 3]), (0, 3))),  # dy as tall as the image
+])
+def test_random_shift_replay_too_large_on_one_axis_is_refused(shape, params):
+    with pytest.raises(ValueError, match="shift larger than the image"):
+        RandomShift(1)(torch.randn(shape), params)
+
+
+def test_random_shift_replay_clamps_shifts_edited_in_place_to_their_drawn_range():
+    aug = RandomShift((1, 2), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 1, 7, 7)
+    params = aug.sample(2)
+    params.dx.copy_(torch.tensor([-3, 3]))  # beyond the drawn range (1, 2): replayed as the nearest drawn shift
+    params.dy.copy_(torch.tensor([4, -4]))
+    expected = torch.stack([pad_and_crop(x[i:i + 1], dx, dy, "zeros")[0] for i, (dx, dy) in
+                            enumerate([(-1, 2), (1, -2)])])
+    assert torch.equal(aug(x, params), expected)
+
+
+def test_random_shift_replays_hand_made_params_with_its_mode():
+    x = torch.randn(2, 3, 6, 6)
+    params = ShiftParams(torch.tensor([2, -1]), torch.tensor([0, 3]))
+    out = RandomShift(2, mode="circular")(x, params)
+    for i in range(2):
+        assert torch.equal(out[i], torch.roll(x[i], (int(params.dy[i]), int(params.dx[i])), (-2, -1)))
+
+
+@pytest.mark.parametrize("params, name", [
+    (ShiftParams(torch.tensor([0, 0, 0]), torch.tensor([0, 0]), (1, 1)), "dx"),
+    (ShiftParams(torch.tensor([0, 0]), torch.tensor([0, 0, 0]), (1, 1)), "dy"),
+])
+def test_random_shift_replay_of_wrong_length_names_the_offsets(params, name):
+    with pytest.raises(ValueError, match=f"^{name} must be an int or a length-N tensor with N=2, got shape \\(3,\\)"):
+        RandomShift(1)(torch.randn(2, 1, 8, 8), params)
+
+
+def test_shift_params_to_moves_both_offsets_and_keeps_the_range():
+    params = RandomShift((1, 2)).sample(3).to(torch.device("meta"))
+    assert params.dx.device.type == params.dy.device.type == "meta" and params._reach == (1, 2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_source_index_maps_equal_pad(mode, size):
+    """The index maps of the pad fallback against F.pad of the coordinates themselves (padding by up to the size
+    - 1, what F.pad's reflect allows; size 1 reflects onto its only pixel)."""
+    pad = max(size - 1, 1) if mode != "reflect" else size - 1
+    coordinates = torch.arange(float(size)).view(1, 1, 1, size)
+    expected = F.pad(coordinates, (pad, pad, 0, 0), mode=mode).view(-1).long() if pad else coordinates.view(-1).long()
+    assert torch.equal(shift_module._source_index(torch.arange(-pad, size + pad), size, mode), expected)
+    if mode == "reflect" and size == 1:
+        assert torch.equal(shift_module._source_index(torch.arange(-3, 4), 1, mode), torch.zeros(7, dtype=torch.long))
+
+
+def test_fractional_shift_far_offsets_keep_whole_pixels_exact():
+    """Offsets of 2**25 pixels and more, given as floats: read in float64 (float32 would round 2**25 + 3 to
+    2**25 + 4) with float64 frequencies (1/6 and 1/7 in float32 are off by a turn at such offsets), they equal the
+    roll by the offset modulo the size."""
+    x = torch.randn(2, 3, 6, 7)  # an odd width: the inverse transform is told the size
+    dx, dy = 2 ** 25 + 3, -(2 ** 25) - 2
+    assert torch.allclose(fractional_shift(x, float(dx), float(dy)), torch.roll(x, (dy % 6, dx % 7), (-2, -1)),
+                          atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fractional_shift_of_half_precision_images_is_computed_in_float32(dtype):
+    x = torch.randn(2, 3, 6, 6)
+    out = fractional_shift(x.to(dtype), 2.0, -1.0)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, torch.roll(x, (-1, 2), (-2, -1)).to(dtype))
+
+
+def test_fractional_shift_errors_name_the_input():
+    with pytest.raises(TypeError, match="^x must be a floating tensor"):
+        fractional_shift(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 1.0, 0.0)
+    x = torch.randn(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="^dx must be finite offsets in pixels, got nan$"):
+        fractional_shift(x, torch.tensor([1.0, float("nan")]), 0.0)
+    with pytest.raises(ValueError, match="^dy must be finite offsets in pixels, got -inf$"):
+        fractional_shift(x, 0.0, torch.tensor([float("-inf"), 2.0]))
