@@ -9,8 +9,9 @@ once) and runs only the tests that call the mutated function; cosmic-ray starts 
 on two cores is hours for the core. Each module is mutated in its own work folder (``--work``, a copy of the
 sources and tests with the shared ``[tool.mutmut]`` settings of ``pyproject.toml`` and the module's own
 ``only_mutate`` and tests), so a module's mutants run its tests only. A run of some modules (``--modules``)
-replaces their rows in ``--out``'s result and keeps the others, each row naming the command that measured it;
-``--survivors-only`` runs again only the survivors of a row whose module is unchanged (after tests were added).
+replaces their rows in ``--out``'s result and keeps the others, each row naming the commands that measured it;
+``--resume`` goes on in a module's work folder (its source unchanged): the mutants a run out of time left, and the
+survivors once tests were added, run with the current tests; those detected before stay detected.
 
 A surviving mutant listed in ``mutation_accepted.json`` (beside this script; keyed by the mutated function and the
 changed lines, which stay stable when mutmut renumbers) carries its reason into the table: ``equivalent`` (no
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augshift.arguments import Parser, positive_float, whole
-from augshift.errors import UsageError, run_command
+from augshift.errors import run_command
 from augshift.reporting.provenance import command_line, machine
 from augshift.reporting.results import write_results
 
@@ -131,43 +132,58 @@ def reason_for(mutant: str, diff: str, table: list[dict]) -> dict | None:
 
 
 def measure(name: str, target: Target, work: Path, *, seconds: float, children: int, table: list[dict],
-            previous: dict | None = None) -> dict:
+            resume: bool, run: dict) -> dict:
     """Mutate one module in ``work`` and run its tests: counts by status and the survivors with their diffs.
 
-    With ``previous`` (this module's row of an earlier result, its source unchanged) only that row's survivors
-    run again; the mutants it counted as detected stay detected (the tests only grew since)."""
+    With ``resume`` and a work folder of the same module source, the tests are refreshed there and only the mutants
+    not yet detected run (those a run out of time left, and the survivors not explained in the table); the ones
+    detected stay detected, which holds while the tests only grow. ``run`` (command, machine, date) is added to the folder's runs, which the row
+    lists; a run out of time is listed too (TimeoutError)."""
     source = hashlib.sha256((ROOT / target.path).read_bytes()).hexdigest()
-    if previous is not None and previous["sha256"] != source:
-        raise UsageError(f"{target.path} changed since its last measurement: run --modules {name} without "
-                         "--survivors-only")
-    prepare(work, target)
-    again = [survivor["mutant"] for survivor in previous["survivors"]] if previous is not None else []
+    record = work / "measured.json"
+    resumed = resume and record.exists() and json.loads(record.read_text())["sha256"] == source
+    if resumed:
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        again = [mutant for mutant, status in statuses_in(work).items() if status not in DETECTED
+                 and not (status == "survived" and reason_for(mutant, diff_of(work, mutant), table))]
+    else:
+        prepare(work, target)
+        record.write_text(json.dumps({"sha256": source, "runs": []}))
+        again = []
     start = time.monotonic()
-    if previous is None or again:
-        mutmut(work, "run", "--max-children", str(children), *again, timeout=seconds)
-    elapsed = time.monotonic() - start
-    statuses = dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", mutmut(work, "results", "--all", "true"),
-                               re.MULTILINE))
+    runs = json.loads(record.read_text())["runs"]
+    try:
+        if not resumed or again:
+            mutmut(work, "run", "--max-children", str(children), *again, timeout=seconds)
+    finally:
+        runs.append({**run, "seconds": round(time.monotonic() - start), "resumed": resumed})
+        record.write_text(json.dumps({"sha256": source, "runs": runs}))
+    statuses = statuses_in(work)
     counts = Counter(statuses.values())
-    if previous is not None:
-        statuses = {mutant: statuses[mutant] for mutant in again}
-        counts = (Counter(previous["counts"]) - Counter(s["status"] for s in previous["survivors"])
-                  + Counter(statuses.values()))
     survivors = []
     for mutant, status in sorted(statuses.items()):
         if status in DETECTED:
             continue
-        diff = mutmut(work, "show", mutant).split("\n", 1)[1].strip()
+        diff = diff_of(work, mutant)
         entry = reason_for(mutant, diff, table)
         survivors.append({"mutant": mutant, "status": status, "diff": diff,
                           "kind": entry["kind"] if entry else None, "reason": entry["reason"] if entry else None})
-    mutants = sum(counts.values())
     detected = sum(counts[status] for status in DETECTED)
     equivalent = sum(s["kind"] == "equivalent" for s in survivors)
-    return {"module": name, "path": target.path, "sha256": source, "tests": list(target.tests), "mutants": mutants,
-            "counts": dict(counts), "detected": detected, "equivalent": equivalent,
-            "score": 100.0 * detected / (mutants - equivalent), "seconds": round(elapsed),
-            "survivors": survivors}
+    return {"module": name, "path": target.path, "sha256": source, "tests": list(target.tests),
+            "mutants": len(statuses), "counts": dict(counts), "detected": detected, "equivalent": equivalent,
+            "score": 100.0 * detected / (len(statuses) - equivalent), "runs": runs, "survivors": survivors}
+
+
+def diff_of(work: Path, mutant: str) -> str:
+    """The mutant's change as a unified diff."""
+    return mutmut(work, "show", mutant).split("\n", 1)[1].strip()
+
+
+def statuses_in(work: Path) -> dict[str, str]:
+    """``{mutant: status}`` of every mutant of the work folder (``not checked`` before it runs)."""
+    return dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", mutmut(work, "results", "--all", "true"), re.MULTILINE))
 
 
 def markdown(results: list[dict], *, missing: list[str]) -> str:
@@ -191,6 +207,8 @@ def markdown(results: list[dict], *, missing: list[str]) -> str:
     lines += ["", "## Runs", "", "| module | measured | command | seconds | machine |", "|---|---|---|---:|---|"]
     lines += [f"| {r['module']} | {run['date']} | `{run['command']}` | {run['seconds']} | {run['machine']} |"
               for r in results for run in r["runs"]]
+    lines += ["", "A run past its time stopped there; the next (`--resume`) ran the mutants it left and the survivors "
+              "with the tests of that moment."]
     lines += ["", "## Survivors", "", "| mutant | status | kind | reason | change |", "|---|---|---|---|---|"]
     for r in results:
         for s in r["survivors"]:
@@ -206,37 +224,31 @@ def main(argv=None) -> int:
                         help=f"comma-separated, among {', '.join(MODULES)} (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/mutation")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/runs/mutation",
-                        help="where each module's copy is mutated (replaced on each run)")
+                        help="where each module's copy is mutated (replaced on each run, unless --resume)")
     parser.add_argument("--max-minutes", type=positive_float, default=50.0,
                         help="time for all modules; those not reached are named as not measured")
-    parser.add_argument("--survivors-only", action="store_true",
-                        help="run again only the survivors of each module's row in --out (its source unchanged)")
+    parser.add_argument("--resume", action="store_true",
+                        help="in a module's work folder of the same source: refresh the tests and run the mutants "
+                             "not yet detected (left by a run out of time, or survivors after tests were added)")
     parser.add_argument("--max-children", type=whole(1), default=2, help="mutants run at once")
     args = parser.parse_args(argv)
     table = accepted_table()
     manifest = args.out / "results.json"
-    earlier = {row["module"]: row for row in json.loads(manifest.read_text())["modules"]} if manifest.exists() else {}
-    if args.survivors_only and not set(args.modules) <= set(earlier):
-        raise UsageError(f"--survivors-only needs an earlier measurement in {manifest} of "
-                         f"{', '.join(sorted(set(args.modules) - set(earlier)))}")
+    rows = {row["module"]: row for row in json.loads(manifest.read_text())["modules"]} if manifest.exists() else {}
+    run = {"command": command_line(), "machine": machine("cpu"),
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     deadline = time.monotonic() + 60 * args.max_minutes
-    results = []
     for name in args.modules:
         left = deadline - time.monotonic()
         try:
             if left <= 0:
                 raise TimeoutError
-            results.append(measure(name, MODULES[name], args.work / name, seconds=left, children=args.max_children,
-                                   table=table, previous=earlier[name] if args.survivors_only else None))
-            print(f"{name}: {results[-1]['score']:.1f} % of {results[-1]['mutants']} mutants", flush=True)
+            row = rows[name] = measure(name, MODULES[name], args.work / name, seconds=left,
+                                       children=args.max_children, table=table, resume=args.resume, run=run)
+            print(f"{name}: {row['score']:.1f} % of {row['mutants']} mutants", flush=True)
         except TimeoutError:
-            print(f"{name}: out of time (--max-minutes {args.max_minutes:g}), not measured", flush=True)
-    command, device = command_line(), machine("cpu")
-    for result in results:  # the runs that measured a row: one, or one and the reruns of its survivors
-        run = {"command": command, "machine": device, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "seconds": result.pop("seconds")}
-        result["runs"] = (earlier[result["module"]]["runs"] if args.survivors_only else []) + [run]
-    rows = {**earlier, **{row["module"]: row for row in results}}
+            print(f"{name}: out of time (--max-minutes {args.max_minutes:g}); --resume goes on from where it "
+                  "stopped", flush=True)
     results = [rows[name] for name in MODULES if name in rows]
     missing = [name for name in MODULES if name not in {row["module"] for row in results}]
     write_results(args.out, "results", {"modules": results, "not_measured": missing},

@@ -256,6 +256,29 @@ def test_chunked_cpu_path_equals_one_shot(mode, memory_format, monkeypatch):
     assert torch.equal(one_shot, reference(x.contiguous(), dx, dy, mode))
 
 
+def test_batch_above_the_chunk_size_keeps_its_gradient(monkeypatch):
+    """A batch that would be chunked but needs a gradient is gathered in one shot (the chunked gather writes into
+    a buffer autograd cannot follow): its gradient is still the adjoint shift."""
+    monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
+    monkeypatch.setattr(shift_module, "_CHUNK_BYTES", 1)
+    x = torch.randn(3, 2, 5, 6, requires_grad=True)
+    g = torch.randn(3, 2, 5, 6)
+    dx, dy = torch.tensor([2, -5, 0]), torch.tensor([-4, 1, 3])
+    (shift(x, dx, dy, "circular") * g).sum().backward()
+    assert torch.equal(x.grad, torch.stack([torch.roll(g[i], (-int(dy[i]), -int(dx[i])), (-2, -1)) for i in range(3)]))
+
+
+def test_chunks_of_three_samples_with_a_ragged_last_chunk_of_two(monkeypatch):
+    """Zero borders reuse one padded buffer for every chunk: the last chunk (2 of 3 samples) uses its first rows."""
+    x = torch.randn(5, 2, 6, 5)
+    dx, dy = torch.tensor([2, -1, 0, 1, -2]), torch.tensor([-3, 0, 2, 1, 3])
+    sample_bytes = 2 * (6 + 2 * 3) * (5 + 2 * 2) * x.element_size()  # (C, H + 2 max|dy|, W + 2 max|dx|) values
+    monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
+    monkeypatch.setattr(shift_module, "_CHUNK_BYTES", 3 * sample_bytes)
+    expected = torch.cat([pad_and_crop(x[i:i + 1], int(dx[i]), int(dy[i]), "zeros") for i in range(5)])
+    assert torch.equal(shift(x, dx, dy, "zeros"), expected)
+
+
 def test_pad_fallback_when_kernel_lacks_dtype(monkeypatch):
     x = make_images((3, 2, 6, 5), torch.float32, "channels_last")
     dx, dy = torch.tensor([4, -3, 0]), torch.tensor([-5, 2, 1])
@@ -277,7 +300,8 @@ def test_pad_fallback_when_kernel_lacks_dtype(monkeypatch):
 
 def test_empty_channels():
     x = torch.randn(2, 0, 4, 4)
-    assert shift(x, 1, -1, "reflect").shape == (2, 0, 4, 4)
+    out = shift(x, 1, -1, "reflect")
+    assert out.shape == (2, 0, 4, 4) and out.stride() == x.stride()  # contiguous like its input
 
 
 def test_gradient_is_the_adjoint_shift():
