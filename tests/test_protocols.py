@@ -241,3 +241,70 @@ def test_a_protocol_registered_at_run_time_reaches_the_evaluate_module_and_the_c
     results = json.loads((out / "consistency.json").read_text())["results"]
     assert {"consistency_roll", "consistency_roll_worst", "accuracy_roll_worst"} <= set(results)
     assert results["samples"] == 8
+
+
+def python_hash(index: int, salt: int, count: int) -> int:
+    """Independent reference of the offsets' fixed integer hash, in Python integers: an LCG step, then two rounds
+    of xor-shift-multiply, all modulo 2**31."""
+    mask = (1 << 31) - 1
+    x = (index * 1103515245 + salt * 12345 + 1013904223) & mask
+    for _ in range(2):
+        x = ((x ^ (x >> 16)) * 0x45D9F3B) & mask
+    return (x ^ (x >> 16)) % count
+
+
+def test_hashed_offsets_shifts_and_fractions_equal_the_hash_written_in_python_integers():
+    from augshift.views import hashed_fractions, hashed_offsets
+
+    indices = torch.tensor([0, 1, 2, 7, 1000, 123456789, 2 ** 40 + 3])
+    for salt, count in ((0, 10), (17, 33), (4001, 2 ** 24)):
+        assert hashed_offsets(indices, salt, count).tolist() == [python_hash(i, salt, count) for i in indices.tolist()]
+    assert hashed_shifts(indices, 5, 3).tolist() == [python_hash(i, 5, 7) - 3 for i in indices.tolist()]
+    steps = 2 ** 24
+    assert hashed_fractions(indices, 9, 2.5).tolist() == [python_hash(i, 9, steps) * (5.0 / (steps - 1)) - 2.5
+                                                         for i in indices.tolist()]
+
+
+def test_offsets_to_against_its_definition():
+    """Every offset up to 4, then the powers of two from 8 and the 1.5x of each power of two from 4, up to the
+    reach, the reach itself, mirrored."""
+    from augshift.views import dense_offsets, offsets_to
+
+    for reach in range(0, 70):
+        steps = set(range(min(reach, 4) + 1)) | {reach}
+        steps |= {v for k in range(2, 8) for v in (2 ** k * 3 // 2, 2 ** (k + 1)) if v <= reach}
+        assert offsets_to(reach) == tuple(sorted(steps | {-v for v in steps})), reach
+        assert dense_offsets(reach) == tuple(range(-reach, reach + 1))
+
+
+def test_geometry_and_the_size_checks_at_their_boundaries():
+    from augshift.views import FULL, CropProtocol, FractionalProtocol, Geometry
+
+    geometry = Geometry.of(10, 12, max_shift=1, mode="zeros", crop_size=8)
+    assert (geometry.height, geometry.width, geometry.source) == (8, 8, (10, 12))
+    assert geometry.crop_range == (2, 4) and geometry.centre == (2, 1)  # (cols // 2, rows // 2)
+    assert Geometry.of(8, 9, max_shift=1, mode="zeros", crop_size=8).source == (8, 9)
+    assert Geometry.of(8, 8, max_shift=1, mode="zeros", crop_size=8).source is None
+    for height, width in ((7, 9), (9, 7)):  # either side smaller than the crop
+        with pytest.raises(UsageError, match=f"images of {height}x{width} are smaller than crop_size 8: give images "
+                                             "of at least 8x8"):
+            Geometry.of(height, width, max_shift=1, mode="zeros", crop_size=8)
+    with pytest.raises(ValueError, match="^no crop"):
+        Geometry(8, 8, max_shift=1, mode="zeros").crop_range
+    crop_protocol = CropProtocol("crop", salt=50)
+    crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=(10, 10)))  # two crop offsets per axis
+    with pytest.raises(UsageError, match="^the crop protocol compares crops of larger images, but the images are 8x8"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros"))
+    for source in ((9, 9), (10, 12), (12, 10)):  # one crop offset; not square either way
+        with pytest.raises(UsageError, match=f"needs square images at least 2 px larger .* got {source[0]}x{source[1]} "
+                                             "for 8 crops"):
+            crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=source))
+    fractional = FractionalProtocol("fractional", salt=60)
+    fractional.check(Geometry(4, 9, max_shift=3, mode="zeros"))
+    with pytest.raises(UsageError, match=r"^shifts up to 4 px \(the fractional protocol\) do not fit images of H=4, "
+                                         "W=9: use a max_shift below 4"):
+        fractional.check(Geometry(4, 9, max_shift=4, mode="zeros"))
+    ShiftProtocol("full", salt=70, reach=FULL).check(Geometry(2, 2, max_shift=9, mode="zeros"))  # any offset fits
+    ShiftProtocol("random3", salt=80, reach=3).check(Geometry(9, 4, max_shift=9, mode="zeros"))
+    with pytest.raises(UsageError, match=r"^shifts up to 4 px \(the random4 protocol\) do not fit images of H=9, W=4"):
+        ShiftProtocol("random4", salt=90, reach=4).check(Geometry(9, 4, max_shift=1, mode="zeros"))
