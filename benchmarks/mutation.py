@@ -133,7 +133,8 @@ def reason_for(mutant: str, diff: str, table: list[dict]) -> dict | None:
 
 def measure(name: str, target: Target, work: Path, *, seconds: float, children: int, table: list[dict],
             resume: bool, run: dict) -> dict:
-    """Mutate one module in ``work`` and run its tests: counts by status and the survivors with their diffs.
+    """Mutate one module in ``work`` and run its tests: counts by status and the survivors with their diffs (their
+    reasons are looked up when the result is written, `classified`).
 
     With ``resume`` and a work folder of the same module source, the tests are refreshed there and only the mutants
     not yet detected run (those a run out of time left, and the survivors not explained in the table); the ones
@@ -161,19 +162,23 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
         record.write_text(json.dumps({"sha256": source, "runs": runs}))
     statuses = statuses_in(work)
     counts = Counter(statuses.values())
-    survivors = []
-    for mutant, status in sorted(statuses.items()):
-        if status in DETECTED:
-            continue
-        diff = diff_of(work, mutant)
-        entry = reason_for(mutant, diff, table)
-        survivors.append({"mutant": mutant, "status": status, "diff": diff,
-                          "kind": entry["kind"] if entry else None, "reason": entry["reason"] if entry else None})
-    detected = sum(counts[status] for status in DETECTED)
-    equivalent = sum(s["kind"] == "equivalent" for s in survivors)
+    survivors = [{"mutant": mutant, "status": status, "diff": diff_of(work, mutant)}
+                 for mutant, status in sorted(statuses.items()) if status not in DETECTED]
     return {"module": name, "path": target.path, "sha256": source, "tests": list(target.tests),
-            "mutants": len(statuses), "counts": dict(counts), "detected": detected, "equivalent": equivalent,
-            "score": 100.0 * detected / (len(statuses) - equivalent), "runs": runs, "survivors": survivors}
+            "mutants": len(statuses), "counts": dict(counts), "detected": sum(counts[s] for s in DETECTED),
+            "runs": runs, "survivors": survivors}
+
+
+def classified(row: dict, table: list[dict]) -> dict:
+    """``row`` with each survivor's kind and reason from the table, and the score they give."""
+    survivors = []
+    for survivor in row["survivors"]:
+        entry = reason_for(survivor["mutant"], survivor["diff"], table)
+        survivors.append({**survivor, "kind": entry["kind"] if entry else None,
+                          "reason": entry["reason"] if entry else None})
+    equivalent = sum(s["kind"] == "equivalent" for s in survivors)
+    return {**row, "survivors": survivors, "equivalent": equivalent,
+            "score": 100.0 * row["detected"] / (row["mutants"] - equivalent)}
 
 
 def diff_of(work: Path, mutant: str) -> str:
@@ -230,6 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="in a module's work folder of the same source: refresh the tests and run the mutants "
                              "not yet detected (left by a run out of time, or survivors after tests were added)")
+    parser.add_argument("--reasons-only", action="store_true",
+                        help="run nothing: rewrite --out's result with the survivors' reasons of mutation_accepted.json")
     parser.add_argument("--max-children", type=whole(1), default=2, help="mutants run at once")
     args = parser.parse_args(argv)
     table = accepted_table()
@@ -238,7 +245,7 @@ def main(argv=None) -> int:
     run = {"command": command_line(), "machine": machine("cpu"),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     deadline = time.monotonic() + 60 * args.max_minutes
-    for name in args.modules:
+    for name in [] if args.reasons_only else args.modules:
         left = deadline - time.monotonic()
         try:
             if left <= 0:
@@ -249,7 +256,7 @@ def main(argv=None) -> int:
         except TimeoutError:
             print(f"{name}: out of time (--max-minutes {args.max_minutes:g}); --resume goes on from where it "
                   "stopped", flush=True)
-    results = [rows[name] for name in MODULES if name in rows]
+    results = [classified(rows[name], table) for name in MODULES if name in rows]  # the table's reasons of now
     missing = [name for name in MODULES if name not in {row["module"] for row in results}]
     write_results(args.out, "results", {"modules": results, "not_measured": missing},
                   markdown(results, missing=missing))

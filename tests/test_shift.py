@@ -509,3 +509,41 @@ def test_fractional_shift_errors_name_the_input():
         fractional_shift(x, torch.tensor([1.0, float("nan")]), 0.0)
     with pytest.raises(ValueError, match="^dy must be finite offsets in pixels, got -inf$"):
         fractional_shift(x, 0.0, torch.tensor([float("-inf"), 2.0]))
+
+
+def test_shift_errors_name_the_argument_at_fault():
+    x = torch.randn(2, 1, 4, 4)
+    with pytest.raises(TypeError, match="^x must be a torch.Tensor of shape \\(N, C, H, W\\), got list$"):
+        shift([[1.0]], 0, 0)
+    with pytest.raises(TypeError, match="^dx must be an int or a length-N integer tensor, got float$"):
+        shift(x, 1.5, 0)
+    with pytest.raises(TypeError, match="^dy must be an int or a length-N integer tensor, got float$"):
+        shift(x, 0, 1.5)
+    with pytest.raises(ValueError, match="^dy must be an int or a length-N tensor with N=2, got shape \\(3,\\)$"):
+        shift(x, 0, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="^images must have shape \\(N, C, H, W\\), got 2-D"):
+        shift_module.check_images(torch.zeros(2, 2))  # the default name
+    with pytest.raises(TypeError, match="convert uint8 images with x.float\\(\\) / 255 and normalise them first$"):
+        shift_module.check_images(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), floating=True)
+
+
+def test_zero_dim_tensor_shifts_apply_to_every_image():
+    x = torch.randn(3, 2, 5, 6)
+    assert torch.equal(shift(x, torch.tensor(2), torch.tensor(-1)), pad_and_crop(x, 2, -1, "zeros"))
+
+
+def test_random_shift_defaults_and_draws_from_its_generator():
+    """The default reach is 4 px; shifts are drawn from the generator, dx then dy (then, with p < 1, which samples
+    keep them), and nothing else is drawn from it with p = 1: a second draw continues the same stream."""
+    augment = RandomShift(generator=torch.Generator().manual_seed(0))
+    assert augment.last_params is None
+    reference = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        params = augment.sample(500)
+        assert torch.equal(params.dx, torch.randint(-4, 5, (500,), generator=reference))
+        assert torch.equal(params.dy, torch.randint(-4, 5, (500,), generator=reference))
+    sometimes = RandomShift(2, p=0.5, generator=torch.Generator().manual_seed(1)).sample(50)
+    reference = torch.Generator().manual_seed(1)
+    dx, dy = (torch.randint(-2, 3, (50,), generator=reference) for _ in range(2))
+    keep = torch.rand(50, generator=reference) < 0.5
+    assert torch.equal(sometimes.dx, dx * keep) and torch.equal(sometimes.dy, dy * keep)
