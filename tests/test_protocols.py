@@ -308,3 +308,69 @@ def test_geometry_and_the_size_checks_at_their_boundaries():
     ShiftProtocol("random3", salt=80, reach=3).check(Geometry(9, 4, max_shift=9, mode="zeros"))
     with pytest.raises(UsageError, match=r"^shifts up to 4 px \(the random4 protocol\) do not fit images of H=9, W=4"):
         ShiftProtocol("random4", salt=90, reach=4).check(Geometry(9, 4, max_shift=1, mode="zeros"))
+
+
+def test_protocol_names_are_parsed_and_refused_with_the_registered_names():
+    from augshift.protocols import protocol_of
+
+    every = ", ".join(protocol_names())
+    assert protocol_list("random,,random,circular_worst") == ("random", "circular_worst")  # repeats dropped
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^unknown protocol\\(s\\) nope, wrap; choose from {every}$"):
+        protocol_list("nope,random,wrap")
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^unknown protocol\\(s\\) ',,'; choose from {every}$"):
+        protocol_list(",,")
+    assert protocol_of("random_worst") == (protocol_of("random")[0], True) and protocol_of("random")[1] is False
+    with pytest.raises(UsageError, match=f"^unknown protocol 'nope_worst'; choose from {every}$"):
+        protocol_of("nope_worst")
+    parser = argparse.ArgumentParser()
+    add_protocols_argument(parser, "--views", default=("circular",))
+    assert parser.parse_args([]).views == ("circular",)
+    assert parser.parse_args(["--views", "crop,random"]).views == ("crop", "random")
+    help_text = " ".join(parser.format_help().split())
+    assert f"(default: circular; of {every}: <protocol>_worst is the worst case" in help_text
+
+
+def test_crop_options_are_checked_with_the_fix():
+    from augshift.protocols import check_crop_options, consistency_column, crop_protocols
+
+    assert crop_protocols(("random", "crop_worst", "circular", "crop")) == ["crop_worst", "crop"]
+    check_crop_options(("random",), crop_from=None, crop_size=None)
+    check_crop_options(("crop",), crop_from=256, crop_size=224)
+    with pytest.raises(UsageError, match="^the crop_worst protocol compares crops of larger images: pass --crop-from N "
+                                         "\\(e.g. 256\\) with --image-size the model's input size \\(e.g. 224\\)$"):
+        check_crop_options(("random", "crop_worst"), crop_from=None, crop_size=224)
+    for crop_size in (None, 256, 300):
+        with pytest.raises(UsageError, match="^--crop-from 256 needs --image-size, the crop, smaller than it"):
+            check_crop_options(("random",), crop_from=256, crop_size=crop_size)
+    assert consistency_column("random") == "shift_consistency"
+    assert consistency_column("random_worst") == "shift_consistency_random_worst"
+
+
+@pytest.mark.parametrize("protocol, message", [
+    (ShiftProtocol(7, salt=900), "^a protocol's name is a str and its salt an int, got name=7, salt=900; registered: "
+                                 "random, circular"),
+    (ShiftProtocol("new", salt="900"), "got name='new', salt='900'"),
+    (ShiftProtocol("new", salt=True), "got name='new', salt=True"),
+    (ShiftProtocol("", salt=900), "^a protocol's name must be non-empty, without commas and not end in _worst \\(its "
+                                  "worst case's suffix\\), got ''$"),
+    (ShiftProtocol("new_worst", salt=900), "got 'new_worst'$"),
+    (ShiftProtocol("a,b", salt=900), "got 'a,b'$"),
+    (ShiftProtocol("new", salt=-1), "^the salt -1 of 'new' would draw another protocol's offsets: choose one in "
+                                    "\\[0, 996\\] at least 4 away from those taken \\(\\[0, 10, "),
+    (ShiftProtocol("new", salt=997), "the salt 997 of 'new'"),
+    (ShiftProtocol("new", salt=73), "the salt 73 of 'new'"),  # reflect uses 70 .. 73
+    (ShiftProtocol("new", salt=67), "the salt 67 of 'new'"),  # its 67 .. 70 meet reflect's 70
+])
+def test_register_protocol_refuses_bad_names_and_salts(protocol, message):
+    before = dict(PROTOCOLS)
+    with pytest.raises(UsageError, match=message):
+        register_protocol(protocol)
+    assert PROTOCOLS == before
+    with pytest.raises(TypeError, match="^register_protocol takes a Protocol, got str$"):
+        register_protocol("random")
+
+
+@pytest.mark.parametrize("salt", [74, 996])  # next to reflect's salts; the last whose salt .. salt + 3 fit
+def test_register_protocol_takes_the_salts_at_the_edges(salt):
+    with registered(ShiftProtocol("edge", salt=salt)) as protocol:
+        assert PROTOCOLS["edge"] is protocol
