@@ -374,3 +374,35 @@ def test_register_protocol_refuses_bad_names_and_salts(protocol, message):
 def test_register_protocol_takes_the_salts_at_the_edges(salt):
     with registered(ShiftProtocol("edge", salt=salt)) as protocol:
         assert PROTOCOLS["edge"] is protocol
+
+
+def test_crop_worst_grid_keys_and_draws_against_hand_counts():
+    from augshift.views import CropProtocol, FractionalProtocol, hashed_fractions, hashed_offsets
+
+    crop_protocol = CropProtocol("crop", salt=50)
+    geometry = Geometry(8, 8, max_shift=0, mode="zeros", source=(40, 44))  # 32 x 36 crop offsets: the 32 count
+    # centre 16 plus offsets_to(16), inside [0, 32): 16 + 16 = 32 is out
+    assert crop_protocol.grid(geometry) == (0, 4, 8, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 24, 28)
+    assert crop_protocol.grid(Geometry(4, 4, max_shift=0, mode="zeros", source=(11, 11))) == (0, 1, 2, 3, 4, 5, 6)
+    centre = geometry.centre
+    assert crop_protocol.key(*centre, geometry) is None  # the centre crop is the base images
+    assert crop_protocol.key(3, 16, geometry) == "crop/3/16"
+    fractional = FractionalProtocol("fractional", salt=60)
+    assert fractional.key(0, 0, geometry) is None
+    assert (fractional.key(1, 0, geometry), fractional.key(0, 1, geometry)) == ("FractionalProtocol/1/0",
+                                                                              "FractionalProtocol/0/1")
+    indices = torch.arange(20)
+    dx, dy = crop_protocol.draw(indices, 500, geometry)  # dx over the 36 columns keyed by the salt, dy by salt + 1
+    assert torch.equal(dx, hashed_offsets(indices, 500, 36)) and torch.equal(dy, hashed_offsets(indices, 501, 32))
+    dx, dy = fractional.draw(indices, 600, Geometry(8, 8, max_shift=3, mode="zeros"))
+    assert torch.equal(dx, hashed_fractions(indices, 600, 3)) and torch.equal(dy, hashed_fractions(indices, 601, 3))
+
+
+def test_crop_protocol_refusals_end_with_the_fix():
+    from augshift.views import CropProtocol
+
+    crop_protocol = CropProtocol("crop", salt=50)
+    with pytest.raises(UsageError, match="hand it larger images \\(--crop-from, e.g. 256 for 224 crops\\)$"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros"))
+    with pytest.raises(UsageError, match="\\(--crop-from resizes and centre-crops to a square, e.g. 256 for 224\\)$"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=(9, 9)))
