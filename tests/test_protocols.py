@@ -406,3 +406,11 @@ def test_crop_protocol_refusals_end_with_the_fix():
         crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros"))
     with pytest.raises(UsageError, match="\\(--crop-from resizes and centre-crops to a square, e.g. 256 for 224\\)$"):
         crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=(9, 9)))
+
+
+def test_full_reach_grid_goes_out_to_half_the_smaller_side():
+    from augshift.views import FULL
+
+    full = ShiftProtocol("full", salt=70, mode="circular", reach=FULL)
+    assert full.grid(Geometry(12, 10, max_shift=1, mode="zeros")) == (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5)
+    assert ShiftProtocol("r3", salt=80, reach=3).grid(Geometry(12, 10, max_shift=1, mode="zeros")) == tuple(range(-3, 4))
