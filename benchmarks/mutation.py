@@ -1,7 +1,8 @@
 """Mutation score of the core: each core module mutated by mutmut and run against the default tests that exercise it.
 
-    flock /work/heavy.lock python benchmarks/mutation.py                    # every module in MODULES
-    python benchmarks/mutation.py --modules shifts,loss --max-minutes 20    # some of them
+    python benchmarks/mutation.py                                          # every module in MODULES
+    python benchmarks/mutation.py --modules shifts,loss --max-minutes 20    # some of them, at most 20 minutes
+    python benchmarks/mutation.py --modules shifts --resume                 # on from where it stopped
 
 mutmut (3.x, the ``test`` extra) rather than cosmic-ray: it runs one test session, records which tests call each
 function, then forks one process per mutant from a warm interpreter (torch, pytest and the test modules imported
