@@ -253,7 +253,7 @@ def main(argv=None) -> int:
                 raise TimeoutError
             row = rows[name] = measure(name, MODULES[name], args.work / name, seconds=left,
                                        children=args.max_children, table=table, resume=args.resume, run=run)
-            print(f"{name}: {row['score']:.1f} % of {row['mutants']} mutants", flush=True)
+            print(f"{name}: {row['detected']} of {row['mutants']} mutants detected", flush=True)
         except TimeoutError:
             print(f"{name}: out of time (--max-minutes {args.max_minutes:g}); --resume goes on from where it "
                   "stopped", flush=True)
