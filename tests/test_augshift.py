@@ -180,6 +180,9 @@ def test_consistency_loss_distances_against_formulas():
         ConsistencyLoss("kl")
     with pytest.raises(ValueError, match="\\(N, D\\)"):
         ConsistencyLoss()(a, b[:3])
+    for first, second in ((a, b.long()), (a.long(), b)):  # either one not floating is refused, naming both dtypes
+        with pytest.raises(TypeError, match=f"floating tensors, got {first.dtype} and {second.dtype}"):
+            ConsistencyLoss()(first, second)
 
 
 def _small_pooled_model():

@@ -225,3 +225,176 @@ def test_a_protocol_registered_at_run_time_reaches_the_evaluate_module_and_the_c
     results = json.loads((out / "consistency.json").read_text())["results"]
     assert {"consistency_roll", "consistency_roll_worst", "accuracy_roll_worst"} <= set(results)
     assert results["samples"] == 8
+
+
+def python_hash(index: int, salt: int, count: int) -> int:
+    """Independent reference of the offsets' fixed integer hash, in Python integers: an LCG step, then two rounds
+    of xor-shift-multiply, all modulo 2**31."""
+    mask = (1 << 31) - 1
+    x = (index * 1103515245 + salt * 12345 + 1013904223) & mask
+    for _ in range(2):
+        x = ((x ^ (x >> 16)) * 0x45D9F3B) & mask
+    return (x ^ (x >> 16)) % count
+
+
+def test_hashed_offsets_shifts_and_fractions_equal_the_hash_written_in_python_integers():
+    from augshift.views import hashed_fractions, hashed_offsets
+
+    indices = torch.tensor([0, 1, 2, 7, 1000, 123456789, 2 ** 40 + 3])
+    for salt, count in ((0, 10), (17, 33), (4001, 2 ** 24)):
+        assert hashed_offsets(indices, salt, count).tolist() == [python_hash(i, salt, count) for i in indices.tolist()]
+    assert hashed_shifts(indices, 5, 3).tolist() == [python_hash(i, 5, 7) - 3 for i in indices.tolist()]
+    steps = 2 ** 24
+    assert hashed_fractions(indices, 9, 2.5).tolist() == [python_hash(i, 9, steps) * (5.0 / (steps - 1)) - 2.5
+                                                         for i in indices.tolist()]
+
+
+def test_offsets_to_against_its_definition():
+    """Every offset up to 4, then the powers of two from 8 and the 1.5x of each power of two from 4, up to the
+    reach, the reach itself, mirrored."""
+    from augshift.views import dense_offsets, offsets_to
+
+    for reach in range(0, 70):
+        steps = set(range(min(reach, 4) + 1)) | {reach}
+        steps |= {v for k in range(2, 8) for v in (2 ** k * 3 // 2, 2 ** (k + 1)) if v <= reach}
+        assert offsets_to(reach) == tuple(sorted(steps | {-v for v in steps})), reach
+        assert dense_offsets(reach) == tuple(range(-reach, reach + 1))
+
+
+def test_geometry_and_the_size_checks_at_their_boundaries():
+    from augshift.views import FULL, CropProtocol, FractionalProtocol, Geometry
+
+    geometry = Geometry.of(10, 12, max_shift=1, mode="zeros", crop_size=8)
+    assert (geometry.height, geometry.width, geometry.source) == (8, 8, (10, 12))
+    assert geometry.crop_range == (2, 4) and geometry.centre == (2, 1)  # (cols // 2, rows // 2)
+    assert Geometry.of(8, 9, max_shift=1, mode="zeros", crop_size=8).source == (8, 9)
+    assert Geometry.of(8, 8, max_shift=1, mode="zeros", crop_size=8).source is None
+    for height, width in ((7, 9), (9, 7)):  # either side smaller than the crop
+        with pytest.raises(UsageError, match=f"images of {height}x{width} are smaller than crop_size 8: give images "
+                                             "of at least 8x8"):
+            Geometry.of(height, width, max_shift=1, mode="zeros", crop_size=8)
+    with pytest.raises(ValueError, match="^no crop"):
+        Geometry(8, 8, max_shift=1, mode="zeros").crop_range
+    crop_protocol = CropProtocol("crop", salt=50)
+    crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=(10, 10)))  # two crop offsets per axis
+    with pytest.raises(UsageError, match="^the crop protocol compares crops of larger images, but the images are 8x8"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros"))
+    for source in ((9, 9), (10, 12), (12, 10)):  # one crop offset; not square either way
+        with pytest.raises(UsageError, match=f"needs square images at least 2 px larger .* got {source[0]}x{source[1]} "
+                                             "for 8 crops"):
+            crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=source))
+    fractional = FractionalProtocol("fractional", salt=60)
+    fractional.check(Geometry(4, 9, max_shift=3, mode="zeros"))
+    with pytest.raises(UsageError, match=r"^shifts up to 4 px \(the fractional protocol\) do not fit images of H=4, "
+                                         "W=9: use a max_shift below 4"):
+        fractional.check(Geometry(4, 9, max_shift=4, mode="zeros"))
+    ShiftProtocol("full", salt=70, reach=FULL).check(Geometry(2, 2, max_shift=9, mode="zeros"))  # any offset fits
+    ShiftProtocol("random3", salt=80, reach=3).check(Geometry(9, 4, max_shift=9, mode="zeros"))
+    with pytest.raises(UsageError, match=r"^shifts up to 4 px \(the random4 protocol\) do not fit images of H=9, W=4"):
+        ShiftProtocol("random4", salt=90, reach=4).check(Geometry(9, 4, max_shift=1, mode="zeros"))
+
+
+def test_protocol_names_are_parsed_and_refused_with_the_registered_names():
+    from augshift.protocols import protocol_of
+
+    every = ", ".join(protocol_names())
+    assert protocol_list("random,,random,circular_worst") == ("random", "circular_worst")  # repeats dropped
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^unknown protocol\\(s\\) nope, wrap; choose from {every}$"):
+        protocol_list("nope,random,wrap")
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^unknown protocol\\(s\\) ',,'; choose from {every}$"):
+        protocol_list(",,")
+    assert protocol_of("random_worst") == (protocol_of("random")[0], True) and protocol_of("random")[1] is False
+    with pytest.raises(UsageError, match=f"^unknown protocol 'nope_worst'; choose from {every}$"):
+        protocol_of("nope_worst")
+    parser = argparse.ArgumentParser()
+    add_protocols_argument(parser, "--views", default=("circular",))
+    assert parser.parse_args([]).views == ("circular",)
+    assert parser.parse_args(["--views", "crop,random"]).views == ("crop", "random")
+    help_text = " ".join(parser.format_help().split())
+    assert f"(default: circular; of {every}: <protocol>_worst is the worst case" in help_text
+
+
+def test_crop_options_are_checked_with_the_fix():
+    from augshift.protocols import check_crop_options, consistency_column, crop_protocols
+
+    assert crop_protocols(("random", "crop_worst", "circular", "crop")) == ["crop_worst", "crop"]
+    check_crop_options(("random",), crop_from=None, crop_size=None)
+    check_crop_options(("crop",), crop_from=256, crop_size=224)
+    with pytest.raises(UsageError, match="^the crop_worst protocol compares crops of larger images: pass --crop-from N "
+                                         "\\(e.g. 256\\) with --image-size the model's input size \\(e.g. 224\\)$"):
+        check_crop_options(("random", "crop_worst"), crop_from=None, crop_size=224)
+    for crop_size in (None, 256, 300):
+        with pytest.raises(UsageError, match="^--crop-from 256 needs --image-size, the crop, smaller than it"):
+            check_crop_options(("random",), crop_from=256, crop_size=crop_size)
+    assert consistency_column("random") == "shift_consistency"
+    assert consistency_column("random_worst") == "shift_consistency_random_worst"
+
+
+@pytest.mark.parametrize("protocol, message", [
+    (ShiftProtocol(7, salt=900), "^a protocol's name is a str and its salt an int, got name=7, salt=900; registered: "
+                                 "random, circular"),
+    (ShiftProtocol("new", salt="900"), "got name='new', salt='900'"),
+    (ShiftProtocol("new", salt=True), "got name='new', salt=True"),
+    (ShiftProtocol("", salt=900), "^a protocol's name must be non-empty, without commas and not end in _worst \\(its "
+                                  "worst case's suffix\\), got ''$"),
+    (ShiftProtocol("new_worst", salt=900), "got 'new_worst'$"),
+    (ShiftProtocol("a,b", salt=900), "got 'a,b'$"),
+    (ShiftProtocol("new", salt=-1), "^the salt -1 of 'new' would draw another protocol's offsets: choose one in "
+                                    "\\[0, 996\\] at least 4 away from those taken \\(\\[0, 10, "),
+    (ShiftProtocol("new", salt=997), "the salt 997 of 'new'"),
+    (ShiftProtocol("new", salt=73), "the salt 73 of 'new'"),  # reflect uses 70 .. 73
+    (ShiftProtocol("new", salt=67), "the salt 67 of 'new'"),  # its 67 .. 70 meet reflect's 70
+])
+def test_register_protocol_refuses_bad_names_and_salts(protocol, message):
+    before = dict(PROTOCOLS)
+    with pytest.raises(UsageError, match=message):
+        register_protocol(protocol)
+    assert PROTOCOLS == before
+    with pytest.raises(TypeError, match="^register_protocol takes a Protocol, got str$"):
+        register_protocol("random")
+
+
+@pytest.mark.parametrize("salt", [74, 996])  # next to reflect's salts; the last whose salt .. salt + 3 fit
+def test_register_protocol_takes_the_salts_at_the_edges(salt):
+    with registered(ShiftProtocol("edge", salt=salt)) as protocol:
+        assert PROTOCOLS["edge"] is protocol
+
+
+def test_crop_worst_grid_keys_and_draws_against_hand_counts():
+    from augshift.views import CropProtocol, FractionalProtocol, hashed_fractions, hashed_offsets
+
+    crop_protocol = CropProtocol("crop", salt=50)
+    geometry = Geometry(8, 8, max_shift=0, mode="zeros", source=(40, 44))  # 32 x 36 crop offsets: the 32 count
+    # centre 16 plus offsets_to(16), inside [0, 32): 16 + 16 = 32 is out
+    assert crop_protocol.grid(geometry) == (0, 4, 8, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 24, 28)
+    assert crop_protocol.grid(Geometry(4, 4, max_shift=0, mode="zeros", source=(11, 11))) == (0, 1, 2, 3, 4, 5, 6)
+    centre = geometry.centre
+    assert crop_protocol.key(*centre, geometry) is None  # the centre crop is the base images
+    assert crop_protocol.key(3, 16, geometry) == "crop/3/16"
+    fractional = FractionalProtocol("fractional", salt=60)
+    assert fractional.key(0, 0, geometry) is None
+    assert (fractional.key(1, 0, geometry), fractional.key(0, 1, geometry)) == ("FractionalProtocol/1/0",
+                                                                              "FractionalProtocol/0/1")
+    indices = torch.arange(20)
+    dx, dy = crop_protocol.draw(indices, 500, geometry)  # dx over the 36 columns keyed by the salt, dy by salt + 1
+    assert torch.equal(dx, hashed_offsets(indices, 500, 36)) and torch.equal(dy, hashed_offsets(indices, 501, 32))
+    dx, dy = fractional.draw(indices, 600, Geometry(8, 8, max_shift=3, mode="zeros"))
+    assert torch.equal(dx, hashed_fractions(indices, 600, 3)) and torch.equal(dy, hashed_fractions(indices, 601, 3))
+
+
+def test_crop_protocol_refusals_end_with_the_fix():
+    from augshift.views import CropProtocol
+
+    crop_protocol = CropProtocol("crop", salt=50)
+    with pytest.raises(UsageError, match="hand it larger images \\(--crop-from, e.g. 256 for 224 crops\\)$"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros"))
+    with pytest.raises(UsageError, match="\\(--crop-from resizes and centre-crops to a square, e.g. 256 for 224\\)$"):
+        crop_protocol.check(Geometry(8, 8, max_shift=0, mode="zeros", source=(9, 9)))
+
+
+def test_full_reach_grid_goes_out_to_half_the_smaller_side():
+    from augshift.views import FULL
+
+    full = ShiftProtocol("full", salt=70, mode="circular", reach=FULL)
+    assert full.grid(Geometry(12, 10, max_shift=1, mode="zeros")) == (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5)
+    assert ShiftProtocol("r3", salt=80, reach=3).grid(Geometry(12, 10, max_shift=1, mode="zeros")) == tuple(range(-3, 4))

@@ -241,6 +241,29 @@ def test_chunked_cpu_path_equals_one_shot(mode, memory_format, monkeypatch):
     assert torch.equal(one_shot, reference(x.contiguous(), dx, dy, mode))
 
 
+def test_batch_above_the_chunk_size_keeps_its_gradient(monkeypatch):
+    """A batch that would be chunked but needs a gradient is gathered in one shot (the chunked gather writes into
+    a buffer autograd cannot follow): its gradient is still the adjoint shift."""
+    monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
+    monkeypatch.setattr(shift_module, "_CHUNK_BYTES", 1)
+    x = torch.randn(3, 2, 5, 6, requires_grad=True)
+    g = torch.randn(3, 2, 5, 6)
+    dx, dy = torch.tensor([2, -5, 0]), torch.tensor([-4, 1, 3])
+    (shift(x, dx, dy, "circular") * g).sum().backward()
+    assert torch.equal(x.grad, torch.stack([torch.roll(g[i], (-int(dy[i]), -int(dx[i])), (-2, -1)) for i in range(3)]))
+
+
+def test_chunks_of_three_samples_with_a_ragged_last_chunk_of_two(monkeypatch):
+    """Zero borders reuse one padded buffer for every chunk: the last chunk (2 of 3 samples) uses its first rows."""
+    x = torch.randn(5, 2, 6, 5)
+    dx, dy = torch.tensor([2, -1, 0, 1, -2]), torch.tensor([-3, 0, 2, 1, 3])
+    sample_bytes = 2 * (6 + 2 * 3) * (5 + 2 * 2) * x.element_size()  # (C, H + 2 max|dy|, W + 2 max|dx|) values
+    monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
+    monkeypatch.setattr(shift_module, "_CHUNK_BYTES", 3 * sample_bytes)
+    expected = torch.cat([pad_and_crop(x[i:i + 1], int(dx[i]), int(dy[i]), "zeros") for i in range(5)])
+    assert torch.equal(shift(x, dx, dy, "zeros"), expected)
+
+
 def test_pad_fallback_when_kernel_lacks_dtype(monkeypatch):
     x = make_images((3, 2, 6, 5), torch.float32, "channels_last")
     dx, dy = torch.tensor([4, -3, 0]), torch.tensor([-5, 2, 1])
@@ -262,7 +285,8 @@ def test_pad_fallback_when_kernel_lacks_dtype(monkeypatch):
 
 def test_empty_channels():
     x = torch.randn(2, 0, 4, 4)
-    assert shift(x, 1, -1, "reflect").shape == (2, 0, 4, 4)
+    out = shift(x, 1, -1, "reflect")
+    assert out.shape == (2, 0, 4, 4) and out.stride() == x.stride()  # contiguous like its input
 
 
 def test_gradient_is_the_adjoint_shift():
@@ -373,3 +397,138 @@ def test_fractional_shift_per_sample_offsets_and_inverse():
     assert torch.allclose(fractional_shift(moved, -dx, -dy), x, atol=1e-5)
     with pytest.raises(ValueError, match="length-N"):
         fractional_shift(x, torch.zeros(2), 0.0)
+
+
+@pytest.mark.parametrize("max_shift, fits, shape", [((4, 1), (3, 1), (1, 1, 8, 4)), ((1, 4), (1, 3), (1, 1, 4, 8))])
+def test_random_shift_refuses_a_max_shift_as_large_as_either_side(max_shift, fits, shape):
+    """Each axis on its own: max_dx against the width, max_dy against the height (non-square images)."""
+    with pytest.raises(ValueError, match=f"max_shift=\\({max_shift[0]}, {max_shift[1]}\\) must be smaller than the "
+                                         f"image \\(W={shape[3]}, H={shape[2]}\\)"):
+        RandomShift(max_shift)(torch.randn(shape))
+    assert RandomShift(fits)(torch.randn(shape)).shape == shape  # one pixel less fits
+
+
+def test_random_shift_names_its_input_in_errors():
+    with pytest.raises(ValueError, match="^x must have shape \\(N, C, H, W\\)"):
+        RandomShift(1)(torch.randn(8, 8))
+
+
+@pytest.mark.parametrize("shape, params", [
+    ((2, 1, 8, 3), ShiftParams(torch.tensor([3, 0]), torch.tensor([0, 0]), (3, 0))),  # dx as wide as the image
+    ((2, 1, 3, 8), ShiftParams(torch.tensor([0, 0]), torch.tensor([0, 3]), (0, 3))),  # dy as tall as the image
+])
+def test_random_shift_replay_too_large_on_one_axis_is_refused(shape, params):
+    with pytest.raises(ValueError, match="shift larger than the image"):
+        RandomShift(1)(torch.randn(shape), params)
+
+
+def test_random_shift_replay_clamps_shifts_edited_in_place_to_their_drawn_range():
+    aug = RandomShift((1, 2), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 1, 7, 7)
+    params = aug.sample(2)
+    params.dx.copy_(torch.tensor([-3, 3]))  # beyond the drawn range (1, 2): replayed as the nearest drawn shift
+    params.dy.copy_(torch.tensor([4, -4]))
+    expected = torch.stack([pad_and_crop(x[i:i + 1], dx, dy, "zeros")[0] for i, (dx, dy) in
+                            enumerate([(-1, 2), (1, -2)])])
+    assert torch.equal(aug(x, params), expected)
+
+
+def test_random_shift_replays_hand_made_params_with_its_mode():
+    x = torch.randn(2, 3, 6, 6)
+    params = ShiftParams(torch.tensor([2, -1]), torch.tensor([0, 3]))
+    out = RandomShift(2, mode="circular")(x, params)
+    for i in range(2):
+        assert torch.equal(out[i], torch.roll(x[i], (int(params.dy[i]), int(params.dx[i])), (-2, -1)))
+
+
+@pytest.mark.parametrize("params, name", [
+    (ShiftParams(torch.tensor([0, 0, 0]), torch.tensor([0, 0]), (1, 1)), "dx"),
+    (ShiftParams(torch.tensor([0, 0]), torch.tensor([0, 0, 0]), (1, 1)), "dy"),
+])
+def test_random_shift_replay_of_wrong_length_names_the_offsets(params, name):
+    with pytest.raises(ValueError, match=f"^{name} must be an int or a length-N tensor with N=2, got shape \\(3,\\)"):
+        RandomShift(1)(torch.randn(2, 1, 8, 8), params)
+
+
+def test_shift_params_to_moves_both_offsets_and_keeps_the_range():
+    params = RandomShift((1, 2)).sample(3).to(torch.device("meta"))
+    assert params.dx.device.type == params.dy.device.type == "meta" and params._reach == (1, 2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_source_index_maps_equal_pad(mode, size):
+    """The index maps of the pad fallback against F.pad of the coordinates themselves (padding by up to the size
+    - 1, what F.pad's reflect allows; size 1 reflects onto its only pixel)."""
+    pad = max(size - 1, 1) if mode != "reflect" else size - 1
+    coordinates = torch.arange(float(size)).view(1, 1, 1, size)
+    expected = F.pad(coordinates, (pad, pad, 0, 0), mode=mode).view(-1).long() if pad else coordinates.view(-1).long()
+    assert torch.equal(shift_module._source_index(torch.arange(-pad, size + pad), size, mode), expected)
+    if mode == "reflect" and size == 1:
+        assert torch.equal(shift_module._source_index(torch.arange(-3, 4), 1, mode), torch.zeros(7, dtype=torch.long))
+
+
+def test_fractional_shift_far_offsets_keep_whole_pixels_exact():
+    """Offsets of 2**25 pixels and more, given as floats: read in float64 (float32 would round 2**25 + 3 to
+    2**25 + 4) with float64 frequencies (1/6 and 1/7 in float32 are off by a turn at such offsets), they equal the
+    roll by the offset modulo the size."""
+    x = torch.randn(2, 3, 6, 7)  # an odd width: the inverse transform is told the size
+    dx, dy = 2 ** 25 + 3, -(2 ** 25) - 2
+    assert torch.allclose(fractional_shift(x, float(dx), float(dy)), torch.roll(x, (dy % 6, dx % 7), (-2, -1)),
+                          atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fractional_shift_of_half_precision_images_is_computed_in_float32(dtype):
+    x = torch.randn(2, 3, 6, 6)
+    out = fractional_shift(x.to(dtype), 2.0, -1.0)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, torch.roll(x, (-1, 2), (-2, -1)).to(dtype))
+
+
+def test_fractional_shift_errors_name_the_input():
+    with pytest.raises(TypeError, match="^x must be a floating tensor"):
+        fractional_shift(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 1.0, 0.0)
+    x = torch.randn(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="^dx must be finite offsets in pixels, got nan$"):
+        fractional_shift(x, torch.tensor([1.0, float("nan")]), 0.0)
+    with pytest.raises(ValueError, match="^dy must be finite offsets in pixels, got -inf$"):
+        fractional_shift(x, 0.0, torch.tensor([float("-inf"), 2.0]))
+
+
+def test_shift_errors_name_the_argument_at_fault():
+    x = torch.randn(2, 1, 4, 4)
+    with pytest.raises(TypeError, match="^x must be a torch.Tensor of shape \\(N, C, H, W\\), got list$"):
+        shift([[1.0]], 0, 0)
+    with pytest.raises(TypeError, match="^dx must be an int or a length-N integer tensor, got float$"):
+        shift(x, 1.5, 0)
+    with pytest.raises(TypeError, match="^dy must be an int or a length-N integer tensor, got float$"):
+        shift(x, 0, 1.5)
+    with pytest.raises(ValueError, match="^dy must be an int or a length-N tensor with N=2, got shape \\(3,\\)$"):
+        shift(x, 0, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="^images must have shape \\(N, C, H, W\\), got 2-D"):
+        shift_module.check_images(torch.zeros(2, 2))  # the default name
+    with pytest.raises(TypeError, match="convert uint8 images with x.float\\(\\) / 255 and normalise them first$"):
+        shift_module.check_images(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), floating=True)
+
+
+def test_zero_dim_tensor_shifts_apply_to_every_image():
+    x = torch.randn(3, 2, 5, 6)
+    assert torch.equal(shift(x, torch.tensor(2), torch.tensor(-1)), pad_and_crop(x, 2, -1, "zeros"))
+
+
+def test_random_shift_defaults_and_draws_from_its_generator():
+    """The default reach is 4 px; shifts are drawn from the generator, dx then dy (then, with p < 1, which samples
+    keep them), and nothing else is drawn from it with p = 1: a second draw continues the same stream."""
+    augment = RandomShift(generator=torch.Generator().manual_seed(0))
+    assert augment.last_params is None
+    reference = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        params = augment.sample(500)
+        assert torch.equal(params.dx, torch.randint(-4, 5, (500,), generator=reference))
+        assert torch.equal(params.dy, torch.randint(-4, 5, (500,), generator=reference))
+    sometimes = RandomShift(2, p=0.5, generator=torch.Generator().manual_seed(1)).sample(50)
+    reference = torch.Generator().manual_seed(1)
+    dx, dy = (torch.randint(-2, 3, (50,), generator=reference) for _ in range(2))
+    keep = torch.rand(50, generator=reference) < 0.5
+    assert torch.equal(sometimes.dx, dx * keep) and torch.equal(sometimes.dy, dy * keep)
