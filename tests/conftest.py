@@ -72,3 +72,14 @@ def docs_site(tmp_path_factory) -> Path:
                            capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert built.returncode == 0, built.stderr[-3000:]
     return out
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt during the test, as at a terminal, even in a run started in the background
+    (a shell starts background jobs with SIGINT ignored, and Python then installs no handler of its own)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

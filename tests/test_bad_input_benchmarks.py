@@ -345,7 +345,8 @@ def test_a_result_replaced_by_another_command_is_named(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_ctrl_c_in_a_command_is_one_line_and_the_previous_result_is_intact(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_in_a_command_is_one_line_and_the_previous_result_is_intact(tmp_path, capsys, monkeypatch,
+                                                                          ctrl_c_raises):
     import augshift.cli.consistency as consistency
 
     (tmp_path / "consistency.md").write_text("previous")

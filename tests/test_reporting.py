@@ -113,7 +113,8 @@ def test_a_disabled_bar_or_another_rank_draws_nothing(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("repeat", range(3))  # a process-directed signal may reach any thread: never early
-def test_a_signal_during_the_move_is_delivered_after_the_unit_is_whole(tmp_path, monkeypatch, repeat):
+def test_a_signal_during_the_move_is_delivered_after_the_unit_is_whole(tmp_path, monkeypatch, repeat,
+                                                                        ctrl_c_raises):
     import os
     import signal
 
