@@ -38,6 +38,12 @@ def check_targets(targets: Tensor, n: int) -> None:
         )
 
 
+def compiling() -> bool:
+    """Whether this code is being traced by `torch.compile` (a data-dependent check there would break the graph)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3; torch._dynamo's before
+    return bool(is_compiling() if is_compiling else torch._dynamo.is_compiling())
+
+
 class AugShiftObjective(nn.Module):
     """The AugShift loss around any way of running the model, configured by an `AugShiftConfig`.
 
@@ -56,7 +62,7 @@ class AugShiftObjective(nn.Module):
     indices or (N, K) soft targets; `params`, the two views' `ShiftParams` to replay
     (default: `sample`, view A first). Class indices outside [0, K) (`-1`: a split whose labels are hidden) are
     refused with a one-line `UsageError` (`check_labels`): in every batch on the CPU, in the first one on an
-    accelerator (a check there waits for the device).
+    accelerator (a check there waits for the device), not inside `torch.compile` (it would break the graph).
 
     Returns:
         A dict: `loss` (criterion averaged over both views + `weight` * consistency; a scalar),
@@ -143,7 +149,7 @@ class AugShiftObjective(nn.Module):
             pooled = features.pop()
         if logits.dim() != 2 or logits.shape[0] != 2 * n:
             raise ValueError(f"the model must return logits of shape (N, K), got {tuple(logits.shape)}")
-        if targets.dim() == 1 and (targets.device.type == "cpu" or not self._labels_checked):
+        if targets.dim() == 1 and (targets.device.type == "cpu" or not self._labels_checked) and not compiling():
             ignored = getattr(self.criterion, "ignore_index", None)  # cross-entropy's -100 stays a skipped sample
             check_labels(targets if ignored is None else targets[targets != ignored], logits.shape[1])
             self._labels_checked = True  # on an accelerator once only: a check waits for the device

@@ -4,20 +4,20 @@
     python benchmarks/mutation.py --modules shifts,loss --max-minutes 20    # some of them, at most 20 minutes
     python benchmarks/mutation.py --modules shifts --resume                 # on from where it stopped
 
-mutmut (3.x, the ``test`` extra) rather than cosmic-ray: it runs one test session, records which tests call each
+mutmut (3.x, the `test` extra) rather than cosmic-ray: it runs one test session, records which tests call each
 function, then forks one process per mutant from a warm interpreter (torch, pytest and the test modules imported
 once) and runs only the tests that call the mutated function; cosmic-ray starts a fresh test run per mutant, which
-on two cores is hours for the core. Each module is mutated in its own work folder (``--work``, a copy of the
-sources and tests with the shared ``[tool.mutmut]`` settings of ``pyproject.toml`` and the module's own
-``only_mutate`` and tests), so a module's mutants run its tests only. A run of some modules (``--modules``)
-replaces their rows in ``--out``'s result and keeps the others, each row naming the commands that measured it;
-``--resume`` goes on in a module's work folder (its source unchanged): the mutants a run out of time left, and the
+on two cores is hours for the core. Each module is mutated in its own work folder (`--work`, a copy of the
+sources and tests with the shared `[tool.mutmut]` settings of `pyproject.toml` and the module's own
+`only_mutate` and tests), so a module's mutants run its tests only. A run of some modules (`--modules`)
+replaces their rows in `--out`'s result and keeps the others, each row naming the commands that measured it;
+`--resume` goes on in a module's work folder (its source unchanged): the mutants a run out of time left, and the
 survivors once tests were added, run with the current tests; those detected before stay detected.
 
-A surviving mutant listed in ``mutation_accepted.json`` (beside this script; keyed by the mutated function and the
-changed lines, which stay stable when mutmut renumbers) carries its reason into the table: ``equivalent`` (no
-observable change: left out of the score) or ``accepted`` (a change the tests do not pin, counted as survived).
-The score is (killed + timeout) / (mutants - equivalent). Writes ``results.md`` and ``results.json`` to ``--out``.
+A surviving mutant listed in `mutation_accepted.json` (beside this script; keyed by the mutated function and the
+changed lines, which stay stable when mutmut renumbers) carries its reason into the table: `equivalent` (no
+observable change: left out of the score) or `accepted` (a change the tests do not pin, counted as survived).
+The score is (killed + timeout) / (mutants - equivalent). Writes `results.md` and `results.json` to `--out`.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ MODULES: dict[str, Target] = {
 
 
 def module_list(text: str) -> list[str]:
-    """``--modules``: comma-separated names of `MODULES`."""
+    """`--modules`: comma-separated names of `MODULES`."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in MODULES]
     if unknown or not names:
@@ -79,8 +79,8 @@ def module_list(text: str) -> list[str]:
 
 
 def prepare(work: Path, target: Target) -> None:
-    """A fresh copy of the sources and tests in ``work``, with the module's mutmut settings added to the copy of
-    ``pyproject.toml`` (its last table is ``[tool.mutmut]``)."""
+    """A fresh copy of the sources and tests in `work`, with the module's mutmut settings added to the copy of
+    `pyproject.toml` (its last table is `[tool.mutmut]`)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     skip = shutil.ignore_patterns("__pycache__", "results", "runs", "*.egg-info")
@@ -95,7 +95,7 @@ def prepare(work: Path, target: Target) -> None:
 
 
 def mutmut(work: Path, *args: str, timeout: float | None = None) -> str:
-    """Run ``python -m mutmut ARGS`` in ``work``; its output (a run past ``timeout`` is stopped: TimeoutError)."""
+    """Run `python -m mutmut ARGS` in `work`; its output (a run past `timeout` is stopped: TimeoutError)."""
     process = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=work, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
@@ -117,7 +117,7 @@ def changed_lines(diff: str) -> list[str]:
 
 
 def function_of(mutant: str) -> str:
-    """``augshift.shifts.x_shift__mutmut_3`` -> ``augshift.shifts.x_shift``."""
+    """`augshift.shifts.x_shift__mutmut_3` -> `augshift.shifts.x_shift`."""
     return mutant.rsplit("__mutmut_", 1)[0]
 
 
@@ -134,12 +134,12 @@ def reason_for(mutant: str, diff: str, table: list[dict]) -> dict | None:
 
 def measure(name: str, target: Target, work: Path, *, seconds: float, children: int, table: list[dict],
             resume: bool, run: dict) -> dict:
-    """Mutate one module in ``work`` and run its tests: counts by status and the survivors with their diffs (their
+    """Mutate one module in `work` and run its tests: counts by status and the survivors with their diffs (their
     reasons are looked up when the result is written, `classified`).
 
-    With ``resume`` and a work folder of the same module source, the tests are refreshed there and only the mutants
+    With `resume` and a work folder of the same module source, the tests are refreshed there and only the mutants
     not yet detected run (those a run out of time left, and the survivors not explained in the table); the ones
-    detected stay detected, which holds while the tests only grow. ``run`` (command, machine, date) is added to the folder's runs, which the row
+    detected stay detected, which holds while the tests only grow. `run` (command, machine, date) is added to the folder's runs, which the row
     lists; a run out of time is listed too (TimeoutError)."""
     source = hashlib.sha256((ROOT / target.path).read_bytes()).hexdigest()
     record = work / "measured.json"
@@ -171,7 +171,7 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
 
 
 def classified(row: dict, table: list[dict]) -> dict:
-    """``row`` with each survivor's kind and reason from the table, and the score they give."""
+    """`row` with each survivor's kind and reason from the table, and the score they give."""
     survivors = []
     for survivor in row["survivors"]:
         entry = reason_for(survivor["mutant"], survivor["diff"], table)
@@ -188,7 +188,7 @@ def diff_of(work: Path, mutant: str) -> str:
 
 
 def statuses_in(work: Path) -> dict[str, str]:
-    """``{mutant: status}`` of every mutant of the work folder (``not checked`` before it runs)."""
+    """`{mutant: status}` of every mutant of the work folder (`not checked` before it runs)."""
     return dict(re.findall(r"^\s+(\S+__mutmut_\d+): (.+)$", mutmut(work, "results", "--all", "true"), re.MULTILINE))
 
 

@@ -260,7 +260,7 @@ def test_chunks_of_three_samples_with_a_ragged_last_chunk_of_two(monkeypatch):
     sample_bytes = 2 * (6 + 2 * 3) * (5 + 2 * 2) * x.element_size()  # (C, H + 2 max|dy|, W + 2 max|dx|) values
     monkeypatch.setattr(shift_module, "_CHUNK_ABOVE", 0)
     monkeypatch.setattr(shift_module, "_CHUNK_BYTES", 3 * sample_bytes)
-    expected = torch.cat([pad_and_crop(x[i:i + 1], int(dx[i]), int(dy[i]), "zeros") for i in range(5)])
+    expected = torch.cat([pad_and_slice(x[i:i + 1], int(dx[i]), int(dy[i]), "zeros") for i in range(5)])
     assert torch.equal(shift(x, dx, dy, "zeros"), expected)
 
 
@@ -428,7 +428,7 @@ def test_random_shift_replay_clamps_shifts_edited_in_place_to_their_drawn_range(
     params = aug.sample(2)
     params.dx.copy_(torch.tensor([-3, 3]))  # beyond the drawn range (1, 2): replayed as the nearest drawn shift
     params.dy.copy_(torch.tensor([4, -4]))
-    expected = torch.stack([pad_and_crop(x[i:i + 1], dx, dy, "zeros")[0] for i, (dx, dy) in
+    expected = torch.stack([pad_and_slice(x[i:i + 1], dx, dy, "zeros")[0] for i, (dx, dy) in
                             enumerate([(-1, 2), (1, -2)])])
     assert torch.equal(aug(x, params), expected)
 
@@ -514,7 +514,7 @@ def test_shift_errors_name_the_argument_at_fault():
 
 def test_zero_dim_tensor_shifts_apply_to_every_image():
     x = torch.randn(3, 2, 5, 6)
-    assert torch.equal(shift(x, torch.tensor(2), torch.tensor(-1)), pad_and_crop(x, 2, -1, "zeros"))
+    assert torch.equal(shift(x, torch.tensor(2), torch.tensor(-1)), pad_and_slice(x, 2, -1, "zeros"))
 
 
 def test_random_shift_defaults_and_draws_from_its_generator():

@@ -69,4 +69,4 @@ def test_ci_runs_both_test_runs_under_the_policy():
     ci = (TESTS.parent / ".ci" / "run").read_text()
     runs = [line for line in ci.splitlines() if line.startswith("python3 -m pytest")]
     assert len(runs) == 2 and all(line.endswith('"${SKIPS[@]}"') for line in runs), runs
-    assert "SKIPS=(-rs --fail-on-skip-except=CUDA)" in ci
+    assert "SKIPS=(-rfEs --fail-on-skip-except=CUDA)" in ci  # failures, errors and skips listed; CUDA skips only
