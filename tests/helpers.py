@@ -52,6 +52,18 @@ def public_objects() -> dict[str, object]:
     return {name: obj for name, obj in public_names().items() if inspect.isclass(obj) or inspect.isfunction(obj)}
 
 
+def documented_parameters(obj: object) -> list[str]:
+    """The parameters a caller passes: a function's, or a class's constructor's (`self` and `cls` left out)."""
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    if target is object.__init__:
+        return []
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return []
+    return [name for name in signature.parameters if name not in ("self", "cls")]
+
+
 @contextmanager
 def registered(protocol):
     """``protocol`` registered (`augshift.protocols.register_protocol`) inside the block, removed after it."""

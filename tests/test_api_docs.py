@@ -11,24 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import PACKAGES, public_names, public_objects
+from helpers import PACKAGES, documented_parameters, public_names, public_objects
 
 MOST_PUBLIC_NAMES = 60  # what a maintainer keeps stable: the names users call, not the plumbing
 
 
 PUBLIC = public_objects()
-
-
-def documented_parameters(obj: object) -> list[str]:
-    """The parameters a caller passes: a function's, or a class's constructor's (`self` and `cls` left out)."""
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    if target is object.__init__:
-        return []
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):
-        return []
-    return [name for name in signature.parameters if name not in ("self", "cls")]
 
 
 def test_the_public_surface_is_small_and_holds_what_users_call():

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from test_api_docs import PACKAGES, documented_parameters, public_names, public_objects
+from helpers import PACKAGES, documented_parameters, public_names, public_objects
 
 SKIPPED = {"h1", "h2", "h3", "h4", "h5", "h6", "pre", "nav", "header", "footer", "script", "style", "details"}
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -88,21 +88,34 @@ def parse(path: Path) -> Mentions:
     return page
 
 
-def unlinked_mentions(site: Path) -> list[str]:
+def unlinked_mentions(pages: list[Path], *, besides: frozenset = frozenset()) -> list[str]:
+    """The mentions of a public object in `pages` that no link holds (`besides`: names left out)."""
     names = mention_names()
-    found = []
-    for path in sorted((site / "api").rglob("*.html")):
-        for text, linked in parse(path).spans:
-            if not linked and text in names:
-                found.append(f"{path.parent.name}: {text}")
-    return found
+    return [f"{path.parent.name}: {text}" for path in pages for text, linked in parse(path).spans
+            if not linked and text in names and text not in besides]
+
+
+def guide_pages(site: Path) -> list[Path]:
+    """The pages a reader reads before the API reference: landing page, guides, Results, ARCHITECTURE, ..."""
+    return sorted(path for path in site.rglob("*.html") if "api" not in path.relative_to(site).parts
+                  and "results" not in path.relative_to(site).parts and path.name != "404.html")
 
 
 def test_every_mention_of_a_public_object_in_the_api_pages_is_a_link(docs_site):
     mentions = sum(text in mention_names() for path in (docs_site / "api").rglob("*.html")
                    for text, _ in parse(path).spans)
     assert mentions > 100  # the pages do mention the public objects: the check below has something to check
-    unlinked = unlinked_mentions(docs_site)
+    unlinked = unlinked_mentions(sorted((docs_site / "api").rglob("*.html")))
+    assert not unlinked, f"{len(unlinked)} mentions are not links: {unlinked[:30]}"
+
+
+def test_every_mention_of_a_public_object_in_the_guides_is_a_link(docs_site):
+    """The landing page, the guides, Results and ARCHITECTURE link the objects they name, as the API text does;
+    a bare `Trainer` or `fit` stays plain there (it is as often transformers' or Lightning's)."""
+    pages = guide_pages(docs_site)
+    mentions = sum(text in mention_names() for path in pages for text, _ in parse(path).spans)
+    assert len(pages) > 10 and mentions > 50
+    unlinked = unlinked_mentions(pages, besides=frozenset({"Trainer", "fit"}))
     assert not unlinked, f"{len(unlinked)} mentions are not links: {unlinked[:30]}"
 
 
