@@ -3,10 +3,7 @@ of contents, the site's landing page is the README's install and quick start (an
 page opens with its results and folds its commands, and the site shows the version the changelog starts with."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -131,14 +128,10 @@ class Page(HTMLParser):
             self.footer.append(data)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
-    out = tmp_path_factory.mktemp("site")
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
-                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert built.returncode == 0, built.stderr[-3000:]
-    return out
+@pytest.fixture
+def site(docs_site: Path) -> Path:
+    """The site built once for the session (`conftest.docs_site`)."""
+    return docs_site
 
 
 def page(site: Path, path: str) -> Page:

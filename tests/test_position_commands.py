@@ -167,7 +167,6 @@ def test_attack_trains_a_torchvision_segmenter_on_mosaics_and_reloads_it(cifar10
 def readme_command(prefix: str) -> list[str]:
     """The README's ``augshift ...`` line starting with ``prefix``, as arguments."""
     import shlex
-    from pathlib import Path
 
     from helpers import DOCUMENTS
 
