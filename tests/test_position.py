@@ -315,7 +315,6 @@ def test_readme_python_example():
     import timm
     import torch
 
-    import augshift.models  # registers gapnet_resnet18, permutenet_resnet18, fcn_resnet18 with timm  # noqa: F401
     from augshift.position import LocationCanvas, ablate_channels, rank_position_channels
 
     model = timm.create_model("gapnet_resnet18", num_classes=9)  # 3x3 location task, logits = pooled 9-channel map
