@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 from augshift.arguments import Parser
 from augshift.errors import UsageError, run_command
-from augshift.engine.trainer import steps_per_epoch
+from augshift.engine.sources import steps_per_epoch
 
 HERE = Path(__file__).resolve().parent
 TABLE2_MODELS = ("resnet18", "resnetblur18", "resnet18+augshift", "resnet18+augshift:mse@3", "resnetblur18+augshift")

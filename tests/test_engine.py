@@ -12,7 +12,7 @@ from torch import nn
 from augshift import AugShiftConfig, RandomShift
 from augshift.data import Normalization
 from augshift.engine import TensorBatches, TrainConfig, Trainer, fit
-from augshift.engine.trainer import BatchSource
+from augshift.engine.sources import BatchSource
 from augshift.seeding import epoch_seed
 from augshift.models import create_model
 from augshift.models.stem import cifar_stem

@@ -10,7 +10,7 @@ import augshift.models  # noqa: F401  (registers the timm models)
 from augshift import PooledFeatures, permute_channels
 from augshift.models.position_nets import GAPNet
 from augshift.engine import TrainConfig, Trainer, fit
-from augshift.engine.trainer import BatchSource
+from augshift.engine.sources import BatchSource
 from augshift.position import LocationCanvas, ablate_channels, attack_curve, evaluate_canvas, rank_position_channels
 from augshift.position.canvas import paste_in_cells
 from augshift.position.channels import ChannelRanking, position_pairs

@@ -2,7 +2,8 @@
 data-parallel placement, the seeding scheme, atomic checkpoints, the best epoch and evaluation helpers."""
 from .config import TrainConfig
 from .evaluation import evaluate_classifier
-from .trainer import TensorBatches, Trainer, fit
+from .sources import TensorBatches
+from .trainer import Trainer, fit
 
 __all__ = [
     "TensorBatches",

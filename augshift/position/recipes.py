@@ -13,7 +13,8 @@ from ..seeding import Stream, stream_generator
 from ..engine import TrainConfig, Trainer, fit
 from ..distributed import Dist
 from ..engine.config import fast_path
-from ..engine.trainer import BatchSource, recalibrate_batchnorm, steps_per_epoch
+from ..engine.sources import BatchSource, steps_per_epoch
+from ..engine.trainer import recalibrate_batchnorm
 from .canvas import LocationCanvas, evaluate_canvas
 from .segmentation import MosaicSegmentation
 
