@@ -257,11 +257,16 @@ def main(argv=None) -> int:
         except TimeoutError:
             print(f"{name}: out of time (--max-minutes {args.max_minutes:g}); --resume goes on from where it "
                   "stopped", flush=True)
-    results = [classified(rows[name], table) for name in MODULES if name in rows]  # the table's reasons of now
-    missing = [name for name in MODULES if name not in {row["module"] for row in results}]
-    write_results(args.out, "results", {"modules": results, "not_measured": missing},
-                  markdown(results, missing=missing))
+        write_rows(args.out, rows, table)  # each module's row as it lands
+    write_rows(args.out, rows, table)
     return 0
+
+
+def write_rows(out: Path, rows: dict, table: list[dict]) -> None:
+    """Write `out`'s result of `rows`, with the survivors' reasons of `table` as they are now."""
+    results = [classified(rows[name], table) for name in MODULES if name in rows]
+    missing = [name for name in MODULES if name not in {row["module"] for row in results}]
+    write_results(out, "results", {"modules": results, "not_measured": missing}, markdown(results, missing=missing))
 
 
 if __name__ == "__main__":

@@ -102,19 +102,26 @@ def test_bf16_mixed_precision_runs_the_model_in_bf16_and_trains(fresh_accelerate
 
     accelerator = Accelerator(cpu=True, mixed_precision="bf16")
     model = tiny_net()
-    dtypes = []
+    dtypes, pooled = [], []
     model.body[0].register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
-    net = AugShift(model, generator=torch.Generator().manual_seed(0))
+    model.fc.register_forward_pre_hook(lambda module, args: pooled.append(args[0].detach()))
+    net = AugShift(model, max_shift=6, weight=20.0, distance="mse", generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     net, optimizer = accelerator.prepare(net, optimizer)
     before = model.fc.weight.detach().clone()
-    result = net(torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,)))
+    targets = torch.randint(0, 5, (8,))
+    result = net(torch.randn(8, 3, 16, 16), targets)
     accelerator.backward(result["loss"])
     optimizer.step()
 
     assert dtypes == [torch.bfloat16]  # the convolution ran under autocast
-    assert result["loss"].dtype == torch.float32 and torch.isfinite(result["loss"])
     assert result["logits"].shape == (16, 5)  # both views in one forward
+    # the loss in float32, by hand from the bf16 logits and pooled features: CE on both views + 20 * MSE
+    features = pooled[0].float()
+    by_hand = (nn.functional.cross_entropy(result["logits"].float(), torch.cat([targets, targets]))
+               + 20.0 * nn.functional.mse_loss(features[:8], features[8:]))
+    assert result["loss"].dtype == torch.float32
+    torch.testing.assert_close(result["loss"].detach(), by_hand, rtol=1e-6, atol=1e-6)
     assert model.fc.weight.dtype == torch.float32 and not torch.equal(model.fc.weight, before)
 
 

@@ -80,6 +80,13 @@ def fit(callbacks=(), *, seed: int = 0, module: LightningModule | None = None, *
     return module, run
 
 
+class BatchRecorder(Callback):
+    """Keeps the last training batch."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.last = batch
+
+
 def weights(module: nn.Module) -> dict:
     return {key: value.clone() for key, value in module.state_dict().items()}
 
@@ -94,10 +101,18 @@ def test_augshift_changes_the_loss_and_leaves_a_plain_run_untouched():
     plain, plain_run = fit()
     before = weights(plain)
     augshift = AugShiftCallback(max_shift=2, weight=1.0)
-    trained, run = fit([augshift])
+    module, batches, seen = Tiny(), BatchRecorder(), []  # the classifier's input and output in training forwards
+    module.model.fc.register_forward_hook(
+        lambda fc, args, logits: seen.append((args[0].detach(), logits.detach())) if fc.training else None)
+    trained, run = fit([augshift, batches], module=module)
     assert "training_step" not in vars(trained)  # the instance's own step back after fit
-    assert float(run.callback_metrics["train_consistency"]) > 0
-    assert float(run.callback_metrics["train_loss"]) != float(plain_run.callback_metrics["train_loss"])
+    # the last step's logged values by hand: CE of the classifier on both views + 1 * cosine distance of the pooled
+    # features of view A (rows 0-7) and view B (rows 8-15); the classifier as it was in that step's forward
+    (features, logits), labels = seen[-1], batches.last[1]
+    consistency = (1 - F.cosine_similarity(features[:8], features[8:], dim=1)).mean()
+    assert float(run.callback_metrics["train_consistency"]) == pytest.approx(float(consistency), rel=1e-5)
+    criterion = F.cross_entropy(logits, torch.cat([labels, labels]))
+    assert float(run.callback_metrics["train_loss"]) == pytest.approx(float(criterion + consistency), rel=1e-5)
     assert not same(weights(trained), before)
     again, _ = fit()  # a plain run after one with AugShift: nothing global was patched
     assert same(weights(again), before)

@@ -85,7 +85,8 @@ def test_cpu_ddp_runs_through_the_wrapper_and_matches_the_plain_task(tmp_path):
         images, targets = torch.randn(3, 3, 32, 32), torch.tensor([1, 2, 3])
         grads = []
         for distributed in (False, True):
-            model = tiny_resnet()
+            model, pooled = tiny_resnet(), []
+            model.fc.register_forward_pre_hook(lambda module, args: pooled.append(args[0].detach()))
             task = AugShiftTask(model, nn.CrossEntropyLoss(), verbose=False,
                                 generator=torch.Generator().manual_seed(1), device=torch.device("cpu"))
             if distributed:
@@ -93,7 +94,9 @@ def test_cpu_ddp_runs_through_the_wrapper_and_matches_the_plain_task(tmp_path):
                 assert isinstance(task.get_trainable_module(), nn.parallel.DistributedDataParallel)
             task(images, targets)["loss"].backward()
             grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-            assert task.loss_parts(sync=True)["consistency"] > 0
+            a, b = pooled[0][:3], pooled[0][3:]  # the pooled features of the two views
+            by_hand = float((1 - F.cosine_similarity(a, b, dim=1)).mean())  # the default distance, cosine
+            assert task.loss_parts(sync=True)["consistency"] == pytest.approx(by_hand, rel=1e-5)
         assert torch.allclose(grads[0], grads[1], atol=1e-6)
     finally:
         dist.destroy_process_group()
@@ -111,13 +114,19 @@ def test_ema_compile_and_checkpoint_keep_the_plain_model():
         x = torch.randn(2, 3, 32, 32)
         assert not torch.allclose(model(x), model(x))
     task.setup_ema(decay=0.5)
+    pooled = []
+    model.fc.register_forward_pre_hook(lambda module, args: pooled.append(args[0].detach()))
     task.compile(backend="eager")
     images, targets = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     for _ in range(2):
         result = task(images, targets)
         result["loss"].backward()
         task.update_ema(step=1)
-    assert torch.isfinite(result["loss"]) and result["consistency"] > 0
+    features = pooled[-1]  # (8, 512): both views of the last step, through the permuting layer3
+    with torch.no_grad():  # CE of the classifier on both views + weight 1 * cosine distance of the pooled features
+        by_hand = (F.cross_entropy(model.fc(features), torch.cat([targets, targets]))
+                   + (1 - F.cosine_similarity(features[:4], features[4:], dim=1)).mean())
+    torch.testing.assert_close(result["loss"].detach(), by_hand, rtol=1e-5, atol=1e-6)
     for ema in (False, True):
         state = task.get_checkpoint_state(ema=ema)["state_dict_ema" if ema else "state_dict"]
         assert list(state) == plain_keys
