@@ -48,24 +48,42 @@ DETECTED = ("killed", "timeout")
 
 @dataclass(frozen=True)
 class Target:
-    """A module to mutate and the test files (kept few: each mutant runs those of them that call its function)."""
+    """A module to mutate and the test files (kept few: each mutant runs those of them that call its function).
+
+    `deselect`: words of test names left out (`-k "not ..."`): end-to-end runs of many seconds that reach the
+    module's functions only on their way (a surviving mutant runs every test that calls it). `package`: the folder
+    the tests import the module's top package from when it is not the checkout (`benchmarks` for `sweep`): the
+    copy lifts the package there to the top, so that mutmut's module name is the one the tests import."""
 
     path: str
     tests: tuple[str, ...]
+    deselect: tuple[str, ...] = ()
+    package: str = ""
 
+    @property
+    def mutated(self) -> str:
+        """The module's path in the work folder."""
+        return self.path.removeprefix(f"{self.package}/") if self.package else self.path
+
+
+END_TO_END = ("finetuning", "per_epoch_trace")  # test_comparisons: real training runs of 4-18 s each
 
 MODULES: dict[str, Target] = {
     "shifts": Target("augshift/shifts.py", ("tests/test_shift.py",)),
     "views": Target("augshift/views.py", ("tests/test_protocols.py", "tests/test_metrics.py")),
     "protocols": Target("augshift/protocols.py", ("tests/test_protocols.py",)),
     "loss": Target("augshift/loss.py", ("tests/test_augshift.py",)),
-    "features": Target("augshift/features.py", ("tests/test_features.py", "tests/test_augshift.py")),
-    "augshift": Target("augshift/augshift.py", ("tests/test_augshift.py",)),
+    "features": Target("augshift/features.py", ("tests/test_features.py", "tests/test_augshift.py"),
+                       deselect=("swin", "densenet", "vit_", "regnetx", "ddp_wrapped")),
+    "augshift": Target("augshift/augshift.py", ("tests/test_augshift.py",), deselect=("ddp_wrapped",)),
     "metrics": Target("augshift/metrics.py", ("tests/test_metrics.py",)),
-    "intervals": Target("augshift/intervals.py", ("tests/test_comparisons.py", "tests/test_metrics.py")),
-    "report": Target("augshift/report.py", ("tests/test_metrics.py", "tests/test_comparisons.py")),
+    "intervals": Target("augshift/intervals.py", ("tests/test_comparisons.py", "tests/test_metrics.py"),
+                        deselect=END_TO_END),
+    "report": Target("augshift/report.py", ("tests/test_metrics.py", "tests/test_comparisons.py"),
+                     deselect=END_TO_END),
     "permute": Target("augshift/permute.py", ("tests/test_permute.py",)),
-    "summary": Target("benchmarks/sweep/summary.py", ("tests/test_comparisons.py",)),  # paired runs
+    "summary": Target("benchmarks/sweep/summary.py", ("tests/test_comparisons.py",),  # paired runs
+                      deselect=END_TO_END, package="benchmarks"),
 }
 
 
@@ -89,7 +107,13 @@ def prepare(work: Path, target: Target) -> None:
         (shutil.copytree(source, work / name, ignore=skip) if source.is_dir() else shutil.copy2(source, work / name))
     if re.findall(r"^\[([^]]+)\]", (work / "pyproject.toml").read_text(), re.MULTILINE)[-1] != "tool.mutmut":
         raise RuntimeError("pyproject.toml must end with its [tool.mutmut] table: the per-module settings go there")
-    settings = {"only_mutate": [target.path], "pytest_add_cli_args_test_selection": list(target.tests)}
+    top = target.mutated.split("/")[0]
+    if target.package:
+        shutil.move(work / target.package / top, work / top)
+    selection = list(target.tests) + (["-k", " and ".join(f"not {word}" for word in target.deselect)]
+                                      if target.deselect else [])
+    settings = {"source_paths": [top], "only_mutate": [target.mutated],
+                "pytest_add_cli_args_test_selection": selection}
     with open(work / "pyproject.toml", "a") as file:
         file.writelines(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
 
@@ -166,6 +190,7 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
     survivors = [{"mutant": mutant, "status": status, "diff": diff_of(work, mutant)}
                  for mutant, status in sorted(statuses.items()) if status not in DETECTED]
     return {"module": name, "path": target.path, "sha256": source, "tests": list(target.tests),
+            "deselected": list(target.deselect),
             "mutants": len(statuses), "counts": dict(counts), "detected": sum(counts[s] for s in DETECTED),
             "runs": runs, "survivors": survivors}
 
@@ -202,7 +227,9 @@ def markdown(results: list[dict], *, missing: list[str]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         survived = r["mutants"] - r["detected"]
-        lines.append(f"| `{r['path']}` | {', '.join(Path(t).name for t in r['tests'])} | {r['mutants']} | "
+        tests = ", ".join(Path(t).name for t in r["tests"])
+        tests += f" (not: {', '.join(r['deselected'])})" if r.get("deselected") else ""
+        lines.append(f"| `{r['path']}` | {tests} | {r['mutants']} | "
                      f"{r['counts'].get('killed', 0)} | {r['counts'].get('timeout', 0)} | {survived} | "
                      f"{r['equivalent']} | {r['score']:.1f} |")
     if total_scored:
