@@ -29,9 +29,12 @@ def tiny_data(n_train: int = 24, n_test: int = 20) -> RunData:
                    curve_size=6, eval_batch_size=8, description="random")
 
 
+TINY_MODEL = "test_resnet"  # timm's own test network (0.4 M parameters): the runs' machinery is the point here
+
+
 def tiny_spec(augshift: bool = True) -> RunSpec:
     config = TrainConfig(epochs=2, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2), augshift=augshift)
-    return RunSpec("run", "resnet18", config, label="resnet18+augshift" if augshift else "resnet18")
+    return RunSpec("run", TINY_MODEL, config, label="resnet18+augshift" if augshift else "resnet18")
 
 
 def test_resume_continues_exactly_and_skips_finished(tmp_path, monkeypatch):
@@ -75,7 +78,7 @@ def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
     """The epoch of the highest test top-1 is the ``best`` entry: its weights (``best.pt``) are those after that
     epoch, and its metrics are theirs; the top-level metrics stay the last epoch's."""
     data = tiny_data()
-    spec = RunSpec("run", "resnet18", TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2)), label="r")
+    spec = RunSpec("run", TINY_MODEL, TrainConfig(epochs=3, batch_size=8, lr=0.05, seed=3, shift=AugShiftConfig(max_shift=2)), label="r")
     scripted, states = iter([10.0, 50.0, 30.0]), {}
 
     def scripted_trace(model, data, place):
@@ -88,7 +91,7 @@ def test_best_epoch_is_kept_and_evaluated(tmp_path, monkeypatch):
     assert result["best"]["epoch"] == 2
     saved = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     assert saved["epoch"] == 2 and all(torch.equal(saved["model"][k], states[2][k]) for k in states[2])
-    model = create_model("resnet18", 3)
+    model = create_model(TINY_MODEL, 3)
     model.load_state_dict(states[2])
     expected = runs.evaluate_model(model, data, Dist(), progress=False)
     assert {k: result["best"][k] for k in expected} == expected
@@ -184,7 +187,7 @@ def test_two_shards_give_the_results_of_one_sweep_and_collect_names_missing_runs
     from sweep import collect, parse_shard, run_sweep, shard_of
 
     data = tiny_data()
-    specs = [RunSpec(f"r{seed}", "resnet18", TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, shift=AugShiftConfig(max_shift=2)),
+    specs = [RunSpec(f"r{seed}", TINY_MODEL, TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=seed, shift=AugShiftConfig(max_shift=2)),
                      label="resnet18") for seed in (0, 1, 2)]
     whole = run_sweep(specs, data, tmp_path / "one", Dist())
     with pytest.raises(UsageError, match="r1"):
