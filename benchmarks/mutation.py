@@ -44,6 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCEPTED = Path(__file__).with_name("mutation_accepted.json")
 COPIED = ("augshift", "integrations", "benchmarks", "tests", "pyproject.toml")  # what the tests import and read
 DETECTED = ("killed", "timeout")
+# each mutant's tests on one thread: --max-children processes of torch's default threads each would oversubscribe
+# the cores (a resnet18 forward measured 60x slower that way on two cores)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,14 @@ MODULES: dict[str, Target] = {
                        deselect=("swin", "densenet", "vit_", "regnetx", "ddp_wrapped")),
     "augshift": Target("augshift/augshift.py", ("tests/test_augshift.py",), deselect=("ddp_wrapped",)),
     "metrics": Target("augshift/metrics.py", ("tests/test_metrics.py",)),
-    "intervals": Target("augshift/intervals.py", ("tests/test_comparisons.py", "tests/test_metrics.py"),
+    "intervals": Target("augshift/intervals.py",
+                        ("tests/test_intervals.py", "tests/test_comparisons.py", "tests/test_metrics.py"),
                         deselect=END_TO_END),
     "report": Target("augshift/report.py", ("tests/test_metrics.py", "tests/test_comparisons.py"),
                      deselect=END_TO_END),
     "permute": Target("augshift/permute.py", ("tests/test_permute.py",)),
-    "summary": Target("benchmarks/sweep/summary.py", ("tests/test_comparisons.py",),  # paired runs
-                      deselect=END_TO_END, package="benchmarks"),
+    "summary": Target("benchmarks/sweep/summary.py", ("tests/test_comparisons.py", "tests/test_sweep.py"),  # paired runs
+                      deselect=(*END_TO_END, "two_shards", "resume_continues"), package="benchmarks"),
 }
 
 
@@ -122,7 +126,7 @@ def mutmut(work: Path, *args: str, timeout: float | None = None) -> str:
     """Run `python -m mutmut ARGS` in `work`; its output (a run past `timeout` is stopped: TimeoutError)."""
     process = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=work, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **ONE_THREAD})
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from torch import nn
 
 import augshift.models  # noqa: F401  (registers the timm models)
+from augshift.errors import UsageError
 from augshift.permute import ChannelPermutation, permute_channels
 
 
@@ -52,3 +54,87 @@ def test_permute_after_a_named_stage():
         assert not torch.allclose(model(x), reference(x))
     with pytest.raises(ValueError, match="no module 'layer9'"):
         permute_channels(reference, "layer9")
+
+
+class SmallNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.fc = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()), nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x).mean(dim=(2, 3)))
+
+
+def small_net() -> SmallNet:
+    torch.manual_seed(0)
+    return SmallNet()
+
+
+def test_remove_gives_back_the_plain_model_and_a_second_permutenet_is_refused_until_then():
+    model, reference, x = small_net(), small_net(), torch.randn(2, 3, 8, 8)
+    permute_channels(model, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"^SmallNet is already a PermuteNet; call model.channel_permutation"):
+        permute_channels(model)
+    stray = ChannelPermutation(model, "body")  # made directly: removing it leaves the model's own permutation on
+    stray.remove()
+    assert isinstance(model.channel_permutation, ChannelPermutation)
+    model.channel_permutation.remove()
+    assert model.channel_permutation is None and torch.equal(model(x), reference(x))
+    assert permute_channels(model, "body") is model  # allowed again once removed
+
+
+def test_a_permutation_without_a_generator_draws_from_the_global_one():
+    model = small_net()
+    permutation = ChannelPermutation(model)
+    assert permutation.last_permutation is None  # nothing drawn before a forward
+    x = torch.randn(1, 3, 8, 8)
+    torch.manual_seed(5)
+    model(x)
+    torch.manual_seed(5)
+    assert torch.equal(permutation.last_permutation, torch.randperm(6))
+
+
+def test_only_a_batch_of_channels_can_be_permuted_and_only_a_named_module():
+    model = small_net()
+    permutation = ChannelPermutation(model)
+    for value, name in ((torch.zeros(3), "Tensor"), ([1, 2], "list")):
+        with pytest.raises(ValueError, match=f"^cannot permute channels of {name}: expected a tensor"):
+            permutation.permute(value)
+    for where in ("", "9"):  # "" names the model itself in named_modules: not a stage
+        with pytest.raises(UsageError, match=rf"^SmallNet has no module '{where}'; .* such as body, fc$"):
+            ChannelPermutation(model, where)
+
+
+class ScaledHead(nn.Module):
+    """A classifier called with a second argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.linear(x) * scale
+
+
+class TwoArgumentNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head = nn.Conv2d(3, 6, 3, padding=1), ScaledHead()
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(x), 3.0)
+
+
+def test_the_classifiers_other_arguments_pass_through():
+    model, x = TwoArgumentNet(), torch.randn(2, 3, 8, 8)
+    permutation = ChannelPermutation(model, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x)
+        expected = model.head.linear(model.pooled(x)[:, permutation.last_permutation]) * 3.0
+    torch.testing.assert_close(out, expected)
