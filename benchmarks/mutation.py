@@ -124,7 +124,12 @@ def prepare(work: Path, target: Target) -> None:
 
 def mutmut(work: Path, *args: str, timeout: float | None = None) -> str:
     """Run `python -m mutmut ARGS` in `work`; its output (a run past `timeout` is stopped: TimeoutError)."""
-    process = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=work, stdout=subprocess.PIPE,
+    return run_python(work, "-m", "mutmut", *args, timeout=timeout)
+
+
+def run_python(work: Path, *args: str, timeout: float | None = None) -> str:
+    """Run `python ARGS` in `work`; its output (a run past `timeout` is stopped: TimeoutError)."""
+    process = subprocess.Popen([sys.executable, *args], cwd=work, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **ONE_THREAD})
     try:
@@ -132,9 +137,9 @@ def mutmut(work: Path, *args: str, timeout: float | None = None) -> str:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise TimeoutError(f"mutmut {' '.join(args)} ran past its time") from None
+        raise TimeoutError(f"python {' '.join(args)} ran past its time") from None
     if process.returncode != 0:
-        raise RuntimeError(f"mutmut {' '.join(args)} failed in {work}:\n{output[-3000:]}")
+        raise RuntimeError(f"python {' '.join(args)} failed in {work}:\n{output[-3000:]}")
     return output
 
 
@@ -175,8 +180,10 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
     if resumed:
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-        again = [mutant for mutant, status in statuses_in(work).items() if status not in DETECTED
-                 and not (status == "survived" and reason_for(mutant, diff_of(work, mutant), table))]
+        statuses = statuses_in(work)
+        diffs = diffs_of(work, [mutant for mutant, status in statuses.items() if status == "survived"])
+        again = [mutant for mutant, status in statuses.items() if status not in DETECTED
+                 and not (status == "survived" and reason_for(mutant, diffs[mutant], table))]
     else:
         prepare(work, target)
         record.write_text(json.dumps({"sha256": source, "runs": []}))
@@ -191,8 +198,9 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
         record.write_text(json.dumps({"sha256": source, "runs": runs}))
     statuses = statuses_in(work)
     counts = Counter(statuses.values())
-    survivors = [{"mutant": mutant, "status": status, "diff": diff_of(work, mutant)}
-                 for mutant, status in sorted(statuses.items()) if status not in DETECTED]
+    left = sorted(mutant for mutant, status in statuses.items() if status not in DETECTED)
+    diffs = diffs_of(work, left)
+    survivors = [{"mutant": mutant, "status": statuses[mutant], "diff": diffs[mutant]} for mutant in left]
     return {"module": name, "path": target.path, "sha256": source, "tests": list(target.tests),
             "deselected": list(target.deselect),
             "mutants": len(statuses), "counts": dict(counts), "detected": sum(counts[s] for s in DETECTED),
@@ -211,9 +219,12 @@ def classified(row: dict, table: list[dict]) -> dict:
             "score": 100.0 * row["detected"] / (row["mutants"] - equivalent)}
 
 
-def diff_of(work: Path, mutant: str) -> str:
-    """The mutant's change as a unified diff."""
-    return mutmut(work, "show", mutant).split("\n", 1)[1].strip()
+def diffs_of(work: Path, mutants: list[str]) -> dict[str, str]:
+    """`{mutant: its change as a unified diff}`, from one interpreter (`mutmut show` per mutant starts one each)."""
+    show = "import sys\nfrom mutmut.__main__ import show\nfor name in sys.argv[1:]:\n    show.callback(name)\n"
+    output = run_python(work, "-c", show, *mutants) if mutants else ""
+    parts = re.split(r"^# (\S+__mutmut_\d+): .*$", output, flags=re.MULTILINE)[1:]  # name, diff, name, diff, ...
+    return {name: diff.strip() for name, diff in zip(parts[::2], parts[1::2])}
 
 
 def statuses_in(work: Path) -> dict[str, str]:
