@@ -86,7 +86,8 @@ MODULES: dict[str, Target] = {
     "report": Target("augshift/report.py", ("tests/test_metrics.py", "tests/test_comparisons.py"),
                      deselect=END_TO_END),
     "permute": Target("augshift/permute.py", ("tests/test_permute.py",)),
-    "summary": Target("benchmarks/sweep/summary.py", ("tests/test_comparisons.py", "tests/test_sweep.py"),  # paired runs
+    "summary": Target("benchmarks/sweep/summary.py",  # the rows and the pairs of runs compared
+                      ("tests/test_summary.py", "tests/test_comparisons.py", "tests/test_sweep.py"),
                       deselect=(*END_TO_END, "two_shards", "resume_continues"), package="benchmarks"),
 }
 
@@ -172,8 +173,9 @@ def measure(name: str, target: Target, work: Path, *, seconds: float, children: 
 
     With `resume` and a work folder of the same module source, the tests are refreshed there and only the mutants
     not yet detected run (those a run out of time left, and the survivors not explained in the table); the ones
-    detected stay detected, which holds while the tests only grow. `run` (command, machine, date) is added to the folder's runs, which the row
-    lists; a run out of time is listed too (TimeoutError)."""
+    detected stay detected, which holds while the tests only grow (a module whose test files changed runs afresh:
+    the selection is set when the folder is made). `run` (command, machine, date) is added to the folder's runs,
+    which the row lists; a run out of time is listed too (TimeoutError)."""
     source = hashlib.sha256((ROOT / target.path).read_bytes()).hexdigest()
     record = work / "measured.json"
     resumed = resume and record.exists() and json.loads(record.read_text())["sha256"] == source

@@ -88,7 +88,8 @@ def test_the_demo_claim_in_seconds_on_three_shape_classes(tmp_path):
     assert results["augshift"]["samples"] == 2000
     assert results["augshift"]["accuracy_ci95"][1] >= results["plain"]["accuracy_ci95"][0] > 90.0
     for protocol in ("random", "circular"):
-        assert results["augshift"][f"consistency_{protocol}_ci95"][0] > results["plain"][f"consistency_{protocol}_ci95"][1]
+        augshift, plain = (results[name][f"consistency_{protocol}_ci95"] for name in ("augshift", "plain"))
+        assert augshift[0] > plain[1]
 
 
 def test_consistency_command_on_checkpoint(tmp_path, cifar10_dir):
