@@ -83,7 +83,7 @@ MODULES: dict[str, Target] = {
     "intervals": Target("augshift/intervals.py",
                         ("tests/test_intervals.py", "tests/test_comparisons.py", "tests/test_metrics.py"),
                         deselect=END_TO_END),
-    "report": Target("augshift/report.py", ("tests/test_metrics.py", "tests/test_comparisons.py"),
+    "report": Target("augshift/report.py", ("tests/test_report.py", "tests/test_metrics.py", "tests/test_comparisons.py"),
                      deselect=END_TO_END),
     "permute": Target("augshift/permute.py", ("tests/test_permute.py",)),
     "summary": Target("benchmarks/sweep/summary.py",  # the rows and the pairs of runs compared
