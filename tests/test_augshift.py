@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from augshift import AugShift, ConsistencyLoss, loss_parts, shift
 from augshift.features import logits_and_features
 from augshift.errors import UsageError
-from helpers import TinyCNN, free_port, init_gloo, pad_and_slice
+from helpers import TinyCNN, free_port, init_gloo, pad_and_slice, roll_each
 
 
 def make_model(num_classes=4):
@@ -151,12 +151,17 @@ def test_state_dict_unchanged():
 @pytest.mark.parametrize(
     "images,targets,error,match",
     [
-        (torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8), torch.tensor([0, 1]), TypeError, "floating"),
-        (torch.randn(3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "\\(N, C, H, W\\)"),
-        (torch.randn(0, 3, 16, 16), torch.tensor([], dtype=torch.long), ValueError, "empty batch"),
+        (torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8), torch.tensor([0, 1]), TypeError,
+         "^images must be a floating tensor"),
+        (torch.randn(3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "^images must have shape \\(N, C, H, W\\), got 3-D"),
+        (torch.randn(0, 3, 16, 16), torch.tensor([], dtype=torch.long), ValueError, "^images is an empty batch"),
         (torch.randn(2, 3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "shape \\(2,\\)"),
         (torch.randn(2, 3, 16, 16), torch.tensor([0.0, 1.0]), ValueError, "class indices"),
-        (torch.randn(2, 3, 4, 4), torch.tensor([0, 1]), ValueError, "smaller than the image"),
+        (torch.randn(2, 3, 16, 16), [0, 1], TypeError, "^targets must be a tensor, got list$"),
+        (torch.randn(2, 3, 4, 4), torch.tensor([0, 1]), ValueError,
+         r"^max_shift=\(4, 4\) must be smaller than the image \(W=4, H=4\)"),
+        (torch.randn(2, 3, 16, 4), torch.tensor([0, 1]), ValueError,  # each side against its own shift
+         r"^max_shift=\(4, 4\) must be smaller than the image \(W=4, H=16\)"),
     ],
 )
 def test_bad_input(images, targets, error, match):
@@ -196,7 +201,11 @@ def test_a_frozen_backbone_is_refused_at_the_first_training_step_unless_the_weig
     for parameter in model[0].parameters():  # cv_example.py's linear probe: only the classifier trains
         parameter.requires_grad = False
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
-    with pytest.raises(UsageError, match="the consistency term reaches no trainable parameter"):
+    with pytest.raises(UsageError, match=r"^the consistency term reaches no trainable parameter: every layer before "
+                                         r"the classifier is frozen \(requires_grad=False\), so weight has no "
+                                         r"effect; unfreeze the backbone \(a linear probe cannot learn shift "
+                                         r"consistency\), or train with weight=0 for cross-entropy on the two views "
+                                         r"alone$"):
         AugShift(model, max_shift=1, classifier="3")(x, y)
     result = AugShift(model, max_shift=1, classifier="3", weight=0.0)(x, y)  # two-view CE only
     torch.testing.assert_close(result["loss"], hand_loss(model[:3], model[3], x, y, result["params"], 0.0)[2])
@@ -293,3 +302,52 @@ def test_without_a_generator_processes_seeded_alike_draw_their_own_shifts_reprod
     draws = {rank: two_processes[rank]["draws"] for rank in (0, 1)}
     assert draws[0][0] == draws[0][1] and draws[1][0] == draws[1][1]  # the seed replays
     assert draws[0][0] != draws[1][0]  # each process its own shifts
+
+
+def test_every_option_reaches_the_objective():
+    model, criterion = _small_pooled_model(), torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    net = AugShift(model, max_shift=(3, 1), mode="circular", weight=2.5, distance="mse", normalize=True,
+                   classifier="3", criterion=criterion)
+    config = net.objective.config
+    assert (config.max_shift, config.mode, config.weight, config.distance, config.normalize) == (
+        (3, 1), "circular", 2.5, "mse", True)
+    assert (net.objective.shifter.max_dx, net.objective.shifter.max_dy, net.objective.shifter.mode) == (3, 1, "circular")
+    assert net.objective.criterion is criterion and net.objective.weight == 2.5
+    x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1])
+    result = net(x, y)
+    views = torch.cat([roll_each(x, p.dx, p.dy) for p in result["params"]])  # circular: torch.roll per image
+    pooled = model[:3](views)
+    a, b = F.normalize(pooled[:3], dim=1), F.normalize(pooled[3:], dim=1)  # normalize=True, then mse
+    by_hand = criterion(model[3](pooled), torch.cat([y, y])) + 2.5 * ((a - b) ** 2).mean()
+    torch.testing.assert_close(result["loss"], by_hand)
+    same = AugShift(model, config=config, classifier="3")
+    assert same.objective.config == config and isinstance(same.objective.criterion, torch.nn.CrossEntropyLoss)
+
+
+def test_logits_of_another_shape_are_refused_naming_it():
+    class Unflattened(torch.nn.Module):  # logits (N, K, 1): a classifier left as a 1 x 1 convolution, say
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.fc = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean(dim=(2, 3))).unsqueeze(-1)
+
+    with pytest.raises(ValueError, match=r"^the model must return logits of shape \(N, K\), got \(4, 2, 1\)$"):
+        AugShift(Unflattened(), max_shift=1)(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))
+
+
+def test_compiling_is_true_only_while_torch_compile_traces():
+    from augshift.augshift import compiling
+
+    traced = torch.compile(lambda x: x + int(compiling()), backend="eager", fullgraph=True)
+    assert not compiling() and traced(torch.zeros(1)).item() == 1.0
+
+
+def test_a_loss_that_is_not_finite_stops_with_what_to_check():
+    parts = {"loss": torch.tensor(float("inf")), "criterion": torch.tensor(1.0), "consistency": torch.tensor(0.0)}
+    with pytest.raises(FloatingPointError, match=r"^the AugShift loss is not finite \(\{'loss': inf, 'criterion': "
+                                                 r"1.0, 'consistency': 0.0\}\): the images or the model's weights "
+                                                 r"hold NaN or inf \(a diverged run\? lower the learning rate; check "
+                                                 r"the data\)$"):
+        loss_parts(parts)
