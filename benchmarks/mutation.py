@@ -80,7 +80,7 @@ MODULES: dict[str, Target] = {
                        deselect=("swin", "densenet", "vit_", "regnetx", "ddp_wrapped")),
     "augshift": Target("augshift/augshift.py", ("tests/test_augshift.py", "tests/test_labels.py"),
                        deselect=("ddp_wrapped",)),
-    "metrics": Target("augshift/metrics.py", ("tests/test_metrics.py",)),
+    "metrics": Target("augshift/metrics.py", ("tests/test_metric_checks.py", "tests/test_metrics.py")),
     "intervals": Target("augshift/intervals.py",
                         ("tests/test_intervals.py", "tests/test_comparisons.py", "tests/test_metrics.py"),
                         deselect=END_TO_END),
