@@ -73,7 +73,7 @@ END_TO_END = ("finetuning", "per_epoch_trace")  # test_comparisons: real trainin
 
 MODULES: dict[str, Target] = {
     "shifts": Target("augshift/shifts.py", ("tests/test_shift.py",)),
-    "views": Target("augshift/views.py", ("tests/test_protocols.py", "tests/test_metrics.py")),
+    "views": Target("augshift/views.py", ("tests/test_views.py", "tests/test_protocols.py", "tests/test_metrics.py")),
     "protocols": Target("augshift/protocols.py", ("tests/test_protocols.py",)),
     "loss": Target("augshift/loss.py", ("tests/test_augshift.py",)),
     "features": Target("augshift/features.py", ("tests/test_features.py", "tests/test_augshift.py"),
