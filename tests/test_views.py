@@ -36,3 +36,10 @@ def test_full_reach_draws_each_axis_within_its_own_side_and_apart():
     dx, dy = full.draw(torch.arange(200), 7, Geometry(4, 32, 2, "zeros"))  # H = 4, W = 32
     assert 0 <= int(dy.min()) and int(dy.max()) < 4 and int(dx.max()) >= 4 and int(dx.max()) < 32
     assert not torch.equal(dx % 4, dy)  # dx and dy keyed apart
+
+
+def test_the_four_offsets_of_an_images_two_views_are_keyed_apart():
+    full, _ = protocol_of("circular_full")
+    (dx_a, dy_a), (dx_b, dy_b) = full.offsets(torch.arange(200), Geometry(16, 16, 2, "zeros"), seed=0)
+    draws = [dx_a, dy_a, dx_b, dy_b]
+    assert all(not torch.equal(draws[i], draws[j]) for i in range(4) for j in range(i + 1, 4))
