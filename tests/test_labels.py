@@ -46,3 +46,11 @@ def test_soft_targets_are_not_read_as_class_indices():
     soft[:, 0] = 1.9
     result = model(torch.randn(2, 3, 16, 16), soft)
     torch.testing.assert_close(result["criterion"], nn.functional.cross_entropy(result["logits"], soft.repeat(2, 1)))
+
+
+def test_on_the_cpu_every_training_batch_is_checked_not_only_the_first():
+    torch.manual_seed(0)
+    model = AugShift(create_small_cnn(10, width=4))
+    model(torch.randn(3, 3, 16, 16), torch.tensor([0, 1, 9]))  # a first batch in range
+    with pytest.raises(UsageError, match=r"got \[12\]"):
+        model(torch.randn(3, 3, 16, 16), torch.tensor([0, 12, 9]))
