@@ -42,5 +42,5 @@ def test_paired_outcomes_may_be_booleans_and_two_images_are_enough():
     assert paired_difference_ci(a, b) == pytest.approx(paired_difference_ci(np.array(a, float), np.array(b, float)))
     # two images, differences 0 and 1: mean 0.5, sd 1 / sqrt(2), half width 1.96 * sd / sqrt(2) = 0.98
     assert paired_difference_ci([1, 1], [1, 0]) == pytest.approx((50.0, 50.0 - 98.0, 50.0 + 98.0))
-    with pytest.raises(ValueError, match="needs at least 2 images"):
+    with pytest.raises(ValueError, match="^a paired interval needs at least 2 images$"):
         paired_difference_ci([1], [0])

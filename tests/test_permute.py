@@ -81,6 +81,9 @@ def test_remove_gives_back_the_plain_model_and_a_second_permutenet_is_refused_un
     model.channel_permutation.remove()
     assert model.channel_permutation is None and torch.equal(model(x), reference(x))
     assert permute_channels(model, "body") is model  # allowed again once removed
+    fresh = small_net()
+    ChannelPermutation(fresh).remove()  # one put on a model that was never a PermuteNet comes off quietly
+    assert not hasattr(fresh, "channel_permutation") and torch.equal(fresh(x), reference(x))
 
 
 def test_a_permutation_without_a_generator_draws_from_the_global_one():
