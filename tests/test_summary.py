@@ -29,9 +29,9 @@ def result(label: str, seed: int, correct: list[int], agree: list[int], *, outco
 
 
 A0 = result("a", 0, [1, 1, 1, 0, 1], [1, 1, 0, 1, 1], image_passes=2e6, curve_consistency=[[100.0, 80.0]],
-            curve_offsets=[0, 1])
+            curve_accuracy=[[80.0, 40.0]], curve_offsets=[0, 1])
 A1 = result("a", 1, [1, 1, 0, 0, 1], [1, 1, 1, 1, 1], image_passes=4e6, curve_consistency=[[100.0, 60.0]],
-            curve_offsets=[0, 1])
+            curve_accuracy=[[60.0, 20.0]], curve_offsets=[0, 1])
 B0 = result("b", 0, [1, 0, 1, 0, 0], [0, 1, 0, 1, 1])
 B1 = result("b", 1, [0, 0, 0, 0, 1], [1, 0, 0, 1, 1])
 B2 = result("b", 2, [1, 1, 1, 1, 1], [1, 1, 1, 1, 1])
@@ -44,12 +44,13 @@ def test_a_row_is_the_mean_sample_std_and_pooled_counts_of_its_seeds():
     assert row["accuracy_std"] == pytest.approx(statistics.stdev([80.0, 60.0]))
     assert row["accuracy_counts"] == [7, 10] and row["accuracy_ci95"] == proportion_ci(7, 10)
     assert row["consistency_random"] == pytest.approx(90.0) and row["consistency_random_counts"] == [9, 10]
-    assert row["curve_consistency"] == [[100.0, 70.0]] and row["curve_offsets"] == [0, 1]
+    assert row["curve_consistency"] == [[100.0, 70.0]] and row["curve_accuracy"] == [[70.0, 30.0]]
+    assert row["curve_offsets"] == [0, 1]
     assert row["train_seconds"] == 15.0 and row["image_passes"] == 3e6
     single = summarize([B0])["b"]  # one seed: no spread, and no image passes recorded: none reported
     assert single["accuracy_std"] == 0.0 and "image_passes" not in single and "curve_consistency" not in single
-    partial = summarize([A0, {k: v for k, v in A1.items() if k != "consistency_random"}])["a"]
-    assert "consistency_random" not in partial and partial["accuracy"] == pytest.approx(70.0)
+    partial = summarize([A0, {k: v for k, v in A1.items() if k != "accuracy"}])["a"]  # a metric one run lacks
+    assert "accuracy" not in partial and partial["consistency_random"] == pytest.approx(90.0)  # the others kept
 
 
 def test_a_summary_of_best_epochs_takes_each_runs_best_entry():
@@ -58,7 +59,8 @@ def test_a_summary_of_best_epochs_takes_each_runs_best_entry():
     row = summarize(runs, epoch="best")["a"]
     assert row["best_epoch"] == [3, 2] and row["accuracy"] == 40.0 and row["accuracy_counts"] == [4, 10]
     assert row["consistency_random"] == pytest.approx(90.0)  # a metric the best entry lacks: the run's own
-    with pytest.raises(UsageError, match="^some results have no best epoch"):
+    with pytest.raises(UsageError, match=r"^some results have no best epoch \(written before best epochs were kept\): "
+                                         r"summarize their last epoch, or rerun them$"):
         summarize([A0, runs[1]], epoch="best")
     for summarized in (summarize, paired_differences):
         with pytest.raises(ValueError, match=r"^epoch must be one of \('last', 'best'\), got 'first'$"):
@@ -74,7 +76,7 @@ def paired_by_hand(a: list[list[int]], b: list[list[int]]) -> tuple[float, float
 
 
 def test_paired_differences_pair_seed_with_seed_over_the_seeds_both_rows_have():
-    out = paired_differences([A0, A1, B1, B2], [("a", "b"), ("a", "missing"), ("b", "a")])
+    out = paired_differences([A0, A1, B1, B2], [("a", "b"), ("a", "missing"), ("missing", "a"), ("b", "a")])
     assert list(out) == ["a − b", "b − a"]  # a pair naming a missing row is left out, the next one kept
     cell = out["a − b"]["accuracy"]
     assert cell["seeds"] == [1]  # a has 0, 1; b has 1, 2
@@ -96,6 +98,7 @@ def test_pairs_without_outcomes_are_left_out_and_a_missing_count_skips_only_its_
         "agree_random": torch.ones(5, dtype=torch.bool)}))}} for run in (A0, B0)]
     cell = paired_differences(best, [("a", "b")], epoch="best")["a − b"]["accuracy"]
     assert cell["difference"] == 0.0  # both best entries right on every image: their outcomes, not the last ones
+    assert paired_differences([best[0], B0], [("a", "b")], epoch="best") == {}  # b's run has no best epoch
 
 
 def test_the_summary_table_spells_out_each_row():
@@ -107,11 +110,11 @@ def test_the_summary_table_spells_out_each_row():
         "|---|---|---|---|---|\n"
         f"| a | 2 | 70.00 ± 14.14 {ci[0]} | 90.00 ± 14.14 {ci[1]} | 15 |\n"
         f"| b | 1 | 40.00 ± 0.00 {ci[2]} | 60.00 ± 0.00 {ci[3]} | 10 |\n")
-    summary["b"]["image_passes"], summary["a"]["best_epoch"], summary["b"]["best_epoch"] = 2e6, [3, 2], [1]
+    summary["b"]["image_passes"], summary["a"]["best_epoch"], summary["b"]["best_epoch"] = 1.995e6, [3, 2], [1]
     lines = summary_table(summary).splitlines()
     assert lines[0] == "| model | seeds | top-1 % | cons. random % | best epoch | image-passes (M) | train s/run |"
     assert lines[1] == "|---|---|---|---|---|---|---|"
-    assert lines[2].endswith(f"{ci[1]} | 3,2 | 3.00 | 15 |") and lines[3].endswith(f"{ci[3]} | 1 | 2.00 | 10 |")
+    assert lines[2].endswith(f"{ci[1]} | 3,2 | 3.00 | 15 |") and lines[3].endswith(f"{ci[3]} | 1 | 2.00 | 10 |")  # 1.995 M rounds up
     worst = {"r": {"seeds": [0], "accuracy_random_worst": 50.0, "accuracy_random_worst_std": 0.0,
                    "accuracy_random_worst_ci95": (10.0, 90.0), "train_seconds": 1.0}}
     assert summary_table(worst).splitlines()[0] == "| model | seeds | top-1 random_worst % | train s/run |"
@@ -144,3 +147,14 @@ def test_the_comparison_table_marks_intervals_that_exclude_zero_and_the_seeds_an
     assert lines[7].startswith("* the 95% interval excludes 0; intervals paired over the same test images and views "
                                "(seed s against seed s; (seeds ...): only those seeds are in both rows); (u): "
                                "unpaired (Newcombe), for results without per-image outcomes; seed-to-seed")
+
+
+def test_the_comparison_table_separates_its_cells_and_lists_every_common_seed():
+    summary = {label: {"seeds": [0, 1, 2], "accuracy": value, "accuracy_counts": [7, 10],
+                       "consistency_random": value, "consistency_random_counts": [7, 10]}
+               for label, value in (("a", 70.0), ("b", 70.0))}
+    cell = {"difference": 0.0, "paired_ci95": [-1.0, 1.0], "seeds": [0, 1]}
+    lines = comparison_table(summary, [("a", "b")], paired={"a − b": {"accuracy": cell,
+                                                                      "consistency_random": cell}}).splitlines()
+    assert lines[0] == "| comparison | Δ top-1 | Δ cons. random |"
+    assert lines[2] == "| a − b | +0.00 [-1.0, +1.0] (seeds 0, 1) | +0.00 [-1.0, +1.0] (seeds 0, 1) |"
