@@ -10,8 +10,8 @@ import torch
 from augshift.errors import UsageError
 from augshift.metrics import ShiftConsistency
 from augshift.protocols import (
-    PROTOCOLS, SALT_SPAN, Geometry, add_protocols_argument, pair_offsets, pair_protocols, protocol_list,
-    protocol_names, register_protocol, worst_grid, worst_protocols,
+    PROTOCOLS, SALT_SPAN, Geometry, add_protocols_argument, check_crop_options, pair_offsets, pair_protocols,
+    protocol_list, protocol_names, register_protocol, worst_grid, worst_protocols,
 )
 from augshift.views import Protocol, ShiftProtocol, centre_crop, crop, hashed_shifts
 from helpers import LeftRight, Recorder, dot_images, pad_and_slice, random_dots, registered
@@ -398,3 +398,20 @@ def test_full_reach_grid_goes_out_to_half_the_smaller_side():
     full = ShiftProtocol("full", salt=70, mode="circular", reach=FULL)
     assert full.grid(Geometry(12, 10, max_shift=1, mode="zeros")) == (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5)
     assert ShiftProtocol("r3", salt=80, reach=3).grid(Geometry(12, 10, max_shift=1, mode="zeros")) == tuple(range(-3, 4))
+
+
+def test_the_protocols_option_names_its_default_every_protocol_and_the_worst_cases():
+    parser = argparse.ArgumentParser()
+    add_protocols_argument(parser, default=("circular",))
+    action = parser._actions[-1]
+    assert action.option_strings == ["--protocols"] and action.metavar == "NAMES"
+    assert action.help == (f"comma-separated consistency protocols (default: circular; of {', '.join(protocol_names())}"
+                           ": <protocol>_worst is the worst case over a grid of offsets, a forward each; crop needs "
+                           "images larger than the model's)")
+
+
+def test_larger_images_must_be_larger_than_the_crop():
+    for crop_size in (None, 256):
+        with pytest.raises(UsageError, match=r"^--crop-from 256 needs --image-size, the crop, smaller than it \(e.g. "
+                                             r"--crop-from 256 --image-size 224\)$"):
+            check_crop_options(("random",), crop_from=256, crop_size=crop_size)
