@@ -556,7 +556,7 @@ def test_a_0_dim_offset_tensor_shifts_every_image_alike():
 
 def test_random_shift_defaults_and_its_keep_mask_from_its_own_generator():
     default = RandomShift()
-    assert default.last_params is None and (default.max_dx, default.max_dy) == (4, 4)  # the signature's 4 px, nothing drawn yet
+    assert default.last_params is None and (default.max_dx, default.max_dy) == (4, 4)  # nothing drawn yet; 4 px
     draws = []
     for global_seed in (1, 2):  # the keep mask of p < 1 comes from the given generator, not torch's global one
         torch.manual_seed(global_seed)
