@@ -153,7 +153,8 @@ def test_state_dict_unchanged():
     [
         (torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8), torch.tensor([0, 1]), TypeError,
          "^images must be a floating tensor"),
-        (torch.randn(3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "^images must have shape \\(N, C, H, W\\), got 3-D"),
+        (torch.randn(3, 16, 16), torch.tensor([0, 1, 2]), ValueError,
+         "^images must have shape \\(N, C, H, W\\), got 3-D"),
         (torch.randn(0, 3, 16, 16), torch.tensor([], dtype=torch.long), ValueError, "^images is an empty batch"),
         (torch.randn(2, 3, 16, 16), torch.tensor([0, 1, 2]), ValueError, "shape \\(2,\\)"),
         (torch.randn(2, 3, 16, 16), torch.tensor([0.0, 1.0]), ValueError, "class indices"),

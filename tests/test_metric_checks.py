@@ -66,7 +66,8 @@ def test_the_model_must_give_finite_class_logits_of_two_classes_or_more():
               r"the inputs \(their normalisation: a tiny --std overflows\)")]
     for model, message in cases:
         with pytest.raises(UsageError, match=f"^{message}$"):
-            ShiftConsistency(protocols=("random",), chunk_size=2).update(model, images, torch.zeros(2, dtype=torch.long))
+            metric = ShiftConsistency(protocols=("random",), chunk_size=2)
+            metric.update(model, images, torch.zeros(2, dtype=torch.long))
 
 
 def test_a_curve_must_fit_the_images():

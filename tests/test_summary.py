@@ -114,7 +114,8 @@ def test_the_summary_table_spells_out_each_row():
     lines = summary_table(summary).splitlines()
     assert lines[0] == "| model | seeds | top-1 % | cons. random % | best epoch | image-passes (M) | train s/run |"
     assert lines[1] == "|---|---|---|---|---|---|---|"
-    assert lines[2].endswith(f"{ci[1]} | 3,2 | 3.00 | 15 |") and lines[3].endswith(f"{ci[3]} | 1 | 2.00 | 10 |")  # 1.995 M rounds up
+    assert lines[2].endswith(f"{ci[1]} | 3,2 | 3.00 | 15 |")
+    assert lines[3].endswith(f"{ci[3]} | 1 | 2.00 | 10 |")  # 1.995 M rounds up
     worst = {"r": {"seeds": [0], "accuracy_random_worst": 50.0, "accuracy_random_worst_std": 0.0,
                    "accuracy_random_worst_ci95": (10.0, 90.0), "train_seconds": 1.0}}
     assert summary_table(worst).splitlines()[0] == "| model | seeds | top-1 random_worst % | train s/run |"
