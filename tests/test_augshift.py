@@ -312,7 +312,8 @@ def test_every_option_reaches_the_objective():
     config = net.objective.config
     assert (config.max_shift, config.mode, config.weight, config.distance, config.normalize) == (
         (3, 1), "circular", 2.5, "mse", True)
-    assert (net.objective.shifter.max_dx, net.objective.shifter.max_dy, net.objective.shifter.mode) == (3, 1, "circular")
+    shifter = net.objective.shifter
+    assert (shifter.max_dx, shifter.max_dy, shifter.mode) == (3, 1, "circular")
     assert net.objective.criterion is criterion and net.objective.weight == 2.5
     x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 1])
     result = net(x, y)
