@@ -402,10 +402,11 @@ def test_full_reach_grid_goes_out_to_half_the_smaller_side():
 
 def test_the_protocols_option_names_its_default_every_protocol_and_the_worst_cases():
     parser = argparse.ArgumentParser()
-    add_protocols_argument(parser, default=("circular",))
+    add_protocols_argument(parser, default=("circular", "reflect"))
     action = parser._actions[-1]
     assert action.option_strings == ["--protocols"] and action.metavar == "NAMES"
-    assert action.help == (f"comma-separated consistency protocols (default: circular; of {', '.join(protocol_names())}"
+    assert action.help == (f"comma-separated consistency protocols (default: circular,reflect; of "
+                           f"{', '.join(protocol_names())}"
                            ": <protocol>_worst is the worst case over a grid of offsets, a forward each; crop needs "
                            "images larger than the model's)")
 
