@@ -98,7 +98,7 @@ def same(a: dict, b: dict) -> bool:
 # ----------------------------------------------------------------------------------------- in-process (fast)
 
 def test_augshift_changes_the_loss_and_leaves_a_plain_run_untouched():
-    plain, plain_run = fit()
+    plain, _ = fit()
     before = weights(plain)
     augshift = AugShiftCallback(max_shift=2, weight=1.0)
     module, batches, seen = Tiny(), BatchRecorder(), []  # the classifier's input and output in training forwards

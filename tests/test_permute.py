@@ -9,6 +9,7 @@ from torch import nn
 import augshift.models  # noqa: F401  (registers the timm models)
 from augshift.errors import UsageError
 from augshift.permute import ChannelPermutation, permute_channels
+from helpers import TinyCNN
 
 
 def test_fresh_permutation_every_call_shared_by_the_batch():
@@ -56,38 +57,24 @@ def test_permute_after_a_named_stage():
         permute_channels(reference, "layer9")
 
 
-class SmallNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.body, self.fc = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()), nn.Linear(6, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.body(x).mean(dim=(2, 3)))
-
-
-def small_net() -> SmallNet:
-    torch.manual_seed(0)
-    return SmallNet()
-
-
 def test_remove_gives_back_the_plain_model_and_a_second_permutenet_is_refused_until_then():
-    model, reference, x = small_net(), small_net(), torch.randn(2, 3, 8, 8)
+    model, reference, x = TinyCNN(), TinyCNN(), torch.randn(2, 3, 8, 8)
     permute_channels(model, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match=r"^SmallNet is already a PermuteNet; call model.channel_permutation"):
+    with pytest.raises(ValueError, match=r"^TinyCNN is already a PermuteNet; call model.channel_permutation"):
         permute_channels(model)
-    stray = ChannelPermutation(model, "body")  # made directly: removing it leaves the model's own permutation on
+    stray = ChannelPermutation(model, "conv")  # made directly: removing it leaves the model's own permutation on
     stray.remove()
     assert isinstance(model.channel_permutation, ChannelPermutation)
     model.channel_permutation.remove()
     assert model.channel_permutation is None and torch.equal(model(x), reference(x))
-    assert permute_channels(model, "body") is model  # allowed again once removed
-    fresh = small_net()
+    assert permute_channels(model, "conv") is model  # allowed again once removed
+    fresh = TinyCNN()
     ChannelPermutation(fresh).remove()  # one put on a model that was never a PermuteNet comes off quietly
     assert not hasattr(fresh, "channel_permutation") and torch.equal(fresh(x), reference(x))
 
 
 def test_a_permutation_without_a_generator_draws_from_the_global_one():
-    model = small_net()
+    model = TinyCNN()
     permutation = ChannelPermutation(model)
     assert permutation.last_permutation is None  # nothing drawn before a forward
     x = torch.randn(1, 3, 8, 8)
@@ -98,13 +85,13 @@ def test_a_permutation_without_a_generator_draws_from_the_global_one():
 
 
 def test_only_a_batch_of_channels_can_be_permuted_and_only_a_named_module():
-    model = small_net()
+    model = TinyCNN()
     permutation = ChannelPermutation(model)
     for value, name in ((torch.zeros(3), "Tensor"), ([1, 2], "list")):
         with pytest.raises(ValueError, match=f"^cannot permute channels of {name}: expected a tensor"):
             permutation.permute(value)
     for where in ("", "9"):  # "" names the model itself in named_modules: not a stage
-        with pytest.raises(UsageError, match=rf"^SmallNet has no module '{where}'; .* such as body, fc$"):
+        with pytest.raises(UsageError, match=rf"^TinyCNN has no module '{where}'; .* such as conv, fc$"):
             ChannelPermutation(model, where)
 
 
